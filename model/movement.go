@@ -1,0 +1,460 @@
+package model
+
+import (
+	"fmt"
+	"sort"
+)
+
+// Movement describes a pure data-movement op (Reshape, Transpose, Gather, Pad, Concat...)
+// as an index map: output element i is element Index[i] of the concatenation of the op's
+// data inputs, or Fill when Index[i] < 0. The float, integer and circuit evaluators all
+// apply the same map, so such ops cost no constraints.
+type Movement struct {
+	Shape []int
+	Index []int
+	Fill  float64
+	Data  []int // positions of the node inputs that carry data (others are constant parameters)
+}
+
+var movementOps = map[string]func(n *Node, shapes [][]int, consts []*Tensor, opset int64) (*Movement, error){
+	"Identity":  moveIdentity,
+	"Dropout":   moveIdentity,
+	"Reshape":   moveReshape,
+	"Flatten":   moveFlatten,
+	"Squeeze":   moveSqueeze,
+	"Unsqueeze": moveUnsqueeze,
+	"Transpose": moveTranspose,
+	"Gather":    moveGather,
+	"Pad":       movePad,
+	"Concat":    moveConcat,
+	"Slice":     moveSlice,
+}
+
+func identityIndex(n int) []int {
+	idx := make([]int, n)
+	for i := range idx {
+		idx[i] = i
+	}
+	return idx
+}
+
+func moveIdentity(_ *Node, shapes [][]int, _ []*Tensor, _ int64) (*Movement, error) {
+	return &Movement{Shape: shapes[0], Index: identityIndex(numel(shapes[0])), Data: []int{0}}, nil
+}
+
+func reshapeTo(shape []int, in []int) *Movement {
+	return &Movement{Shape: shape, Index: identityIndex(numel(in)), Data: []int{0}}
+}
+
+func normAxis(n *Node, axis int64, rank int) (int, error) {
+	if axis < 0 {
+		axis += int64(rank)
+	}
+	if axis < 0 || axis >= int64(rank) {
+		return 0, fmt.Errorf("%s: axis %d out of range for rank %d", n.Label(), axis, rank)
+	}
+	return int(axis), nil
+}
+
+func constInput(n *Node, consts []*Tensor, i int, what string) (*Tensor, error) {
+	if i >= len(consts) || consts[i] == nil {
+		return nil, fmt.Errorf("%s: %s (input %d) must be a constant", n.Label(), what, i)
+	}
+	return consts[i], nil
+}
+
+func moveReshape(n *Node, shapes [][]int, consts []*Tensor, _ int64) (*Movement, error) {
+	st, err := constInput(n, consts, 1, "shape")
+	if err != nil {
+		return nil, err
+	}
+	in := shapes[0]
+	out := make([]int, len(st.Data))
+	infer := -1
+	known := 1
+	allowZero := n.Attrs.Int("allowzero", 0) == 1
+	for i, v := range st.Data {
+		switch {
+		case v == -1:
+			if infer >= 0 {
+				return nil, fmt.Errorf("%s: more than one -1 in shape", n.Label())
+			}
+			infer = i
+			continue
+		case v == 0 && !allowZero:
+			if i >= len(in) {
+				return nil, fmt.Errorf("%s: 0 at position %d beyond input rank", n.Label(), i)
+			}
+			out[i] = in[i]
+		case v < 0:
+			return nil, fmt.Errorf("%s: bad target dimension %v", n.Label(), v)
+		default:
+			out[i] = int(v)
+		}
+		known *= out[i]
+	}
+	total := numel(in)
+	if infer >= 0 {
+		if known == 0 || total%known != 0 {
+			return nil, fmt.Errorf("%s: cannot infer dimension for %v from %v", n.Label(), st.Data, in)
+		}
+		out[infer] = total / known
+	}
+	if numel(out) != total {
+		return nil, fmt.Errorf("%s: cannot reshape %v to %v", n.Label(), in, out)
+	}
+	m := reshapeTo(out, in)
+	m.Data = []int{0}
+	return m, nil
+}
+
+func moveFlatten(n *Node, shapes [][]int, _ []*Tensor, _ int64) (*Movement, error) {
+	in := shapes[0]
+	axis := n.Attrs.Int("axis", 1)
+	if axis < 0 {
+		axis += int64(len(in))
+	}
+	if axis < 0 || axis > int64(len(in)) {
+		return nil, fmt.Errorf("%s: axis %d out of range", n.Label(), axis)
+	}
+	return reshapeTo([]int{numel(in[:axis]), numel(in[axis:])}, in), nil
+}
+
+func axesOf(n *Node, consts []*Tensor, opset int64, attrBefore int64) ([]int64, bool) {
+	if opset < attrBefore {
+		v := n.Attrs.Ints("axes", nil)
+		return v, v != nil
+	}
+	if len(consts) > 1 && consts[1] != nil {
+		ax := make([]int64, len(consts[1].Data))
+		for i, v := range consts[1].Data {
+			ax[i] = int64(v)
+		}
+		return ax, true
+	}
+	return nil, false
+}
+
+func moveSqueeze(n *Node, shapes [][]int, consts []*Tensor, opset int64) (*Movement, error) {
+	in := shapes[0]
+	axes, ok := axesOf(n, consts, opset, 13)
+	drop := map[int]bool{}
+	if ok {
+		for _, a := range axes {
+			ax, err := normAxis(n, a, len(in))
+			if err != nil {
+				return nil, err
+			}
+			if in[ax] != 1 {
+				return nil, fmt.Errorf("%s: cannot squeeze axis %d of size %d", n.Label(), ax, in[ax])
+			}
+			drop[ax] = true
+		}
+	} else {
+		for i, d := range in {
+			if d == 1 {
+				drop[i] = true
+			}
+		}
+	}
+	var out []int
+	for i, d := range in {
+		if !drop[i] {
+			out = append(out, d)
+		}
+	}
+	return reshapeTo(out, in), nil
+}
+
+func moveUnsqueeze(n *Node, shapes [][]int, consts []*Tensor, opset int64) (*Movement, error) {
+	in := shapes[0]
+	axes, ok := axesOf(n, consts, opset, 13)
+	if !ok {
+		return nil, fmt.Errorf("%s: axes are required", n.Label())
+	}
+	rank := len(in) + len(axes)
+	ins := map[int]bool{}
+	for _, a := range axes {
+		ax, err := normAxis(n, a, rank)
+		if err != nil {
+			return nil, err
+		}
+		if ins[ax] {
+			return nil, fmt.Errorf("%s: repeated axis %d", n.Label(), ax)
+		}
+		ins[ax] = true
+	}
+	out := make([]int, 0, rank)
+	j := 0
+	for i := 0; i < rank; i++ {
+		if ins[i] {
+			out = append(out, 1)
+		} else {
+			out = append(out, in[j])
+			j++
+		}
+	}
+	return reshapeTo(out, in), nil
+}
+
+func moveTranspose(n *Node, shapes [][]int, _ []*Tensor, _ int64) (*Movement, error) {
+	in := shapes[0]
+	perm := n.Attrs.Ints("perm", nil)
+	if perm == nil {
+		for i := len(in) - 1; i >= 0; i-- {
+			perm = append(perm, int64(i))
+		}
+	}
+	if len(perm) != len(in) {
+		return nil, fmt.Errorf("%s: perm %v does not match rank %d", n.Label(), perm, len(in))
+	}
+	seen := map[int64]bool{}
+	out := make([]int, len(in))
+	for i, p := range perm {
+		if p < 0 || p >= int64(len(in)) || seen[p] {
+			return nil, fmt.Errorf("%s: bad perm %v", n.Label(), perm)
+		}
+		seen[p] = true
+		out[i] = in[p]
+	}
+	inStr := strides(in)
+	idx := make([]int, numel(out))
+	coord := make([]int, len(out))
+	for i := range idx {
+		j := 0
+		for d, c := range coord {
+			j += c * inStr[perm[d]]
+		}
+		idx[i] = j
+		increment(coord, out)
+	}
+	return &Movement{Shape: out, Index: idx, Data: []int{0}}, nil
+}
+
+func increment(coord, shape []int) {
+	for d := len(shape) - 1; d >= 0; d-- {
+		coord[d]++
+		if coord[d] < shape[d] {
+			return
+		}
+		coord[d] = 0
+	}
+}
+
+func moveGather(n *Node, shapes [][]int, consts []*Tensor, _ int64) (*Movement, error) {
+	in := shapes[0]
+	it, err := constInput(n, consts, 1, "indices")
+	if err != nil {
+		return nil, err
+	}
+	axis, err := normAxis(n, n.Attrs.Int("axis", 0), len(in))
+	if err != nil {
+		return nil, err
+	}
+	out := append(append(append([]int{}, in[:axis]...), it.Shape...), in[axis+1:]...)
+	outer, inner := numel(in[:axis]), numel(in[axis+1:])
+	idx := make([]int, 0, numel(out))
+	for o := 0; o < outer; o++ {
+		for _, v := range it.Data {
+			k := int(v)
+			if k < 0 {
+				k += in[axis]
+			}
+			if k < 0 || k >= in[axis] {
+				return nil, fmt.Errorf("%s: index %v out of range for axis size %d", n.Label(), v, in[axis])
+			}
+			base := (o*in[axis] + k) * inner
+			for i := 0; i < inner; i++ {
+				idx = append(idx, base+i)
+			}
+		}
+	}
+	return &Movement{Shape: out, Index: idx, Data: []int{0}}, nil
+}
+
+func movePad(n *Node, shapes [][]int, consts []*Tensor, opset int64) (*Movement, error) {
+	in := shapes[0]
+	mode := n.Attrs.String("mode", "constant")
+	if mode != "constant" {
+		return nil, fmt.Errorf("%s: pad mode %q is not supported (only constant)", n.Label(), mode)
+	}
+	var pads []int64
+	fill := 0.0
+	if opset < 11 {
+		pads = n.Attrs.Ints("pads", nil)
+		fill = n.Attrs.Float("value", 0)
+	} else {
+		pt, err := constInput(n, consts, 1, "pads")
+		if err != nil {
+			return nil, err
+		}
+		for _, v := range pt.Data {
+			pads = append(pads, int64(v))
+		}
+		if len(consts) > 2 && consts[2] != nil && len(consts[2].Data) > 0 {
+			fill = consts[2].Data[0]
+		}
+		if len(n.Inputs) > 3 && n.Inputs[3] != "" {
+			return nil, fmt.Errorf("%s: the axes input is not supported", n.Label())
+		}
+	}
+	if len(pads) != 2*len(in) {
+		return nil, fmt.Errorf("%s: pads has %d values, want %d", n.Label(), len(pads), 2*len(in))
+	}
+	out := make([]int, len(in))
+	for i := range in {
+		out[i] = in[i] + int(pads[i]) + int(pads[i+len(in)])
+		if out[i] < 0 {
+			return nil, fmt.Errorf("%s: negative output dimension", n.Label())
+		}
+	}
+	inStr := strides(in)
+	idx := make([]int, numel(out))
+	coord := make([]int, len(out))
+	for i := range idx {
+		j := 0
+		for d, c := range coord {
+			x := c - int(pads[d])
+			if x < 0 || x >= in[d] {
+				j = -1
+				break
+			}
+			j += x * inStr[d]
+		}
+		idx[i] = j
+		increment(coord, out)
+	}
+	return &Movement{Shape: out, Index: idx, Fill: fill, Data: []int{0}}, nil
+}
+
+func moveConcat(n *Node, shapes [][]int, _ []*Tensor, _ int64) (*Movement, error) {
+	if len(shapes) == 0 {
+		return nil, fmt.Errorf("%s: no inputs", n.Label())
+	}
+	axis, err := normAxis(n, n.Attrs.Int("axis", 0), len(shapes[0]))
+	if err != nil {
+		return nil, err
+	}
+	out := append([]int{}, shapes[0]...)
+	out[axis] = 0
+	data := make([]int, len(shapes))
+	for k, s := range shapes {
+		if len(s) != len(out) {
+			return nil, fmt.Errorf("%s: rank mismatch", n.Label())
+		}
+		for d := range s {
+			if d != axis && s[d] != out[d] {
+				return nil, fmt.Errorf("%s: shape mismatch %v", n.Label(), shapes)
+			}
+		}
+		out[axis] += s[axis]
+		data[k] = k
+	}
+	outer := numel(out[:axis])
+	idx := make([]int, 0, numel(out))
+	for o := 0; o < outer; o++ {
+		base := 0
+		for _, s := range shapes {
+			chunk := numel(s[axis:])
+			for i := 0; i < chunk; i++ {
+				idx = append(idx, base+o*chunk+i)
+			}
+			base += numel(s)
+		}
+	}
+	return &Movement{Shape: out, Index: idx, Data: data}, nil
+}
+
+func moveSlice(n *Node, shapes [][]int, consts []*Tensor, opset int64) (*Movement, error) {
+	in := shapes[0]
+	var starts, ends, axes, steps []int64
+	if opset < 10 {
+		starts, ends, axes = n.Attrs.Ints("starts", nil), n.Attrs.Ints("ends", nil), n.Attrs.Ints("axes", nil)
+	} else {
+		vals := make([][]int64, 4)
+		for i := 1; i <= 4; i++ {
+			if i < len(n.Inputs) && n.Inputs[i] != "" {
+				t, err := constInput(n, consts, i, "slice parameter")
+				if err != nil {
+					return nil, err
+				}
+				for _, v := range t.Data {
+					vals[i-1] = append(vals[i-1], int64(v))
+				}
+			}
+		}
+		starts, ends, axes, steps = vals[0], vals[1], vals[2], vals[3]
+	}
+	if len(starts) != len(ends) {
+		return nil, fmt.Errorf("%s: starts and ends differ in length", n.Label())
+	}
+	if axes == nil {
+		for i := range starts {
+			axes = append(axes, int64(i))
+		}
+	}
+	if steps == nil {
+		for range starts {
+			steps = append(steps, 1)
+		}
+	}
+	if len(axes) != len(starts) || len(steps) != len(starts) {
+		return nil, fmt.Errorf("%s: slice parameter lengths differ", n.Label())
+	}
+	begin := make([]int, len(in))
+	step := make([]int, len(in))
+	out := append([]int{}, in...)
+	for i := range in {
+		step[i] = 1
+	}
+	for i, a := range axes {
+		ax, err := normAxis(n, a, len(in))
+		if err != nil {
+			return nil, err
+		}
+		dim := int64(in[ax])
+		st := steps[i]
+		if st == 0 {
+			return nil, fmt.Errorf("%s: zero step", n.Label())
+		}
+		s, e := starts[i], ends[i]
+		if s < 0 {
+			s += dim
+		}
+		if e < 0 {
+			e += dim
+		}
+		if st > 0 {
+			s, e = clamp64(s, 0, dim), clamp64(e, 0, dim)
+			out[ax] = int(max(0, (e-s+st-1)/st))
+		} else {
+			s, e = clamp64(s, 0, dim-1), clamp64(e, -1, dim-1)
+			out[ax] = int(max(0, (s-e-st-1)/(-st)))
+		}
+		begin[ax], step[ax] = int(s), int(st)
+	}
+	inStr := strides(in)
+	idx := make([]int, numel(out))
+	coord := make([]int, len(out))
+	for i := range idx {
+		j := 0
+		for d, c := range coord {
+			j += (begin[d] + c*step[d]) * inStr[d]
+		}
+		idx[i] = j
+		increment(coord, out)
+	}
+	return &Movement{Shape: out, Index: idx, Data: []int{0}}, nil
+}
+
+func clamp64(v, lo, hi int64) int64 { return min(max(v, lo), hi) }
+
+// sortedKeys is used for deterministic error messages.
+func sortedKeys[M ~map[string]V, V any](m M) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
