@@ -1,0 +1,568 @@
+package sqldb
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/zkml/zkml/internal/store"
+)
+
+// Store implements store.Store over a Conn.
+type Store struct {
+	c       Conn
+	dialect Dialect
+	now     func() time.Time
+}
+
+var _ store.Store = (*Store)(nil)
+
+// New returns a Store on c.
+func New(c Conn, d Dialect) *Store {
+	return &Store{c: c, dialect: d, now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }}
+}
+
+// forUpdate is the row-lock suffix for read-modify-write transactions; SQLite
+// serializes writers with BEGIN IMMEDIATE instead.
+func (s *Store) forUpdate() string {
+	if s.dialect == Postgres {
+		return " FOR UPDATE"
+	}
+	return ""
+}
+
+// Ping checks the database answers.
+func (s *Store) Ping(ctx context.Context) error { return s.c.Ping(ctx) }
+
+// Close releases the pool.
+func (s *Store) Close() error { return s.c.Close() }
+
+func mustJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("sqldb: marshal %T: %v", v, err))
+	}
+	return string(b)
+}
+
+func rawOr(r json.RawMessage, def string) string {
+	if len(r) == 0 {
+		return def
+	}
+	return string(r)
+}
+
+// ---- API keys ----
+
+const keyCols = `id, name, hash, webhook_secret, created_at, revoked_at`
+
+func scanKey(r Row) (*store.APIKey, error) {
+	var k store.APIKey
+	var created, revoked Time
+	if err := r.Scan(&k.ID, &k.Name, &k.Hash, &k.WebhookSecret, &created, &revoked); err != nil {
+		return nil, err
+	}
+	k.CreatedAt, k.RevokedAt = created.T, revoked.Ptr()
+	return &k, nil
+}
+
+// CreateAPIKey inserts k, filling CreatedAt.
+func (s *Store) CreateAPIKey(ctx context.Context, k *store.APIKey) error {
+	k.CreatedAt = s.now()
+	_, err := s.c.Exec(ctx, `INSERT INTO api_keys (`+keyCols+`) VALUES ($1, $2, $3, $4, $5, NULL)`,
+		k.ID, k.Name, k.Hash, k.WebhookSecret, k.CreatedAt)
+	return err
+}
+
+// APIKeyByHash finds an unrevoked key.
+func (s *Store) APIKeyByHash(ctx context.Context, hash string) (*store.APIKey, error) {
+	return scanKey(s.c.QueryRow(ctx, `SELECT `+keyCols+` FROM api_keys WHERE hash = $1 AND revoked_at IS NULL`, hash))
+}
+
+// GetAPIKey finds a key by ID, revoked or not.
+func (s *Store) GetAPIKey(ctx context.Context, id string) (*store.APIKey, error) {
+	return scanKey(s.c.QueryRow(ctx, `SELECT `+keyCols+` FROM api_keys WHERE id = $1`, id))
+}
+
+// ListAPIKeys lists all keys, oldest first.
+func (s *Store) ListAPIKeys(ctx context.Context) ([]*store.APIKey, error) {
+	rows, err := s.c.Query(ctx, `SELECT `+keyCols+` FROM api_keys ORDER BY created_at, id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*store.APIKey
+	for rows.Next() {
+		k, err := scanKey(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, k)
+	}
+	return out, rows.Err()
+}
+
+// RevokeAPIKey revokes an active key.
+func (s *Store) RevokeAPIKey(ctx context.Context, id string) error {
+	n, err := s.c.Exec(ctx, `UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL`, id, s.now())
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return store.ErrNotFound
+	}
+	return nil
+}
+
+// ---- models ----
+
+const modelCols = `id, owner, name, status, onnx_digest, onnx_size, settings, engine_model_id,
+	constraints, inputs, outputs, stats, systems, error, created_at, updated_at`
+
+func scanModel(r Row) (*store.Model, error) {
+	var m store.Model
+	var settings, constraints, inputs, outputs, stats, systems string
+	var created, updated Time
+	if err := r.Scan(&m.ID, &m.Owner, &m.Name, &m.Status, &m.ONNXDigest, &m.ONNXSize, &settings,
+		&m.EngineModelID, &constraints, &inputs, &outputs, &stats, &systems, &m.Error, &created, &updated); err != nil {
+		return nil, err
+	}
+	m.Settings = json.RawMessage(settings)
+	if stats != "null" {
+		m.Stats = json.RawMessage(stats)
+	}
+	for _, f := range []struct {
+		src string
+		dst any
+	}{{constraints, &m.Constraints}, {inputs, &m.Inputs}, {outputs, &m.Outputs}, {systems, &m.Systems}} {
+		if err := json.Unmarshal([]byte(f.src), f.dst); err != nil {
+			return nil, fmt.Errorf("sqldb: model %s: %w", m.ID, err)
+		}
+	}
+	m.CreatedAt, m.UpdatedAt = created.T, updated.T
+	return &m, nil
+}
+
+// CreateModel inserts m, filling timestamps.
+func (s *Store) CreateModel(ctx context.Context, m *store.Model) error {
+	m.CreatedAt = s.now()
+	m.UpdatedAt = m.CreatedAt
+	if m.Systems == nil {
+		m.Systems = []string{}
+	}
+	_, err := s.c.Exec(ctx, `INSERT INTO models (`+modelCols+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
+		m.ID, m.Owner, m.Name, string(m.Status), m.ONNXDigest, m.ONNXSize, rawOr(m.Settings, "{}"), m.EngineModelID,
+		mustJSON(orEmptyMap(m.Constraints)), mustJSON(orEmptyShapes(m.Inputs)), mustJSON(orEmptyShapes(m.Outputs)),
+		rawOr(m.Stats, "null"), mustJSON(m.Systems), m.Error, m.CreatedAt, m.UpdatedAt)
+	return err
+}
+
+func orEmptyMap(m map[string]int) map[string]int {
+	if m == nil {
+		return map[string]int{}
+	}
+	return m
+}
+
+func orEmptyShapes(s [][]int) [][]int {
+	if s == nil {
+		return [][]int{}
+	}
+	return s
+}
+
+// ownerClause restricts a query to the owner bound at placeholder arg; an empty
+// owner (workers) matches every row.
+func ownerClause(arg int) string {
+	return fmt.Sprintf(" AND ($%d = '' OR owner = $%d)", arg, arg)
+}
+
+// GetModel returns a live model.
+func (s *Store) GetModel(ctx context.Context, owner, id string) (*store.Model, error) {
+	return scanModel(s.c.QueryRow(ctx, `SELECT `+modelCols+` FROM models WHERE id = $1 AND deleted_at IS NULL`+ownerClause(2), id, owner))
+}
+
+// ListModels lists the owner's live models, oldest first.
+func (s *Store) ListModels(ctx context.Context, owner string) ([]*store.Model, error) {
+	rows, err := s.c.Query(ctx, `SELECT `+modelCols+` FROM models WHERE deleted_at IS NULL`+ownerClause(1)+` ORDER BY created_at, id`, owner)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []*store.Model{}
+	for rows.Next() {
+		m, err := scanModel(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// DeleteModel soft-deletes a model.
+func (s *Store) DeleteModel(ctx context.Context, owner, id string) error {
+	n, err := s.c.Exec(ctx, `UPDATE models SET deleted_at = $3 WHERE id = $1 AND deleted_at IS NULL`+ownerClause(2), id, owner, s.now())
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return store.ErrNotFound
+	}
+	return nil
+}
+
+// SetModelCompiled stores the compile outcome held in m.
+func (s *Store) SetModelCompiled(ctx context.Context, m *store.Model) error {
+	m.UpdatedAt = s.now()
+	n, err := s.c.Exec(ctx, `UPDATE models SET status = $2, engine_model_id = $3, constraints = $4, inputs = $5,
+		outputs = $6, stats = $7, error = $8, updated_at = $9 WHERE id = $1`,
+		m.ID, string(m.Status), m.EngineModelID, mustJSON(orEmptyMap(m.Constraints)), mustJSON(orEmptyShapes(m.Inputs)),
+		mustJSON(orEmptyShapes(m.Outputs)), rawOr(m.Stats, "null"), m.Error, m.UpdatedAt)
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return store.ErrNotFound
+	}
+	return nil
+}
+
+// AddModelSystem adds system to the model's set-up systems.
+func (s *Store) AddModelSystem(ctx context.Context, id, system string) error {
+	return s.c.InTx(ctx, func(q Querier) error {
+		var raw string
+		if err := q.QueryRow(ctx, `SELECT systems FROM models WHERE id = $1`+s.forUpdate(), id).Scan(&raw); err != nil {
+			return err
+		}
+		var systems []string
+		if err := json.Unmarshal([]byte(raw), &systems); err != nil {
+			return err
+		}
+		for _, have := range systems {
+			if have == system {
+				return nil
+			}
+		}
+		systems = append(systems, system)
+		_, err := q.Exec(ctx, `UPDATE models SET systems = $2, updated_at = $3 WHERE id = $1`, id, mustJSON(systems), s.now())
+		return err
+	})
+}
+
+// ---- jobs ----
+
+const jobCols = `id, owner, model_id, kind, system, status, stage, progress, attempt, input, idempotency_key,
+	request_hash, webhook_url, cancel_requested, error_code, error_message, proof_id, webhook_attempts,
+	webhook_delivered, created_at, started_at, finished_at, heartbeat_at`
+
+func scanJob(r Row) (*store.Job, error) {
+	var j store.Job
+	var input []byte
+	var idem *string
+	var created, started, finished, heartbeat Time
+	if err := r.Scan(&j.ID, &j.Owner, &j.ModelID, &j.Kind, &j.System, &j.Status, &j.Stage, &j.Progress, &j.Attempt,
+		&input, &idem, &j.RequestHash, &j.WebhookURL, &j.CancelRequested, &j.ErrorCode, &j.ErrorMessage, &j.ProofID,
+		&j.WebhookAttempts, &j.WebhookDelivered, &created, &started, &finished, &heartbeat); err != nil {
+		return nil, err
+	}
+	if len(input) > 0 {
+		j.Input = json.RawMessage(input)
+	}
+	if idem != nil {
+		j.IdempotencyKey = *idem
+	}
+	j.CreatedAt, j.StartedAt, j.FinishedAt, j.HeartbeatAt = created.T, started.Ptr(), finished.Ptr(), heartbeat.Ptr()
+	return &j, nil
+}
+
+func (s *Store) getJob(ctx context.Context, q Querier, id string, lock bool) (*store.Job, error) {
+	suffix := ""
+	if lock {
+		suffix = s.forUpdate()
+	}
+	return scanJob(q.QueryRow(ctx, `SELECT `+jobCols+` FROM jobs WHERE id = $1`+suffix, id))
+}
+
+// CreateJob inserts a queued job, honouring the owner's idempotency key.
+func (s *Store) CreateJob(ctx context.Context, j *store.Job) (*store.Job, bool, error) {
+	j.Status = store.JobQueued
+	j.CreatedAt = s.now()
+	var idem any
+	if j.IdempotencyKey != "" {
+		idem = j.IdempotencyKey
+	}
+	var input any
+	if len(j.Input) > 0 {
+		input = []byte(j.Input)
+	}
+	var id string
+	err := s.c.QueryRow(ctx, `INSERT INTO jobs (id, owner, model_id, kind, system, status, input, idempotency_key,
+		request_hash, webhook_url, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+		ON CONFLICT DO NOTHING RETURNING id`,
+		j.ID, j.Owner, j.ModelID, string(j.Kind), j.System, string(j.Status), input, idem, j.RequestHash, j.WebhookURL,
+		j.CreatedAt).Scan(&id)
+	switch {
+	case err == nil:
+		return j, true, nil
+	case !errors.Is(err, store.ErrNotFound) || j.IdempotencyKey == "":
+		return nil, false, err
+	}
+	existing, err := scanJob(s.c.QueryRow(ctx, `SELECT `+jobCols+` FROM jobs WHERE owner = $1 AND idempotency_key = $2`,
+		j.Owner, j.IdempotencyKey))
+	if err != nil {
+		return nil, false, err
+	}
+	return existing, false, nil
+}
+
+// GetJob returns a job of owner ("" for any owner).
+func (s *Store) GetJob(ctx context.Context, owner, id string) (*store.Job, error) {
+	return scanJob(s.c.QueryRow(ctx, `SELECT `+jobCols+` FROM jobs WHERE id = $1`+ownerClause(2), id, owner))
+}
+
+// ListJobs lists jobs oldest first.
+func (s *Store) ListJobs(ctx context.Context, owner string, status store.JobStatus, limit int) ([]*store.Job, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	rows, err := s.c.Query(ctx, `SELECT `+jobCols+` FROM jobs WHERE ($2 = '' OR status = $2)`+ownerClause(1)+
+		` ORDER BY created_at, id LIMIT $3`, owner, string(status), limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []*store.Job{}
+	for rows.Next() {
+		j, err := scanJob(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, j)
+	}
+	return out, rows.Err()
+}
+
+// StartJob claims the job for attempt.
+func (s *Store) StartJob(ctx context.Context, id string, attempt int) (*store.Job, error) {
+	var out *store.Job
+	err := s.c.InTx(ctx, func(q Querier) error {
+		j, err := s.getJob(ctx, q, id, true)
+		if err != nil {
+			return err
+		}
+		if j.Status.Terminal() {
+			out = j
+			return store.ErrConflict
+		}
+		now := s.now()
+		if j.CancelRequested {
+			_, err := q.Exec(ctx, `UPDATE jobs SET status = $2, finished_at = $3, error_code = 'cancelled',
+				error_message = 'cancelled before start' WHERE id = $1`, id, string(store.JobCancelled), now)
+			if err != nil {
+				return err
+			}
+			j.Status, j.FinishedAt = store.JobCancelled, &now
+			out = j
+			return store.ErrConflict
+		}
+		started := j.StartedAt
+		if started == nil {
+			started = &now
+		}
+		if _, err := q.Exec(ctx, `UPDATE jobs SET status = $2, attempt = $3, started_at = $4, heartbeat_at = $5,
+			stage = '', progress = 0 WHERE id = $1`, id, string(store.JobRunning), attempt, *started, now); err != nil {
+			return err
+		}
+		j.Status, j.Attempt, j.StartedAt, j.HeartbeatAt, j.Stage, j.Progress = store.JobRunning, attempt, started, &now, "", 0
+		out = j
+		return nil
+	})
+	if errors.Is(err, store.ErrConflict) {
+		return out, err
+	}
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Heartbeat records progress and reports cancellation requests.
+func (s *Store) Heartbeat(ctx context.Context, id string, attempt int, stage string, progress float64) (bool, error) {
+	var cancel bool
+	err := s.c.QueryRow(ctx, `UPDATE jobs SET heartbeat_at = $4,
+		stage = CASE WHEN $5 THEN $2 ELSE stage END, progress = CASE WHEN $5 THEN $3 ELSE progress END
+		WHERE id = $1 AND status = 'running' AND attempt = $6 RETURNING cancel_requested`,
+		id, stage, progress, s.now(), stage != "", attempt).Scan(&cancel)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, store.ErrConflict
+	}
+	return cancel, err
+}
+
+// FinishJob ends the run of attempt, storing the proof in the same transaction.
+func (s *Store) FinishJob(ctx context.Context, id string, attempt int, f store.Finish) (*store.Job, error) {
+	if !f.Status.Terminal() {
+		return nil, fmt.Errorf("sqldb: FinishJob with non-terminal status %q", f.Status)
+	}
+	var out *store.Job
+	err := s.c.InTx(ctx, func(q Querier) error {
+		j, err := s.getJob(ctx, q, id, true)
+		if err != nil {
+			return err
+		}
+		if j.Status != store.JobRunning || j.Attempt != attempt {
+			return store.ErrConflict
+		}
+		now := s.now()
+		proofID := ""
+		if f.Proof != nil && f.Status == store.JobSucceeded {
+			p := f.Proof
+			p.JobID, p.Owner, p.ModelID, p.System, p.CreatedAt = j.ID, j.Owner, j.ModelID, j.System, now
+			if p.ID == "" {
+				p.ID = store.NewID("prf")
+			}
+			if p.PublicInputs == nil {
+				p.PublicInputs = []string{}
+			}
+			if p.Outputs == nil {
+				p.Outputs = [][]float64{}
+			}
+			if p.Calldata == nil {
+				p.Calldata = []byte{}
+			}
+			if _, err := q.Exec(ctx, `INSERT INTO proofs (id, job_id, owner, model_id, system, proof, public_inputs,
+				outputs, calldata, prove_seconds, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+				p.ID, p.JobID, p.Owner, p.ModelID, p.System, p.Proof, mustJSON(p.PublicInputs), mustJSON(p.Outputs),
+				p.Calldata, p.ProveSeconds, p.CreatedAt); err != nil {
+				return err
+			}
+			proofID = p.ID
+		}
+		progress := j.Progress
+		if f.Status == store.JobSucceeded {
+			progress = 1
+		}
+		if _, err := q.Exec(ctx, `UPDATE jobs SET status = $2, finished_at = $3, error_code = $4, error_message = $5,
+			proof_id = $6, progress = $7, heartbeat_at = $3 WHERE id = $1`,
+			id, string(f.Status), now, f.ErrorCode, f.ErrorMessage, proofID, progress); err != nil {
+			return err
+		}
+		j.Status, j.FinishedAt, j.ErrorCode, j.ErrorMessage, j.ProofID, j.Progress, j.HeartbeatAt =
+			f.Status, &now, f.ErrorCode, f.ErrorMessage, proofID, progress, &now
+		out = j
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// RequeueJob hands a running job back to the queue.
+func (s *Store) RequeueJob(ctx context.Context, id string, attempt int, reason string) error {
+	n, err := s.c.Exec(ctx, `UPDATE jobs SET status = 'queued', error_message = $3, stage = '', progress = 0
+		WHERE id = $1 AND status = 'running' AND attempt = $2`, id, attempt, reason)
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return store.ErrConflict
+	}
+	return nil
+}
+
+// CancelJob cancels a queued job or flags a running one.
+func (s *Store) CancelJob(ctx context.Context, owner, id string) (*store.Job, error) {
+	var out *store.Job
+	err := s.c.InTx(ctx, func(q Querier) error {
+		j, err := scanJob(q.QueryRow(ctx, `SELECT `+jobCols+` FROM jobs WHERE id = $1`+ownerClause(2)+s.forUpdate(), id, owner))
+		if err != nil {
+			return err
+		}
+		out = j
+		switch j.Status {
+		case store.JobQueued:
+			now := s.now()
+			if _, err := q.Exec(ctx, `UPDATE jobs SET status = 'cancelled', cancel_requested = $2, finished_at = $3,
+				error_code = 'cancelled', error_message = 'cancelled by request' WHERE id = $1`, id, true, now); err != nil {
+				return err
+			}
+			j.Status, j.CancelRequested, j.FinishedAt = store.JobCancelled, true, &now
+			j.ErrorCode, j.ErrorMessage = "cancelled", "cancelled by request"
+		case store.JobRunning:
+			if _, err := q.Exec(ctx, `UPDATE jobs SET cancel_requested = $2 WHERE id = $1`, id, true); err != nil {
+				return err
+			}
+			j.CancelRequested = true
+		default:
+			return store.ErrConflict
+		}
+		return nil
+	})
+	if errors.Is(err, store.ErrConflict) {
+		return out, err
+	}
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// CountJobs counts jobs per status.
+func (s *Store) CountJobs(ctx context.Context) (map[store.JobStatus]int, error) {
+	rows, err := s.c.Query(ctx, `SELECT status, COUNT(*) FROM jobs GROUP BY status`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[store.JobStatus]int{}
+	for rows.Next() {
+		var st string
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, err
+		}
+		out[store.JobStatus(st)] = n
+	}
+	return out, rows.Err()
+}
+
+// RecordWebhook counts a delivery attempt.
+func (s *Store) RecordWebhook(ctx context.Context, id string, delivered bool) error {
+	n, err := s.c.Exec(ctx, `UPDATE jobs SET webhook_attempts = webhook_attempts + 1,
+		webhook_delivered = (webhook_delivered OR $2) WHERE id = $1`, id, delivered)
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return store.ErrNotFound
+	}
+	return nil
+}
+
+// ---- proofs ----
+
+// GetProof returns a proof of owner.
+func (s *Store) GetProof(ctx context.Context, owner, id string) (*store.Proof, error) {
+	var p store.Proof
+	var pub, outs string
+	var created Time
+	err := s.c.QueryRow(ctx, `SELECT id, job_id, owner, model_id, system, proof, public_inputs, outputs, calldata,
+		prove_seconds, created_at FROM proofs WHERE id = $1`+ownerClause(2), id, owner).Scan(
+		&p.ID, &p.JobID, &p.Owner, &p.ModelID, &p.System, &p.Proof, &pub, &outs, &p.Calldata, &p.ProveSeconds, &created)
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(pub), &p.PublicInputs); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(outs), &p.Outputs); err != nil {
+		return nil, err
+	}
+	p.CreatedAt = created.T
+	return &p, nil
+}

@@ -1,0 +1,211 @@
+// Package store is the persistence seam of the proving service: API keys, models, jobs
+// and proofs. It declares one Store interface; the postgres and sqlite subpackages
+// implement it over the same SQL (package sqldb), and storetest is the conformance suite
+// both must pass. Store carries no driver imports so that api can depend on it.
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"time"
+)
+
+// Errors returned by every Store implementation. Callers test them with errors.Is.
+var (
+	// ErrNotFound: no such row, or it belongs to another owner.
+	ErrNotFound = errors.New("store: not found")
+	// ErrConflict: the row is not in a state that allows the change.
+	ErrConflict = errors.New("store: conflict")
+)
+
+// JobStatus is the externally visible state of a job.
+type JobStatus string
+
+// Job states. A job moves queued -> running -> one terminal state; a retried or
+// re-queued job goes back from running to queued.
+const (
+	JobQueued    JobStatus = "queued"
+	JobRunning   JobStatus = "running"
+	JobSucceeded JobStatus = "succeeded"
+	JobFailed    JobStatus = "failed"
+	JobCancelled JobStatus = "cancelled"
+)
+
+// Terminal reports whether no further transition is possible.
+func (s JobStatus) Terminal() bool {
+	return s == JobSucceeded || s == JobFailed || s == JobCancelled
+}
+
+// JobKind says which pipeline step a job runs.
+type JobKind string
+
+// Job kinds.
+const (
+	KindCompile JobKind = "compile"
+	KindSetup   JobKind = "setup"
+	KindProve   JobKind = "prove"
+)
+
+// ModelStatus is the lifecycle of an uploaded model.
+type ModelStatus string
+
+// Model states.
+const (
+	ModelCompiling ModelStatus = "compiling"
+	ModelCompiled  ModelStatus = "compiled"
+	ModelFailed    ModelStatus = "failed"
+)
+
+// APIKey is a tenant credential. Only the SHA-256 of the secret is stored.
+type APIKey struct {
+	ID            string
+	Name          string
+	Hash          string // hex sha256 of the presented key
+	WebhookSecret string // HMAC key for this tenant's webhooks
+	CreatedAt     time.Time
+	RevokedAt     *time.Time
+}
+
+// Model is an uploaded ONNX model and what compiling it produced.
+type Model struct {
+	ID            string
+	Owner         string // APIKey.ID
+	Name          string
+	Status        ModelStatus
+	ONNXDigest    string // artifact digest of the uploaded bytes
+	ONNXSize      int64
+	Settings      json.RawMessage
+	EngineModelID string
+	Constraints   map[string]int
+	Inputs        [][]int
+	Outputs       [][]int
+	Stats         json.RawMessage
+	Systems       []string // proving systems whose keys exist
+	Error         string
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+}
+
+// HasSystem reports whether keys for system have been set up.
+func (m *Model) HasSystem(system string) bool {
+	for _, s := range m.Systems {
+		if s == system {
+			return true
+		}
+	}
+	return false
+}
+
+// Job is one unit of queued work and its observable progress.
+type Job struct {
+	ID              string
+	Owner           string
+	ModelID         string
+	Kind            JobKind
+	System          string
+	Status          JobStatus
+	Stage           string
+	Progress        float64
+	Attempt         int
+	Input           json.RawMessage // prove: input.json body
+	IdempotencyKey  string
+	RequestHash     string // sha256 of the request that created it, for Idempotency-Key reuse checks
+	WebhookURL      string
+	CancelRequested bool
+	ErrorCode       string
+	ErrorMessage    string
+	ProofID         string
+	WebhookAttempts int
+	WebhookDelivered bool
+	CreatedAt       time.Time
+	StartedAt       *time.Time
+	FinishedAt      *time.Time
+	HeartbeatAt     *time.Time
+}
+
+// Proof is the result of a successful prove job.
+type Proof struct {
+	ID           string
+	JobID        string
+	Owner        string
+	ModelID      string
+	System       string
+	Proof        []byte
+	PublicInputs []string
+	Outputs      [][]float64
+	Calldata     []byte
+	ProveSeconds float64
+	CreatedAt    time.Time
+}
+
+// Finish describes the terminal transition of a job run by attempt Attempt.
+type Finish struct {
+	Status       JobStatus // succeeded, failed or cancelled
+	ErrorCode    string
+	ErrorMessage string
+	Proof        *Proof // stored in the same transaction when Status is succeeded
+}
+
+// Store is everything the API and the workers persist. Methods that take an owner
+// return ErrNotFound for rows of other owners; an empty owner means "any" and is used
+// only by workers. Implementations are safe for concurrent use.
+type Store interface {
+	CreateAPIKey(ctx context.Context, k *APIKey) error
+	APIKeyByHash(ctx context.Context, hash string) (*APIKey, error)
+	GetAPIKey(ctx context.Context, id string) (*APIKey, error)
+	ListAPIKeys(ctx context.Context) ([]*APIKey, error)
+	RevokeAPIKey(ctx context.Context, id string) error
+
+	CreateModel(ctx context.Context, m *Model) error
+	GetModel(ctx context.Context, owner, id string) (*Model, error)
+	ListModels(ctx context.Context, owner string) ([]*Model, error)
+	// DeleteModel hides a model; its jobs and proofs stay readable.
+	DeleteModel(ctx context.Context, owner, id string) error
+	// SetModelCompiled records the result of compiling (status compiled or failed).
+	SetModelCompiled(ctx context.Context, m *Model) error
+	// AddModelSystem records that keys for system exist.
+	AddModelSystem(ctx context.Context, id, system string) error
+
+	// CreateJob inserts j with status queued. If j.IdempotencyKey is set and the owner
+	// already has a job with that key, the existing job is returned with created false.
+	CreateJob(ctx context.Context, j *Job) (job *Job, created bool, err error)
+	GetJob(ctx context.Context, owner, id string) (*Job, error)
+	// ListJobs returns jobs in status (all statuses when empty), oldest first.
+	ListJobs(ctx context.Context, owner string, status JobStatus, limit int) ([]*Job, error)
+	// StartJob moves a queued or running job to running under attempt. A job in a
+	// terminal state yields ErrConflict; a queued job with a cancel request becomes
+	// cancelled and also yields ErrConflict.
+	StartJob(ctx context.Context, id string, attempt int) (*Job, error)
+	// Heartbeat records progress of attempt and reports whether cancellation was
+	// requested. It yields ErrConflict when attempt no longer owns the job.
+	Heartbeat(ctx context.Context, id string, attempt int, stage string, progress float64) (cancel bool, err error)
+	// FinishJob ends attempt's run. It yields ErrConflict when the job is no longer
+	// running under attempt, so a job completes at most once.
+	FinishJob(ctx context.Context, id string, attempt int, f Finish) (*Job, error)
+	// RequeueJob moves attempt's running job back to queued (shutdown, retry).
+	RequeueJob(ctx context.Context, id string, attempt int, reason string) error
+	// CancelJob cancels a queued job at once and flags a running one; it returns the job
+	// after the change and ErrConflict when it had already finished.
+	CancelJob(ctx context.Context, owner, id string) (*Job, error)
+	// CountJobs returns the number of jobs in each status.
+	CountJobs(ctx context.Context) (map[JobStatus]int, error)
+	// RecordWebhook notes one delivery attempt of a job's webhook.
+	RecordWebhook(ctx context.Context, id string, delivered bool) error
+
+	GetProof(ctx context.Context, owner, id string) (*Proof, error)
+
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// NewID returns a random identifier with a readable prefix, e.g. "job_3f2a...".
+func NewID(prefix string) string {
+	var b [12]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand never fails on supported platforms
+	}
+	return prefix + "_" + hex.EncodeToString(b[:])
+}

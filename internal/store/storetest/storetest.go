@@ -1,0 +1,387 @@
+// Package storetest is the conformance suite every store.Store implementation must
+// pass, in the style of River's riverdrivertest: each implementation's tests call Run
+// with a constructor for a fresh, empty store.
+package storetest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/zkml/zkml/internal/store"
+	"github.com/zkml/zkml/internal/store/postgres"
+)
+
+// DefaultPostgresDSN is used when ZKML_TEST_DATABASE_URL is unset.
+const DefaultPostgresDSN = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+
+// PostgresDSN returns the test database URL and a fresh schema name that is dropped
+// when t ends. It skips t under -short.
+func PostgresDSN(t testing.TB) (dsn, schema string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs PostgreSQL; skipped with -short")
+	}
+	dsn = os.Getenv("ZKML_TEST_DATABASE_URL")
+	if dsn == "" {
+		dsn = DefaultPostgresDSN
+	}
+	schema = fmt.Sprintf("zkmltest_%d_%s", os.Getpid(), store.NewID("s")[2:12])
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := postgres.DropSchema(ctx, dsn, schema); err != nil {
+			t.Logf("drop schema %s: %v", schema, err)
+		}
+	})
+	return dsn, schema
+}
+
+// Run runs the conformance suite; newStore returns an empty, migrated store that the
+// suite closes.
+func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
+	ctx := context.Background()
+	setup := func(t *testing.T) (store.Store, *store.APIKey, *store.Model) {
+		t.Helper()
+		s := newStore(t)
+		t.Cleanup(func() { s.Close() })
+		k := mkKey(t, s, "alice")
+		m := mkModel(t, s, k.ID)
+		return s, k, m
+	}
+
+	t.Run("APIKeys", func(t *testing.T) {
+		s := newStore(t)
+		defer s.Close()
+		k := mkKey(t, s, "alice")
+		got, err := s.APIKeyByHash(ctx, k.Hash)
+		must(t, err)
+		if got.ID != k.ID || got.Name != "alice" || got.WebhookSecret != k.WebhookSecret || got.CreatedAt.IsZero() {
+			t.Fatalf("APIKeyByHash = %+v, want %+v", got, k)
+		}
+		mkKey(t, s, "bob")
+		keys, err := s.ListAPIKeys(ctx)
+		must(t, err)
+		if len(keys) != 2 {
+			t.Fatalf("ListAPIKeys: %d keys, want 2", len(keys))
+		}
+		must(t, s.RevokeAPIKey(ctx, k.ID))
+		if _, err := s.APIKeyByHash(ctx, k.Hash); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("revoked key: err = %v, want ErrNotFound", err)
+		}
+		if err := s.RevokeAPIKey(ctx, k.ID); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("second revoke: err = %v, want ErrNotFound", err)
+		}
+		got, err = s.GetAPIKey(ctx, k.ID)
+		must(t, err)
+		if got.RevokedAt == nil {
+			t.Fatal("GetAPIKey: RevokedAt not set")
+		}
+	})
+
+	t.Run("Models", func(t *testing.T) {
+		s, k, m := setup(t)
+		other := mkKey(t, s, "mallory")
+		got, err := s.GetModel(ctx, k.ID, m.ID)
+		must(t, err)
+		if got.Name != m.Name || got.Status != store.ModelCompiling || got.ONNXDigest != m.ONNXDigest ||
+			!jsonEq(got.Settings, `{"scale":7}`) || len(got.Systems) != 0 {
+			t.Fatalf("GetModel = %+v", got)
+		}
+		if _, err := s.GetModel(ctx, other.ID, m.ID); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("other owner: err = %v, want ErrNotFound", err)
+		}
+		if _, err := s.GetModel(ctx, "", m.ID); err != nil {
+			t.Fatalf("any owner: %v", err)
+		}
+		list, err := s.ListModels(ctx, other.ID)
+		must(t, err)
+		if len(list) != 0 {
+			t.Fatalf("other owner lists %d models", len(list))
+		}
+
+		got.Status = store.ModelCompiled
+		got.EngineModelID = "eng1"
+		got.Constraints = map[string]int{"groth16": 100, "plonk": 300}
+		got.Inputs = [][]int{{1, 4}}
+		got.Outputs = [][]int{{1, 2}}
+		got.Stats = json.RawMessage(`{"layers":3}`)
+		must(t, s.SetModelCompiled(ctx, got))
+
+		var wg sync.WaitGroup
+		for _, sys := range []string{"groth16", "plonk", "groth16"} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := s.AddModelSystem(ctx, m.ID, sys); err != nil {
+					t.Errorf("AddModelSystem(%s): %v", sys, err)
+				}
+			}()
+		}
+		wg.Wait()
+		got, err = s.GetModel(ctx, k.ID, m.ID)
+		must(t, err)
+		if got.Status != store.ModelCompiled || got.Constraints["plonk"] != 300 || got.Inputs[0][1] != 4 ||
+			!jsonEq(got.Stats, `{"layers":3}`) || !got.HasSystem("groth16") || !got.HasSystem("plonk") || len(got.Systems) != 2 {
+			t.Fatalf("after compile and setup: %+v", got)
+		}
+
+		if err := s.DeleteModel(ctx, other.ID, m.ID); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("delete by other owner: err = %v", err)
+		}
+		must(t, s.DeleteModel(ctx, k.ID, m.ID))
+		if _, err := s.GetModel(ctx, k.ID, m.ID); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("deleted model: err = %v", err)
+		}
+		list, err = s.ListModels(ctx, k.ID)
+		must(t, err)
+		if len(list) != 0 {
+			t.Fatalf("deleted model still listed")
+		}
+	})
+
+	t.Run("JobLifecycle", func(t *testing.T) {
+		s, k, m := setup(t)
+		j := mkJob(t, s, k.ID, m.ID, "")
+		if j.Status != store.JobQueued {
+			t.Fatalf("new job status %s", j.Status)
+		}
+		got, err := s.StartJob(ctx, j.ID, 1)
+		must(t, err)
+		if got.Status != store.JobRunning || got.Attempt != 1 || got.StartedAt == nil {
+			t.Fatalf("StartJob = %+v", got)
+		}
+		cancel, err := s.Heartbeat(ctx, j.ID, 1, "witness", 0.25)
+		must(t, err)
+		if cancel {
+			t.Fatal("Heartbeat reports cancel without a request")
+		}
+		if _, err := s.Heartbeat(ctx, j.ID, 2, "x", 0); !errors.Is(err, store.ErrConflict) {
+			t.Fatalf("Heartbeat of a stale attempt: err = %v, want ErrConflict", err)
+		}
+		got, err = s.GetJob(ctx, k.ID, j.ID)
+		must(t, err)
+		if got.Stage != "witness" || got.Progress != 0.25 || !jsonEq(got.Input, `{"input_data":[[1,2]]}`) {
+			t.Fatalf("after heartbeat: %+v", got)
+		}
+		// A rescued job is started again under a new attempt; the old attempt loses.
+		_, err = s.StartJob(ctx, j.ID, 2)
+		must(t, err)
+		if _, err := s.FinishJob(ctx, j.ID, 1, store.Finish{Status: store.JobSucceeded}); !errors.Is(err, store.ErrConflict) {
+			t.Fatalf("FinishJob by stale attempt: err = %v, want ErrConflict", err)
+		}
+		p := &store.Proof{Proof: []byte{1, 2, 3}, PublicInputs: []string{"1", "42"}, Outputs: [][]float64{{0.5, -1.25}},
+			Calldata: []byte{0xca, 0xfe}, ProveSeconds: 1.5}
+		done, err := s.FinishJob(ctx, j.ID, 2, store.Finish{Status: store.JobSucceeded, Proof: p})
+		must(t, err)
+		if done.Status != store.JobSucceeded || done.ProofID == "" || done.FinishedAt == nil || done.Progress != 1 {
+			t.Fatalf("FinishJob = %+v", done)
+		}
+		if _, err := s.FinishJob(ctx, j.ID, 2, store.Finish{Status: store.JobFailed}); !errors.Is(err, store.ErrConflict) {
+			t.Fatalf("second FinishJob: err = %v, want ErrConflict", err)
+		}
+		if _, err := s.StartJob(ctx, j.ID, 3); !errors.Is(err, store.ErrConflict) {
+			t.Fatalf("StartJob of a finished job: err = %v, want ErrConflict", err)
+		}
+		proof, err := s.GetProof(ctx, k.ID, done.ProofID)
+		must(t, err)
+		if proof.JobID != j.ID || proof.ModelID != m.ID || proof.System != "groth16" || string(proof.Proof) != "\x01\x02\x03" ||
+			len(proof.PublicInputs) != 2 || proof.PublicInputs[1] != "42" || proof.Outputs[0][1] != -1.25 ||
+			string(proof.Calldata) != "\xca\xfe" || proof.ProveSeconds != 1.5 {
+			t.Fatalf("GetProof = %+v", proof)
+		}
+		other := mkKey(t, s, "mallory")
+		if _, err := s.GetProof(ctx, other.ID, done.ProofID); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("other owner's proof: err = %v", err)
+		}
+		if _, err := s.GetJob(ctx, other.ID, j.ID); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("other owner's job: err = %v", err)
+		}
+	})
+
+	t.Run("Idempotency", func(t *testing.T) {
+		s, k, m := setup(t)
+		a := mkJob(t, s, k.ID, m.ID, "key-1")
+		b, created, err := s.CreateJob(ctx, &store.Job{ID: store.NewID("job"), Owner: k.ID, ModelID: m.ID,
+			Kind: store.KindProve, System: "groth16", IdempotencyKey: "key-1"})
+		must(t, err)
+		if created || b.ID != a.ID {
+			t.Fatalf("same key: created=%v id=%s, want existing %s", created, b.ID, a.ID)
+		}
+		other := mkKey(t, s, "bob")
+		om := mkModel(t, s, other.ID)
+		c := mkJob(t, s, other.ID, om.ID, "key-1")
+		if c.ID == a.ID {
+			t.Fatal("idempotency keys leak across owners")
+		}
+		// Concurrent creates with one key yield one job.
+		var wg sync.WaitGroup
+		ids := make(chan string, 16)
+		for range 16 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				j, _, err := s.CreateJob(ctx, &store.Job{ID: store.NewID("job"), Owner: k.ID, ModelID: m.ID,
+					Kind: store.KindProve, IdempotencyKey: "key-2"})
+				if err != nil {
+					t.Errorf("CreateJob: %v", err)
+					return
+				}
+				ids <- j.ID
+			}()
+		}
+		wg.Wait()
+		close(ids)
+		seen := map[string]bool{}
+		for id := range ids {
+			seen[id] = true
+		}
+		if len(seen) != 1 {
+			t.Fatalf("concurrent creates with one key made %d jobs", len(seen))
+		}
+	})
+
+	t.Run("Cancel", func(t *testing.T) {
+		s, k, m := setup(t)
+		queued := mkJob(t, s, k.ID, m.ID, "")
+		got, err := s.CancelJob(ctx, k.ID, queued.ID)
+		must(t, err)
+		if got.Status != store.JobCancelled || got.FinishedAt == nil {
+			t.Fatalf("cancel queued: %+v", got)
+		}
+		if _, err := s.StartJob(ctx, queued.ID, 1); !errors.Is(err, store.ErrConflict) {
+			t.Fatalf("StartJob of a cancelled job: err = %v", err)
+		}
+		if _, err := s.CancelJob(ctx, k.ID, queued.ID); !errors.Is(err, store.ErrConflict) {
+			t.Fatalf("cancel twice: err = %v, want ErrConflict", err)
+		}
+
+		running := mkJob(t, s, k.ID, m.ID, "")
+		_, err = s.StartJob(ctx, running.ID, 1)
+		must(t, err)
+		other := mkKey(t, s, "mallory")
+		if _, err := s.CancelJob(ctx, other.ID, running.ID); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("cancel by other owner: err = %v", err)
+		}
+		got, err = s.CancelJob(ctx, k.ID, running.ID)
+		must(t, err)
+		if got.Status != store.JobRunning || !got.CancelRequested {
+			t.Fatalf("cancel running: %+v", got)
+		}
+		cancel, err := s.Heartbeat(ctx, running.ID, 1, "", 0)
+		must(t, err)
+		if !cancel {
+			t.Fatal("Heartbeat does not report the cancel request")
+		}
+		done, err := s.FinishJob(ctx, running.ID, 1, store.Finish{Status: store.JobCancelled, ErrorCode: "cancelled"})
+		must(t, err)
+		if done.Status != store.JobCancelled {
+			t.Fatalf("finish cancelled: %+v", done)
+		}
+	})
+
+	t.Run("RequeueAndCount", func(t *testing.T) {
+		s, k, m := setup(t)
+		a := mkJob(t, s, k.ID, m.ID, "")
+		b := mkJob(t, s, k.ID, m.ID, "")
+		_, err := s.StartJob(ctx, a.ID, 1)
+		must(t, err)
+		counts, err := s.CountJobs(ctx)
+		must(t, err)
+		if counts[store.JobRunning] != 1 || counts[store.JobQueued] != 1 {
+			t.Fatalf("CountJobs = %v", counts)
+		}
+		if err := s.RequeueJob(ctx, a.ID, 2, "shutdown"); !errors.Is(err, store.ErrConflict) {
+			t.Fatalf("requeue by stale attempt: err = %v", err)
+		}
+		must(t, s.RequeueJob(ctx, a.ID, 1, "shutdown"))
+		queued, err := s.ListJobs(ctx, "", store.JobQueued, 10)
+		must(t, err)
+		if len(queued) != 2 || queued[0].ID != a.ID || queued[1].ID != b.ID {
+			t.Fatalf("ListJobs(queued) = %d jobs", len(queued))
+		}
+		must(t, s.RecordWebhook(ctx, a.ID, false))
+		must(t, s.RecordWebhook(ctx, a.ID, true))
+		got, err := s.GetJob(ctx, "", a.ID)
+		must(t, err)
+		if got.WebhookAttempts != 2 || !got.WebhookDelivered || got.Status != store.JobQueued {
+			t.Fatalf("after webhooks: %+v", got)
+		}
+	})
+
+	t.Run("ConcurrentFinish", func(t *testing.T) {
+		s, k, m := setup(t)
+		j := mkJob(t, s, k.ID, m.ID, "")
+		_, err := s.StartJob(ctx, j.ID, 1)
+		must(t, err)
+		var wins atomic.Int32
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := s.FinishJob(ctx, j.ID, 1, store.Finish{Status: store.JobSucceeded, Proof: &store.Proof{Proof: []byte{1}}})
+				switch {
+				case err == nil:
+					wins.Add(1)
+				case !errors.Is(err, store.ErrConflict):
+					t.Errorf("FinishJob: %v", err)
+				}
+			}()
+		}
+		wg.Wait()
+		if wins.Load() != 1 {
+			t.Fatalf("%d concurrent finishes succeeded, want 1", wins.Load())
+		}
+	})
+}
+
+// jsonEq compares JSON up to formatting (Postgres jsonb normalizes whitespace).
+func jsonEq(got json.RawMessage, want string) bool {
+	var a, b any
+	if json.Unmarshal(got, &a) != nil || json.Unmarshal([]byte(want), &b) != nil {
+		return false
+	}
+	x, _ := json.Marshal(a)
+	y, _ := json.Marshal(b)
+	return string(x) == string(y)
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mkKey(t *testing.T, s store.Store, name string) *store.APIKey {
+	t.Helper()
+	k := &store.APIKey{ID: store.NewID("key"), Name: name, Hash: store.NewID("h"), WebhookSecret: store.NewID("whsec")}
+	must(t, s.CreateAPIKey(context.Background(), k))
+	return k
+}
+
+func mkModel(t *testing.T, s store.Store, owner string) *store.Model {
+	t.Helper()
+	m := &store.Model{ID: store.NewID("mdl"), Owner: owner, Name: "mnist", Status: store.ModelCompiling,
+		ONNXDigest: "sha256:00", ONNXSize: 10, Settings: json.RawMessage(`{"scale":7}`)}
+	must(t, s.CreateModel(context.Background(), m))
+	return m
+}
+
+func mkJob(t *testing.T, s store.Store, owner, model, idem string) *store.Job {
+	t.Helper()
+	j, created, err := s.CreateJob(context.Background(), &store.Job{ID: store.NewID("job"), Owner: owner, ModelID: model,
+		Kind: store.KindProve, System: "groth16", Input: json.RawMessage(`{"input_data":[[1,2]]}`), IdempotencyKey: idem})
+	must(t, err)
+	if !created {
+		t.Fatalf("CreateJob: not created")
+	}
+	return j
+}
