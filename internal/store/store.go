@@ -101,29 +101,29 @@ func (m *Model) HasSystem(system string) bool {
 
 // Job is one unit of queued work and its observable progress.
 type Job struct {
-	ID              string
-	Owner           string
-	ModelID         string
-	Kind            JobKind
-	System          string
-	Status          JobStatus
-	Stage           string
-	Progress        float64
-	Attempt         int
-	Input           json.RawMessage // prove: input.json body
-	IdempotencyKey  string
-	RequestHash     string // sha256 of the request that created it, for Idempotency-Key reuse checks
-	WebhookURL      string
-	CancelRequested bool
-	ErrorCode       string
-	ErrorMessage    string
-	ProofID         string
-	WebhookAttempts int
+	ID               string
+	Owner            string
+	ModelID          string
+	Kind             JobKind
+	System           string
+	Status           JobStatus
+	Stage            string
+	Progress         float64
+	Attempt          int
+	Input            json.RawMessage // prove: input.json body
+	IdempotencyKey   string
+	RequestHash      string // sha256 of the request that created it, for Idempotency-Key reuse checks
+	WebhookURL       string
+	CancelRequested  bool
+	ErrorCode        string
+	ErrorMessage     string
+	ProofID          string
+	WebhookAttempts  int
 	WebhookDelivered bool
-	CreatedAt       time.Time
-	StartedAt       *time.Time
-	FinishedAt      *time.Time
-	HeartbeatAt     *time.Time
+	CreatedAt        time.Time
+	StartedAt        *time.Time
+	FinishedAt       *time.Time
+	HeartbeatAt      *time.Time
 }
 
 // Proof is the result of a successful prove job.
