@@ -120,8 +120,19 @@ type Graph struct {
 }
 
 // Load parses an ONNX model, resolves symbolic dimensions to 1, folds constants and
-// infers static shapes. Errors wrap ErrInvalidModel.
+// infers static shapes. Errors wrap ErrInvalidModel, or ErrUnsupportedOp for a well-formed
+// model using an operator (or an operator feature) zkml does not support.
 func Load(data []byte) (*Graph, error) {
+	return LoadWithConstants(data, nil)
+}
+
+// LoadWithConstants is Load with some graph inputs bound to fixed values: each key of consts
+// names a runtime input of the model, which becomes a constant before folding and is removed
+// from Graph.Inputs. Use it for models that take operator parameters (a Reshape's shape,
+// Gather indices, Pad pads, Slice bounds) as graph inputs. A bound tensor must match the
+// input's declared shape, where symbolic dimensions match any size. Errors about consts
+// wrap ErrBadInput.
+func LoadWithConstants(data []byte, consts map[string]*Tensor) (*Graph, error) {
 	if len(data) == 0 {
 		return nil, invalidf("empty ONNX file")
 	}
@@ -152,8 +163,17 @@ func Load(data []byte) (*Graph, error) {
 		}
 		g.Consts[tp.GetName()] = t
 	}
+	bound := 0
 	for _, vi := range gp.GetInput() {
 		if _, isConst := g.Consts[vi.GetName()]; isConst {
+			continue
+		}
+		if t, ok := consts[vi.GetName()]; ok {
+			if err := checkBound(vi, t); err != nil {
+				return nil, err
+			}
+			g.Consts[vi.GetName()] = t.Clone()
+			bound++
 			continue
 		}
 		shape, err := valueShape(vi)
@@ -162,6 +182,13 @@ func Load(data []byte) (*Graph, error) {
 		}
 		g.Inputs = append(g.Inputs, Value{Name: vi.GetName(), Shape: shape})
 		g.Shapes[vi.GetName()] = shape
+	}
+	if bound != len(consts) {
+		for _, name := range sortedKeys(consts) {
+			if !isRuntimeInput(gp, name) {
+				return nil, fmt.Errorf("%w: cannot bind %q: it is not a runtime input of the model", ErrBadInput, name)
+			}
+		}
 	}
 	known := map[string]bool{"": true}
 	for name := range g.Consts {
@@ -208,6 +235,54 @@ func Load(data []byte) (*Graph, error) {
 		return nil, err
 	}
 	return g, nil
+}
+
+// isRuntimeInput reports whether name is a graph input without an initializer.
+func isRuntimeInput(gp *onnx.GraphProto, name string) bool {
+	for _, tp := range gp.GetInitializer() {
+		if tp.GetName() == name {
+			return false
+		}
+	}
+	for _, vi := range gp.GetInput() {
+		if vi.GetName() == name {
+			return true
+		}
+	}
+	return false
+}
+
+// checkBound checks a tensor bound to graph input vi against its declared shape.
+func checkBound(vi *onnx.ValueInfoProto, t *Tensor) error {
+	fail := func(why string) error {
+		return fmt.Errorf("%w: cannot bind input %q: %s", ErrBadInput, vi.GetName(), why)
+	}
+	if t == nil || len(t.Data) != numel(t.Shape) {
+		return fail("tensor is nil or its data does not match its shape")
+	}
+	if t.Numel() > MaxTensorElements {
+		return fail("tensor is too large")
+	}
+	if err := t.CheckFinite(); err != nil {
+		return fail(err.Error())
+	}
+	tt := vi.GetType().GetTensorType()
+	if tt == nil {
+		return fail("only tensor inputs can be bound")
+	}
+	if tt.GetShape() == nil {
+		return nil // rank unknown: anything goes
+	}
+	dims := tt.GetShape().GetDim()
+	if len(dims) != len(t.Shape) {
+		return fail(fmt.Sprintf("shape %v has rank %d, the model declares rank %d", t.Shape, len(t.Shape), len(dims)))
+	}
+	for i, d := range dims {
+		if d.GetDimParam() == "" && d.GetDimValue() > 0 && d.GetDimValue() != int64(t.Shape[i]) {
+			return fail(fmt.Sprintf("shape %v differs from the declared dimension %d of axis %d", t.Shape, d.GetDimValue(), i))
+		}
+	}
+	return nil
 }
 
 func valueShape(vi *onnx.ValueInfoProto) ([]int, error) {

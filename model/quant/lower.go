@@ -1,0 +1,676 @@
+package quant
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/zkml/zkml/model"
+)
+
+// internalScale is the fractional precision of constants zkml itself introduces
+// (averaging weights), independent of the user's ParamScale.
+const internalScale = 16
+
+// ErrUnsupported is wrapped when a node cannot be proven (the op, or one of its forms).
+var ErrUnsupported = model.ErrUnsupportedOp
+
+type lowering struct {
+	g      *model.Graph
+	p      *Program
+	ids    map[string]int // runtime value ids by ONNX name
+	consts map[string]int // param value ids by ONNX name and scale key
+	tables map[string]*Table
+}
+
+// Lower turns a float graph into a fixed-point program with the given settings.
+func Lower(g *model.Graph, cfg Config) (*Program, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	p := &Program{Config: cfg, InputVis: Private, OutputVis: Public, ParamVis: Fixed}
+	lw := &lowering{g: g, p: p, ids: map[string]int{}, consts: map[string]int{}, tables: map[string]*Table{}}
+	inBound := math.Ldexp(1, cfg.Bits-1)
+	for _, in := range g.Inputs {
+		raw := p.newValue(in.Shape, cfg.Scale, inBound)
+		p.Inputs = append(p.Inputs, raw)
+		p.InputNames = append(p.InputNames, in.Name)
+		// Inputs are witness values: prove they are in range before anything relies on it.
+		lw.ids[in.Name] = lw.layer(&Layer{Name: "input " + in.Name, Op: "Input", Kind: KRangeChk, In: []int{raw}, Bits: cfg.Bits},
+			in.Shape, cfg.Scale, inBound)
+	}
+	for _, n := range g.Nodes {
+		if err := lw.node(n); err != nil {
+			if errors.Is(err, model.ErrUnsupportedOp) || errors.Is(err, model.ErrInvalidModel) {
+				return nil, err
+			}
+			return nil, fmt.Errorf("%w: %v", model.ErrInvalidModel, err)
+		}
+	}
+	for _, out := range g.Outputs {
+		id, ok := lw.ids[out.Name]
+		if !ok {
+			return nil, fmt.Errorf("%w: graph output %q is a constant; nothing to prove", ErrUnsupported, out.Name)
+		}
+		p.Outputs = append(p.Outputs, id)
+		p.OutputNames = append(p.OutputNames, out.Name)
+	}
+	fuseRescaleRelu(p)
+	return p, nil
+}
+
+// layer appends l with a new output value and returns the value id.
+func (lw *lowering) layer(l *Layer, shape []int, scale int, bound float64) int {
+	l.Out = lw.p.newValue(shape, scale, bound)
+	lw.p.Layers = append(lw.p.Layers, l)
+	return l.Out
+}
+
+// param quantizes a constant at scale and returns its value id (deduplicated).
+func (lw *lowering) param(name string, t *model.Tensor, scale int) (int, error) {
+	key := fmt.Sprintf("%s@%d", name, scale)
+	if id, ok := lw.consts[key]; ok {
+		return id, nil
+	}
+	data := make([]int64, len(t.Data))
+	bound := 0.0
+	for i, v := range t.Data {
+		q := math.Round(math.Ldexp(v, scale))
+		if math.IsNaN(q) || math.Abs(q) > 1<<40 {
+			return 0, fmt.Errorf("%w: constant %q has value %g that does not fit at scale 2^%d", ErrOutOfRange, name, v, scale)
+		}
+		data[i] = int64(q)
+		bound = math.Max(bound, math.Abs(q))
+	}
+	id := lw.p.newValue(t.Shape, scale, bound)
+	lw.p.Params = append(lw.p.Params, &Param{Name: name, Value: id, Data: data})
+	lw.consts[key] = id
+	return id, nil
+}
+
+// operand returns the value id of a node input: a runtime value, or a constant
+// quantized at constScale. isConst tells which.
+func (lw *lowering) operand(n *model.Node, i int, constScale int) (id int, isConst bool, err error) {
+	name := n.Inputs[i]
+	if id, ok := lw.ids[name]; ok {
+		return id, false, nil
+	}
+	if c, ok := lw.g.Consts[name]; ok {
+		id, err := lw.param(name, c, constScale)
+		return id, true, err
+	}
+	return 0, false, fmt.Errorf("%s: input %q is undefined", n.Label(), name)
+}
+
+func (lw *lowering) unsupported(n *model.Node, why string) error {
+	return fmt.Errorf("%w: %s: %s", ErrUnsupported, n.Label(), why)
+}
+
+func (lw *lowering) node(n *model.Node) error {
+	p := lw.p
+	if len(n.Outputs) == 0 {
+		return nil
+	}
+	out := n.Outputs[0]
+	switch n.Op {
+	case "Identity", "Dropout", "Cast":
+		id, _, err := lw.operand(n, 0, p.Scale)
+		lw.ids[out] = id
+		return err
+	case "Gemm", "MatMul", "Conv":
+		return lw.linear(n)
+	case "Add", "Sub":
+		return lw.add(n)
+	case "Mul", "Div":
+		return lw.mul(n)
+	case "Relu":
+		x, _, err := lw.operand(n, 0, p.Scale)
+		if err != nil {
+			return err
+		}
+		v := p.Values[x]
+		lw.ids[out] = lw.layer(&Layer{Name: n.Name, Op: n.Op, Kind: KRelu, In: []int{x}, Bits: bitsFor(v.Bound)}, v.Shape, v.Scale, v.Bound)
+		return nil
+	case "Sigmoid":
+		return lw.lookup(n, "sigmoid", func(x float64) float64 { return 1 / (1 + math.Exp(-x)) })
+	case "Softmax":
+		return lw.softmax(n)
+	case "MaxPool", "GlobalMaxPool":
+		return lw.maxPool(n)
+	case "AveragePool", "GlobalAveragePool":
+		return lw.avgPool(n)
+	case "BatchNormalization":
+		return lw.batchNorm(n)
+	}
+	if model.IsMovement(n.Op) {
+		return lw.move(n)
+	}
+	return lw.unsupported(n, "operator is not supported in circuits")
+}
+
+func (lw *lowering) shapeOf(name string) []int {
+	if s, ok := lw.g.Shapes[name]; ok {
+		return s
+	}
+	return lw.g.Consts[name].Shape
+}
+
+// linear lowers Gemm, MatMul and Conv to a sum of products followed by a rescale.
+func (lw *lowering) linear(n *model.Node) error {
+	p := lw.p
+	if len(n.Inputs) < 2 {
+		return lw.unsupported(n, "needs two operands")
+	}
+	aName, bName := n.Inputs[0], n.Inputs[1]
+	_, aConst := lw.g.Consts[aName]
+	_, bConst := lw.g.Consts[bName]
+	if aConst && bConst {
+		return lw.unsupported(n, "both operands constant")
+	}
+	consts := map[string]*model.Tensor{}
+	// Gemm's alpha is folded into a constant operand, beta into the bias.
+	alpha, beta := 1.0, 1.0
+	if n.Op == "Gemm" {
+		alpha, beta = n.Attrs.Float("alpha", 1), n.Attrs.Float("beta", 1)
+	}
+	scaled := func(name string, f float64) *model.Tensor {
+		t := lw.g.Consts[name]
+		if f == 1 {
+			return t
+		}
+		c := t.Clone()
+		for i := range c.Data {
+			c.Data[i] *= f
+		}
+		return c
+	}
+	switch {
+	case bConst:
+		consts[bName] = scaled(bName, alpha)
+	case aConst:
+		consts[aName] = scaled(aName, alpha)
+	case alpha != 1:
+		return lw.unsupported(n, "alpha != 1 with two runtime operands")
+	}
+	if n.Op == "Conv" && !bConst {
+		return lw.unsupported(n, "weights must be constant")
+	}
+	opnd := func(name string) (int, error) {
+		if id, ok := lw.ids[name]; ok {
+			return id, nil
+		}
+		return lw.param(fmt.Sprintf("%s*%g", name, alpha), consts[name], p.ParamScale)
+	}
+	a, err := opnd(aName)
+	if err != nil {
+		return err
+	}
+	b, err := opnd(bName)
+	if err != nil {
+		return err
+	}
+	sa, sb := p.Values[a].Shape, p.Values[b].Shape
+	l := &Layer{Name: n.Name, Op: n.Op, Kind: KLinear, In: []int{a, b}}
+	var outShape []int
+	var nOut int
+	addTerms := func(o int, ta, tb int) {
+		l.TA = append(l.TA, int32(ta))
+		l.TB = append(l.TB, int32(tb))
+	}
+	switch n.Op {
+	case "Gemm":
+		m, k, nn, err := model.GemmDims(n, sa, sb)
+		if err != nil {
+			return err
+		}
+		ta, tb := n.Attrs.Int("transA", 0) != 0, n.Attrs.Int("transB", 0) != 0
+		outShape, nOut = []int{m, nn}, m*nn
+		for i := 0; i < m; i++ {
+			for j := 0; j < nn; j++ {
+				l.TermStart = append(l.TermStart, int32(len(l.TA)))
+				for x := 0; x < k; x++ {
+					ai, bi := i*k+x, x*nn+j
+					if ta {
+						ai = x*m + i
+					}
+					if tb {
+						bi = j*k + x
+					}
+					addTerms(i*nn+j, ai, bi)
+				}
+			}
+		}
+	case "MatMul":
+		pl, err := model.PlanMatMul(n, sa, sb)
+		if err != nil {
+			return err
+		}
+		outShape, nOut = pl.Shape, model.Numel(pl.Shape)
+		for bt := range pl.AOff {
+			for i := 0; i < pl.M; i++ {
+				for j := 0; j < pl.N; j++ {
+					l.TermStart = append(l.TermStart, int32(len(l.TA)))
+					for x := 0; x < pl.K; x++ {
+						addTerms(0, pl.AOff[bt]+i*pl.K+x, pl.BOff[bt]+x*pl.N+j)
+					}
+				}
+			}
+		}
+	case "Conv":
+		pl, err := model.PlanConv(n, sa, sb)
+		if err != nil {
+			return err
+		}
+		outShape = pl.OutShape(len(sa))
+		nOut = model.Numel(outShape)
+		mPerG, ks := pl.M/pl.Group, pl.KH*pl.KW
+		var ti, tk []int
+		for bb := 0; bb < pl.N; bb++ {
+			for m := 0; m < pl.M; m++ {
+				g := m / mPerG
+				for oh := 0; oh < pl.OH; oh++ {
+					for ow := 0; ow < pl.OW; ow++ {
+						ti, tk, _ = pl.Taps(oh, ow, ti, tk)
+						l.TermStart = append(l.TermStart, int32(len(l.TA)))
+						for c := 0; c < pl.CPerG; c++ {
+							xb := (bb*pl.C + g*pl.CPerG + c) * pl.H * pl.W
+							wb := (m*pl.CPerG + c) * ks
+							for t := range ti {
+								addTerms(0, xb+ti[t], wb+tk[t])
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+	l.TermStart = append(l.TermStart, int32(len(l.TA)))
+	accScale := p.Values[a].Scale + p.Values[b].Scale
+	// Bias: Gemm's C (broadcast to the output), Conv's per-channel B.
+	if len(n.Inputs) > 2 && n.Inputs[2] != "" && n.Op != "MatMul" {
+		c, ok := lw.g.Consts[n.Inputs[2]]
+		if !ok {
+			return lw.unsupported(n, "bias must be constant")
+		}
+		cid, err := lw.param(fmt.Sprintf("%s*%g", n.Inputs[2], beta), scaled(n.Inputs[2], beta), accScale)
+		if err != nil {
+			return err
+		}
+		l.In = append(l.In, cid)
+		if n.Op == "Conv" {
+			per := nOut / outShape[1] / outShape[0]
+			for o := 0; o < nOut; o++ {
+				l.Bias = append(l.Bias, int32((o/per)%outShape[1]))
+			}
+		} else {
+			if _, err := model.BroadcastShape(c.Shape, outShape); err != nil {
+				return fmt.Errorf("%s: bias: %w", n.Label(), err)
+			}
+			for _, j := range model.BroadcastIndex(c.Shape, outShape) {
+				l.Bias = append(l.Bias, int32(j))
+			}
+		}
+	}
+	return lw.finishLinear(n, l, outShape, accScale)
+}
+
+// finishLinear bounds a linear layer's accumulator, appends it and rescales back to
+// the activation scale.
+func (lw *lowering) finishLinear(n *model.Node, l *Layer, shape []int, accScale int) error {
+	p := lw.p
+	bound := 0.0
+	elem := func(id int, idx int32) float64 {
+		if par := lw.paramOf(id); par != nil && p.ParamVis == Fixed {
+			return math.Abs(float64(par.Data[idx]))
+		}
+		return p.Values[id].Bound
+	}
+	for o := 0; o+1 < len(l.TermStart); o++ {
+		s := 0.0
+		for t := l.TermStart[o]; t < l.TermStart[o+1]; t++ {
+			s += elem(l.In[0], l.TA[t]) * elem(l.In[1], l.TB[t])
+		}
+		if len(l.In) > 2 && l.Bias[o] >= 0 {
+			s += elem(l.In[2], l.Bias[o])
+		}
+		bound = math.Max(bound, s)
+	}
+	if bound >= MaxBound {
+		return fmt.Errorf("%w: %s: accumulator bound %.3g exceeds 2^62; lower scale or param_scale", ErrOutOfRange, n.Label(), bound)
+	}
+	acc := lw.layer(l, shape, accScale, bound)
+	lw.ids[n.Outputs[0]] = lw.rescale(n, acc, accScale-p.Scale)
+	return nil
+}
+
+// rescale divides value id by 2^shift (rounding) with a range check to Bits.
+func (lw *lowering) rescale(n *model.Node, id, shift int) int {
+	p := lw.p
+	v := p.Values[id]
+	bound := math.Min(math.Ldexp(1, p.Bits-1), math.Ceil(math.Ldexp(v.Bound, -shift))+1)
+	return lw.layer(&Layer{Name: n.Name, Op: n.Op, Kind: KRescale, In: []int{id}, Shift: shift, Bits: p.Bits}, v.Shape, v.Scale-shift, bound)
+}
+
+func (lw *lowering) paramOf(id int) *Param {
+	for _, par := range lw.p.Params {
+		if par.Value == id {
+			return par
+		}
+	}
+	return nil
+}
+
+func (lw *lowering) add(n *model.Node) error {
+	p := lw.p
+	a, _, err := lw.operand(n, 0, p.Scale)
+	if err != nil {
+		return err
+	}
+	b, _, err := lw.operand(n, 1, p.Scale)
+	if err != nil {
+		return err
+	}
+	va, vb := p.Values[a], p.Values[b]
+	shape, err := model.BroadcastShape(va.Shape, vb.Shape)
+	if err != nil {
+		return fmt.Errorf("%s: %w", n.Label(), err)
+	}
+	l := &Layer{Name: n.Name, Op: n.Op, Kind: KAdd, In: []int{a, b}, MA: 1, MB: 1}
+	if n.Op == "Sub" {
+		l.MB = -1
+	}
+	for _, j := range model.BroadcastIndex(va.Shape, shape) {
+		l.IA = append(l.IA, int32(j))
+	}
+	for _, j := range model.BroadcastIndex(vb.Shape, shape) {
+		l.IB = append(l.IB, int32(j))
+	}
+	lw.ids[n.Outputs[0]] = lw.layer(l, shape, p.Scale, va.Bound+vb.Bound)
+	return nil
+}
+
+// mul lowers elementwise Mul (and Div by a constant) to one-term linear layers.
+func (lw *lowering) mul(n *model.Node) error {
+	p := lw.p
+	if n.Op == "Div" {
+		c, ok := lw.g.Consts[n.Inputs[1]]
+		if !ok {
+			return lw.unsupported(n, "division by a runtime value")
+		}
+		inv := c.Clone()
+		for i, v := range inv.Data {
+			if v == 0 {
+				return fmt.Errorf("%w: %s: division by zero", model.ErrInvalidModel, n.Label())
+			}
+			inv.Data[i] = 1 / v
+		}
+		name := "1/" + n.Inputs[1]
+		lw.g.Consts[name] = inv
+		n = &model.Node{Name: n.Name, Op: n.Op, Inputs: []string{n.Inputs[0], name}, Outputs: n.Outputs, Attrs: n.Attrs}
+	}
+	a, _, err := lw.operand(n, 0, p.ParamScale)
+	if err != nil {
+		return err
+	}
+	b, _, err := lw.operand(n, 1, p.ParamScale)
+	if err != nil {
+		return err
+	}
+	sa, sb := p.Values[a].Shape, p.Values[b].Shape
+	shape, err := model.BroadcastShape(sa, sb)
+	if err != nil {
+		return fmt.Errorf("%s: %w", n.Label(), err)
+	}
+	l := &Layer{Name: n.Name, Op: n.Op, Kind: KLinear, In: []int{a, b}}
+	ia, ib := model.BroadcastIndex(sa, shape), model.BroadcastIndex(sb, shape)
+	for i := range ia {
+		l.TermStart = append(l.TermStart, int32(i))
+		l.TA = append(l.TA, int32(ia[i]))
+		l.TB = append(l.TB, int32(ib[i]))
+	}
+	l.TermStart = append(l.TermStart, int32(len(ia)))
+	return lw.finishLinear(n, l, shape, p.Values[a].Scale+p.Values[b].Scale)
+}
+
+func (lw *lowering) move(n *model.Node) error {
+	p := lw.p
+	shapes := make([][]int, len(n.Inputs))
+	consts := make([]*model.Tensor, len(n.Inputs))
+	for i, name := range n.Inputs {
+		if name == "" {
+			continue
+		}
+		shapes[i] = lw.shapeOf(name)
+		consts[i] = lw.g.Consts[name]
+	}
+	m, _, err := model.PlanMovement(n, shapes, consts, lw.g.Opset)
+	if err != nil {
+		return err
+	}
+	l := &Layer{Name: n.Name, Op: n.Op, Kind: KMove, Fill: int64(math.Round(math.Ldexp(m.Fill, p.Scale)))}
+	bound := math.Abs(float64(l.Fill))
+	scale := p.Scale
+	for _, k := range m.Data {
+		id, _, err := lw.operand(n, k, p.Scale)
+		if err != nil {
+			return err
+		}
+		l.In = append(l.In, id)
+		bound = math.Max(bound, p.Values[id].Bound)
+	}
+	for _, j := range m.Index {
+		l.Index = append(l.Index, int32(j))
+	}
+	lw.ids[n.Outputs[0]] = lw.layer(l, m.Shape, scale, bound)
+	return nil
+}
+
+// table tabulates f (float in, float out) at the activation scale on the domain
+// [lo, hi] (integers at that scale), memoized by name.
+func (lw *lowering) table(name string, lo, hi int64, f func(float64) float64) *Table {
+	key := fmt.Sprintf("%s[%d,%d]", name, lo, hi)
+	if t, ok := lw.tables[key]; ok {
+		return t
+	}
+	s := lw.p.Scale
+	t := &Table{Name: key, Lo: lo}
+	for x := lo; x <= hi; x++ {
+		t.Values = append(t.Values, int64(math.Round(math.Ldexp(f(math.Ldexp(float64(x), -s)), s))))
+	}
+	lw.tables[key] = t
+	lw.p.Tables = append(lw.p.Tables, t)
+	return t
+}
+
+// lookup lowers an elementwise function to a clamped table lookup.
+func (lw *lowering) lookup(n *model.Node, name string, f func(float64) float64) error {
+	p := lw.p
+	x, _, err := lw.operand(n, 0, p.Scale)
+	if err != nil {
+		return err
+	}
+	v := p.Values[x]
+	half := int64(1) << (p.LookupBits - 1)
+	t := lw.table(name, -half, half-1, f)
+	bound := 0.0
+	for _, y := range t.Values {
+		bound = math.Max(bound, math.Abs(float64(y)))
+	}
+	lw.ids[n.Outputs[0]] = lw.layer(&Layer{Name: n.Name, Op: n.Op, Kind: KLookup, In: []int{x}, Table: t, Bits: max(bitsFor(v.Bound), bitsFor(float64(half)))}, v.Shape, p.Scale, bound)
+	return nil
+}
+
+func (lw *lowering) softmax(n *model.Node) error {
+	p := lw.p
+	x, _, err := lw.operand(n, 0, p.Scale)
+	if err != nil {
+		return err
+	}
+	v := p.Values[x]
+	starts, length, stride, err := model.SoftmaxGroups(n, v.Shape, lw.g.Opset)
+	if err != nil {
+		return err
+	}
+	l := &Layer{Name: n.Name, Op: n.Op, Kind: KSoftmax, In: []int{x}, Bits: bitsFor(v.Bound)}
+	for _, s := range starts {
+		row := make([]int32, length)
+		for i := range row {
+			row[i] = int32(s + i*stride)
+		}
+		l.Groups = append(l.Groups, row)
+	}
+	size := int64(1) << p.LookupBits
+	l.Table = lw.table("exp", -(size - 1), 0, math.Exp)
+	lw.ids[n.Outputs[0]] = lw.layer(l, v.Shape, p.Scale, math.Ldexp(1, p.Scale))
+	return nil
+}
+
+func (lw *lowering) maxPool(n *model.Node) error {
+	p := lw.p
+	x, _, err := lw.operand(n, 0, p.Scale)
+	if err != nil {
+		return err
+	}
+	v := p.Values[x]
+	w, err := model.PlanPool(n, v.Shape)
+	if err != nil {
+		return err
+	}
+	l := &Layer{Name: n.Name, Op: n.Op, Kind: KMax, In: []int{x}, Bits: bitsFor(v.Bound)}
+	var ti, tk []int
+	for bc := 0; bc < w.N*w.C; bc++ {
+		for oh := 0; oh < w.OH; oh++ {
+			for ow := 0; ow < w.OW; ow++ {
+				ti, tk, _ = w.Taps(oh, ow, ti, tk)
+				if len(ti) == 0 {
+					return lw.unsupported(n, "a pooling window lies entirely in padding")
+				}
+				g := make([]int32, len(ti))
+				for i, t := range ti {
+					g[i] = int32(bc*w.H*w.W + t)
+				}
+				l.Groups = append(l.Groups, g)
+			}
+		}
+	}
+	lw.ids[n.Outputs[0]] = lw.layer(l, model.PoolOutShape(w, len(v.Shape)), p.Scale, v.Bound)
+	return nil
+}
+
+// avgPool lowers average pooling to a sum times a constant 1/count, then a rescale.
+func (lw *lowering) avgPool(n *model.Node) error {
+	p := lw.p
+	x, _, err := lw.operand(n, 0, p.Scale)
+	if err != nil {
+		return err
+	}
+	v := p.Values[x]
+	w, err := model.PlanPool(n, v.Shape)
+	if err != nil {
+		return err
+	}
+	// weights[c] = 1/c for each window size c that occurs.
+	maxCount := w.KH * w.KW
+	inv := model.NewTensor(maxCount + 1)
+	for c := 1; c <= maxCount; c++ {
+		inv.Data[c] = 1 / float64(c)
+	}
+	wid, err := lw.param(fmt.Sprintf("1/k(%d)", maxCount), inv, internalScale)
+	if err != nil {
+		return err
+	}
+	l := &Layer{Name: n.Name, Op: n.Op, Kind: KLinear, In: []int{x, wid}}
+	var ti, tk []int
+	for bc := 0; bc < w.N*w.C; bc++ {
+		for oh := 0; oh < w.OH; oh++ {
+			for ow := 0; ow < w.OW; ow++ {
+				var pad int
+				ti, tk, pad = w.Taps(oh, ow, ti, tk)
+				cnt := len(ti)
+				if w.CountIncludePad {
+					cnt += pad
+				}
+				if cnt == 0 {
+					return lw.unsupported(n, "a pooling window lies entirely in padding")
+				}
+				l.TermStart = append(l.TermStart, int32(len(l.TA)))
+				for _, t := range ti {
+					l.TA = append(l.TA, int32(bc*w.H*w.W+t))
+					l.TB = append(l.TB, int32(cnt))
+				}
+			}
+		}
+	}
+	l.TermStart = append(l.TermStart, int32(len(l.TA)))
+	return lw.finishLinear(n, l, model.PoolOutShape(w, len(v.Shape)), v.Scale+internalScale)
+}
+
+// batchNorm lowers inference-mode BatchNormalization to a per-channel affine map.
+func (lw *lowering) batchNorm(n *model.Node) error {
+	p := lw.p
+	consts := make([]*model.Tensor, len(n.Inputs))
+	for i, name := range n.Inputs {
+		consts[i] = lw.g.Consts[name]
+	}
+	scale, shift, err := model.BatchNormAffine(n, consts)
+	if err != nil {
+		return err
+	}
+	x, _, err := lw.operand(n, 0, p.Scale)
+	if err != nil {
+		return err
+	}
+	v := p.Values[x]
+	if len(v.Shape) < 2 || v.Shape[1] != len(scale) {
+		return fmt.Errorf("%w: %s: input %v does not have %d channels", model.ErrInvalidModel, n.Label(), v.Shape, len(scale))
+	}
+	sid, err := lw.param(n.Name+".scale", &model.Tensor{Shape: []int{len(scale)}, Data: scale}, p.ParamScale)
+	if err != nil {
+		return err
+	}
+	bid, err := lw.param(n.Name+".shift", &model.Tensor{Shape: []int{len(shift)}, Data: shift}, p.Scale+p.ParamScale)
+	if err != nil {
+		return err
+	}
+	l := &Layer{Name: n.Name, Op: n.Op, Kind: KLinear, In: []int{x, sid, bid}}
+	inner := model.Numel(v.Shape[2:])
+	total := model.Numel(v.Shape)
+	for i := 0; i < total; i++ {
+		c := (i / inner) % len(scale)
+		l.TermStart = append(l.TermStart, int32(i))
+		l.TA = append(l.TA, int32(i))
+		l.TB = append(l.TB, int32(c))
+		l.Bias = append(l.Bias, int32(c))
+	}
+	l.TermStart = append(l.TermStart, int32(total))
+	return lw.finishLinear(n, l, v.Shape, p.Scale+p.ParamScale)
+}
+
+// fuseRescaleRelu merges a ReLU into the rescale that feeds it when nothing else reads
+// the rescaled value: the rescale's range check then yields the sign for free.
+func fuseRescaleRelu(p *Program) {
+	uses := make([]int, len(p.Values))
+	producer := map[int]*Layer{}
+	for _, l := range p.Layers {
+		for _, in := range l.In {
+			uses[in]++
+		}
+		producer[l.Out] = l
+	}
+	for _, o := range p.Outputs {
+		uses[o]++
+	}
+	kept := p.Layers[:0]
+	for _, l := range p.Layers {
+		if l.Kind == KRelu {
+			if r := producer[l.In[0]]; r != nil && r.Kind == KRescale && !r.Relu && uses[l.In[0]] == 1 {
+				r.Relu = true
+				r.Op += "+Relu"
+				r.Out = l.Out
+				continue
+			}
+		}
+		kept = append(kept, l)
+	}
+	p.Layers = kept
+}

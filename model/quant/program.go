@@ -1,0 +1,171 @@
+// Package quant lowers a float ONNX graph to a fixed-point integer program and runs it.
+//
+// Every tensor is an integer tensor at a power-of-two scale: a value v stands for
+// v / 2^scale. Activations live at Config.Scale, parameters at Config.ParamScale, and a
+// product is rescaled back to Config.Scale right after the layer that made it. The
+// program is written once against the generic Arith interface: the integer reference
+// evaluator (IntArith) and the gnark circuit (package circuits) implement the same
+// primitives, so the circuit computes the reference function bit for bit.
+package quant
+
+import (
+	"errors"
+	"fmt"
+	"math"
+)
+
+// Config holds the fixed-point settings of a program.
+type Config struct {
+	// Scale is the number of fractional bits of inputs and activations.
+	Scale int `json:"scale"`
+	// ParamScale is the number of fractional bits of weights and other constants.
+	ParamScale int `json:"param_scale"`
+	// Bits is the signed bit width every rescaled activation and every input is proven
+	// to fit in: |v| < 2^(Bits-1).
+	Bits int `json:"bits"`
+	// LookupBits bounds the domain of nonlinear lookup tables to 2^LookupBits entries;
+	// inputs outside it are clamped (the functions are flat there at this precision).
+	LookupBits int `json:"lookup_bits"`
+}
+
+// DefaultConfig is the configuration used when the user gives none.
+func DefaultConfig() Config {
+	return Config{Scale: 8, ParamScale: 8, Bits: 24, LookupBits: 12}
+}
+
+// Validate reports settings that cannot give a sound, working circuit.
+func (c Config) Validate() error {
+	switch {
+	case c.Scale < 0 || c.Scale > 24:
+		return fmt.Errorf("scale %d out of range [0, 24]", c.Scale)
+	case c.ParamScale < 0 || c.ParamScale > 24:
+		return fmt.Errorf("param_scale %d out of range [0, 24]", c.ParamScale)
+	case c.Bits < c.Scale+2 || c.Bits > 40:
+		return fmt.Errorf("bits %d out of range [scale+2, 40]", c.Bits)
+	case c.LookupBits < 4 || c.LookupBits > 16:
+		return fmt.Errorf("lookup_bits %d out of range [4, 16]", c.LookupBits)
+	}
+	return nil
+}
+
+// ErrOutOfRange is wrapped when a value does not fit the fixed-point range: proving
+// would fail, so the integer evaluator reports it first, naming the layer.
+var ErrOutOfRange = errors.New("value out of fixed-point range")
+
+// Visibility says what a proof reveals about a tensor.
+type Visibility string
+
+// Visibilities.
+const (
+	Public  Visibility = "public"  // a public input of the proof
+	Private Visibility = "private" // a secret witness
+	Fixed   Visibility = "fixed"   // a constant baked into the circuit
+)
+
+// Value is one integer tensor of the program.
+type Value struct {
+	Shape []int
+	Scale int
+	// Bound is a proven upper bound on |v| for every element.
+	Bound float64
+}
+
+// Param is a constant tensor of the model (weights, biases, padding constants).
+type Param struct {
+	Name  string
+	Value int // the value id it defines
+	Data  []int64
+}
+
+// Program is a lowered model.
+type Program struct {
+	Config
+	Values  []Value
+	Inputs  []int // value ids of the graph inputs
+	Outputs []int // value ids of the graph outputs
+	Params  []*Param
+	Layers  []*Layer
+	Tables  []*Table
+	// Names of the ONNX inputs and outputs, parallel to Inputs and Outputs.
+	InputNames, OutputNames []string
+	// Visibility of inputs, outputs and params.
+	InputVis, OutputVis, ParamVis Visibility
+}
+
+// Kind is a layer's operation.
+type Kind string
+
+// Layer kinds.
+const (
+	KLinear   Kind = "linear"   // out[o] = sum A[ta]*B[tb] (+ C[bias])
+	KAdd      Kind = "add"      // out[i] = A[ia]*MA + B[ib]*MB
+	KRescale  Kind = "rescale"  // out = round(in / 2^Shift), range-checked; optionally ReLU
+	KRelu     Kind = "relu"     // out = max(in, 0)
+	KMax      Kind = "max"      // out[o] = max over Groups[o] of in
+	KMove     Kind = "move"     // out[i] = concat(ins)[Index[i]] or Fill
+	KLookup   Kind = "lookup"   // out = Table[clamp(in)]
+	KSoftmax  Kind = "softmax"  // rows of exp(x - max) / sum
+	KRangeChk Kind = "range"    // asserts |in| < 2^(Bits-1), out = in
+)
+
+// Layer is one step of the program. Which fields are used depends on Kind.
+type Layer struct {
+	Name string // the ONNX node it comes from
+	Op   string // ONNX op type
+	Kind Kind
+	In   []int
+	Out  int
+
+	// KLinear: TermStart[o]..TermStart[o+1] index TA/TB; Bias[o] indexes In[2] (-1: none).
+	TermStart []int32
+	TA, TB    []int32
+	Bias      []int32
+	// KAdd: broadcast indices and multipliers.
+	IA, IB []int32
+	MA, MB int64
+	// KRescale.
+	Shift int
+	Relu  bool
+	// KRelu / KRangeChk / KRescale: the signed bit width the value is proven within.
+	Bits int
+	// KMax: Groups[o] lists input indices; KSoftmax: rows.
+	Groups [][]int32
+	// KMove.
+	Index []int32
+	Fill  int64
+	// KLookup.
+	Table *Table
+}
+
+// Table is a function tabulated on the integer domain [Lo, Lo+len(Values)).
+type Table struct {
+	Name   string
+	Lo     int64
+	Values []int64
+}
+
+func (p *Program) newValue(shape []int, scale int, bound float64) int {
+	p.Values = append(p.Values, Value{Shape: append([]int(nil), shape...), Scale: scale, Bound: bound})
+	return len(p.Values) - 1
+}
+
+// bitsFor is the smallest signed bit width holding every |v| <= bound.
+func bitsFor(bound float64) int {
+	b := 1
+	for math.Ldexp(1, b-1) <= bound {
+		b++
+	}
+	return b
+}
+
+// MaxBound is the largest bound any value may have: it keeps the integer evaluator in
+// int64 and every field element far from wrapping around the BN254 modulus.
+const MaxBound = 1 << 62
+
+func numel(shape []int) int {
+	n := 1
+	for _, d := range shape {
+		n *= d
+	}
+	return n
+}

@@ -1,0 +1,176 @@
+package quant
+
+import (
+	"fmt"
+)
+
+// Arith is the arithmetic a program is written against. V is int64 for the reference
+// evaluator and a gnark variable in the circuit. Every method with a bit width relies
+// on (and, in a circuit, enforces) that width.
+type Arith[V any] interface {
+	Const(c int64) V
+	Add(a, b V) V
+	MulConst(a V, c int64) V
+	// Dot returns sum a[i]*b[i] + c.
+	Dot(a, b []V, c V) V
+	// Rescale returns floor((x + 2^(k-1)) / 2^k) (round half up), proven to satisfy
+	// |out| < 2^(bits-1); with relu it returns max of that and 0.
+	Rescale(x V, k, bits int, relu bool) V
+	// Relu returns max(x, 0) for |x| < 2^(bits-1).
+	Relu(x V, bits int) V
+	// RangeCheck proves |x| < 2^(bits-1).
+	RangeCheck(x V, bits int)
+	// Lookup returns t.Values[x - t.Lo] for x in the table's domain.
+	Lookup(t *Table, x V) V
+	// DivFloor returns floor(a / b) for 0 <= a < 2^aBits and 0 < b < 2^bBits; the
+	// quotient is proven below 2^qBits.
+	DivFloor(a, b V, aBits, bBits, qBits int) V
+	// Layer is called before each layer runs (for statistics and error context).
+	Layer(l *Layer)
+	// Err returns the first error met (out-of-range values in the reference evaluator).
+	Err() error
+}
+
+// Run executes the program. inputs and params are indexed like p.Inputs and p.Params;
+// it returns every value (nil where unused) so callers can read outputs and
+// intermediates.
+func Run[V any](p *Program, a Arith[V], inputs [][]V, params [][]V) ([][]V, error) {
+	if len(inputs) != len(p.Inputs) || len(params) != len(p.Params) {
+		return nil, fmt.Errorf("program wants %d inputs and %d params, got %d and %d", len(p.Inputs), len(p.Params), len(inputs), len(params))
+	}
+	vals := make([][]V, len(p.Values))
+	for i, id := range p.Inputs {
+		if len(inputs[i]) != numel(p.Values[id].Shape) {
+			return nil, fmt.Errorf("input %d has %d values, want %d", i, len(inputs[i]), numel(p.Values[id].Shape))
+		}
+		vals[id] = inputs[i]
+	}
+	for i, par := range p.Params {
+		vals[par.Value] = params[i]
+	}
+	for _, l := range p.Layers {
+		a.Layer(l)
+		vals[l.Out] = runLayer(p, a, l, vals)
+		if err := a.Err(); err != nil {
+			return nil, fmt.Errorf("%s (%s): %w", l.Name, l.Op, err)
+		}
+	}
+	return vals, nil
+}
+
+func runLayer[V any](p *Program, a Arith[V], l *Layer, vals [][]V) []V {
+	n := numel(p.Values[l.Out].Shape)
+	out := make([]V, n)
+	in := func(i int) []V { return vals[l.In[i]] }
+	switch l.Kind {
+	case KLinear:
+		x, w := in(0), in(1)
+		var bias []V
+		if len(l.In) > 2 {
+			bias = in(2)
+		}
+		zero := a.Const(0)
+		var xs, ws []V
+		for o := range out {
+			xs, ws = xs[:0], ws[:0]
+			for t := l.TermStart[o]; t < l.TermStart[o+1]; t++ {
+				xs = append(xs, x[l.TA[t]])
+				ws = append(ws, w[l.TB[t]])
+			}
+			c := zero
+			if bias != nil && l.Bias[o] >= 0 {
+				c = bias[l.Bias[o]]
+			}
+			out[o] = a.Dot(xs, ws, c)
+		}
+	case KAdd:
+		x, y := in(0), in(1)
+		for i := range out {
+			out[i] = a.Add(a.MulConst(x[l.IA[i]], l.MA), a.MulConst(y[l.IB[i]], l.MB))
+		}
+	case KRescale:
+		for i, v := range in(0) {
+			out[i] = a.Rescale(v, l.Shift, l.Bits, l.Relu)
+		}
+	case KRelu:
+		for i, v := range in(0) {
+			out[i] = a.Relu(v, l.Bits)
+		}
+	case KRangeChk:
+		for i, v := range in(0) {
+			a.RangeCheck(v, l.Bits)
+			out[i] = v
+		}
+	case KMax:
+		x := in(0)
+		for o, g := range l.Groups {
+			m := x[g[0]]
+			for _, j := range g[1:] {
+				// max(m, y) = y + relu(m - y); |m - y| < 2^l.Bits.
+				y := x[j]
+				m = a.Add(y, a.Relu(a.Add(m, a.MulConst(y, -1)), l.Bits+1))
+			}
+			out[o] = m
+		}
+	case KMove:
+		var src []V
+		for k := range l.In {
+			src = append(src, in(k)...)
+		}
+		fill := a.Const(l.Fill)
+		for i, j := range l.Index {
+			if j < 0 {
+				out[i] = fill
+			} else {
+				out[i] = src[j]
+			}
+		}
+	case KLookup:
+		lo, hi := l.Table.Lo, l.Table.Lo+int64(len(l.Table.Values))-1
+		for i, v := range in(0) {
+			out[i] = a.Lookup(l.Table, clamp(a, v, lo, hi, l.Bits))
+		}
+	case KSoftmax:
+		softmax(p, a, l, in(0), out)
+	default:
+		panic("quant: unknown layer kind " + string(l.Kind))
+	}
+	return out
+}
+
+// clamp returns min(max(v, lo), hi) for |v| < 2^(bits-1) and lo, hi within that range.
+func clamp[V any](a Arith[V], v V, lo, hi int64, bits int) V {
+	// max(v, lo) = lo + relu(v - lo); |v - lo| < 2^bits.
+	v = a.Add(a.Const(lo), a.Relu(a.Add(v, a.Const(-lo)), bits+1))
+	// min(v, hi) = hi - relu(hi - v); |hi - v| < 2^bits.
+	return a.Add(a.Const(hi), a.MulConst(a.Relu(a.Add(a.Const(hi), a.MulConst(v, -1)), bits+1), -1))
+}
+
+// softmax computes, per row, e_i = exp(x_i - max) by lookup (clamped below) and
+// y_i = floor(e_i * 2^Scale / sum e).
+func softmax[V any](p *Program, a Arith[V], l *Layer, x, out []V) {
+	t := l.Table
+	lo := t.Lo
+	one := int64(1) << p.Scale
+	for _, row := range l.Groups {
+		m := x[row[0]]
+		for _, j := range row[1:] {
+			y := x[j]
+			m = a.Add(y, a.Relu(a.Add(m, a.MulConst(y, -1)), l.Bits+1))
+		}
+		es := make([]V, len(row))
+		sum := a.Const(0)
+		for k, j := range row {
+			d := a.Add(x[j], a.MulConst(m, -1)) // in (-2^Bits, 0]
+			// max(d, lo) = lo + relu(d - lo)
+			d = a.Add(a.Const(lo), a.Relu(a.Add(d, a.Const(-lo)), l.Bits+2))
+			es[k] = a.Lookup(t, d)
+			sum = a.Add(sum, es[k])
+		}
+		// e_i <= 2^Scale and sum <= len*2^Scale; the max element contributes exactly 2^Scale.
+		sumBits := bitsFor(float64(int64(len(row))*one)) - 1
+		for k, j := range row {
+			out[j] = a.DivFloor(a.MulConst(es[k], one), sum, 2*p.Scale+1, sumBits+1, p.Scale+1)
+		}
+	}
+}
