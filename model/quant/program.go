@@ -97,15 +97,15 @@ type Kind string
 
 // Layer kinds.
 const (
-	KLinear   Kind = "linear"   // out[o] = sum A[ta]*B[tb] (+ C[bias])
-	KAdd      Kind = "add"      // out[i] = A[ia]*MA + B[ib]*MB
-	KRescale  Kind = "rescale"  // out = round(in / 2^Shift), range-checked; optionally ReLU
-	KRelu     Kind = "relu"     // out = max(in, 0)
-	KMax      Kind = "max"      // out[o] = max over Groups[o] of in
-	KMove     Kind = "move"     // out[i] = concat(ins)[Index[i]] or Fill
-	KLookup   Kind = "lookup"   // out = Table[clamp(in)]
-	KSoftmax  Kind = "softmax"  // rows of exp(x - max) / sum
-	KRangeChk Kind = "range"    // asserts |in| < 2^(Bits-1), out = in
+	KLinear   Kind = "linear"  // out[o] = sum A[ta]*B[tb] (+ C[bias])
+	KAdd      Kind = "add"     // out[i] = A[ia]*MA + B[ib]*MB
+	KRescale  Kind = "rescale" // out = round(in / 2^Shift), range-checked; optionally ReLU
+	KRelu     Kind = "relu"    // out = max(in, 0)
+	KMax      Kind = "max"     // out[o] = max over Groups[o] of in
+	KMove     Kind = "move"    // out[i] = concat(ins)[Index[i]] or Fill
+	KLookup   Kind = "lookup"  // out = Table[clamp(in)]
+	KSoftmax  Kind = "softmax" // rows of exp(x - max) / sum
+	KRangeChk Kind = "range"   // asserts |in| < 2^(Bits-1), out = in
 )
 
 // Layer is one step of the program. Which fields are used depends on Kind.
