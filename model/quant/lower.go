@@ -28,7 +28,7 @@ func Lower(g *model.Graph, cfg Config) (*Program, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	p := &Program{Config: cfg, InputVis: Private, OutputVis: Public, ParamVis: Fixed}
+	p := &Program{Config: cfg}
 	lw := &lowering{g: g, p: p, ids: map[string]int{}, consts: map[string]int{}, tables: map[string]*Table{}}
 	inBound := math.Ldexp(1, cfg.Bits-1)
 	for _, in := range g.Inputs {
@@ -66,8 +66,12 @@ func (lw *lowering) layer(l *Layer, shape []int, scale int, bound float64) int {
 	return l.Out
 }
 
-// param quantizes a constant at scale and returns its value id (deduplicated).
+// param quantizes a model constant at scale and returns its value id (deduplicated).
 func (lw *lowering) param(name string, t *model.Tensor, scale int) (int, error) {
+	return lw.newParam(name, t, scale, false)
+}
+
+func (lw *lowering) newParam(name string, t *model.Tensor, scale int, internal bool) (int, error) {
 	key := fmt.Sprintf("%s@%d", name, scale)
 	if id, ok := lw.consts[key]; ok {
 		return id, nil
@@ -82,8 +86,13 @@ func (lw *lowering) param(name string, t *model.Tensor, scale int) (int, error) 
 		data[i] = int64(q)
 		bound = math.Max(bound, math.Abs(q))
 	}
+	nbits := bitsFor(bound)
+	if !internal && lw.p.ParamVis != Fixed {
+		// A witness param is only known to lie within its range-checked width.
+		bound = math.Ldexp(1, nbits-1)
+	}
 	id := lw.p.newValue(t.Shape, scale, bound)
-	lw.p.Params = append(lw.p.Params, &Param{Name: name, Value: id, Data: data})
+	lw.p.Params = append(lw.p.Params, &Param{Name: name, Value: id, Data: data, Bits: nbits, Internal: internal})
 	lw.consts[key] = id
 	return id, nil
 }
@@ -320,7 +329,7 @@ func (lw *lowering) finishLinear(n *model.Node, l *Layer, shape []int, accScale 
 	p := lw.p
 	bound := 0.0
 	elem := func(id int, idx int32) float64 {
-		if par := lw.paramOf(id); par != nil && p.ParamVis == Fixed {
+		if par := lw.paramOf(id); par != nil && !p.Witness(par) {
 			return math.Abs(float64(par.Data[idx]))
 		}
 		return p.Values[id].Bound
@@ -575,7 +584,7 @@ func (lw *lowering) avgPool(n *model.Node) error {
 	for c := 1; c <= maxCount; c++ {
 		inv.Data[c] = 1 / float64(c)
 	}
-	wid, err := lw.param(fmt.Sprintf("1/k(%d)", maxCount), inv, internalScale)
+	wid, err := lw.newParam(fmt.Sprintf("1/k(%d)", maxCount), inv, internalScale, true)
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 )
 
 // Config holds the fixed-point settings of a program.
@@ -26,11 +27,16 @@ type Config struct {
 	// LookupBits bounds the domain of nonlinear lookup tables to 2^LookupBits entries;
 	// inputs outside it are clamped (the functions are flat there at this precision).
 	LookupBits int `json:"lookup_bits"`
+
+	// What the proof reveals of the model inputs, outputs and parameters.
+	InputVis  Visibility `json:"input_visibility"`
+	OutputVis Visibility `json:"output_visibility"`
+	ParamVis  Visibility `json:"param_visibility"`
 }
 
 // DefaultConfig is the configuration used when the user gives none.
 func DefaultConfig() Config {
-	return Config{Scale: 8, ParamScale: 8, Bits: 24, LookupBits: 12}
+	return Config{Scale: 8, ParamScale: 8, Bits: 24, LookupBits: 12, InputVis: Private, OutputVis: Public, ParamVis: Fixed}
 }
 
 // Validate reports settings that cannot give a sound, working circuit.
@@ -44,6 +50,19 @@ func (c Config) Validate() error {
 		return fmt.Errorf("bits %d out of range [scale+2, 40]", c.Bits)
 	case c.LookupBits < 4 || c.LookupBits > 16:
 		return fmt.Errorf("lookup_bits %d out of range [4, 16]", c.LookupBits)
+	}
+	for _, v := range []struct {
+		what string
+		vis  Visibility
+		ok   []Visibility
+	}{
+		{"input_visibility", c.InputVis, []Visibility{Public, Private}},
+		{"output_visibility", c.OutputVis, []Visibility{Public, Private}},
+		{"param_visibility", c.ParamVis, []Visibility{Public, Private, Fixed}},
+	} {
+		if !slices.Contains(v.ok, v.vis) {
+			return fmt.Errorf("%s %q must be one of %v", v.what, v.vis, v.ok)
+		}
 	}
 	return nil
 }
@@ -75,7 +94,16 @@ type Param struct {
 	Name  string
 	Value int // the value id it defines
 	Data  []int64
+	// Bits is the signed width of the data; a witness (non-fixed) param is range-checked
+	// to it in the circuit.
+	Bits int
+	// Internal params are constants zkml introduces (such as averaging weights); they are
+	// always fixed in the circuit, whatever the model params' visibility.
+	Internal bool
 }
+
+// Witness reports whether the param is a witness value rather than a circuit constant.
+func (p *Program) Witness(par *Param) bool { return !par.Internal && p.ParamVis != Fixed }
 
 // Program is a lowered model.
 type Program struct {
@@ -88,8 +116,6 @@ type Program struct {
 	Tables  []*Table
 	// Names of the ONNX inputs and outputs, parallel to Inputs and Outputs.
 	InputNames, OutputNames []string
-	// Visibility of inputs, outputs and params.
-	InputVis, OutputVis, ParamVis Visibility
 }
 
 // Kind is a layer's operation.

@@ -1,0 +1,203 @@
+package circuits
+
+import (
+	"math/big"
+	"reflect"
+	"unsafe"
+
+	"github.com/consensys/gnark/frontend"
+	"github.com/consensys/gnark/std/lookup/logderivlookup"
+	"github.com/consensys/gnark/std/rangecheck"
+
+	"github.com/zkml/zkml/model/quant"
+)
+
+// arith implements quant.Arith over gnark variables. Range checks go to gnark's
+// log-derivative range checker and lookups to log-derivative tables, both of which add
+// their constraints once, after Define (reported as "deferred" in Stats).
+type arith struct {
+	api    frontend.API
+	rc     frontend.Rangechecker
+	tables map[*quant.Table]logderivlookup.Table
+	stats  *Stats
+	cur    *LayerStats
+	count  func() int
+}
+
+var _ quant.Arith[frontend.Variable] = (*arith)(nil)
+
+func newArith(api frontend.API, stats *Stats) *arith {
+	return &arith{api: api, rc: rangecheck.New(api), tables: map[*quant.Table]logderivlookup.Table{}, stats: stats, count: constraintCounter(api)}
+}
+
+// constraintCounter returns a function reading the builder's current constraint count,
+// for per-layer statistics, or one returning -1 when the API is not a gnark builder
+// (the test engine).
+func constraintCounter(api frontend.API) func() int {
+	v := reflect.ValueOf(api)
+	if v.Kind() == reflect.Pointer {
+		v = v.Elem()
+	}
+	if v.Kind() == reflect.Struct {
+		if f := v.FieldByName("cs"); f.IsValid() && f.CanAddr() {
+			cs := reflect.NewAt(f.Type(), unsafe.Pointer(f.UnsafeAddr())).Elem().Interface()
+			if c, ok := cs.(interface{ GetNbConstraints() int }); ok {
+				return c.GetNbConstraints
+			}
+		}
+	}
+	return func() int { return -1 }
+}
+
+func (a *arith) Const(c int64) frontend.Variable { return c }
+
+func (a *arith) Add(x, y frontend.Variable) frontend.Variable { return a.api.Add(x, y) }
+
+func (a *arith) MulConst(x frontend.Variable, c int64) frontend.Variable {
+	if c == 1 {
+		return x
+	}
+	return a.api.Mul(x, c)
+}
+
+func (a *arith) Dot(x, w []frontend.Variable, c frontend.Variable) frontend.Variable {
+	switch len(x) {
+	case 0:
+		return c
+	case 1:
+		return a.api.Add(c, a.api.Mul(x[0], w[0]))
+	}
+	terms := make([]frontend.Variable, len(x))
+	for i := range x {
+		terms[i] = a.api.Mul(x[i], w[i])
+	}
+	return a.api.Add(c, terms[0], terms[1:]...)
+}
+
+func pow2(n int) *big.Int { return new(big.Int).Lsh(big.NewInt(1), uint(n)) }
+
+// check proves 0 <= v < 2^bits.
+func (a *arith) check(v frontend.Variable, bits int) {
+	if a.cur != nil {
+		a.cur.RangeChecks++
+		a.cur.RangeCheckBits += bits
+	}
+	a.rc.Check(v, bits)
+}
+
+// RangeCheck proves |x| < 2^(bits-1) by checking x + 2^(bits-1) in [0, 2^bits).
+func (a *arith) RangeCheck(x frontend.Variable, bits int) {
+	a.check(a.api.Add(x, pow2(bits-1)), bits)
+}
+
+// Rescale proves q = floor(x' / 2^k) with x' = x + 2^(k-1) by x' = q*2^k + r, with BOTH
+// r in [0, 2^k) and q in [-2^(bits-1), 2^(bits-1)) range-checked: the two ranges make
+// the decomposition unique, so a forged quotient cannot satisfy it. With relu, q is
+// written as s*2^(bits-1) + low - 2^(bits-1) with s boolean and low < 2^(bits-1): the
+// quotient's range check then also yields its sign s, and relu(q) = s*low.
+func (a *arith) Rescale(x frontend.Variable, k, bits int, relu bool) frontend.Variable {
+	api := a.api
+	if k == 0 {
+		if relu {
+			return a.Relu(x, bits) // Relu checks the range itself
+		}
+		a.RangeCheck(x, bits)
+		return x
+	}
+	xr := api.Add(x, pow2(k-1))
+	flag := 0
+	if relu {
+		flag = 1
+	}
+	nOut := 1 + flag
+	h, err := api.Compiler().NewHint(rescaleHint, nOut, xr, k, bits, flag)
+	if err != nil {
+		panic(err)
+	}
+	var q, out frontend.Variable
+	if relu {
+		s, low := h[0], h[1]
+		api.AssertIsBoolean(s)
+		a.check(low, bits-1)
+		q = api.Sub(api.Add(api.Mul(s, pow2(bits-1)), low), pow2(bits-1))
+		out = api.Mul(s, low)
+	} else {
+		q = h[0]
+		a.check(api.Add(q, pow2(bits-1)), bits)
+		out = q
+	}
+	a.check(api.Sub(xr, api.Mul(q, pow2(k))), k)
+	return out
+}
+
+// Relu proves out = max(x, 0) for |x| < 2^(bits-1): s is boolean and
+// low = x + 2^(bits-1) - s*2^(bits-1) is in [0, 2^(bits-1)), which forces s = [x >= 0];
+// then out = s*x = s*low.
+func (a *arith) Relu(x frontend.Variable, bits int) frontend.Variable {
+	api := a.api
+	if bits <= 1 { // |x| < 1: x is 0
+		api.AssertIsEqual(x, 0)
+		return 0
+	}
+	h, err := api.Compiler().NewHint(signHint, 1, x)
+	if err != nil {
+		panic(err)
+	}
+	s := h[0]
+	api.AssertIsBoolean(s)
+	low := api.Sub(api.Add(x, pow2(bits-1)), api.Mul(s, pow2(bits-1)))
+	a.check(low, bits-1)
+	return api.Mul(s, low)
+}
+
+// Lookup reads t at x - t.Lo through a log-derivative lookup table shared by every
+// query of the circuit; an index outside the table cannot be proven.
+func (a *arith) Lookup(t *quant.Table, x frontend.Variable) frontend.Variable {
+	tbl, ok := a.tables[t]
+	if !ok {
+		tbl = logderivlookup.New(a.api)
+		for _, v := range t.Values {
+			tbl.Insert(v)
+		}
+		a.tables[t] = tbl
+	}
+	if a.cur != nil {
+		a.cur.Lookups++
+	}
+	return tbl.Lookup(a.api.Sub(x, t.Lo))[0]
+}
+
+// DivFloor proves q = floor(a/b) by a = q*b + r with q < 2^qBits, 0 <= r < b.
+func (a *arith) DivFloor(x, y frontend.Variable, xBits, yBits, qBits int) frontend.Variable {
+	api := a.api
+	h, err := api.Compiler().NewHint(divHint, 1, x, y)
+	if err != nil {
+		panic(err)
+	}
+	q := h[0]
+	a.check(q, qBits)
+	r := api.Sub(x, api.Mul(q, y))
+	a.check(r, yBits)
+	a.check(api.Sub(api.Sub(y, 1), r), yBits)
+	return q
+}
+
+func (a *arith) Layer(l *quant.Layer) {
+	a.closeLayer()
+	if a.stats == nil {
+		return
+	}
+	a.stats.Layers = append(a.stats.Layers, LayerStats{Name: l.Name, Op: l.Op, Kind: string(l.Kind), start: a.count()})
+	a.cur = &a.stats.Layers[len(a.stats.Layers)-1]
+}
+
+func (a *arith) closeLayer() {
+	if a.cur != nil {
+		if n := a.count(); n >= 0 {
+			a.cur.Constraints = n - a.cur.start
+		}
+		a.cur = nil
+	}
+}
+
+func (a *arith) Err() error { return nil }

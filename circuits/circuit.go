@@ -1,0 +1,221 @@
+// Package circuits turns a fixed-point program (model/quant) into a gnark circuit over
+// BN254.
+//
+// What the circuit proves: for the public values (by default the model outputs), there
+// exist private values (by default the model inputs) such that running the program —
+// with its parameters fixed into the circuit, or supplied as witness values — yields
+// exactly the claimed outputs. Every intermediate is bounded: rescales range-check
+// quotient and remainder, ReLUs and max prove signs with range checks, lookups are
+// log-derivative arguments over fixed tables, inputs and witness parameters are
+// range-checked on entry. A wrong output, or a witness that deviates from the integer
+// reference anywhere, cannot be proven.
+package circuits
+
+import (
+	"fmt"
+
+	"github.com/consensys/gnark-crypto/ecc"
+	"github.com/consensys/gnark/constraint"
+	"github.com/consensys/gnark/frontend"
+	"github.com/consensys/gnark/frontend/cs/r1cs"
+	"github.com/consensys/gnark/frontend/cs/scs"
+
+	"github.com/zkml/zkml/model/quant"
+)
+
+// Field is the scalar field of BN254, over which all circuits are built.
+var Field = ecc.BN254.ScalarField()
+
+// Circuit is the gnark circuit of a program. Public and Secret hold the witness in the
+// order given by the program's Layout.
+type Circuit struct {
+	Public []frontend.Variable `gnark:",public"`
+	Secret []frontend.Variable `gnark:",secret"`
+
+	prog  *quant.Program
+	stats *Stats
+}
+
+// Slot says where one tensor lives in the witness.
+type Slot struct {
+	Public bool
+	Offset int
+	Len    int
+}
+
+// Layout places inputs, outputs and witness params in the Public and Secret vectors:
+// public values come in the order inputs, outputs, params.
+type Layout struct {
+	Inputs, Outputs []Slot
+	Params          []*Slot // nil for params fixed into the circuit
+	NbPublic        int
+	NbSecret        int
+}
+
+// NewLayout computes the witness layout of p.
+func NewLayout(p *quant.Program) *Layout {
+	l := &Layout{}
+	place := func(public bool, n int) Slot {
+		if public {
+			l.NbPublic += n
+			return Slot{Public: true, Offset: l.NbPublic - n, Len: n}
+		}
+		l.NbSecret += n
+		return Slot{Offset: l.NbSecret - n, Len: n}
+	}
+	for _, id := range p.Inputs {
+		l.Inputs = append(l.Inputs, place(p.InputVis == quant.Public, numel(p.Values[id].Shape)))
+	}
+	for _, id := range p.Outputs {
+		l.Outputs = append(l.Outputs, place(p.OutputVis == quant.Public, numel(p.Values[id].Shape)))
+	}
+	for _, par := range p.Params {
+		if !p.Witness(par) {
+			l.Params = append(l.Params, nil)
+			continue
+		}
+		s := place(p.ParamVis == quant.Public, len(par.Data))
+		l.Params = append(l.Params, &s)
+	}
+	return l
+}
+
+func numel(shape []int) int {
+	n := 1
+	for _, d := range shape {
+		n *= d
+	}
+	return n
+}
+
+// New returns a circuit for p with witness slots sized by its layout (for compiling).
+func New(p *quant.Program) *Circuit {
+	l := NewLayout(p)
+	return &Circuit{Public: make([]frontend.Variable, l.NbPublic), Secret: make([]frontend.Variable, l.NbSecret), prog: p}
+}
+
+// Assign returns a circuit assignment for p from integer inputs and the integer
+// outputs the reference evaluator produced.
+func Assign(p *quant.Program, inputs, outputs [][]int64) (*Circuit, error) {
+	if len(inputs) != len(p.Inputs) || len(outputs) != len(p.Outputs) {
+		return nil, fmt.Errorf("assign: want %d inputs and %d outputs", len(p.Inputs), len(p.Outputs))
+	}
+	c := New(p)
+	l := NewLayout(p)
+	put := func(s Slot, data []int64) error {
+		if len(data) != s.Len {
+			return fmt.Errorf("assign: tensor has %d values, want %d", len(data), s.Len)
+		}
+		dst := c.Secret
+		if s.Public {
+			dst = c.Public
+		}
+		for i, v := range data {
+			dst[s.Offset+i] = v
+		}
+		return nil
+	}
+	for i, s := range l.Inputs {
+		if err := put(s, inputs[i]); err != nil {
+			return nil, err
+		}
+	}
+	for i, s := range l.Outputs {
+		if err := put(s, outputs[i]); err != nil {
+			return nil, err
+		}
+	}
+	for i, s := range l.Params {
+		if s != nil {
+			if err := put(*s, p.Params[i].Data); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return c, nil
+}
+
+// Define implements frontend.Circuit.
+func (c *Circuit) Define(api frontend.API) error {
+	p := c.prog
+	if p == nil {
+		return fmt.Errorf("circuit has no program")
+	}
+	l := NewLayout(p)
+	get := func(s Slot) []frontend.Variable {
+		if s.Public {
+			return c.Public[s.Offset : s.Offset+s.Len]
+		}
+		return c.Secret[s.Offset : s.Offset+s.Len]
+	}
+	a := newArith(api, c.stats)
+	inputs := make([][]frontend.Variable, len(p.Inputs))
+	for i, s := range l.Inputs {
+		inputs[i] = get(s)
+	}
+	params := make([][]frontend.Variable, len(p.Params))
+	for i, par := range p.Params {
+		if s := l.Params[i]; s != nil {
+			params[i] = get(*s)
+			// Witness params are range-checked so the static bounds hold.
+			for _, v := range params[i] {
+				a.RangeCheck(v, par.Bits)
+			}
+			continue
+		}
+		params[i] = make([]frontend.Variable, len(par.Data))
+		for j, v := range par.Data {
+			params[i][j] = v
+		}
+	}
+	vals, err := quant.Run[frontend.Variable](p, a, inputs, params)
+	if err != nil {
+		return err
+	}
+	a.closeLayer()
+	for i, id := range p.Outputs {
+		claimed := get(l.Outputs[i])
+		for j, v := range vals[id] {
+			api.AssertIsEqual(v, claimed[j])
+		}
+	}
+	return nil
+}
+
+// System names a proving system.
+type System string
+
+// Proving systems.
+const (
+	Groth16 System = "groth16"
+	Plonk   System = "plonk"
+)
+
+// ParseSystem validates a proving-system name.
+func ParseSystem(s string) (System, error) {
+	switch System(s) {
+	case Groth16, Plonk:
+		return System(s), nil
+	}
+	return "", fmt.Errorf("unknown proving system %q (want groth16 or plonk)", s)
+}
+
+// Compile builds the constraint system of p for sys (R1CS for Groth16, SCS for PLONK)
+// and reports its size layer by layer.
+func Compile(p *quant.Program, sys System) (constraint.ConstraintSystem, *Stats, error) {
+	c := New(p)
+	c.stats = &Stats{System: string(sys), Constraint: "r1cs"}
+	var ccs constraint.ConstraintSystem
+	var err error
+	if sys == Plonk {
+		c.stats.Constraint = "scs"
+		ccs, err = frontend.Compile(Field, scs.NewBuilder, c)
+	} else {
+		ccs, err = frontend.Compile(Field, r1cs.NewBuilder, c)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("compile circuit: %w", err)
+	}
+	c.stats.finish(ccs)
+	return ccs, c.stats, nil
+}

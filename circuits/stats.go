@@ -1,0 +1,64 @@
+package circuits
+
+import (
+	"fmt"
+	"io"
+	"text/tabwriter"
+
+	"github.com/consensys/gnark/constraint"
+)
+
+// LayerStats is the cost of one layer. Constraints counts those added while the layer
+// was built; range checks and lookups are batched into arguments added after the last
+// layer and reported in Stats.Deferred.
+type LayerStats struct {
+	Name           string `json:"name"`
+	Op             string `json:"op"`
+	Kind           string `json:"kind"`
+	Constraints    int    `json:"constraints"`
+	RangeChecks    int    `json:"range_checks"`
+	RangeCheckBits int    `json:"range_check_bits"`
+	Lookups        int    `json:"lookups"`
+	start          int
+}
+
+// Stats is a circuit-size report.
+type Stats struct {
+	System     string       `json:"system"`
+	Constraint string       `json:"constraint_system"`
+	Layers     []LayerStats `json:"layers"`
+	// Deferred constraints: the range-check and lookup arguments, the output equality
+	// checks and the commitment, added after the layers.
+	Deferred    int `json:"deferred_constraints"`
+	Constraints int `json:"constraints"`
+	Public      int `json:"public_inputs"`
+	Secret      int `json:"secret_inputs"`
+	Internal    int `json:"internal_variables"`
+}
+
+func (s *Stats) finish(ccs constraint.ConstraintSystem) {
+	s.Constraints = ccs.GetNbConstraints()
+	s.Public = ccs.GetNbPublicVariables()
+	s.Secret = ccs.GetNbSecretVariables()
+	s.Internal = ccs.GetNbInternalVariables()
+	s.Deferred = s.Constraints
+	for _, l := range s.Layers {
+		s.Deferred -= l.Constraints
+	}
+}
+
+// WriteTable prints the report as an aligned text table.
+func (s *Stats) WriteTable(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "layer\top\tconstraints\trange checks\tlookups\t\n")
+	for _, l := range s.Layers {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t\n", l.Name, l.Op, l.Constraints, l.RangeChecks, l.Lookups)
+	}
+	fmt.Fprintf(tw, "(range-check and lookup arguments)\t\t%d\t\t\t\n", s.Deferred)
+	fmt.Fprintf(tw, "total (%s, %s)\t\t%d\t\t\t\n", s.System, s.Constraint, s.Constraints)
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(w, "public inputs %d, secret inputs %d, internal variables %d\n", s.Public-1, s.Secret, s.Internal)
+	return err
+}
