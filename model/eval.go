@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+
+	"github.com/advancedclimatesystems/gonnx/onnx"
 )
 
 // ErrUnsupportedOp is wrapped by errors for operators zkml cannot evaluate or prove.
@@ -34,7 +36,97 @@ var unaryFloat = map[string]func(x float64, a Attrs) float64{
 	"HardSigmoid": func(x float64, a Attrs) float64 {
 		return math.Max(0, math.Min(1, a.Float("alpha", 0.2)*x+a.Float("beta", 0.5)))
 	},
-	"Cast": func(x float64, _ Attrs) float64 { return x },
+	"Cast": castFloat,
+}
+
+// castFloat converts x to Cast's target type: integers truncate toward zero, FLOAT and
+// FLOAT16 round to their precision (FLOAT16 approximately, through float32), BOOL is x != 0.
+func castFloat(x float64, a Attrs) float64 {
+	switch onnx.TensorProto_DataType(a.Int("to", int64(onnx.TensorProto_FLOAT))) {
+	case onnx.TensorProto_FLOAT, onnx.TensorProto_FLOAT16, onnx.TensorProto_BFLOAT16:
+		return float64(float32(x))
+	case onnx.TensorProto_INT8, onnx.TensorProto_INT16, onnx.TensorProto_INT32, onnx.TensorProto_INT64,
+		onnx.TensorProto_UINT8, onnx.TensorProto_UINT16, onnx.TensorProto_UINT32, onnx.TensorProto_UINT64:
+		return math.Trunc(x)
+	case onnx.TensorProto_BOOL:
+		if x != 0 {
+			return 1
+		}
+		return 0
+	}
+	return x
+}
+
+// MaxNodeWork bounds the multiply-adds (or window taps) of one node, so that loading and
+// evaluating a hostile model stays cheap. Models this large are far beyond what can be proved.
+const MaxNodeWork = 1 << 30
+
+// checkOutput checks an output shape against the tensor limits before it is allocated.
+func checkOutput(n *Node, shape []int) error {
+	if err := checkShape(shape); err != nil {
+		return fmt.Errorf("%s: output: %v", n.Label(), err)
+	}
+	return nil
+}
+
+// checkWork rejects nodes needing more than MaxNodeWork steps: outputs x steps per output.
+func checkWork(n *Node, outputs int, perOutput ...int) error {
+	w := float64(outputs)
+	for _, p := range perOutput {
+		w *= float64(p)
+	}
+	if w > MaxNodeWork {
+		return fmt.Errorf("%w: %s needs about %.3g operations, over the limit of %d", ErrUnsupportedOp, n.Label(), w, MaxNodeWork)
+	}
+	return nil
+}
+
+// arity is how many inputs an operator takes: the first Min must be present, at most Max
+// are allowed (Max < 0: any number, all present).
+type arity struct{ Min, Max int }
+
+var arities = map[string]arity{
+	"Gemm": {2, 3}, "MatMul": {2, 2}, "Conv": {2, 3},
+	"MaxPool": {1, 1}, "AveragePool": {1, 1}, "GlobalAveragePool": {1, 1}, "GlobalMaxPool": {1, 1},
+	"BatchNormalization": {5, 5}, "Softmax": {1, 1}, "Shape": {1, 1}, "Constant": {0, 0},
+	"Identity": {1, 1}, "Dropout": {1, 3}, "Reshape": {2, 2}, "Flatten": {1, 1},
+	"Squeeze": {1, 2}, "Unsqueeze": {1, 2}, "Transpose": {1, 1}, "Gather": {2, 2},
+	"Pad": {1, 4}, "Concat": {1, -1}, "Slice": {1, 5},
+}
+
+func opArity(op string) arity {
+	if a, ok := arities[op]; ok {
+		return a
+	}
+	if _, ok := binaryFloat[op]; ok {
+		return arity{2, 2}
+	}
+	return arity{1, 1}
+}
+
+// checkArity checks the number and presence of a node's inputs.
+func checkArity(n *Node, in []*Tensor) error {
+	a := opArity(n.Op)
+	if len(in) < a.Min || (a.Max >= 0 && len(in) > a.Max) {
+		want := fmt.Sprintf("%d to %d", a.Min, a.Max)
+		switch {
+		case a.Max < 0:
+			want = fmt.Sprintf("at least %d", a.Min)
+		case a.Min == a.Max:
+			want = fmt.Sprint(a.Min)
+		}
+		return invalidf("%s: has %d inputs, want %s", n.Label(), len(in), want)
+	}
+	required := a.Min
+	if a.Max < 0 {
+		required = len(in)
+	}
+	for i := 0; i < required; i++ {
+		if in[i] == nil {
+			return invalidf("%s: required input %d is missing", n.Label(), i)
+		}
+	}
+	return nil
 }
 
 var binaryFloat = map[string]func(a, b float64) float64{
@@ -62,6 +154,9 @@ func floatOps(op string) (floatOp, bool) {
 			shape, err := broadcastShape(in[0].Shape, in[1].Shape)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", n.Label(), err)
+			}
+			if err := checkOutput(n, shape); err != nil {
+				return nil, err
 			}
 			ia, ib := broadcastIndex(in[0].Shape, shape), broadcastIndex(in[1].Shape, shape)
 			out := NewTensor(shape...)
@@ -99,6 +194,9 @@ func evalMovement(n *Node, in []*Tensor, opset int64) ([]*Tensor, error) {
 	}
 	m, err := movementOps[n.Op](n, shapes, in, opset)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkOutput(n, m.Shape); err != nil {
 		return nil, err
 	}
 	var src []float64
@@ -146,11 +244,17 @@ func evalGemm(n *Node, in []*Tensor, _ int64) ([]*Tensor, error) {
 	}
 	ta, tb := n.Attrs.Int("transA", 0) != 0, n.Attrs.Int("transB", 0) != 0
 	alpha, beta := n.Attrs.Float("alpha", 1), n.Attrs.Float("beta", 1)
+	if err := checkOutput(n, []int{m, nn}); err != nil {
+		return nil, err
+	}
+	if err := checkWork(n, m*nn, k); err != nil {
+		return nil, err
+	}
 	out := NewTensor(m, nn)
 	var ci []int
 	if len(in) > 2 && in[2] != nil {
-		if _, err := broadcastShape(in[2].Shape, out.Shape); err != nil {
-			return nil, fmt.Errorf("%s: bias: %w", n.Label(), err)
+		if !broadcastsTo(in[2].Shape, out.Shape) {
+			return nil, fmt.Errorf("%s: bias shape %v does not broadcast to %v", n.Label(), in[2].Shape, out.Shape)
 		}
 		ci = broadcastIndex(in[2].Shape, out.Shape)
 	}
@@ -206,6 +310,9 @@ func PlanMatMul(n *Node, a, b []int) (*MatMulPlan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", n.Label(), err)
 	}
+	if err := checkOutput(n, append(append([]int{}, batch...), p.M, p.N)); err != nil {
+		return nil, err
+	}
 	ia, ib := broadcastIndex(a[:len(a)-2], batch), broadcastIndex(b[:len(b)-2], batch)
 	for i := range ia {
 		p.AOff = append(p.AOff, ia[i]*p.M*p.K)
@@ -217,6 +324,12 @@ func PlanMatMul(n *Node, a, b []int) (*MatMulPlan, error) {
 	}
 	if !b1 {
 		p.Shape = append(p.Shape, p.N)
+	}
+	if err := checkOutput(n, p.Shape); err != nil {
+		return nil, err
+	}
+	if err := checkWork(n, numel(p.Shape), p.K); err != nil {
+		return nil, err
 	}
 	return p, nil
 }
@@ -261,11 +374,32 @@ func PlanConv(n *Node, x, w []int) (*ConvPlan, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := int(n.Attrs.Int("group", 1))
-	if g < 1 || win.C%g != 0 || w[0]%g != 0 || w[1] != win.C/g {
+	g64 := n.Attrs.Int("group", 1)
+	if g64 < 1 || g64 > MaxTensorElements {
+		return nil, fmt.Errorf("%s: group %d out of range", n.Label(), g64)
+	}
+	g := int(g64)
+	if win.C%g != 0 || w[0]%g != 0 || w[1] != win.C/g {
 		return nil, fmt.Errorf("%s: group %d inconsistent with input channels %d and weight %v", n.Label(), g, win.C, w)
 	}
-	return &ConvPlan{Window: win, M: w[0], Group: g, CPerG: win.C / g}, nil
+	if ks := n.Attrs.Ints("kernel_shape", nil); ks != nil {
+		if len(ks) != len(w)-2 {
+			return nil, fmt.Errorf("%s: kernel_shape %v does not match weight %v", n.Label(), ks, w)
+		}
+		for i, k := range ks {
+			if k != int64(w[2+i]) {
+				return nil, fmt.Errorf("%s: kernel_shape %v does not match weight %v", n.Label(), ks, w)
+			}
+		}
+	}
+	p := &ConvPlan{Window: win, M: w[0], Group: g, CPerG: win.C / g}
+	if err := checkOutput(n, []int{p.N, p.M, p.OH, p.OW}); err != nil {
+		return nil, err
+	}
+	if err := checkWork(n, p.N*p.M*p.OH*p.OW, p.CPerG, p.KH*p.KW); err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
 // OutShape is the conv output shape, keeping the input's rank.
@@ -284,6 +418,13 @@ func evalConv(n *Node, in []*Tensor, _ int64) ([]*Tensor, error) {
 	p, err := PlanConv(n, x.Shape, w.Shape)
 	if err != nil {
 		return nil, err
+	}
+	var bias []float64
+	if len(in) > 2 && in[2] != nil {
+		if len(in[2].Shape) != 1 || in[2].Shape[0] != p.M {
+			return nil, fmt.Errorf("%s: bias shape %v, want [%d]", n.Label(), in[2].Shape, p.M)
+		}
+		bias = in[2].Data
 	}
 	out := NewTensor(p.OutShape(len(x.Shape))...)
 	mPerG := p.M / p.Group
@@ -304,8 +445,8 @@ func evalConv(n *Node, in []*Tensor, _ int64) ([]*Tensor, error) {
 							s += x.Data[xb+ti[t]] * w.Data[wb+tk[t]]
 						}
 					}
-					if len(in) > 2 && in[2] != nil {
-						s += in[2].Data[m]
+					if bias != nil {
+						s += bias[m]
 					}
 					out.Data[o] = s
 					o++
@@ -337,10 +478,22 @@ func PlanPool(n *Node, x []int) (*Window, error) {
 		return nil, fmt.Errorf("%s: kernel_shape %v does not match input rank %d", n.Label(), kernel, len(x))
 	}
 	if n.Op == "MaxPool" && n.Attrs.Int("storage_order", 0) != 0 {
-		return nil, fmt.Errorf("%s: storage_order=1 is not supported", n.Label())
+		return nil, fmt.Errorf("%w: %s: storage_order=1 is not supported", ErrUnsupportedOp, n.Label())
 	}
 	w, err := parseWindow(n, x, kernel, true)
-	return &w, err
+	if err != nil {
+		return nil, err
+	}
+	if err := checkOutput(n, []int{w.N, w.C, w.OH, w.OW}); err != nil {
+		return nil, err
+	}
+	if err := checkWork(n, w.N*w.C*w.OH*w.OW, w.KH*w.KW); err != nil {
+		return nil, err
+	}
+	if w.hasEmptyWindow() {
+		return nil, fmt.Errorf("%s: some pooling windows lie entirely in the padding", n.Label())
+	}
+	return &w, nil
 }
 
 // PoolOutShape is the pooled shape keeping the input's rank.
@@ -353,7 +506,7 @@ func PoolOutShape(w *Window, rank int) []int {
 
 func evalPool(n *Node, in []*Tensor, _ int64) ([]*Tensor, error) {
 	if len(n.Outputs) > 1 && n.Outputs[1] != "" {
-		return nil, fmt.Errorf("%s: the Indices output is not supported", n.Label())
+		return nil, fmt.Errorf("%w: %s: the Indices output is not supported", ErrUnsupportedOp, n.Label())
 	}
 	x := in[0]
 	w, err := PlanPool(n, x.Shape)
@@ -420,7 +573,7 @@ func BatchNormAffine(n *Node, consts []*Tensor) (scale, shift []float64, err err
 
 func evalBatchNorm(n *Node, in []*Tensor, _ int64) ([]*Tensor, error) {
 	if n.Attrs.Int("training_mode", 0) != 0 {
-		return nil, fmt.Errorf("%s: training_mode is not supported", n.Label())
+		return nil, fmt.Errorf("%w: %s: training_mode is not supported", ErrUnsupportedOp, n.Label())
 	}
 	scale, shift, err := BatchNormAffine(n, in)
 	if err != nil {
@@ -530,7 +683,7 @@ func evalConstant(n *Node, _ []*Tensor, _ int64) ([]*Tensor, error) {
 		}
 		return []*Tensor{t}, nil
 	}
-	return nil, fmt.Errorf("%s: unsupported Constant form", n.Label())
+	return nil, fmt.Errorf("%w: %s: only value, value_float(s) and value_int(s) are supported", ErrUnsupportedOp, n.Label())
 }
 
 // evalNode runs the float reference for one node.
@@ -539,10 +692,8 @@ func evalNode(n *Node, in []*Tensor, opset int64) ([]*Tensor, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: %s is not supported", ErrUnsupportedOp, n.Label())
 	}
-	for i, t := range in {
-		if t == nil && i == 0 && n.Op != "Constant" {
-			return nil, fmt.Errorf("%s: missing input", n.Label())
-		}
+	if err := checkArity(n, in); err != nil {
+		return nil, err
 	}
 	out, err := f(n, in, opset)
 	if err != nil {
@@ -552,9 +703,12 @@ func evalNode(n *Node, in []*Tensor, opset int64) ([]*Tensor, error) {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidModel, err)
 	}
 	for _, t := range out {
-		if t.Numel() > MaxTensorElements {
-			return nil, invalidf("%s: output of %d elements over the limit", n.Label(), t.Numel())
+		if err := checkShape(t.Shape); err != nil {
+			return nil, invalidf("%s: output: %v", n.Label(), err)
 		}
+	}
+	if len(out) > len(n.Outputs) {
+		out = out[:len(n.Outputs)]
 	}
 	return out, nil
 }
@@ -582,6 +736,22 @@ func (g *Graph) fold() error {
 			allConst = false
 			in[i] = vals[name]
 		}
+		if err := checkArity(n, in); err != nil {
+			return err
+		}
+		if IsMovement(n.Op) && !allConst {
+			// Parameters (shape, indices, pads...) must be constants so that shapes are
+			// static: plan with the constants alone, runtime inputs as nil.
+			shapes, consts := make([][]int, len(in)), make([]*Tensor, len(in))
+			for i, name := range n.Inputs {
+				if in[i] != nil {
+					shapes[i], consts[i] = in[i].Shape, g.Consts[name]
+				}
+			}
+			if _, _, err := PlanMovement(n, shapes, consts, g.Opset); err != nil {
+				return err
+			}
+		}
 		out, err := evalNode(n, in, g.Opset)
 		if err != nil {
 			return err
@@ -595,14 +765,18 @@ func (g *Graph) fold() error {
 		}
 		if allConst || n.Op == "Shape" {
 			for i, o := range n.Outputs[:len(out)] {
-				g.Consts[o] = out[i]
-				g.Shapes[o] = out[i].Shape
+				if o != "" {
+					g.Consts[o] = out[i]
+					g.Shapes[o] = out[i].Shape
+				}
 			}
 			continue
 		}
 		for i, o := range n.Outputs[:len(out)] {
-			vals[o] = out[i]
-			g.Shapes[o] = out[i].Shape
+			if o != "" {
+				vals[o] = out[i]
+				g.Shapes[o] = out[i].Shape
+			}
 		}
 		kept = append(kept, n)
 	}

@@ -25,13 +25,13 @@ func parseWindow(n *Node, in []int, kernel []int, ceilAllowed bool) (Window, err
 	case 3:
 		w.N, w.C, w.H, w.W = in[0], in[1], 1, in[2]
 	default:
-		return w, fmt.Errorf("%s: input rank %d is not supported (want NCHW or NCW)", n.Label(), len(in))
+		return w, fmt.Errorf("%w: %s: input rank %d is not supported (want NCHW or NCW)", ErrUnsupportedOp, n.Label(), len(in))
 	}
 	if len(kernel) == 1 {
 		kernel = []int{1, kernel[0]}
 	}
 	if len(kernel) != 2 {
-		return w, fmt.Errorf("%s: kernel rank %d is not supported", n.Label(), len(kernel))
+		return w, fmt.Errorf("%w: %s: kernel rank %d is not supported", ErrUnsupportedOp, n.Label(), len(kernel))
 	}
 	spatial := len(in) - 2
 	get := func(name string, def int64) ([]int, error) {
@@ -116,6 +116,25 @@ func parseWindow(n *Node, in []int, kernel []int, ceilAllowed bool) (Window, err
 	}
 	w.CountIncludePad = n.Attrs.Int("count_include_pad", 0) == 1
 	return w, nil
+}
+
+// hasEmptyWindow reports whether some output position's window covers no input element
+// (a max over nothing, or an average of zero values).
+func (w *Window) hasEmptyWindow() bool {
+	empty := func(out, size, k, s, d, pad int) bool {
+		for o := 0; o < out; o++ {
+			hit := false
+			for i := 0; i < k && !hit; i++ {
+				x := o*s - pad + i*d
+				hit = x >= 0 && x < size
+			}
+			if !hit {
+				return true
+			}
+		}
+		return false
+	}
+	return empty(w.OH, w.H, w.KH, w.SH, w.DH, w.PadT) || empty(w.OW, w.W, w.KW, w.SW, w.DW, w.PadL)
 }
 
 func outDim(in, k, s int, ceil bool) int {

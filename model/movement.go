@@ -2,6 +2,7 @@ package model
 
 import (
 	"fmt"
+	"math"
 	"sort"
 )
 
@@ -18,7 +19,7 @@ type Movement struct {
 
 var movementOps = map[string]func(n *Node, shapes [][]int, consts []*Tensor, opset int64) (*Movement, error){
 	"Identity":  moveIdentity,
-	"Dropout":   moveIdentity,
+	"Dropout":   moveDropout,
 	"Reshape":   moveReshape,
 	"Flatten":   moveFlatten,
 	"Squeeze":   moveSqueeze,
@@ -42,6 +43,22 @@ func moveIdentity(_ *Node, shapes [][]int, _ []*Tensor, _ int64) (*Movement, err
 	return &Movement{Shape: shapes[0], Index: identityIndex(numel(shapes[0])), Data: []int{0}}, nil
 }
 
+// moveDropout is the inference-mode Dropout: the identity. Training mode is rejected.
+func moveDropout(n *Node, shapes [][]int, consts []*Tensor, opset int64) (*Movement, error) {
+	training := false // opset < 7 is_test=0 is ignored: zkml only does inference
+	if len(n.Inputs) > 2 && n.Inputs[2] != "" {
+		t, err := constInput(n, consts, 2, "training_mode")
+		if err != nil {
+			return nil, err
+		}
+		training = len(t.Data) != 1 || t.Data[0] != 0
+	}
+	if training {
+		return nil, fmt.Errorf("%w: %s: training mode is not supported", ErrUnsupportedOp, n.Label())
+	}
+	return moveIdentity(n, shapes, consts, opset)
+}
+
 func reshapeTo(shape []int, in []int) *Movement {
 	return &Movement{Shape: shape, Index: identityIndex(numel(in)), Data: []int{0}}
 }
@@ -56,6 +73,23 @@ func normAxis(n *Node, axis int64, rank int) (int, error) {
 	return int(axis), nil
 }
 
+// maxParam is the magnitude at which integer parameters saturate (Slice uses INT64_MAX
+// for "to the end"); it leaves room for adding dimensions without overflow.
+const maxParam = 1 << 53
+
+// intParams converts a constant parameter tensor (shape, axes, indices, pads, slice bounds)
+// to integers, rejecting NaN and fractions and saturating at ±maxParam.
+func intParams(n *Node, t *Tensor, what string) ([]int64, error) {
+	out := make([]int64, len(t.Data))
+	for i, v := range t.Data {
+		if math.IsNaN(v) || (!math.IsInf(v, 0) && v != math.Trunc(v)) {
+			return nil, fmt.Errorf("%s: %s value %v is not an integer", n.Label(), what, v)
+		}
+		out[i] = int64(max(-maxParam, min(maxParam, v)))
+	}
+	return out, nil
+}
+
 func constInput(n *Node, consts []*Tensor, i int, what string) (*Tensor, error) {
 	if i >= len(consts) || consts[i] == nil {
 		return nil, fmt.Errorf("%s: %s (input %d) must be a constant", n.Label(), what, i)
@@ -68,12 +102,19 @@ func moveReshape(n *Node, shapes [][]int, consts []*Tensor, _ int64) (*Movement,
 	if err != nil {
 		return nil, err
 	}
+	target, err := intParams(n, st, "shape")
+	if err != nil {
+		return nil, err
+	}
 	in := shapes[0]
-	out := make([]int, len(st.Data))
+	if len(target) > MaxRank {
+		return nil, fmt.Errorf("%s: target rank %d is over the limit of %d", n.Label(), len(target), MaxRank)
+	}
+	out := make([]int, len(target))
 	infer := -1
 	known := 1
 	allowZero := n.Attrs.Int("allowzero", 0) == 1
-	for i, v := range st.Data {
+	for i, v := range target {
 		switch {
 		case v == -1:
 			if infer >= 0 {
@@ -86,17 +127,20 @@ func moveReshape(n *Node, shapes [][]int, consts []*Tensor, _ int64) (*Movement,
 				return nil, fmt.Errorf("%s: 0 at position %d beyond input rank", n.Label(), i)
 			}
 			out[i] = in[i]
-		case v < 0:
+		case v < 0 || v > MaxTensorElements:
 			return nil, fmt.Errorf("%s: bad target dimension %v", n.Label(), v)
 		default:
 			out[i] = int(v)
 		}
 		known *= out[i]
+		if known > MaxTensorElements {
+			return nil, fmt.Errorf("%s: target shape %v is over the limit of %d elements", n.Label(), target, MaxTensorElements)
+		}
 	}
 	total := numel(in)
 	if infer >= 0 {
 		if known == 0 || total%known != 0 {
-			return nil, fmt.Errorf("%s: cannot infer dimension for %v from %v", n.Label(), st.Data, in)
+			return nil, fmt.Errorf("%s: cannot infer dimension for %v from %v", n.Label(), target, in)
 		}
 		out[infer] = total / known
 	}
@@ -120,24 +164,30 @@ func moveFlatten(n *Node, shapes [][]int, _ []*Tensor, _ int64) (*Movement, erro
 	return reshapeTo([]int{numel(in[:axis]), numel(in[axis:])}, in), nil
 }
 
-func axesOf(n *Node, consts []*Tensor, opset int64, attrBefore int64) ([]int64, bool) {
+// axesOf returns Squeeze/Unsqueeze axes: an attribute before opset attrBefore, the
+// second input from then on. ok is false when no axes are given.
+func axesOf(n *Node, consts []*Tensor, opset int64, attrBefore int64) (axes []int64, ok bool, err error) {
 	if opset < attrBefore {
 		v := n.Attrs.Ints("axes", nil)
-		return v, v != nil
+		return v, v != nil, nil
 	}
-	if len(consts) > 1 && consts[1] != nil {
-		ax := make([]int64, len(consts[1].Data))
-		for i, v := range consts[1].Data {
-			ax[i] = int64(v)
+	if len(n.Inputs) > 1 && n.Inputs[1] != "" {
+		t, err := constInput(n, consts, 1, "axes")
+		if err != nil {
+			return nil, false, err
 		}
-		return ax, true
+		ax, err := intParams(n, t, "axes")
+		return ax, true, err
 	}
-	return nil, false
+	return nil, false, nil
 }
 
 func moveSqueeze(n *Node, shapes [][]int, consts []*Tensor, opset int64) (*Movement, error) {
 	in := shapes[0]
-	axes, ok := axesOf(n, consts, opset, 13)
+	axes, ok, err := axesOf(n, consts, opset, 13)
+	if err != nil {
+		return nil, err
+	}
 	drop := map[int]bool{}
 	if ok {
 		for _, a := range axes {
@@ -168,11 +218,17 @@ func moveSqueeze(n *Node, shapes [][]int, consts []*Tensor, opset int64) (*Movem
 
 func moveUnsqueeze(n *Node, shapes [][]int, consts []*Tensor, opset int64) (*Movement, error) {
 	in := shapes[0]
-	axes, ok := axesOf(n, consts, opset, 13)
+	axes, ok, err := axesOf(n, consts, opset, 13)
+	if err != nil {
+		return nil, err
+	}
 	if !ok {
 		return nil, fmt.Errorf("%s: axes are required", n.Label())
 	}
 	rank := len(in) + len(axes)
+	if rank > MaxRank {
+		return nil, fmt.Errorf("%s: output rank %d is over the limit of %d", n.Label(), rank, MaxRank)
+	}
 	ins := map[int]bool{}
 	for _, a := range axes {
 		ax, err := normAxis(n, a, rank)
@@ -251,11 +307,18 @@ func moveGather(n *Node, shapes [][]int, consts []*Tensor, _ int64) (*Movement, 
 	if err != nil {
 		return nil, err
 	}
+	indices, err := intParams(n, it, "indices")
+	if err != nil {
+		return nil, err
+	}
 	out := append(append(append([]int{}, in[:axis]...), it.Shape...), in[axis+1:]...)
+	if err := checkShape(out); err != nil {
+		return nil, fmt.Errorf("%s: output: %v", n.Label(), err)
+	}
 	outer, inner := numel(in[:axis]), numel(in[axis+1:])
 	idx := make([]int, 0, numel(out))
 	for o := 0; o < outer; o++ {
-		for _, v := range it.Data {
+		for _, v := range indices {
 			k := int(v)
 			if k < 0 {
 				k += in[axis]
@@ -276,27 +339,37 @@ func movePad(n *Node, shapes [][]int, consts []*Tensor, opset int64) (*Movement,
 	in := shapes[0]
 	mode := n.Attrs.String("mode", "constant")
 	if mode != "constant" {
-		return nil, fmt.Errorf("%s: pad mode %q is not supported (only constant)", n.Label(), mode)
+		return nil, fmt.Errorf("%w: %s: pad mode %q is not supported (only constant)", ErrUnsupportedOp, n.Label(), mode)
 	}
 	var pads []int64
 	fill := 0.0
 	if opset < 11 {
-		pads = n.Attrs.Ints("pads", nil)
+		pads = append([]int64(nil), n.Attrs.Ints("pads", nil)...)
 		fill = n.Attrs.Float("value", 0)
 	} else {
 		pt, err := constInput(n, consts, 1, "pads")
 		if err != nil {
 			return nil, err
 		}
-		for _, v := range pt.Data {
-			pads = append(pads, int64(v))
+		if pads, err = intParams(n, pt, "pads"); err != nil {
+			return nil, err
 		}
-		if len(consts) > 2 && consts[2] != nil && len(consts[2].Data) > 0 {
-			fill = consts[2].Data[0]
+		if len(n.Inputs) > 2 && n.Inputs[2] != "" {
+			ct, err := constInput(n, consts, 2, "constant_value")
+			if err != nil {
+				return nil, err
+			}
+			if len(ct.Data) != 1 {
+				return nil, fmt.Errorf("%s: constant_value has %d values, want 1", n.Label(), len(ct.Data))
+			}
+			fill = ct.Data[0]
 		}
 		if len(n.Inputs) > 3 && n.Inputs[3] != "" {
-			return nil, fmt.Errorf("%s: the axes input is not supported", n.Label())
+			return nil, fmt.Errorf("%w: %s: the axes input is not supported", ErrUnsupportedOp, n.Label())
 		}
+	}
+	for i, p := range pads {
+		pads[i] = clamp64(p, -maxParam, maxParam)
 	}
 	if len(pads) != 2*len(in) {
 		return nil, fmt.Errorf("%s: pads has %d values, want %d", n.Label(), len(pads), 2*len(in))
@@ -307,6 +380,9 @@ func movePad(n *Node, shapes [][]int, consts []*Tensor, opset int64) (*Movement,
 		if out[i] < 0 {
 			return nil, fmt.Errorf("%s: negative output dimension", n.Label())
 		}
+	}
+	if err := checkShape(out); err != nil {
+		return nil, fmt.Errorf("%s: output: %v", n.Label(), err)
 	}
 	inStr := strides(in)
 	idx := make([]int, numel(out))
@@ -350,6 +426,9 @@ func moveConcat(n *Node, shapes [][]int, _ []*Tensor, _ int64) (*Movement, error
 		out[axis] += s[axis]
 		data[k] = k
 	}
+	if err := checkShape(out); err != nil {
+		return nil, fmt.Errorf("%s: output: %v", n.Label(), err)
+	}
 	outer := numel(out[:axis])
 	idx := make([]int, 0, numel(out))
 	for o := 0; o < outer; o++ {
@@ -378,8 +457,8 @@ func moveSlice(n *Node, shapes [][]int, consts []*Tensor, opset int64) (*Movemen
 				if err != nil {
 					return nil, err
 				}
-				for _, v := range t.Data {
-					vals[i-1] = append(vals[i-1], int64(v))
+				if vals[i-1], err = intParams(n, t, "slice parameter"); err != nil {
+					return nil, err
 				}
 			}
 		}
@@ -413,7 +492,7 @@ func moveSlice(n *Node, shapes [][]int, consts []*Tensor, opset int64) (*Movemen
 			return nil, err
 		}
 		dim := int64(in[ax])
-		st := steps[i]
+		st := clamp64(steps[i], -dim-1, dim+1) // larger steps take one element at most
 		if st == 0 {
 			return nil, fmt.Errorf("%s: zero step", n.Label())
 		}

@@ -176,6 +176,12 @@ func LoadWithConstants(data []byte, consts map[string]*Tensor) (*Graph, error) {
 			bound++
 			continue
 		}
+		if vi.GetName() == "" {
+			return nil, invalidf("graph input without a name")
+		}
+		if _, dup := g.Shapes[vi.GetName()]; dup {
+			return nil, invalidf("graph input %q is declared twice", vi.GetName())
+		}
 		shape, err := valueShape(vi)
 		if err != nil {
 			return nil, invalidf("input %q: %v", vi.GetName(), err)
@@ -199,11 +205,17 @@ func LoadWithConstants(data []byte, consts map[string]*Tensor) (*Graph, error) {
 	}
 	for i, np := range gp.GetNode() {
 		if d := np.GetDomain(); d != "" && d != "ai.onnx" {
-			return nil, invalidf("%s node %q: operator domain %q is not supported", np.GetOpType(), np.GetName(), d)
+			return nil, fmt.Errorf("%w: %s node %q: operator domain %q is not supported", ErrUnsupportedOp, np.GetOpType(), np.GetName(), d)
 		}
 		n := &Node{Name: np.GetName(), Op: np.GetOpType(), Inputs: np.GetInput(), Outputs: np.GetOutput(), Attrs: Attrs{}}
 		if n.Name == "" {
 			n.Name = fmt.Sprintf("%s_%d", n.Op, i)
+		}
+		if _, ok := floatOps(n.Op); !ok {
+			return nil, fmt.Errorf("%w: %s is not supported", ErrUnsupportedOp, n.Label())
+		}
+		if len(n.Outputs) == 0 || n.Outputs[0] == "" {
+			return nil, invalidf("%s: has no output", n.Label())
 		}
 		for _, ap := range np.GetAttribute() {
 			a, err := decodeAttr(ap)
@@ -218,12 +230,15 @@ func LoadWithConstants(data []byte, consts map[string]*Tensor) (*Graph, error) {
 			}
 		}
 		for _, out := range n.Outputs {
+			if out != "" && known[out] {
+				return nil, invalidf("%s: output %q is already defined (graph is not in SSA form)", n.Label(), out)
+			}
 			known[out] = true
 		}
 		g.Nodes = append(g.Nodes, n)
 	}
 	for _, vi := range gp.GetOutput() {
-		if !known[vi.GetName()] {
+		if vi.GetName() == "" || !known[vi.GetName()] {
 			return nil, invalidf("graph output %q is never produced", vi.GetName())
 		}
 		g.Outputs = append(g.Outputs, Value{Name: vi.GetName()})
@@ -290,22 +305,25 @@ func valueShape(vi *onnx.ValueInfoProto) ([]int, error) {
 	if tt == nil {
 		return nil, errors.New("only tensor inputs are supported")
 	}
-	var shape []int
-	for _, d := range tt.GetShape().GetDim() {
+	dims := tt.GetShape().GetDim()
+	if len(dims) > MaxRank {
+		return nil, fmt.Errorf("rank %d is over the limit of %d", len(dims), MaxRank)
+	}
+	shape := []int{}
+	for _, d := range dims {
 		v := d.GetDimValue()
 		switch {
 		case d.GetDimParam() != "" || v == 0:
 			v = 1 // symbolic (batch) dimension
 		case v < 0:
 			return nil, fmt.Errorf("negative dimension %d", v)
-		}
-		if v > MaxTensorElements {
-			return nil, fmt.Errorf("dimension %d too large", v)
+		case v > MaxTensorElements:
+			return nil, fmt.Errorf("dimension %d is over the limit of %d elements", v, MaxTensorElements)
 		}
 		shape = append(shape, int(v))
 	}
-	if n := numel(shape); n > MaxTensorElements {
-		return nil, fmt.Errorf("%d elements, over the limit of %d", n, MaxTensorElements)
+	if err := checkShape(shape); err != nil {
+		return nil, err
 	}
 	return shape, nil
 }
@@ -353,18 +371,20 @@ func decodeTensor(tp *onnx.TensorProto) (*Tensor, error) {
 	if tp.GetDataLocation() == onnx.TensorProto_EXTERNAL {
 		return nil, errors.New("external tensor data is not supported")
 	}
+	if len(tp.GetDims()) > MaxRank {
+		return nil, fmt.Errorf("rank %d is over the limit of %d", len(tp.GetDims()), MaxRank)
+	}
 	shape := make([]int, len(tp.GetDims()))
-	n := 1
 	for i, d := range tp.GetDims() {
 		if d < 0 || d > MaxTensorElements {
 			return nil, fmt.Errorf("bad dimension %d", d)
 		}
 		shape[i] = int(d)
-		n *= int(d)
-		if n > MaxTensorElements {
-			return nil, fmt.Errorf("tensor over %d elements", MaxTensorElements)
-		}
 	}
+	if err := checkShape(shape); err != nil {
+		return nil, err
+	}
+	n := numel(shape)
 	t := &Tensor{Shape: shape, Data: make([]float64, n)}
 	raw := tp.GetRawData()
 	dt := onnx.TensorProto_DataType(tp.GetDataType())

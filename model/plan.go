@@ -1,6 +1,9 @@
 package model
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+)
 
 // PlanMovement resolves a pure data-movement node (see Movement) given the static
 // shapes of its inputs and those inputs that are constants (nil for runtime values).
@@ -11,7 +14,13 @@ func PlanMovement(n *Node, shapes [][]int, consts []*Tensor, opset int64) (m *Mo
 		return nil, false, nil
 	}
 	m, err = f(n, shapes, consts, opset)
+	if err == nil {
+		err = checkOutput(n, m.Shape)
+	}
 	if err != nil {
+		if errors.Is(err, ErrUnsupportedOp) || errors.Is(err, ErrInvalidModel) {
+			return nil, true, err
+		}
 		return nil, true, fmt.Errorf("%w: %v", ErrInvalidModel, err)
 	}
 	return m, true, nil

@@ -25,6 +25,32 @@ func (t *Tensor) Clone() *Tensor {
 	return &Tensor{Shape: append([]int(nil), t.Shape...), Data: append([]float64(nil), t.Data...)}
 }
 
+// MaxRank bounds the rank of any tensor.
+const MaxRank = 32
+
+// checkShape enforces the size limits on a shape: rank at most MaxRank, no negative
+// dimension, and a product of the non-zero dimensions at most MaxTensorElements (so that
+// loops over outer dimensions stay bounded even for empty tensors).
+func checkShape(shape []int) error {
+	if len(shape) > MaxRank {
+		return fmt.Errorf("rank %d is over the limit of %d", len(shape), MaxRank)
+	}
+	n := 1
+	for _, d := range shape {
+		if d < 0 {
+			return fmt.Errorf("shape %v has a negative dimension", shape)
+		}
+		if d == 0 {
+			continue
+		}
+		if d > MaxTensorElements || n*d > MaxTensorElements {
+			return fmt.Errorf("shape %v is over the limit of %d elements", shape, MaxTensorElements)
+		}
+		n *= d
+	}
+	return nil
+}
+
 func numel(shape []int) int {
 	n := 1
 	for _, d := range shape {
@@ -88,7 +114,25 @@ func broadcastShape(shapes ...[]int) ([]int, error) {
 			}
 		}
 	}
+	if err := checkShape(out); err != nil {
+		return nil, fmt.Errorf("broadcast of %v: %v", shapes, err)
+	}
 	return out, nil
+}
+
+// broadcastsTo reports whether shape from broadcasts to shape to without changing it
+// (ONNX unidirectional broadcasting).
+func broadcastsTo(from, to []int) bool {
+	if len(from) > len(to) {
+		return false
+	}
+	off := len(to) - len(from)
+	for i, d := range from {
+		if d != 1 && d != to[off+i] {
+			return false
+		}
+	}
+	return true
 }
 
 // broadcastIndex maps each element of out shape to the flat index in a tensor of shape in
