@@ -175,10 +175,12 @@ type Store interface {
 	GetJob(ctx context.Context, owner, id string) (*Job, error)
 	// ListJobs returns jobs in status (all statuses when empty), oldest first.
 	ListJobs(ctx context.Context, owner string, status JobStatus, limit int) ([]*Job, error)
-	// StartJob moves a queued or running job to running under attempt. A job in a
-	// terminal state yields ErrConflict; a queued job with a cancel request becomes
-	// cancelled and also yields ErrConflict.
-	StartJob(ctx context.Context, id string, attempt int) (*Job, error)
+	// StartJob moves a queued or running job to running under a new attempt number
+	// (the previous one plus one) and returns it; the run must present that number to
+	// Heartbeat, FinishJob and RequeueJob, so a run that was superseded (its worker
+	// presumed dead) can no longer change the job. A job in a terminal state yields
+	// ErrConflict; so does a job with a cancel request, which becomes cancelled.
+	StartJob(ctx context.Context, id string) (*Job, error)
 	// Heartbeat records progress of attempt and reports whether cancellation was
 	// requested. It yields ErrConflict when attempt no longer owns the job.
 	Heartbeat(ctx context.Context, id string, attempt int, stage string, progress float64) (cancel bool, err error)

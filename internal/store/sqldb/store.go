@@ -346,8 +346,8 @@ func (s *Store) ListJobs(ctx context.Context, owner string, status store.JobStat
 	return out, rows.Err()
 }
 
-// StartJob claims the job for attempt.
-func (s *Store) StartJob(ctx context.Context, id string, attempt int) (*store.Job, error) {
+// StartJob claims the job under a new attempt number.
+func (s *Store) StartJob(ctx context.Context, id string) (*store.Job, error) {
 	var out *store.Job
 	err := s.c.InTx(ctx, func(q Querier) error {
 		j, err := s.getJob(ctx, q, id, true)
@@ -369,6 +369,7 @@ func (s *Store) StartJob(ctx context.Context, id string, attempt int) (*store.Jo
 			out = j
 			return store.ErrConflict
 		}
+		attempt := j.Attempt + 1
 		started := j.StartedAt
 		if started == nil {
 			started = &now

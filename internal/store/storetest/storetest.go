@@ -152,7 +152,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		if j.Status != store.JobQueued {
 			t.Fatalf("new job status %s", j.Status)
 		}
-		got, err := s.StartJob(ctx, j.ID, 1)
+		got, err := s.StartJob(ctx, j.ID)
 		must(t, err)
 		if got.Status != store.JobRunning || got.Attempt != 1 || got.StartedAt == nil {
 			t.Fatalf("StartJob = %+v", got)
@@ -171,7 +171,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 			t.Fatalf("after heartbeat: %+v", got)
 		}
 		// A rescued job is started again under a new attempt; the old attempt loses.
-		_, err = s.StartJob(ctx, j.ID, 2)
+		_, err = s.StartJob(ctx, j.ID)
 		must(t, err)
 		if _, err := s.FinishJob(ctx, j.ID, 1, store.Finish{Status: store.JobSucceeded}); !errors.Is(err, store.ErrConflict) {
 			t.Fatalf("FinishJob by stale attempt: err = %v, want ErrConflict", err)
@@ -186,7 +186,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		if _, err := s.FinishJob(ctx, j.ID, 2, store.Finish{Status: store.JobFailed}); !errors.Is(err, store.ErrConflict) {
 			t.Fatalf("second FinishJob: err = %v, want ErrConflict", err)
 		}
-		if _, err := s.StartJob(ctx, j.ID, 3); !errors.Is(err, store.ErrConflict) {
+		if _, err := s.StartJob(ctx, j.ID); !errors.Is(err, store.ErrConflict) {
 			t.Fatalf("StartJob of a finished job: err = %v, want ErrConflict", err)
 		}
 		proof, err := s.GetProof(ctx, k.ID, done.ProofID)
@@ -255,7 +255,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		if got.Status != store.JobCancelled || got.FinishedAt == nil {
 			t.Fatalf("cancel queued: %+v", got)
 		}
-		if _, err := s.StartJob(ctx, queued.ID, 1); !errors.Is(err, store.ErrConflict) {
+		if _, err := s.StartJob(ctx, queued.ID); !errors.Is(err, store.ErrConflict) {
 			t.Fatalf("StartJob of a cancelled job: err = %v", err)
 		}
 		if _, err := s.CancelJob(ctx, k.ID, queued.ID); !errors.Is(err, store.ErrConflict) {
@@ -263,7 +263,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		}
 
 		running := mkJob(t, s, k.ID, m.ID, "")
-		_, err = s.StartJob(ctx, running.ID, 1)
+		_, err = s.StartJob(ctx, running.ID)
 		must(t, err)
 		other := mkKey(t, s, "mallory")
 		if _, err := s.CancelJob(ctx, other.ID, running.ID); !errors.Is(err, store.ErrNotFound) {
@@ -290,7 +290,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		s, k, m := setup(t)
 		a := mkJob(t, s, k.ID, m.ID, "")
 		b := mkJob(t, s, k.ID, m.ID, "")
-		_, err := s.StartJob(ctx, a.ID, 1)
+		_, err := s.StartJob(ctx, a.ID)
 		must(t, err)
 		counts, err := s.CountJobs(ctx)
 		must(t, err)
@@ -318,7 +318,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("ConcurrentFinish", func(t *testing.T) {
 		s, k, m := setup(t)
 		j := mkJob(t, s, k.ID, m.ID, "")
-		_, err := s.StartJob(ctx, j.ID, 1)
+		_, err := s.StartJob(ctx, j.ID)
 		must(t, err)
 		var wins atomic.Int32
 		var wg sync.WaitGroup
