@@ -357,7 +357,7 @@ func (lw *lowering) rescale(n *model.Node, id, shift int) int {
 	p := lw.p
 	v := p.Values[id]
 	bound := math.Min(math.Ldexp(1, p.Bits-1), math.Ceil(math.Ldexp(v.Bound, -shift))+1)
-	return lw.layer(&Layer{Name: n.Name, Op: n.Op, Kind: KRescale, In: []int{id}, Shift: shift, Bits: p.Bits}, v.Shape, v.Scale-shift, bound)
+	return lw.layer(&Layer{Name: n.Name, Op: "Rescale", Kind: KRescale, In: []int{id}, Shift: shift, Bits: p.Bits}, v.Shape, v.Scale-shift, bound)
 }
 
 func (lw *lowering) paramOf(id int) *Param {
@@ -674,7 +674,7 @@ func fuseRescaleRelu(p *Program) {
 		if l.Kind == KRelu {
 			if r := producer[l.In[0]]; r != nil && r.Kind == KRescale && !r.Relu && uses[l.In[0]] == 1 {
 				r.Relu = true
-				r.Op += "+Relu"
+				r.Op = "Rescale+Relu"
 				r.Out = l.Out
 				continue
 			}

@@ -1,0 +1,348 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/zkml/zkml/circuits"
+	"github.com/zkml/zkml/model"
+	"github.com/zkml/zkml/model/quant"
+	"github.com/zkml/zkml/prover"
+	"github.com/zkml/zkml/verifier"
+)
+
+// step runs f while showing a spinner with the step's name on stderr, then prints its
+// duration.
+func step[T any](w io.Writer, name string, f func() (T, error)) (T, error) {
+	if file, ok := w.(*os.File); !ok || !term.IsTerminal(int(file.Fd())) {
+		start := time.Now()
+		v, err := f()
+		if err == nil {
+			fmt.Fprintf(w, "%-28s %8.2fs\n", name, time.Since(start).Seconds())
+		}
+		return v, err
+	}
+	bar := progressbar.NewOptions(-1, progressbar.OptionSetWriter(w), progressbar.OptionSetDescription(name),
+		progressbar.OptionSpinnerType(14), progressbar.OptionClearOnFinish(), progressbar.OptionThrottle(100*time.Millisecond))
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				_ = bar.Add(1)
+			}
+		}
+	}()
+	start := time.Now()
+	v, err := f()
+	close(done)
+	_ = bar.Finish()
+	if err == nil {
+		fmt.Fprintf(w, "%-28s %8.2fs\n", name, time.Since(start).Seconds())
+	}
+	return v, err
+}
+
+func parseSystems(s string) ([]circuits.System, error) {
+	if s == "all" {
+		return []circuits.System{circuits.Groth16, circuits.Plonk}, nil
+	}
+	var out []circuits.System
+	for _, part := range strings.Split(s, ",") {
+		sys, err := circuits.ParseSystem(strings.TrimSpace(part))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, sys)
+	}
+	return out, nil
+}
+
+func readInputs(path string, g *model.Graph) ([]*model.Tensor, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	in, err := model.ReadInput(f, g)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return in, nil
+}
+
+type configFlags struct {
+	cfg                          quant.Config
+	inputVis, outputVis, paramVis string
+}
+
+func (c *configFlags) register(cmd *cobra.Command) {
+	c.cfg = quant.DefaultConfig()
+	f := cmd.Flags()
+	f.IntVar(&c.cfg.Scale, "scale", c.cfg.Scale, "fractional bits of inputs and activations")
+	f.IntVar(&c.cfg.ParamScale, "param-scale", c.cfg.ParamScale, "fractional bits of weights")
+	f.IntVar(&c.cfg.Bits, "bits", c.cfg.Bits, "signed bit width every activation is proven to fit in")
+	f.IntVar(&c.cfg.LookupBits, "lookup-bits", c.cfg.LookupBits, "log2 of the lookup-table domain of nonlinear functions")
+	f.StringVar(&c.inputVis, "input-visibility", string(c.cfg.InputVis), "what the proof reveals of the input: public or private")
+	f.StringVar(&c.outputVis, "output-visibility", string(c.cfg.OutputVis), "what the proof reveals of the output: public or private")
+	f.StringVar(&c.paramVis, "param-visibility", string(c.cfg.ParamVis), "weights: fixed (in the circuit), public or private")
+}
+
+func (c *configFlags) config() (quant.Config, error) {
+	c.cfg.InputVis, c.cfg.OutputVis, c.cfg.ParamVis = quant.Visibility(c.inputVis), quant.Visibility(c.outputVis), quant.Visibility(c.paramVis)
+	return c.cfg, c.cfg.Validate()
+}
+
+func defaultDir(onnxPath string) string {
+	base := strings.TrimSuffix(filepath.Base(onnxPath), filepath.Ext(onnxPath))
+	if base == "network" || base == "model" {
+		base = filepath.Base(filepath.Dir(onnxPath))
+	}
+	return base + ".zkml"
+}
+
+func compileCmd() *cobra.Command {
+	var cf configFlags
+	var dir, input, systems string
+	var report, asJSON bool
+	cmd := &cobra.Command{
+		Use:   "compile MODEL.onnx",
+		Short: "Quantize an ONNX model and compile it into circuits",
+		Long: `compile loads an ONNX model, quantizes it to fixed point, compiles the gnark
+circuit for each proving system and writes everything into a model directory
+(default: <model>.zkml). With --input, the sample input is run through the
+integer reference first, so values out of the fixed-point range are reported now.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := cf.config()
+			if err != nil {
+				return err
+			}
+			syss, err := parseSystems(systems)
+			if err != nil {
+				return err
+			}
+			onnx, err := os.ReadFile(args[0])
+			if err != nil {
+				return err
+			}
+			if dir == "" {
+				dir = defaultDir(args[0])
+			}
+			errw := cmd.ErrOrStderr()
+			m, err := step(errw, "quantize", func() (*prover.Model, error) { return prover.Create(dir, onnx, cfg) })
+			if err != nil {
+				return err
+			}
+			if input != "" {
+				in, err := readInputs(input, m.Graph)
+				if err != nil {
+					return err
+				}
+				if _, err := prover.NewWitness(m.Program, in); err != nil {
+					return fmt.Errorf("sample input: %w", err)
+				}
+			}
+			all := map[string]*circuits.Stats{}
+			for _, sys := range syss {
+				st, err := step(errw, "compile "+string(sys), func() (*circuits.Stats, error) { return m.Compile(sys) })
+				if err != nil {
+					return err
+				}
+				all[string(sys)] = st
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				return enc.Encode(map[string]any{"model_id": m.ID, "dir": dir, "circuits": all})
+			}
+			fmt.Fprintf(out, "model %s\nmodel ID %s\n", dir, m.ID)
+			for _, sys := range syss {
+				st := all[string(sys)]
+				if report {
+					fmt.Fprintln(out)
+					if err := st.WriteTable(out); err != nil {
+						return err
+					}
+				} else {
+					fmt.Fprintf(out, "%-8s %d constraints (%s), %d public inputs\n", sys, st.Constraints, st.Constraint, st.Public-1)
+				}
+			}
+			return nil
+		},
+	}
+	cf.register(cmd)
+	cmd.Flags().StringVarP(&dir, "dir", "d", "", "model directory to write (default <model>.zkml)")
+	cmd.Flags().StringVar(&input, "input", "", "sample input.json to check against the fixed-point range")
+	cmd.Flags().StringVar(&systems, "system", "all", "proving systems: groth16, plonk, or all")
+	cmd.Flags().BoolVar(&report, "report", false, "print the circuit size layer by layer")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
+	return cmd
+}
+
+func setupCmd() *cobra.Command {
+	var dir, systems string
+	cmd := &cobra.Command{
+		Use:   "setup",
+		Short: "Generate proving and verifying keys (development setup, NOT for production)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			syss, err := parseSystems(systems)
+			if err != nil {
+				return err
+			}
+			m, err := prover.Open(dir)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.ErrOrStderr(), "WARNING:", prover.DevSetupWarning)
+			for _, sys := range syss {
+				if !m.Has("circuit", sys) {
+					if _, err := step(cmd.ErrOrStderr(), "compile "+string(sys), func() (*circuits.Stats, error) { return m.Compile(sys) }); err != nil {
+						return err
+					}
+				}
+				if _, err := step(cmd.ErrOrStderr(), "setup "+string(sys), func() (struct{}, error) { return struct{}{}, m.Setup(sys) }); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&dir, "dir", "d", "", "model directory (from compile)")
+	cmd.Flags().StringVar(&systems, "system", "groth16", "proving systems: groth16, plonk, or all")
+	_ = cmd.MarkFlagRequired("dir")
+	return cmd
+}
+
+func proveCmd() *cobra.Command {
+	var dir, input, system string
+	cmd := &cobra.Command{
+		Use:   "prove",
+		Short: "Prove one inference and compare it with the float reference",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			sys, err := circuits.ParseSystem(system)
+			if err != nil {
+				return err
+			}
+			m, err := prover.Open(dir)
+			if err != nil {
+				return err
+			}
+			in, err := readInputs(input, m.Graph)
+			if err != nil {
+				return err
+			}
+			want, err := m.Graph.Eval(in)
+			if err != nil {
+				return err
+			}
+			p, err := step(cmd.ErrOrStderr(), "prove "+string(sys), func() (*prover.Proof, error) { return m.Prove(sys, in) })
+			if err != nil {
+				return err
+			}
+			if err := m.SaveProof(p); err != nil {
+				return err
+			}
+			return printOutputs(cmd.OutOrStdout(), m, p, want)
+		},
+	}
+	cmd.Flags().StringVarP(&dir, "dir", "d", "", "model directory (from compile and setup)")
+	cmd.Flags().StringVar(&input, "input", "", "input.json ({\"input_data\": [[...]]})")
+	cmd.Flags().StringVar(&system, "system", "groth16", "proving system: groth16 or plonk")
+	_ = cmd.MarkFlagRequired("dir")
+	_ = cmd.MarkFlagRequired("input")
+	return cmd
+}
+
+// printOutputs prints the proven (dequantized) outputs beside the float reference.
+func printOutputs(w io.Writer, m *prover.Model, p *prover.Proof, want []*model.Tensor) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "output\tindex\tproven\tfloat reference\tabs error\t\n")
+	maxErr := 0.0
+	for i, o := range p.Outputs {
+		for j, v := range o {
+			e := math.Abs(v - want[i].Data[j])
+			maxErr = math.Max(maxErr, e)
+			fmt.Fprintf(tw, "%s\t%d\t%.6f\t%.6f\t%.2e\t\n", m.Program.OutputNames[i], j, v, want[i].Data[j], e)
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(w, "max abs error %.3e (fixed point 2^-%d); proof verified; %s proof written to %s (%.2fs)\n",
+		maxErr, m.Config.Scale, p.System, m.Dir, p.ProveSeconds)
+	return err
+}
+
+func verifyCmd() *cobra.Command {
+	var dir, system, proofPath, publicPath string
+	cmd := &cobra.Command{
+		Use:   "verify",
+		Short: "Verify a proof with the model's verifying key (exit status 2 if invalid)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			sys, err := circuits.ParseSystem(system)
+			if err != nil {
+				return err
+			}
+			m, err := prover.Open(dir)
+			if err != nil {
+				return err
+			}
+			vk, err := m.VerifyingKeyBytes(sys)
+			if err != nil {
+				return err
+			}
+			read := func(path, artifact string) ([]byte, error) {
+				if path != "" {
+					return os.ReadFile(path)
+				}
+				return m.ReadArtifact(artifact)
+			}
+			proof, err := read(proofPath, fmt.Sprintf("proof.%s.bin", sys))
+			if err != nil {
+				return err
+			}
+			pub, err := read(publicPath, fmt.Sprintf("public.%s.bin", sys))
+			if err != nil {
+				return err
+			}
+			w, err := verifier.DecodePublicWitness(pub)
+			if err == nil {
+				err = verifier.Verify(string(sys), vk, proof, w)
+			}
+			if err != nil {
+				fmt.Fprintf(cmd.OutOrStdout(), "INVALID: %v\n", err)
+				return exitError(2)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "valid %s proof for model %s\n", sys, m.ID)
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&dir, "dir", "d", "", "model directory")
+	cmd.Flags().StringVar(&system, "system", "groth16", "proving system: groth16 or plonk")
+	cmd.Flags().StringVar(&proofPath, "proof", "", "proof file (default: the model directory's last proof)")
+	cmd.Flags().StringVar(&publicPath, "public", "", "public witness file (default: the model directory's)")
+	_ = cmd.MarkFlagRequired("dir")
+	return cmd
+}
+
+func configDefault() quant.Config { return quant.DefaultConfig() }

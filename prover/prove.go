@@ -1,0 +1,178 @@
+package prover
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math/big"
+	"time"
+
+	"github.com/consensys/gnark/backend/groth16"
+	"github.com/consensys/gnark/backend/plonk"
+	"github.com/consensys/gnark/backend/witness"
+	"github.com/consensys/gnark/constraint"
+	"github.com/consensys/gnark/frontend"
+
+	"github.com/zkml/zkml/circuits"
+	"github.com/zkml/zkml/model"
+	"github.com/zkml/zkml/model/quant"
+)
+
+// Witness is a checked, quantized inference ready to prove: inputs, integer reference
+// outputs and the full gnark witness.
+type Witness struct {
+	Inputs     [][]int64
+	IntOutputs [][]int64
+	Outputs    []*model.Tensor // dequantized
+	Full       witness.Witness
+}
+
+// NewWitness quantizes float inputs, runs the integer reference and builds the gnark
+// witness. Out-of-range values are reported here, naming the layer, before any proving.
+func NewWitness(p *quant.Program, inputs []*model.Tensor) (*Witness, error) {
+	qi, err := p.QuantizeInputs(inputs)
+	if err != nil {
+		return nil, err
+	}
+	r, err := p.Eval(qi)
+	if err != nil {
+		return nil, err
+	}
+	a, err := circuits.Assign(p, qi, r.Outputs)
+	if err != nil {
+		return nil, err
+	}
+	full, err := frontend.NewWitness(a, circuits.Field)
+	if err != nil {
+		return nil, fmt.Errorf("witness: %w", err)
+	}
+	return &Witness{Inputs: qi, IntOutputs: r.Outputs, Outputs: p.Dequantize(r.Outputs), Full: full}, nil
+}
+
+// Proof is one proved inference.
+type Proof struct {
+	System       circuits.System `json:"system"`
+	ModelID      string          `json:"model_id"`
+	Proof        []byte          `json:"proof"`
+	Public       []byte          `json:"public_witness"`
+	PublicInputs []string        `json:"public_inputs"`
+	Outputs      [][]float64     `json:"outputs"`
+	IntOutputs   [][]int64       `json:"int_outputs"`
+	ProveSeconds float64         `json:"prove_seconds"`
+}
+
+// Prove proves an inference of the model on float inputs with sys. The proof is
+// verified before it is returned: a proof that does not verify is an error, never a
+// result.
+func (m *Model) Prove(sys circuits.System, inputs []*model.Tensor) (*Proof, error) {
+	if err := m.Graph.CheckInputs(inputs); err != nil {
+		return nil, err
+	}
+	w, err := NewWitness(m.Program, inputs)
+	if err != nil {
+		return nil, err
+	}
+	ccs, err := m.Circuit(sys)
+	if err != nil {
+		return nil, err
+	}
+	pk, err := m.ProvingKey(sys)
+	if err != nil {
+		return nil, err
+	}
+	vk, err := m.VerifyingKey(sys)
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	proof, err := proveRaw(sys, ccs, pk, w.Full)
+	if err != nil {
+		return nil, err
+	}
+	elapsed := time.Since(start)
+	pub, err := w.Full.Public()
+	if err != nil {
+		return nil, err
+	}
+	if err := verifyRaw(sys, vk, proof, pub); err != nil {
+		return nil, fmt.Errorf("prover produced a proof that does not verify (not returned): %w", err)
+	}
+	var pb bytes.Buffer
+	if _, err := proof.WriteTo(&pb); err != nil {
+		return nil, err
+	}
+	pubBytes, err := pub.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	res := &Proof{System: sys, ModelID: m.ID, Proof: pb.Bytes(), Public: pubBytes, PublicInputs: fieldStrings(pub), IntOutputs: w.IntOutputs, ProveSeconds: elapsed.Seconds()}
+	for _, o := range w.Outputs {
+		res.Outputs = append(res.Outputs, o.Data)
+	}
+	return res, nil
+}
+
+// proveRaw runs gnark's prover, turning a solver panic (possible only for a witness
+// that does not satisfy the circuit) into an error.
+func proveRaw(sys circuits.System, ccs constraint.ConstraintSystem, pk any, full witness.Witness) (proof writerTo, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			proof, err = nil, fmt.Errorf("prove: witness does not satisfy the circuit: %v", r)
+		}
+	}()
+	if sys == circuits.Plonk {
+		p, err := plonk.Prove(ccs, pk.(plonk.ProvingKey), full, ProverOptions(sys)...)
+		if err != nil {
+			return nil, fmt.Errorf("plonk prove: %w", err)
+		}
+		return p, nil
+	}
+	p, err := groth16.Prove(ccs, pk.(groth16.ProvingKey), full, ProverOptions(sys)...)
+	if err != nil {
+		return nil, fmt.Errorf("groth16 prove: %w", err)
+	}
+	return p, nil
+}
+
+// verifyRaw checks a fresh proof with the verifying key before it leaves the prover.
+func verifyRaw(sys circuits.System, vk any, proof writerTo, pub witness.Witness) error {
+	if sys == circuits.Plonk {
+		return plonk.Verify(proof.(plonk.Proof), vk.(plonk.VerifyingKey), pub, VerifierOptions(sys)...)
+	}
+	return groth16.Verify(proof.(groth16.Proof), vk.(groth16.VerifyingKey), pub, VerifierOptions(sys)...)
+}
+
+// fieldStrings lists a witness's elements as decimal strings. gnark's binary witness
+// is three uint32 counts followed by 32-byte big-endian field elements.
+func fieldStrings(w witness.Witness) []string {
+	b, err := w.MarshalBinary()
+	if err != nil || len(b) < 12 {
+		return nil
+	}
+	var out []string
+	for b = b[12:]; len(b) >= 32; b = b[32:] {
+		out = append(out, new(big.Int).SetBytes(b[:32]).String())
+	}
+	return out
+}
+
+// SaveProof writes a proof and its outputs into the model directory.
+func (m *Model) SaveProof(p *Proof) error {
+	if err := m.WriteArtifact(fileName("proof", p.System), p.Proof); err != nil {
+		return err
+	}
+	if err := m.WriteArtifact(fileName("public", p.System), p.Public); err != nil {
+		return err
+	}
+	out, err := json.MarshalIndent(struct {
+		ModelID      string      `json:"model_id"`
+		System       string      `json:"system"`
+		Outputs      [][]float64 `json:"outputs"`
+		IntOutputs   [][]int64   `json:"int_outputs"`
+		PublicInputs []string    `json:"public_inputs"`
+	}{m.ID, string(p.System), p.Outputs, p.IntOutputs, p.PublicInputs}, "", "  ")
+	if err != nil {
+		return err
+	}
+	return m.WriteArtifact(fmt.Sprintf("output.%s.json", p.System), out)
+}

@@ -1,0 +1,368 @@
+// Package prover compiles a model into circuits, runs the setup, and proves
+// inferences. A model lives in a directory of versioned, checksummed artifacts:
+//
+//	model.onnx            the source model
+//	settings.json         fixed-point and visibility settings (quant.Config)
+//	circuit.<system>.bin  the compiled constraint system
+//	pk.<system>.bin       proving key     (setup)
+//	vk.<system>.bin       verifying key   (setup)
+//	proof.<system>.bin    the last proof  (prove), with public.<system>.bin and output.json
+//	manifest.json         checksums of all of the above, the model ID and setup kind
+//
+// The setup is a single-party development setup (Groth16) or a test SRS (PLONK): the
+// party who ran it can forge proofs. It is NOT for production; a production deployment
+// needs an MPC ceremony (Groth16) or a public powers-of-tau SRS (PLONK).
+package prover
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"sync"
+
+	"github.com/consensys/gnark-crypto/ecc"
+	"github.com/consensys/gnark/backend"
+	"github.com/consensys/gnark/backend/groth16"
+	"github.com/consensys/gnark/backend/plonk"
+	"github.com/consensys/gnark/backend/solidity"
+	"github.com/consensys/gnark/constraint"
+
+	"github.com/zkml/zkml/circuits"
+	"github.com/zkml/zkml/model"
+	"github.com/zkml/zkml/model/quant"
+)
+
+// Version is the zkml version recorded in artifacts.
+const Version = "0.1.0"
+
+// DevSetupWarning is printed and recorded wherever dev keys are made or used.
+const DevSetupWarning = "dev setup: keys come from a single-party setup with known toxic waste; NOT FOR PRODUCTION"
+
+// Model is a compiled model directory.
+type Model struct {
+	Dir      string
+	Graph    *model.Graph
+	Program  *quant.Program
+	Config   quant.Config
+	ID       string
+	manifest *Manifest
+	mu       sync.Mutex
+}
+
+// ModelID is the SHA-256 of the canonical encoding of the quantized program (graph,
+// fixed-point settings and integer parameters): two models with the same ID compute
+// the same function and compile to the same circuit.
+func ModelID(p *quant.Program) (string, error) {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:]), nil
+}
+
+func fileName(kind string, sys circuits.System) string {
+	return fmt.Sprintf("%s.%s.bin", kind, sys)
+}
+
+// Build loads and quantizes an ONNX model without writing anything.
+func Build(onnx []byte, cfg quant.Config) (*model.Graph, *quant.Program, error) {
+	g, err := model.Load(onnx)
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := quant.Lower(g, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return g, p, nil
+}
+
+// Create quantizes an ONNX model and initializes dir with the source model, settings
+// and manifest. It does not compile circuits (see Compile).
+func Create(dir string, onnx []byte, cfg quant.Config) (*Model, error) {
+	g, p, err := Build(onnx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	id, err := ModelID(p)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	m := &Model{Dir: dir, Graph: g, Program: p, Config: cfg, ID: id,
+		manifest: &Manifest{Version: FormatVersion, ZKMLVersion: Version, ModelID: id, Files: map[string]FileEntry{}, Setup: map[string]string{}}}
+	settings, err := json.MarshalIndent(cfg, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	if err := m.manifest.putFile(dir, "model.onnx", onnx); err != nil {
+		return nil, err
+	}
+	if err := m.manifest.putFile(dir, "settings.json", settings); err != nil {
+		return nil, err
+	}
+	return m, m.manifest.write(dir)
+}
+
+// Open loads a model directory, checking checksums and that the model still quantizes
+// to the recorded model ID.
+func Open(dir string) (*Model, error) {
+	man, err := readManifest(dir)
+	if err != nil {
+		return nil, err
+	}
+	onnx, err := man.readFile(dir, "model.onnx")
+	if err != nil {
+		return nil, err
+	}
+	sb, err := man.readFile(dir, "settings.json")
+	if err != nil {
+		return nil, err
+	}
+	cfg := quant.DefaultConfig()
+	if err := json.Unmarshal(sb, &cfg); err != nil {
+		return nil, fmt.Errorf("%w: settings.json: %v", ErrCorrupt, err)
+	}
+	g, p, err := Build(onnx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	id, err := ModelID(p)
+	if err != nil {
+		return nil, err
+	}
+	if id != man.ModelID {
+		return nil, fmt.Errorf("%w: model quantizes to ID %s but the manifest records %s (made by another zkml version?)", ErrCorrupt, id, man.ModelID)
+	}
+	return &Model{Dir: dir, Graph: g, Program: p, Config: cfg, ID: id, manifest: man}, nil
+}
+
+// Compile builds and stores the constraint system for sys and returns its size report.
+func (m *Model) Compile(sys circuits.System) (*circuits.Stats, error) {
+	ccs, stats, err := circuits.Compile(m.Program, sys)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	if _, err := ccs.WriteTo(&buf); err != nil {
+		return nil, fmt.Errorf("serialize circuit: %w", err)
+	}
+	sj, err := json.MarshalIndent(stats, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.manifest.putFile(m.Dir, fileName("circuit", sys), buf.Bytes()); err != nil {
+		return nil, err
+	}
+	if err := m.manifest.putFile(m.Dir, fmt.Sprintf("stats.%s.json", sys), sj); err != nil {
+		return nil, err
+	}
+	// Keys made for an earlier circuit no longer match it.
+	delete(m.manifest.Files, fileName("pk", sys))
+	delete(m.manifest.Files, fileName("vk", sys))
+	cache.put(m.manifest.Files[fileName("circuit", sys)].SHA256, ccs)
+	return stats, m.manifest.write(m.Dir)
+}
+
+// Stats returns the stored size report of sys's circuit.
+func (m *Model) Stats(sys circuits.System) (*circuits.Stats, error) {
+	b, err := m.manifest.readFile(m.Dir, fmt.Sprintf("stats.%s.json", sys))
+	if err != nil {
+		return nil, err
+	}
+	var s circuits.Stats
+	return &s, json.Unmarshal(b, &s)
+}
+
+// Has reports whether the artifact kind ("circuit", "pk", "vk", "proof") exists for sys.
+func (m *Model) Has(kind string, sys circuits.System) bool {
+	_, ok := m.manifest.Files[fileName(kind, sys)]
+	return ok
+}
+
+// cache keeps decoded circuits and keys in memory across proofs, keyed by checksum.
+var cache = &objCache{m: map[string]any{}}
+
+type objCache struct {
+	mu sync.Mutex
+	m  map[string]any
+}
+
+func (c *objCache) get(sum string) (any, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v, ok := c.m[sum]
+	return v, ok
+}
+
+func (c *objCache) put(sum string, v any) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.m[sum] = v
+}
+
+// load reads and decodes an artifact through the in-memory cache.
+func (m *Model) load(kind string, sys circuits.System, decode func([]byte) (any, error)) (any, error) {
+	name := fileName(kind, sys)
+	m.mu.Lock()
+	e, ok := m.manifest.Files[name]
+	m.mu.Unlock()
+	if !ok {
+		hint := "run compile"
+		if kind != "circuit" {
+			hint = "run setup"
+		}
+		return nil, fmt.Errorf("%s has no %s for %s: %s first", m.Dir, kind, sys, hint)
+	}
+	if v, ok := cache.get(e.SHA256); ok {
+		return v, nil
+	}
+	b, err := m.manifest.readFile(m.Dir, name)
+	if err != nil {
+		return nil, err
+	}
+	v, err := decode(b)
+	if err != nil {
+		return nil, fmt.Errorf("%w: decode %s: %v", ErrCorrupt, name, err)
+	}
+	cache.put(e.SHA256, v)
+	return v, nil
+}
+
+// Circuit returns the compiled constraint system for sys.
+func (m *Model) Circuit(sys circuits.System) (constraint.ConstraintSystem, error) {
+	v, err := m.load("circuit", sys, func(b []byte) (any, error) {
+		var ccs constraint.ConstraintSystem
+		if sys == circuits.Plonk {
+			ccs = plonk.NewCS(ecc.BN254)
+		} else {
+			ccs = groth16.NewCS(ecc.BN254)
+		}
+		_, err := ccs.ReadFrom(bytes.NewReader(b))
+		return ccs, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(constraint.ConstraintSystem), nil
+}
+
+// Setup generates proving and verifying keys for sys (dev setup, see package doc).
+func (m *Model) Setup(sys circuits.System) error {
+	ccs, err := m.Circuit(sys)
+	if err != nil {
+		return err
+	}
+	var pk, vk writerTo
+	switch sys {
+	case circuits.Groth16:
+		gpk, gvk, err := groth16.Setup(ccs)
+		if err != nil {
+			return fmt.Errorf("groth16 setup: %w", err)
+		}
+		pk, vk = gpk, gvk
+	case circuits.Plonk:
+		srs, lagrange, err := newTestSRS(ccs)
+		if err != nil {
+			return fmt.Errorf("plonk SRS: %w", err)
+		}
+		ppk, pvk, err := plonk.Setup(ccs, srs, lagrange)
+		if err != nil {
+			return fmt.Errorf("plonk setup: %w", err)
+		}
+		pk, vk = ppk, pvk
+	}
+	var pkb, vkb bytes.Buffer
+	if _, err := pk.WriteTo(&pkb); err != nil {
+		return err
+	}
+	if _, err := vk.WriteTo(&vkb); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.manifest.putFile(m.Dir, fileName("pk", sys), pkb.Bytes()); err != nil {
+		return err
+	}
+	if err := m.manifest.putFile(m.Dir, fileName("vk", sys), vkb.Bytes()); err != nil {
+		return err
+	}
+	m.manifest.Setup[string(sys)] = "dev (NOT FOR PRODUCTION)"
+	cache.put(m.manifest.Files[fileName("pk", sys)].SHA256, pk)
+	cache.put(m.manifest.Files[fileName("vk", sys)].SHA256, vk)
+	return m.manifest.write(m.Dir)
+}
+
+// ProvingKey returns the stored proving key for sys.
+func (m *Model) ProvingKey(sys circuits.System) (any, error) {
+	return m.load("pk", sys, func(b []byte) (any, error) {
+		if sys == circuits.Plonk {
+			pk := plonk.NewProvingKey(ecc.BN254)
+			_, err := pk.ReadFrom(bytes.NewReader(b))
+			return pk, err
+		}
+		pk := groth16.NewProvingKey(ecc.BN254)
+		_, err := pk.UnsafeReadFrom(bytes.NewReader(b)) // checksum-verified, our own file
+		return pk, err
+	})
+}
+
+// VerifyingKey returns the stored verifying key for sys (groth16.VerifyingKey or
+// plonk.VerifyingKey).
+func (m *Model) VerifyingKey(sys circuits.System) (any, error) {
+	return m.load("vk", sys, func(b []byte) (any, error) {
+		if sys == circuits.Plonk {
+			vk := plonk.NewVerifyingKey(ecc.BN254)
+			_, err := vk.ReadFrom(bytes.NewReader(b))
+			return vk, err
+		}
+		vk := groth16.NewVerifyingKey(ecc.BN254)
+		_, err := vk.ReadFrom(bytes.NewReader(b))
+		return vk, err
+	})
+}
+
+// VerifyingKeyBytes returns the serialized verifying key for sys.
+func (m *Model) VerifyingKeyBytes(sys circuits.System) ([]byte, error) {
+	return m.manifest.readFile(m.Dir, fileName("vk", sys))
+}
+
+// ReadArtifact returns a checksum-verified artifact file of the model directory.
+func (m *Model) ReadArtifact(name string) ([]byte, error) {
+	return m.manifest.readFile(m.Dir, name)
+}
+
+// WriteArtifact writes a file into the model directory and records it.
+func (m *Model) WriteArtifact(name string, data []byte) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.manifest.putFile(m.Dir, name, data); err != nil {
+		return err
+	}
+	return m.manifest.write(m.Dir)
+}
+
+// ProverOptions are the options every proof is made with: the commitment's challenge
+// uses the hash the Solidity verifier expects, so each proof verifies on-chain too.
+func ProverOptions(sys circuits.System) []backend.ProverOption {
+	if sys == circuits.Plonk {
+		return []backend.ProverOption{solidity.WithProverTargetSolidityVerifier(backend.PLONK)}
+	}
+	return []backend.ProverOption{solidity.WithProverTargetSolidityVerifier(backend.GROTH16)}
+}
+
+// VerifierOptions match ProverOptions.
+func VerifierOptions(sys circuits.System) []backend.VerifierOption {
+	if sys == circuits.Plonk {
+		return []backend.VerifierOption{solidity.WithVerifierTargetSolidityVerifier(backend.PLONK)}
+	}
+	return []backend.VerifierOption{solidity.WithVerifierTargetSolidityVerifier(backend.GROTH16)}
+}
