@@ -175,10 +175,25 @@ var systems = []string{verifier.Groth16, verifier.PLONK}
 // TestSolidityOnEVM exports, compiles (pinned solc), size-checks and deploys the verifier for
 // both proving systems and checks that it accepts the valid proof and rejects tampered
 // proofs and inputs without reverting.
+// Gas is measured on Osaka (evm.DefaultFork) and, for comparison, Prague.
 func TestSolidityOnEVM(t *testing.T) {
-	solc := evm.RequireCompiler(t)
-	for _, system := range systems {
-		t.Run(system, func(t *testing.T) {
+	evm.RequireCompiler(t)
+	for _, fork := range []evm.Fork{evm.Osaka, evm.Prague} {
+		solc, err := evm.NewCompiler(fork)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, system := range systems {
+			t.Run(string(fork)+"/"+system, func(t *testing.T) {
+				testOnEVM(t, solc, system)
+			})
+		}
+	}
+}
+
+func testOnEVM(t *testing.T, solc *evm.Compiler, system string) {
+	{
+		{
 			f := getFixture(t, system)
 			d, err := verifier.DeployOnEVM(context.Background(), solc, f.vk, testModelID, testOutputs)
 			if err != nil {
@@ -269,8 +284,40 @@ func TestSolidityOnEVM(t *testing.T) {
 					t.Fatalf("proof without ProverOptions: verify = %v, %v; want false", ok, err)
 				}
 			}
-		})
+		}
 	}
+}
+
+// manyInputs has n public inputs. gnark's Groth16 Solidity verifier unrolls its public-input
+// MSM (about 135 bytes of code per input), so above about 130 inputs it breaks EIP-170;
+// PLONK's verifier does not grow.
+type manyInputs struct {
+	P []frontend.Variable `gnark:",public"`
+}
+
+func (c *manyInputs) Define(api frontend.API) error {
+	for _, p := range c.P {
+		api.AssertIsDifferent(p, 0)
+	}
+	return nil
+}
+
+func TestDeployOverSizeLimit(t *testing.T) {
+	solc := evm.RequireCompiler(t)
+	ccs, err := frontend.Compile(ecc.BN254.ScalarField(), r1cs.NewBuilder, &manyInputs{P: make([]frontend.Variable, 200)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, vk, err := groth16.Setup(ccs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = verifier.DeployOnEVM(context.Background(), solc, vk, testModelID)
+	var cse *evm.CodeSizeError
+	if !errors.As(err, &cse) || cse.Name != "Verifier" || cse.Size <= evm.MaxCodeSize {
+		t.Fatalf("err = %v, want a *evm.CodeSizeError for Verifier", err)
+	}
+	t.Logf("200 public inputs: %v", err)
 }
 
 // TestVerifyOnEVM checks the one-call helper the CLI uses for gas figures.
