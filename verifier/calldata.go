@@ -3,11 +3,15 @@ package verifier
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"math/big"
 	"sync"
 
+	"github.com/consensys/gnark-crypto/ecc"
 	"github.com/consensys/gnark-crypto/ecc/bn254/fr"
+	"github.com/consensys/gnark/backend/groth16"
 	groth16bn254 "github.com/consensys/gnark/backend/groth16/bn254"
+	"github.com/consensys/gnark/backend/plonk"
 	plonkbn254 "github.com/consensys/gnark/backend/plonk/bn254"
 	"github.com/consensys/gnark/backend/witness"
 	"github.com/ethereum/go-ethereum/accounts/abi"
@@ -29,6 +33,26 @@ func ProofBytes(proof any) ([]byte, error) {
 	}
 	_, err := ProvingSystem(proof)
 	return nil, err
+}
+
+// DecodeProof decodes a proof in gnark's binary format (as prover artifacts store it) for
+// ProofBytes, Calldata and VerifyOnEVM.
+func DecodeProof(system string, b []byte) (any, error) {
+	var p interface {
+		ReadFrom(r io.Reader) (int64, error)
+	}
+	switch system {
+	case Groth16:
+		p = groth16.NewProof(ecc.BN254)
+	case PLONK:
+		p = plonk.NewProof(ecc.BN254)
+	default:
+		return nil, fmt.Errorf("verifier: unknown proving system %q", system)
+	}
+	if _, err := p.ReadFrom(bytes.NewReader(b)); err != nil {
+		return nil, fmt.Errorf("%w: decode %s proof: %v", ErrInvalidProof, system, err)
+	}
+	return p, nil
 }
 
 // PublicInputs returns the public part of a BN254 witness (a full witness is reduced to its

@@ -2,7 +2,9 @@ package verifier_test
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"math/big"
 	"testing"
 
@@ -40,6 +42,20 @@ func TestCalldataLayout(t *testing.T) {
 			}
 			if len(proof) != tc.proofLen {
 				t.Fatalf("proof is %d bytes, want %d", len(proof), tc.proofLen)
+			}
+			var bin bytes.Buffer
+			if _, err := f.proof.(io.WriterTo).WriteTo(&bin); err != nil {
+				t.Fatal(err)
+			}
+			decoded, err := verifier.DecodeProof(tc.system, bin.Bytes())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if again, _ := verifier.ProofBytes(decoded); !bytes.Equal(again, proof) {
+				t.Fatal("DecodeProof round trip changed the proof")
+			}
+			if _, err := verifier.DecodeProof(tc.system, bin.Bytes()[:10]); !errors.Is(err, verifier.ErrInvalidProof) {
+				t.Fatalf("truncated proof: err = %v, want ErrInvalidProof", err)
 			}
 			cd, err := verifier.Calldata(f.proof, f.public)
 			if err != nil {
