@@ -11,6 +11,7 @@ import (
 	"io/fs"
 
 	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
 )
 
 //go:embed postgres/*.sql sqlite/*.sql
@@ -63,11 +64,18 @@ func provider(db *sql.DB, d Dialect) (*goose.Provider, error) {
 	if err != nil {
 		return nil, err
 	}
-	gd := goose.DialectPostgres
-	if d == SQLite {
-		gd = goose.DialectSQLite3
+	gd := goose.DialectSQLite3
+	var opts []goose.ProviderOption
+	if d == Postgres {
+		// An advisory lock lets several processes start (and migrate) at once.
+		gd = goose.DialectPostgres
+		locker, err := lock.NewPostgresSessionLocker()
+		if err != nil {
+			return nil, fmt.Errorf("migrations: %w", err)
+		}
+		opts = append(opts, goose.WithSessionLocker(locker))
 	}
-	p, err := goose.NewProvider(gd, db, fsys)
+	p, err := goose.NewProvider(gd, db, fsys, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("migrations: %w", err)
 	}

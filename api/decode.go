@@ -1,0 +1,375 @@
+package api
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"math"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// Request decoders are plain functions of bytes so they can be fuzzed; handlers only
+// read the (size-limited) body and call them.
+
+// CreateModelRequest is the body of POST /v1/models.
+type CreateModelRequest struct {
+	Name       string
+	ONNX       []byte
+	Settings   json.RawMessage // a JSON object, "{}" when absent
+	WebhookURL string
+}
+
+// ProofRequest is the body of POST /v1/models/{id}/proofs.
+type ProofRequest struct {
+	System     string
+	Input      json.RawMessage // compacted input.json: {"input_data": [[...]]}
+	WebhookURL string
+}
+
+// SetupRequest is the body of POST /v1/models/{id}/setup.
+type SetupRequest struct {
+	System     string
+	WebhookURL string
+}
+
+// VerifyRequest is the body of POST /v1/verify: either a stored proof (ProofID) or a
+// proof given in full.
+type VerifyRequest struct {
+	ProofID      string
+	ModelID      string
+	System       string
+	Proof        []byte
+	PublicInputs []string
+}
+
+func badRequest(format string, args ...any) *Error {
+	return errorf(KindBadRequest, "bad_request", format, args...)
+}
+
+// decodeStrict decodes exactly one JSON value into v, rejecting unknown fields.
+func decodeStrict(body []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return &Error{Kind: KindBadRequest, Code: "malformed_json", Message: "malformed JSON body: " + err.Error(), Err: err}
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errorf(KindBadRequest, "malformed_json", "malformed JSON body: trailing data after the JSON value")
+	}
+	return nil
+}
+
+// DecodeModelJSON decodes the JSON form: {"name", "onnx": base64, "settings": {...}}.
+func DecodeModelJSON(body []byte) (CreateModelRequest, error) {
+	var in struct {
+		Name       string          `json:"name"`
+		ONNX       string          `json:"onnx"`
+		Settings   json.RawMessage `json:"settings"`
+		WebhookURL string          `json:"webhook_url"`
+	}
+	if err := decodeStrict(body, &in); err != nil {
+		return CreateModelRequest{}, err
+	}
+	onnx, err := base64.StdEncoding.DecodeString(in.ONNX)
+	if err != nil {
+		return CreateModelRequest{}, badRequest("onnx is not standard base64: %v", err)
+	}
+	return finishModel(CreateModelRequest{Name: in.Name, ONNX: onnx, Settings: in.Settings, WebhookURL: in.WebhookURL})
+}
+
+func finishModel(req CreateModelRequest) (CreateModelRequest, error) {
+	if len(req.ONNX) == 0 {
+		return req, badRequest("onnx model is required")
+	}
+	if req.Name == "" {
+		req.Name = "model"
+	}
+	if len(req.Name) > 128 {
+		return req, badRequest("name is longer than 128 bytes")
+	}
+	settings, err := jsonObject(req.Settings, "settings")
+	if err != nil {
+		return req, err
+	}
+	req.Settings = settings
+	if err := checkWebhookURL(req.WebhookURL); err != nil {
+		return req, err
+	}
+	return req, nil
+}
+
+// jsonObject checks raw is absent/null or a JSON object and compacts it.
+func jsonObject(raw json.RawMessage, field string) (json.RawMessage, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" {
+		return json.RawMessage("{}"), nil
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &obj); err != nil {
+		return nil, badRequest("%s must be a JSON object", field)
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, raw); err != nil {
+		return nil, badRequest("%s: %v", field, err)
+	}
+	return buf.Bytes(), nil
+}
+
+// DecodeModelMultipart decodes multipart/form-data with parts "model" (the ONNX file,
+// required), "settings" (JSON object), "name" and "webhook_url". Parts beyond
+// maxModel bytes fail with 413.
+func DecodeModelMultipart(body io.Reader, boundary string, maxModel int64) (CreateModelRequest, error) {
+	var req CreateModelRequest
+	mr := multipart.NewReader(body, boundary)
+	seen := map[string]bool{}
+	for {
+		part, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				return req, err
+			}
+			return req, badRequest("malformed multipart body: %v", err)
+		}
+		name := part.FormName()
+		if seen[name] {
+			return req, badRequest("duplicate form field %q", name)
+		}
+		seen[name] = true
+		limit := int64(64 << 10)
+		if name == "model" {
+			limit = maxModel
+		}
+		data, err := io.ReadAll(io.LimitReader(part, limit+1))
+		if err != nil {
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				return req, err
+			}
+			return req, badRequest("malformed multipart body: %v", err)
+		}
+		if int64(len(data)) > limit {
+			return req, &http.MaxBytesError{Limit: limit}
+		}
+		switch name {
+		case "model":
+			req.ONNX = data
+		case "settings":
+			req.Settings = data
+		case "name":
+			req.Name = string(data)
+		case "webhook_url":
+			req.WebhookURL = string(data)
+		default:
+			return req, badRequest("unknown form field %q", name)
+		}
+	}
+	return finishModel(req)
+}
+
+// decodeModelRequest dispatches on Content-Type.
+func decodeModelRequest(r *http.Request, maxModel int64) (CreateModelRequest, error) {
+	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil {
+		return CreateModelRequest{}, errorf(KindUnsupportedMedia, "unsupported_media_type", "Content-Type must be multipart/form-data or application/json")
+	}
+	switch mt {
+	case "multipart/form-data":
+		if params["boundary"] == "" {
+			return CreateModelRequest{}, badRequest("multipart body without boundary")
+		}
+		return DecodeModelMultipart(r.Body, params["boundary"], maxModel)
+	case "application/json":
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			return CreateModelRequest{}, err
+		}
+		return DecodeModelJSON(body)
+	}
+	return CreateModelRequest{}, errorf(KindUnsupportedMedia, "unsupported_media_type", "Content-Type must be multipart/form-data or application/json")
+}
+
+// DecodeProofRequest decodes {"system", "input": {"input_data": [[...]]}, "webhook_url"}.
+func DecodeProofRequest(body []byte) (ProofRequest, error) {
+	var in struct {
+		System     string          `json:"system"`
+		Input      json.RawMessage `json:"input"`
+		WebhookURL string          `json:"webhook_url"`
+	}
+	if err := decodeStrict(body, &in); err != nil {
+		return ProofRequest{}, err
+	}
+	sys, err := checkSystem(in.System)
+	if err != nil {
+		return ProofRequest{}, err
+	}
+	input, err := CheckInput(in.Input)
+	if err != nil {
+		return ProofRequest{}, err
+	}
+	if err := checkWebhookURL(in.WebhookURL); err != nil {
+		return ProofRequest{}, err
+	}
+	return ProofRequest{System: sys, Input: input, WebhookURL: in.WebhookURL}, nil
+}
+
+// CheckInput validates an input.json body: an object whose input_data is a non-empty
+// array of non-empty arrays of finite numbers. Other fields are kept. It returns the
+// compacted body.
+func CheckInput(raw json.RawMessage) (json.RawMessage, error) {
+	if len(bytes.TrimSpace(raw)) == 0 || string(bytes.TrimSpace(raw)) == "null" {
+		return nil, badRequest("input is required")
+	}
+	var in struct {
+		InputData [][]float64 `json:"input_data"`
+	}
+	if err := json.Unmarshal(raw, &in); err != nil {
+		return nil, badRequest("input must be {\"input_data\": [[numbers...]]}: %v", err)
+	}
+	if len(in.InputData) == 0 {
+		return nil, badRequest("input.input_data must be a non-empty array of arrays")
+	}
+	for i, row := range in.InputData {
+		if len(row) == 0 {
+			return nil, badRequest("input.input_data[%d] is empty", i)
+		}
+		for _, v := range row {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				return nil, badRequest("input.input_data[%d] holds a non-finite number", i)
+			}
+		}
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, raw); err != nil {
+		return nil, badRequest("input: %v", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// DecodeSetupRequest decodes {"system", "webhook_url"}; an empty body means groth16.
+func DecodeSetupRequest(body []byte) (SetupRequest, error) {
+	var in struct {
+		System     string `json:"system"`
+		WebhookURL string `json:"webhook_url"`
+	}
+	if len(bytes.TrimSpace(body)) > 0 {
+		if err := decodeStrict(body, &in); err != nil {
+			return SetupRequest{}, err
+		}
+	}
+	sys, err := checkSystem(in.System)
+	if err != nil {
+		return SetupRequest{}, err
+	}
+	if err := checkWebhookURL(in.WebhookURL); err != nil {
+		return SetupRequest{}, err
+	}
+	return SetupRequest{System: sys, WebhookURL: in.WebhookURL}, nil
+}
+
+// DecodeVerifyRequest decodes {"proof_id"} or {"model_id", "system", "proof": hex,
+// "public_inputs": [decimal...]}.
+func DecodeVerifyRequest(body []byte) (VerifyRequest, error) {
+	var in struct {
+		ProofID      string   `json:"proof_id"`
+		ModelID      string   `json:"model_id"`
+		System       string   `json:"system"`
+		Proof        string   `json:"proof"`
+		PublicInputs []string `json:"public_inputs"`
+	}
+	if err := decodeStrict(body, &in); err != nil {
+		return VerifyRequest{}, err
+	}
+	if in.ProofID != "" {
+		if in.ModelID != "" || in.Proof != "" || in.PublicInputs != nil || in.System != "" {
+			return VerifyRequest{}, badRequest("give either proof_id or model_id, system, proof and public_inputs")
+		}
+		return VerifyRequest{ProofID: in.ProofID}, nil
+	}
+	if in.ModelID == "" || in.Proof == "" {
+		return VerifyRequest{}, badRequest("model_id and proof are required without proof_id")
+	}
+	sys, err := checkSystem(in.System)
+	if err != nil {
+		return VerifyRequest{}, err
+	}
+	proof, err := decodeHex(in.Proof)
+	if err != nil {
+		return VerifyRequest{}, badRequest("proof must be hex: %v", err)
+	}
+	for i, p := range in.PublicInputs {
+		if !isDecimal(p) {
+			return VerifyRequest{}, badRequest("public_inputs[%d] is not a decimal field element", i)
+		}
+	}
+	if in.PublicInputs == nil {
+		in.PublicInputs = []string{}
+	}
+	return VerifyRequest{ModelID: in.ModelID, System: sys, Proof: proof, PublicInputs: in.PublicInputs}, nil
+}
+
+// DecodeCreateKeyRequest decodes {"name"}.
+func DecodeCreateKeyRequest(body []byte) (string, error) {
+	var in struct {
+		Name string `json:"name"`
+	}
+	if err := decodeStrict(body, &in); err != nil {
+		return "", err
+	}
+	if in.Name == "" || len(in.Name) > 128 {
+		return "", badRequest("name is required and at most 128 bytes")
+	}
+	return in.Name, nil
+}
+
+func checkSystem(s string) (string, error) {
+	if s == "" {
+		return "groth16", nil
+	}
+	if !validSystem(s) {
+		return "", badRequest("system must be one of %s", strings.Join(Systems, ", "))
+	}
+	return s, nil
+}
+
+func checkWebhookURL(s string) error {
+	if s == "" {
+		return nil
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || len(s) > 2048 {
+		return badRequest("webhook_url must be an absolute http(s) URL")
+	}
+	return nil
+}
+
+func decodeHex(s string) ([]byte, error) {
+	s = strings.TrimPrefix(strings.TrimPrefix(s, "0x"), "0X")
+	return hex.DecodeString(s)
+}
+
+// isDecimal reports whether s is a non-negative decimal integer of at most 78 digits
+// (a BN254 scalar fits in 77).
+func isDecimal(s string) bool {
+	if s == "" || len(s) > 78 {
+		return false
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+func hexString(b []byte) string { return "0x" + hex.EncodeToString(b) }

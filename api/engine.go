@@ -1,0 +1,67 @@
+// Package api is the HTTP transport of the proving service (chi): it authenticates API
+// keys, validates requests, records jobs in the store and hands them to a queue. It
+// declares the small interfaces it needs (Engine, Queue, Workspaces) and never
+// imports gnark or a database driver.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+)
+
+// Engine runs the zkml pipeline on a model working directory. Implementations are safe for concurrent use.
+type Engine interface {
+	// Compile parses, quantizes and compiles an ONNX model into dir; settings is a JSON object (may be empty).
+	Compile(ctx context.Context, dir string, onnx []byte, settings []byte) (ModelInfo, error)
+	// Setup generates proving/verifying keys for system ("groth16" or "plonk") into dir.
+	Setup(ctx context.Context, dir string, system string) error
+	// Prove proves one inference; input is the input.json body ({"input_data": [[...]]}).
+	Prove(ctx context.Context, dir string, system string, input []byte, progress func(stage string, frac float64)) (ProofResult, error)
+	// Verify checks a proof against the model's verifying key; a bad proof is (false, nil), never an error.
+	Verify(ctx context.Context, dir string, system string, proof []byte, publicInputs []string) (bool, error)
+	// SolidityVerifier returns the Solidity source of the verifier contract for system.
+	SolidityVerifier(ctx context.Context, dir string, system string) ([]byte, error)
+}
+
+// ModelInfo is what compiling a model reports.
+type ModelInfo struct {
+	ModelID     string
+	Constraints map[string]int // per system
+	Inputs      [][]int        // shapes
+	Outputs     [][]int        // shapes
+	Stats       json.RawMessage
+}
+
+// ProofResult is one proved inference.
+type ProofResult struct {
+	Proof        []byte
+	PublicInputs []string // decimal field elements
+	Outputs      [][]float64
+	Calldata     []byte
+	ProveSeconds float64
+}
+
+// Sentinel errors an Engine wraps (with %w) when the caller, not the service, is at
+// fault. They map to HTTP 422 and to a failed job with the matching error code; any
+// other engine error is treated as internal and the job is retried.
+var (
+	// ErrInvalidInput: the input.json does not fit the model (shape, range, syntax).
+	ErrInvalidInput = errors.New("invalid input")
+	// ErrInvalidModel: the ONNX file cannot be parsed or uses unsupported operators.
+	ErrInvalidModel = errors.New("invalid model")
+	// ErrInvalidSettings: the compile settings are malformed or out of range.
+	ErrInvalidSettings = errors.New("invalid settings")
+)
+
+// Systems are the proving systems the service accepts.
+var Systems = []string{"groth16", "plonk"}
+
+func validSystem(s string) bool {
+	for _, x := range Systems {
+		if s == x {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,313 @@
+package api
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"net/http"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/zkml/zkml/internal/store"
+)
+
+// ---- keys (admin) ----
+
+func (s *Server) createKey(w http.ResponseWriter, r *http.Request) error {
+	body, err := s.readBody(w, r)
+	if err != nil {
+		return err
+	}
+	name, err := DecodeCreateKeyRequest(body)
+	if err != nil {
+		return err
+	}
+	key := NewKey()
+	k := &store.APIKey{ID: store.NewID("key"), Name: name, Hash: HashKey(key), WebhookSecret: newWebhookSecret()}
+	if err := s.store.CreateAPIKey(r.Context(), k); err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusCreated, KeyView{ID: k.ID, Name: k.Name, Key: key, WebhookSecret: k.WebhookSecret, CreatedAt: k.CreatedAt})
+}
+
+func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) error {
+	keys, err := s.store.ListAPIKeys(r.Context())
+	if err != nil {
+		return err
+	}
+	out := make([]KeyView, 0, len(keys))
+	for _, k := range keys {
+		out = append(out, KeyView{ID: k.ID, Name: k.Name, CreatedAt: k.CreatedAt, RevokedAt: k.RevokedAt})
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"keys": out})
+}
+
+func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request) error {
+	if err := s.store.RevokeAPIKey(r.Context(), chi.URLParam(r, "id")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// ---- models ----
+
+func (s *Server) createModel(w http.ResponseWriter, r *http.Request) error {
+	p := principalFrom(r.Context())
+	// Multipart framing and the other fields get 1 MiB on top of the model itself.
+	r.Body = http.MaxBytesReader(w, r.Body, s.limits.MaxModelBytes+s.limits.MaxBodyBytes)
+	req, err := decodeModelRequest(r, s.limits.MaxModelBytes)
+	if err != nil {
+		return err
+	}
+	if int64(len(req.ONNX)) > s.limits.MaxModelBytes {
+		return &http.MaxBytesError{Limit: s.limits.MaxModelBytes}
+	}
+	digest, size, err := s.blobs.Put(r.Context(), bytes.NewReader(req.ONNX))
+	if err != nil {
+		return err
+	}
+	m := &store.Model{ID: store.NewID("mdl"), Owner: p.keyID, Name: req.Name, Status: store.ModelCompiling,
+		ONNXDigest: string(digest), ONNXSize: size, Settings: req.Settings}
+	if err := s.store.CreateModel(r.Context(), m); err != nil {
+		return err
+	}
+	j, _, err := s.newJob(r, &store.Job{Owner: p.keyID, ModelID: m.ID, Kind: store.KindCompile, WebhookURL: req.WebhookURL})
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusAccepted, map[string]any{"model": newModelView(m), "job": NewJobView(j)})
+}
+
+func (s *Server) listModels(w http.ResponseWriter, r *http.Request) error {
+	ms, err := s.store.ListModels(r.Context(), principalFrom(r.Context()).keyID)
+	if err != nil {
+		return err
+	}
+	out := make([]ModelView, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, newModelView(m))
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"models": out})
+}
+
+func (s *Server) model(r *http.Request) (*store.Model, error) {
+	return s.store.GetModel(r.Context(), principalFrom(r.Context()).keyID, chi.URLParam(r, "id"))
+}
+
+func (s *Server) getModel(w http.ResponseWriter, r *http.Request) error {
+	m, err := s.model(r)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, newModelView(m))
+}
+
+func (s *Server) deleteModel(w http.ResponseWriter, r *http.Request) error {
+	if err := s.store.DeleteModel(r.Context(), principalFrom(r.Context()).keyID, chi.URLParam(r, "id")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func notReady(format string, args ...any) *Error {
+	return errorf(KindConflict, "model_not_ready", format, args...)
+}
+
+func (s *Server) setupModel(w http.ResponseWriter, r *http.Request) error {
+	body, err := s.readBody(w, r)
+	if err != nil {
+		return err
+	}
+	req, err := DecodeSetupRequest(body)
+	if err != nil {
+		return err
+	}
+	m, err := s.model(r)
+	if err != nil {
+		return err
+	}
+	if m.Status != store.ModelCompiled {
+		return notReady("model %s is %s; setup needs a compiled model", m.ID, m.Status)
+	}
+	if m.HasSystem(req.System) {
+		return errorf(KindConflict, "already_set_up", "model %s already has %s keys", m.ID, req.System)
+	}
+	return s.submit(w, r, body, &store.Job{Owner: m.Owner, ModelID: m.ID, Kind: store.KindSetup, System: req.System,
+		WebhookURL: req.WebhookURL})
+}
+
+func (s *Server) createProof(w http.ResponseWriter, r *http.Request) error {
+	body, err := s.readBody(w, r)
+	if err != nil {
+		return err
+	}
+	req, err := DecodeProofRequest(body)
+	if err != nil {
+		return err
+	}
+	m, err := s.model(r)
+	if err != nil {
+		return err
+	}
+	if m.Status != store.ModelCompiled || !m.HasSystem(req.System) {
+		return notReady("model %s has no %s keys yet; run setup first", m.ID, req.System)
+	}
+	return s.submit(w, r, body, &store.Job{Owner: m.Owner, ModelID: m.ID, Kind: store.KindProve, System: req.System,
+		Input: req.Input, WebhookURL: req.WebhookURL})
+}
+
+// submit creates the job, honouring Idempotency-Key: a repeated key with the same
+// request returns the original job; with a different request it is rejected.
+func (s *Server) submit(w http.ResponseWriter, r *http.Request, body []byte, j *store.Job) error {
+	key := r.Header.Get("Idempotency-Key")
+	if len(key) > 255 {
+		return badRequest("Idempotency-Key is longer than 255 bytes")
+	}
+	if key != "" {
+		h := sha256.New()
+		h.Write([]byte(r.Method + " " + r.URL.Path + "\n"))
+		h.Write(body)
+		j.IdempotencyKey, j.RequestHash = key, hex.EncodeToString(h.Sum(nil))
+	}
+	got, created, err := s.newJob(r, j)
+	if err != nil {
+		return err
+	}
+	if !created {
+		if got.RequestHash != j.RequestHash {
+			return errorf(KindUnprocessable, "idempotency_key_reused", "Idempotency-Key %q was used for a different request", key)
+		}
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
+	w.Header().Set("Location", "/v1/jobs/"+got.ID)
+	return writeJSON(w, http.StatusAccepted, NewJobView(got))
+}
+
+// newJob records j and enqueues it. If enqueueing fails the job stays queued in the
+// store and the workers' sweeper enqueues it later, so the request still succeeds.
+func (s *Server) newJob(r *http.Request, j *store.Job) (*store.Job, bool, error) {
+	j.ID = store.NewID("job")
+	got, created, err := s.store.CreateJob(r.Context(), j)
+	if err != nil {
+		return nil, false, err
+	}
+	if created {
+		if err := s.queue.Enqueue(r.Context(), got); err != nil {
+			s.log.WarnContext(r.Context(), "enqueue failed; the sweeper will retry", "job", got.ID, "err", err)
+		}
+	}
+	return got, created, nil
+}
+
+func (s *Server) verifierSol(w http.ResponseWriter, r *http.Request) error {
+	m, err := s.model(r)
+	if err != nil {
+		return err
+	}
+	sys, err := checkSystem(r.URL.Query().Get("system"))
+	if err != nil {
+		return err
+	}
+	if !m.HasSystem(sys) {
+		return notReady("model %s has no %s keys yet; run setup first", m.ID, sys)
+	}
+	dir, err := s.ws.Dir(r.Context(), m)
+	if err != nil {
+		return err
+	}
+	src, err := s.engine.SolidityVerifier(r.Context(), dir, sys)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Content-Disposition", `attachment; filename="`+m.ID+`_`+sys+`_verifier.sol"`)
+	w.Write(src)
+	return nil
+}
+
+// ---- jobs ----
+
+func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) error {
+	status := store.JobStatus(r.URL.Query().Get("status"))
+	switch status {
+	case "", store.JobQueued, store.JobRunning, store.JobSucceeded, store.JobFailed, store.JobCancelled:
+	default:
+		return badRequest("unknown status %q", status)
+	}
+	js, err := s.store.ListJobs(r.Context(), principalFrom(r.Context()).keyID, status, 1000)
+	if err != nil {
+		return err
+	}
+	out := make([]JobView, 0, len(js))
+	for _, j := range js {
+		out = append(out, NewJobView(j))
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"jobs": out})
+}
+
+func (s *Server) getJob(w http.ResponseWriter, r *http.Request) error {
+	j, err := s.store.GetJob(r.Context(), principalFrom(r.Context()).keyID, chi.URLParam(r, "id"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, NewJobView(j))
+}
+
+func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) error {
+	j, err := s.store.CancelJob(r.Context(), principalFrom(r.Context()).keyID, chi.URLParam(r, "id"))
+	if errors.Is(err, store.ErrConflict) {
+		return errorf(KindConflict, "job_finished", "job %s already %s", j.ID, j.Status)
+	}
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusAccepted, NewJobView(j))
+}
+
+// ---- proofs ----
+
+func (s *Server) getProof(w http.ResponseWriter, r *http.Request) error {
+	p, err := s.store.GetProof(r.Context(), principalFrom(r.Context()).keyID, chi.URLParam(r, "id"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, newProofView(p))
+}
+
+func (s *Server) verify(w http.ResponseWriter, r *http.Request) error {
+	owner := principalFrom(r.Context()).keyID
+	body, err := s.readBody(w, r)
+	if err != nil {
+		return err
+	}
+	req, err := DecodeVerifyRequest(body)
+	if err != nil {
+		return err
+	}
+	if req.ProofID != "" {
+		p, err := s.store.GetProof(r.Context(), owner, req.ProofID)
+		if err != nil {
+			return err
+		}
+		req.ModelID, req.System, req.Proof, req.PublicInputs = p.ModelID, p.System, p.Proof, p.PublicInputs
+	}
+	m, err := s.store.GetModel(r.Context(), owner, req.ModelID)
+	if err != nil {
+		return err
+	}
+	if !m.HasSystem(req.System) {
+		return notReady("model %s has no %s keys", m.ID, req.System)
+	}
+	dir, err := s.ws.Dir(r.Context(), m)
+	if err != nil {
+		return err
+	}
+	ok, err := s.engine.Verify(r.Context(), dir, req.System, req.Proof, req.PublicInputs)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, map[string]bool{"valid": ok})
+}

@@ -1,0 +1,204 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/zkml/zkml/internal/artifact"
+	"github.com/zkml/zkml/internal/store"
+)
+
+// Queue accepts jobs recorded in the store for execution. Enqueue is idempotent per
+// job ID; a job whose Enqueue failed is picked up later by the workers' sweeper.
+type Queue interface {
+	Enqueue(ctx context.Context, j *store.Job) error
+}
+
+// Workspaces maps a model to its working directory for the Engine (materializing it
+// if needed).
+type Workspaces interface {
+	Dir(ctx context.Context, m *store.Model) (string, error)
+}
+
+// Limits bound request sizes; exceeding one answers 413.
+type Limits struct {
+	MaxModelBytes int64 // ONNX upload, default 64 MiB
+	MaxBodyBytes  int64 // any other JSON body, default 1 MiB
+}
+
+// Config is what New needs.
+type Config struct {
+	Store      store.Store
+	Queue      Queue
+	Engine     Engine
+	Blobs      artifact.Store
+	Workspaces Workspaces
+	// AdminKey enables the key management endpoints; empty disables them.
+	AdminKey string
+	Limits   Limits
+	Logger   *slog.Logger
+	// Registry receives the HTTP metrics; Metrics (e.g. promhttp) is served at /metrics.
+	Registry prometheus.Registerer
+	Metrics  http.Handler
+	// Ready reports whether the service can take traffic (/readyz); nil means Store.Ping.
+	Ready func(ctx context.Context) error
+}
+
+// Server is the HTTP API.
+type Server struct {
+	store     store.Store
+	queue     Queue
+	engine    Engine
+	blobs     artifact.Store
+	ws        Workspaces
+	adminHash string
+	limits    Limits
+	log       *slog.Logger
+	metrics   http.Handler
+	ready     func(ctx context.Context) error
+	router    chi.Router
+
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+}
+
+// New builds the server and its routes.
+func New(cfg Config) *Server {
+	s := &Server{
+		store: cfg.Store, queue: cfg.Queue, engine: cfg.Engine, blobs: cfg.Blobs, ws: cfg.Workspaces,
+		limits: cfg.Limits, log: cfg.Logger, metrics: cfg.Metrics, ready: cfg.Ready,
+	}
+	if cfg.AdminKey != "" {
+		s.adminHash = HashKey(cfg.AdminKey)
+	}
+	if s.limits.MaxModelBytes <= 0 {
+		s.limits.MaxModelBytes = 64 << 20
+	}
+	if s.limits.MaxBodyBytes <= 0 {
+		s.limits.MaxBodyBytes = 1 << 20
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.ready == nil {
+		s.ready = s.store.Ping
+	}
+	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "zkml_http_requests_total", Help: "HTTP requests by route pattern, method and status code.",
+	}, []string{"route", "method", "code"})
+	s.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "zkml_http_request_duration_seconds", Help: "HTTP request latency by route pattern.",
+		Buckets: prometheus.DefBuckets,
+	}, []string{"route", "method"})
+	if cfg.Registry != nil {
+		cfg.Registry.MustRegister(s.requests, s.latency)
+	}
+	s.router = s.routes()
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.ServeHTTP(w, r) }
+
+// Router exposes the chi router (for route listing in tests and docs).
+func (s *Server) Router() chi.Routes { return s.router }
+
+func (s *Server) routes() chi.Router {
+	r := chi.NewRouter()
+	r.Use(middleware.RequestID, middleware.Recoverer, s.observe)
+	r.NotFound(s.adapt(func(w http.ResponseWriter, r *http.Request) error {
+		return errorf(KindNotFound, "not_found", "no route for %s", r.URL.Path)
+	}))
+	r.MethodNotAllowed(s.adapt(func(w http.ResponseWriter, r *http.Request) error {
+		return errorf(KindBadRequest, "method_not_allowed", "method %s not allowed on %s", r.Method, r.URL.Path)
+	}))
+
+	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	r.Get("/readyz", s.adapt(s.readyz))
+	r.Get("/metrics", func(w http.ResponseWriter, r *http.Request) {
+		if s.metrics == nil {
+			http.NotFound(w, r)
+			return
+		}
+		s.metrics.ServeHTTP(w, r)
+	})
+
+	r.Route("/v1", func(r chi.Router) {
+		r.Get("/openapi.json", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.Write(openAPIDoc)
+		})
+
+		r.Post("/keys", s.admin(s.createKey))
+		r.Get("/keys", s.admin(s.listKeys))
+		r.Delete("/keys/{id}", s.admin(s.revokeKey))
+
+		r.Post("/models", s.tenant(s.createModel))
+		r.Get("/models", s.tenant(s.listModels))
+		r.Get("/models/{id}", s.tenant(s.getModel))
+		r.Delete("/models/{id}", s.tenant(s.deleteModel))
+		r.Post("/models/{id}/setup", s.tenant(s.setupModel))
+		r.Post("/models/{id}/proofs", s.tenant(s.createProof))
+		r.Get("/models/{id}/verifier.sol", s.tenant(s.verifierSol))
+
+		r.Get("/jobs", s.tenant(s.listJobs))
+		r.Get("/jobs/{id}", s.tenant(s.getJob))
+		r.Post("/jobs/{id}/cancel", s.tenant(s.cancelJob))
+
+		r.Get("/proofs/{id}", s.tenant(s.getProof))
+		r.Post("/verify", s.tenant(s.verify))
+	})
+	return r
+}
+
+// observe logs and counts requests by route pattern (not raw path, to bound cardinality).
+func (s *Server) observe(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+		next.ServeHTTP(ww, r)
+		route := chi.RouteContext(r.Context()).RoutePattern()
+		if route == "" {
+			route = "unmatched"
+		}
+		d := time.Since(start)
+		s.requests.WithLabelValues(route, r.Method, strconv.Itoa(ww.Status())).Inc()
+		s.latency.WithLabelValues(route, r.Method).Observe(d.Seconds())
+		s.log.DebugContext(r.Context(), "http", "method", r.Method, "route", route, "status", ww.Status(),
+			"dur", d, "request_id", middleware.GetReqID(r.Context()))
+	})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.ready(ctx); err != nil {
+		return &Error{Kind: KindUnavailable, Code: "not_ready", Message: "not ready: " + err.Error(), Err: err}
+	}
+	return writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// readBody reads a JSON body under the size limit.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	r.Body = http.MaxBytesReader(w, r.Body, s.limits.MaxBodyBytes)
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, err
+		}
+		return nil, badRequest("reading body: %v", err)
+	}
+	return b, nil
+}

@@ -1,0 +1,410 @@
+package jobs
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/zkml/zkml/api"
+	"github.com/zkml/zkml/internal/artifact"
+	"github.com/zkml/zkml/internal/store"
+)
+
+// Workspaces keeps one working directory per model under Root. Every process that
+// runs or serves a model (workers, and API nodes for verify and verifier.sol) must see
+// the same Root, e.g. a shared volume.
+type Workspaces struct {
+	Root string
+}
+
+// Dir implements api.Workspaces.
+func (w Workspaces) Dir(ctx context.Context, m *store.Model) (string, error) {
+	dir := filepath.Join(w.Root, "models", m.ID)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("jobs: workspace: %w", err)
+	}
+	return dir, nil
+}
+
+// Timeouts per job kind; zero values take the defaults.
+type Timeouts struct {
+	Compile, Setup, Prove time.Duration
+}
+
+// For returns the timeout for a job kind (defaults 30m, 1h, 30m).
+func (t Timeouts) For(k store.JobKind) time.Duration {
+	switch k {
+	case store.KindCompile:
+		return cmpOr(t.Compile, 30*time.Minute)
+	case store.KindSetup:
+		return cmpOr(t.Setup, time.Hour)
+	}
+	return cmpOr(t.Prove, 30*time.Minute)
+}
+
+func cmpOr(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+// Processor runs tasks: pipeline steps through the Engine and webhook deliveries.
+type Processor struct {
+	Store      store.Store
+	Engine     api.Engine
+	Blobs      artifact.Store
+	Workspaces api.Workspaces
+	// Queue receives webhook tasks and re-enqueued jobs (set after building the queue).
+	Queue    Queue
+	Timeouts Timeouts
+	Metrics  *Metrics
+	Log      *slog.Logger
+	// Heartbeat is how often a running job reports liveness and checks for a cancel
+	// request (default 1s).
+	Heartbeat time.Duration
+	// HTTPClient delivers webhooks (default: 10s timeout).
+	HTTPClient *http.Client
+}
+
+// Enqueue queues the run task of a job recorded in the store, with its kind's
+// timeout; it implements api.Queue.
+func (p *Processor) Enqueue(ctx context.Context, j *store.Job) error {
+	return p.Queue.Enqueue(ctx, Task{Kind: TaskRun, JobID: j.ID, Timeout: p.Timeouts.For(j.Kind)})
+}
+
+var _ api.Queue = (*Processor)(nil)
+
+func (p *Processor) log() *slog.Logger {
+	if p.Log == nil {
+		return slog.Default()
+	}
+	return p.Log
+}
+
+// Handle is the queue Handler.
+func (p *Processor) Handle(ctx context.Context, t Task, a Attempt) error {
+	switch t.Kind {
+	case TaskRun:
+		return p.run(ctx, t, a)
+	case TaskWebhook:
+		return p.deliver(ctx, t, a)
+	}
+	return Permanent(fmt.Errorf("jobs: unknown task kind %q", t.Kind))
+}
+
+// Causes of a run's context ending early.
+var (
+	errCancelRequested = errors.New("cancelled by request")
+	errSuperseded      = errors.New("attempt superseded by another worker")
+)
+
+func (p *Processor) run(ctx context.Context, t Task, a Attempt) error {
+	log := p.log().With("job", t.JobID)
+	j, err := p.Store.StartJob(ctx, t.JobID)
+	if errors.Is(err, store.ErrConflict) {
+		// Already finished (a duplicate delivery, or this process died after finishing):
+		// make sure its webhook is queued and complete the task.
+		if j != nil && j.WebhookURL != "" {
+			p.queueWebhook(ctx, j)
+		}
+		return nil
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return Permanent(fmt.Errorf("job %s: %w", t.JobID, err))
+	}
+	if err != nil {
+		return err // the store is unavailable; River retries
+	}
+	log = log.With("kind", j.Kind, "attempt", j.Attempt)
+	log.Info("job started", "queue_attempt", a.N)
+	start := time.Now()
+
+	runCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		p.watch(runCtx, cancel, j)
+	}()
+	progress := p.progress(runCtx, j)
+
+	proof, runErr := p.step(runCtx, j, progress)
+	cause := context.Cause(runCtx)
+	cancel(nil)
+	wg.Wait()
+
+	finish := func(f store.Finish) error {
+		done, err := p.Store.FinishJob(context.WithoutCancel(ctx), j.ID, j.Attempt, f)
+		if errors.Is(err, store.ErrConflict) {
+			log.Warn("job was taken over by another attempt; dropping this result")
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		p.Metrics.jobDone(j.Kind, f.Status, time.Since(start))
+		log.Info("job finished", "status", f.Status, "code", f.ErrorCode, "dur", time.Since(start))
+		if done.WebhookURL != "" {
+			p.queueWebhook(ctx, done)
+		}
+		return nil
+	}
+
+	switch {
+	case runErr == nil:
+		if proof != nil {
+			p.Metrics.proved(j.ModelID, proof.ProveSeconds)
+		}
+		if err := finish(store.Finish{Status: store.JobSucceeded, Proof: proof}); err != nil {
+			return err
+		}
+		return nil
+	case errors.Is(cause, errCancelRequested):
+		return Permanent(finish(store.Finish{Status: store.JobCancelled, ErrorCode: "cancelled", ErrorMessage: "cancelled by request"}))
+	case errors.Is(cause, errSuperseded):
+		log.Warn("job attempt superseded; abandoning")
+		return nil
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		if err := finish(store.Finish{Status: store.JobFailed, ErrorCode: "timeout",
+			ErrorMessage: fmt.Sprintf("%s did not finish within %s", j.Kind, p.Timeouts.For(j.Kind))}); err != nil {
+			return err
+		}
+		return Permanent(runErr)
+	case ctx.Err() != nil:
+		// Shutdown: hand the job back; River retries the task here or elsewhere.
+		if err := p.Store.RequeueJob(context.WithoutCancel(ctx), j.ID, j.Attempt, "worker shut down; requeued"); err != nil && !errors.Is(err, store.ErrConflict) {
+			log.Error("requeue failed", "err", err)
+		}
+		return ctx.Err()
+	case api.EngineErrorCode(runErr) != "":
+		if j.Kind == store.KindCompile {
+			p.markModelFailed(ctx, j, runErr)
+		}
+		if err := finish(store.Finish{Status: store.JobFailed, ErrorCode: api.EngineErrorCode(runErr), ErrorMessage: runErr.Error()}); err != nil {
+			return err
+		}
+		return Permanent(runErr)
+	case a.Last():
+		log.Error("job failed on its last attempt", "err", runErr)
+		if j.Kind == store.KindCompile {
+			p.markModelFailed(ctx, j, runErr)
+		}
+		if err := finish(store.Finish{Status: store.JobFailed, ErrorCode: "internal", ErrorMessage: runErr.Error()}); err != nil {
+			return err
+		}
+		return Permanent(runErr)
+	default:
+		log.Warn("job attempt failed; will retry", "err", runErr)
+		if err := p.Store.RequeueJob(context.WithoutCancel(ctx), j.ID, j.Attempt, "retrying after: "+runErr.Error()); err != nil && !errors.Is(err, store.ErrConflict) {
+			log.Error("requeue failed", "err", err)
+		}
+		return runErr
+	}
+}
+
+func (p *Processor) markModelFailed(ctx context.Context, j *store.Job, cause error) {
+	m, err := p.Store.GetModel(context.WithoutCancel(ctx), "", j.ModelID)
+	if err != nil {
+		return
+	}
+	m.Status, m.Error = store.ModelFailed, cause.Error()
+	if err := p.Store.SetModelCompiled(context.WithoutCancel(ctx), m); err != nil {
+		p.log().Error("mark model failed", "model", m.ID, "err", err)
+	}
+}
+
+// step runs the pipeline step of j and records its effect on the model.
+func (p *Processor) step(ctx context.Context, j *store.Job, progress func(string, float64)) (*store.Proof, error) {
+	m, err := p.Store.GetModel(ctx, "", j.ModelID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("model %s was deleted: %w", j.ModelID, api.ErrInvalidModel)
+	}
+	if err != nil {
+		return nil, err
+	}
+	dir, err := p.Workspaces.Dir(ctx, m)
+	if err != nil {
+		return nil, err
+	}
+	switch j.Kind {
+	case store.KindCompile:
+		progress("load", 0)
+		onnx, err := artifact.ReadAll(ctx, p.Blobs, artifact.Digest(m.ONNXDigest))
+		if err != nil {
+			return nil, err
+		}
+		progress("compile", 0.1)
+		info, err := p.Engine.Compile(ctx, dir, onnx, m.Settings)
+		if err != nil {
+			return nil, err
+		}
+		m.Status, m.Error = store.ModelCompiled, ""
+		m.EngineModelID, m.Constraints, m.Inputs, m.Outputs, m.Stats = info.ModelID, info.Constraints, info.Inputs, info.Outputs, info.Stats
+		return nil, p.Store.SetModelCompiled(ctx, m)
+	case store.KindSetup:
+		progress("setup", 0)
+		if err := p.Engine.Setup(ctx, dir, j.System); err != nil {
+			return nil, err
+		}
+		return nil, p.Store.AddModelSystem(ctx, m.ID, j.System)
+	case store.KindProve:
+		res, err := p.Engine.Prove(ctx, dir, j.System, j.Input, progress)
+		if err != nil {
+			return nil, err
+		}
+		return &store.Proof{Proof: res.Proof, PublicInputs: res.PublicInputs, Outputs: res.Outputs,
+			Calldata: res.Calldata, ProveSeconds: res.ProveSeconds}, nil
+	}
+	return nil, fmt.Errorf("unknown job kind %q: %w", j.Kind, api.ErrInvalidInput)
+}
+
+// watch heartbeats until ctx ends, cancelling the run when a cancel is requested or
+// when another attempt has taken the job over.
+func (p *Processor) watch(ctx context.Context, cancel context.CancelCauseFunc, j *store.Job) {
+	every := p.Heartbeat
+	if every <= 0 {
+		every = time.Second
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		stop, err := p.Store.Heartbeat(ctx, j.ID, j.Attempt, "", 0)
+		switch {
+		case errors.Is(err, store.ErrConflict):
+			cancel(errSuperseded)
+			return
+		case err != nil:
+			if ctx.Err() == nil {
+				p.log().Warn("heartbeat failed", "job", j.ID, "err", err)
+			}
+		case stop:
+			cancel(errCancelRequested)
+			return
+		}
+	}
+}
+
+// progress returns the engine's progress callback: stage changes are written at once,
+// fraction updates at most every 250ms.
+func (p *Processor) progress(ctx context.Context, j *store.Job) func(string, float64) {
+	var mu sync.Mutex
+	var lastStage string
+	var lastWrite time.Time
+	return func(stage string, frac float64) {
+		mu.Lock()
+		defer mu.Unlock()
+		if stage == lastStage && time.Since(lastWrite) < 250*time.Millisecond {
+			return
+		}
+		lastStage, lastWrite = stage, time.Now()
+		if _, err := p.Store.Heartbeat(ctx, j.ID, j.Attempt, stage, min(max(frac, 0), 1)); err != nil && ctx.Err() == nil {
+			p.log().Debug("progress update failed", "job", j.ID, "err", err)
+		}
+	}
+}
+
+func (p *Processor) queueWebhook(ctx context.Context, j *store.Job) {
+	if err := p.Queue.Enqueue(context.WithoutCancel(ctx), Task{Kind: TaskWebhook, JobID: j.ID}); err != nil {
+		p.log().Error("queue webhook", "job", j.ID, "err", err)
+	}
+}
+
+// WebhookEvent is the body POSTed to a job's webhook_url when it finishes.
+type WebhookEvent struct {
+	Type string      `json:"type"` // "job.succeeded", "job.failed" or "job.cancelled"
+	Job  api.JobView `json:"job"`
+}
+
+// deliver POSTs the finished job, signed with the owner's webhook secret. Non-2xx
+// answers and network errors are retried with backoff by the queue.
+func (p *Processor) deliver(ctx context.Context, t Task, a Attempt) error {
+	j, err := p.Store.GetJob(ctx, "", t.JobID)
+	if errors.Is(err, store.ErrNotFound) {
+		return Permanent(err)
+	}
+	if err != nil {
+		return err
+	}
+	if j.WebhookURL == "" || j.WebhookDelivered || !j.Status.Terminal() {
+		return nil
+	}
+	key, err := p.Store.GetAPIKey(ctx, j.Owner)
+	if err != nil {
+		return err
+	}
+	body, err := json.Marshal(WebhookEvent{Type: "job." + string(j.Status), Job: api.NewJobView(j)})
+	if err != nil {
+		return Permanent(err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, j.WebhookURL, bytes.NewReader(body))
+	if err != nil {
+		return Permanent(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "zkml-webhook/1")
+	req.Header.Set("Zkml-Event-Id", j.ID)
+	req.Header.Set(api.SignatureHeader, api.SignWebhook(key.WebhookSecret, time.Now(), body))
+	client := p.HTTPClient
+	if client == nil {
+		client = &http.Client{Timeout: 10 * time.Second}
+	}
+	resp, err := client.Do(req)
+	if err == nil {
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
+		if resp.StatusCode >= 300 {
+			err = fmt.Errorf("webhook %s answered %s", j.WebhookURL, resp.Status)
+		}
+	}
+	delivered := err == nil
+	if rerr := p.Store.RecordWebhook(context.WithoutCancel(ctx), j.ID, delivered); rerr != nil {
+		p.log().Warn("record webhook", "job", j.ID, "err", rerr)
+	}
+	if delivered {
+		p.Metrics.webhook("delivered")
+		return nil
+	}
+	p.Metrics.webhook("failed")
+	if a.Last() {
+		p.log().Error("webhook abandoned", "job", j.ID, "attempts", a.N, "err", err)
+		return Permanent(err)
+	}
+	return err
+}
+
+// Sweep enqueues jobs that have stayed queued longer than age, covering an API
+// process that recorded a job but died (or lost the database) before enqueueing it.
+// Enqueue is unique per job, so sweeping a job that is already queued is a no-op.
+func (p *Processor) Sweep(ctx context.Context, age time.Duration) (int, error) {
+	js, err := p.Store.ListJobs(ctx, "", store.JobQueued, 1000)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, j := range js {
+		if time.Since(j.CreatedAt) < age {
+			continue
+		}
+		if err := p.Enqueue(ctx, j); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
