@@ -52,7 +52,7 @@ func Run[V any](p *Program, a Arith[V], inputs [][]V, params [][]V) ([][]V, erro
 		a.Layer(l)
 		vals[l.Out] = runLayer(p, a, l, vals)
 		if err := a.Err(); err != nil {
-			return nil, fmt.Errorf("%s (%s): %w", l.Name, l.Op, err)
+			return nil, fmt.Errorf("layer %s (%s, output at scale 2^-%d): %w", l.Name, l.Op, p.Values[l.Out].Scale, err)
 		}
 	}
 	return vals, nil

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# test.sh runs every test: it first makes sure the services and tools the full suite
+# needs are there (PostgreSQL on 127.0.0.1:5432, the pinned solc-js from
+# contracts/package.json), then runs vet and `go test ./...`.
+# Extra arguments go to `go test` (e.g. scripts/test.sh -run TestX ./prover/).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+echo "== ensure PostgreSQL"
+scripts/ensure-postgres.sh
+echo "== ensure solc"
+ZKML_SOLCJS="$(scripts/ensure-solc.sh)"
+export ZKML_SOLCJS
+export ZKML_TEST_DATABASE_URL="${ZKML_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}"
+
+echo "== go vet"
+go vet ./...
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './contracts/node_modules/*'))
+if [ -n "$unformatted" ]; then
+	echo "gofmt would change:" >&2
+	echo "$unformatted" >&2
+	exit 1
+fi
+
+echo "== go test"
+if [ $# -gt 0 ]; then
+	exec go test -timeout 60m "$@"
+fi
+exec go test -timeout 60m ./...
