@@ -1,0 +1,104 @@
+package service_test
+
+import (
+	"context"
+	"io"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"os/signal"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/zkml/zkml/api"
+	"github.com/zkml/zkml/api/apitest"
+	"github.com/zkml/zkml/internal/jobs"
+	"github.com/zkml/zkml/internal/service"
+)
+
+// TestHelperWorkerProcess is not a test: TestCrashRecovery runs the test binary with
+// ZKML_HELPER_WORKER=1 to get a worker process whose proofs never finish, and kills it.
+func TestHelperWorkerProcess(t *testing.T) {
+	if os.Getenv("ZKML_HELPER_WORKER") != "1" {
+		t.Skip("helper process for TestCrashRecovery")
+	}
+	cfg, err := service.FromEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Engine = &apitest.Engine{Block: true}
+	cfg.Logger = testLogger()
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
+	if err := service.Work(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCrashRecovery kills (SIGKILL) a worker process in the middle of a proof and checks
+// that River rescues the job and another worker completes it exactly once.
+func TestCrashRecovery(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns worker processes and waits for River's leader election and rescuer (~20s)")
+	}
+	forEachBackend(t, func(t *testing.T, b backend) {
+		t.Parallel() // most of the time is spent waiting for River's leader TTL
+		cfg := fastConfig(b.cfg(t), &apitest.Engine{})
+		timeouts := jobs.Timeouts{Compile: 2 * time.Second, Setup: 2 * time.Second, Prove: 2 * time.Second}
+		cfg.Timeouts = timeouts
+		cfg.RescueAfter = time.Second
+
+		// Compile and set up with an in-process worker, then stop it so that only the
+		// doomed child process can pick up the proof.
+		first := startApp(t, cfg, true)
+		srv := httptest.NewServer(first.Handler())
+		defer srv.Close()
+		e := &env{t: t, app: first, srv: srv, cfg: cfg}
+		k := e.newKey("alice")
+		m := e.readyModel(k.Key)
+		if err := first.Shutdown(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		apiOnly := startApp(t, cfg, false)
+		srv.Config.Handler = apiOnly.Handler()
+
+		child := exec.Command(os.Args[0], "-test.run=^TestHelperWorkerProcess$", "-test.v")
+		child.Env = append(os.Environ(),
+			"ZKML_HELPER_WORKER=1",
+			"ZKML_DATABASE_URL="+cfg.DatabaseURL,
+			"ZKML_DATABASE_SCHEMA="+cfg.DatabaseSchema,
+			"ZKML_DATA_DIR="+cfg.DataDir,
+			"ZKML_POLL_INTERVAL=50ms", "ZKML_HEARTBEAT=100ms", "ZKML_RETRY_BASE=50ms",
+			"ZKML_COMPILE_TIMEOUT=2s", "ZKML_SETUP_TIMEOUT=2s", "ZKML_PROVE_TIMEOUT=2s", "ZKML_RESCUE_AFTER=1s",
+		)
+		child.Stdout, child.Stderr = io.Discard, os.Stderr
+		if err := child.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer child.Process.Kill()
+
+		var j api.JobView
+		e.want(e.prove(k.Key, m, goodInput), 202).json(t, &j)
+		running := e.waitStatus(k.Key, j.ID, "running", 15*time.Second)
+		if running.Attempt != 1 {
+			t.Fatalf("child runs attempt %d", running.Attempt)
+		}
+		if err := child.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		child.Wait()
+
+		eng := &apitest.Engine{}
+		cfg2 := cfg
+		cfg2.Engine = eng
+		startApp(t, cfg2, true)
+		got := e.wait(k.Key, j.ID, 60*time.Second)
+		if got.Status != "succeeded" || got.Attempt != 2 || got.ProofID == "" {
+			t.Fatalf("rescued job = %+v", got)
+		}
+		if n := eng.Proves.Load(); n != 1 {
+			t.Fatalf("rescuing worker proved %d times", n)
+		}
+	})
+}
