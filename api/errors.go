@@ -86,8 +86,8 @@ func EngineErrorCode(err error) string {
 	return ""
 }
 
-// asError turns any error into an *Error.
-func asError(err error) *Error {
+// AsError classifies any error as an *Error: the code and status a client sees.
+func AsError(err error) *Error {
 	var e *Error
 	if errors.As(err, &e) {
 		return e
@@ -125,7 +125,7 @@ func (s *Server) adapt(h handlerFunc) http.HandlerFunc {
 }
 
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	e := asError(err)
+	e := AsError(err)
 	if e.Kind == KindInternal {
 		s.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}

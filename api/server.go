@@ -90,7 +90,7 @@ func New(cfg Config) *Server {
 		s.log = slog.Default()
 	}
 	if s.ready == nil {
-		s.ready = s.store.Ping
+		s.ready = func(ctx context.Context) error { return s.store.Ping(ctx) }
 	}
 	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "zkml_http_requests_total", Help: "HTTP requests by route pattern, method and status code.",
