@@ -388,21 +388,49 @@ func (p *Processor) deliver(ctx context.Context, t Task, a Attempt) error {
 	return err
 }
 
-// Sweep enqueues jobs that have stayed queued longer than age, covering an API
-// process that recorded a job but died (or lost the database) before enqueueing it.
-// Enqueue is unique per job, so sweeping a job that is already queued is a no-op.
-func (p *Processor) Sweep(ctx context.Context, age time.Duration) (int, error) {
-	js, err := p.Store.ListJobs(ctx, "", store.JobQueued, 1000)
+// Sweep repairs jobs the queue cannot: it enqueues jobs that have stayed queued
+// longer than age (an API process recorded the job but died, or lost the database,
+// before enqueueing it; Enqueue is unique per job, so this is a no-op for jobs already
+// queued), and fails running jobs whose heartbeat stopped more than lostAfter(kind)
+// ago (River discards a task whose worker died on its last attempt without telling
+// the handler). It returns how many jobs it touched.
+func (p *Processor) Sweep(ctx context.Context, age time.Duration, lostAfter func(store.JobKind) time.Duration) (int, error) {
+	n := 0
+	queued, err := p.Store.ListJobs(ctx, "", store.JobQueued, 1000)
 	if err != nil {
 		return 0, err
 	}
-	n := 0
-	for _, j := range js {
+	for _, j := range queued {
 		if time.Since(j.CreatedAt) < age {
 			continue
 		}
 		if err := p.Enqueue(ctx, j); err != nil {
 			return n, err
+		}
+		n++
+	}
+	running, err := p.Store.ListJobs(ctx, "", store.JobRunning, 1000)
+	if err != nil {
+		return n, err
+	}
+	for _, j := range running {
+		if j.HeartbeatAt == nil || time.Since(*j.HeartbeatAt) < lostAfter(j.Kind) {
+			continue
+		}
+		done, err := p.Store.FinishJob(ctx, j.ID, j.Attempt, store.Finish{Status: store.JobFailed, ErrorCode: "worker_lost",
+			ErrorMessage: "no worker has reported progress since " + j.HeartbeatAt.Format(time.RFC3339)})
+		if errors.Is(err, store.ErrConflict) {
+			continue // a worker picked it up meanwhile
+		}
+		if err != nil {
+			return n, err
+		}
+		p.log().Warn("job lost with its worker; marked failed", "job", j.ID, "attempt", j.Attempt)
+		if j.Kind == store.KindCompile {
+			p.markModelFailed(ctx, j, errors.New("compile worker lost"))
+		}
+		if done.WebhookURL != "" {
+			p.queueWebhook(ctx, done)
 		}
 		n++
 	}

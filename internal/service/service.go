@@ -33,6 +33,7 @@ type App struct {
 	API       *api.Server
 	Blobs     artifact.Store
 	worker    bool
+	qopts     jobs.Options
 	stopping  atomic.Bool
 	closers   []func() error
 }
@@ -64,6 +65,7 @@ func Open(ctx context.Context, cfg Config, worker bool) (*App, error) {
 	if worker {
 		qopts.Handler = a.Processor.Handle
 	}
+	a.qopts = qopts
 	if err := a.openBackend(ctx, qopts); err != nil {
 		a.close()
 		return nil, err
@@ -162,12 +164,19 @@ func (a *App) sweep(ctx context.Context) {
 		if a.stopping.Load() {
 			return
 		}
-		if n, err := a.Processor.Sweep(ctx, a.cfg.SweepEvery); err != nil {
+		if n, err := a.Processor.Sweep(ctx, a.cfg.SweepEvery, a.lostAfter); err != nil {
 			a.cfg.Logger.Warn("sweep failed", "err", err)
 		} else if n > 0 {
 			a.cfg.Logger.Info("sweep re-enqueued jobs", "n", n)
 		}
 	}
+}
+
+// lostAfter is how long a running job may go without a heartbeat before the sweeper
+// declares its worker lost: past its timeout, River's rescue delay and the longest
+// retry backoff, a live or rescued job would have reported.
+func (a *App) lostAfter(k store.JobKind) time.Duration {
+	return a.cfg.Timeouts.For(k) + a.qopts.RescueAfter + 5*time.Minute + time.Minute
 }
 
 // Shutdown stops taking work, lets running jobs finish within the grace period, then

@@ -1,0 +1,82 @@
+package jobs_test
+
+import (
+	"context"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/zkml/zkml/internal/jobs"
+	"github.com/zkml/zkml/internal/store"
+	"github.com/zkml/zkml/internal/store/sqlite"
+)
+
+type recordingQueue struct {
+	mu    sync.Mutex
+	tasks []jobs.Task
+}
+
+func (q *recordingQueue) Enqueue(ctx context.Context, t jobs.Task) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.tasks = append(q.tasks, t)
+	return nil
+}
+func (q *recordingQueue) Start(context.Context) error { return nil }
+func (q *recordingQueue) Stop(context.Context) error  { return nil }
+
+func TestSweep(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "z.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	k := &store.APIKey{ID: "key_1", Name: "a", Hash: "h", WebhookSecret: "s"}
+	m := &store.Model{ID: "mdl_1", Owner: k.ID, Name: "m", Status: store.ModelCompiled, ONNXDigest: "d"}
+	if err := st.CreateAPIKey(ctx, k); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CreateModel(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	newJob := func(id string) {
+		if _, _, err := st.CreateJob(ctx, &store.Job{ID: id, Owner: k.ID, ModelID: m.ID, Kind: store.KindProve, WebhookURL: "http://127.0.0.1:1/h"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	newJob("job_orphan")
+	newJob("job_lost")
+	if _, err := st.StartJob(ctx, "job_lost"); err != nil {
+		t.Fatal(err)
+	}
+	q := &recordingQueue{}
+	p := &jobs.Processor{Store: st, Queue: q, Timeouts: jobs.Timeouts{Prove: time.Minute}}
+
+	time.Sleep(50 * time.Millisecond)
+	never := func(store.JobKind) time.Duration { return time.Hour }
+	if n, err := p.Sweep(ctx, time.Hour, never); err != nil || n != 0 {
+		t.Fatalf("Sweep of fresh jobs = %d, %v", n, err)
+	}
+	n, err := p.Sweep(ctx, 10*time.Millisecond, func(store.JobKind) time.Duration { return 10 * time.Millisecond })
+	if err != nil || n != 2 {
+		t.Fatalf("Sweep = %d, %v; want 2", n, err)
+	}
+	if len(q.tasks) != 2 || q.tasks[0] != (jobs.Task{Kind: jobs.TaskRun, JobID: "job_orphan", Timeout: time.Minute}) ||
+		q.tasks[1] != (jobs.Task{Kind: jobs.TaskWebhook, JobID: "job_lost"}) {
+		t.Fatalf("enqueued %+v", q.tasks)
+	}
+	lost, err := st.GetJob(ctx, "", "job_lost")
+	if err != nil || lost.Status != store.JobFailed || lost.ErrorCode != "worker_lost" {
+		t.Fatalf("lost job = %+v, %v", lost, err)
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	for n, want := range map[int]time.Duration{1: time.Second, 2: 2 * time.Second, 4: 8 * time.Second, 10: time.Minute} {
+		if got := jobs.Backoff(n, time.Second, time.Minute); got != want {
+			t.Errorf("Backoff(%d) = %s, want %s", n, got, want)
+		}
+	}
+}
