@@ -72,8 +72,13 @@ type Processor struct {
 	// Heartbeat is how often a running job reports liveness and checks for a cancel
 	// request (default 1s).
 	Heartbeat time.Duration
-	// HTTPClient delivers webhooks (default: 10s timeout).
+	// HTTPClient delivers webhooks (default: 10s timeout, public addresses only unless
+	// AllowPrivateWebhooks).
 	HTTPClient *http.Client
+	// AllowPrivateWebhooks permits webhook URLs on loopback and private networks.
+	AllowPrivateWebhooks bool
+
+	clientOnce sync.Once
 }
 
 // Enqueue queues the run task of a job recorded in the store, with its kind's
@@ -360,11 +365,12 @@ func (p *Processor) deliver(ctx context.Context, t Task, a Attempt) error {
 	req.Header.Set("User-Agent", "zkml-webhook/1")
 	req.Header.Set("Zkml-Event-Id", j.ID)
 	req.Header.Set(api.SignatureHeader, api.SignWebhook(key.WebhookSecret, time.Now(), body))
-	client := p.HTTPClient
-	if client == nil {
-		client = &http.Client{Timeout: 10 * time.Second}
-	}
-	resp, err := client.Do(req)
+	p.clientOnce.Do(func() {
+		if p.HTTPClient == nil {
+			p.HTTPClient = webhookClient(p.AllowPrivateWebhooks)
+		}
+	})
+	resp, err := p.HTTPClient.Do(req)
 	if err == nil {
 		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 		resp.Body.Close()

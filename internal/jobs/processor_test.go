@@ -2,8 +2,12 @@ package jobs_test
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -78,5 +82,47 @@ func TestBackoff(t *testing.T) {
 		if got := jobs.Backoff(n, time.Second, time.Minute); got != want {
 			t.Errorf("Backoff(%d) = %s, want %s", n, got, want)
 		}
+	}
+}
+
+func TestWebhookRefusesPrivateAddresses(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "z.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
+	defer srv.Close()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(st.CreateAPIKey(ctx, &store.APIKey{ID: "key_1", Name: "a", Hash: "h", WebhookSecret: "s"}))
+	must(st.CreateModel(ctx, &store.Model{ID: "mdl_1", Owner: "key_1", Name: "m", Status: store.ModelCompiled, ONNXDigest: "d"}))
+	_, _, err = st.CreateJob(ctx, &store.Job{ID: "job_1", Owner: "key_1", ModelID: "mdl_1", Kind: store.KindProve, WebhookURL: srv.URL})
+	must(err)
+	_, err = st.StartJob(ctx, "job_1")
+	must(err)
+	_, err = st.FinishJob(ctx, "job_1", 1, store.Finish{Status: store.JobFailed, ErrorCode: "x"})
+	must(err)
+
+	task := jobs.Task{Kind: jobs.TaskWebhook, JobID: "job_1"}
+	p := &jobs.Processor{Store: st}
+	err = p.Handle(ctx, task, jobs.Attempt{N: 1, Max: 1})
+	if !jobs.IsPermanent(err) || !strings.Contains(err.Error(), "not allowed") || hits.Load() != 0 {
+		t.Fatalf("delivery to loopback: err = %v, hits = %d", err, hits.Load())
+	}
+	p = &jobs.Processor{Store: st, AllowPrivateWebhooks: true}
+	if err := p.Handle(ctx, task, jobs.Attempt{N: 1, Max: 1}); err != nil || hits.Load() != 1 {
+		t.Fatalf("allowed delivery: err = %v, hits = %d", err, hits.Load())
+	}
+	j, err := st.GetJob(ctx, "", "job_1")
+	must(err)
+	if j.WebhookAttempts != 2 || !j.WebhookDelivered {
+		t.Fatalf("job webhook state %+v", j)
 	}
 }

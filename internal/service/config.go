@@ -54,6 +54,9 @@ type Config struct {
 	// PollInterval, RetryBase and Heartbeat tune the queue (ZKML_POLL_INTERVAL,
 	// ZKML_RETRY_BASE, ZKML_HEARTBEAT; defaults 1s, 1s, 1s).
 	PollInterval, RetryBase, Heartbeat time.Duration
+	// WebhookAllowPrivate lets webhooks go to loopback and private addresses
+	// (ZKML_WEBHOOK_ALLOW_PRIVATE; default false, which blocks SSRF into the cluster).
+	WebhookAllowPrivate bool
 	// SweepEvery is how often workers re-enqueue jobs left queued (default 30s).
 	SweepEvery time.Duration
 
@@ -114,6 +117,13 @@ func FromEnv() (Config, error) {
 	durVar("ZKML_POLL_INTERVAL", &c.PollInterval)
 	durVar("ZKML_RETRY_BASE", &c.RetryBase)
 	durVar("ZKML_HEARTBEAT", &c.Heartbeat)
+	if v := os.Getenv("ZKML_WEBHOOK_ALLOW_PRIVATE"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("ZKML_WEBHOOK_ALLOW_PRIVATE: %w", err))
+		}
+		c.WebhookAllowPrivate = b
+	}
 	if v := os.Getenv("ZKML_SERVE_WORKERS"); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {

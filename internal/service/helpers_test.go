@@ -61,6 +61,7 @@ func fastConfig(cfg service.Config, eng api.Engine) service.Config {
 	cfg.Heartbeat = 100 * time.Millisecond
 	cfg.SweepEvery = 500 * time.Millisecond
 	cfg.Workers = 2
+	cfg.WebhookAllowPrivate = true // the test receivers listen on loopback
 	cfg.ShutdownGrace = 5 * time.Second
 	if cfg.Timeouts == (jobs.Timeouts{}) {
 		cfg.Timeouts = jobs.Timeouts{Compile: 20 * time.Second, Setup: 20 * time.Second, Prove: 20 * time.Second}

@@ -53,7 +53,7 @@ func Open(ctx context.Context, cfg Config, worker bool) (*App, error) {
 	a.Blobs = blobs
 	a.Processor = &jobs.Processor{
 		Engine: cfg.Engine, Blobs: blobs, Workspaces: jobs.Workspaces{Root: filepath.Join(cfg.DataDir, "work")},
-		Timeouts: cfg.Timeouts, Log: cfg.Logger, Heartbeat: cfg.Heartbeat,
+		Timeouts: cfg.Timeouts, Log: cfg.Logger, Heartbeat: cfg.Heartbeat, AllowPrivateWebhooks: cfg.WebhookAllowPrivate,
 	}
 	qopts := jobs.Options{
 		Workers: cfg.Workers, MaxAttempts: cfg.MaxAttempts, RetryBase: cfg.RetryBase, PollInterval: cfg.PollInterval,
