@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -78,5 +79,59 @@ func TestDigestValidate(t *testing.T) {
 		if err := tc.d.Validate(); (err == nil) != tc.ok {
 			t.Errorf("Validate(%q) = %v, want ok=%v", tc.d, err, tc.ok)
 		}
+	}
+}
+
+func TestSnapshotMaterialize(t *testing.T) {
+	ctx := context.Background()
+	s, err := artifact.NewDisk(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := t.TempDir()
+	files := map[string]string{"circuit.bin": "circuit", "keys/groth16.pk": "proving key", "keys/groth16.vk": "vk"}
+	for p, c := range files {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(src, p)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(src, p), []byte(c), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, err := artifact.Snapshot(ctx, s, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m) != 3 || m["keys/groth16.pk"] != artifact.Sum([]byte("proving key")) {
+		t.Fatalf("manifest = %v", m)
+	}
+	dst := t.TempDir()
+	if err := artifact.Materialize(ctx, s, m, dst); err != nil {
+		t.Fatal(err)
+	}
+	for p, c := range files {
+		got, err := os.ReadFile(filepath.Join(dst, p))
+		if err != nil || string(got) != c {
+			t.Fatalf("%s = %q, %v", p, got, err)
+		}
+	}
+	// A truncated local file is replaced; a corrupted blob is refused.
+	if err := os.WriteFile(filepath.Join(dst, "keys/groth16.pk"), []byte("pro"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := artifact.Materialize(ctx, s, m, dst); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(dst, "keys/groth16.pk")); string(got) != "proving key" {
+		t.Fatalf("repaired file = %q", got)
+	}
+	if err := os.WriteFile(s.Path(m["circuit.bin"]), []byte("CIRCUIT"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := artifact.Materialize(ctx, s, m, t.TempDir()); !errors.Is(err, artifact.ErrCorrupt) {
+		t.Fatalf("corrupted blob: err = %v, want ErrCorrupt", err)
+	}
+	if err := artifact.Materialize(ctx, s, artifact.Manifest{"../evil": m["circuit.bin"]}, dst); err == nil {
+		t.Fatal("manifest path escaping the directory accepted")
 	}
 }

@@ -19,11 +19,13 @@ import (
 	"github.com/zkml/zkml/internal/store"
 )
 
-// Workspaces keeps one working directory per model under Root. Every process that
-// runs or serves a model (workers, and API nodes for verify and verifier.sol) must see
-// the same Root, e.g. a shared volume.
+// Workspaces keeps one working directory per model under Root, a local cache: after
+// compile and setup the directory is snapshotted into Blobs (the model's Files
+// manifest), and Dir restores missing or damaged files from there, checksum-verified.
+// So workers and API nodes need to share only the blob store, not Root.
 type Workspaces struct {
-	Root string
+	Root  string
+	Blobs artifact.Store
 }
 
 // Dir implements api.Workspaces.
@@ -32,7 +34,29 @@ func (w Workspaces) Dir(ctx context.Context, m *store.Model) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", fmt.Errorf("jobs: workspace: %w", err)
 	}
+	if len(m.Files) > 0 && w.Blobs != nil {
+		man := artifact.Manifest{}
+		for p, d := range m.Files {
+			man[p] = artifact.Digest(d)
+		}
+		if err := artifact.Materialize(ctx, w.Blobs, man, dir); err != nil {
+			return "", fmt.Errorf("jobs: workspace of %s: %w", m.ID, err)
+		}
+	}
 	return dir, nil
+}
+
+// snapshot records the working directory's files in the model's manifest.
+func (p *Processor) snapshot(ctx context.Context, m *store.Model, dir string) error {
+	man, err := artifact.Snapshot(ctx, p.Blobs, dir)
+	if err != nil {
+		return err
+	}
+	files := make(map[string]string, len(man))
+	for path, d := range man {
+		files[path] = string(d)
+	}
+	return p.Store.MergeModelFiles(ctx, m.ID, files)
 }
 
 // Timeouts per job kind; zero values take the defaults.
@@ -254,12 +278,20 @@ func (p *Processor) step(ctx context.Context, j *store.Job, progress func(string
 		if err != nil {
 			return nil, err
 		}
+		progress("snapshot", 0.9)
+		if err := p.snapshot(ctx, m, dir); err != nil {
+			return nil, err
+		}
 		m.Status, m.Error = store.ModelCompiled, ""
 		m.EngineModelID, m.Constraints, m.Inputs, m.Outputs, m.Stats = info.ModelID, info.Constraints, info.Inputs, info.Outputs, info.Stats
 		return nil, p.Store.SetModelCompiled(ctx, m)
 	case store.KindSetup:
 		progress("setup", 0)
 		if err := p.Engine.Setup(ctx, dir, j.System); err != nil {
+			return nil, err
+		}
+		progress("snapshot", 0.9)
+		if err := p.snapshot(ctx, m, dir); err != nil {
 			return nil, err
 		}
 		return nil, p.Store.AddModelSystem(ctx, m.ID, j.System)

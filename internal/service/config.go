@@ -28,9 +28,9 @@ type Config struct {
 	DatabaseURL string
 	// DatabaseSchema puts every table in this Postgres schema (ZKML_DATABASE_SCHEMA).
 	DatabaseSchema string
-	// DataDir holds the SQLite file, the artifact store (DataDir/blobs) and model
-	// workspaces (DataDir/work). Workers and API nodes must share it. ZKML_DATA_DIR,
-	// default "zkml-data".
+	// DataDir holds the SQLite file, the artifact store (DataDir/blobs) and the model
+	// workspace cache (DataDir/work). Workers and API nodes must share DataDir/blobs
+	// (work is rebuilt from it). ZKML_DATA_DIR, default "zkml-data".
 	DataDir string
 	// AdminKey enables key management endpoints (ZKML_ADMIN_KEY).
 	AdminKey string

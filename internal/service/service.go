@@ -52,7 +52,7 @@ func Open(ctx context.Context, cfg Config, worker bool) (*App, error) {
 	}
 	a.Blobs = blobs
 	a.Processor = &jobs.Processor{
-		Engine: cfg.Engine, Blobs: blobs, Workspaces: jobs.Workspaces{Root: filepath.Join(cfg.DataDir, "work")},
+		Engine: cfg.Engine, Blobs: blobs, Workspaces: jobs.Workspaces{Root: filepath.Join(cfg.DataDir, "work"), Blobs: blobs},
 		Timeouts: cfg.Timeouts, Log: cfg.Logger, Heartbeat: cfg.Heartbeat, AllowPrivateWebhooks: cfg.WebhookAllowPrivate,
 	}
 	qopts := jobs.Options{

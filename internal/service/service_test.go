@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -482,6 +484,33 @@ func TestShutdownRequeuesJobForAnotherWorker(t *testing.T) {
 		got := e2.wait(k.Key, j.ID, 20*time.Second)
 		if got.Status != "succeeded" || got.Attempt != 2 || eng2.Proves.Load() != 1 {
 			t.Fatalf("job = %+v (second engine proved %d)", got, eng2.Proves.Load())
+		}
+	})
+}
+
+// TestWorkspaceRestoredFromArtifacts drops the local workspace cache (as on a fresh
+// worker machine): proving and verifying rebuild it from the artifact store.
+func TestWorkspaceRestoredFromArtifacts(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		e := newEnv(t, fastConfig(b.cfg(t), &apitest.Engine{}))
+		k := e.newKey("alice")
+		m := e.readyModel(k.Key)
+		if err := os.RemoveAll(filepath.Join(e.cfg.DataDir, "work")); err != nil {
+			t.Fatal(err)
+		}
+		var j api.JobView
+		e.want(e.prove(k.Key, m, goodInput), 202).json(t, &j)
+		done := e.wait(k.Key, j.ID, 20*time.Second)
+		if done.Status != "succeeded" {
+			t.Fatalf("job = %+v", done)
+		}
+		if err := os.RemoveAll(filepath.Join(e.cfg.DataDir, "work")); err != nil {
+			t.Fatal(err)
+		}
+		var v struct{ Valid bool }
+		e.want(e.do("POST", "/v1/verify", k.Key, jsonBody(map[string]string{"proof_id": done.ProofID})), 200).json(t, &v)
+		if !v.Valid {
+			t.Fatal("proof does not verify after the workspace was rebuilt")
 		}
 	})
 }

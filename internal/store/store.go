@@ -83,7 +83,8 @@ type Model struct {
 	Inputs        [][]int
 	Outputs       [][]int
 	Stats         json.RawMessage
-	Systems       []string // proving systems whose keys exist
+	Systems       []string          // proving systems whose keys exist
+	Files         map[string]string // working-directory manifest: relative path -> artifact digest
 	Error         string
 	CreatedAt     time.Time
 	UpdatedAt     time.Time
@@ -168,6 +169,9 @@ type Store interface {
 	SetModelCompiled(ctx context.Context, m *Model) error
 	// AddModelSystem records that keys for system exist.
 	AddModelSystem(ctx context.Context, id, system string) error
+	// MergeModelFiles adds files (path -> digest) to the model's manifest, replacing
+	// entries with the same path.
+	MergeModelFiles(ctx context.Context, id string, files map[string]string) error
 
 	// CreateJob inserts j with status queued. If j.IdempotencyKey is set and the owner
 	// already has a job with that key, the existing job is returned with created false.

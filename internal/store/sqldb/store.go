@@ -119,14 +119,14 @@ func (s *Store) RevokeAPIKey(ctx context.Context, id string) error {
 // ---- models ----
 
 const modelCols = `id, owner, name, status, onnx_digest, onnx_size, settings, engine_model_id,
-	constraints, inputs, outputs, stats, systems, error, created_at, updated_at`
+	constraints, inputs, outputs, stats, systems, files, error, created_at, updated_at`
 
 func scanModel(r Row) (*store.Model, error) {
 	var m store.Model
-	var settings, constraints, inputs, outputs, stats, systems string
+	var settings, constraints, inputs, outputs, stats, systems, files string
 	var created, updated Time
 	if err := r.Scan(&m.ID, &m.Owner, &m.Name, &m.Status, &m.ONNXDigest, &m.ONNXSize, &settings,
-		&m.EngineModelID, &constraints, &inputs, &outputs, &stats, &systems, &m.Error, &created, &updated); err != nil {
+		&m.EngineModelID, &constraints, &inputs, &outputs, &stats, &systems, &files, &m.Error, &created, &updated); err != nil {
 		return nil, err
 	}
 	m.Settings = json.RawMessage(settings)
@@ -136,7 +136,7 @@ func scanModel(r Row) (*store.Model, error) {
 	for _, f := range []struct {
 		src string
 		dst any
-	}{{constraints, &m.Constraints}, {inputs, &m.Inputs}, {outputs, &m.Outputs}, {systems, &m.Systems}} {
+	}{{constraints, &m.Constraints}, {inputs, &m.Inputs}, {outputs, &m.Outputs}, {systems, &m.Systems}, {files, &m.Files}} {
 		if err := json.Unmarshal([]byte(f.src), f.dst); err != nil {
 			return nil, fmt.Errorf("sqldb: model %s: %w", m.ID, err)
 		}
@@ -153,10 +153,10 @@ func (s *Store) CreateModel(ctx context.Context, m *store.Model) error {
 		m.Systems = []string{}
 	}
 	_, err := s.c.Exec(ctx, `INSERT INTO models (`+modelCols+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
 		m.ID, m.Owner, m.Name, string(m.Status), m.ONNXDigest, m.ONNXSize, rawOr(m.Settings, "{}"), m.EngineModelID,
 		mustJSON(orEmptyMap(m.Constraints)), mustJSON(orEmptyShapes(m.Inputs)), mustJSON(orEmptyShapes(m.Outputs)),
-		rawOr(m.Stats, "null"), mustJSON(m.Systems), m.Error, m.CreatedAt, m.UpdatedAt)
+		rawOr(m.Stats, "null"), mustJSON(m.Systems), mustJSON(orEmptyFiles(m.Files)), m.Error, m.CreatedAt, m.UpdatedAt)
 	return err
 }
 
@@ -165,6 +165,13 @@ func orEmptyMap(m map[string]int) map[string]int {
 		return map[string]int{}
 	}
 	return m
+}
+
+func orEmptyFiles(f map[string]string) map[string]string {
+	if f == nil {
+		return map[string]string{}
+	}
+	return f
 }
 
 func orEmptyShapes(s [][]int) [][]int {
@@ -249,6 +256,25 @@ func (s *Store) AddModelSystem(ctx context.Context, id, system string) error {
 		}
 		systems = append(systems, system)
 		_, err := q.Exec(ctx, `UPDATE models SET systems = $2, updated_at = $3 WHERE id = $1`, id, mustJSON(systems), s.now())
+		return err
+	})
+}
+
+// MergeModelFiles merges files into the model's manifest.
+func (s *Store) MergeModelFiles(ctx context.Context, id string, files map[string]string) error {
+	return s.c.InTx(ctx, func(q Querier) error {
+		var raw string
+		if err := q.QueryRow(ctx, `SELECT files FROM models WHERE id = $1`+s.forUpdate(), id).Scan(&raw); err != nil {
+			return err
+		}
+		cur := map[string]string{}
+		if err := json.Unmarshal([]byte(raw), &cur); err != nil {
+			return err
+		}
+		for p, d := range files {
+			cur[p] = d
+		}
+		_, err := q.Exec(ctx, `UPDATE models SET files = $2, updated_at = $3 WHERE id = $1`, id, mustJSON(cur), s.now())
 		return err
 	})
 }

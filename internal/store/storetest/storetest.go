@@ -124,9 +124,21 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 				}
 			}()
 		}
+		for _, files := range []map[string]string{{"circuit.bin": "sha256:1"}, {"g.pk": "sha256:2"}, {"circuit.bin": "sha256:3"}} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := s.MergeModelFiles(ctx, m.ID, files); err != nil {
+					t.Errorf("MergeModelFiles: %v", err)
+				}
+			}()
+		}
 		wg.Wait()
 		got, err = s.GetModel(ctx, k.ID, m.ID)
 		must(t, err)
+		if len(got.Files) != 2 || got.Files["g.pk"] != "sha256:2" || got.Files["circuit.bin"] == "" {
+			t.Fatalf("Files = %v", got.Files)
+		}
 		if got.Status != store.ModelCompiled || got.Constraints["plonk"] != 300 || got.Inputs[0][1] != 4 ||
 			!jsonEq(got.Stats, `{"layers":3}`) || !got.HasSystem("groth16") || !got.HasSystem("plonk") || len(got.Systems) != 2 {
 			t.Fatalf("after compile and setup: %+v", got)
