@@ -55,8 +55,10 @@ func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) createModel(w http.ResponseWriter, r *http.Request) error {
 	p := principalFrom(r.Context())
-	// Multipart framing and the other fields get 1 MiB on top of the model itself.
-	r.Body = http.MaxBytesReader(w, r.Body, s.limits.MaxModelBytes+s.limits.MaxBodyBytes)
+	// The body may carry the model base64-encoded (4/3 of its size) plus the other
+	// fields and multipart framing, which get MaxBodyBytes; the decoded model itself is
+	// held to MaxModelBytes below.
+	r.Body = http.MaxBytesReader(w, r.Body, s.limits.MaxModelBytes/3*4+4+s.limits.MaxBodyBytes)
 	req, err := decodeModelRequest(r, s.limits.MaxModelBytes)
 	if err != nil {
 		return err
@@ -77,6 +79,7 @@ func (s *Server) createModel(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	w.Header().Set("Location", "/v1/models/"+m.ID)
 	return writeJSON(w, http.StatusAccepted, map[string]any{"model": newModelView(m), "job": NewJobView(j)})
 }
 

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
@@ -96,7 +97,7 @@ func (a *App) openBackend(ctx context.Context, qopts jobs.Options) error {
 			return err
 		}
 		a.closers = append(a.closers, rdb.Close)
-		return a.openRiverSQLite(ctx, rdb, qopts)
+		return a.openRiverSQLite(ctx, path, rdb, qopts)
 	}
 	st, err := postgres.Open(ctx, a.cfg.DatabaseURL, a.cfg.DatabaseSchema)
 	if err != nil {
@@ -105,7 +106,7 @@ func (a *App) openBackend(ctx context.Context, qopts jobs.Options) error {
 	a.Store = st
 	a.closers = append(a.closers, st.Close)
 	drv := riverpgxv5.New(st.Pool())
-	if err := jobs.MigrateRiver(ctx, drv, a.cfg.DatabaseSchema); err != nil {
+	if err := migrateRiverLocked(ctx, st.Pool(), drv, a.cfg.DatabaseSchema); err != nil {
 		return err
 	}
 	q, err := jobs.NewRiver(drv, qopts)
@@ -116,9 +117,26 @@ func (a *App) openBackend(ctx context.Context, qopts jobs.Options) error {
 	return nil
 }
 
-func (a *App) openRiverSQLite(ctx context.Context, db *sql.DB, qopts jobs.Options) error {
+// riverMigrationLock is the advisory lock key that serializes River migrations of
+// processes starting at once (serve and workers).
+const riverMigrationLock = 0x7a6b6d6c_72697672 // "zkmlrivr"
+
+func migrateRiverLocked(ctx context.Context, pool *pgxpool.Pool, drv *riverpgxv5.Driver, schema string) error {
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", int64(riverMigrationLock)); err != nil {
+		return fmt.Errorf("service: lock river migrations: %w", err)
+	}
+	defer conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", int64(riverMigrationLock))
+	return jobs.MigrateRiver(ctx, drv, schema)
+}
+
+func (a *App) openRiverSQLite(ctx context.Context, path string, db *sql.DB, qopts jobs.Options) error {
 	drv := riversqlite.New(db)
-	if err := jobs.MigrateRiver(ctx, drv, ""); err != nil {
+	if err := sqlite.WithMigrationLock(path, func() error { return jobs.MigrateRiver(ctx, drv, "") }); err != nil {
 		return err
 	}
 	qopts.Schema = ""

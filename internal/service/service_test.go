@@ -17,6 +17,7 @@ import (
 	"github.com/zkml/zkml/api"
 	"github.com/zkml/zkml/api/apitest"
 	"github.com/zkml/zkml/internal/jobs"
+	"github.com/zkml/zkml/internal/service"
 )
 
 func TestEndToEnd(t *testing.T) {
@@ -512,5 +513,27 @@ func TestWorkspaceRestoredFromArtifacts(t *testing.T) {
 		if !v.Valid {
 			t.Fatal("proof does not verify after the workspace was rebuilt")
 		}
+	})
+}
+
+// TestConcurrentStartup opens several processes' worth of services at once on a fresh
+// database, as when serve and workers start together: migrations must not race.
+func TestConcurrentStartup(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		cfg := fastConfig(b.cfg(t), &apitest.Engine{})
+		var wg sync.WaitGroup
+		for range 3 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				a, err := service.Open(t.Context(), cfg, true)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				a.Shutdown(t.Context())
+			}()
+		}
+		wg.Wait()
 	})
 }

@@ -53,7 +53,11 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := migrations.Up(ctx, db, migrations.SQLite); err != nil {
+	err = WithMigrationLock(path, func() error {
+		_, err := migrations.Up(ctx, db, migrations.SQLite)
+		return err
+	})
+	if err != nil {
 		db.Close()
 		return nil, err
 	}
