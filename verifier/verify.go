@@ -74,28 +74,37 @@ func DecodePublicWitness(b []byte) (witness.Witness, error) {
 // witness. It returns nil for a valid proof and an error wrapping ErrInvalidProof for
 // an invalid or undecodable one; other errors mean the key or system is unusable.
 func Verify(system string, vkBytes, proofBytes []byte, public witness.Witness) error {
+	proof, err := DecodeProof(system, proofBytes)
+	if err != nil {
+		return fmt.Errorf("%w: decode proof: %v", ErrInvalidProof, err)
+	}
+	return VerifyDecoded(system, vkBytes, proof, public)
+}
+
+// VerifyDecoded is Verify for a decoded proof (groth16.Proof or plonk.Proof).
+func VerifyDecoded(system string, vkBytes []byte, proof any, public witness.Witness) error {
 	vk, err := VerifyingKey(system, vkBytes)
 	if err != nil {
 		return err
 	}
-	switch system {
-	case Groth16:
-		proof := groth16.NewProof(ecc.BN254)
-		if _, err := proof.ReadFrom(bytes.NewReader(proofBytes)); err != nil {
-			return fmt.Errorf("%w: decode proof: %v", ErrInvalidProof, err)
+	switch p := proof.(type) {
+	case groth16.Proof:
+		gvk, ok := vk.(groth16.VerifyingKey)
+		if !ok {
+			return fmt.Errorf("%w: groth16 proof for a %s key", ErrInvalidProof, system)
 		}
-		if err := groth16.Verify(proof, vk.(groth16.VerifyingKey), public, VerifierOptions(Groth16)...); err != nil {
-			return fmt.Errorf("%w: %v", ErrInvalidProof, err)
+		err = groth16.Verify(p, gvk, public, VerifierOptions(Groth16)...)
+	case plonk.Proof:
+		pvk, ok := vk.(plonk.VerifyingKey)
+		if !ok {
+			return fmt.Errorf("%w: plonk proof for a %s key", ErrInvalidProof, system)
 		}
-	case PLONK:
-		proof := plonk.NewProof(ecc.BN254)
-		if _, err := proof.ReadFrom(bytes.NewReader(proofBytes)); err != nil {
-			return fmt.Errorf("%w: decode proof: %v", ErrInvalidProof, err)
-		}
-		if err := plonk.Verify(proof, vk.(plonk.VerifyingKey), public, VerifierOptions(PLONK)...); err != nil {
-			return fmt.Errorf("%w: %v", ErrInvalidProof, err)
-		}
+		err = plonk.Verify(p, pvk, public, VerifierOptions(PLONK)...)
+	default:
+		return fmt.Errorf("%w: unknown proof type %T", ErrInvalidProof, proof)
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidProof, err)
 	}
 	return nil
 }
-

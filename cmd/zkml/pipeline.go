@@ -294,6 +294,7 @@ func printOutputs(w io.Writer, m *prover.Model, p *prover.Proof, want []*model.T
 
 func verifyCmd() *cobra.Command {
 	var dir, system, proofPath, publicPath string
+	var onEVM bool
 	cmd := &cobra.Command{
 		Use:   "verify",
 		Short: "Verify a proof with the model's verifying key (exit status 2 if invalid)",
@@ -311,29 +312,18 @@ func verifyCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			read := func(path, artifact string) ([]byte, error) {
-				if path != "" {
-					return os.ReadFile(path)
-				}
-				return m.ReadArtifact(artifact)
-			}
-			proof, err := read(proofPath, fmt.Sprintf("proof.%s.bin", sys))
-			if err != nil {
-				return err
-			}
-			pub, err := read(publicPath, fmt.Sprintf("public.%s.bin", sys))
-			if err != nil {
-				return err
-			}
-			w, err := verifier.DecodePublicWitness(pub)
+			proof, pub, err := readProof(m, sys, proofPath, publicPath)
 			if err == nil {
-				err = verifier.Verify(string(sys), vk, proof, w)
+				err = verifier.VerifyDecoded(string(sys), vk, proof, pub)
 			}
 			if err != nil {
 				fmt.Fprintf(cmd.OutOrStdout(), "INVALID: %v\n", err)
 				return exitError(2)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "valid %s proof for model %s\n", sys, m.ID)
+			if onEVM {
+				return verifyOnEVM(cmd, m, sys, proof, pub)
+			}
 			return nil
 		},
 	}
@@ -341,6 +331,7 @@ func verifyCmd() *cobra.Command {
 	cmd.Flags().StringVar(&system, "system", "groth16", "proving system: groth16 or plonk")
 	cmd.Flags().StringVar(&proofPath, "proof", "", "proof file (default: the model directory's last proof)")
 	cmd.Flags().StringVar(&publicPath, "public", "", "public witness file (default: the model directory's)")
+	cmd.Flags().BoolVar(&onEVM, "evm", false, "also run the generated Solidity verifier in an in-process EVM and print gas")
 	_ = cmd.MarkFlagRequired("dir")
 	return cmd
 }

@@ -198,8 +198,6 @@ func (lw *lowering) linear(n *model.Node) error {
 		consts[bName] = scaled(bName, alpha)
 	case aConst:
 		consts[aName] = scaled(aName, alpha)
-	case alpha != 1:
-		return lw.unsupported(n, "alpha != 1 with two runtime operands")
 	}
 	if n.Op == "Conv" && !bConst {
 		return lw.unsupported(n, "weights must be constant")
@@ -320,7 +318,34 @@ func (lw *lowering) linear(n *model.Node) error {
 			}
 		}
 	}
-	return lw.finishLinear(n, l, outShape, accScale)
+	if err := lw.finishLinear(n, l, outShape, accScale); err != nil {
+		return err
+	}
+	if !aConst && !bConst && alpha != 1 {
+		// Two runtime operands: scale the (rescaled) product by alpha afterwards.
+		return lw.scaleBy(n, alpha)
+	}
+	return nil
+}
+
+// scaleBy multiplies the node's (already lowered) output by a constant factor.
+func (lw *lowering) scaleBy(n *model.Node, f float64) error {
+	p := lw.p
+	x := lw.ids[n.Outputs[0]]
+	fid, err := lw.newParam(fmt.Sprintf("%s.alpha", n.Name), &model.Tensor{Shape: []int{1}, Data: []float64{f}}, p.ParamScale, true)
+	if err != nil {
+		return err
+	}
+	v := p.Values[x]
+	l := &Layer{Name: n.Name, Op: n.Op, Kind: KLinear, In: []int{x, fid}}
+	total := numel(v.Shape)
+	for i := 0; i < total; i++ {
+		l.TermStart = append(l.TermStart, int32(i))
+		l.TA = append(l.TA, int32(i))
+		l.TB = append(l.TB, 0)
+	}
+	l.TermStart = append(l.TermStart, int32(total))
+	return lw.finishLinear(n, l, v.Shape, v.Scale+p.ParamScale)
 }
 
 // finishLinear bounds a linear layer's accumulator, appends it and rescales back to

@@ -1,0 +1,194 @@
+package main
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/consensys/gnark/backend/witness"
+
+	"github.com/zkml/zkml/circuits"
+	"github.com/zkml/zkml/internal/evm"
+	"github.com/zkml/zkml/prover"
+	"github.com/zkml/zkml/verifier"
+)
+
+func init() {
+	extraCommands = append(extraCommands, exportVerifierCmd, calldataCmd)
+}
+
+// modelID32 is the model ID as the bytes32 the wrapper contract stores.
+func modelID32(m *prover.Model) ([32]byte, error) {
+	var id [32]byte
+	b, err := hex.DecodeString(m.ID)
+	if err != nil || len(b) != 32 {
+		return id, fmt.Errorf("model ID %q is not 32 hex bytes", m.ID)
+	}
+	copy(id[:], b)
+	return id, nil
+}
+
+// outputsOption tells the exported wrapper where the model outputs sit among the
+// public inputs, when they are public.
+func outputsOption(m *prover.Model) []verifier.ExportOption {
+	l := circuits.NewLayout(m.Program)
+	if len(l.Outputs) == 0 || !l.Outputs[0].Public {
+		return nil
+	}
+	n := 0
+	for _, s := range l.Outputs {
+		n += s.Len
+	}
+	return []verifier.ExportOption{verifier.WithOutputs(l.Outputs[0].Offset, n)}
+}
+
+func loadVK(m *prover.Model, sys circuits.System) (any, error) {
+	b, err := m.VerifyingKeyBytes(sys)
+	if err != nil {
+		return nil, err
+	}
+	return verifier.VerifyingKey(string(sys), b)
+}
+
+func exportVerifierCmd() *cobra.Command {
+	var dir, system, out string
+	cmd := &cobra.Command{
+		Use:   "export-verifier",
+		Short: "Write the Solidity verifier (gnark's verifier + the ZKMLVerifier wrapper) and its ABI",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			sys, err := circuits.ParseSystem(system)
+			if err != nil {
+				return err
+			}
+			m, err := prover.Open(dir)
+			if err != nil {
+				return err
+			}
+			vk, err := loadVK(m, sys)
+			if err != nil {
+				return err
+			}
+			if out == "" {
+				out = filepath.Join(dir, "contracts-"+string(sys))
+			}
+			if err := os.MkdirAll(out, 0o755); err != nil {
+				return err
+			}
+			sol, abiPath, err := verifier.ExportSolidityFiles(out, vk, outputsOption(m)...)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s\nwrote %s\ndeploy %s with constructor(bytes32 modelId = 0x%s)\n", sol, abiPath, verifier.WrapperContract, m.ID)
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&dir, "dir", "d", "", "model directory (after setup)")
+	cmd.Flags().StringVar(&system, "system", "groth16", "proving system: groth16 or plonk")
+	cmd.Flags().StringVarP(&out, "out", "o", "", "output directory (default <dir>/contracts-<system>)")
+	_ = cmd.MarkFlagRequired("dir")
+	return cmd
+}
+
+func calldataCmd() *cobra.Command {
+	var dir, system, proofPath, publicPath, outPath string
+	cmd := &cobra.Command{
+		Use:   "calldata",
+		Short: "Print the calldata of ZKMLVerifier.verify(proof, publicInputs) for a proof, as hex",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			sys, err := circuits.ParseSystem(system)
+			if err != nil {
+				return err
+			}
+			m, err := prover.Open(dir)
+			if err != nil {
+				return err
+			}
+			proof, pub, err := readProof(m, sys, proofPath, publicPath)
+			if err != nil {
+				return err
+			}
+			data, err := verifier.Calldata(proof, pub)
+			if err != nil {
+				return err
+			}
+			var w io.Writer = cmd.OutOrStdout()
+			if outPath != "" {
+				return os.WriteFile(outPath, []byte("0x"+hex.EncodeToString(data)+"\n"), 0o644)
+			}
+			_, err = fmt.Fprintf(w, "0x%s\n", hex.EncodeToString(data))
+			return err
+		},
+	}
+	cmd.Flags().StringVarP(&dir, "dir", "d", "", "model directory")
+	cmd.Flags().StringVar(&system, "system", "groth16", "proving system: groth16 or plonk")
+	cmd.Flags().StringVar(&proofPath, "proof", "", "proof file (default: the model directory's last proof)")
+	cmd.Flags().StringVar(&publicPath, "public", "", "public witness file (default: the model directory's)")
+	cmd.Flags().StringVarP(&outPath, "out", "o", "", "write the hex calldata to this file")
+	_ = cmd.MarkFlagRequired("dir")
+	return cmd
+}
+
+// readProof decodes a proof and public witness, from files or the model directory.
+func readProof(m *prover.Model, sys circuits.System, proofPath, publicPath string) (any, witnessT, error) {
+	read := func(path, artifact string) ([]byte, error) {
+		if path != "" {
+			return os.ReadFile(path)
+		}
+		return m.ReadArtifact(artifact)
+	}
+	pb, err := read(proofPath, fmt.Sprintf("proof.%s.bin", sys))
+	if err != nil {
+		return nil, nil, err
+	}
+	wb, err := read(publicPath, fmt.Sprintf("public.%s.bin", sys))
+	if err != nil {
+		return nil, nil, err
+	}
+	proof, err := verifier.DecodeProof(string(sys), pb)
+	if err != nil {
+		return nil, nil, err
+	}
+	pub, err := verifier.DecodePublicWitness(wb)
+	if err != nil {
+		return nil, nil, err
+	}
+	return proof, pub, nil
+}
+
+// verifyOnEVM runs the exported verifier in an in-process EVM and prints gas used.
+func verifyOnEVM(cmd *cobra.Command, m *prover.Model, sys circuits.System, proof any, pub witnessT) error {
+	vk, err := loadVK(m, sys)
+	if err != nil {
+		return err
+	}
+	id, err := modelID32(m)
+	if err != nil {
+		return err
+	}
+	rep, err := verifier.VerifyOnEVM(cmd.Context(), vk, proof, pub, id, outputsOption(m)...)
+	if errors.Is(err, evm.ErrSolcUnavailable) {
+		return fmt.Errorf("%w (install the pinned compiler with scripts/ensure-solc.sh)", err)
+	}
+	if err != nil {
+		return err
+	}
+	out := cmd.OutOrStdout()
+	fmt.Fprintf(out, "EVM (%s, solc %s): valid=%v, verify gas %d, verifyAndDecode gas %d, deploy gas %d, verifier %d B + wrapper %d B\n",
+		rep.Fork, rep.Solc, rep.Valid, rep.VerifyGas, rep.VerifyAndDecodeGas, rep.DeployGas, rep.VerifierSize, rep.WrapperSize)
+	if rep.Valid && len(rep.Outputs) > 0 {
+		fmt.Fprintf(out, "on-chain decoded outputs (integers at scale 2^-%d): %v\n", m.Config.Scale, rep.Outputs)
+	}
+	if !rep.Valid {
+		return exitError(2)
+	}
+	return nil
+}
+
+type witnessT = witness.Witness
