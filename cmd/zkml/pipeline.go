@@ -87,7 +87,7 @@ func readInputs(path string, g *model.Graph) ([]*model.Tensor, error) {
 }
 
 type configFlags struct {
-	cfg                          quant.Config
+	cfg                           quant.Config
 	inputVis, outputVis, paramVis string
 }
 
