@@ -56,9 +56,9 @@ func (c Config) Validate() error {
 		vis  Visibility
 		ok   []Visibility
 	}{
-		{"input_visibility", c.InputVis, []Visibility{Public, Private}},
-		{"output_visibility", c.OutputVis, []Visibility{Public, Private}},
-		{"param_visibility", c.ParamVis, []Visibility{Public, Private, Fixed}},
+		{"input_visibility", c.InputVis, []Visibility{Public, Private, Hashed}},
+		{"output_visibility", c.OutputVis, []Visibility{Public, Private, Hashed}},
+		{"param_visibility", c.ParamVis, []Visibility{Public, Private, Hashed, Fixed}},
 	} {
 		if !slices.Contains(v.ok, v.vis) {
 			return fmt.Errorf("%s %q must be one of %v", v.what, v.vis, v.ok)
@@ -79,6 +79,8 @@ const (
 	Public  Visibility = "public"  // a public input of the proof
 	Private Visibility = "private" // a secret witness
 	Fixed   Visibility = "fixed"   // a constant baked into the circuit
+	// Hashed values are secret witnesses; a public Poseidon2 hash commits to them.
+	Hashed Visibility = "hashed"
 )
 
 // Value is one integer tensor of the program.
