@@ -13,6 +13,8 @@ package circuits
 
 import (
 	"fmt"
+	"math"
+	"math/big"
 
 	"github.com/consensys/gnark-crypto/ecc"
 	"github.com/consensys/gnark/constraint"
@@ -44,12 +46,22 @@ type Slot struct {
 }
 
 // Layout places inputs, outputs and witness params in the Public and Secret vectors:
-// public values come in the order inputs, outputs, params.
+// public values come in the order inputs, outputs, params, then the commitments of
+// hashed groups (inputs, outputs, params).
 type Layout struct {
 	Inputs, Outputs []Slot
 	Params          []*Slot // nil for params fixed into the circuit
 	NbPublic        int
 	NbSecret        int
+	// Hashes lists the committed groups in public-input order.
+	Hashes []HashSlot
+}
+
+// HashSlot is the public commitment of a hashed group of tensors.
+type HashSlot struct {
+	Tag    int // TagInputs, TagOutputs or TagParams
+	Offset int // in Public
+	Width  int // signed bit width of every committed value
 }
 
 // NewLayout computes the witness layout of p.
@@ -69,6 +81,7 @@ func NewLayout(p *quant.Program) *Layout {
 	for _, id := range p.Outputs {
 		l.Outputs = append(l.Outputs, place(p.OutputVis == quant.Public, numel(p.Values[id].Shape)))
 	}
+	paramWidth := 0
 	for _, par := range p.Params {
 		if !p.Witness(par) {
 			l.Params = append(l.Params, nil)
@@ -76,8 +89,72 @@ func NewLayout(p *quant.Program) *Layout {
 		}
 		s := place(p.ParamVis == quant.Public, len(par.Data))
 		l.Params = append(l.Params, &s)
+		paramWidth = max(paramWidth, par.Bits)
+	}
+	hash := func(tag, width int) {
+		s := place(true, 1)
+		l.Hashes = append(l.Hashes, HashSlot{Tag: tag, Offset: s.Offset, Width: width})
+	}
+	if p.InputVis == quant.Hashed && len(p.Inputs) > 0 {
+		hash(TagInputs, p.Bits)
+	}
+	if p.OutputVis == quant.Hashed {
+		w := 1
+		for _, id := range p.Outputs {
+			w = max(w, widthFor(p.Values[id].Bound))
+		}
+		hash(TagOutputs, w)
+	}
+	if p.ParamVis == quant.Hashed && paramWidth > 0 {
+		hash(TagParams, paramWidth)
 	}
 	return l
+}
+
+// widthFor is the smallest signed bit width w with |v| < 2^(w-1) for |v| <= bound.
+func widthFor(bound float64) int {
+	w := 1
+	for math.Ldexp(1, w-1) <= bound {
+		w++
+	}
+	return w
+}
+
+// group concatenates the tensors a hashed group commits to, in layout order.
+func (l *Layout) group(tag int, p *quant.Program, inputs, outputs [][]int64) []int64 {
+	var out []int64
+	switch tag {
+	case TagInputs:
+		for _, in := range inputs {
+			out = append(out, in...)
+		}
+	case TagOutputs:
+		for _, o := range outputs {
+			out = append(out, o...)
+		}
+	case TagParams:
+		for i, s := range l.Params {
+			if s != nil {
+				out = append(out, p.Params[i].Data...)
+			}
+		}
+	}
+	return out
+}
+
+// Commitments computes the public commitments of p's hashed groups for a witness, in
+// layout order (what a verifier compares with published values).
+func Commitments(p *quant.Program, inputs, outputs [][]int64) ([]*big.Int, error) {
+	l := NewLayout(p)
+	var out []*big.Int
+	for _, h := range l.Hashes {
+		c, err := Commit(h.Tag, h.Width, l.group(h.Tag, p, inputs, outputs))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
 }
 
 func numel(shape []int) int {
@@ -132,6 +209,13 @@ func Assign(p *quant.Program, inputs, outputs [][]int64) (*Circuit, error) {
 			}
 		}
 	}
+	for _, h := range l.Hashes {
+		v, err := Commit(h.Tag, h.Width, l.group(h.Tag, p, inputs, outputs))
+		if err != nil {
+			return nil, fmt.Errorf("assign: commitment: %w", err)
+		}
+		c.Public[h.Offset] = v
+	}
 	return c, nil
 }
 
@@ -178,6 +262,30 @@ func (c *Circuit) Define(api frontend.API) error {
 		for j, v := range vals[id] {
 			api.AssertIsEqual(v, claimed[j])
 		}
+	}
+	for _, h := range l.Hashes {
+		var group []frontend.Variable
+		switch h.Tag {
+		case TagInputs:
+			for _, s := range l.Inputs {
+				group = append(group, get(s)...)
+			}
+		case TagOutputs:
+			for _, s := range l.Outputs {
+				group = append(group, get(s)...)
+			}
+		case TagParams:
+			for _, s := range l.Params {
+				if s != nil {
+					group = append(group, get(*s)...)
+				}
+			}
+		}
+		sum, err := commitVars(api, h.Tag, h.Width, group)
+		if err != nil {
+			return err
+		}
+		api.AssertIsEqual(sum, c.Public[h.Offset])
 	}
 	return nil
 }
