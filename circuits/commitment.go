@@ -8,6 +8,8 @@ import (
 	nativeposeidon2 "github.com/consensys/gnark-crypto/ecc/bn254/fr/poseidon2"
 	"github.com/consensys/gnark/frontend"
 	"github.com/consensys/gnark/std/hash/poseidon2"
+
+	"github.com/zkml/zkml/model/quant"
 )
 
 // Commitments of hashed tensors.
@@ -91,4 +93,18 @@ func commitVars(api frontend.API, tag int, w int, values []frontend.Variable) (f
 		h.Write(acc)
 	}
 	return h.Sum(), nil
+}
+
+// ParamsCommitment is the public commitment to the model parameters when they are
+// hashed (ok is false otherwise). It depends on the model alone, so it identifies the
+// weights a proof was made with, and is published with the model.
+func ParamsCommitment(p *quant.Program) (c *big.Int, ok bool, err error) {
+	l := NewLayout(p)
+	for _, h := range l.Hashes {
+		if h.Tag == TagParams {
+			c, err := Commit(h.Tag, h.Width, l.group(h.Tag, p, nil, nil))
+			return c, err == nil, err
+		}
+	}
+	return nil, false, nil
 }

@@ -59,6 +59,22 @@ type Proof struct {
 	Outputs      [][]float64     `json:"outputs"`
 	IntOutputs   [][]int64       `json:"int_outputs"`
 	ProveSeconds float64         `json:"prove_seconds"`
+	// Commitments of hashed groups ("inputs", "outputs", "params"), decimal.
+	Commitments map[string]string `json:"commitments,omitempty"`
+}
+
+// commitments names the public commitments of a witness's hashed groups.
+func commitments(p *quant.Program, w *Witness) (map[string]string, error) {
+	cs, err := circuits.Commitments(p, w.Inputs, w.IntOutputs)
+	if err != nil || len(cs) == 0 {
+		return nil, err
+	}
+	names := map[int]string{circuits.TagInputs: "inputs", circuits.TagOutputs: "outputs", circuits.TagParams: "params"}
+	out := map[string]string{}
+	for i, h := range circuits.NewLayout(p).Hashes {
+		out[names[h.Tag]] = cs[i].String()
+	}
+	return out, nil
 }
 
 // Prove proves an inference of the model on float inputs with sys. The proof is
@@ -105,11 +121,47 @@ func (m *Model) Prove(sys circuits.System, inputs []*model.Tensor) (*Proof, erro
 	if err != nil {
 		return nil, err
 	}
-	res := &Proof{System: sys, ModelID: m.ID, Proof: pb.Bytes(), Public: pubBytes, PublicInputs: fieldStrings(pub), IntOutputs: w.IntOutputs, ProveSeconds: elapsed.Seconds()}
+	cm, err := commitments(m.Program, w)
+	if err != nil {
+		return nil, err
+	}
+	res := &Proof{System: sys, ModelID: m.ID, Proof: pb.Bytes(), Public: pubBytes, PublicInputs: fieldStrings(pub), IntOutputs: w.IntOutputs, ProveSeconds: elapsed.Seconds(), Commitments: cm}
 	for _, o := range w.Outputs {
 		res.Outputs = append(res.Outputs, o.Data)
 	}
 	return res, nil
+}
+
+// ProveProgram compiles p, runs a development setup, proves w and verifies the proof,
+// all in memory: the whole pipeline without a model directory, for conformance tests
+// and benchmarks.
+func ProveProgram(p *quant.Program, sys circuits.System, w *Witness) (*Proof, error) {
+	ccs, _, err := circuits.Compile(p, sys)
+	if err != nil {
+		return nil, err
+	}
+	pk, vk, err := setupKeys(ccs, sys)
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	proof, err := proveRaw(sys, ccs, pk, w.Full)
+	if err != nil {
+		return nil, err
+	}
+	elapsed := time.Since(start)
+	pub, err := w.Full.Public()
+	if err != nil {
+		return nil, err
+	}
+	if err := verifyRaw(sys, vk, proof, pub); err != nil {
+		return nil, fmt.Errorf("proof does not verify: %w", err)
+	}
+	var pb bytes.Buffer
+	if _, err := proof.WriteTo(&pb); err != nil {
+		return nil, err
+	}
+	return &Proof{System: sys, Proof: pb.Bytes(), PublicInputs: fieldStrings(pub), IntOutputs: w.IntOutputs, ProveSeconds: elapsed.Seconds()}, nil
 }
 
 // proveRaw runs gnark's prover, turning a solver panic (possible only for a witness
@@ -165,12 +217,13 @@ func (m *Model) SaveProof(p *Proof) error {
 		return err
 	}
 	out, err := json.MarshalIndent(struct {
-		ModelID      string      `json:"model_id"`
-		System       string      `json:"system"`
-		Outputs      [][]float64 `json:"outputs"`
-		IntOutputs   [][]int64   `json:"int_outputs"`
-		PublicInputs []string    `json:"public_inputs"`
-	}{m.ID, string(p.System), p.Outputs, p.IntOutputs, p.PublicInputs}, "", "  ")
+		ModelID      string            `json:"model_id"`
+		System       string            `json:"system"`
+		Outputs      [][]float64       `json:"outputs"`
+		IntOutputs   [][]int64         `json:"int_outputs"`
+		PublicInputs []string          `json:"public_inputs"`
+		Commitments  map[string]string `json:"commitments,omitempty"`
+	}{m.ID, string(p.System), p.Outputs, p.IntOutputs, p.PublicInputs, p.Commitments}, "", "  ")
 	if err != nil {
 		return err
 	}

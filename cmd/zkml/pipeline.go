@@ -172,7 +172,12 @@ integer reference first, so values out of the fixed-point range are reported now
 				enc.SetIndent("", "  ")
 				return enc.Encode(map[string]any{"model_id": m.ID, "dir": dir, "circuits": all})
 			}
-			fmt.Fprintf(out, "model %s\nmodel ID %s\n", dir, m.ID)
+			fmt.Fprintf(out, "model %s\nmodel ID %s (sha256 of the quantized program)\n", dir, m.ID)
+			if c, ok, err := circuits.ParamsCommitment(m.Program); err != nil {
+				return err
+			} else if ok {
+				fmt.Fprintf(out, "params commitment %s (Poseidon2; a public input of every proof)\n", c)
+			}
 			for _, sys := range syss {
 				st := all[string(sys)]
 				if report {
@@ -286,6 +291,11 @@ func printOutputs(w io.Writer, m *prover.Model, p *prover.Proof, want []*model.T
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	for _, k := range []string{"inputs", "outputs", "params"} {
+		if c, ok := p.Commitments[k]; ok {
+			fmt.Fprintf(w, "%s commitment (Poseidon2, public input): %s\n", k, c)
+		}
 	}
 	_, err := fmt.Fprintf(w, "max abs error %.3e (fixed point 2^-%d); proof verified; %s proof written to %s (%.2fs)\n",
 		maxErr, m.Config.Scale, p.System, m.Dir, p.ProveSeconds)
