@@ -29,6 +29,9 @@ func Lower(g *model.Graph, cfg Config) (*Program, error) {
 		return nil, err
 	}
 	p := &Program{Config: cfg}
+	// Fold BatchNormalization into the Conv/Gemm before it: one rescale instead of two,
+	// and the normalization costs nothing.
+	g = model.FoldBatchNorm(g)
 	lw := &lowering{g: g, p: p, ids: map[string]int{}, consts: map[string]int{}, tables: map[string]*Table{}}
 	inBound := math.Ldexp(1, cfg.Bits-1)
 	for _, in := range g.Inputs {

@@ -1,0 +1,190 @@
+package model
+
+import "fmt"
+
+// FoldBatchNorm returns g with every inference-mode BatchNormalization that directly
+// follows a Conv, or a Gemm over constant weights, folded into that layer's weights and
+// bias: W'[c] = W[c]*scale[c], b'[c] = b[c]*scale[c] + shift[c]. A BatchNormalization
+// is folded only when the producer's output feeds nothing else and is not a graph
+// output, so no other reader sees the changed value; every other BatchNormalization is
+// kept (and lowered on its own). The float function is unchanged up to rounding. g is
+// not modified: the result shares its tensors but has its own node list and constant
+// map.
+func FoldBatchNorm(g *Graph) *Graph {
+	uses := map[string]int{}
+	for _, n := range g.Nodes {
+		for _, in := range n.Inputs {
+			uses[in]++
+		}
+	}
+	for _, o := range g.Outputs {
+		uses[o.Name]++
+	}
+	producer := map[string]int{}
+	for i, n := range g.Nodes {
+		for _, o := range n.Outputs {
+			producer[o] = i
+		}
+	}
+	out := *g
+	out.Consts = make(map[string]*Tensor, len(g.Consts))
+	for k, v := range g.Consts {
+		out.Consts[k] = v
+	}
+	out.Nodes = append([]*Node(nil), g.Nodes...)
+	drop := map[int]bool{}
+	for i, n := range out.Nodes {
+		if n.Op != "BatchNormalization" || len(n.Inputs) < 5 || n.Attrs.Int("training_mode", 0) != 0 {
+			continue
+		}
+		if len(n.Outputs) > 1 && n.Outputs[1] != "" || len(n.Outputs) > 2 && n.Outputs[2] != "" {
+			continue
+		}
+		x := n.Inputs[0]
+		pi, ok := producer[x]
+		if !ok || uses[x] != 1 || drop[pi] {
+			continue
+		}
+		consts := make([]*Tensor, 5)
+		for k := 1; k < 5; k++ {
+			consts[k] = out.Consts[n.Inputs[k]]
+		}
+		scale, shift, err := BatchNormAffine(n, consts)
+		if err != nil {
+			continue
+		}
+		folded, err := foldInto(&out, out.Nodes[pi], scale, shift)
+		if err != nil || folded == nil {
+			continue
+		}
+		// The producer now writes the BatchNormalization's output directly.
+		folded.Outputs = append([]string{n.Outputs[0]}, folded.Outputs[1:]...)
+		out.Nodes[pi] = folded
+		drop[i] = true
+	}
+	if len(drop) == 0 {
+		return g
+	}
+	kept := out.Nodes[:0]
+	for i, n := range out.Nodes {
+		if !drop[i] {
+			kept = append(kept, n)
+		}
+	}
+	out.Nodes = kept
+	return &out
+}
+
+// foldInto returns a copy of Conv or Gemm node p with the per-output-channel affine map
+// (scale, shift) applied to its weights and bias, adding the new constants to g. It
+// returns nil when p cannot absorb the map.
+func foldInto(g *Graph, p *Node, scale, shift []float64) (*Node, error) {
+	c := len(scale)
+	if len(p.Inputs) < 2 {
+		return nil, nil
+	}
+	w, ok := g.Consts[p.Inputs[1]]
+	if !ok {
+		return nil, nil
+	}
+	var bias *Tensor
+	if len(p.Inputs) > 2 && p.Inputs[2] != "" {
+		if bias, ok = g.Consts[p.Inputs[2]]; !ok {
+			return nil, nil
+		}
+	}
+	if _, aConst := g.Consts[p.Inputs[0]]; aConst {
+		return nil, nil
+	}
+	nw := w.Clone()
+	var nb *Tensor
+	attrs := Attrs{}
+	for k, v := range p.Attrs {
+		attrs[k] = v
+	}
+	switch p.Op {
+	case "Conv":
+		if len(w.Shape) < 3 || w.Shape[0] != c {
+			return nil, nil
+		}
+		per := numel(w.Shape[1:])
+		for i := range nw.Data {
+			nw.Data[i] *= scale[i/per]
+		}
+		nb = NewTensor(c)
+		for m := 0; m < c; m++ {
+			b := 0.0
+			if bias != nil {
+				if numel(bias.Shape) != c {
+					return nil, nil
+				}
+				b = bias.Data[m]
+			}
+			nb.Data[m] = b*scale[m] + shift[m]
+		}
+	case "Gemm":
+		if len(w.Shape) != 2 {
+			return nil, nil
+		}
+		tb := p.Attrs.Int("transB", 0) != 0
+		rows, cols := w.Shape[0], w.Shape[1]
+		if (tb && rows != c) || (!tb && cols != c) {
+			return nil, nil
+		}
+		for i := range nw.Data {
+			j := i % cols
+			if tb {
+				j = i / cols
+			}
+			nw.Data[i] *= scale[j]
+		}
+		out := g.Shapes[p.Outputs[0]]
+		if len(out) != 2 || out[1] != c {
+			return nil, nil
+		}
+		beta := p.Attrs.Float("beta", 1)
+		bshape := []int{1, c}
+		if bias != nil && !broadcastsTo(bias.Shape, bshape) {
+			bshape = out // C varies over rows
+		}
+		if bias != nil && !broadcastsTo(bias.Shape, bshape) {
+			return nil, nil
+		}
+		nb = NewTensor(bshape...)
+		var bi []int
+		if bias != nil {
+			bi = broadcastIndex(bias.Shape, bshape)
+		}
+		for i := range nb.Data {
+			j := i % c
+			b := 0.0
+			if bias != nil {
+				b = beta * bias.Data[bi[i]]
+			}
+			nb.Data[i] = b*scale[j] + shift[j]
+		}
+		attrs["beta"] = Attr{Kind: AttrFloat, Float: 1}
+	default:
+		return nil, nil
+	}
+	wName := uniqueConst(g, p.Name+".W+bn")
+	g.Consts[wName] = nw
+	bName := uniqueConst(g, p.Name+".B+bn")
+	g.Consts[bName] = nb
+	np := &Node{Name: p.Name, Op: p.Op, Inputs: []string{p.Inputs[0], wName, bName}, Outputs: append([]string(nil), p.Outputs...), Attrs: attrs}
+	return np, nil
+}
+
+func uniqueConst(g *Graph, name string) string {
+	for i := 0; ; i++ {
+		n := name
+		if i > 0 {
+			n = fmt.Sprintf("%s#%d", name, i)
+		}
+		if _, ok := g.Consts[n]; !ok {
+			if _, ok := g.Shapes[n]; !ok {
+				return n
+			}
+		}
+	}
+}
