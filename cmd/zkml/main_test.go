@@ -1,0 +1,114 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const sharedModels = "../../../shared/models"
+
+// run executes the CLI in-process and returns stdout and the error.
+func run(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	root := newRoot()
+	var out, errw bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&errw)
+	root.SetArgs(args)
+	err := root.ExecuteContext(context.Background())
+	return out.String(), err
+}
+
+func TestCLIPipeline(t *testing.T) {
+	model := filepath.Join(sharedModels, "1l_mlp")
+	if _, err := os.Stat(model); err != nil {
+		t.Skip("shared models not available")
+	}
+	dir := filepath.Join(t.TempDir(), "m.zkml")
+	onnx, input := filepath.Join(model, "network.onnx"), filepath.Join(model, "input.json")
+
+	out, err := run(t, "compile", onnx, "-d", dir, "--input", input, "--report")
+	if err != nil {
+		t.Fatalf("compile: %v", err)
+	}
+	for _, want := range []string{"model ID", "Rescale+Relu", "total (groth16, r1cs)", "total (plonk, scs)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("compile report lacks %q:\n%s", want, out)
+		}
+	}
+	if _, err := run(t, "setup", "-d", dir, "--system", "all"); err != nil {
+		t.Fatalf("setup: %v", err)
+	}
+	for _, sys := range []string{"groth16", "plonk"} {
+		out, err = run(t, "prove", "-d", dir, "--input", input, "--system", sys)
+		if err != nil {
+			t.Fatalf("prove %s: %v", sys, err)
+		}
+		if !strings.Contains(out, "max abs error") || !strings.Contains(out, "float reference") {
+			t.Errorf("prove output lacks the comparison table:\n%s", out)
+		}
+		out, err = run(t, "verify", "-d", dir, "--system", sys)
+		if err != nil || !strings.Contains(out, "valid "+sys) {
+			t.Fatalf("verify %s: %v\n%s", sys, err, out)
+		}
+	}
+
+	// A tampered proof is reported invalid with exit status 2, not a crash.
+	proof, err := os.ReadFile(filepath.Join(dir, "proof.groth16.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	proof[len(proof)/2] ^= 1
+	bad := filepath.Join(t.TempDir(), "bad.bin")
+	if err := os.WriteFile(bad, proof, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err = run(t, "verify", "-d", dir, "--proof", bad)
+	var ee exitError
+	if !errors.As(err, &ee) || ee != 2 || !strings.Contains(out, "INVALID") {
+		t.Fatalf("tampered proof: err %v, out %q; want exit status 2 and INVALID", err, out)
+	}
+	out, err = run(t, "calldata", "-d", dir)
+	if err != nil || !strings.HasPrefix(out, "0x") {
+		t.Fatalf("calldata: %v %q", err, out)
+	}
+}
+
+func TestCLIErrors(t *testing.T) {
+	model := filepath.Join(sharedModels, "1l_mlp")
+	if _, err := os.Stat(model); err != nil {
+		t.Skip("shared models not available")
+	}
+	bogus := filepath.Join(t.TempDir(), "bogus.onnx")
+	if err := os.WriteFile(bogus, []byte("definitely not protobuf"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	badInput := filepath.Join(t.TempDir(), "in.json")
+	if err := os.WriteFile(badInput, []byte(`{"input_data": [[1, 2]]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"malformed onnx", []string{"compile", bogus, "-d", t.TempDir()}, "invalid model"},
+		{"wrong input shape", []string{"compile", filepath.Join(model, "network.onnx"), "-d", t.TempDir(), "--input", badInput}, "bad input"},
+		{"bad visibility", []string{"compile", filepath.Join(model, "network.onnx"), "--input-visibility", "secret"}, "input_visibility"},
+		{"bad system", []string{"setup", "-d", t.TempDir(), "--system", "stark"}, "unknown proving system"},
+		{"not a model dir", []string{"prove", "-d", t.TempDir(), "--input", badInput}, "manifest"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := run(t, tt.args...)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("got %v, want an error mentioning %q", err, tt.want)
+			}
+		})
+	}
+}
