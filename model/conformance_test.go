@@ -26,6 +26,8 @@ var paramInputs = map[string][]int{
 	"Slice":     {1, 2, 3, 4},
 	"Squeeze":   {1},
 	"Unsqueeze": {1},
+	"Clip":      {1, 2},
+	"Expand":    {1},
 }
 
 // nodeTest is one folder of the ONNX node tests.

@@ -182,6 +182,9 @@ func floatOps(op string) (floatOp, bool) {
 		"Shape":              evalShape,
 		"Constant":           evalConstant,
 	}[op]
+	if !ok {
+		f, ok = extraOps[op]
+	}
 	return f, ok
 }
 
@@ -738,6 +741,13 @@ func (g *Graph) fold() error {
 		}
 		if err := checkArity(n, in); err != nil {
 			return err
+		}
+		if pos, ok := constParams[n.Op]; ok && !allConst {
+			for _, i := range pos {
+				if i < len(n.Inputs) && n.Inputs[i] != "" && g.Consts[n.Inputs[i]] == nil {
+					return invalidf("%s: input %d must be a constant", n.Label(), i)
+				}
+			}
 		}
 		if IsMovement(n.Op) && !allConst {
 			// Parameters (shape, indices, pads...) must be constants so that shapes are

@@ -1,0 +1,77 @@
+package model
+
+import (
+	"testing"
+
+	"github.com/advancedclimatesystems/gonnx/onnx"
+)
+
+// TestOpsetForms evaluates the attribute and input forms of operators whose parameters
+// moved from attributes to inputs across opsets.
+func TestOpsetForms(t *testing.T) {
+	x := tensorOf([]int{2, 3}, 1, -2, 3, 4, 5, -6)
+	floatAttr := func(name string, v float32) *onnx.AttributeProto {
+		return &onnx.AttributeProto{Name: name, Type: onnx.AttributeProto_FLOAT, F: v}
+	}
+	cases := []struct {
+		name  string
+		opset int64
+		node  *onnx.NodeProto
+		inits []*onnx.TensorProto
+		outs  []string
+		want  [][]float64
+		shape [][]int
+	}{
+		{"Clip attributes (opset 6)", 6, node("Clip", []string{"x"}, []string{"y"}, floatAttr("min", -1), floatAttr("max", 3.5)), nil,
+			[]string{"y"}, [][]float64{{1, -1, 3, 3.5, 3.5, -1}}, [][]int{{2, 3}}},
+		{"Clip inputs (opset 13), max only", 13, node("Clip", []string{"x", "", "hi"}, []string{"y"}), []*onnx.TensorProto{floatTensorProto("hi", nil, 2)},
+			[]string{"y"}, [][]float64{{1, -2, 2, 2, 2, -6}}, [][]int{{2, 3}}},
+		{"ReduceSum axes input (opset 13)", 13, node("ReduceSum", []string{"x", "a"}, []string{"y"}, intAttr("keepdims", 0)), []*onnx.TensorProto{int64TensorProto("a", []int64{1}, -1)},
+			[]string{"y"}, [][]float64{{2, 3}}, [][]int{{2}}},
+		{"ReduceMax axes attribute (opset 13)", 13, node("ReduceMax", []string{"x"}, []string{"y"}, intsAttr("axes", 0)), nil,
+			[]string{"y"}, [][]float64{{4, 5, 3}}, [][]int{{1, 3}}},
+		{"ReduceMax axes input (opset 18)", 18, node("ReduceMax", []string{"x", "a"}, []string{"y"}), []*onnx.TensorProto{int64TensorProto("a", []int64{1}, 0)},
+			[]string{"y"}, [][]float64{{4, 5, 3}}, [][]int{{1, 3}}},
+		{"ReduceMean noop_with_empty_axes (opset 18)", 18, node("ReduceMean", []string{"x"}, []string{"y"}, intAttr("noop_with_empty_axes", 1)), nil,
+			[]string{"y"}, [][]float64{{1, -2, 3, 4, 5, -6}}, [][]int{{2, 3}}},
+		{"ReduceMin all axes", 13, node("ReduceMin", []string{"x"}, []string{"y"}, intAttr("keepdims", 0)), nil,
+			[]string{"y"}, [][]float64{{-6}}, [][]int{{}}},
+		{"Split input (opset 13)", 13, node("Split", []string{"x", "s"}, []string{"a", "b"}, intAttr("axis", 1)), []*onnx.TensorProto{int64TensorProto("s", []int64{2}, 1, 2)},
+			[]string{"a", "b"}, [][]float64{{1, 4}, {-2, 3, 5, -6}}, [][]int{{2, 1}, {2, 2}}},
+		{"Split num_outputs (opset 18)", 18, node("Split", []string{"x"}, []string{"a", "b"}, intAttr("axis", 1), intAttr("num_outputs", 2)), nil,
+			[]string{"a", "b"}, [][]float64{{1, -2, 4, 5}, {3, -6}}, [][]int{{2, 2}, {2, 1}}},
+		{"ArgMax select_last_index", 13, node("ArgMax", []string{"x"}, []string{"y"}, intAttr("axis", 1), intAttr("select_last_index", 1)), nil,
+			[]string{"y"}, [][]float64{{2, 1}}, [][]int{{2, 1}}},
+		{"ArgMin", 13, node("ArgMin", []string{"x"}, []string{"y"}, intAttr("axis", 1), intAttr("keepdims", 0)), nil,
+			[]string{"y"}, [][]float64{{1, 2}}, [][]int{{2}}},
+		{"Expand", 13, node("Expand", []string{"x", "s"}, []string{"y"}), []*onnx.TensorProto{int64TensorProto("s", []int64{3}, 2, 1, 1)},
+			[]string{"y"}, [][]float64{{1, -2, 3, 4, 5, -6, 1, -2, 3, 4, 5, -6}}, [][]int{{2, 2, 3}}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var outs []*onnx.ValueInfoProto
+			for _, o := range tc.outs {
+				outs = append(outs, floatInfo(o))
+			}
+			g, err := Load(modelBytes(t, tc.opset, &onnx.GraphProto{Node: []*onnx.NodeProto{tc.node}, Initializer: tc.inits,
+				Input: []*onnx.ValueInfoProto{floatInfo("x", 2, 3)}, Output: outs}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := g.Eval([]*Tensor{x.Clone()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for k := range tc.want {
+				if !sameShape(got[k].Shape, tc.shape[k]) {
+					t.Fatalf("output %d shape %v, want %v", k, got[k].Shape, tc.shape[k])
+				}
+				for i, w := range tc.want[k] {
+					if got[k].Data[i] != w {
+						t.Fatalf("output %d = %v, want %v", k, got[k].Data, tc.want[k])
+					}
+				}
+			}
+		})
+	}
+}
