@@ -1,6 +1,7 @@
 package circuits
 
 import (
+	"fmt"
 	"math/big"
 	"reflect"
 	"unsafe"
@@ -22,13 +23,31 @@ type arith struct {
 	stats  *Stats
 	cur    *LayerStats
 	count  func() int
+	mode   string
+	err    error
 }
 
 var _ quant.Arith[frontend.Variable] = (*arith)(nil)
 
 func newArith(api frontend.API, stats *Stats) *arith {
-	return &arith{api: api, rc: rangecheck.New(api), tables: map[*quant.Table]logderivlookup.Table{}, stats: stats, count: constraintCounter(api)}
+	return newArithMode(api, stats, "")
 }
+
+// newArithMode is newArith with the program's range-check mode: "bits" hides the
+// builder's commitment capability from gnark's range checker, which then decomposes
+// values into bits instead of adding a log-derivative argument and its commitment.
+func newArithMode(api frontend.API, stats *Stats, mode string) *arith {
+	var rc frontend.Rangechecker
+	if mode == "bits" {
+		rc = rangecheck.New(noCommit{api})
+	} else {
+		rc = rangecheck.New(api)
+	}
+	return &arith{api: api, rc: rc, tables: map[*quant.Table]logderivlookup.Table{}, stats: stats, count: constraintCounter(api), mode: mode}
+}
+
+// noCommit exposes only frontend.API, without the Committer interface.
+type noCommit struct{ frontend.API }
 
 // constraintCounter returns a function reading the builder's current constraint count,
 // for per-layer statistics, or one returning -1 when the API is not a gnark builder
@@ -153,6 +172,12 @@ func (a *arith) Relu(x frontend.Variable, bits int) frontend.Variable {
 // Lookup reads t at x - t.Lo through a log-derivative lookup table shared by every
 // query of the circuit; an index outside the table cannot be proven.
 func (a *arith) Lookup(t *quant.Table, x frontend.Variable) frontend.Variable {
+	if a.mode == "bits" {
+		if a.err == nil {
+			a.err = fmt.Errorf("lookup table %s needs range_check \"lookup\" (it uses a commitment)", t.Name)
+		}
+		return 0
+	}
 	tbl, ok := a.tables[t]
 	if !ok {
 		tbl = logderivlookup.New(a.api)
@@ -200,4 +225,4 @@ func (a *arith) closeLayer() {
 	}
 }
 
-func (a *arith) Err() error { return nil }
+func (a *arith) Err() error { return a.err }

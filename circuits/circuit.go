@@ -232,7 +232,7 @@ func (c *Circuit) Define(api frontend.API) error {
 		}
 		return c.Secret[s.Offset : s.Offset+s.Len]
 	}
-	a := newArith(api, c.stats)
+	a := newArithMode(api, c.stats, p.RangeCheck)
 	inputs := make([][]frontend.Variable, len(p.Inputs))
 	for i, s := range l.Inputs {
 		inputs[i] = get(s)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -108,6 +109,59 @@ func TestCLIErrors(t *testing.T) {
 			_, err := run(t, tt.args...)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("got %v, want an error mentioning %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestCLIVerifyEVM runs the generated Solidity verifiers in the in-process EVM for a
+// real model, with and without the range-check commitment, and checks the gas goal:
+// Groth16 verification under 250k gas when no commitment is needed.
+func TestCLIVerifyEVM(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs solc (scripts/ensure-solc.sh); skipped in -short")
+	}
+	model := filepath.Join(sharedModels, "1l_mlp")
+	if _, err := os.Stat(model); err != nil {
+		t.Skip("shared models not available")
+	}
+	onnx, input := filepath.Join(model, "network.onnx"), filepath.Join(model, "input.json")
+	for _, tc := range []struct {
+		rangeCheck string
+		system     string
+		maxGas     int
+	}{
+		{"bits", "groth16", 250_000},
+		{"lookup", "groth16", 400_000},
+		{"lookup", "plonk", 400_000},
+	} {
+		t.Run(tc.rangeCheck+"-"+tc.system, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "m.zkml")
+			steps := [][]string{
+				{"compile", onnx, "-d", dir, "--system", tc.system, "--range-check", tc.rangeCheck},
+				{"setup", "-d", dir, "--system", tc.system},
+				{"prove", "-d", dir, "--input", input, "--system", tc.system},
+			}
+			for _, args := range steps {
+				if _, err := run(t, args...); err != nil {
+					t.Fatalf("%v: %v", args, err)
+				}
+			}
+			out, err := run(t, "verify", "-d", dir, "--system", tc.system, "--evm")
+			if err != nil {
+				t.Fatalf("verify --evm: %v\n%s", err, out)
+			}
+			var gas int
+			i := strings.Index(out, "verify gas ")
+			if i < 0 {
+				t.Fatalf("no gas figure in %q", out)
+			}
+			if _, err := fmt.Sscanf(out[i:], "verify gas %d", &gas); err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%s %s: verify gas %d", tc.system, tc.rangeCheck, gas)
+			if !strings.Contains(out, "valid=true") || gas > tc.maxGas {
+				t.Fatalf("on-chain verification: %s (gas %d, limit %d)", out, gas, tc.maxGas)
 			}
 		})
 	}

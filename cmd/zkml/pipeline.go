@@ -98,6 +98,7 @@ func (c *configFlags) register(cmd *cobra.Command) {
 	f.IntVar(&c.cfg.ParamScale, "param-scale", c.cfg.ParamScale, "fractional bits of weights")
 	f.IntVar(&c.cfg.Bits, "bits", c.cfg.Bits, "signed bit width every activation is proven to fit in")
 	f.IntVar(&c.cfg.LookupBits, "lookup-bits", c.cfg.LookupBits, "log2 of the lookup-table domain of nonlinear functions")
+	f.StringVar(&c.cfg.RangeCheck, "range-check", "lookup", "lookup (fewest constraints, one commitment) or bits (no commitment: cheaper Groth16 verification on-chain)")
 	f.StringVar(&c.inputVis, "input-visibility", string(c.cfg.InputVis), "what the proof reveals of the input: public or private")
 	f.StringVar(&c.outputVis, "output-visibility", string(c.cfg.OutputVis), "what the proof reveals of the output: public or private")
 	f.StringVar(&c.paramVis, "param-visibility", string(c.cfg.ParamVis), "weights: fixed (in the circuit), public or private")

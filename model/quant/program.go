@@ -28,6 +28,12 @@ type Config struct {
 	// inputs outside it are clamped (the functions are flat there at this precision).
 	LookupBits int `json:"lookup_bits"`
 
+	// RangeCheck selects how range checks are proven: "lookup" (default; a
+	// log-derivative argument, fewest constraints, adds one commitment to the proof) or
+	// "bits" (binary decomposition; more constraints, no commitment, so Groth16 proofs
+	// are cheaper to verify on-chain). Lookup tables (Sigmoid, Softmax) need "lookup".
+	RangeCheck string `json:"range_check,omitempty"`
+
 	// What the proof reveals of the model inputs, outputs and parameters.
 	InputVis  Visibility `json:"input_visibility"`
 	OutputVis Visibility `json:"output_visibility"`
@@ -50,6 +56,11 @@ func (c Config) Validate() error {
 		return fmt.Errorf("bits %d out of range [scale+2, 40]", c.Bits)
 	case c.LookupBits < 4 || c.LookupBits > 16:
 		return fmt.Errorf("lookup_bits %d out of range [4, 16]", c.LookupBits)
+	}
+	switch c.RangeCheck {
+	case "", "lookup", "bits":
+	default:
+		return fmt.Errorf("range_check %q must be lookup or bits", c.RangeCheck)
 	}
 	for _, v := range []struct {
 		what string
