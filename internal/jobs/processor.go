@@ -141,8 +141,11 @@ func (p *Processor) run(ctx context.Context, t Task, a Attempt) error {
 	log := p.log().With("job", t.JobID)
 	j, err := p.Store.StartJob(ctx, t.JobID)
 	if errors.Is(err, store.ErrConflict) {
-		// Already finished (a duplicate delivery, or this process died after finishing):
-		// make sure its webhook is queued and complete the task.
+		// Already finished (a duplicate delivery, a job cancelled while queued, or this
+		// process died after finishing): settle the model and webhook, complete the task.
+		if j != nil && j.Kind == store.KindCompile && j.Status != store.JobSucceeded {
+			p.markModelFailed(ctx, j, errors.New("compile "+string(j.Status)))
+		}
 		if j != nil && j.WebhookURL != "" {
 			p.queueWebhook(ctx, j)
 		}
@@ -182,6 +185,10 @@ func (p *Processor) run(ctx context.Context, t Task, a Attempt) error {
 		if err != nil {
 			return err
 		}
+		if j.Kind == store.KindCompile && f.Status != store.JobSucceeded {
+			// A model whose compile job ended without success can never be set up.
+			p.markModelFailed(ctx, j, errors.New(f.ErrorCode+": "+f.ErrorMessage))
+		}
 		p.Metrics.jobDone(j.Kind, f.Status, time.Since(start))
 		log.Info("job finished", "status", f.Status, "code", f.ErrorCode, "dur", time.Since(start))
 		if done.WebhookURL != "" {
@@ -200,7 +207,8 @@ func (p *Processor) run(ctx context.Context, t Task, a Attempt) error {
 		}
 		return nil
 	case errors.Is(cause, errCancelRequested):
-		return Permanent(finish(store.Finish{Status: store.JobCancelled, ErrorCode: "cancelled", ErrorMessage: "cancelled by request"}))
+		// If recording fails, the retry finds the cancel request in StartJob.
+		return finish(store.Finish{Status: store.JobCancelled, ErrorCode: "cancelled", ErrorMessage: "cancelled by request"})
 	case errors.Is(cause, errSuperseded):
 		log.Warn("job attempt superseded; abandoning")
 		return nil
@@ -217,18 +225,12 @@ func (p *Processor) run(ctx context.Context, t Task, a Attempt) error {
 		}
 		return ctx.Err()
 	case api.EngineErrorCode(runErr) != "":
-		if j.Kind == store.KindCompile {
-			p.markModelFailed(ctx, j, runErr)
-		}
 		if err := finish(store.Finish{Status: store.JobFailed, ErrorCode: api.EngineErrorCode(runErr), ErrorMessage: runErr.Error()}); err != nil {
 			return err
 		}
 		return Permanent(runErr)
 	case a.Last():
 		log.Error("job failed on its last attempt", "err", runErr)
-		if j.Kind == store.KindCompile {
-			p.markModelFailed(ctx, j, runErr)
-		}
 		if err := finish(store.Finish{Status: store.JobFailed, ErrorCode: "internal", ErrorMessage: runErr.Error()}); err != nil {
 			return err
 		}
@@ -244,7 +246,7 @@ func (p *Processor) run(ctx context.Context, t Task, a Attempt) error {
 
 func (p *Processor) markModelFailed(ctx context.Context, j *store.Job, cause error) {
 	m, err := p.Store.GetModel(context.WithoutCancel(ctx), "", j.ModelID)
-	if err != nil {
+	if err != nil || m.Status != store.ModelCompiling {
 		return
 	}
 	m.Status, m.Error = store.ModelFailed, cause.Error()

@@ -537,3 +537,33 @@ func TestConcurrentStartup(t *testing.T) {
 		wg.Wait()
 	})
 }
+
+func TestCancelQueuedCompileFailsModel(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		cfg := fastConfig(b.cfg(t), &apitest.Engine{})
+		a := startApp(t, cfg, false) // no workers yet: the compile job stays queued
+		srv := httptest.NewServer(a.Handler())
+		defer srv.Close()
+		e := &env{t: t, app: a, srv: srv, cfg: cfg}
+		k := e.newKey("alice")
+		m, j := e.upload(k.Key, []byte("onnx"), "")
+		var c api.JobView
+		e.want(e.do("POST", "/v1/jobs/"+j+"/cancel", k.Key, nil), 202).json(t, &c)
+		if c.Status != "cancelled" {
+			t.Fatalf("cancel of a queued job: %+v", c)
+		}
+		startApp(t, cfg, true)
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			var mv api.ModelView
+			e.want(e.do("GET", "/v1/models/"+m, k.Key, nil), 200).json(t, &mv)
+			if mv.Status == "failed" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("model still %s after its compile job was cancelled", mv.Status)
+			}
+			time.Sleep(30 * time.Millisecond)
+		}
+	})
+}
