@@ -59,6 +59,7 @@ type Proof struct {
 	Outputs      [][]float64     `json:"outputs"`
 	IntOutputs   [][]int64       `json:"int_outputs"`
 	ProveSeconds float64         `json:"prove_seconds"`
+	Device       Device          `json:"device"`
 	// Commitments of hashed groups ("inputs", "outputs", "params"), decimal.
 	Commitments map[string]string `json:"commitments,omitempty"`
 }
@@ -80,7 +81,11 @@ func commitments(p *quant.Program, w *Witness) (map[string]string, error) {
 // Prove proves an inference of the model on float inputs with sys. The proof is
 // verified before it is returned: a proof that does not verify is an error, never a
 // result.
-func (m *Model) Prove(sys circuits.System, inputs []*model.Tensor) (*Proof, error) {
+func (m *Model) Prove(sys circuits.System, inputs []*model.Tensor, opts ...ProveOption) (*Proof, error) {
+	cfg := proveConfig{device: CPU}
+	for _, o := range opts {
+		o(&cfg)
+	}
 	if err := m.Graph.CheckInputs(inputs); err != nil {
 		return nil, err
 	}
@@ -100,8 +105,15 @@ func (m *Model) Prove(sys circuits.System, inputs []*model.Tensor) (*Proof, erro
 	if err != nil {
 		return nil, err
 	}
+	device := resolveDevice(cfg.device, sys)
 	start := time.Now()
-	proof, err := proveRaw(sys, ccs, pk, w.Full)
+	var proof writerTo
+	if device == GPU {
+		name := fileName("pk", sys)
+		proof, err = proveGPU(ccs, m.manifest.Files[name].SHA256, func() ([]byte, error) { return m.manifest.readFile(m.Dir, name) }, w.Full)
+	} else {
+		proof, err = proveRaw(sys, ccs, pk, w.Full)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -110,8 +122,10 @@ func (m *Model) Prove(sys circuits.System, inputs []*model.Tensor) (*Proof, erro
 	if err != nil {
 		return nil, err
 	}
+	// Every proof, and above all a GPU-made one, is verified on the CPU before it
+	// leaves the prover: an invalid proof is an error, never a result.
 	if err := verifyRaw(sys, vk, proof, pub); err != nil {
-		return nil, fmt.Errorf("prover produced a proof that does not verify (not returned): %w", err)
+		return nil, fmt.Errorf("%s prover produced a proof that does not verify (not returned): %w", device, err)
 	}
 	var pb bytes.Buffer
 	if _, err := proof.WriteTo(&pb); err != nil {
@@ -125,7 +139,7 @@ func (m *Model) Prove(sys circuits.System, inputs []*model.Tensor) (*Proof, erro
 	if err != nil {
 		return nil, err
 	}
-	res := &Proof{System: sys, ModelID: m.ID, Proof: pb.Bytes(), Public: pubBytes, PublicInputs: fieldStrings(pub), IntOutputs: w.IntOutputs, ProveSeconds: elapsed.Seconds(), Commitments: cm}
+	res := &Proof{System: sys, ModelID: m.ID, Proof: pb.Bytes(), Public: pubBytes, PublicInputs: fieldStrings(pub), IntOutputs: w.IntOutputs, ProveSeconds: elapsed.Seconds(), Commitments: cm, Device: device}
 	for _, o := range w.Outputs {
 		res.Outputs = append(res.Outputs, o.Data)
 	}

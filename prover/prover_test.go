@@ -223,3 +223,34 @@ func TestCorruptArtifacts(t *testing.T) {
 		t.Fatalf("changed settings: got %v, want ErrCorrupt", err)
 	}
 }
+
+// TestGPUFallback checks that a GPU request on a binary or machine without ICICLE
+// proves on the CPU, and the proof still verifies.
+func TestGPUFallback(t *testing.T) {
+	if ok, _ := GPUSupport(); ok {
+		t.Skip("a GPU is available; the fallback is not exercised")
+	}
+	onnx, inJSON := readShared(t, "1l_relu")
+	m, err := Create(t.TempDir(), onnx, quant.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := model.ParseInput(inJSON, m.Graph)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Compile(circuits.Groth16); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Setup(circuits.Groth16); err != nil {
+		t.Fatal(err)
+	}
+	p, err := m.Prove(circuits.Groth16, in, WithDevice(GPU))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Device != CPU {
+		t.Fatalf("proved on %s, want the CPU fallback", p.Device)
+	}
+	checkVerify(t, m, circuits.Groth16, p)
+}

@@ -238,7 +238,7 @@ func setupCmd() *cobra.Command {
 }
 
 func proveCmd() *cobra.Command {
-	var dir, input, system string
+	var dir, input, system, device string
 	cmd := &cobra.Command{
 		Use:   "prove",
 		Short: "Prove one inference and compare it with the float reference",
@@ -260,7 +260,11 @@ func proveCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			p, err := step(cmd.ErrOrStderr(), "prove "+string(sys), func() (*prover.Proof, error) { return m.Prove(sys, in) })
+			dev, err := prover.ParseDevice(device)
+			if err != nil {
+				return err
+			}
+			p, err := step(cmd.ErrOrStderr(), "prove "+string(sys), func() (*prover.Proof, error) { return m.Prove(sys, in, prover.WithDevice(dev)) })
 			if err != nil {
 				return err
 			}
@@ -273,6 +277,7 @@ func proveCmd() *cobra.Command {
 	cmd.Flags().StringVarP(&dir, "dir", "d", "", "model directory (from compile and setup)")
 	cmd.Flags().StringVar(&input, "input", "", "input.json ({\"input_data\": [[...]]})")
 	cmd.Flags().StringVar(&system, "system", "groth16", "proving system: groth16 or plonk")
+	cmd.Flags().StringVar(&device, "device", "cpu", "cpu, or gpu (ICICLE, Groth16, binaries built with -tags icicle; falls back to cpu with a warning)")
 	_ = cmd.MarkFlagRequired("dir")
 	_ = cmd.MarkFlagRequired("input")
 	return cmd
@@ -298,8 +303,8 @@ func printOutputs(w io.Writer, m *prover.Model, p *prover.Proof, want []*model.T
 			fmt.Fprintf(w, "%s commitment (Poseidon2, public input): %s\n", k, c)
 		}
 	}
-	_, err := fmt.Fprintf(w, "max abs error %.3e (fixed point 2^-%d); proof verified; %s proof written to %s (%.2fs)\n",
-		maxErr, m.Config.Scale, p.System, m.Dir, p.ProveSeconds)
+	_, err := fmt.Fprintf(w, "max abs error %.3e (fixed point 2^-%d); proof verified; %s proof (%s) written to %s (%.2fs)\n",
+		maxErr, m.Config.Scale, p.System, p.Device, m.Dir, p.ProveSeconds)
 	return err
 }
 
