@@ -102,6 +102,8 @@ func TestCLIErrors(t *testing.T) {
 		{"wrong input shape", []string{"compile", filepath.Join(model, "network.onnx"), "-d", t.TempDir(), "--input", badInput}, "bad input"},
 		{"bad visibility", []string{"compile", filepath.Join(model, "network.onnx"), "--input-visibility", "secret"}, "input_visibility"},
 		{"bad system", []string{"setup", "-d", t.TempDir(), "--system", "stark"}, "unknown proving system"},
+		{"unknown settings field", []string{"compile", filepath.Join(model, "network.onnx"), "--settings", writeFile(t, `{"scael": 9}`)}, "unknown field"},
+		{"settings out of range", []string{"compile", filepath.Join(model, "network.onnx"), "--settings", writeFile(t, `{"bits": 99}`)}, "bits 99"},
 		{"not a model dir", []string{"prove", "-d", t.TempDir(), "--input", badInput}, "manifest"},
 	}
 	for _, tt := range tests {
@@ -164,5 +166,34 @@ func TestCLIVerifyEVM(t *testing.T) {
 				t.Fatalf("on-chain verification: %s (gas %d, limit %d)", out, gas, tc.maxGas)
 			}
 		})
+	}
+}
+
+func writeFile(t *testing.T, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestSettingsFile(t *testing.T) {
+	model := filepath.Join(sharedModels, "1l_relu")
+	if _, err := os.Stat(model); err != nil {
+		t.Skip("shared models not available")
+	}
+	dir := filepath.Join(t.TempDir(), "m.zkml")
+	settings := writeFile(t, `{"scale": 6, "input_visibility": "public"}`)
+	if _, err := run(t, "compile", filepath.Join(model, "network.onnx"), "-d", dir, "--settings", settings, "--scale", "7", "--system", "groth16"); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "settings.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	if !strings.Contains(s, `"scale": 7`) || !strings.Contains(s, `"input_visibility": "public"`) {
+		t.Fatalf("flags should override the file, the file the defaults; got %s", s)
 	}
 }

@@ -89,11 +89,15 @@ func readInputs(path string, g *model.Graph) ([]*model.Tensor, error) {
 type configFlags struct {
 	cfg                           quant.Config
 	inputVis, outputVis, paramVis string
+	settings                      string
+	cmd                           *cobra.Command
 }
 
 func (c *configFlags) register(cmd *cobra.Command) {
 	c.cfg = quant.DefaultConfig()
+	c.cmd = cmd
 	f := cmd.Flags()
+	f.StringVar(&c.settings, "settings", "", "settings.json with any of the fields below (flags given explicitly override it)")
 	f.IntVar(&c.cfg.Scale, "scale", c.cfg.Scale, "fractional bits of inputs and activations")
 	f.IntVar(&c.cfg.ParamScale, "param-scale", c.cfg.ParamScale, "fractional bits of weights")
 	f.IntVar(&c.cfg.Bits, "bits", c.cfg.Bits, "signed bit width every activation is proven to fit in")
@@ -104,8 +108,44 @@ func (c *configFlags) register(cmd *cobra.Command) {
 	f.StringVar(&c.paramVis, "param-visibility", string(c.cfg.ParamVis), "weights: fixed (in the circuit), public or private")
 }
 
+// config returns the settings: defaults, then the settings file, then explicit flags.
 func (c *configFlags) config() (quant.Config, error) {
 	c.cfg.InputVis, c.cfg.OutputVis, c.cfg.ParamVis = quant.Visibility(c.inputVis), quant.Visibility(c.outputVis), quant.Visibility(c.paramVis)
+	if c.settings == "" {
+		return c.cfg, c.cfg.Validate()
+	}
+	b, err := os.ReadFile(c.settings)
+	if err != nil {
+		return c.cfg, err
+	}
+	fromFile := quant.DefaultConfig()
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&fromFile); err != nil {
+		return c.cfg, fmt.Errorf("settings %s: %w", c.settings, err)
+	}
+	flags := c.cmd.Flags()
+	set := func(name string, dst any, v any) {
+		if flags.Changed(name) {
+			return
+		}
+		switch d := dst.(type) {
+		case *int:
+			*d = v.(int)
+		case *string:
+			*d = v.(string)
+		case *quant.Visibility:
+			*d = v.(quant.Visibility)
+		}
+	}
+	set("scale", &c.cfg.Scale, fromFile.Scale)
+	set("param-scale", &c.cfg.ParamScale, fromFile.ParamScale)
+	set("bits", &c.cfg.Bits, fromFile.Bits)
+	set("lookup-bits", &c.cfg.LookupBits, fromFile.LookupBits)
+	set("range-check", &c.cfg.RangeCheck, fromFile.RangeCheck)
+	set("input-visibility", &c.cfg.InputVis, fromFile.InputVis)
+	set("output-visibility", &c.cfg.OutputVis, fromFile.OutputVis)
+	set("param-visibility", &c.cfg.ParamVis, fromFile.ParamVis)
 	return c.cfg, c.cfg.Validate()
 }
 
