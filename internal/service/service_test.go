@@ -122,10 +122,16 @@ func TestEndToEnd(t *testing.T) {
 			time.Sleep(30 * time.Millisecond)
 		}
 
-		metrics := e.want(e.do("GET", "/metrics", "", nil), 200)
-		for _, want := range []string{`zkml_jobs{status="succeeded"} 3`, "zkml_prove_seconds_bucket", "zkml_job_duration_seconds", "zkml_http_requests_total", "zkml_webhook_deliveries_total"} {
-			if !bytes.Contains(metrics.body, []byte(want)) {
-				t.Errorf("/metrics lacks %q", want)
+		// The receiver may see the webhook before the worker counts it: poll.
+		for _, want := range []string{`zkml_jobs{status="succeeded"} 3`, "zkml_prove_seconds_bucket", "zkml_job_duration_seconds",
+			"zkml_http_requests_total", `zkml_webhook_deliveries_total{result="delivered"} 1`} {
+			deadline := time.Now().Add(5 * time.Second)
+			for !bytes.Contains(e.want(e.do("GET", "/metrics", "", nil), 200).body, []byte(want)) {
+				if time.Now().After(deadline) {
+					t.Errorf("/metrics lacks %q", want)
+					break
+				}
+				time.Sleep(20 * time.Millisecond)
 			}
 		}
 		e.want(e.do("GET", "/healthz", "", nil), 200)
