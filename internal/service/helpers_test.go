@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/zkml/zkml/api"
-	"github.com/zkml/zkml/api/apitest"
 	"github.com/zkml/zkml/internal/jobs"
 	"github.com/zkml/zkml/internal/service"
 	"github.com/zkml/zkml/internal/store/storetest"
@@ -263,8 +262,6 @@ func (e *env) prove(key, model, body string, header ...string) resp {
 	e.t.Helper()
 	return e.do("POST", "/v1/models/"+model+"/proofs", key, strings.NewReader(body), header...)
 }
-
-var _ = apitest.Engine{}
 
 func contextWithTimeout(t *testing.T, d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(t.Context(), d)

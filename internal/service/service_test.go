@@ -414,13 +414,6 @@ func TestWebhookRetries(t *testing.T) {
 		defer hook.Close()
 		e := newEnv(t, fastConfig(b.cfg(t), &apitest.Engine{}))
 		k := e.newKey("alice")
-		_, j := e.upload(k.Key, []byte("bad model"), "")
-		// Compile jobs take webhooks too; this one fails, which is also an event.
-		var mj struct {
-			Job api.JobView `json:"job"`
-		}
-		_ = mj
-		e.wait(k.Key, j, 20*time.Second)
 		m := e.readyModel(k.Key)
 		var pj api.JobView
 		e.want(e.prove(k.Key, m, `{"input":{"input_data":[[1,2,3,4]]},"webhook_url":"`+hook.URL+`/hook"}`), 202).json(t, &pj)
