@@ -261,24 +261,9 @@ func (m *Model) Setup(sys circuits.System) error {
 	if err != nil {
 		return err
 	}
-	var pk, vk writerTo
-	switch sys {
-	case circuits.Groth16:
-		gpk, gvk, err := groth16.Setup(ccs)
-		if err != nil {
-			return fmt.Errorf("groth16 setup: %w", err)
-		}
-		pk, vk = gpk, gvk
-	case circuits.Plonk:
-		srs, lagrange, err := newTestSRS(ccs)
-		if err != nil {
-			return fmt.Errorf("plonk SRS: %w", err)
-		}
-		ppk, pvk, err := plonk.Setup(ccs, srs, lagrange)
-		if err != nil {
-			return fmt.Errorf("plonk setup: %w", err)
-		}
-		pk, vk = ppk, pvk
+	pk, vk, err := setupKeys(ccs, sys)
+	if err != nil {
+		return err
 	}
 	var pkb, vkb bytes.Buffer
 	if _, err := pk.WriteTo(&pkb); err != nil {
@@ -299,6 +284,26 @@ func (m *Model) Setup(sys circuits.System) error {
 	cache.put(m.manifest.Files[fileName("pk", sys)].SHA256, pk)
 	cache.put(m.manifest.Files[fileName("vk", sys)].SHA256, vk)
 	return m.manifest.write(m.Dir)
+}
+
+// setupKeys runs the development setup for sys.
+func setupKeys(ccs constraint.ConstraintSystem, sys circuits.System) (pk, vk writerTo, err error) {
+	if sys == circuits.Plonk {
+		srs, lagrange, err := newTestSRS(ccs)
+		if err != nil {
+			return nil, nil, fmt.Errorf("plonk SRS: %w", err)
+		}
+		ppk, pvk, err := plonk.Setup(ccs, srs, lagrange)
+		if err != nil {
+			return nil, nil, fmt.Errorf("plonk setup: %w", err)
+		}
+		return ppk, pvk, nil
+	}
+	gpk, gvk, err := groth16.Setup(ccs)
+	if err != nil {
+		return nil, nil, fmt.Errorf("groth16 setup: %w", err)
+	}
+	return gpk, gvk, nil
 }
 
 // ProvingKey returns the stored proving key for sys.
