@@ -13,6 +13,7 @@ import (
 	"github.com/consensys/gnark/backend/witness"
 
 	"github.com/zkml/zkml/circuits"
+	"github.com/zkml/zkml/internal/engine"
 	"github.com/zkml/zkml/internal/evm"
 	"github.com/zkml/zkml/prover"
 	"github.com/zkml/zkml/verifier"
@@ -31,20 +32,6 @@ func modelID32(m *prover.Model) ([32]byte, error) {
 	}
 	copy(id[:], b)
 	return id, nil
-}
-
-// outputsOption tells the exported wrapper where the model outputs sit among the
-// public inputs, when they are public.
-func outputsOption(m *prover.Model) []verifier.ExportOption {
-	l := circuits.NewLayout(m.Program)
-	if len(l.Outputs) == 0 || !l.Outputs[0].Public {
-		return nil
-	}
-	n := 0
-	for _, s := range l.Outputs {
-		n += s.Len
-	}
-	return []verifier.ExportOption{verifier.WithOutputs(l.Outputs[0].Offset, n)}
 }
 
 func loadVK(m *prover.Model, sys circuits.System) (any, error) {
@@ -80,7 +67,7 @@ func exportVerifierCmd() *cobra.Command {
 			if err := os.MkdirAll(out, 0o755); err != nil {
 				return err
 			}
-			sol, abiPath, err := verifier.ExportSolidityFiles(out, vk, outputsOption(m)...)
+			sol, abiPath, err := verifier.ExportSolidityFiles(out, vk, engine.OutputsOption(m)...)
 			if err != nil {
 				return err
 			}
@@ -172,7 +159,7 @@ func verifyOnEVM(cmd *cobra.Command, m *prover.Model, sys circuits.System, proof
 	if err != nil {
 		return err
 	}
-	rep, err := verifier.VerifyOnEVM(cmd.Context(), vk, proof, pub, id, outputsOption(m)...)
+	rep, err := verifier.VerifyOnEVM(cmd.Context(), vk, proof, pub, id, engine.OutputsOption(m)...)
 	if errors.Is(err, evm.ErrSolcUnavailable) {
 		return fmt.Errorf("%w (install the pinned compiler with scripts/ensure-solc.sh)", err)
 	}

@@ -1,0 +1,99 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/zkml/zkml/api"
+)
+
+func readModel(t *testing.T, name string) ([]byte, []byte) {
+	t.Helper()
+	dir := filepath.Join("../../../shared/models", name)
+	onnx, err := os.ReadFile(filepath.Join(dir, "network.onnx"))
+	if err != nil {
+		t.Skipf("shared models not available: %v", err)
+	}
+	in, err := os.ReadFile(filepath.Join(dir, "input.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return onnx, in
+}
+
+func TestEngine(t *testing.T) {
+	ctx := context.Background()
+	onnx, input := readModel(t, "1l_mlp")
+	e := &Engine{}
+	dir := t.TempDir()
+	info, err := e.Compile(ctx, dir, onnx, []byte(`{"scale": 8}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.ModelID == "" || info.Constraints["groth16"] == 0 || info.Constraints["plonk"] == 0 || len(info.Inputs) != 1 {
+		t.Fatalf("model info incomplete: %+v", info)
+	}
+	for _, sys := range api.Systems {
+		if err := e.Setup(ctx, dir, sys); err != nil {
+			t.Fatal(err)
+		}
+		var stages []string
+		res, err := e.Prove(ctx, dir, sys, input, func(s string, _ float64) { stages = append(stages, s) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Calldata) < 4 || len(res.Outputs) != 1 || len(stages) == 0 {
+			t.Fatalf("%s: incomplete result %+v, stages %v", sys, res, stages)
+		}
+		ok, err := e.Verify(ctx, dir, sys, res.Proof, res.PublicInputs)
+		if err != nil || !ok {
+			t.Fatalf("%s: valid proof: %v %v", sys, ok, err)
+		}
+		bad := append([]string(nil), res.PublicInputs...)
+		bad[len(bad)-1] = "7"
+		if ok, err := e.Verify(ctx, dir, sys, res.Proof, bad); ok || err != nil {
+			t.Fatalf("%s: tampered public inputs: %v %v, want (false, nil)", sys, ok, err)
+		}
+		if ok, err := e.Verify(ctx, dir, sys, []byte("junk"), res.PublicInputs); ok || err != nil {
+			t.Fatalf("%s: junk proof: %v %v, want (false, nil)", sys, ok, err)
+		}
+		if ok, err := e.Verify(ctx, dir, sys, res.Proof, []string{"not a number"}); ok || err != nil {
+			t.Fatalf("%s: junk public inputs: %v %v, want (false, nil)", sys, ok, err)
+		}
+		sol, err := e.SolidityVerifier(ctx, dir, sys)
+		if err != nil || !strings.Contains(string(sol), "contract ZKMLVerifier") {
+			t.Fatalf("%s: verifier source: %v", sys, err)
+		}
+	}
+}
+
+func TestEngineUserErrors(t *testing.T) {
+	ctx := context.Background()
+	onnx, _ := readModel(t, "1l_mlp")
+	e := &Engine{}
+	if _, err := e.Compile(ctx, t.TempDir(), []byte("garbage"), nil); !errors.Is(err, api.ErrInvalidModel) {
+		t.Errorf("garbage model: %v, want ErrInvalidModel", err)
+	}
+	if _, err := e.Compile(ctx, t.TempDir(), onnx, []byte(`{"bits": 2}`)); !errors.Is(err, api.ErrInvalidSettings) {
+		t.Errorf("bad settings: %v, want ErrInvalidSettings", err)
+	}
+	if _, err := e.Compile(ctx, t.TempDir(), onnx, []byte(`{"colour": 1}`)); !errors.Is(err, api.ErrInvalidSettings) {
+		t.Errorf("unknown setting: %v, want ErrInvalidSettings", err)
+	}
+	dir := t.TempDir()
+	if _, err := e.Compile(ctx, dir, onnx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Setup(ctx, dir, "groth16"); err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range []string{`{"input_data": [[1]]}`, `{"input_data": [[1e9, 0, 0]]}`, `not json`} {
+		if _, err := e.Prove(ctx, dir, "groth16", []byte(in), nil); !errors.Is(err, api.ErrInvalidInput) {
+			t.Errorf("input %s: %v, want ErrInvalidInput", in, err)
+		}
+	}
+}
