@@ -53,13 +53,33 @@ func Lower(g *model.Graph, cfg Config) (*Program, error) {
 	for _, out := range g.Outputs {
 		id, ok := lw.ids[out.Name]
 		if !ok {
-			return nil, fmt.Errorf("%w: graph output %q is a constant; nothing to prove", ErrUnsupported, out.Name)
+			c, isConst := g.Consts[out.Name]
+			if !isConst {
+				return nil, fmt.Errorf("%w: graph output %q is never computed", model.ErrInvalidModel, out.Name)
+			}
+			// A constant output (such as ConstantOfShape's) is proven as a fixed constant
+			// copied to the output.
+			cid, err := lw.newParam(out.Name, c, cfg.Scale, true)
+			if err != nil {
+				return nil, err
+			}
+			v := p.Values[cid]
+			id = lw.layer(&Layer{Name: "output " + out.Name, Op: "Constant", Kind: KMove, In: []int{cid}, Index: int32s(identity(numel(v.Shape)))},
+				v.Shape, v.Scale, v.Bound)
 		}
 		p.Outputs = append(p.Outputs, id)
 		p.OutputNames = append(p.OutputNames, out.Name)
 	}
 	fuseRescaleRelu(p)
 	return p, nil
+}
+
+func identity(n int) []int {
+	idx := make([]int, n)
+	for i := range idx {
+		idx[i] = i
+	}
+	return idx
 }
 
 // layer appends l with a new output value and returns the value id.
@@ -153,6 +173,24 @@ func (lw *lowering) node(n *model.Node) error {
 		return lw.avgPool(n)
 	case "BatchNormalization":
 		return lw.batchNorm(n)
+	case "Clip":
+		return lw.clip(n)
+	case "Max", "Min", "Sum", "Mean":
+		return lw.variadic(n)
+	case "ReduceSum", "ReduceMean", "ReduceSumSquare", "ReduceMax", "ReduceMin":
+		return lw.reduce(n)
+	case "ArgMax", "ArgMin", "Hardmax":
+		return lw.argMax(n)
+	case "LogSoftmax":
+		return lw.logSoftmax(n)
+	case "Split":
+		return lw.split(n)
+	}
+	if ok, err := lw.activation(n); ok {
+		return err
+	}
+	if ok, err := lw.elementwise(n); ok {
+		return err
 	}
 	if model.IsMovement(n.Op) {
 		return lw.move(n)

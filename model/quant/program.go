@@ -145,6 +145,8 @@ const (
 	KLookup   Kind = "lookup"  // out = Table[clamp(in)]
 	KSoftmax  Kind = "softmax" // rows of exp(x - max) / sum
 	KRangeChk Kind = "range"   // asserts |in| < 2^(Bits-1), out = in
+	KClamp    Kind = "clamp"   // out = min(max(in, Lo), Hi)
+	KArgMax   Kind = "argmax"  // out[o] = first index of the max of row Groups[o] (or its one-hot)
 )
 
 // Layer is one step of the program. Which fields are used depends on Kind.
@@ -174,6 +176,23 @@ type Layer struct {
 	Fill  int64
 	// KLookup.
 	Table *Table
+	// KLookup: beyond the table's domain the function continues linearly with slope
+	// TailLo / 2^TailShift below it and TailHi / 2^TailShift above it (0: flat). The
+	// rescaled tail is proven within TailBits signed bits.
+	TailLo    int64 `json:",omitempty"`
+	TailHi    int64 `json:",omitempty"`
+	TailShift int   `json:",omitempty"`
+	TailBits  int   `json:",omitempty"`
+	// KClamp: the bounds; a side with Lo <= -2^(Bits-1) or Hi >= 2^(Bits-1) cannot bind
+	// and is skipped.
+	Lo int64 `json:",omitempty"`
+	Hi int64 `json:",omitempty"`
+	// KMax, KArgMax: take the minimum instead of the maximum.
+	Min bool `json:",omitempty"`
+	// KArgMax: ties select the last index (else the first); OneHot writes Hardmax's
+	// one-hot rows (else the index, at the output scale).
+	Last   bool `json:",omitempty"`
+	OneHot bool `json:",omitempty"`
 }
 
 // Table is a function tabulated on the integer domain [Lo, Lo+len(Values)).

@@ -106,12 +106,32 @@ func runLayer[V any](p *Program, a Arith[V], l *Layer, vals [][]V) []V {
 		for o, g := range l.Groups {
 			m := x[g[0]]
 			for _, j := range g[1:] {
-				// max(m, y) = y + relu(m - y); |m - y| < 2^l.Bits.
 				y := x[j]
-				m = a.Add(y, a.Relu(a.Add(m, a.MulConst(y, -1)), l.Bits+1))
+				if l.Min {
+					// min(m, y) = y - relu(y - m); |y - m| < 2^l.Bits.
+					m = a.Add(y, a.MulConst(a.Relu(a.Add(y, a.MulConst(m, -1)), l.Bits+1), -1))
+				} else {
+					// max(m, y) = y + relu(m - y); |m - y| < 2^l.Bits.
+					m = a.Add(y, a.Relu(a.Add(m, a.MulConst(y, -1)), l.Bits+1))
+				}
 			}
 			out[o] = m
 		}
+	case KClamp:
+		lim := int64(1) << (l.Bits - 1)
+		for i, v := range in(0) {
+			// Soundness: |v|, |Lo|, |Hi| < 2^(Bits-1) (static bounds), so the differences
+			// below are < 2^Bits in magnitude, within the relus' Bits+1 widths.
+			if l.Lo > -lim {
+				v = a.Add(a.Const(l.Lo), a.Relu(a.Add(v, a.Const(-l.Lo)), l.Bits+1))
+			}
+			if l.Hi < lim {
+				v = a.Add(a.Const(l.Hi), a.MulConst(a.Relu(a.Add(a.Const(l.Hi), a.MulConst(v, -1)), l.Bits+1), -1))
+			}
+			out[i] = v
+		}
+	case KArgMax:
+		argmax(p, a, l, in(0), out)
 	case KMove:
 		var src []V
 		for k := range l.In {
@@ -128,7 +148,7 @@ func runLayer[V any](p *Program, a Arith[V], l *Layer, vals [][]V) []V {
 	case KLookup:
 		lo, hi := l.Table.Lo, l.Table.Lo+int64(len(l.Table.Values))-1
 		for i, v := range in(0) {
-			out[i] = a.Lookup(l.Table, clamp(a, v, lo, hi, l.Bits))
+			out[i] = lookup(a, l, v, lo, hi)
 		}
 	case KSoftmax:
 		softmax(p, a, l, in(0), out)
@@ -138,12 +158,75 @@ func runLayer[V any](p *Program, a Arith[V], l *Layer, vals [][]V) []V {
 	return out
 }
 
-// clamp returns min(max(v, lo), hi) for |v| < 2^(bits-1) and lo, hi within that range.
-func clamp[V any](a Arith[V], v V, lo, hi int64, bits int) V {
-	// max(v, lo) = lo + relu(v - lo); |v - lo| < 2^bits.
-	v = a.Add(a.Const(lo), a.Relu(a.Add(v, a.Const(-lo)), bits+1))
-	// min(v, hi) = hi - relu(hi - v); |hi - v| < 2^bits.
-	return a.Add(a.Const(hi), a.MulConst(a.Relu(a.Add(a.Const(hi), a.MulConst(v, -1)), bits+1), -1))
+// lookup returns the table's function at v: the table at min(max(v, lo), hi), plus the
+// layer's linear tails beyond the domain. Soundness: |v| < 2^(Bits-1) by the input's
+// static bound and lo, hi lie within that range, so every relu argument below is
+// < 2^Bits in magnitude (checked at width Bits+1); the clamped index lies in [lo, hi],
+// and the lookup argument itself rejects any index outside the table.
+func lookup[V any](a Arith[V], l *Layer, v V, lo, hi int64) V {
+	// rl = relu(v - lo), so max(v, lo) = lo + rl.
+	rl := a.Relu(a.Add(v, a.Const(-lo)), l.Bits+1)
+	w := a.Add(a.Const(lo), rl)
+	// rh = relu(hi - w), so min(w, hi) = hi - rh.
+	rh := a.Relu(a.Add(a.Const(hi), a.MulConst(w, -1)), l.Bits+1)
+	y := a.Lookup(l.Table, a.Add(a.Const(hi), a.MulConst(rh, -1)))
+	if l.TailLo == 0 && l.TailHi == 0 {
+		return y
+	}
+	// The tails reuse the clamp's relus: relu(lo - v) = rl - (v - lo) and
+	// relu(v - hi) = relu(w - hi) = rh - (hi - w); both are exact, no new comparison.
+	below := a.Add(rl, a.Add(a.MulConst(v, -1), a.Const(lo)))
+	above := a.Add(rh, a.Add(w, a.Const(-hi)))
+	t := a.Add(a.MulConst(above, l.TailHi), a.MulConst(below, -l.TailLo))
+	if l.TailShift > 0 {
+		t = a.Rescale(t, l.TailShift, l.TailBits, false)
+	}
+	return a.Add(y, t)
+}
+
+// argmax selects, per row, the index of the first maximum (the last with l.Last; of
+// the minimum with l.Min) by a running comparison: c_k = [x_k > m] (or >= for Last),
+// m <- m + c_k*(x_k - m), idx <- idx + c_k*(k - idx). Soundness: c_k is computed, not
+// claimed: for integer d, [d > 0] = relu(d) - relu(d - 1), and |d| <= |x_k - m| + 1 <
+// 2^Bits + 1 because x_k and m (always one of the row's elements) are below
+// 2^(Bits-1) by the input's static bound, so the relus at width Bits+2 are exact. The
+// strict comparison keeps the earliest maximum, as ONNX requires: the selected element
+// equals the maximum and every earlier element is strictly smaller.
+func argmax[V any](p *Program, a Arith[V], l *Layer, x, out []V) {
+	one := int64(1) << p.Values[l.Out].Scale
+	zero := a.Const(0)
+	w := l.Bits + 2
+	for o, row := range l.Groups {
+		m := x[row[0]]
+		idx := zero
+		cs := make([]V, len(row))
+		cs[0] = a.Const(1)
+		for k := 1; k < len(row); k++ {
+			y := x[row[k]]
+			d := a.Add(y, a.MulConst(m, -1))
+			if l.Min {
+				d = a.MulConst(d, -1)
+			}
+			if l.Last {
+				d = a.Add(d, a.Const(1)) // y >= m  <=>  d + 1 > 0
+			}
+			c := a.Add(a.Relu(d, w), a.MulConst(a.Relu(a.Add(d, a.Const(-1)), w), -1))
+			cs[k] = c
+			m = a.Dot([]V{c}, []V{a.Add(y, a.MulConst(m, -1))}, m)
+			idx = a.Dot([]V{c}, []V{a.Add(a.Const(int64(k)*one), a.MulConst(idx, -1))}, idx)
+		}
+		if !l.OneHot {
+			out[o] = idx
+			continue
+		}
+		// The selected position is the last k with c_k = 1: y_k = c_k * prod_{j>k}(1 - c_j).
+		alive := a.Const(1)
+		for k := len(row) - 1; k >= 0; k-- {
+			sel := a.Dot([]V{cs[k]}, []V{alive}, zero)
+			out[row[k]] = a.MulConst(sel, one)
+			alive = a.Add(alive, a.MulConst(sel, -1))
+		}
+	}
 }
 
 // softmax computes, per row, e_i = exp(x_i - max) by lookup (clamped below) and

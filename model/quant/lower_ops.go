@@ -1,0 +1,579 @@
+package quant
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/zkml/zkml/model"
+)
+
+// Lowerings of activations, elementwise and reduction ops, composed from the existing
+// layer kinds wherever possible.
+
+// tableFn describes an elementwise function lowered to a clamped table lookup over
+// [Lo, Hi] (integers at the activation scale), with linear tails beyond the domain.
+type tableFn struct {
+	name   string // identifies the function and its attributes (tables are shared by name)
+	f      func(float64) float64
+	lo, hi int64
+	// Slopes of the function below lo and above hi (0: flat, the clamp is exact at this
+	// precision).
+	slopeLo, slopeHi float64
+}
+
+// defaultDomain is the symmetric table domain [-2^(LookupBits-1), 2^(LookupBits-1)).
+func (lw *lowering) defaultDomain() (lo, hi int64) {
+	half := int64(1) << (lw.p.LookupBits - 1)
+	return -half, half - 1
+}
+
+// tail converts a float slope to an integer multiplier at shift (0 when exact integers
+// suffice).
+func tailSlopes(lo, hi float64) (mlo, mhi int64, shift int) {
+	if lo == math.Trunc(lo) && hi == math.Trunc(hi) {
+		return int64(lo), int64(hi), 0
+	}
+	return int64(math.Round(math.Ldexp(lo, internalScale))), int64(math.Round(math.Ldexp(hi, internalScale))), internalScale
+}
+
+// lookupFn lowers n's first input through fn.
+func (lw *lowering) lookupFn(n *model.Node, fn tableFn) error {
+	p := lw.p
+	x, _, err := lw.operand(n, 0, p.Scale)
+	if err != nil {
+		return err
+	}
+	lw.ids[n.Outputs[0]] = lw.lookupValue(n, x, fn)
+	return nil
+}
+
+func (lw *lowering) lookupValue(n *model.Node, x int, fn tableFn) int {
+	p := lw.p
+	v := p.Values[x]
+	t := lw.table(fn.name, fn.lo, fn.hi, fn.f)
+	bound := 0.0
+	for _, y := range t.Values {
+		bound = math.Max(bound, math.Abs(float64(y)))
+	}
+	l := &Layer{Name: n.Name, Op: n.Op, Kind: KLookup, In: []int{x}, Table: t,
+		Bits: max(bitsFor(v.Bound), bitsFor(math.Max(math.Abs(float64(fn.lo)), math.Abs(float64(fn.hi)))))}
+	if fn.slopeLo != 0 || fn.slopeHi != 0 {
+		l.TailLo, l.TailHi, l.TailShift = tailSlopes(fn.slopeLo, fn.slopeHi)
+		// below = relu(lo - x) <= Bound + |lo|, above = relu(x - hi) <= Bound + |hi|.
+		tb := math.Abs(float64(l.TailLo))*(v.Bound+math.Abs(float64(fn.lo))) + math.Abs(float64(l.TailHi))*(v.Bound+math.Abs(float64(fn.hi)))
+		tb = math.Ceil(math.Ldexp(tb, -l.TailShift)) + 1
+		l.TailBits = bitsFor(tb)
+		bound += tb
+	}
+	return lw.layer(l, v.Shape, p.Scale, bound)
+}
+
+// activation lowers the elementwise ops computed by table lookups.
+func (lw *lowering) activation(n *model.Node) (bool, error) {
+	s := lw.p.Scale
+	lo, hi := lw.defaultDomain()
+	a := n.Attrs
+	fn := tableFn{lo: lo, hi: hi}
+	switch n.Op {
+	case "Tanh":
+		fn.name, fn.f = "tanh", math.Tanh
+	case "Erf":
+		fn.name, fn.f = "erf", math.Erf
+	case "HardSigmoid":
+		alpha, beta := a.Float("alpha", 0.2), a.Float("beta", 0.5)
+		fn.name = fmt.Sprintf("hardsigmoid(%g,%g)", alpha, beta)
+		fn.f = func(x float64) float64 { return math.Max(0, math.Min(1, alpha*x+beta)) }
+	case "Softplus":
+		fn.name, fn.f, fn.slopeHi = "softplus", func(x float64) float64 { return math.Log1p(math.Exp(x)) }, 1
+	case "Gelu":
+		approx := a.String("approximate", "none")
+		fn.name, fn.slopeHi = "gelu-"+approx, 1
+		fn.f = func(x float64) float64 {
+			if approx == "tanh" {
+				return 0.5 * x * (1 + math.Tanh(math.Sqrt(2/math.Pi)*(x+0.044715*x*x*x)))
+			}
+			return 0.5 * x * (1 + math.Erf(x/math.Sqrt2))
+		}
+	case "HardSwish":
+		fn.name, fn.slopeHi = "hardswish", 1
+		fn.f = func(x float64) float64 { return x * math.Max(0, math.Min(1, x/6+0.5)) }
+	case "Elu":
+		alpha := a.Float("alpha", 1)
+		fn.name, fn.slopeHi = fmt.Sprintf("elu(%g)", alpha), 1
+		fn.f = func(x float64) float64 {
+			if x < 0 {
+				return alpha * (math.Exp(x) - 1)
+			}
+			return x
+		}
+	case "Selu":
+		alpha, gamma := a.Float("alpha", 1.67326319217681884765625), a.Float("gamma", 1.05070102214813232421875)
+		fn.name, fn.slopeHi = fmt.Sprintf("selu(%g,%g)", alpha, gamma), gamma
+		fn.f = func(x float64) float64 {
+			if x <= 0 {
+				return gamma * alpha * (math.Exp(x) - 1)
+			}
+			return gamma * x
+		}
+	case "ThresholdedRelu":
+		alpha := a.Float("alpha", 1)
+		if math.Ldexp(alpha, s) >= float64(hi) {
+			return true, lw.unsupported(n, "alpha lies beyond the lookup domain")
+		}
+		fn.name, fn.slopeHi = fmt.Sprintf("thresholdedrelu(%g)", alpha), 1
+		fn.f = func(x float64) float64 {
+			if x > alpha {
+				return x
+			}
+			return 0
+		}
+	case "Shrink":
+		l, b := a.Float("lambd", 0.5), a.Float("bias", 0)
+		if math.Ldexp(l, s) >= float64(hi) {
+			return true, lw.unsupported(n, "lambd lies beyond the lookup domain")
+		}
+		fn.name, fn.slopeLo, fn.slopeHi = fmt.Sprintf("shrink(%g,%g)", l, b), 1, 1
+		fn.f = func(x float64) float64 {
+			switch {
+			case x < -l:
+				return x + b
+			case x > l:
+				return x - b
+			}
+			return 0
+		}
+	case "Sign":
+		// Exact: clamp to [-1, 1] ulps and read a three-entry table.
+		fn.name, fn.lo, fn.hi = "sign", -1, 1
+		fn.f = func(x float64) float64 {
+			switch {
+			case x > 0:
+				return 1
+			case x < 0:
+				return -1
+			}
+			return 0
+		}
+	case "Exp":
+		// exp is negligible (< 2^-(Scale+1)) below -(Scale+1)·ln 2; the domain starts
+		// there and covers 2^LookupBits entries, but stops where exp would leave the
+		// Bits range. Inputs above the domain are CLAMPED: exp(x) for x > hi reads
+		// exp(hi). Models needing larger inputs need a larger LookupBits.
+		fn.name, fn.f = "exp", math.Exp
+		fn.lo = -int64(math.Ceil(math.Ldexp(float64(s+1)*math.Ln2, s)))
+		fn.hi = fn.lo + int64(1)<<lw.p.LookupBits - 1
+		top := int64(math.Floor(math.Ldexp(math.Log(math.Ldexp(1, lw.p.Bits-1-s)-1), s)))
+		fn.hi = min(fn.hi, top)
+	case "Sqrt":
+		// The domain is [0, 2^LookupBits); negative inputs read sqrt(0) = 0 and inputs
+		// above the domain are CLAMPED to its top.
+		fn.name, fn.f, fn.lo, fn.hi = "sqrt", math.Sqrt, 0, int64(1)<<lw.p.LookupBits-1
+	default:
+		return false, nil
+	}
+	return true, lw.lookupFn(n, fn)
+}
+
+// addv appends out = a*ma + b*mb elementwise (same shape, or b broadcast by ib).
+func (lw *lowering) addv(n *model.Node, a int, ma int64, b int, mb int64, ib []int) int {
+	p := lw.p
+	va, vb := p.Values[a], p.Values[b]
+	l := &Layer{Name: n.Name, Op: n.Op, Kind: KAdd, In: []int{a, b}, MA: ma, MB: mb}
+	for i := 0; i < numel(va.Shape); i++ {
+		l.IA = append(l.IA, int32(i))
+		j := i
+		if ib != nil {
+			j = ib[i]
+		}
+		l.IB = append(l.IB, int32(j))
+	}
+	bound := math.Abs(float64(ma))*va.Bound + math.Abs(float64(mb))*vb.Bound
+	return lw.layer(l, va.Shape, va.Scale, bound)
+}
+
+// relu appends out = max(x, 0).
+func (lw *lowering) relu(n *model.Node, x int) int {
+	v := lw.p.Values[x]
+	return lw.layer(&Layer{Name: n.Name, Op: n.Op, Kind: KRelu, In: []int{x}, Bits: bitsFor(v.Bound)}, v.Shape, v.Scale, v.Bound)
+}
+
+// linearOut appends the linear layer l and its rescale, returning the rescaled value.
+func (lw *lowering) linearOut(n *model.Node, l *Layer, shape []int, accScale int) (int, error) {
+	tmp := &model.Node{Name: n.Name, Op: n.Op, Inputs: n.Inputs, Outputs: []string{"\x00tmp"}, Attrs: n.Attrs}
+	if err := lw.finishLinear(tmp, l, shape, accScale); err != nil {
+		return 0, err
+	}
+	id := lw.ids["\x00tmp"]
+	delete(lw.ids, "\x00tmp")
+	return id, nil
+}
+
+// elementwise lowers Neg, Abs, LeakyRelu and PRelu exactly, from ReLU, additions and
+// one constant multiply with rescale.
+func (lw *lowering) elementwise(n *model.Node) (bool, error) {
+	p := lw.p
+	if n.Op != "Neg" && n.Op != "Abs" && n.Op != "LeakyRelu" && n.Op != "PRelu" {
+		return false, nil
+	}
+	x, _, err := lw.operand(n, 0, p.Scale)
+	if err != nil {
+		return true, err
+	}
+	out := n.Outputs[0]
+	switch n.Op {
+	case "Neg":
+		lw.ids[out] = lw.addv(n, x, -1, x, 0, nil)
+		return true, nil
+	case "Abs":
+		// |x| = 2*relu(x) - x.
+		lw.ids[out] = lw.addv(n, lw.relu(n, x), 2, x, -1, nil)
+		return true, nil
+	}
+	// y = relu(x) - slope*relu(-x), with relu(-x) = relu(x) - x.
+	r := lw.relu(n, x)
+	neg := lw.addv(n, r, 1, x, -1, nil)
+	negBound := p.Values[x].Bound
+	p.Values[neg].Bound = negBound
+	shape := p.Values[x].Shape
+	var slope int
+	var slopeShape []int
+	if n.Op == "LeakyRelu" {
+		alpha := n.Attrs.Float("alpha", 0.01)
+		slope, err = lw.newParam(fmt.Sprintf("leakyrelu.alpha(%g)", alpha), &model.Tensor{Shape: []int{}, Data: []float64{alpha}}, internalScale, true)
+		if err != nil {
+			return true, err
+		}
+	} else {
+		if slope, _, err = lw.operand(n, 1, p.ParamScale); err != nil {
+			return true, err
+		}
+	}
+	slopeShape = p.Values[slope].Shape
+	if bs, err := model.BroadcastShape(slopeShape, shape); err != nil || numel(bs) != numel(shape) || len(bs) != len(shape) {
+		return true, fmt.Errorf("%w: %s: slope shape %v does not broadcast to %v", model.ErrInvalidModel, n.Label(), slopeShape, shape)
+	}
+	l := &Layer{Name: n.Name, Op: n.Op, Kind: KLinear, In: []int{neg, slope}}
+	ib := model.BroadcastIndex(slopeShape, shape)
+	for i := range ib {
+		l.TermStart = append(l.TermStart, int32(i))
+		l.TA = append(l.TA, int32(i))
+		l.TB = append(l.TB, int32(ib[i]))
+	}
+	l.TermStart = append(l.TermStart, int32(len(ib)))
+	prod, err := lw.linearOut(n, l, shape, p.Values[neg].Scale+p.Values[slope].Scale)
+	if err != nil {
+		return true, err
+	}
+	lw.ids[out] = lw.addv(n, r, 1, prod, -1, nil)
+	return true, nil
+}
+
+// clip lowers Clip with constant bounds to a clamp.
+func (lw *lowering) clip(n *model.Node) error {
+	p := lw.p
+	consts := make([]*model.Tensor, len(n.Inputs))
+	for i, name := range n.Inputs {
+		if i > 0 && name != "" {
+			c, ok := lw.g.Consts[name]
+			if !ok {
+				return lw.unsupported(n, "clip bounds must be constants")
+			}
+			consts[i] = c
+		}
+	}
+	lo, hi, err := model.ClipBounds(n, consts, lw.g.Opset)
+	if err != nil {
+		return err
+	}
+	x, _, err := lw.operand(n, 0, p.Scale)
+	if err != nil {
+		return err
+	}
+	v := p.Values[x]
+	bits := bitsFor(v.Bound)
+	lim := math.Ldexp(1, bits-1)
+	q := func(f float64) float64 { return math.Round(math.Ldexp(f, p.Scale)) }
+	ql, qh := math.Max(q(lo), -lim), math.Min(q(hi), lim)
+	if ql > qh {
+		return fmt.Errorf("%w: %s: min %g is above max %g", model.ErrInvalidModel, n.Label(), lo, hi)
+	}
+	// Bounds beyond the input's range cannot bind: Lo = -2^(Bits-1) or Hi = 2^(Bits-1)
+	// marks a skipped side.
+	l := &Layer{Name: n.Name, Op: n.Op, Kind: KClamp, In: []int{x}, Bits: bits, Lo: int64(ql), Hi: int64(qh)}
+	bound := math.Min(v.Bound, math.Max(math.Abs(ql), math.Abs(qh)))
+	lw.ids[n.Outputs[0]] = lw.layer(l, v.Shape, p.Scale, math.Max(bound, 0))
+	return nil
+}
+
+// gather appends a movement layer concatenating the broadcast inputs of a variadic op:
+// element k*N + i is input k at output position i.
+func (lw *lowering) stack(n *model.Node) (id int, shape []int, k int, err error) {
+	p := lw.p
+	var ids []int
+	var shapes [][]int
+	for i := range n.Inputs {
+		if n.Inputs[i] == "" {
+			continue
+		}
+		x, _, err := lw.operand(n, i, p.Scale)
+		if err != nil {
+			return 0, nil, 0, err
+		}
+		ids = append(ids, x)
+		shapes = append(shapes, p.Values[x].Shape)
+	}
+	shape, index, err := model.VariadicPlan(n, shapes)
+	if err != nil {
+		return 0, nil, 0, err
+	}
+	l := &Layer{Name: n.Name, Op: n.Op, Kind: KMove, In: ids}
+	base, bound := 0, 0.0
+	for j, x := range ids {
+		for _, s := range index[j] {
+			l.Index = append(l.Index, int32(base+s))
+		}
+		base += numel(p.Values[x].Shape)
+		bound = math.Max(bound, p.Values[x].Bound)
+	}
+	all := append([]int{len(ids)}, shape...)
+	return lw.layer(l, all, p.Scale, bound), shape, len(ids), nil
+}
+
+// variadic lowers Max, Min, Sum and Mean over broadcast inputs.
+func (lw *lowering) variadic(n *model.Node) error {
+	p := lw.p
+	st, shape, k, err := lw.stack(n)
+	if err != nil {
+		return err
+	}
+	size := numel(shape)
+	v := p.Values[st]
+	switch n.Op {
+	case "Max", "Min":
+		l := &Layer{Name: n.Name, Op: n.Op, Kind: KMax, In: []int{st}, Bits: bitsFor(v.Bound), Min: n.Op == "Min"}
+		for i := 0; i < size; i++ {
+			g := make([]int32, k)
+			for j := range g {
+				g[j] = int32(j*size + i)
+			}
+			l.Groups = append(l.Groups, g)
+		}
+		lw.ids[n.Outputs[0]] = lw.layer(l, shape, p.Scale, v.Bound)
+		return nil
+	}
+	groups := make([][]int, size)
+	for i := range groups {
+		for j := 0; j < k; j++ {
+			groups[i] = append(groups[i], j*size+i)
+		}
+	}
+	id, err := lw.sumGroups(n, st, groups, shape, n.Op == "Mean", false)
+	lw.ids[n.Outputs[0]] = id
+	return err
+}
+
+// sumGroups appends out[o] = sum over groups[o] of x (of x^2 with square; divided by
+// the group size with mean), rescaled to the activation scale.
+func (lw *lowering) sumGroups(n *model.Node, x int, groups [][]int, shape []int, mean, square bool) (int, error) {
+	p := lw.p
+	v := p.Values[x]
+	maxLen := 0
+	for _, g := range groups {
+		maxLen = max(maxLen, len(g))
+	}
+	var w, accScale int
+	var err error
+	switch {
+	case square:
+		w, accScale = x, 2*v.Scale
+	case mean:
+		inv := model.NewTensor(maxLen + 1)
+		for c := 1; c <= maxLen; c++ {
+			inv.Data[c] = 1 / float64(c)
+		}
+		w, err = lw.newParam(fmt.Sprintf("1/k(%d)", maxLen), inv, internalScale, true)
+		accScale = v.Scale + internalScale
+	default:
+		w, err = lw.newParam("one", &model.Tensor{Shape: []int{1}, Data: []float64{1}}, 0, true)
+		accScale = v.Scale
+	}
+	if err != nil {
+		return 0, err
+	}
+	l := &Layer{Name: n.Name, Op: n.Op, Kind: KLinear, In: []int{x, w}}
+	for _, g := range groups {
+		l.TermStart = append(l.TermStart, int32(len(l.TA)))
+		for _, i := range g {
+			l.TA = append(l.TA, int32(i))
+			switch {
+			case square:
+				l.TB = append(l.TB, int32(i))
+			case mean:
+				l.TB = append(l.TB, int32(len(g)))
+			default:
+				l.TB = append(l.TB, 0)
+			}
+		}
+	}
+	l.TermStart = append(l.TermStart, int32(len(l.TA)))
+	return lw.linearOut(n, l, shape, accScale)
+}
+
+// reduce lowers ReduceSum, ReduceMean, ReduceSumSquare, ReduceMax and ReduceMin.
+func (lw *lowering) reduce(n *model.Node) error {
+	p := lw.p
+	consts := make([]*model.Tensor, len(n.Inputs))
+	for i, name := range n.Inputs {
+		if i > 0 && name != "" {
+			consts[i] = lw.g.Consts[name]
+		}
+	}
+	x, _, err := lw.operand(n, 0, p.Scale)
+	if err != nil {
+		return err
+	}
+	v := p.Values[x]
+	shape, groups, err := model.PlanReduce(n, v.Shape, consts, lw.g.Opset)
+	if err != nil {
+		return err
+	}
+	for _, g := range groups {
+		if len(g) == 0 {
+			return lw.unsupported(n, "reducing an empty tensor")
+		}
+	}
+	switch n.Op {
+	case "ReduceMax", "ReduceMin":
+		l := &Layer{Name: n.Name, Op: n.Op, Kind: KMax, In: []int{x}, Bits: bitsFor(v.Bound), Min: n.Op == "ReduceMin"}
+		for _, g := range groups {
+			l.Groups = append(l.Groups, int32s(g))
+		}
+		lw.ids[n.Outputs[0]] = lw.layer(l, shape, p.Scale, v.Bound)
+		return nil
+	}
+	id, err := lw.sumGroups(n, x, groups, shape, n.Op == "ReduceMean", n.Op == "ReduceSumSquare")
+	lw.ids[n.Outputs[0]] = id
+	return err
+}
+
+func int32s(v []int) []int32 {
+	out := make([]int32, len(v))
+	for i, x := range v {
+		out[i] = int32(x)
+	}
+	return out
+}
+
+// argMax lowers ArgMax, ArgMin and Hardmax to the comparison chain of KArgMax.
+func (lw *lowering) argMax(n *model.Node) error {
+	p := lw.p
+	x, _, err := lw.operand(n, 0, p.Scale)
+	if err != nil {
+		return err
+	}
+	v := p.Values[x]
+	shape, rows, err := model.PlanArgMax(n, v.Shape, lw.g.Opset)
+	if err != nil {
+		return err
+	}
+	l := &Layer{Name: n.Name, Op: n.Op, Kind: KArgMax, In: []int{x}, Bits: bitsFor(v.Bound),
+		Min: n.Op == "ArgMin", Last: n.Attrs.Int("select_last_index", 0) != 0, OneHot: n.Op == "Hardmax"}
+	maxLen := 1
+	for _, r := range rows {
+		l.Groups = append(l.Groups, int32s(r))
+		maxLen = max(maxLen, len(r))
+	}
+	bound := math.Ldexp(float64(maxLen-1), p.Scale)
+	if l.OneHot {
+		bound = math.Ldexp(1, p.Scale)
+	}
+	lw.ids[n.Outputs[0]] = lw.layer(l, shape, p.Scale, bound)
+	return nil
+}
+
+// logSoftmax lowers y = x - max - log(sum exp(x - max)) per row. exp is a clamped
+// table on (x - max) <= 0 as in Softmax. The sum S is at least 2^Scale (the maximum
+// contributes exp(0)) and at most len·2^Scale; log is tabulated on S / 2^k, with k the
+// smallest shift fitting the range into 2^LookupBits entries. Precision: the rounding
+// of S/2^k perturbs log S by at most 2^(k-1)/S <= 2^(k-1-Scale), so k = 0 (rows up to
+// 2^(LookupBits-Scale) long) is exact to the table's half-ulp rounding; longer rows
+// lose about log2(len) - (LookupBits - Scale) bits.
+func (lw *lowering) logSoftmax(n *model.Node) error {
+	p := lw.p
+	x, _, err := lw.operand(n, 0, p.Scale)
+	if err != nil {
+		return err
+	}
+	v := p.Values[x]
+	starts, length, stride, err := model.SoftmaxGroups(n, v.Shape, lw.g.Opset)
+	if err != nil {
+		return err
+	}
+	// m[r] = max of row r.
+	ml := &Layer{Name: n.Name, Op: n.Op, Kind: KMax, In: []int{x}, Bits: bitsFor(v.Bound)}
+	rowOf := make([]int, numel(v.Shape))
+	var groups [][]int
+	for r, s := range starts {
+		row := make([]int, length)
+		for i := range row {
+			row[i] = s + i*stride
+			rowOf[row[i]] = r
+		}
+		groups = append(groups, row)
+		ml.Groups = append(ml.Groups, int32s(row))
+	}
+	m := lw.layer(ml, []int{len(starts)}, p.Scale, v.Bound)
+	// d = x - m[row] in [-2*Bound, 0].
+	d := lw.addv(n, x, 1, m, -1, rowOf)
+	size := int64(1) << p.LookupBits
+	e := lw.lookupValue(n, d, tableFn{name: "exp", f: math.Exp, lo: -(size - 1), hi: 0})
+	// S[r] = sum of e over row r, in [2^Scale, len*2^Scale].
+	sum, err := lw.sumGroups(n, e, groups, []int{len(starts)}, false, false)
+	if err != nil {
+		return err
+	}
+	one := math.Ldexp(1, p.Scale)
+	k := 0
+	for math.Ceil(float64(length)*one/math.Ldexp(1, k))-math.Floor(one/math.Ldexp(1, k)) >= float64(size) {
+		k++
+	}
+	if k > 0 {
+		sum = lw.rescale(n, sum, k)
+	}
+	lo := max(1, int64(math.Floor(math.Ldexp(one, -k))))
+	hi := int64(math.Ceil(math.Ldexp(float64(length)*one, -k))) + 1
+	logT := tableFn{name: fmt.Sprintf("log-sum(%d)", k), lo: lo, hi: hi,
+		f: func(s float64) float64 { return math.Log(math.Ldexp(s, k)) }}
+	ls := lw.lookupValue(n, sum, logT)
+	// y = d - log S[row].
+	lw.ids[n.Outputs[0]] = lw.addv(n, d, 1, ls, -1, rowOf)
+	return nil
+}
+
+// split lowers Split to one movement layer per output.
+func (lw *lowering) split(n *model.Node) error {
+	p := lw.p
+	consts := make([]*model.Tensor, len(n.Inputs))
+	for i, name := range n.Inputs {
+		if i > 0 && name != "" {
+			consts[i] = lw.g.Consts[name]
+		}
+	}
+	x, _, err := lw.operand(n, 0, p.Scale)
+	if err != nil {
+		return err
+	}
+	v := p.Values[x]
+	ms, err := model.PlanSplit(n, v.Shape, consts, lw.g.Opset)
+	if err != nil {
+		return err
+	}
+	for k, m := range ms {
+		if n.Outputs[k] == "" {
+			continue
+		}
+		l := &Layer{Name: n.Name, Op: n.Op, Kind: KMove, In: []int{x}, Index: int32s(m.Index)}
+		lw.ids[n.Outputs[k]] = lw.layer(l, m.Shape, v.Scale, v.Bound)
+	}
+	return nil
+}
