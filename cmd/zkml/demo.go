@@ -14,16 +14,25 @@ import (
 
 func demoCmd() *cobra.Command {
 	var example, work, system string
+	var offline bool
 	cmd := &cobra.Command{
 		Use:   "demo",
-		Short: "Run the whole pipeline on a bundled example: compile, setup, prove, verify",
-		Args:  cobra.NoArgs,
+		Short: "Run the proving service on a bundled example (embedded store): upload, setup, prove, verify",
+		Long: `demo starts the proving service in this process on a loopback port, with the
+embedded SQLite store in a new data directory, and drives it over HTTP like a dApp:
+it creates an API key, uploads the bundled model, runs the setup, requests a proof,
+waits for the job, fetches the proof and verifies it (and a forged variant).
+With --offline it runs the same pipeline through the library, without the service.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			sys, err := circuits.ParseSystem(system)
 			if err != nil {
 				return err
 			}
 			out, errw := cmd.OutOrStdout(), cmd.ErrOrStderr()
+			if !offline {
+				return serviceDemo(cmd.Context(), out, errw, example, string(sys), work)
+			}
 			onnx, err := os.ReadFile(filepath.Join(example, "network.onnx"))
 			if err != nil {
 				return fmt.Errorf("example: %w", err)
@@ -83,7 +92,8 @@ func demoCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&example, "example", "examples/mnist_cnn", "directory with network.onnx and input.json")
-	cmd.Flags().StringVar(&work, "dir", "", "model directory to write (default: a new temporary directory)")
+	cmd.Flags().StringVar(&work, "dir", "", "data (or, with --offline, model) directory to write (default: a new temporary directory)")
+	cmd.Flags().BoolVar(&offline, "offline", false, "run the pipeline through the library instead of the service")
 	cmd.Flags().StringVar(&system, "system", "groth16", "proving system: groth16 or plonk")
 	return cmd
 }
