@@ -212,7 +212,7 @@ func (lw *lowering) linearOut(n *model.Node, l *Layer, shape []int, accScale int
 // one constant multiply with rescale.
 func (lw *lowering) elementwise(n *model.Node) (bool, error) {
 	p := lw.p
-	if n.Op != "Neg" && n.Op != "Abs" && n.Op != "LeakyRelu" && n.Op != "PRelu" {
+	if n.Op != "Neg" && n.Op != "Abs" && n.Op != "LeakyRelu" && n.Op != "PRelu" && n.Op != "Softsign" {
 		return false, nil
 	}
 	x, _, err := lw.operand(n, 0, p.Scale)
@@ -227,6 +227,9 @@ func (lw *lowering) elementwise(n *model.Node) (bool, error) {
 	case "Abs":
 		// |x| = 2*relu(x) - x.
 		lw.ids[out] = lw.addv(n, lw.relu(n, x), 2, x, -1, nil)
+		return true, nil
+	case "Softsign":
+		lw.ids[out] = lw.softsign(n, x)
 		return true, nil
 	}
 	// y = relu(x) - slope*relu(-x), with relu(-x) = relu(x) - x.
@@ -290,18 +293,32 @@ func (lw *lowering) clip(n *model.Node) error {
 		return err
 	}
 	v := p.Values[x]
-	bits := bitsFor(v.Bound)
-	lim := math.Ldexp(1, bits-1)
 	q := func(f float64) float64 { return math.Round(math.Ldexp(f, p.Scale)) }
-	ql, qh := math.Max(q(lo), -lim), math.Min(q(hi), lim)
+	ql, qh := q(lo), q(hi)
 	if ql > qh {
 		return fmt.Errorf("%w: %s: min %g is above max %g", model.ErrInvalidModel, n.Label(), lo, hi)
 	}
-	// Bounds beyond the input's range cannot bind: Lo = -2^(Bits-1) or Hi = 2^(Bits-1)
-	// marks a skipped side.
+	// A side binds only when it lies inside the input's static range; the clamp then
+	// works at a width holding the input and the binding bounds.
+	bindLo, bindHi := ql > -v.Bound, qh < v.Bound
+	m := v.Bound
+	if bindLo {
+		m = math.Max(m, math.Abs(ql))
+	}
+	if bindHi {
+		m = math.Max(m, math.Abs(qh))
+	}
+	bits := bitsFor(m)
+	lim := math.Ldexp(1, bits-1)
+	if !bindLo {
+		ql = -lim // marks a skipped side
+	}
+	if !bindHi {
+		qh = lim
+	}
 	l := &Layer{Name: n.Name, Op: n.Op, Kind: KClamp, In: []int{x}, Bits: bits, Lo: int64(ql), Hi: int64(qh)}
-	bound := math.Min(v.Bound, math.Max(math.Abs(ql), math.Abs(qh)))
-	lw.ids[n.Outputs[0]] = lw.layer(l, v.Shape, p.Scale, math.Max(bound, 0))
+	bound := math.Max(math.Abs(math.Max(ql, -v.Bound)), math.Abs(math.Min(qh, v.Bound)))
+	lw.ids[n.Outputs[0]] = lw.layer(l, v.Shape, p.Scale, bound)
 	return nil
 }
 
@@ -394,7 +411,7 @@ func (lw *lowering) sumGroups(n *model.Node, x int, groups [][]int, shape []int,
 		w, err = lw.newParam(fmt.Sprintf("1/k(%d)", maxLen), inv, internalScale, true)
 		accScale = v.Scale + internalScale
 	default:
-		w, err = lw.newParam("one", &model.Tensor{Shape: []int{1}, Data: []float64{1}}, 0, true)
+		w, err = lw.newParam("1(internal)", &model.Tensor{Shape: []int{1}, Data: []float64{1}}, 0, true)
 		accScale = v.Scale
 	}
 	if err != nil {
@@ -534,14 +551,18 @@ func (lw *lowering) logSoftmax(n *model.Node) error {
 	}
 	one := math.Ldexp(1, p.Scale)
 	k := 0
-	for math.Ceil(float64(length)*one/math.Ldexp(1, k))-math.Floor(one/math.Ldexp(1, k)) >= float64(size) {
+	var lo, hi int64
+	for {
+		lo = max(1, int64(math.Floor(math.Ldexp(one, -k))))
+		hi = int64(math.Ceil(math.Ldexp(float64(length)*one, -k))) + 1
+		if hi-lo+1 <= size {
+			break
+		}
 		k++
 	}
 	if k > 0 {
 		sum = lw.rescale(n, sum, k)
 	}
-	lo := max(1, int64(math.Floor(math.Ldexp(one, -k))))
-	hi := int64(math.Ceil(math.Ldexp(float64(length)*one, -k))) + 1
 	logT := tableFn{name: fmt.Sprintf("log-sum(%d)", k), lo: lo, hi: hi,
 		f: func(s float64) float64 { return math.Log(math.Ldexp(s, k)) }}
 	ls := lw.lookupValue(n, sum, logT)
@@ -576,4 +597,27 @@ func (lw *lowering) split(n *model.Node) error {
 		lw.ids[n.Outputs[k]] = lw.layer(l, m.Shape, v.Scale, v.Bound)
 	}
 	return nil
+}
+
+// softsign computes x / (1 + |x|) exactly (to rounding) on the whole input range:
+// with p = relu(x) and q = relu(-x), y = round(p*2^s / (2^s + p + q)) -
+// round(q*2^s / (2^s + p + q)); one of the two numerators is 0.
+func (lw *lowering) softsign(n *model.Node, x int) int {
+	p := lw.p
+	v := p.Values[x]
+	one := int64(1) << p.Scale
+	pos := lw.relu(n, x)
+	neg := lw.addv(n, pos, 1, x, -1, nil) // relu(-x)
+	p.Values[neg].Bound = v.Bound
+	abs := lw.addv(n, pos, 1, neg, 1, nil) // |x|
+	p.Values[abs].Bound = v.Bound
+	// Numerator 2*a*2^s + d <= 2*B*2^s + B + 2^s, divisor 2d <= 2(B + 2^s), quotient <= 2^s.
+	num := 2*v.Bound*float64(one) + v.Bound + float64(one)
+	den := 2 * (v.Bound + float64(one))
+	div := func(a int) int {
+		l := &Layer{Name: n.Name, Op: n.Op, Kind: KDiv, In: []int{a, abs}, MA: one, MB: one,
+			NumBits: bitsFor(num) - 1, DenBits: bitsFor(den) - 1, Bits: p.Scale + 1}
+		return lw.layer(l, v.Shape, p.Scale, float64(one))
+	}
+	return lw.addv(n, div(pos), 1, div(neg), -1, nil)
 }

@@ -55,6 +55,7 @@ var opCases = []opCase{
 	{name: "Shrink", nodes: unary("Shrink", floatAttr("lambd", 1.5), floatAttr("bias", 1.5)), ins: [][]int64{{3, 4}}, sd: 6},
 	{name: "Sign", nodes: unary("Sign"), ins: [][]int64{{3, 4}}},
 	{name: "Sqrt", nodes: []*onnx.NodeProto{node("Abs", []string{"x0"}, []string{"a"}), node("Sqrt", []string{"a"}, []string{"y"})}, ins: [][]int64{{3, 4}}},
+	{name: "Softsign", nodes: unary("Softsign"), ins: [][]int64{{3, 4}}, sd: 20},
 	{name: "Neg", nodes: unary("Neg"), ins: [][]int64{{3, 4}}},
 	{name: "Abs", nodes: unary("Abs"), ins: [][]int64{{3, 4}}},
 	{name: "LeakyRelu", nodes: unary("LeakyRelu", floatAttr("alpha", 0.1)), ins: [][]int64{{3, 4}}, sd: 20},
@@ -65,6 +66,8 @@ var opCases = []opCase{
 		inits: []*onnx.TensorProto{floatInit("lo", nil, -1), floatInit("hi", nil, 0.5)}},
 	{name: "Clip opset 11 min only", opset: 11, nodes: []*onnx.NodeProto{node("Clip", []string{"x0", "lo"}, []string{"y"})}, ins: [][]int64{{3, 4}},
 		inits: []*onnx.TensorProto{floatInit("lo", nil, -0.2)}},
+	{name: "Clip bounds beyond the input range", opset: 11, nodes: []*onnx.NodeProto{node("Relu", []string{"x0"}, []string{"r"}), node("Sigmoid", []string{"r"}, []string{"s"}), node("Clip", []string{"s", "lo", "hi"}, []string{"y"})}, ins: [][]int64{{3, 4}},
+		inits: []*onnx.TensorProto{floatInit("lo", nil, 3), floatInit("hi", nil, 5)}},
 	{name: "Clip opset 6", opset: 6, nodes: unary("Clip", floatAttr("min", -0.5), floatAttr("max", 1)), ins: [][]int64{{3, 4}}},
 	{name: "Max", nodes: []*onnx.NodeProto{node("Max", []string{"x0", "x1", "x2"}, []string{"y"})}, ins: [][]int64{{2, 3}, {3}, {2, 1}}},
 	{name: "Min", nodes: []*onnx.NodeProto{node("Min", []string{"x0", "x1"}, []string{"y"})}, ins: [][]int64{{2, 3}, {2, 3}}},
@@ -172,7 +175,7 @@ func TestOutOfRange(t *testing.T) {
 // TestUnsupportedNamesNode checks that ops without a circuit lowering are rejected with
 // an error naming the operator and the node.
 func TestUnsupportedNamesNode(t *testing.T) {
-	for _, op := range []string{"Softsign", "Reciprocal"} {
+	for _, op := range []string{"Reciprocal"} {
 		g := load(t, 13, opCase{nodes: unary(op), ins: [][]int64{{3}}}.graph())
 		_, err := Lower(g, testConfig())
 		if err == nil || !strings.Contains(err.Error(), op+" node ") {

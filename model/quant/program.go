@@ -147,6 +147,7 @@ const (
 	KRangeChk Kind = "range"   // asserts |in| < 2^(Bits-1), out = in
 	KClamp    Kind = "clamp"   // out = min(max(in, Lo), Hi)
 	KArgMax   Kind = "argmax"  // out[o] = first index of the max of row Groups[o] (or its one-hot)
+	KDiv      Kind = "div"     // out = round(A*MA / (B + MB)) for A >= 0, B + MB > 0
 )
 
 // Layer is one step of the program. Which fields are used depends on Kind.
@@ -189,6 +190,10 @@ type Layer struct {
 	Hi int64 `json:",omitempty"`
 	// KMax, KArgMax: take the minimum instead of the maximum.
 	Min bool `json:",omitempty"`
+	// KDiv: the proven widths of the numerator 2*A*MA + d and the divisor 2*d
+	// (d = B + MB), both non-negative; Bits bounds the quotient.
+	NumBits int `json:",omitempty"`
+	DenBits int `json:",omitempty"`
 	// KArgMax: ties select the last index (else the first); OneHot writes Hardmax's
 	// one-hot rows (else the index, at the output scale).
 	Last   bool `json:",omitempty"`

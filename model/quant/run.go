@@ -132,6 +132,16 @@ func runLayer[V any](p *Program, a Arith[V], l *Layer, vals [][]V) []V {
 		}
 	case KArgMax:
 		argmax(p, a, l, in(0), out)
+	case KDiv:
+		// round(x*MA / d) = floor((2*x*MA + d) / (2d)). Soundness: DivFloor proves the
+		// quotient and remainder; its operand widths come from the static bounds of
+		// x >= 0 and d > 0 (the lowering only builds this for such operands).
+		x, y := in(0), in(1)
+		for i := range out {
+			d := a.Add(y[i], a.Const(l.MB))
+			num := a.Add(a.MulConst(x[i], 2*l.MA), d)
+			out[i] = a.DivFloor(num, a.MulConst(d, 2), l.NumBits, l.DenBits, l.Bits)
+		}
 	case KMove:
 		var src []V
 		for k := range l.In {
