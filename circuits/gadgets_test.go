@@ -127,11 +127,7 @@ func randIn(r *rand.Rand, lo, hi int64) int64 { return lo + r.Int63n(hi-lo) } //
 func rescaleGadget(k, bits int, relu bool) gadget {
 	half := int64(1) << (bits - 1)
 	var xs []int64
-	add := func(v ...int64) {
-		for _, x := range v {
-			xs = append(xs, x)
-		}
-	}
+	add := func(v ...int64) { xs = append(xs, v...) }
 	if k == 0 {
 		add(-half-2, -half-1, -half, -half+1, -2, -1, 0, 1, 2, half-2, half-1, half, half+1, 1<<40, -(1 << 40))
 	} else {

@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
 	"time"
 )
 
@@ -68,16 +67,6 @@ func (m *Manifest) write(dir string) error {
 		return err
 	}
 	return writeAtomic(filepath.Join(dir, manifestName), b)
-}
-
-// names lists the recorded files in order.
-func (m *Manifest) names() []string {
-	var n []string
-	for k := range m.Files {
-		n = append(n, k)
-	}
-	sort.Strings(n)
-	return n
 }
 
 // writeAtomic writes data to path through a temporary file and rename, so readers

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test.sh runs every test: it first makes sure the services and tools the full suite
 # needs are there (PostgreSQL on 127.0.0.1:5432, the pinned solc-js from
-# contracts/package.json), then runs vet and `go test ./...`.
+# contracts/package.json), then runs gofmt, go vet, staticcheck (pinned in go.mod's
+# tool block) and `go test ./...`.
 # Extra arguments go to `go test` (e.g. scripts/test.sh -run TestX ./prover/).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -21,6 +22,9 @@ if [ -n "$unformatted" ]; then
 	echo "$unformatted" >&2
 	exit 1
 fi
+
+echo "== staticcheck"
+go tool staticcheck ./...
 
 echo "== go test"
 if [ $# -gt 0 ]; then

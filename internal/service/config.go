@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/zkml/zkml/api"
 	"github.com/zkml/zkml/internal/jobs"
@@ -158,7 +159,7 @@ func (c *Config) defaults() {
 	}
 	if c.Registry == nil {
 		c.Registry = prometheus.NewRegistry()
-		c.Registry.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+		c.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
 }
 
