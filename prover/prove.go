@@ -143,13 +143,22 @@ func (m *Model) Prove(sys circuits.System, inputs []*model.Tensor, opts ...Prove
 	if err != nil {
 		return nil, err
 	}
-	elapsed := time.Since(start)
+	res, err := seal(m.Program, sys, device, vk, proof, w, time.Since(start))
+	if err != nil {
+		return nil, err
+	}
+	res.ModelID = m.ID
+	return res, nil
+}
+
+// seal verifies a fresh proof on the CPU and packages it with its public inputs,
+// commitments and outputs. Every proof, and above all a GPU-made one, is verified
+// before it leaves the prover: an invalid proof is an error, never a result.
+func seal(p *quant.Program, sys circuits.System, device Device, vk any, proof writerTo, w *Witness, elapsed time.Duration) (*Proof, error) {
 	pub, err := w.Full.Public()
 	if err != nil {
 		return nil, err
 	}
-	// Every proof, and above all a GPU-made one, is verified on the CPU before it
-	// leaves the prover: an invalid proof is an error, never a result.
 	if err := verifyRaw(sys, vk, proof, pub); err != nil {
 		return nil, fmt.Errorf("%s prover produced a proof that does not verify (not returned): %w", device, err)
 	}
@@ -161,11 +170,12 @@ func (m *Model) Prove(sys circuits.System, inputs []*model.Tensor, opts ...Prove
 	if err != nil {
 		return nil, err
 	}
-	cm, err := commitments(m.Program, w)
+	cm, err := commitments(p, w)
 	if err != nil {
 		return nil, err
 	}
-	res := &Proof{System: sys, ModelID: m.ID, Proof: pb.Bytes(), Public: pubBytes, PublicInputs: fieldStrings(pub), IntOutputs: w.IntOutputs, ProveSeconds: elapsed.Seconds(), Commitments: cm, Device: device}
+	res := &Proof{System: sys, Proof: pb.Bytes(), Public: pubBytes, PublicInputs: fieldStrings(pub), IntOutputs: w.IntOutputs,
+		ProveSeconds: elapsed.Seconds(), Commitments: cm, Device: device}
 	for _, o := range w.Outputs {
 		res.Outputs = append(res.Outputs, o.Data)
 	}
@@ -189,19 +199,7 @@ func ProveProgram(p *quant.Program, sys circuits.System, w *Witness) (*Proof, er
 	if err != nil {
 		return nil, err
 	}
-	elapsed := time.Since(start)
-	pub, err := w.Full.Public()
-	if err != nil {
-		return nil, err
-	}
-	if err := verifyRaw(sys, vk, proof, pub); err != nil {
-		return nil, fmt.Errorf("proof does not verify: %w", err)
-	}
-	var pb bytes.Buffer
-	if _, err := proof.WriteTo(&pb); err != nil {
-		return nil, err
-	}
-	return &Proof{System: sys, Proof: pb.Bytes(), PublicInputs: fieldStrings(pub), IntOutputs: w.IntOutputs, ProveSeconds: elapsed.Seconds()}, nil
+	return seal(p, sys, CPU, vk, proof, w, time.Since(start))
 }
 
 // proveRaw runs gnark's prover, turning a solver panic (possible only for a witness

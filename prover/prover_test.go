@@ -1,12 +1,15 @@
 package prover
 
 import (
+	"bytes"
 	"errors"
 	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/consensys/gnark/frontend"
 
 	"github.com/zkml/zkml/circuits"
 	"github.com/zkml/zkml/model"
@@ -253,4 +256,43 @@ func TestGPUFallback(t *testing.T) {
 		t.Fatalf("proved on %s, want the CPU fallback", p.Device)
 	}
 	checkVerify(t, m, circuits.Groth16, p)
+}
+
+// TestFillWitnessMatchesGnark checks the fast witness builder against gnark's
+// reflection-based frontend.NewWitness, byte for byte, in every visibility layout.
+func TestFillWitnessMatchesGnark(t *testing.T) {
+	onnx, inJSON := readShared(t, "1l_mlp")
+	for _, vis := range []quant.Visibility{quant.Public, quant.Private, quant.Hashed} {
+		cfg := quant.DefaultConfig()
+		cfg.InputVis, cfg.OutputVis = vis, vis
+		if vis != quant.Private {
+			cfg.ParamVis = vis
+		}
+		_, p, err := Build(onnx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, _, _ := Build(onnx, cfg)
+		in, err := model.ParseInput(inJSON, g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, err := NewWitness(p, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := circuits.Assign(p, w.Inputs, w.IntOutputs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref, err := frontend.NewWitness(a, circuits.Field)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := w.Full.MarshalBinary()
+		want, _ := ref.MarshalBinary()
+		if !bytes.Equal(got, want) {
+			t.Fatalf("%s: witness differs from gnark's", vis)
+		}
+	}
 }

@@ -49,11 +49,7 @@ func exportVerifierCmd() *cobra.Command {
 		Short: "Write the Solidity verifier (gnark's verifier + the ZKMLVerifier wrapper) and its ABI",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			sys, err := circuits.ParseSystem(system)
-			if err != nil {
-				return err
-			}
-			m, err := prover.Open(dir)
+			m, sys, err := openModel(dir, system)
 			if err != nil {
 				return err
 			}
@@ -89,11 +85,7 @@ func calldataCmd() *cobra.Command {
 		Short: "Print the calldata of ZKMLVerifier.verify(proof, publicInputs) for a proof, as hex",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			sys, err := circuits.ParseSystem(system)
-			if err != nil {
-				return err
-			}
-			m, err := prover.Open(dir)
+			m, sys, err := openModel(dir, system)
 			if err != nil {
 				return err
 			}

@@ -73,6 +73,16 @@ func parseSystems(s string) ([]circuits.System, error) {
 	return out, nil
 }
 
+// openModel validates the proving system name and opens a model directory.
+func openModel(dir, system string) (*prover.Model, circuits.System, error) {
+	sys, err := circuits.ParseSystem(system)
+	if err != nil {
+		return nil, "", err
+	}
+	m, err := prover.Open(dir)
+	return m, sys, err
+}
+
 func readInputs(path string, g *model.Graph) ([]*model.Tensor, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -284,11 +294,7 @@ func proveCmd() *cobra.Command {
 		Short: "Prove one inference and compare it with the float reference",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			sys, err := circuits.ParseSystem(system)
-			if err != nil {
-				return err
-			}
-			m, err := prover.Open(dir)
+			m, sys, err := openModel(dir, system)
 			if err != nil {
 				return err
 			}
@@ -356,11 +362,7 @@ func verifyCmd() *cobra.Command {
 		Short: "Verify a proof with the model's verifying key (exit status 2 if invalid)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			sys, err := circuits.ParseSystem(system)
-			if err != nil {
-				return err
-			}
-			m, err := prover.Open(dir)
+			m, sys, err := openModel(dir, system)
 			if err != nil {
 				return err
 			}

@@ -7,7 +7,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/zkml/zkml/circuits"
 	"github.com/zkml/zkml/internal/engine"
 	"github.com/zkml/zkml/internal/service"
 	"github.com/zkml/zkml/prover"
@@ -136,15 +135,11 @@ func internalProveCmd() *cobra.Command {
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			sys, err := circuits.ParseSystem(system)
-			if err != nil {
-				return err
-			}
 			dev, err := prover.ParseDevice(device)
 			if err != nil {
 				return err
 			}
-			m, err := prover.Open(dir)
+			m, sys, err := openModel(dir, system)
 			if err != nil {
 				return err
 			}
