@@ -1,8 +1,16 @@
 package prover
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"io"
 	"log/slog"
+	"sync"
+
+	"github.com/consensys/gnark/backend/witness"
+	"github.com/consensys/gnark/constraint"
 
 	"github.com/zkml/zkml/circuits"
 )
@@ -54,4 +62,36 @@ func resolveDevice(want Device, sys circuits.System) Device {
 		return CPU
 	}
 	return GPU
+}
+
+// gpuKeySums remembers the checksum of in-memory proving keys handed to ProveCS.
+var gpuKeySums sync.Map
+
+// ProveCS proves full with a compiled circuit and proving key on the requested device
+// (falling back to the CPU as WithDevice does) and reports the device used. The caller
+// must verify the proof, as Model.Prove does.
+func ProveCS(sys circuits.System, want Device, ccs constraint.ConstraintSystem, pk io.WriterTo, full witness.Witness) (io.WriterTo, Device, error) {
+	if resolveDevice(want, sys) != GPU {
+		p, err := proveRaw(sys, ccs, pk, full)
+		return p, CPU, err
+	}
+	var buf bytes.Buffer
+	sum, ok := gpuKeySums.Load(pk)
+	if !ok {
+		if _, err := pk.WriteTo(&buf); err != nil {
+			return nil, GPU, err
+		}
+		h := sha256.Sum256(buf.Bytes())
+		sum = hex.EncodeToString(h[:])
+		gpuKeySums.Store(pk, sum)
+	}
+	p, err := proveGPU(ccs, sum.(string), func() ([]byte, error) {
+		if buf.Len() == 0 {
+			if _, err := pk.WriteTo(&buf); err != nil {
+				return nil, err
+			}
+		}
+		return buf.Bytes(), nil
+	}, full)
+	return p, GPU, err
 }

@@ -190,7 +190,7 @@ func ProveProgram(p *quant.Program, sys circuits.System, w *Witness) (*Proof, er
 	if err != nil {
 		return nil, err
 	}
-	pk, vk, err := setupKeys(ccs, sys)
+	pk, vk, err := SetupKeys(ccs, sys)
 	if err != nil {
 		return nil, err
 	}

@@ -261,7 +261,7 @@ func (m *Model) Setup(sys circuits.System) error {
 	if err != nil {
 		return err
 	}
-	pk, vk, err := setupKeys(ccs, sys)
+	pk, vk, err := SetupKeys(ccs, sys)
 	if err != nil {
 		return err
 	}
@@ -286,8 +286,9 @@ func (m *Model) Setup(sys circuits.System) error {
 	return m.manifest.write(m.Dir)
 }
 
-// setupKeys runs the development setup for sys.
-func setupKeys(ccs constraint.ConstraintSystem, sys circuits.System) (pk, vk writerTo, err error) {
+// SetupKeys runs the development setup for sys (see the package doc: NOT for
+// production).
+func SetupKeys(ccs constraint.ConstraintSystem, sys circuits.System) (pk, vk writerTo, err error) {
 	if sys == circuits.Plonk {
 		srs, lagrange, err := newTestSRS(ccs)
 		if err != nil {

@@ -10,6 +10,6 @@ export CGO_LDFLAGS="-L$prefix/lib -licicle_device -lstdc++ -lm -Wl,-rpath=$prefi
 export ICICLE_BACKEND_INSTALL_DIR="$prefix/lib/backend"
 go build -tags icicle -o bin/zkml-gpu ./cmd/zkml
 for device in gpu cpu; do
-	bin/zkml-gpu bench --systems groth16 --models "${MODELS:-synthetic}" --device "$device" \
+	bin/zkml-gpu bench --systems groth16 --models "${MODELS:-cnn_2e18,cnn_2e20}" --device "$device" \
 		--json "bench-$device.json" "$@"
 done

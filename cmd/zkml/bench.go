@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/zkml/zkml/internal/bench"
+	"github.com/zkml/zkml/prover"
 )
 
 func init() {
@@ -25,6 +26,7 @@ func benchCmd() *cobra.Command {
 		notesPath, fromJSON                string
 		n, maxCons, plonkMax               int
 		noFloor, noBudget                  bool
+		device                             string
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -69,8 +71,12 @@ and the shared models under --shared; "all" is the shared models plus ` + string
 				return writeReport(out, rep, csvPath, "", svgPath, mdPath, notes)
 			}
 			fmt.Fprintf(errw, "%s, nproc %d, %s, gnark %s, load %s\n", rep.Env.CPU, rep.Env.NumCPU, rep.Env.Go, rep.Env.Gnark, rep.Env.Load)
+			dev, err := prover.ParseDevice(device)
+			if err != nil {
+				return err
+			}
 			opts := bench.Options{Models: names, Systems: syss, N: n, MaxConstraints: maxCons, PlonkMaxConstraints: plonkMax,
-				SharedDir: shared, Floor: !noFloor, Log: errw}
+				SharedDir: shared, Floor: !noFloor, Log: errw, Device: dev}
 			rep.Results, err = bench.Run(cmd.Context(), opts, func(r bench.Result) {
 				fmt.Fprintf(errw, "%-22s %-8s constraints %d prove %.3fs (%s)\n", r.Model, r.System, r.Constraints, r.ProveS, resultStatus(r))
 				// Save partial results as they come: a long run that is stopped keeps them.
@@ -110,6 +116,7 @@ and the shared models under --shared; "all" is the shared models plus ` + string
 	f.StringVar(&mdPath, "markdown", "", "write BENCHMARKS.md")
 	f.StringVar(&notesPath, "notes", "", "markdown appended verbatim to --markdown (profiles, hot spots)")
 	f.BoolVar(&noFloor, "no-floor", false, "skip the Groth16 MSM+FFT floor")
+	f.StringVar(&device, "device", "cpu", "prove on cpu or gpu (ICICLE builds, Groth16)")
 	f.BoolVar(&noBudget, "no-budget", false, "skip the per-gadget constraint budgets")
 	f.StringVar(&fromJSON, "from-json", "", "render the outputs from a report written by --json instead of running")
 	return cmd

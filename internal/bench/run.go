@@ -22,7 +22,6 @@ import (
 	plonkbn254 "github.com/consensys/gnark/backend/plonk/bn254"
 	"github.com/consensys/gnark/backend/witness"
 	"github.com/consensys/gnark/constraint"
-	"github.com/consensys/gnark/test/unsafekzg"
 
 	"github.com/zkml/zkml/circuits"
 	"github.com/zkml/zkml/model"
@@ -50,6 +49,9 @@ type Options struct {
 	Floor bool
 	// Log receives progress lines (nil: none).
 	Log io.Writer
+	// Device proves on the CPU (default) or, in binaries built with -tags icicle,
+	// the GPU (Groth16); proofs are verified on the CPU either way.
+	Device prover.Device
 }
 
 // Default caps. PLONK is capped lower: on 2 cores a 2^19-row PLONK setup+prove takes
@@ -326,7 +328,7 @@ func measure(r *Result, sys circuits.System, p *quant.Program, w *prover.Witness
 		var peak int64
 		stop := sampleHeap(&peak)
 		start = time.Now()
-		proof, err = prove(ccs, pk, w.Full, sys)
+		proof, err = prove(ccs, pk, w.Full, sys, o.Device)
 		el := time.Since(start).Seconds()
 		stop()
 		if err != nil {
@@ -360,21 +362,12 @@ func measure(r *Result, sys circuits.System, p *quant.Program, w *prover.Witness
 }
 
 func setup(ccs constraint.ConstraintSystem, sys circuits.System) (pk, vk io.WriterTo, err error) {
-	if sys == circuits.Plonk {
-		srs, lag, err := unsafekzg.NewSRS(ccs)
-		if err != nil {
-			return nil, nil, err
-		}
-		return plonk.Setup(ccs, srs, lag)
-	}
-	return groth16.Setup(ccs)
+	return prover.SetupKeys(ccs, sys)
 }
 
-func prove(ccs constraint.ConstraintSystem, pk io.WriterTo, full witness.Witness, sys circuits.System) (io.WriterTo, error) {
-	if sys == circuits.Plonk {
-		return plonk.Prove(ccs, pk.(plonk.ProvingKey), full, prover.ProverOptions(sys)...)
-	}
-	return groth16.Prove(ccs, pk.(groth16.ProvingKey), full, prover.ProverOptions(sys)...)
+func prove(ccs constraint.ConstraintSystem, pk io.WriterTo, full witness.Witness, sys circuits.System, device prover.Device) (io.WriterTo, error) {
+	p, _, err := prover.ProveCS(sys, device, ccs, pk, full)
+	return p, err
 }
 
 func verify(proof, vk io.WriterTo, pub witness.Witness, sys circuits.System) error {
