@@ -23,6 +23,7 @@ type arith struct {
 	stats  *Stats
 	cur    *LayerStats
 	count  func() int
+	wires  func() int
 	mode   string
 	err    error
 }
@@ -43,16 +44,19 @@ func newArithMode(api frontend.API, stats *Stats, mode string) *arith {
 	} else {
 		rc = rangecheck.New(api)
 	}
-	return &arith{api: api, rc: rc, tables: map[*quant.Table]logderivlookup.Table{}, stats: stats, count: constraintCounter(api), mode: mode}
+	count, wires := constraintCounter(api)
+	return &arith{api: api, rc: rc, tables: map[*quant.Table]logderivlookup.Table{}, stats: stats, count: count, wires: wires, mode: mode}
 }
 
 // noCommit exposes only frontend.API, without the Committer interface.
 type noCommit struct{ frontend.API }
 
-// constraintCounter returns a function reading the builder's current constraint count,
-// for per-layer statistics, or one returning -1 when the API is not a gnark builder
-// (the test engine).
-func constraintCounter(api frontend.API) func() int {
+// constraintCounter returns functions reading the builder's current constraint and
+// internal-variable (wire) counts, for per-layer statistics, or ones returning -1 when
+// the API is not a gnark builder (the test engine). gnark does not export the
+// builder's constraint system, so it is read through reflection.
+func constraintCounter(api frontend.API) (constraints, wires func() int) {
+	none := func() int { return -1 }
 	v := reflect.ValueOf(api)
 	if v.Kind() == reflect.Pointer {
 		v = v.Elem()
@@ -60,12 +64,15 @@ func constraintCounter(api frontend.API) func() int {
 	if v.Kind() == reflect.Struct {
 		if f := v.FieldByName("cs"); f.IsValid() && f.CanAddr() {
 			cs := reflect.NewAt(f.Type(), unsafe.Pointer(f.UnsafeAddr())).Elem().Interface()
-			if c, ok := cs.(interface{ GetNbConstraints() int }); ok {
-				return c.GetNbConstraints
+			if c, ok := cs.(interface {
+				GetNbConstraints() int
+				GetNbInternalVariables() int
+			}); ok {
+				return c.GetNbConstraints, c.GetNbInternalVariables
 			}
 		}
 	}
-	return func() int { return -1 }
+	return none, none
 }
 
 func (a *arith) Const(c int64) frontend.Variable { return c }
@@ -212,7 +219,7 @@ func (a *arith) Layer(l *quant.Layer) {
 	if a.stats == nil {
 		return
 	}
-	a.stats.Layers = append(a.stats.Layers, LayerStats{Name: l.Name, Op: l.Op, Kind: string(l.Kind), start: a.count()})
+	a.stats.Layers = append(a.stats.Layers, LayerStats{Name: l.Name, Op: l.Op, Kind: string(l.Kind), start: a.count(), startWires: a.wires()})
 	a.cur = &a.stats.Layers[len(a.stats.Layers)-1]
 }
 
@@ -220,6 +227,9 @@ func (a *arith) closeLayer() {
 	if a.cur != nil {
 		if n := a.count(); n >= 0 {
 			a.cur.Constraints = n - a.cur.start
+		}
+		if n := a.wires(); n >= 0 {
+			a.cur.Wires = n - a.cur.startWires
 		}
 		a.cur = nil
 	}

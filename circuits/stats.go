@@ -16,10 +16,12 @@ type LayerStats struct {
 	Op             string `json:"op"`
 	Kind           string `json:"kind"`
 	Constraints    int    `json:"constraints"`
+	Wires          int    `json:"wires"` // internal variables added by the layer
 	RangeChecks    int    `json:"range_checks"`
 	RangeCheckBits int    `json:"range_check_bits"`
 	Lookups        int    `json:"lookups"`
 	start          int
+	startWires     int
 }
 
 // Stats is a circuit-size report.
@@ -50,12 +52,12 @@ func (s *Stats) finish(ccs constraint.ConstraintSystem) {
 // WriteTable prints the report as an aligned text table.
 func (s *Stats) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "layer\top\tconstraints\trange checks\tlookups\t\n")
+	fmt.Fprintf(tw, "layer\top\tconstraints\twires\trange checks\tlookups\t\n")
 	for _, l := range s.Layers {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t\n", l.Name, l.Op, l.Constraints, l.RangeChecks, l.Lookups)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t\n", l.Name, l.Op, l.Constraints, l.Wires, l.RangeChecks, l.Lookups)
 	}
-	fmt.Fprintf(tw, "(range-check and lookup arguments)\t\t%d\t\t\t\n", s.Deferred)
-	fmt.Fprintf(tw, "total (%s, %s)\t\t%d\t\t\t\n", s.System, s.Constraint, s.Constraints)
+	fmt.Fprintf(tw, "(range-check and lookup arguments)\t\t%d\t\t\t\t\n", s.Deferred)
+	fmt.Fprintf(tw, "total (%s, %s)\t\t%d\t%d\t\t\t\n", s.System, s.Constraint, s.Constraints, s.Internal)
 	if err := tw.Flush(); err != nil {
 		return err
 	}
