@@ -197,3 +197,23 @@ func TestSettingsFile(t *testing.T) {
 		t.Fatalf("flags should override the file, the file the defaults; got %s", s)
 	}
 }
+
+func TestCalibrateCommand(t *testing.T) {
+	model := filepath.Join(sharedModels, "1l_mlp")
+	in, err := os.ReadFile(filepath.Join(model, "input.json"))
+	if err != nil {
+		t.Skip("shared models not available")
+	}
+	samples := writeFile(t, "["+string(in)+`, {"input_data": [[1.5, -2.0, 0.25]]}]`)
+	settings := filepath.Join(t.TempDir(), "settings.json")
+	out, err := run(t, "calibrate", filepath.Join(model, "network.onnx"), "--data", samples, "--scales", "4,8", "--write", settings)
+	if err != nil {
+		t.Fatalf("calibrate: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "recommended") || !strings.Contains(out, "argmax agreement") {
+		t.Fatalf("calibrate output: %s", out)
+	}
+	if _, err := run(t, "compile", filepath.Join(model, "network.onnx"), "-d", filepath.Join(t.TempDir(), "m"), "--settings", settings, "--system", "groth16"); err != nil {
+		t.Fatalf("compile with calibrated settings: %v", err)
+	}
+}
