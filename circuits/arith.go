@@ -34,15 +34,16 @@ func newArith(api frontend.API, stats *Stats) *arith {
 	return newArithMode(api, stats, "")
 }
 
-// newArithMode is newArith with the program's range-check mode: "bits" hides the
-// builder's commitment capability from gnark's range checker, which then decomposes
-// values into bits instead of adding a log-derivative argument and its commitment.
+// newArithMode is newArith with the program's range-check mode: the default is zkml's
+// log-derivative range argument (rangearg.go); "bits" hides the builder's commitment
+// capability from gnark's range checker, which then decomposes values into bits, so
+// the proof carries no commitment.
 func newArithMode(api frontend.API, stats *Stats, mode string) *arith {
 	var rc frontend.Rangechecker
 	if mode == "bits" {
 		rc = rangecheck.New(noCommit{api})
 	} else {
-		rc = rangecheck.New(api)
+		rc = newRangeArg(api)
 	}
 	count, wires := constraintCounter(api)
 	return &arith{api: api, rc: rc, tables: map[*quant.Table]logderivlookup.Table{}, stats: stats, count: count, wires: wires, mode: mode}

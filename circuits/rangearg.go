@@ -1,0 +1,188 @@
+package circuits
+
+import (
+	"errors"
+	"fmt"
+	"math/big"
+
+	"github.com/consensys/gnark/constraint/solver"
+	"github.com/consensys/gnark/frontend"
+	"github.com/consensys/gnark/std/multicommit"
+)
+
+// rangeArg proves range checks with one log-derivative argument over the table
+// [0, 2^t), t chosen per circuit to minimize constraints.
+//
+// A check "0 <= v < 2^b" splits v into t-bit limbs: the n-1 low limbs come from a hint,
+// and the top limb is the linear expression (v - sum l_i*2^(t*i)) / 2^(t*(n-1)), so no
+// recomposition constraint is needed. Every limb is a query of the argument (one R1CS
+// constraint each); a top limb narrower than t is also queried shifted left to t bits,
+// which bounds it exactly. Since all limbs are proven < 2^t and t*n bits are far below
+// the field size, v equals the small integer the limbs compose, so v < 2^b.
+//
+// The argument: with multiplicities m_i of each table value among the queries (a hint),
+// and a challenge alpha drawn from a commitment to the queries' wires and the
+// multiplicities (gnark's multicommit, shared with lookup tables),
+//
+//	sum_i m_i / (alpha - i) == sum_j 1 / (alpha - q_j)
+//
+// holds for a random alpha only if every query is a table value (Haböck 2022). Queries
+// are linear expressions; gnark commits to every wire in them.
+type rangeArg struct {
+	api    frontend.API
+	checks []rangeCheck
+	closed bool
+}
+
+type rangeCheck struct {
+	v    frontend.Variable
+	bits int
+}
+
+func init() {
+	solver.RegisterHint(limbsHint, rangeCountHint)
+}
+
+func newRangeArg(api frontend.API) *rangeArg {
+	r := &rangeArg{api: api}
+	api.Compiler().Defer(r.build)
+	return r
+}
+
+// Check implements frontend.Rangechecker: it proves 0 <= v < 2^bits.
+func (r *rangeArg) Check(v frontend.Variable, bits int) {
+	if r.closed {
+		panic("range argument already built")
+	}
+	switch {
+	case bits <= 0:
+		r.api.AssertIsEqual(v, 0)
+	case bits == 1:
+		r.api.AssertIsBoolean(v)
+	default:
+		r.checks = append(r.checks, rangeCheck{v, bits})
+	}
+}
+
+// queriesFor is the number of table queries a b-bit check costs with t-bit limbs.
+func queriesFor(b, t int) int {
+	n := (b + t - 1) / t
+	if b%t != 0 {
+		n++ // the narrow top limb is queried shifted too
+	}
+	return n
+}
+
+// tableBits chooses the limb width minimizing table size plus queries.
+func (r *rangeArg) tableBits() int {
+	best, bestCost := 0, 0
+	for t := 4; t <= 16; t++ {
+		cost := 1 << t
+		for _, c := range r.checks {
+			cost += queriesFor(c.bits, t)
+		}
+		if best == 0 || cost < bestCost {
+			best, bestCost = t, cost
+		}
+	}
+	return best
+}
+
+func (r *rangeArg) build(api frontend.API) error {
+	r.closed = true
+	if len(r.checks) == 0 {
+		return nil
+	}
+	t := r.tableBits()
+	var queries []frontend.Variable
+	for _, c := range r.checks {
+		n := (c.bits + t - 1) / t
+		var low []frontend.Variable
+		if n > 1 {
+			var err error
+			low, err = api.Compiler().NewHint(limbsHint, n-1, t, c.v)
+			if err != nil {
+				return err
+			}
+		}
+		rest := c.v
+		for i, l := range low {
+			queries = append(queries, l)
+			rest = api.Sub(rest, api.Mul(l, pow2(t*i)))
+		}
+		// top = rest / 2^(t*(n-1)), a linear expression (multiplication by the inverse).
+		top := rest
+		if n > 1 {
+			inv := new(big.Int).ModInverse(pow2(t*(n-1)), api.Compiler().Field())
+			top = api.Mul(rest, inv)
+		}
+		queries = append(queries, top)
+		if w := c.bits - t*(n-1); w < t {
+			queries = append(queries, api.Mul(top, pow2(t-w)))
+		}
+	}
+	counts, err := api.Compiler().NewHint(rangeCountHint, 1<<t, append([]frontend.Variable{t}, queries...)...)
+	if err != nil {
+		return err
+	}
+	multicommit.WithCommitment(api, func(api frontend.API, alpha frontend.Variable) error {
+		lhs := make([]frontend.Variable, len(counts))
+		for i, m := range counts {
+			lhs[i] = api.DivUnchecked(m, api.Sub(alpha, i))
+		}
+		rhs := make([]frontend.Variable, len(queries))
+		for j, q := range queries {
+			rhs[j] = api.Inverse(api.Sub(alpha, q))
+		}
+		api.AssertIsEqual(sum(api, lhs), sum(api, rhs))
+		return nil
+	}, append(queries, counts...)...)
+	return nil
+}
+
+func sum(api frontend.API, xs []frontend.Variable) frontend.Variable {
+	switch len(xs) {
+	case 0:
+		return 0
+	case 1:
+		return xs[0]
+	}
+	return api.Add(xs[0], xs[1], xs[2:]...)
+}
+
+// limbsHint: inputs (t, v); outputs the len(out) low t-bit limbs of v.
+func limbsHint(_ *big.Int, in, out []*big.Int) error {
+	if len(in) != 2 {
+		return errors.New("limbsHint: want 2 inputs")
+	}
+	t := uint(in[0].Uint64())
+	v := new(big.Int).Set(in[1])
+	mask := new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), t), big.NewInt(1))
+	for i := range out {
+		out[i].And(v, mask)
+		v.Rsh(v, t)
+	}
+	return nil
+}
+
+// rangeCountHint: inputs (t, queries...); outputs how often each value of [0, 2^t)
+// occurs among the queries. A query outside the table is not counted, so the argument
+// then fails.
+func rangeCountHint(_ *big.Int, in, out []*big.Int) error {
+	if len(in) < 1 {
+		return errors.New("rangeCountHint: no inputs")
+	}
+	size := int64(1) << in[0].Uint64()
+	if int64(len(out)) != size {
+		return fmt.Errorf("rangeCountHint: %d outputs for a table of %d", len(out), size)
+	}
+	for i := range out {
+		out[i].SetUint64(0)
+	}
+	for _, q := range in[1:] {
+		if q.IsInt64() && q.Int64() >= 0 && q.Int64() < size {
+			out[q.Int64()].Add(out[q.Int64()], big.NewInt(1))
+		}
+	}
+	return nil
+}
