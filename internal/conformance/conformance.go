@@ -25,6 +25,7 @@ var paramInputs = map[string][]int{
 	"Squeeze":   {1},
 	"Unsqueeze": {1},
 	"Clip":      {1, 2},
+	"Expand":    {1},
 	// Weights, biases and normalization statistics are model constants.
 	"BatchNormalization": {1, 2, 3, 4},
 	"Gemm":               {1, 2},
