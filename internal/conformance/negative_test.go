@@ -1,0 +1,90 @@
+package conformance
+
+import (
+	"testing"
+
+	"github.com/consensys/gnark/frontend"
+
+	"github.com/zkml/zkml/circuits"
+	"github.com/zkml/zkml/model/quant"
+)
+
+// comparisonOps are operators built from comparisons, clamps, divisions or lookup
+// tables: for each, a claimed output off by one unit must not satisfy the circuit.
+var comparisonOps = map[string]bool{
+	"Relu": true, "LeakyRelu": true, "PRelu": true, "ThresholdedRelu": true, "Elu": true, "Selu": true,
+	"Abs": true, "Sign": true, "Shrink": true, "Clip": true, "HardSigmoid": true, "Softsign": true,
+	"Sigmoid": true, "Tanh": true, "Erf": true, "Exp": true, "Softplus": true, "Sqrt": true,
+	"Softmax": true, "LogSoftmax": true, "Max": true, "Min": true, "MaxPool": true, "GlobalMaxPool": true,
+	"ReduceMax": true, "ArgMax": true, "Hardmax": true,
+}
+
+// TestWrongOutputRejected checks, on the first node test of every comparison or
+// lookup operator, that the honest witness satisfies the R1CS and that a claimed output
+// one unit off (first and last element) does not.
+func TestWrongOutputRejected(t *testing.T) {
+	cases, err := Load(nodeTests)
+	if err != nil || len(cases) == 0 {
+		t.Skipf("node tests not available: %v", err)
+	}
+	cfg := config()
+	seen := map[string]bool{}
+	for _, c := range cases {
+		if !comparisonOps[c.Op] || seen[c.Op] {
+			continue
+		}
+		seen[c.Op] = true
+		t.Run(c.Name, func(t *testing.T) {
+			ds := c.Sets[0]
+			g, err := c.Graph(ds)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := quant.Lower(g, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			qi, err := p.QuantizeInputs(ds.Inputs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := p.Eval(qi)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ccs, _, err := circuits.Compile(p, circuits.Groth16)
+			if err != nil {
+				t.Fatal(err)
+			}
+			solve := func(outs [][]int64) error {
+				a, err := circuits.Assign(p, qi, outs)
+				if err != nil {
+					t.Fatal(err)
+				}
+				w, err := frontend.NewWitness(a, circuits.Field)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return ccs.IsSolved(w)
+			}
+			if err := solve(r.Outputs); err != nil {
+				t.Fatalf("honest witness rejected: %v", err)
+			}
+			for _, idx := range []int{0, len(r.Outputs[0]) - 1} {
+				for _, delta := range []int64{1, -1} {
+					bad := make([][]int64, len(r.Outputs))
+					for i := range r.Outputs {
+						bad[i] = append([]int64(nil), r.Outputs[i]...)
+					}
+					bad[0][idx] += delta
+					if err := solve(bad); err == nil {
+						t.Fatalf("output[%d]%+d accepted", idx, delta)
+					}
+				}
+			}
+		})
+	}
+	if len(seen) < 20 {
+		t.Errorf("only %d comparison/lookup operators found in the node tests", len(seen))
+	}
+}
