@@ -600,14 +600,20 @@ func (lw *lowering) softmax(n *model.Node) error {
 	return nil
 }
 
+// pooled resolves a pooling node's activation input and window.
+func (lw *lowering) pooled(n *model.Node) (int, Value, *model.Window, error) {
+	x, _, err := lw.operand(n, 0, lw.p.Scale)
+	if err != nil {
+		return 0, Value{}, nil, err
+	}
+	v := lw.p.Values[x]
+	w, err := model.PlanPool(n, v.Shape)
+	return x, v, w, err
+}
+
 func (lw *lowering) maxPool(n *model.Node) error {
 	p := lw.p
-	x, _, err := lw.operand(n, 0, p.Scale)
-	if err != nil {
-		return err
-	}
-	v := p.Values[x]
-	w, err := model.PlanPool(n, v.Shape)
+	x, v, w, err := lw.pooled(n)
 	if err != nil {
 		return err
 	}
@@ -634,13 +640,7 @@ func (lw *lowering) maxPool(n *model.Node) error {
 
 // avgPool lowers average pooling to a sum times a constant 1/count, then a rescale.
 func (lw *lowering) avgPool(n *model.Node) error {
-	p := lw.p
-	x, _, err := lw.operand(n, 0, p.Scale)
-	if err != nil {
-		return err
-	}
-	v := p.Values[x]
-	w, err := model.PlanPool(n, v.Shape)
+	x, v, w, err := lw.pooled(n)
 	if err != nil {
 		return err
 	}
