@@ -625,6 +625,13 @@ func SoftmaxGroups(n *Node, shape []int, opset int64) (starts []int, length, str
 }
 
 func evalSoftmax(n *Node, in []*Tensor, opset int64) ([]*Tensor, error) {
+	return softmaxRows(n, in, opset, func(x, m, sum float64) float64 { return math.Exp(x-m) / sum })
+}
+
+// softmaxRows maps every element x of every Softmax row (SoftmaxGroups) to
+// f(x, max, sum), with max the row's maximum and sum = sum of exp(x - max) over it.
+// Softmax and LogSoftmax are both this one computation.
+func softmaxRows(n *Node, in []*Tensor, opset int64, f func(x, m, sum float64) float64) ([]*Tensor, error) {
 	x := in[0]
 	starts, length, stride, err := SoftmaxGroups(n, x.Shape, opset)
 	if err != nil {
@@ -638,12 +645,10 @@ func evalSoftmax(n *Node, in []*Tensor, opset int64) ([]*Tensor, error) {
 		}
 		sum := 0.0
 		for i := 0; i < length; i++ {
-			e := math.Exp(x.Data[s+i*stride] - m)
-			out.Data[s+i*stride] = e
-			sum += e
+			sum += math.Exp(x.Data[s+i*stride] - m)
 		}
 		for i := 0; i < length; i++ {
-			out.Data[s+i*stride] /= sum
+			out.Data[s+i*stride] = f(x.Data[s+i*stride], m, sum)
 		}
 	}
 	return []*Tensor{out}, nil

@@ -385,27 +385,7 @@ func evalArgMax(n *Node, in []*Tensor, opset int64) ([]*Tensor, error) {
 }
 
 func evalLogSoftmax(n *Node, in []*Tensor, opset int64) ([]*Tensor, error) {
-	x := in[0]
-	starts, length, stride, err := SoftmaxGroups(n, x.Shape, opset)
-	if err != nil {
-		return nil, err
-	}
-	out := x.Clone()
-	for _, s := range starts {
-		m := math.Inf(-1)
-		for i := 0; i < length; i++ {
-			m = math.Max(m, x.Data[s+i*stride])
-		}
-		sum := 0.0
-		for i := 0; i < length; i++ {
-			sum += math.Exp(x.Data[s+i*stride] - m)
-		}
-		ls := math.Log(sum)
-		for i := 0; i < length; i++ {
-			out.Data[s+i*stride] = x.Data[s+i*stride] - m - ls
-		}
-	}
-	return []*Tensor{out}, nil
+	return softmaxRows(n, in, opset, func(x, m, sum float64) float64 { return x - m - math.Log(sum) })
 }
 
 // PlanSplit resolves Split into one Movement per output: split sizes from the split

@@ -560,11 +560,10 @@ func (lw *lowering) table(name string, lo, hi int64, f func(float64) float64) *T
 // lookup lowers an elementwise function to a clamped table lookup.
 func (lw *lowering) lookup(n *model.Node, name string, f func(float64) float64) error {
 	p := lw.p
-	x, _, err := lw.operand(n, 0, p.Scale)
+	x, v, err := lw.input0(n)
 	if err != nil {
 		return err
 	}
-	v := p.Values[x]
 	half := int64(1) << (p.LookupBits - 1)
 	t := lw.table(name, -half, half-1, f)
 	bound := 0.0
@@ -577,11 +576,10 @@ func (lw *lowering) lookup(n *model.Node, name string, f func(float64) float64) 
 
 func (lw *lowering) softmax(n *model.Node) error {
 	p := lw.p
-	x, _, err := lw.operand(n, 0, p.Scale)
+	x, v, err := lw.input0(n)
 	if err != nil {
 		return err
 	}
-	v := p.Values[x]
 	starts, length, stride, err := model.SoftmaxGroups(n, v.Shape, lw.g.Opset)
 	if err != nil {
 		return err
@@ -600,13 +598,21 @@ func (lw *lowering) softmax(n *model.Node) error {
 	return nil
 }
 
+// input0 resolves a node's first input as an activation-scale value.
+func (lw *lowering) input0(n *model.Node) (int, Value, error) {
+	x, _, err := lw.operand(n, 0, lw.p.Scale)
+	if err != nil {
+		return 0, Value{}, err
+	}
+	return x, lw.p.Values[x], nil
+}
+
 // pooled resolves a pooling node's activation input and window.
 func (lw *lowering) pooled(n *model.Node) (int, Value, *model.Window, error) {
-	x, _, err := lw.operand(n, 0, lw.p.Scale)
+	x, v, err := lw.input0(n)
 	if err != nil {
 		return 0, Value{}, nil, err
 	}
-	v := lw.p.Values[x]
 	w, err := model.PlanPool(n, v.Shape)
 	return x, v, w, err
 }
@@ -691,11 +697,10 @@ func (lw *lowering) batchNorm(n *model.Node) error {
 	if err != nil {
 		return err
 	}
-	x, _, err := lw.operand(n, 0, p.Scale)
+	x, v, err := lw.input0(n)
 	if err != nil {
 		return err
 	}
-	v := p.Values[x]
 	if len(v.Shape) < 2 || v.Shape[1] != len(scale) {
 		return fmt.Errorf("%w: %s: input %v does not have %d channels", model.ErrInvalidModel, n.Label(), v.Shape, len(scale))
 	}

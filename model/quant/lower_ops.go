@@ -288,11 +288,10 @@ func (lw *lowering) clip(n *model.Node) error {
 	if err != nil {
 		return err
 	}
-	x, _, err := lw.operand(n, 0, p.Scale)
+	x, v, err := lw.input0(n)
 	if err != nil {
 		return err
 	}
-	v := p.Values[x]
 	q := func(f float64) float64 { return math.Round(math.Ldexp(f, p.Scale)) }
 	ql, qh := q(lo), q(hi)
 	if ql > qh {
@@ -445,11 +444,10 @@ func (lw *lowering) reduce(n *model.Node) error {
 			consts[i] = lw.g.Consts[name]
 		}
 	}
-	x, _, err := lw.operand(n, 0, p.Scale)
+	x, v, err := lw.input0(n)
 	if err != nil {
 		return err
 	}
-	v := p.Values[x]
 	shape, groups, err := model.PlanReduce(n, v.Shape, consts, lw.g.Opset)
 	if err != nil {
 		return err
@@ -484,11 +482,10 @@ func int32s(v []int) []int32 {
 // argMax lowers ArgMax, ArgMin and Hardmax to the comparison chain of KArgMax.
 func (lw *lowering) argMax(n *model.Node) error {
 	p := lw.p
-	x, _, err := lw.operand(n, 0, p.Scale)
+	x, v, err := lw.input0(n)
 	if err != nil {
 		return err
 	}
-	v := p.Values[x]
 	shape, rows, err := model.PlanArgMax(n, v.Shape, lw.g.Opset)
 	if err != nil {
 		return err
@@ -517,11 +514,10 @@ func (lw *lowering) argMax(n *model.Node) error {
 // lose about log2(len) - (LookupBits - Scale) bits.
 func (lw *lowering) logSoftmax(n *model.Node) error {
 	p := lw.p
-	x, _, err := lw.operand(n, 0, p.Scale)
+	x, v, err := lw.input0(n)
 	if err != nil {
 		return err
 	}
-	v := p.Values[x]
 	starts, length, stride, err := model.SoftmaxGroups(n, v.Shape, lw.g.Opset)
 	if err != nil {
 		return err
@@ -573,18 +569,16 @@ func (lw *lowering) logSoftmax(n *model.Node) error {
 
 // split lowers Split to one movement layer per output.
 func (lw *lowering) split(n *model.Node) error {
-	p := lw.p
 	consts := make([]*model.Tensor, len(n.Inputs))
 	for i, name := range n.Inputs {
 		if i > 0 && name != "" {
 			consts[i] = lw.g.Consts[name]
 		}
 	}
-	x, _, err := lw.operand(n, 0, p.Scale)
+	x, v, err := lw.input0(n)
 	if err != nil {
 		return err
 	}
-	v := p.Values[x]
 	ms, err := model.PlanSplit(n, v.Shape, consts, lw.g.Opset)
 	if err != nil {
 		return err
