@@ -83,6 +83,16 @@ func openModel(dir, system string) (*prover.Model, circuits.System, error) {
 	return m, sys, err
 }
 
+// openWithInputs opens a model directory and reads an input.json for its graph.
+func openWithInputs(dir, system, input string) (*prover.Model, circuits.System, []*model.Tensor, error) {
+	m, sys, err := openModel(dir, system)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	in, err := readInputs(input, m.Graph)
+	return m, sys, in, err
+}
+
 func readInputs(path string, g *model.Graph) ([]*model.Tensor, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -294,11 +304,7 @@ func proveCmd() *cobra.Command {
 		Short: "Prove one inference and compare it with the float reference",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			m, sys, err := openModel(dir, system)
-			if err != nil {
-				return err
-			}
-			in, err := readInputs(input, m.Graph)
+			m, sys, in, err := openWithInputs(dir, system, input)
 			if err != nil {
 				return err
 			}

@@ -139,11 +139,7 @@ func internalProveCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			m, sys, err := openModel(dir, system)
-			if err != nil {
-				return err
-			}
-			in, err := readInputs(input, m.Graph)
+			m, sys, in, err := openWithInputs(dir, system, input)
 			if err != nil {
 				return err
 			}
