@@ -143,6 +143,9 @@ func floatOps(op string) (floatOp, bool) {
 			for i, v := range out.Data {
 				out.Data[i] = f(v, n.Attrs)
 			}
+			if n.Op == "Cast" {
+				out.DType = int32(n.Attrs.Int("to", int64(onnx.TensorProto_FLOAT)))
+			}
 			return []*Tensor{out}, nil
 		}, true
 	}
@@ -777,6 +780,9 @@ func (g *Graph) fold() error {
 					return fmt.Errorf("%w: %s: optional output %q is not supported", ErrUnsupportedOp, n.Label(), o)
 				}
 			}
+		}
+		if allConst && n.Op == "DequantizeLinear" {
+			g.Dequantized[n.Outputs[0]] = &Dequant{Node: n, Int: in[0], Scale: in[1], Zero: optional(in, 2)}
 		}
 		if allConst || n.Op == "Shape" {
 			for i, o := range n.Outputs[:len(out)] {

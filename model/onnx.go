@@ -105,6 +105,8 @@ func (n *Node) Label() string {
 type Value struct {
 	Name  string
 	Shape []int
+	// DType is the declared ONNX element type of a graph input (0: unknown, float).
+	DType int32
 }
 
 // Graph is a loaded ONNX model: runtime inputs, outputs, topologically ordered nodes,
@@ -117,6 +119,16 @@ type Graph struct {
 	Nodes   []*Node
 	Consts  map[string]*Tensor
 	Shapes  map[string][]int
+	// Dequantized records the constants that folding computed with DequantizeLinear
+	// (an int8 QDQ model's weights and biases), so that the integer lowering can use the
+	// integers the model defines instead of re-quantizing the float result.
+	Dequantized map[string]*Dequant
+}
+
+// Dequant is a folded DequantizeLinear: its node and constant integer operands.
+type Dequant struct {
+	Node             *Node
+	Int, Scale, Zero *Tensor
 }
 
 // Load parses an ONNX model, resolves symbolic dimensions to 1, folds constants and
@@ -147,7 +159,7 @@ func LoadWithConstants(data []byte, consts map[string]*Tensor) (*Graph, error) {
 	if gp == nil || (len(gp.GetNode()) == 0 && len(gp.GetOutput()) == 0) {
 		return nil, invalidf("ONNX file has no graph")
 	}
-	g := &Graph{Consts: map[string]*Tensor{}, Shapes: map[string][]int{}}
+	g := &Graph{Consts: map[string]*Tensor{}, Shapes: map[string][]int{}, Dequantized: map[string]*Dequant{}}
 	for _, os := range m.GetOpsetImport() {
 		if os.GetDomain() == "" || os.GetDomain() == "ai.onnx" {
 			g.Opset = os.GetVersion()
@@ -186,7 +198,7 @@ func LoadWithConstants(data []byte, consts map[string]*Tensor) (*Graph, error) {
 		if err != nil {
 			return nil, invalidf("input %q: %v", vi.GetName(), err)
 		}
-		g.Inputs = append(g.Inputs, Value{Name: vi.GetName(), Shape: shape})
+		g.Inputs = append(g.Inputs, Value{Name: vi.GetName(), Shape: shape, DType: vi.GetType().GetTensorType().GetElemType()})
 		g.Shapes[vi.GetName()] = shape
 	}
 	if bound != len(consts) {
@@ -385,9 +397,9 @@ func decodeTensor(tp *onnx.TensorProto) (*Tensor, error) {
 		return nil, err
 	}
 	n := numel(shape)
-	t := &Tensor{Shape: shape, Data: make([]float64, n)}
-	raw := tp.GetRawData()
 	dt := onnx.TensorProto_DataType(tp.GetDataType())
+	t := &Tensor{Shape: shape, Data: make([]float64, n), DType: int32(dt)}
+	raw := tp.GetRawData()
 	size := map[onnx.TensorProto_DataType]int{
 		onnx.TensorProto_FLOAT: 4, onnx.TensorProto_DOUBLE: 8, onnx.TensorProto_INT64: 8,
 		onnx.TensorProto_INT32: 4, onnx.TensorProto_INT16: 2, onnx.TensorProto_UINT16: 2,

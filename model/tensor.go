@@ -10,6 +10,9 @@ import (
 type Tensor struct {
 	Shape []int
 	Data  []float64
+	// DType is the ONNX element type (onnx.TensorProto_DataType); 0 (undefined) means
+	// float. Quantized operators read it to pick their integer range.
+	DType int32
 }
 
 // NewTensor returns a zero tensor of the given shape.
@@ -22,7 +25,7 @@ func (t *Tensor) Numel() int { return numel(t.Shape) }
 
 // Clone returns a deep copy.
 func (t *Tensor) Clone() *Tensor {
-	return &Tensor{Shape: append([]int(nil), t.Shape...), Data: append([]float64(nil), t.Data...)}
+	return &Tensor{Shape: append([]int(nil), t.Shape...), Data: append([]float64(nil), t.Data...), DType: t.DType}
 }
 
 // MaxRank bounds the rank of any tensor.

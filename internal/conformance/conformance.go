@@ -30,6 +30,14 @@ var paramInputs = map[string][]int{
 	"BatchNormalization": {1, 2, 3, 4},
 	"Gemm":               {1, 2},
 	"Conv":               {1, 2},
+	// Quantization scales and zero points, and the weights and biases of the quantized
+	// linear operators.
+	"QuantizeLinear":   {1, 2},
+	"DequantizeLinear": {1, 2},
+	"QLinearMatMul":    {1, 2, 4, 5, 6, 7},
+	"QLinearConv":      {1, 2, 3, 4, 5, 6, 7, 8},
+	"MatMulInteger":    {2, 3},
+	"ConvInteger":      {1, 2, 3},
 }
 
 // Case is one node test.
