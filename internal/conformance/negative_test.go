@@ -9,14 +9,17 @@ import (
 	"github.com/zkml/zkml/model/quant"
 )
 
-// comparisonOps are operators built from comparisons, clamps, divisions or lookup
-// tables: for each, a claimed output off by one unit must not satisfy the circuit.
+// comparisonOps are operators built from comparisons, clamps, divisions, lookup
+// tables or requantization: for each, a claimed output off by one unit must not satisfy the circuit.
 var comparisonOps = map[string]bool{
 	"Relu": true, "LeakyRelu": true, "PRelu": true, "ThresholdedRelu": true, "Elu": true, "Selu": true,
 	"Abs": true, "Sign": true, "Shrink": true, "Clip": true, "HardSigmoid": true, "Softsign": true,
 	"Sigmoid": true, "Tanh": true, "Erf": true, "Exp": true, "Softplus": true, "Sqrt": true,
 	"Softmax": true, "LogSoftmax": true, "Max": true, "Min": true, "MaxPool": true, "GlobalMaxPool": true,
 	"ReduceMax": true, "ArgMax": true, "Hardmax": true,
+	// Quantized operators: requantization (rounding, saturation) and integer products.
+	"QuantizeLinear": true, "DequantizeLinear": true, "QLinearMatMul": true, "QLinearConv": true,
+	"MatMulInteger": true, "ConvInteger": true,
 }
 
 // TestWrongOutputRejected checks, on the first node test of every comparison or

@@ -21,9 +21,21 @@ func (p *Program) QuantizeInputs(inputs []*model.Tensor) ([][]int64, error) {
 			return nil, fmt.Errorf("%w: input %q wants %d values (shape %v), got %d", model.ErrBadInput, p.InputNames[i], numel(v.Shape), v.Shape, len(t.Data))
 		}
 		out[i] = make([]int64, len(t.Data))
+		var io *QuantIO
+		if p.InputQuant != nil {
+			io = p.InputQuant[i]
+		}
 		for j, x := range t.Data {
 			if math.IsNaN(x) || math.IsInf(x, 0) {
 				return nil, fmt.Errorf("%w: input %q element %d is %v", model.ErrBadInput, p.InputNames[i], j, x)
+			}
+			if io != nil {
+				q, err := io.quantize(x, v.Shape, j)
+				if err != nil {
+					return nil, fmt.Errorf("%w: input %q element %d: %v", model.ErrBadInput, p.InputNames[i], j, err)
+				}
+				out[i][j] = q
+				continue
 			}
 			q := math.Round(math.Ldexp(x, v.Scale))
 			if q >= lim || q < -lim {
@@ -70,10 +82,40 @@ func (p *Program) Dequantize(outputs [][]int64) []*model.Tensor {
 	for i, o := range outputs {
 		v := p.Values[p.Outputs[i]]
 		t := model.NewTensor(v.Shape...)
+		var io *QuantIO
+		if p.OutputQuant != nil {
+			io = p.OutputQuant[i]
+		}
 		for j, q := range o {
+			if io != nil && io.Scale != nil {
+				c := io.channel(v.Shape, j)
+				t.Data[j] = model.DequantizeValue(q, io.Scale[c], io.Zero[c])
+				continue
+			}
 			t.Data[j] = math.Ldexp(float64(q), -v.Scale)
 		}
 		res[i] = t
 	}
 	return res
+}
+
+// channel is element i's index into Scale and Zero for a tensor of the given shape.
+func (io *QuantIO) channel(shape []int, i int) int {
+	if len(io.Scale) == 1 {
+		return 0
+	}
+	return (i / numel(shape[io.Axis+1:])) % shape[io.Axis]
+}
+
+// quantize converts element i of an input: QuantizeLinear for a quantized float input,
+// or a range and integrality check for an integer input.
+func (io *QuantIO) quantize(x float64, shape []int, i int) (int64, error) {
+	if io.Scale != nil {
+		c := io.channel(shape, i)
+		return model.QuantizeValue(x, io.Scale[c], io.Zero[c], io.Lo, io.Hi), nil
+	}
+	if x != math.Trunc(x) || x < float64(io.Lo) || x > float64(io.Hi) {
+		return 0, fmt.Errorf("%v is not an integer in [%d, %d]", x, io.Lo, io.Hi)
+	}
+	return int64(x), nil
 }

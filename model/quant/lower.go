@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/zkml/zkml/model"
 )
@@ -21,6 +22,13 @@ type lowering struct {
 	ids    map[string]int // runtime value ids by ONNX name
 	consts map[string]int // param value ids by ONNX name and scale key
 	tables map[string]*Table
+
+	// Quantized models (lower_qdq.go).
+	qviews map[string]*qview      // DequantizeLinear outputs of runtime integers
+	ints   map[int][2]int64       // integer values and their ranges
+	skip   map[*model.Node]bool   // nodes lowered as part of another
+	chains map[*model.Node]*chain // linear nodes whose result is quantized again
+	inputQ map[string]*model.Node // float inputs read only by a QuantizeLinear
 }
 
 // Lower turns a float graph into a fixed-point program with the given settings.
@@ -32,9 +40,19 @@ func Lower(g *model.Graph, cfg Config) (*Program, error) {
 	// Fold BatchNormalization into the Conv/Gemm before it: one rescale instead of two,
 	// and the normalization costs nothing.
 	g = model.FoldBatchNorm(g)
-	lw := &lowering{g: g, p: p, ids: map[string]int{}, consts: map[string]int{}, tables: map[string]*Table{}}
+	lw := &lowering{g: g, p: p, ids: map[string]int{}, consts: map[string]int{}, tables: map[string]*Table{},
+		qviews: map[string]*qview{}, ints: map[int][2]int64{}, skip: map[*model.Node]bool{},
+		chains: map[*model.Node]*chain{}, inputQ: map[string]*model.Node{}}
+	lw.planQuant()
 	inBound := math.Ldexp(1, cfg.Bits-1)
 	for _, in := range g.Inputs {
+		if ok, err := lw.quantInput(in); ok || err != nil {
+			if err != nil {
+				return nil, err
+			}
+			continue
+		}
+		p.InputQuant = append(p.InputQuant, nil)
 		raw := p.newValue(in.Shape, cfg.Scale, inBound)
 		p.Inputs = append(p.Inputs, raw)
 		p.InputNames = append(p.InputNames, in.Name)
@@ -52,6 +70,13 @@ func Lower(g *model.Graph, cfg Config) (*Program, error) {
 	}
 	for _, out := range g.Outputs {
 		id, ok := lw.ids[out.Name]
+		var io *QuantIO
+		if q, isQ := lw.qviews[out.Name]; isQ {
+			// A dequantized output: prove the integers, dequantize outside the circuit.
+			r := lw.ints[q.id]
+			id, ok, io = q.id, true, quantIO(q.scale, q.zero, q.axis, r[0], r[1])
+		}
+		p.OutputQuant = append(p.OutputQuant, io)
 		if !ok {
 			c, isConst := g.Consts[out.Name]
 			if !isConst {
@@ -69,6 +94,12 @@ func Lower(g *model.Graph, cfg Config) (*Program, error) {
 		}
 		p.Outputs = append(p.Outputs, id)
 		p.OutputNames = append(p.OutputNames, out.Name)
+	}
+	if !slices.ContainsFunc(p.InputQuant, func(q *QuantIO) bool { return q != nil }) {
+		p.InputQuant = nil
+	}
+	if !slices.ContainsFunc(p.OutputQuant, func(q *QuantIO) bool { return q != nil }) {
+		p.OutputQuant = nil
 	}
 	fuseRescaleRelu(p)
 	return p, nil
@@ -124,14 +155,27 @@ func (lw *lowering) newParam(name string, t *model.Tensor, scale int, internal b
 // quantized at constScale. isConst tells which.
 func (lw *lowering) operand(n *model.Node, i int, constScale int) (id int, isConst bool, err error) {
 	name := n.Inputs[i]
-	if id, ok := lw.ids[name]; ok {
-		return id, false, nil
+	if id, ok, err := lw.runtime(name); ok || err != nil {
+		return id, false, err
 	}
 	if c, ok := lw.g.Consts[name]; ok {
 		id, err := lw.param(name, c, constScale)
 		return id, true, err
 	}
 	return 0, false, fmt.Errorf("%s: input %q is undefined", n.Label(), name)
+}
+
+// runtime returns the value id of a runtime tensor, converting a quantized view to
+// fixed point on first use.
+func (lw *lowering) runtime(name string) (int, bool, error) {
+	if id, ok := lw.ids[name]; ok {
+		return id, true, nil
+	}
+	if q, ok := lw.qviews[name]; ok {
+		id, err := lw.dequant(name, q)
+		return id, true, err
+	}
+	return 0, false, nil
 }
 
 func (lw *lowering) unsupported(n *model.Node, why string) error {
@@ -144,6 +188,12 @@ func (lw *lowering) node(n *model.Node) error {
 		return nil
 	}
 	out := n.Outputs[0]
+	if lw.skip[n] {
+		return nil
+	}
+	if ok, err := lw.quantNode(n); ok {
+		return err
+	}
 	switch n.Op {
 	case "Identity", "Dropout", "Cast":
 		id, _, err := lw.operand(n, 0, p.Scale)
@@ -244,8 +294,8 @@ func (lw *lowering) linear(n *model.Node) error {
 		return lw.unsupported(n, "weights must be constant")
 	}
 	opnd := func(name string) (int, error) {
-		if id, ok := lw.ids[name]; ok {
-			return id, nil
+		if id, ok, err := lw.runtime(name); ok || err != nil {
+			return id, err
 		}
 		return lw.param(fmt.Sprintf("%s*%g", name, alpha), consts[name], p.ParamScale)
 	}
@@ -257,22 +307,53 @@ func (lw *lowering) linear(n *model.Node) error {
 	if err != nil {
 		return err
 	}
-	sa, sb := p.Values[a].Shape, p.Values[b].Shape
 	l := &Layer{Name: n.Name, Op: n.Op, Kind: KLinear, In: []int{a, b}}
-	var outShape []int
-	var nOut int
-	addTerms := func(o int, ta, tb int) {
-		l.TA = append(l.TA, int32(ta))
-		l.TB = append(l.TB, int32(tb))
+	outShape, err := linearTerms(n, n.Op, l, p.Values[a].Shape, p.Values[b].Shape)
+	if err != nil {
+		return err
 	}
-	switch n.Op {
-	case "Gemm":
-		m, k, nn, err := model.GemmDims(n, sa, sb)
+	accScale := p.Values[a].Scale + p.Values[b].Scale
+	// Bias: Gemm's C (broadcast to the output), Conv's per-channel B.
+	if len(n.Inputs) > 2 && n.Inputs[2] != "" && n.Op != "MatMul" {
+		c, ok := lw.g.Consts[n.Inputs[2]]
+		if !ok {
+			return lw.unsupported(n, "bias must be constant")
+		}
+		cid, err := lw.param(fmt.Sprintf("%s*%g", n.Inputs[2], beta), scaled(n.Inputs[2], beta), accScale)
 		if err != nil {
 			return err
 		}
+		l.In = append(l.In, cid)
+		if l.Bias, err = biasIndex(n, n.Op, c.Shape, outShape); err != nil {
+			return err
+		}
+	}
+	if err := lw.finishLinear(n, l, outShape, accScale); err != nil {
+		return err
+	}
+	if !aConst && !bConst && alpha != 1 {
+		// Two runtime operands: scale the (rescaled) product by alpha afterwards.
+		return lw.scaleBy(n, alpha)
+	}
+	return nil
+}
+
+// linearTerms fills l's sum-of-products index lists for a node shaped like shapeOp
+// (Gemm, MatMul or Conv) with operand shapes sa and sb, and returns the output shape.
+func linearTerms(n *model.Node, shapeOp string, l *Layer, sa, sb []int) ([]int, error) {
+	var outShape []int
+	addTerms := func(_ int, ta, tb int) {
+		l.TA = append(l.TA, int32(ta))
+		l.TB = append(l.TB, int32(tb))
+	}
+	switch shapeOp {
+	case "Gemm":
+		m, k, nn, err := model.GemmDims(n, sa, sb)
+		if err != nil {
+			return nil, err
+		}
 		ta, tb := n.Attrs.Int("transA", 0) != 0, n.Attrs.Int("transB", 0) != 0
-		outShape, nOut = []int{m, nn}, m*nn
+		outShape = []int{m, nn}
 		for i := 0; i < m; i++ {
 			for j := 0; j < nn; j++ {
 				l.TermStart = append(l.TermStart, int32(len(l.TA)))
@@ -291,9 +372,9 @@ func (lw *lowering) linear(n *model.Node) error {
 	case "MatMul":
 		pl, err := model.PlanMatMul(n, sa, sb)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		outShape, nOut = pl.Shape, model.Numel(pl.Shape)
+		outShape = pl.Shape
 		for bt := range pl.AOff {
 			for i := 0; i < pl.M; i++ {
 				for j := 0; j < pl.N; j++ {
@@ -307,10 +388,9 @@ func (lw *lowering) linear(n *model.Node) error {
 	case "Conv":
 		pl, err := model.PlanConv(n, sa, sb)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		outShape = pl.OutShape(len(sa))
-		nOut = model.Numel(outShape)
 		mPerG, ks := pl.M/pl.Group, pl.KH*pl.KW
 		var ti, tk []int
 		for bb := 0; bb < pl.N; bb++ {
@@ -333,40 +413,28 @@ func (lw *lowering) linear(n *model.Node) error {
 		}
 	}
 	l.TermStart = append(l.TermStart, int32(len(l.TA)))
-	accScale := p.Values[a].Scale + p.Values[b].Scale
-	// Bias: Gemm's C (broadcast to the output), Conv's per-channel B.
-	if len(n.Inputs) > 2 && n.Inputs[2] != "" && n.Op != "MatMul" {
-		c, ok := lw.g.Consts[n.Inputs[2]]
-		if !ok {
-			return lw.unsupported(n, "bias must be constant")
+	return outShape, nil
+}
+
+// biasIndex maps each output of a linear node to its bias element: Conv's bias is per
+// output channel, Gemm's broadcasts to the output.
+func biasIndex(n *model.Node, shapeOp string, bias, out []int) ([]int32, error) {
+	var idx []int32
+	nOut := model.Numel(out)
+	if shapeOp == "Conv" {
+		per := nOut / out[1] / out[0]
+		for o := 0; o < nOut; o++ {
+			idx = append(idx, int32((o/per)%out[1]))
 		}
-		cid, err := lw.param(fmt.Sprintf("%s*%g", n.Inputs[2], beta), scaled(n.Inputs[2], beta), accScale)
-		if err != nil {
-			return err
-		}
-		l.In = append(l.In, cid)
-		if n.Op == "Conv" {
-			per := nOut / outShape[1] / outShape[0]
-			for o := 0; o < nOut; o++ {
-				l.Bias = append(l.Bias, int32((o/per)%outShape[1]))
-			}
-		} else {
-			if _, err := model.BroadcastShape(c.Shape, outShape); err != nil {
-				return fmt.Errorf("%s: bias: %w", n.Label(), err)
-			}
-			for _, j := range model.BroadcastIndex(c.Shape, outShape) {
-				l.Bias = append(l.Bias, int32(j))
-			}
-		}
+		return idx, nil
 	}
-	if err := lw.finishLinear(n, l, outShape, accScale); err != nil {
-		return err
+	if _, err := model.BroadcastShape(bias, out); err != nil {
+		return nil, fmt.Errorf("%s: bias: %w", n.Label(), err)
 	}
-	if !aConst && !bConst && alpha != 1 {
-		// Two runtime operands: scale the (rescaled) product by alpha afterwards.
-		return lw.scaleBy(n, alpha)
+	for _, j := range model.BroadcastIndex(bias, out) {
+		idx = append(idx, int32(j))
 	}
-	return nil
+	return idx, nil
 }
 
 // scaleBy multiplies the node's (already lowered) output by a constant factor.
@@ -392,6 +460,16 @@ func (lw *lowering) scaleBy(n *model.Node, f float64) error {
 // finishLinear bounds a linear layer's accumulator, appends it and rescales back to
 // the activation scale.
 func (lw *lowering) finishLinear(n *model.Node, l *Layer, shape []int, accScale int) error {
+	acc, err := lw.accumulate(n, l, shape, accScale)
+	if err != nil {
+		return err
+	}
+	lw.ids[n.Outputs[0]] = lw.rescale(n, acc, accScale-lw.p.Scale)
+	return nil
+}
+
+// accumulate bounds a linear layer's accumulator and appends it.
+func (lw *lowering) accumulate(n *model.Node, l *Layer, shape []int, accScale int) (int, error) {
 	p := lw.p
 	bound := 0.0
 	elem := func(id int, idx int32) float64 {
@@ -411,11 +489,9 @@ func (lw *lowering) finishLinear(n *model.Node, l *Layer, shape []int, accScale 
 		bound = math.Max(bound, s)
 	}
 	if bound >= MaxBound {
-		return fmt.Errorf("%w: %s: accumulator bound %.3g exceeds 2^62; lower scale or param_scale", ErrOutOfRange, n.Label(), bound)
+		return 0, fmt.Errorf("%w: %s: accumulator bound %.3g exceeds 2^62; lower scale or param_scale", ErrOutOfRange, n.Label(), bound)
 	}
-	acc := lw.layer(l, shape, accScale, bound)
-	lw.ids[n.Outputs[0]] = lw.rescale(n, acc, accScale-p.Scale)
-	return nil
+	return lw.layer(l, shape, accScale, bound), nil
 }
 
 // rescale divides value id by 2^shift (rounding) with a range check to Bits.
@@ -530,6 +606,8 @@ func (lw *lowering) move(n *model.Node) error {
 		if err != nil {
 			return err
 		}
+		// Integer tensors (of quantized models) move at their own scale, 0.
+		scale = p.Values[id].Scale
 		l.In = append(l.In, id)
 		bound = math.Max(bound, p.Values[id].Bound)
 	}
@@ -618,7 +696,6 @@ func (lw *lowering) pooled(n *model.Node) (int, Value, *model.Window, error) {
 }
 
 func (lw *lowering) maxPool(n *model.Node) error {
-	p := lw.p
 	x, v, w, err := lw.pooled(n)
 	if err != nil {
 		return err
@@ -640,7 +717,7 @@ func (lw *lowering) maxPool(n *model.Node) error {
 			}
 		}
 	}
-	lw.ids[n.Outputs[0]] = lw.layer(l, model.PoolOutShape(w, len(v.Shape)), p.Scale, v.Bound)
+	lw.ids[n.Outputs[0]] = lw.layer(l, model.PoolOutShape(w, len(v.Shape)), v.Scale, v.Bound)
 	return nil
 }
 

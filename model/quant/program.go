@@ -129,6 +129,23 @@ type Program struct {
 	Tables  []*Table
 	// Names of the ONNX inputs and outputs, parallel to Inputs and Outputs.
 	InputNames, OutputNames []string
+	// InputQuant and OutputQuant, parallel to Inputs and Outputs (nil entries, or nil
+	// slices, for fixed-point tensors), describe integer tensors of quantized models.
+	InputQuant  []*QuantIO `json:",omitempty"`
+	OutputQuant []*QuantIO `json:",omitempty"`
+}
+
+// QuantIO is an integer program input or output. An integer input holds values in
+// [Lo, Hi]. With Scale set, the model's tensor is a float that QuantizeLinear (an
+// input) or DequantizeLinear (an output) converts, outside the circuit and exactly as
+// ONNX defines it: q = clamp(round_half_even(x / Scale[c]) + Zero[c], Lo, Hi) and
+// x = (q - Zero[c]) * Scale[c], in float32, with c the element's index on Axis when
+// Scale has more than one entry. The proof is over the integers q.
+type QuantIO struct {
+	Lo, Hi int64
+	Scale  []float64 `json:",omitempty"`
+	Zero   []int64   `json:",omitempty"`
+	Axis   int       `json:",omitempty"`
 }
 
 // Kind is a layer's operation.
@@ -148,6 +165,9 @@ const (
 	KClamp    Kind = "clamp"   // out = min(max(in, Lo), Hi)
 	KArgMax   Kind = "argmax"  // out[o] = first index of the max of row Groups[o] (or its one-hot)
 	KDiv      Kind = "div"     // out = round(A*MA / (B + MB)) for A >= 0, B + MB > 0
+	// KRequant: out = clamp(roundHalfEven((in*Mult[c] + Off[c]) / 2^Shift) + Zero, Lo, Hi)
+	// with c = IA[i] (0 without IA): integer requantization of int8 models.
+	KRequant Kind = "requant"
 )
 
 // Layer is one step of the program. Which fields are used depends on Kind.
@@ -168,7 +188,8 @@ type Layer struct {
 	// KRescale.
 	Shift int
 	Relu  bool
-	// KRelu / KRangeChk / KRescale: the signed bit width the value is proven within.
+	// KRelu / KRangeChk / KRescale: the signed bit width the value is proven within
+	// (KRangeChk: the value plus Fill).
 	Bits int
 	// KMax: Groups[o] lists input indices; KSoftmax: rows.
 	Groups [][]int32
@@ -198,6 +219,11 @@ type Layer struct {
 	// one-hot rows (else the index, at the output scale).
 	Last   bool `json:",omitempty"`
 	OneHot bool `json:",omitempty"`
+	// KRequant: per-channel multipliers and offsets, the zero point added after
+	// rounding. NumBits bounds the rounded quotient; Bits bounds the clamp's input.
+	Mult []int64 `json:",omitempty"`
+	Off  []int64 `json:",omitempty"`
+	Zero int64   `json:",omitempty"`
 }
 
 // Table is a function tabulated on the integer domain [Lo, Lo+len(Values)).

@@ -98,7 +98,11 @@ func runLayer[V any](p *Program, a Arith[V], l *Layer, vals [][]V) []V {
 		}
 	case KRangeChk:
 		for i, v := range in(0) {
-			a.RangeCheck(v, l.Bits)
+			if l.Fill != 0 {
+				a.RangeCheck(a.Add(v, a.Const(l.Fill)), l.Bits)
+			} else {
+				a.RangeCheck(v, l.Bits)
+			}
 			out[i] = v
 		}
 	case KMax:
@@ -118,17 +122,18 @@ func runLayer[V any](p *Program, a Arith[V], l *Layer, vals [][]V) []V {
 			out[o] = m
 		}
 	case KClamp:
-		lim := int64(1) << (l.Bits - 1)
 		for i, v := range in(0) {
-			// Soundness: |v|, |Lo|, |Hi| < 2^(Bits-1) (static bounds), so the differences
-			// below are < 2^Bits in magnitude, within the relus' Bits+1 widths.
-			if l.Lo > -lim {
-				v = a.Add(a.Const(l.Lo), a.Relu(a.Add(v, a.Const(-l.Lo)), l.Bits+1))
+			out[i] = clamp(a, v, l.Lo, l.Hi, l.Bits)
+		}
+	case KRequant:
+		for i, v := range in(0) {
+			c := 0
+			if l.IA != nil {
+				c = int(l.IA[i])
 			}
-			if l.Hi < lim {
-				v = a.Add(a.Const(l.Hi), a.MulConst(a.Relu(a.Add(a.Const(l.Hi), a.MulConst(v, -1)), l.Bits+1), -1))
-			}
-			out[i] = v
+			t := a.Add(a.MulConst(v, l.Mult[c]), a.Const(l.Off[c]))
+			q := roundHalfEven(a, t, l.Shift, l.NumBits)
+			out[i] = clamp(a, a.Add(q, a.Const(l.Zero)), l.Lo, l.Hi, l.Bits)
 		}
 	case KArgMax:
 		argmax(p, a, l, in(0), out)
@@ -166,6 +171,42 @@ func runLayer[V any](p *Program, a Arith[V], l *Layer, vals [][]V) []V {
 		panic("quant: unknown layer kind " + string(l.Kind))
 	}
 	return out
+}
+
+// clamp returns min(max(v, lo), hi); a side at or beyond ±2^(bits-1) cannot bind and
+// costs nothing. Soundness: |v|, |lo|, |hi| < 2^(bits-1) (static bounds), so the
+// differences below are < 2^bits in magnitude, within the relus' bits+1 widths.
+func clamp[V any](a Arith[V], v V, lo, hi int64, bits int) V {
+	lim := int64(1) << (bits - 1)
+	if lo > -lim {
+		v = a.Add(a.Const(lo), a.Relu(a.Add(v, a.Const(-lo)), bits+1))
+	}
+	if hi < lim {
+		v = a.Add(a.Const(hi), a.MulConst(a.Relu(a.Add(a.Const(hi), a.MulConst(v, -1)), bits+1), -1))
+	}
+	return v
+}
+
+// roundHalfEven returns t / 2^k rounded half to even, as ONNX's quantization rounds.
+// With q = floor(t / 2^(k+1)) (a rescale of t - 2^k, whose proof range-checks the
+// remainder u = t - q*2^(k+1) to [0, 2^(k+1)) and q to qBits), t / 2^k = 2q + u/2^k
+// and 2q is even, so the result is 2q + [u > 2^(k-1)] + [u >= 3*2^(k-1)]: both ties
+// (u = 2^(k-1) and u = 3*2^(k-1)) go to the even neighbour. Each comparison
+// [d > 0] = relu(d) - relu(d-1) is exact for integer d; |d| <= 2^(k+1), so width k+3
+// holds d and d - 1.
+func roundHalfEven[V any](a Arith[V], t V, k, qBits int) V {
+	if k == 0 {
+		return t
+	}
+	q := a.Rescale(a.Add(t, a.Const(-(int64(1)<<k))), k+1, qBits, false)
+	u := a.Add(t, a.MulConst(q, -(int64(1)<<(k+1))))
+	w := k + 3
+	gt := func(c int64) V {
+		d := a.Add(u, a.Const(-c))
+		return a.Add(a.Relu(d, w), a.MulConst(a.Relu(a.Add(d, a.Const(-1)), w), -1))
+	}
+	half := int64(1) << (k - 1)
+	return a.Add(a.MulConst(q, 2), a.Add(gt(half), gt(3*half-1)))
 }
 
 // lookup returns the table's function at v: the table at min(max(v, lo), hi), plus the
