@@ -157,6 +157,33 @@ func (a *arith) Rescale(x frontend.Variable, k, bits int, relu bool) frontend.Va
 	return out
 }
 
+// RoundEven proves y = x / 2^k rounded half to even. The hint gives y's half
+// h = floor(y / 2) and parity b. h is range-checked and b is boolean, so y = 2h + b is
+// an integer in [-2^(bits-1), 2^(bits-1)) whose parity is b. With d = x - y*2^k, both
+// c1 = d + 2^(k-1) - b and c2 = 2^(k-1) - b - d are checked to be non-negative (to
+// k+1 bits; they are at most 2^k): |d| <= 2^(k-1), strictly when y is odd. For
+// x/2^k not at a tie one y is that close; at a tie (|d| = 2^(k-1)) there are two and
+// only the even one passes, so y is exactly the half-to-even rounding.
+func (a *arith) RoundEven(x frontend.Variable, k, bits int) frontend.Variable {
+	api := a.api
+	if k == 0 {
+		a.RangeCheck(x, bits)
+		return x
+	}
+	h, err := api.Compiler().NewHint(roundEvenHint, 2, x, k)
+	if err != nil {
+		panic(err)
+	}
+	half, b := h[0], h[1]
+	api.AssertIsBoolean(b)
+	a.check(api.Add(half, pow2(bits-2)), bits-1)
+	y := api.Add(api.Mul(half, 2), b)
+	d := api.Sub(x, api.Mul(y, pow2(k)))
+	a.check(api.Sub(api.Add(d, pow2(k-1)), b), k+1)
+	a.check(api.Sub(api.Sub(pow2(k-1), b), d), k+1)
+	return y
+}
+
 // Relu proves out = max(x, 0) for |x| < 2^(bits-1): s is boolean and
 // low = x + 2^(bits-1) - s*2^(bits-1) is in [0, 2^(bits-1)), which forces s = [x >= 0];
 // then out = s*x = s*low.

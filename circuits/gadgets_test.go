@@ -27,6 +27,7 @@ import (
 	"github.com/consensys/gnark/frontend/cs/scs"
 	"github.com/consensys/gnark/logger"
 
+	"github.com/zkml/zkml/model"
 	"github.com/zkml/zkml/model/quant"
 )
 
@@ -977,3 +978,56 @@ var costTable = func() *quant.Table {
 	}
 	return t
 }()
+
+// TestForgedRoundEven forges RoundEven's hint (y's half and parity): a wrong
+// rounding, the odd neighbour at a tie, a non-boolean parity, a half that is not an
+// integer, and a wrapped y must all be rejected.
+func TestForgedRoundEven(t *testing.T) {
+	quietGnark(t)
+	const k, bits = 8, 12
+	lim := int64(1) << (bits - 1)
+	split := func(y *big.Int) []*big.Int {
+		return []*big.Int{new(big.Int).Rsh(y, 1), big.NewInt(int64(y.Bit(0)))}
+	}
+	shiftY := func(d int64) func(h []*big.Int) []*big.Int {
+		return func(h []*big.Int) []*big.Int {
+			y := new(big.Int).Add(new(big.Int).Lsh(h[0], 1), h[1])
+			return split(y.Add(y, bi(d)))
+		}
+	}
+	out := func(h []*big.Int) *big.Int { return new(big.Int).Add(new(big.Int).Lsh(h[0], 1), h[1]) }
+	for _, bld := range gadgetBuilders {
+		ccs := compileGadget(t, bld.b, 1, 1, false, func(a *arith, v []frontend.Variable) frontend.Variable { return a.RoundEven(v[0], k, bits) })
+		// Ties (x/2^k = j + 1/2) on both sides of zero, values next to them, and the
+		// ends of the range.
+		for _, x := range []int64{128, 384, -128, -384, 640, 127, 129, 383, 385, 1000, -1000, 0, (lim - 1) << k, -lim << k} {
+			in := []*big.Int{modp(bi(x)), bi(k)}
+			honest := []*big.Int{new(big.Int), new(big.Int)}
+			if err := roundEvenHint(Field, in, honest); err != nil {
+				t.Fatal(err)
+			}
+			if got, want := signed(Field, modp(out(honest))).Int64(), model.RoundShiftEven(x, k); got != want {
+				t.Fatalf("roundEvenHint(%d) = %d, want %d", x, got, want)
+			}
+			if !runForgery(t, ccs, roundEvenHint, 2, []any{x}, out, in, forgery{"identity", identity}) {
+				t.Fatalf("%s: honest RoundEven(%d) not solved through the override", bld.name, x)
+			}
+			for _, f := range []forgery{
+				{"y+1", shiftY(1)},
+				{"y-1", shiftY(-1)},
+				{"y+2^bits", shiftY(2 * lim)},
+				{"parity 2, same y", func(h []*big.Int) []*big.Int { return []*big.Int{h[0].Sub(h[0], bi(1)), bi(2)} }},
+				{"parity flipped, same half", func(h []*big.Int) []*big.Int { return []*big.Int{h[0], bi(1 - h[1].Int64())} }},
+				{"y+1 with parity 0 (half not an integer)", func(h []*big.Int) []*big.Int {
+					y := out(h)
+					y.Add(y, bi(1))
+					inv2 := new(big.Int).ModInverse(bi(2), Field)
+					return []*big.Int{y.Mul(y, inv2), bi(0)}
+				}},
+			} {
+				mustReject(t, fmt.Sprintf("%s: RoundEven(x=%d,k=%d,bits=%d) hint %s", bld.name, x, k, bits, f.name),
+					runForgery(t, ccs, roundEvenHint, 2, []any{x}, out, in, f))
+			}
+		}
+	}
+}

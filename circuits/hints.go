@@ -14,7 +14,7 @@ func init() {
 // Hints returns the solver hints the model circuits use; provers must register them
 // (this package does so in init).
 func Hints() []solver.Hint {
-	return []solver.Hint{rescaleHint, signHint, divHint}
+	return []solver.Hint{rescaleHint, signHint, divHint, roundEvenHint}
 }
 
 // signed maps a field element to the integer in (-p/2, p/2] it represents.
@@ -48,6 +48,32 @@ func rescaleHint(field *big.Int, in, out []*big.Int) error {
 		out[0].SetInt64(0)
 		out[1].Mod(new(big.Int).Add(q, half), field)
 	}
+	return nil
+}
+
+// roundEvenHint: inputs (x, k). With y = x / 2^k rounded half to even, outputs
+// (floor(y / 2), y mod 2).
+func roundEvenHint(field *big.Int, in, out []*big.Int) error {
+	if len(in) != 2 {
+		return errors.New("roundEvenHint: want 2 inputs")
+	}
+	x := signed(field, in[0])
+	k := uint(in[1].Uint64())
+	y := new(big.Int).Rsh(x, k) // floor
+	r := new(big.Int).Sub(x, new(big.Int).Lsh(y, k))
+	if k > 0 {
+		switch r.Cmp(new(big.Int).Lsh(big.NewInt(1), k-1)) {
+		case 1:
+			y.Add(y, big.NewInt(1))
+		case 0:
+			if y.Bit(0) == 1 {
+				y.Add(y, big.NewInt(1))
+			}
+		}
+	}
+	h := new(big.Int).Rsh(y, 1)
+	out[0].Mod(h, field)
+	out[1].SetUint64(uint64(y.Bit(0)))
 	return nil
 }
 

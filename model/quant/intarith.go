@@ -3,6 +3,8 @@ package quant
 import (
 	"fmt"
 	"math/bits"
+
+	"github.com/zkml/zkml/model"
 )
 
 // IntArith is the integer reference arithmetic. It records the first out-of-range or
@@ -78,6 +80,15 @@ func (a *IntArith) Rescale(x int64, k, nbits int, relu bool) int64 {
 	}
 	if relu && q < 0 {
 		return 0
+	}
+	return q
+}
+
+// RoundEven implements Arith.
+func (a *IntArith) RoundEven(x int64, k, nbits int) int64 {
+	q := model.RoundShiftEven(x, k)
+	if !a.inRange(q, nbits) {
+		a.fail("%w: %d does not fit in %d signed bits", ErrOutOfRange, q, nbits)
 	}
 	return q
 }

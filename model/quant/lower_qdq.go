@@ -335,7 +335,8 @@ type requantSpec struct {
 	scale    int  // the output's fixed-point scale (0 for integers)
 }
 
-// maxRequantShift bounds the multiplier's precision so that 2^(shift+3) stays in int64.
+// maxRequantShift bounds the multiplier's precision so that 2^(shift+1) stays far
+// inside int64.
 const maxRequantShift = 58
 
 func (lw *lowering) requant(x int, s requantSpec) (int, error) {

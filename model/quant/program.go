@@ -220,7 +220,7 @@ type Layer struct {
 	Last   bool `json:",omitempty"`
 	OneHot bool `json:",omitempty"`
 	// KRequant: per-channel multipliers and offsets, the zero point added after
-	// rounding. NumBits bounds the rounded quotient; Bits bounds the clamp's input.
+	// rounding. NumBits bounds the rounded value; Bits bounds the clamp's input.
 	Mult []int64 `json:",omitempty"`
 	Off  []int64 `json:",omitempty"`
 	Zero int64   `json:",omitempty"`

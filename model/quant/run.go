@@ -16,6 +16,9 @@ type Arith[V any] interface {
 	// Rescale returns floor((x + 2^(k-1)) / 2^k) (round half up), proven to satisfy
 	// |out| < 2^(bits-1); with relu it returns max of that and 0.
 	Rescale(x V, k, bits int, relu bool) V
+	// RoundEven returns x / 2^k rounded half to even (ONNX's rounding), proven to
+	// satisfy |out| < 2^(bits-1).
+	RoundEven(x V, k, bits int) V
 	// Relu returns max(x, 0) for |x| < 2^(bits-1).
 	Relu(x V, bits int) V
 	// RangeCheck proves |x| < 2^(bits-1).
@@ -132,7 +135,7 @@ func runLayer[V any](p *Program, a Arith[V], l *Layer, vals [][]V) []V {
 				c = int(l.IA[i])
 			}
 			t := a.Add(a.MulConst(v, l.Mult[c]), a.Const(l.Off[c]))
-			q := roundHalfEven(a, t, l.Shift, l.NumBits)
+			q := a.RoundEven(t, l.Shift, l.NumBits)
 			out[i] = clamp(a, a.Add(q, a.Const(l.Zero)), l.Lo, l.Hi, l.Bits)
 		}
 	case KArgMax:
@@ -185,28 +188,6 @@ func clamp[V any](a Arith[V], v V, lo, hi int64, bits int) V {
 		v = a.Add(a.Const(hi), a.MulConst(a.Relu(a.Add(a.Const(hi), a.MulConst(v, -1)), bits+1), -1))
 	}
 	return v
-}
-
-// roundHalfEven returns t / 2^k rounded half to even, as ONNX's quantization rounds.
-// With q = floor(t / 2^(k+1)) (a rescale of t - 2^k, whose proof range-checks the
-// remainder u = t - q*2^(k+1) to [0, 2^(k+1)) and q to qBits), t / 2^k = 2q + u/2^k
-// and 2q is even, so the result is 2q + [u > 2^(k-1)] + [u >= 3*2^(k-1)]: both ties
-// (u = 2^(k-1) and u = 3*2^(k-1)) go to the even neighbour. Each comparison
-// [d > 0] = relu(d) - relu(d-1) is exact for integer d; |d| <= 2^(k+1), so width k+3
-// holds d and d - 1.
-func roundHalfEven[V any](a Arith[V], t V, k, qBits int) V {
-	if k == 0 {
-		return t
-	}
-	q := a.Rescale(a.Add(t, a.Const(-(int64(1)<<k))), k+1, qBits, false)
-	u := a.Add(t, a.MulConst(q, -(int64(1)<<(k+1))))
-	w := k + 3
-	gt := func(c int64) V {
-		d := a.Add(u, a.Const(-c))
-		return a.Add(a.Relu(d, w), a.MulConst(a.Relu(a.Add(d, a.Const(-1)), w), -1))
-	}
-	half := int64(1) << (k - 1)
-	return a.Add(a.MulConst(q, 2), a.Add(gt(half), gt(3*half-1)))
 }
 
 // lookup returns the table's function at v: the table at min(max(v, lo), hi), plus the
