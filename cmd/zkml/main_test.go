@@ -217,3 +217,39 @@ func TestCalibrateCommand(t *testing.T) {
 		t.Fatalf("compile with calibrated settings: %v", err)
 	}
 }
+
+// TestQuantizeCommand quantizes a float model to int8 QDQ and runs the int8 model
+// through compile, setup, prove and verify: its convolutions are proven as integer
+// arithmetic (QLinearConv layers in the report).
+func TestQuantizeCommand(t *testing.T) {
+	model := filepath.Join(sharedModels, "1l_conv")
+	input := filepath.Join(model, "input.json")
+	if _, err := os.Stat(input); err != nil {
+		t.Skip("shared models not available")
+	}
+	q := filepath.Join(t.TempDir(), "conv.int8.onnx")
+	out, err := run(t, "quantize", filepath.Join(model, "network.onnx"), "--data", input, "-o", q, "--per-channel")
+	if err != nil || !strings.Contains(out, "wrote") {
+		t.Fatalf("quantize: %v\n%s", err, out)
+	}
+	dir := filepath.Join(t.TempDir(), "m")
+	out, err = run(t, "compile", q, "-d", dir, "--input", input, "--report", "--system", "groth16")
+	if err != nil {
+		t.Fatalf("compile: %v", err)
+	}
+	if !strings.Contains(out, "QLinearConv") || strings.Contains(out, "Rescale") {
+		t.Errorf("int8 model not proven as integer arithmetic:\n%s", out)
+	}
+	if _, err := run(t, "setup", "-d", dir, "--system", "groth16"); err != nil {
+		t.Fatalf("setup: %v", err)
+	}
+	if out, err := run(t, "prove", "-d", dir, "--input", input, "--system", "groth16"); err != nil {
+		t.Fatalf("prove: %v\n%s", err, out)
+	}
+	if out, err := run(t, "verify", "-d", dir, "--system", "groth16"); err != nil || !strings.Contains(out, "valid groth16") {
+		t.Fatalf("verify: %v\n%s", err, out)
+	}
+	if _, err := run(t, "quantize", filepath.Join(model, "network.onnx")); err == nil {
+		t.Error("quantize without --data accepted")
+	}
+}
