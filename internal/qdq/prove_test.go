@@ -6,6 +6,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/advancedclimatesystems/gonnx/onnx"
+	"google.golang.org/protobuf/proto"
+
 	"github.com/zkml/zkml/circuits"
 	"github.com/zkml/zkml/model"
 	"github.com/zkml/zkml/model/quant"
@@ -99,4 +102,66 @@ func negate(in []*model.Tensor) []*model.Tensor {
 		}
 	}
 	return out
+}
+
+// TestProveQDQResidual proves an int8 residual block (MatMul, Add, Relu, and a Softmax
+// left in float): the Add is proven as a QLinearAdd requantization.
+func TestProveQDQResidual(t *testing.T) {
+	if testing.Short() {
+		t.Skip("proves a model; skipped in -short")
+	}
+	gp := &onnx.GraphProto{
+		Name:   "residual",
+		Input:  []*onnx.ValueInfoProto{floatValue("X", 1, 4)},
+		Output: []*onnx.ValueInfoProto{floatValue("y", 1, 4), floatValue("s", 1, 4)},
+		Initializer: []*onnx.TensorProto{
+			floatInit("W", []int64{4, 4}, 0.5, -1, 0.25, 2, 0.1, -0.3, -0.7, 0.9, 1.1, 0, 0.4, -0.2, 0.3, 0.8, -0.6, 0.05),
+		},
+		Node: []*onnx.NodeProto{
+			{OpType: "MatMul", Name: "mm", Input: []string{"X", "W"}, Output: []string{"m"}},
+			{OpType: "Add", Name: "add", Input: []string{"m", "X"}, Output: []string{"a"}},
+			{OpType: "Relu", Name: "relu", Input: []string{"a"}, Output: []string{"y"}},
+			{OpType: "Softmax", Name: "sm", Input: []string{"y"}, Output: []string{"s"}},
+		},
+	}
+	float, err := proto.Marshal(&onnx.ModelProto{IrVersion: 7, OpsetImport: []*onnx.OperatorSetIdProto{{Version: 13}}, Graph: gp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := []*model.Tensor{{Shape: []int{1, 4}, Data: []float64{1, -2, 0.5, 3}}}
+	q, err := Quantize(float, [][]*model.Tensor{x, negate(x)}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := model.Load(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := quant.Lower(g, quant.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops := map[string]bool{}
+	for _, l := range p.Layers {
+		ops[l.Op] = true
+	}
+	if !ops["QLinearAdd"] || !ops["QLinearMatMul"] {
+		t.Fatalf("layers %v lack QLinearAdd or QLinearMatMul", ops)
+	}
+	w, err := prover.NewWitness(p, x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := g.Eval(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for j, v := range want[0].Data {
+		if d := math.Abs(w.Outputs[0].Data[j] - v); d > p.OutputQuant[0].Scale[0]*1.001 {
+			t.Errorf("y[%d] = %v, float reference %v", j, w.Outputs[0].Data[j], v)
+		}
+	}
+	if _, err := prover.ProveProgram(p, circuits.Groth16, w); err != nil {
+		t.Fatalf("prove: %v", err)
+	}
 }

@@ -47,7 +47,7 @@ func zeroAt(z *model.Tensor, c int) int64 {
 	return int64(z.Data[c])
 }
 
-// chain is a Conv, Gemm or MatMul whose only reader is a QuantizeLinear, directly or
+// chain is a Conv, Gemm, MatMul or Add whose only reader is a QuantizeLinear, directly or
 // through a Relu.
 type chain struct {
 	relu, q *model.Node
@@ -79,7 +79,7 @@ func (lw *lowering) planQuant() {
 		}
 	}
 	for _, n := range lw.g.Nodes {
-		if n.Op != "Conv" && n.Op != "Gemm" && n.Op != "MatMul" {
+		if n.Op != "Conv" && n.Op != "Gemm" && n.Op != "MatMul" && n.Op != "Add" {
 			continue
 		}
 		c := &chain{q: only(n.Outputs[0])}
@@ -201,6 +201,10 @@ func (lw *lowering) quantNode(n *model.Node) (bool, error) {
 	case "Conv", "Gemm", "MatMul":
 		if c := lw.chains[n]; c != nil {
 			return lw.fuseLinear(n, c)
+		}
+	case "Add":
+		if c := lw.chains[n]; c != nil {
+			return lw.fuseAdd(n, c)
 		}
 	case "Cast":
 		return lw.castInt(n)
@@ -365,8 +369,8 @@ func (lw *lowering) requant(x int, s requantSpec) (int, error) {
 		l.Mult = append(l.Mult, ms[c]<<(k-ks[c]))
 		l.Off = append(l.Off, s.pre[c]*l.Mult[c])
 	}
-	qb := math.Floor(math.Ldexp(tb, -(k+1))) + 1 // |floor(t / 2^(k+1))|
-	vb := 2*qb + 2 + math.Abs(float64(s.zero))   // |result| before the clamp
+	qb := math.Floor(math.Ldexp(tb, -k)) + 1 // |round(t / 2^k)|
+	vb := qb + math.Abs(float64(s.zero))     // |result| before the clamp
 	l.NumBits = bitsFor(qb)
 	bound := vb
 	if s.saturate {
@@ -595,18 +599,14 @@ func (lw *lowering) fuseLinear(n *model.Node, c *chain) (bool, error) {
 	if op == "Gemm" && wZero != nil && wZero.Numel() > 1 && slices.ContainsFunc(wZero.Data, func(z float64) bool { return z != 0 }) {
 		return false, nil // Gemm's zero points per channel would need transB-aware indexing
 	}
-	yScale, yZero := lw.constAt(c.q, 1), lw.constAt(c.q, 2)
-	if yScale == nil || yScale.Numel() != 1 || (yZero != nil && yZero.Numel() != 1) {
-		return false, nil
-	}
-	lo, hi, ok := model.IntRange(model.QuantType(c.q, yZero))
+	ys, yz, lo, hi, ok := lw.outQuant(c)
 	if !ok {
 		return false, nil
 	}
 	xs := x.scale.Data[0]
 	mults := make([]float64, wScale.Numel())
 	for i := range mults {
-		mults[i] = model.RequantScale(xs, wScale.Data[i], yScale.Data[0])
+		mults[i] = model.RequantScale(xs, wScale.Data[i], ys)
 	}
 	// The bias must be int32 at scale x_scale*w_scale with zero point 0.
 	biasName := ""
@@ -630,18 +630,84 @@ func (lw *lowering) fuseLinear(n *model.Node, c *chain) (bool, error) {
 	if err != nil {
 		return true, err
 	}
-	spec := requantSpec{name: n.Name, op: "QLinear" + n.Op, mults: mults, pre: make([]int64, len(mults)),
-		zero: zeroAt(yZero, 0), lo: lo, hi: hi, saturate: true}
 	shape := lw.p.Values[acc].Shape
-	spec.ch = channels(shape, outputAxis(op, shape), len(mults))
+	spec := requantSpec{name: n.Name, op: "QLinear" + n.Op, mults: mults, pre: make([]int64, len(mults)),
+		ch: channels(shape, outputAxis(op, shape), len(mults)), zero: yz, lo: lo, hi: hi, saturate: true}
+	return true, lw.finishChain(c, acc, spec)
+}
+
+// outQuant returns the scale, zero point and integer range of a chain's final
+// QuantizeLinear, which must quantize per tensor (ok false otherwise).
+func (lw *lowering) outQuant(c *chain) (scale float64, zero, lo, hi int64, ok bool) {
+	ys, yz := lw.constAt(c.q, 1), lw.constAt(c.q, 2)
+	if ys == nil || ys.Numel() != 1 || (yz != nil && yz.Numel() != 1) {
+		return 0, 0, 0, 0, false
+	}
+	lo, hi, ok = model.IntRange(model.QuantType(c.q, yz))
+	return ys.Data[0], zeroAt(yz, 0), lo, hi, ok
+}
+
+// finishChain requantizes a chain's integer result into its QuantizeLinear's output,
+// folding a Relu between them into the lower saturation bound:
+// Q(relu(f)) = clamp(round(f / s) + zero, max(lo, zero), hi).
+func (lw *lowering) finishChain(c *chain, x int, spec requantSpec) error {
 	if c.relu != nil {
-		// Q(relu(f)) = clamp(round(f / s) + zero, max(lo, zero), hi).
-		spec.lo = max(lo, spec.zero)
+		spec.lo = max(spec.lo, spec.zero)
 		spec.op += "+Relu"
 		lw.skip[c.relu] = true
 	}
 	lw.skip[c.q] = true
-	return true, lw.setInt(c.q, acc, spec)
+	return lw.setInt(c.q, x, spec)
+}
+
+// fuseAdd proves a QDQ Add of two per-tensor quantized views as integers, like
+// QLinearAdd: round((a - za)*sa/sy + (b - zb)*sb/sy) + zy, with the float32 ratios as
+// dyadic rationals over a common 2^k, so the sum before rounding is exact.
+func (lw *lowering) fuseAdd(n *model.Node, c *chain) (bool, error) {
+	p := lw.p
+	a, okA := lw.qviews[n.Inputs[0]]
+	b, okB := lw.qviews[n.Inputs[1]]
+	if !okA || !okB || !a.perTensor() || !b.perTensor() {
+		return false, nil
+	}
+	ys, yz, lo, hi, ok := lw.outQuant(c)
+	if !ok {
+		return false, nil
+	}
+	ma, ka, err := model.Dyadic(model.RequantScale(a.scale.Data[0], 1, ys))
+	if err != nil {
+		return true, fmt.Errorf("%w: %s: %v", model.ErrInvalidModel, n.Label(), err)
+	}
+	mb, kb, err := model.Dyadic(model.RequantScale(b.scale.Data[0], 1, ys))
+	if err != nil {
+		return true, fmt.Errorf("%w: %s: %v", model.ErrInvalidModel, n.Label(), err)
+	}
+	k := max(ka, kb)
+	if k > maxRequantShift || ma > 1<<30 || mb > 1<<30 {
+		return false, nil
+	}
+	va, vb := p.Values[a.id], p.Values[b.id]
+	shape, err := model.BroadcastShape(va.Shape, vb.Shape)
+	if err != nil {
+		return true, fmt.Errorf("%s: %w", n.Label(), err)
+	}
+	l := &Layer{Name: n.Name, Op: "Add", Kind: KAdd, In: []int{a.id, b.id}, MA: ma << (k - ka), MB: mb << (k - kb)}
+	for _, j := range model.BroadcastIndex(va.Shape, shape) {
+		l.IA = append(l.IA, int32(j))
+	}
+	for _, j := range model.BroadcastIndex(vb.Shape, shape) {
+		l.IB = append(l.IB, int32(j))
+	}
+	bound := va.Bound*float64(l.MA) + vb.Bound*float64(l.MB)
+	if bound >= MaxBound {
+		return false, nil
+	}
+	sum := lw.layer(l, shape, 0, bound)
+	lw.ints[sum] = [2]int64{-int64(bound), int64(bound)}
+	pre := -(zeroAt(a.zero, 0)*l.MA + zeroAt(b.zero, 0)*l.MB)
+	spec := requantSpec{name: n.Name, op: "QLinearAdd", mults: []float64{math.Ldexp(1, -k)}, pre: []int64{pre},
+		zero: yz, lo: lo, hi: hi, saturate: true}
+	return true, lw.finishChain(c, sum, spec)
 }
 
 // propagate applies movement, max pooling and Relu to a per-tensor quantized view's
