@@ -57,6 +57,7 @@ func WriteMarkdown(w io.Writer, rep *Report, svgPath, notes string) error {
 	target(fmt.Sprintf("mnist_cnn Groth16 prove < %g s", TargetCNNProveS), "mnist_cnn", "groth16", TargetCNNProveS)
 	target(fmt.Sprintf("mnist_mlp PLONK prove < %g s", TargetMLPProveS), "mnist_mlp", "plonk", TargetMLPProveS)
 	target(fmt.Sprintf("mnist_cnn PLONK prove < %g s", TargetCNNProveS), "mnist_cnn", "plonk", TargetCNNProveS)
+	target(fmt.Sprintf("mnist_cnn.int8 (QDQ, integer arithmetic) Groth16 prove < %g s", TargetCNNProveS), "mnist_cnn.int8", "groth16", TargetCNNProveS)
 	for _, r := range rep.Results {
 		if r.System == "groth16" && r.Domain >= 1<<20 && r.FloorRatio() > 0 {
 			fmt.Fprintf(&b, "| %s Groth16 prove / floor <= %g at 2^20 | %.2fx (%.2f s / %.2f s) | %s |\n", r.Model, TargetFloorRatio, r.FloorRatio(), r.ProveS, r.Floor.TotalS, yesNo(r.FloorRatio() <= TargetFloorRatio))

@@ -24,6 +24,7 @@ import (
 	"github.com/consensys/gnark/constraint"
 
 	"github.com/zkml/zkml/circuits"
+	"github.com/zkml/zkml/internal/qdq"
 	"github.com/zkml/zkml/model"
 	"github.com/zkml/zkml/model/quant"
 	"github.com/zkml/zkml/prover"
@@ -86,13 +87,30 @@ func SharedNames(dir string) []string {
 	return out
 }
 
-// DefaultModels is the shared models (when present) followed by DefaultSynthetic.
+// DefaultInt8 are the int8 QDQ models of the default set: the MNIST-class models
+// quantized by zkml quantize (see LoadModel).
+var DefaultInt8 = []string{"mnist_mlp.int8", "mnist_cnn.int8"}
+
+// DefaultModels is the shared models (when present) followed by DefaultSynthetic and
+// DefaultInt8.
 func DefaultModels(sharedDir string) []string {
-	return append(SharedNames(sharedDir), DefaultSynthetic...)
+	return append(append(SharedNames(sharedDir), DefaultSynthetic...), DefaultInt8...)
 }
 
-// LoadModel resolves a model name: a synthetic model, or a shared model directory.
+// Int8Suffix names the int8 QDQ version of a model: "<model>.int8" is the model
+// statically quantized (per-channel weights) by internal/qdq, calibrated on its input.
+const Int8Suffix = ".int8"
+
+// LoadModel resolves a model name: a synthetic model, a shared model directory, or
+// either with Int8Suffix.
 func LoadModel(name, sharedDir string) (*Model, error) {
+	if base, ok := strings.CutSuffix(name, Int8Suffix); ok {
+		m, err := LoadModel(base, sharedDir)
+		if err != nil {
+			return nil, err
+		}
+		return int8Model(m)
+	}
 	if _, ok := synthetic[name]; ok {
 		return SyntheticModel(name)
 	}
@@ -496,4 +514,22 @@ func Environment(command string) Env {
 		}
 	}
 	return e
+}
+
+// int8Model quantizes m to int8 QDQ, calibrated on its own input.
+func int8Model(m *Model) (*Model, error) {
+	g, err := model.Load(m.ONNX)
+	if err != nil {
+		return nil, err
+	}
+	in, err := model.ParseInput(m.Input, g)
+	if err != nil {
+		return nil, err
+	}
+	q, err := qdq.Quantize(m.ONNX, [][]*model.Tensor{in}, qdq.Options{PerChannel: true})
+	if err != nil {
+		return nil, fmt.Errorf("bench: quantize %s: %w", m.Name, err)
+	}
+	return &Model{Name: m.Name + Int8Suffix, Desc: "int8 QDQ of " + m.Name + " (per-channel weights): " + m.Desc,
+		ONNX: q, Input: m.Input, Config: m.Config, Source: m.Source}, nil
 }
