@@ -462,7 +462,11 @@ func (lw *lowering) intLinear(n *model.Node, shapeOp, xName, wName, biasName str
 	if shapeOp == "Conv" && lw.g.Consts[wName] == nil {
 		return 0, lw.unsupported(n, "weights must be constant")
 	}
-	l := &Layer{Name: n.Name, Op: n.Op, Kind: KLinear, In: []int{x, w}}
+	op := n.Op
+	if op == "Conv" || op == "Gemm" || op == "MatMul" {
+		op += "Integer" // the accumulation of a fused QDQ chain
+	}
+	l := &Layer{Name: n.Name, Op: op, Kind: KLinear, In: []int{x, w}}
 	shape, err := linearTerms(n, shapeOp, l, p.Values[x].Shape, p.Values[w].Shape)
 	if err != nil {
 		return 0, err
