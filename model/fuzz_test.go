@@ -129,6 +129,8 @@ var fuzzOps = []struct {
 	{"MatMul", 1}, {"Add", 1}, {"Softmax", 0}, {"BatchNormalization", 4}, {"Reshape", 1},
 	{"Flatten", 0}, {"Squeeze", 1}, {"Unsqueeze", 1}, {"Transpose", 0}, {"Gather", 1},
 	{"Pad", 2}, {"Concat", 1}, {"Slice", 4}, {"Cast", 0}, {"Shape", 0}, {"Relu", 0},
+	{"QuantizeLinear", 2}, {"DequantizeLinear", 2}, {"MatMulInteger", 3}, {"ConvInteger", 3},
+	{"QLinearMatMul", 7}, {"QLinearConv", 8},
 }
 
 // FuzzNode builds one-node models of supported operators with fuzzed shapes, attributes
@@ -139,6 +141,8 @@ func FuzzNode(f *testing.F) {
 	f.Add(uint8(1), uint8(11), []byte{1, 2, 4, 4}, []byte{2, 2, 2, 1, 1, 0, 1})
 	f.Add(uint8(17), uint8(13), []byte{2, 3, 4}, []byte{1, 255, 0, 1, 254})
 	f.Add(uint8(9), uint8(13), []byte{2, 3}, []byte{2, 255, 3})
+	f.Add(uint8(21), uint8(13), []byte{2, 3}, []byte{1, 0, 1, 0, 1, 1, 0, 0})
+	f.Add(uint8(26), uint8(13), []byte{1, 2, 4, 4}, []byte{1, 1, 1, 0, 1, 1, 0, 0, 1, 4, 2, 2, 1, 1, 2, 2})
 	f.Fuzz(func(t *testing.T, opIdx, opset uint8, dimBytes, params []byte) {
 		spec := fuzzOps[int(opIdx)%len(fuzzOps)]
 		if len(dimBytes) > 5 {

@@ -162,11 +162,23 @@ func optional(in []*Tensor, i int) *Tensor {
 	return nil
 }
 
+// at is element i of a per-channel parameter, or its only element.
 func at(t *Tensor, i int) float64 {
 	if t == nil {
 		return 0
 	}
+	if t.Numel() == 1 {
+		return t.Data[0]
+	}
 	return t.Data[i]
+}
+
+// checkZero checks that a zero point matches its scale: one value, or one per channel.
+func checkZero(n *Node, scale, zero *Tensor) error {
+	if zero != nil && zero.Numel() != 1 && zero.Numel() != scale.Numel() {
+		return fmt.Errorf("%s: zero point has %d values for %d scales", n.Label(), zero.Numel(), scale.Numel())
+	}
+	return nil
 }
 
 // quantAxis reads the axis attribute of QuantizeLinear and DequantizeLinear, rejecting
@@ -193,6 +205,9 @@ func evalQuantize(n *Node, in []*Tensor, _ int64) ([]*Tensor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", n.Label(), err)
 	}
+	if err := checkZero(n, scale, zero); err != nil {
+		return nil, err
+	}
 	out := NewTensor(x.Shape...)
 	out.DType = dt
 	for i, v := range x.Data {
@@ -214,6 +229,9 @@ func evalDequantize(n *Node, in []*Tensor, _ int64) ([]*Tensor, error) {
 	ch, err := AxisIndex(x.Shape, scale, axis)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", n.Label(), err)
+	}
+	if err := checkZero(n, scale, zero); err != nil {
+		return nil, err
 	}
 	out := NewTensor(x.Shape...)
 	for i, v := range x.Data {
