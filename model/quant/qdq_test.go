@@ -1,6 +1,7 @@
 package quant
 
 import (
+	"bytes"
 	"errors"
 	"math"
 	"math/rand"
@@ -162,4 +163,110 @@ func TestQuantizedErrors(t *testing.T) {
 	if _, err := model.Load(b); !errors.Is(err, model.ErrUnsupportedOp) || !strings.Contains(err.Error(), `DequantizeLinear node "dq"`) {
 		t.Errorf("blocked DequantizeLinear: %v", err)
 	}
+}
+
+// FuzzLowerQDQ builds QDQ graphs (MatMul, optional Relu, optional residual Add, optional
+// float Sigmoid) with fuzzed sizes, scales, zero points and integer types: loading and
+// lowering must never panic and must fail only with the model errors, and a lowered
+// program's values must stay within their static bounds (evalBoth checks them).
+func FuzzLowerQDQ(f *testing.F) {
+	f.Add([]byte{3, 2, 10, 128, 0, 5, 1, 7, 120, 1, 1, 1, 9, 3})
+	f.Add([]byte{0, 0, 255, 0, 200, 255, 0, 0, 0, 0, 0, 2, 250, 255, 255, 1})
+	for _, c := range []byte{7, 9, 12, 30} {
+		f.Add(bytes.Repeat([]byte{c, c + 1, c + 3}, 40))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		src := b
+		next := func() int {
+			if len(src) == 0 {
+				return 0
+			}
+			v := int(src[0])
+			src = src[1:]
+			return v
+		}
+		scale := func() float64 { return math.Ldexp(float64(next()), -(next() % 24)) } // may be 0
+		dt := func() onnx.TensorProto_DataType {
+			if next()%2 == 0 {
+				return onnx.TensorProto_UINT8
+			}
+			return onnx.TensorProto_INT8
+		}
+		n, m := 1+next()%4, 1+next()%4
+		g := &onnx.GraphProto{Input: []*onnx.ValueInfoProto{floatInfo("x", 1, int64(n))}, Output: []*onnx.ValueInfoProto{floatInfo("y")}}
+		pair := func(src, dst string) {
+			t, zero := dt(), next()
+			if t == onnx.TensorProto_INT8 {
+				zero -= 128
+			}
+			g.Initializer = append(g.Initializer, scalarInit(dst+".s", onnx.TensorProto_FLOAT, scale()), scalarInit(dst+".z", t, float64(zero)))
+			g.Node = append(g.Node,
+				&onnx.NodeProto{OpType: "QuantizeLinear", Name: dst + ".q", Input: []string{src, dst + ".s", dst + ".z"}, Output: []string{dst + ".int"}},
+				&onnx.NodeProto{OpType: "DequantizeLinear", Name: dst + ".dq", Input: []string{dst + ".int", dst + ".s", dst + ".z"}, Output: []string{dst}})
+		}
+		pair("x", "xd")
+		w := &onnx.TensorProto{Name: "w", Dims: []int64{int64(n), int64(m)}, DataType: int32(onnx.TensorProto_INT8)}
+		for range n * m {
+			w.Int32Data = append(w.Int32Data, int32(next()-128))
+		}
+		ws := &onnx.TensorProto{Name: "w.s", DataType: int32(onnx.TensorProto_FLOAT)}
+		axis := []*onnx.AttributeProto{}
+		if next()%2 == 0 {
+			ws.Dims = []int64{int64(m)}
+			for range m {
+				ws.FloatData = append(ws.FloatData, float32(scale()))
+			}
+			axis = append(axis, intAttr("axis", 1))
+		} else {
+			ws.FloatData = []float32{float32(scale())}
+		}
+		g.Initializer = append(g.Initializer, w, ws)
+		g.Node = append(g.Node, &onnx.NodeProto{OpType: "DequantizeLinear", Name: "w.dq", Input: []string{"w", "w.s"}, Output: []string{"wd"}, Attribute: axis},
+			node("MatMul", []string{"xd", "wd"}, []string{"m"}))
+		last := "m"
+		if next()%2 == 0 {
+			g.Node = append(g.Node, &onnx.NodeProto{OpType: "Relu", Name: "relu", Input: []string{last}, Output: []string{"r"}})
+			last = "r"
+		}
+		pair(last, "md")
+		last = "md"
+		if n == m && next()%2 == 0 {
+			g.Node = append(g.Node, &onnx.NodeProto{OpType: "Add", Name: "add", Input: []string{"md", "xd"}, Output: []string{"a"}})
+			pair("a", "ad")
+			last = "ad"
+		}
+		if next()%3 == 0 {
+			g.Node = append(g.Node, &onnx.NodeProto{OpType: "Sigmoid", Name: "sig", Input: []string{last}, Output: []string{"y"}})
+		} else {
+			g.Node = append(g.Node, &onnx.NodeProto{OpType: "Identity", Name: "id", Input: []string{last}, Output: []string{"y"}})
+		}
+		data, err := proto.Marshal(&onnx.ModelProto{IrVersion: 7, Graph: g, OpsetImport: []*onnx.OperatorSetIdProto{{Version: 13}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		gr, err := model.Load(data)
+		if err != nil {
+			if !errors.Is(err, model.ErrInvalidModel) && !errors.Is(err, model.ErrUnsupportedOp) {
+				t.Fatalf("load: %v", err)
+			}
+			return
+		}
+		p, err := Lower(gr, DefaultConfig())
+		if testing.Verbose() {
+			t.Logf("lower: %v", err)
+		}
+		if err != nil {
+			if !errors.Is(err, model.ErrInvalidModel) && !errors.Is(err, ErrUnsupported) && !errors.Is(err, ErrOutOfRange) {
+				t.Fatalf("lower: %v", err)
+			}
+			return
+		}
+		in := model.NewTensor(1, n)
+		for i := range in.Data {
+			in.Data[i] = float64(next()-128) / 16
+		}
+		if _, _, err := evalBoth(t, gr, p, []*model.Tensor{in}); err != nil && !errors.Is(err, ErrOutOfRange) {
+			t.Fatalf("eval: %v", err)
+		}
+	})
 }
