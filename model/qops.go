@@ -173,21 +173,20 @@ func at(t *Tensor, i int) float64 {
 	return t.Data[i]
 }
 
-// checkZero checks that a zero point matches its scale: one value, or one per channel.
-func checkZero(n *Node, scale, zero *Tensor) error {
-	if zero != nil && zero.Numel() != 1 && zero.Numel() != scale.Numel() {
-		return fmt.Errorf("%s: zero point has %d values for %d scales", n.Label(), zero.Numel(), scale.Numel())
-	}
-	return nil
-}
-
-// quantAxis reads the axis attribute of QuantizeLinear and DequantizeLinear, rejecting
-// the blocked form (opset 21).
-func quantAxis(n *Node) (int, error) {
+// quantChannels maps each element of x to its scale and zero point for QuantizeLinear
+// and DequantizeLinear (axis attribute; the blocked form of opset 21 is rejected).
+func quantChannels(n *Node, x, scale, zero *Tensor) (func(int) int, error) {
 	if n.Attrs.Int("block_size", 0) != 0 {
-		return 0, fmt.Errorf("%w: %s: blocked quantization (block_size) is not supported", ErrUnsupportedOp, n.Label())
+		return nil, fmt.Errorf("%w: %s: blocked quantization (block_size) is not supported", ErrUnsupportedOp, n.Label())
 	}
-	return int(n.Attrs.Int("axis", 1)), nil
+	ch, err := AxisIndex(x.Shape, scale, int(n.Attrs.Int("axis", 1)))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", n.Label(), err)
+	}
+	if zero != nil && zero.Numel() != 1 && zero.Numel() != scale.Numel() {
+		return nil, fmt.Errorf("%s: zero point has %d values for %d scales", n.Label(), zero.Numel(), scale.Numel())
+	}
+	return ch, nil
 }
 
 func evalQuantize(n *Node, in []*Tensor, _ int64) ([]*Tensor, error) {
@@ -197,15 +196,8 @@ func evalQuantize(n *Node, in []*Tensor, _ int64) ([]*Tensor, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: %s: output type %v is not supported", ErrUnsupportedOp, n.Label(), onnx.TensorProto_DataType(dt))
 	}
-	axis, err := quantAxis(n)
+	ch, err := quantChannels(n, x, scale, zero)
 	if err != nil {
-		return nil, err
-	}
-	ch, err := AxisIndex(x.Shape, scale, axis)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", n.Label(), err)
-	}
-	if err := checkZero(n, scale, zero); err != nil {
 		return nil, err
 	}
 	out := NewTensor(x.Shape...)
@@ -222,15 +214,8 @@ func evalQuantize(n *Node, in []*Tensor, _ int64) ([]*Tensor, error) {
 
 func evalDequantize(n *Node, in []*Tensor, _ int64) ([]*Tensor, error) {
 	x, scale, zero := in[0], in[1], optional(in, 2)
-	axis, err := quantAxis(n)
+	ch, err := quantChannels(n, x, scale, zero)
 	if err != nil {
-		return nil, err
-	}
-	ch, err := AxisIndex(x.Shape, scale, axis)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", n.Label(), err)
-	}
-	if err := checkZero(n, scale, zero); err != nil {
 		return nil, err
 	}
 	out := NewTensor(x.Shape...)
