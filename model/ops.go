@@ -77,6 +77,8 @@ func init() {
 		arities[op] = a
 	}
 	movementOps["Expand"] = moveExpand
+	movementOps["GatherElements"] = moveGatherElements
+	arities["GatherElements"] = arity{2, 2}
 	for op, f := range map[string]floatOp{
 		"Max": evalVariadic, "Min": evalVariadic, "Sum": evalVariadic, "Mean": evalVariadic,
 		"Clip": evalClip, "Split": evalSplit, "ConstantOfShape": evalConstantOfShape,
@@ -533,4 +535,51 @@ func evalConstantOfShape(n *Node, in []*Tensor, _ int64) ([]*Tensor, error) {
 		out.Data[i] = fill
 	}
 	return []*Tensor{out}, nil
+}
+
+// moveGatherElements: out[..., j, ...] = data[..., indices[..., j, ...], ...] along axis,
+// with constant indices (negative ones count from the end).
+func moveGatherElements(n *Node, shapes [][]int, consts []*Tensor, _ int64) (*Movement, error) {
+	in := shapes[0]
+	it, err := constInput(n, consts, 1, "indices")
+	if err != nil {
+		return nil, err
+	}
+	axis, err := normAxis(n, n.Attrs.Int("axis", 0), len(in))
+	if err != nil {
+		return nil, err
+	}
+	indices, err := intParams(n, it, "indices")
+	if err != nil {
+		return nil, err
+	}
+	if len(it.Shape) != len(in) {
+		return nil, fmt.Errorf("%s: indices rank %d differs from data rank %d", n.Label(), len(it.Shape), len(in))
+	}
+	for d := range in {
+		if d != axis && it.Shape[d] > in[d] {
+			return nil, fmt.Errorf("%s: indices shape %v exceeds data shape %v", n.Label(), it.Shape, in)
+		}
+	}
+	ist, dst := strides(it.Shape), strides(in)
+	idx := make([]int, len(indices))
+	for i, v := range indices {
+		k := int(v)
+		if k < 0 {
+			k += in[axis]
+		}
+		if k < 0 || k >= in[axis] {
+			return nil, fmt.Errorf("%s: index %v out of range for axis size %d", n.Label(), v, in[axis])
+		}
+		off := 0
+		for d := range in {
+			c := (i / ist[d]) % it.Shape[d]
+			if d == axis {
+				c = k
+			}
+			off += c * dst[d]
+		}
+		idx[i] = off
+	}
+	return &Movement{Shape: append([]int(nil), it.Shape...), Index: idx, Data: []int{0}}, nil
 }

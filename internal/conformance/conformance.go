@@ -18,14 +18,15 @@ import (
 // rather than data. The node tests feed some of them as graph inputs; they are bound as
 // constants (as a user would export them).
 var paramInputs = map[string][]int{
-	"Reshape":   {1},
-	"Gather":    {1},
-	"Pad":       {1, 2, 3},
-	"Slice":     {1, 2, 3, 4},
-	"Squeeze":   {1},
-	"Unsqueeze": {1},
-	"Clip":      {1, 2},
-	"Expand":    {1},
+	"Reshape":        {1},
+	"Gather":         {1},
+	"GatherElements": {1},
+	"Pad":            {1, 2, 3},
+	"Slice":          {1, 2, 3, 4},
+	"Squeeze":        {1},
+	"Unsqueeze":      {1},
+	"Clip":           {1, 2},
+	"Expand":         {1},
 	// Weights, biases and normalization statistics are model constants.
 	"BatchNormalization": {1, 2, 3, 4},
 	"Gemm":               {1, 2},

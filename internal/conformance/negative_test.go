@@ -19,7 +19,7 @@ var comparisonOps = map[string]bool{
 	"ReduceMax": true, "ArgMax": true, "Hardmax": true,
 	// Quantized operators: requantization (rounding, saturation) and integer products.
 	"QuantizeLinear": true, "DequantizeLinear": true, "QLinearMatMul": true, "QLinearConv": true,
-	"MatMulInteger": true, "ConvInteger": true,
+	"MatMulInteger": true, "ConvInteger": true, "Floor": true, "Ceil": true,
 }
 
 // TestWrongOutputRejected checks, on the first node test of every comparison or

@@ -208,11 +208,37 @@ func (lw *lowering) linearOut(n *model.Node, l *Layer, shape []int, accScale int
 	return id, nil
 }
 
+// floor lowers Floor and Ceil of a fixed-point X (x = X / 2^s): floor(x) =
+// 2^s * floor(X / 2^s), where floor(X / 2^s) is a rescale (which rounds half up) of
+// X - 2^(s-1); ceil(x) = -floor(-x). Both are exact on the fixed-point value.
+func (lw *lowering) floor(n *model.Node, x int) (int, error) {
+	p := lw.p
+	v := p.Values[x]
+	s := v.Scale
+	if s == 0 {
+		return x, nil
+	}
+	sign := int64(1)
+	if n.Op == "Ceil" {
+		sign = -1
+	}
+	half, err := lw.newParam("-1/2", &model.Tensor{Shape: []int{1}, Data: []float64{-0.5}}, s, true)
+	if err != nil {
+		return 0, err
+	}
+	q := lw.rescale(n, lw.addv(n, x, sign, half, 1, make([]int, numel(v.Shape))), s)
+	out := lw.addv(n, q, sign<<s, q, 0, nil)
+	p.Values[out].Scale = s
+	return out, nil
+}
+
 // elementwise lowers Neg, Abs, LeakyRelu and PRelu exactly, from ReLU, additions and
 // one constant multiply with rescale.
 func (lw *lowering) elementwise(n *model.Node) (bool, error) {
 	p := lw.p
-	if n.Op != "Neg" && n.Op != "Abs" && n.Op != "LeakyRelu" && n.Op != "PRelu" && n.Op != "Softsign" {
+	switch n.Op {
+	case "Neg", "Abs", "LeakyRelu", "PRelu", "Softsign", "Floor", "Ceil":
+	default:
 		return false, nil
 	}
 	x, _, err := lw.operand(n, 0, p.Scale)
@@ -231,6 +257,9 @@ func (lw *lowering) elementwise(n *model.Node) (bool, error) {
 	case "Softsign":
 		lw.ids[out] = lw.softsign(n, x)
 		return true, nil
+	case "Floor", "Ceil":
+		lw.ids[out], err = lw.floor(n, x)
+		return true, err
 	}
 	// y = relu(x) - slope*relu(-x), with relu(-x) = relu(x) - x.
 	r := lw.relu(n, x)
