@@ -78,6 +78,20 @@ func init() {
 	}
 	movementOps["Expand"] = moveExpand
 	movementOps["GatherElements"] = moveGatherElements
+	for op, f := range map[string]func(a, b float64) bool{
+		"Greater": func(a, b float64) bool { return a > b }, "Less": func(a, b float64) bool { return a < b },
+		"Equal": func(a, b float64) bool { return a == b }, "GreaterOrEqual": func(a, b float64) bool { return a >= b },
+		"LessOrEqual": func(a, b float64) bool { return a <= b },
+	} {
+		binaryFloat[op] = func(a, b float64) float64 {
+			if f(a, b) {
+				return 1
+			}
+			return 0
+		}
+	}
+	arities["Where"] = arity{3, 3}
+	extraOps["Where"] = evalWhere
 	arities["GatherElements"] = arity{2, 2}
 	for op, f := range map[string]floatOp{
 		"Max": evalVariadic, "Min": evalVariadic, "Sum": evalVariadic, "Mean": evalVariadic,
@@ -582,4 +596,36 @@ func moveGatherElements(n *Node, shapes [][]int, consts []*Tensor, _ int64) (*Mo
 		idx[i] = off
 	}
 	return &Movement{Shape: append([]int(nil), it.Shape...), Index: idx, Data: []int{0}}, nil
+}
+
+// WherePlan broadcasts Where's condition, x and y: the output shape and, per output
+// element, the index into each.
+func WherePlan(n *Node, c, x, y []int) (shape []int, ic, ix, iy []int, err error) {
+	if shape, err = broadcastShape(c, x); err == nil {
+		shape, err = broadcastShape(shape, y)
+	}
+	if err != nil {
+		return nil, nil, nil, nil, fmt.Errorf("%s: %w", n.Label(), err)
+	}
+	if err := checkOutput(n, shape); err != nil {
+		return nil, nil, nil, nil, err
+	}
+	return shape, broadcastIndex(c, shape), broadcastIndex(x, shape), broadcastIndex(y, shape), nil
+}
+
+func evalWhere(n *Node, in []*Tensor, _ int64) ([]*Tensor, error) {
+	shape, ic, ix, iy, err := WherePlan(n, in[0].Shape, in[1].Shape, in[2].Shape)
+	if err != nil {
+		return nil, err
+	}
+	out := NewTensor(shape...)
+	out.DType = in[1].DType
+	for i := range out.Data {
+		if in[0].Data[ic[i]] != 0 {
+			out.Data[i] = in[1].Data[ix[i]]
+		} else {
+			out.Data[i] = in[2].Data[iy[i]]
+		}
+	}
+	return []*Tensor{out}, nil
 }

@@ -54,6 +54,8 @@ func IntRange(dt int32) (lo, hi int64, ok bool) {
 		return math.MinInt16, math.MaxInt16, true
 	case onnx.TensorProto_INT32:
 		return math.MinInt32, math.MaxInt32, true
+	case onnx.TensorProto_BOOL:
+		return 0, 1, true
 	}
 	return 0, 0, false
 }

@@ -41,6 +41,9 @@ var paramInputs = map[string][]int{
 	"ConvInteger":      {1, 2, 3},
 }
 
+// intData lists operators whose int32/int64 inputs are data, not parameters.
+var intData = map[string]bool{"Equal": true, "Greater": true, "Less": true}
+
 // Case is one node test.
 type Case struct {
 	Name  string // the test folder, e.g. test_relu
@@ -136,7 +139,8 @@ func loadCase(dir string) (*Case, error) {
 func isParam(node *onnx.NodeProto, vi *onnx.ValueInfoProto) bool {
 	switch onnx.TensorProto_DataType(vi.GetType().GetTensorType().GetElemType()) {
 	case onnx.TensorProto_INT64, onnx.TensorProto_INT32:
-		return true
+		// Comparisons of integer tensors take them as data.
+		return !intData[node.GetOpType()]
 	}
 	for _, pos := range paramInputs[node.GetOpType()] {
 		if pos < len(node.GetInput()) && node.GetInput()[pos] == vi.GetName() {

@@ -644,3 +644,142 @@ func (lw *lowering) softsign(n *model.Node, x int) int {
 	}
 	return lw.addv(n, div(pos), 1, div(neg), -1, nil)
 }
+
+// sameScale resolves inputs i and j of n at one scale: the runtime operand's (a
+// constant is quantized at it), the activation scale when both are constants.
+func (lw *lowering) sameScale(n *model.Node, i, j int) (a, b int, err error) {
+	scale := lw.p.Scale
+	for _, k := range []int{i, j} {
+		if id, ok, err := lw.runtime(n.Inputs[k]); err != nil {
+			return 0, 0, err
+		} else if ok {
+			scale = lw.p.Values[id].Scale
+		}
+	}
+	if a, _, err = lw.operand(n, i, scale); err != nil {
+		return 0, 0, err
+	}
+	if b, _, err = lw.operand(n, j, scale); err != nil {
+		return 0, 0, err
+	}
+	if lw.p.Values[a].Scale != lw.p.Values[b].Scale {
+		return 0, 0, lw.unsupported(n, "operands at different scales (an integer and a float tensor)")
+	}
+	return a, b, nil
+}
+
+// diff appends ma*a + mb*b broadcast to shape.
+func (lw *lowering) diff(n *model.Node, a int, ma int64, b int, mb int64, shape []int) int {
+	p := lw.p
+	va, vb := p.Values[a], p.Values[b]
+	l := &Layer{Name: n.Name, Op: n.Op, Kind: KAdd, In: []int{a, b}, MA: ma, MB: mb}
+	for _, j := range model.BroadcastIndex(va.Shape, shape) {
+		l.IA = append(l.IA, int32(j))
+	}
+	for _, j := range model.BroadcastIndex(vb.Shape, shape) {
+		l.IB = append(l.IB, int32(j))
+	}
+	return lw.layer(l, shape, va.Scale, math.Abs(float64(ma))*va.Bound+math.Abs(float64(mb))*vb.Bound)
+}
+
+// compare lowers Greater, Less, Equal, GreaterOrEqual and LessOrEqual to a boolean
+// integer tensor. On integers (fixed-point values at one scale) [d > 0] = clamp(d, 0, 1),
+// so Greater is clamp(a - b, 0, 1); the others combine two such tests.
+func (lw *lowering) compare(n *model.Node) error {
+	p := lw.p
+	a, b, err := lw.sameScale(n, 0, 1)
+	if err != nil {
+		return err
+	}
+	shape, err := model.BroadcastShape(p.Values[a].Shape, p.Values[b].Shape)
+	if err != nil {
+		return fmt.Errorf("%s: %w", n.Label(), err)
+	}
+	gt := func(x, y int) int { // [x > y]
+		d := lw.diff(n, x, 1, y, -1, shape)
+		bits := bitsFor(p.Values[d].Bound)
+		id := lw.layer(&Layer{Name: n.Name, Op: n.Op, Kind: KClamp, In: []int{d}, Lo: 0, Hi: 1, Bits: bits}, shape, 0, 1)
+		lw.ints[id] = [2]int64{0, 1}
+		return id
+	}
+	one, err := lw.newParam("1", &model.Tensor{Shape: []int{1}, Data: []float64{1}}, 0, true)
+	if err != nil {
+		return err
+	}
+	var out int
+	switch n.Op {
+	case "Greater":
+		out = gt(a, b)
+	case "Less":
+		out = gt(b, a)
+	case "GreaterOrEqual": // 1 - [b > a]
+		out = lw.diff(n, one, 1, gt(b, a), -1, shape)
+	case "LessOrEqual":
+		out = lw.diff(n, one, 1, gt(a, b), -1, shape)
+	case "Equal": // 1 - [a > b] - [b > a]
+		out = lw.diff(n, lw.diff(n, one, 1, gt(a, b), -1, shape), 1, gt(b, a), -1, shape)
+	}
+	p.Values[out].Scale, p.Values[out].Bound = 0, 1
+	lw.ints[out] = [2]int64{0, 1}
+	lw.ids[n.Outputs[0]] = out
+	return nil
+}
+
+// where lowers Where. A constant condition selects (a movement); a runtime one is a
+// boolean integer tensor c (from a comparison or a bool input, proven in {0, 1}) and
+// out = y + c*(x - y), one product per element.
+func (lw *lowering) where(n *model.Node) error {
+	p := lw.p
+	x, y, err := lw.sameScale(n, 1, 2)
+	if err != nil {
+		return err
+	}
+	vx, vy := p.Values[x], p.Values[y]
+	if c, ok := lw.g.Consts[n.Inputs[0]]; ok {
+		shape, ic, ix, iy, err := model.WherePlan(n, c.Shape, vx.Shape, vy.Shape)
+		if err != nil {
+			return err
+		}
+		l := &Layer{Name: n.Name, Op: n.Op, Kind: KMove, In: []int{x, y}}
+		nx := int32(numel(vx.Shape))
+		for i := range ic {
+			if c.Data[ic[i]] != 0 {
+				l.Index = append(l.Index, int32(ix[i]))
+			} else {
+				l.Index = append(l.Index, nx+int32(iy[i]))
+			}
+		}
+		lw.ids[n.Outputs[0]] = lw.layer(l, shape, vx.Scale, math.Max(vx.Bound, vy.Bound))
+		return nil
+	}
+	c, ok, err := lw.runtime(n.Inputs[0])
+	if err != nil {
+		return err
+	}
+	if r, isInt := lw.ints[c]; !ok || !isInt || r[0] < 0 || r[1] > 1 {
+		return lw.unsupported(n, "the condition must be a boolean tensor (a comparison or a bool input)")
+	}
+	shape, ic, _, iy, err := model.WherePlan(n, p.Values[c].Shape, vx.Shape, vy.Shape)
+	if err != nil {
+		return err
+	}
+	d := lw.diff(n, x, 1, y, -1, shape)
+	l := &Layer{Name: n.Name, Op: n.Op, Kind: KLinear, In: []int{c, d, y}}
+	for i := range ic {
+		l.TermStart = append(l.TermStart, int32(i))
+		l.TA = append(l.TA, int32(ic[i]))
+		l.TB = append(l.TB, int32(i))
+		l.Bias = append(l.Bias, int32(iy[i]))
+	}
+	l.TermStart = append(l.TermStart, int32(len(ic)))
+	out, err := lw.accumulate(n, l, shape, vx.Scale)
+	if err != nil {
+		return err
+	}
+	p.Values[out].Bound = math.Max(vx.Bound, vy.Bound)
+	if _, isInt := lw.ints[x]; isInt {
+		lw.ints[out] = [2]int64{-int64(p.Values[out].Bound), int64(p.Values[out].Bound)}
+	}
+	lw.ids[n.Outputs[0]] = out
+	return nil
+}

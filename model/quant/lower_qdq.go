@@ -208,6 +208,10 @@ func (lw *lowering) quantNode(n *model.Node) (bool, error) {
 		}
 	case "Cast":
 		return lw.castInt(n)
+	case "Greater", "Less", "Equal", "GreaterOrEqual", "LessOrEqual":
+		return true, lw.compare(n)
+	case "Where":
+		return true, lw.where(n)
 	}
 	if len(n.Inputs) > 0 {
 		if q, ok := lw.qviews[n.Inputs[0]]; ok && q.perTensor() {
