@@ -130,7 +130,7 @@ var fuzzOps = []struct {
 	{"Flatten", 0}, {"Squeeze", 1}, {"Unsqueeze", 1}, {"Transpose", 0}, {"Gather", 1},
 	{"Pad", 2}, {"Concat", 1}, {"Slice", 4}, {"Cast", 0}, {"Shape", 0}, {"Relu", 0},
 	{"QuantizeLinear", 2}, {"DequantizeLinear", 2}, {"MatMulInteger", 3}, {"ConvInteger", 3},
-	{"QLinearMatMul", 7}, {"QLinearConv", 8},
+	{"QLinearMatMul", 7}, {"QLinearConv", 8}, {"ConvTranspose", 2}, {"GatherElements", 1}, {"Where", 2},
 }
 
 // FuzzNode builds one-node models of supported operators with fuzzed shapes, attributes
@@ -183,7 +183,7 @@ func FuzzNode(f *testing.F) {
 			inputs = append(inputs, name)
 		}
 		var attrs []*onnx.AttributeProto
-		for _, name := range []string{"kernel_shape", "strides", "pads", "dilations", "perm", "axes"} {
+		for _, name := range []string{"kernel_shape", "strides", "pads", "dilations", "perm", "axes", "output_padding", "output_shape"} {
 			if src.next()%3 == 0 {
 				attrs = append(attrs, intsAttr(name, src.ints(src.small(0, 4), -2, 5)...))
 			}

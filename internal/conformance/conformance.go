@@ -31,6 +31,7 @@ var paramInputs = map[string][]int{
 	"BatchNormalization": {1, 2, 3, 4},
 	"Gemm":               {1, 2},
 	"Conv":               {1, 2},
+	"ConvTranspose":      {1, 2},
 	// Quantization scales and zero points, and the weights and biases of the quantized
 	// linear operators.
 	"QuantizeLinear":   {1, 2},

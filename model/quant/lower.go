@@ -199,7 +199,7 @@ func (lw *lowering) node(n *model.Node) error {
 		id, _, err := lw.operand(n, 0, p.Scale)
 		lw.ids[out] = id
 		return err
-	case "Gemm", "MatMul", "Conv":
+	case "Gemm", "MatMul", "Conv", "ConvTranspose":
 		return lw.linear(n)
 	case "Add", "Sub":
 		return lw.add(n)
@@ -290,7 +290,7 @@ func (lw *lowering) linear(n *model.Node) error {
 	case aConst:
 		consts[aName] = scaled(aName, alpha)
 	}
-	if n.Op == "Conv" && !bConst {
+	if (n.Op == "Conv" || n.Op == "ConvTranspose") && !bConst {
 		return lw.unsupported(n, "weights must be constant")
 	}
 	opnd := func(name string) (int, error) {
@@ -385,6 +385,20 @@ func linearTerms(n *model.Node, shapeOp string, l *Layer, sa, sb []int) ([]int, 
 				}
 			}
 		}
+	case "ConvTranspose":
+		pl, err := model.PlanConvTranspose(n, sa, sb)
+		if err != nil {
+			return nil, err
+		}
+		outShape = pl.Shape()
+		per := make([][][2]int32, model.Numel(outShape))
+		pl.Taps(func(o, xi, wi int) { per[o] = append(per[o], [2]int32{int32(xi), int32(wi)}) })
+		for _, ts := range per {
+			l.TermStart = append(l.TermStart, int32(len(l.TA)))
+			for _, t := range ts {
+				l.TA, l.TB = append(l.TA, t[0]), append(l.TB, t[1])
+			}
+		}
 	case "Conv":
 		pl, err := model.PlanConv(n, sa, sb)
 		if err != nil {
@@ -421,7 +435,7 @@ func linearTerms(n *model.Node, shapeOp string, l *Layer, sa, sb []int) ([]int, 
 func biasIndex(n *model.Node, shapeOp string, bias, out []int) ([]int32, error) {
 	var idx []int32
 	nOut := model.Numel(out)
-	if shapeOp == "Conv" {
+	if shapeOp == "Conv" || shapeOp == "ConvTranspose" {
 		per := nOut / out[1] / out[0]
 		for o := 0; o < nOut; o++ {
 			idx = append(idx, int32((o/per)%out[1]))
