@@ -297,17 +297,34 @@ func increment(coord, shape []int) {
 	}
 }
 
+// gatherParams reads the constant indices (input 1) and the axis of Gather and
+// GatherElements.
+func gatherParams(n *Node, in []int, consts []*Tensor) (it *Tensor, axis int, indices []int64, err error) {
+	if it, err = constInput(n, consts, 1, "indices"); err != nil {
+		return nil, 0, nil, err
+	}
+	if axis, err = normAxis(n, n.Attrs.Int("axis", 0), len(in)); err != nil {
+		return nil, 0, nil, err
+	}
+	indices, err = intParams(n, it, "indices")
+	return it, axis, indices, err
+}
+
+// gatherIndex resolves index v (negative counts from the end) on an axis of size.
+func gatherIndex(n *Node, v int64, size int) (int, error) {
+	k := int(v)
+	if k < 0 {
+		k += size
+	}
+	if k < 0 || k >= size {
+		return 0, fmt.Errorf("%s: index %v out of range for axis size %d", n.Label(), v, size)
+	}
+	return k, nil
+}
+
 func moveGather(n *Node, shapes [][]int, consts []*Tensor, _ int64) (*Movement, error) {
 	in := shapes[0]
-	it, err := constInput(n, consts, 1, "indices")
-	if err != nil {
-		return nil, err
-	}
-	axis, err := normAxis(n, n.Attrs.Int("axis", 0), len(in))
-	if err != nil {
-		return nil, err
-	}
-	indices, err := intParams(n, it, "indices")
+	it, axis, indices, err := gatherParams(n, in, consts)
 	if err != nil {
 		return nil, err
 	}
@@ -319,12 +336,9 @@ func moveGather(n *Node, shapes [][]int, consts []*Tensor, _ int64) (*Movement, 
 	idx := make([]int, 0, numel(out))
 	for o := 0; o < outer; o++ {
 		for _, v := range indices {
-			k := int(v)
-			if k < 0 {
-				k += in[axis]
-			}
-			if k < 0 || k >= in[axis] {
-				return nil, fmt.Errorf("%s: index %v out of range for axis size %d", n.Label(), v, in[axis])
+			k, err := gatherIndex(n, v, in[axis])
+			if err != nil {
+				return nil, err
 			}
 			base := (o*in[axis] + k) * inner
 			for i := 0; i < inner; i++ {

@@ -555,15 +555,7 @@ func evalConstantOfShape(n *Node, in []*Tensor, _ int64) ([]*Tensor, error) {
 // with constant indices (negative ones count from the end).
 func moveGatherElements(n *Node, shapes [][]int, consts []*Tensor, _ int64) (*Movement, error) {
 	in := shapes[0]
-	it, err := constInput(n, consts, 1, "indices")
-	if err != nil {
-		return nil, err
-	}
-	axis, err := normAxis(n, n.Attrs.Int("axis", 0), len(in))
-	if err != nil {
-		return nil, err
-	}
-	indices, err := intParams(n, it, "indices")
+	it, axis, indices, err := gatherParams(n, in, consts)
 	if err != nil {
 		return nil, err
 	}
@@ -578,12 +570,9 @@ func moveGatherElements(n *Node, shapes [][]int, consts []*Tensor, _ int64) (*Mo
 	ist, dst := strides(it.Shape), strides(in)
 	idx := make([]int, len(indices))
 	for i, v := range indices {
-		k := int(v)
-		if k < 0 {
-			k += in[axis]
-		}
-		if k < 0 || k >= in[axis] {
-			return nil, fmt.Errorf("%s: index %v out of range for axis size %d", n.Label(), v, in[axis])
+		k, err := gatherIndex(n, v, in[axis])
+		if err != nil {
+			return nil, err
 		}
 		off := 0
 		for d := range in {
