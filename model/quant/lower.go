@@ -560,7 +560,7 @@ func (lw *lowering) mul(n *model.Node) error {
 	if n.Op == "Div" {
 		c, ok := lw.g.Consts[n.Inputs[1]]
 		if !ok {
-			return lw.unsupported(n, "division by a runtime value")
+			return lw.divide(n)
 		}
 		inv := c.Clone()
 		for i, v := range inv.Data {

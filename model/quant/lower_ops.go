@@ -3,6 +3,7 @@ package quant
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/zkml/zkml/model"
 )
@@ -780,6 +781,58 @@ func (lw *lowering) where(n *model.Node) error {
 	if _, isInt := lw.ints[x]; isInt {
 		lw.ints[out] = [2]int64{-int64(p.Values[out].Bound), int64(p.Values[out].Bound)}
 	}
+	lw.ids[n.Outputs[0]] = out
+	return nil
+}
+
+// broadcast moves value id to shape (numpy broadcasting), or returns it as is.
+func (lw *lowering) broadcast(n *model.Node, id int, shape []int) int {
+	v := lw.p.Values[id]
+	if slices.Equal(v.Shape, shape) {
+		return id
+	}
+	l := &Layer{Name: n.Name, Op: "Broadcast", Kind: KMove, In: []int{id}}
+	for _, j := range model.BroadcastIndex(v.Shape, shape) {
+		l.Index = append(l.Index, int32(j))
+	}
+	return lw.layer(l, shape, v.Scale, v.Bound)
+}
+
+// divide lowers Div by a runtime value: a / b at scale s is round(A*2^s / B), computed
+// on the positive and negative parts of A (one of them is 0) by the range-checked
+// division, which also proves B > 0: a divisor that is not positive makes proving fail
+// with an error naming the layer. The quotient must fit the activation width (Bits).
+func (lw *lowering) divide(n *model.Node) error {
+	p := lw.p
+	a, b, err := lw.sameScale(n, 0, 1)
+	if err != nil {
+		return err
+	}
+	if _, isInt := lw.ints[a]; isInt {
+		return lw.unsupported(n, "integer division")
+	}
+	shape, err := model.BroadcastShape(p.Values[a].Shape, p.Values[b].Shape)
+	if err != nil {
+		return fmt.Errorf("%s: %w", n.Label(), err)
+	}
+	a, b = lw.broadcast(n, a, shape), lw.broadcast(n, b, shape)
+	va, vb := p.Values[a], p.Values[b]
+	one := int64(1) << va.Scale
+	pos := lw.relu(n, a)
+	neg := lw.addv(n, pos, 1, a, -1, nil) // relu(-a)
+	p.Values[neg].Bound = va.Bound
+	// DivFloor(2*x*2^s + B, 2B): numerator < 2*bound(A)*2^s + bound(B), divisor 2B.
+	num := 2*va.Bound*float64(one) + vb.Bound
+	if num >= MaxBound {
+		return fmt.Errorf("%w: %s: dividend bound %.3g too large; lower scale or bits", ErrOutOfRange, n.Label(), num)
+	}
+	div := func(x int) int {
+		l := &Layer{Name: n.Name, Op: n.Op, Kind: KDiv, In: []int{x, b}, MA: one,
+			NumBits: bitsFor(num) - 1, DenBits: bitsFor(2*vb.Bound) - 1, Bits: p.Bits - 1}
+		return lw.layer(l, shape, va.Scale, math.Ldexp(1, p.Bits-1))
+	}
+	out := lw.addv(n, div(pos), 1, div(neg), -1, nil)
+	p.Values[out].Bound = math.Ldexp(1, p.Bits-1)
 	lw.ids[n.Outputs[0]] = out
 	return nil
 }

@@ -270,3 +270,25 @@ func FuzzLowerQDQ(f *testing.F) {
 		}
 	})
 }
+
+// TestDivRuntime checks Div by a runtime value: close to the float reference for
+// positive divisors (negative dividends included), and a clear out-of-range error
+// naming the layer for a divisor that is not positive.
+func TestDivRuntime(t *testing.T) {
+	g := load(t, 13, &onnx.GraphProto{Input: []*onnx.ValueInfoProto{floatInfo("x", 2, 3), floatInfo("y", 3)}, Output: []*onnx.ValueInfoProto{floatInfo("z")},
+		Node: []*onnx.NodeProto{node("Div", []string{"x", "y"}, []string{"z"})}})
+	x := &model.Tensor{Shape: []int{2, 3}, Data: []float64{1.5, -2.25, 0, -7, 3.3, 0.01}}
+	checkClose(t, g, testConfig(), []*model.Tensor{x, {Shape: []int{3}, Data: []float64{0.5, 1.75, 3}}}, 2, 1)
+	p, err := Lower(g, testConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, y := range [][]float64{{0.5, 0, 1}, {1, -2, 1}} {
+		qi, err := p.QuantizeInputs([]*model.Tensor{x, {Shape: []int{3}, Data: y}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = p.Eval(qi)
+		wantOutOfRange(t, err, "Div_0")
+	}
+}
