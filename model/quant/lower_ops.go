@@ -20,6 +20,9 @@ type tableFn struct {
 	// Slopes of the function below lo and above hi (0: flat, the clamp is exact at this
 	// precision).
 	slopeLo, slopeHi float64
+	// strictHi makes an input above hi an out-of-range error instead of a clamp, for
+	// functions that keep growing there (exp, sqrt).
+	strictHi bool
 }
 
 // defaultDomain is the symmetric table domain [-2^(LookupBits-1), 2^(LookupBits-1)).
@@ -56,7 +59,7 @@ func (lw *lowering) lookupValue(n *model.Node, x int, fn tableFn) int {
 	for _, y := range t.Values {
 		bound = math.Max(bound, math.Abs(float64(y)))
 	}
-	l := &Layer{Name: n.Name, Op: n.Op, Kind: KLookup, In: []int{x}, Table: t,
+	l := &Layer{Name: n.Name, Op: n.Op, Kind: KLookup, In: []int{x}, Table: t, Strict: fn.strictHi,
 		Bits: max(bitsFor(v.Bound), bitsFor(math.Max(math.Abs(float64(fn.lo)), math.Abs(float64(fn.hi)))))}
 	if fn.slopeLo != 0 || fn.slopeHi != 0 {
 		l.TailLo, l.TailHi, l.TailShift = tailSlopes(fn.slopeLo, fn.slopeHi)
@@ -158,17 +161,17 @@ func (lw *lowering) activation(n *model.Node) (bool, error) {
 	case "Exp":
 		// exp is negligible (< 2^-(Scale+1)) below -(Scale+1)·ln 2; the domain starts
 		// there and covers 2^LookupBits entries, but stops where exp would leave the
-		// Bits range. Inputs above the domain are CLAMPED: exp(x) for x > hi reads
-		// exp(hi). Models needing larger inputs need a larger LookupBits.
-		fn.name, fn.f = "exp", math.Exp
+		// Bits range. An input above the domain is an out-of-range error naming the
+		// layer (models needing larger inputs need a larger LookupBits).
+		fn.name, fn.f, fn.strictHi = "exp", math.Exp, true
 		fn.lo = -int64(math.Ceil(math.Ldexp(float64(s+1)*math.Ln2, s)))
 		fn.hi = fn.lo + int64(1)<<lw.p.LookupBits - 1
 		top := int64(math.Floor(math.Ldexp(math.Log(math.Ldexp(1, lw.p.Bits-1-s)-1), s)))
 		fn.hi = min(fn.hi, top)
 	case "Sqrt":
-		// The domain is [0, 2^LookupBits); negative inputs read sqrt(0) = 0 and inputs
-		// above the domain are CLAMPED to its top.
-		fn.name, fn.f, fn.lo, fn.hi = "sqrt", math.Sqrt, 0, int64(1)<<lw.p.LookupBits-1
+		// The domain is [0, 2^LookupBits); negative inputs (rounding noise below 0) read
+		// sqrt(0) = 0 and an input above the domain is an out-of-range error.
+		fn.name, fn.f, fn.lo, fn.hi, fn.strictHi = "sqrt", math.Sqrt, 0, int64(1)<<lw.p.LookupBits-1, true
 	default:
 		return false, nil
 	}

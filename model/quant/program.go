@@ -205,6 +205,9 @@ type Layer struct {
 	TailHi    int64 `json:",omitempty"`
 	TailShift int   `json:",omitempty"`
 	TailBits  int   `json:",omitempty"`
+	// KLookup: an input above the table's domain is not clamped; the lookup argument
+	// rejects it (the integer reference reports it as out of range).
+	Strict bool `json:",omitempty"`
 	// KClamp: the bounds; a side with Lo <= -2^(Bits-1) or Hi >= 2^(Bits-1) cannot bind
 	// and is skipped.
 	Lo int64 `json:",omitempty"`

@@ -191,7 +191,8 @@ func clamp[V any](a Arith[V], v V, lo, hi int64, bits int) V {
 }
 
 // lookup returns the table's function at v: the table at min(max(v, lo), hi), plus the
-// layer's linear tails beyond the domain. Soundness: |v| < 2^(Bits-1) by the input's
+// layer's linear tails beyond the domain (Strict layers: at max(v, lo), which must not
+// exceed hi). Soundness: |v| < 2^(Bits-1) by the input's
 // static bound and lo, hi lie within that range, so every relu argument below is
 // < 2^Bits in magnitude (checked at width Bits+1); the clamped index lies in [lo, hi],
 // and the lookup argument itself rejects any index outside the table.
@@ -199,6 +200,9 @@ func lookup[V any](a Arith[V], l *Layer, v V, lo, hi int64) V {
 	// rl = relu(v - lo), so max(v, lo) = lo + rl.
 	rl := a.Relu(a.Add(v, a.Const(-lo)), l.Bits+1)
 	w := a.Add(a.Const(lo), rl)
+	if l.Strict {
+		return a.Lookup(l.Table, w) // w > hi is not in the table: no proof, and an error
+	}
 	// rh = relu(hi - w), so min(w, hi) = hi - rh.
 	rh := a.Relu(a.Add(a.Const(hi), a.MulConst(w, -1)), l.Bits+1)
 	y := a.Lookup(l.Table, a.Add(a.Const(hi), a.MulConst(rh, -1)))
