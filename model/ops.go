@@ -91,6 +91,9 @@ func init() {
 		}
 	}
 	arities["Where"] = arity{3, 3}
+	arities["InstanceNormalization"] = arity{3, 3}
+	extraOps["InstanceNormalization"] = evalInstanceNorm
+	constParams["InstanceNormalization"] = []int{1, 2}
 	extraOps["Where"] = evalWhere
 	arities["GatherElements"] = arity{2, 2}
 	for op, f := range map[string]floatOp{
@@ -614,6 +617,33 @@ func evalWhere(n *Node, in []*Tensor, _ int64) ([]*Tensor, error) {
 			out.Data[i] = in[1].Data[ix[i]]
 		} else {
 			out.Data[i] = in[2].Data[iy[i]]
+		}
+	}
+	return []*Tensor{out}, nil
+}
+
+func evalInstanceNorm(n *Node, in []*Tensor, _ int64) ([]*Tensor, error) {
+	x, scale, bias := in[0], in[1], in[2]
+	if len(x.Shape) < 3 || scale.Numel() != x.Shape[1] || bias.Numel() != x.Shape[1] {
+		return nil, fmt.Errorf("%s: input %v, scale %v and B %v do not match", n.Label(), x.Shape, scale.Shape, bias.Shape)
+	}
+	eps := float64(float32(n.Attrs.Float("epsilon", 1e-5)))
+	inner := numel(x.Shape[2:])
+	out := NewTensor(x.Shape...)
+	for g := 0; g*inner < len(x.Data); g++ {
+		row := x.Data[g*inner : (g+1)*inner]
+		mean, vr := 0.0, 0.0
+		for _, v := range row {
+			mean += v
+		}
+		mean /= float64(inner)
+		for _, v := range row {
+			vr += (v - mean) * (v - mean)
+		}
+		vr /= float64(inner)
+		c := g % x.Shape[1]
+		for i, v := range row {
+			out.Data[g*inner+i] = (v-mean)/math.Sqrt(vr+eps)*scale.Data[c] + bias.Data[c]
 		}
 	}
 	return []*Tensor{out}, nil

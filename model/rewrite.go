@@ -1,6 +1,10 @@
 package model
 
-import "fmt"
+import (
+	"fmt"
+	"maps"
+	"slices"
+)
 
 // FoldBatchNorm returns g with every inference-mode BatchNormalization that directly
 // follows a Conv, or a Gemm over constant weights, folded into that layer's weights and
@@ -187,4 +191,56 @@ func uniqueConst(g *Graph, name string) string {
 			}
 		}
 	}
+}
+
+// ExpandInstanceNorm rewrites every InstanceNormalization into operators the circuit
+// lowering already proves: m = GlobalAveragePool(x), d = x - m,
+// v = GlobalAveragePool(d*d), y = d / Sqrt(v + epsilon) * scale + B (scale and B per
+// channel). The returned graph shares g's tensors; g is not modified.
+func ExpandInstanceNorm(g *Graph) *Graph {
+	if !slices.ContainsFunc(g.Nodes, func(n *Node) bool { return n.Op == "InstanceNormalization" }) {
+		return g
+	}
+	out := *g
+	out.Consts = maps.Clone(g.Consts)
+	out.Shapes = maps.Clone(g.Shapes)
+	out.Nodes = nil
+	for _, n := range g.Nodes {
+		if n.Op != "InstanceNormalization" {
+			out.Nodes = append(out.Nodes, n)
+			continue
+		}
+		x, y := n.Inputs[0], n.Outputs[0]
+		rank := len(g.Shapes[x])
+		name := func(s string) string { return n.Name + "/" + s }
+		perChannel := func(in, s string) string {
+			t := g.Consts[in].Clone()
+			t.Shape = append([]int{t.Numel()}, slices.Repeat([]int{1}, rank-2)...)
+			out.Consts[name(s)] = t
+			return name(s)
+		}
+		out.Consts[name("epsilon")] = &Tensor{Shape: []int{1}, Data: []float64{float64(float32(n.Attrs.Float("epsilon", 1e-5)))}}
+		for _, step := range []struct {
+			op  string
+			in  []string
+			out string
+		}{
+			{"GlobalAveragePool", []string{x}, "mean"},
+			{"Sub", []string{x, name("mean")}, "centered"},
+			{"Mul", []string{name("centered"), name("centered")}, "squared"},
+			{"GlobalAveragePool", []string{name("squared")}, "variance"},
+			{"Add", []string{name("variance"), name("epsilon")}, "variance+epsilon"},
+			{"Sqrt", []string{name("variance+epsilon")}, "stddev"},
+			{"Div", []string{name("centered"), name("stddev")}, "normalized"},
+			{"Mul", []string{name("normalized"), perChannel(n.Inputs[1], "scale")}, "scaled"},
+			{"Add", []string{name("scaled"), perChannel(n.Inputs[2], "B")}, ""},
+		} {
+			o := name(step.out)
+			if step.out == "" {
+				o = y
+			}
+			out.Nodes = append(out.Nodes, &Node{Name: name(step.op + "(" + step.out + ")"), Op: step.op, Inputs: step.in, Outputs: []string{o}, Attrs: Attrs{}})
+		}
+	}
+	return &out
 }

@@ -28,10 +28,11 @@ var paramInputs = map[string][]int{
 	"Clip":           {1, 2},
 	"Expand":         {1},
 	// Weights, biases and normalization statistics are model constants.
-	"BatchNormalization": {1, 2, 3, 4},
-	"Gemm":               {1, 2},
-	"Conv":               {1, 2},
-	"ConvTranspose":      {1, 2},
+	"BatchNormalization":    {1, 2, 3, 4},
+	"InstanceNormalization": {1, 2},
+	"Gemm":                  {1, 2},
+	"Conv":                  {1, 2},
+	"ConvTranspose":         {1, 2},
 	// Quantization scales and zero points, and the weights and biases of the quantized
 	// linear operators.
 	"QuantizeLinear":   {1, 2},

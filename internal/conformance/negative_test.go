@@ -20,7 +20,7 @@ var comparisonOps = map[string]bool{
 	// Quantized operators: requantization (rounding, saturation) and integer products.
 	"QuantizeLinear": true, "DequantizeLinear": true, "QLinearMatMul": true, "QLinearConv": true,
 	"MatMulInteger": true, "ConvInteger": true, "Floor": true, "Ceil": true,
-	"Greater": true, "Less": true, "Equal": true, "Where": true, "Div": true,
+	"Greater": true, "Less": true, "Equal": true, "Where": true, "Div": true, "InstanceNormalization": true,
 }
 
 // TestWrongOutputRejected checks, on the first node test of every comparison or
