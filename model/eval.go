@@ -39,6 +39,16 @@ var unaryFloat = map[string]func(x float64, a Attrs) float64{
 	"Cast": castFloat,
 }
 
+// UnaryFunc is the float reference of an elementwise operator with attributes a (nil
+// when op is not one), so that lookup tables tabulate exactly the reference function.
+func UnaryFunc(op string, a Attrs) func(float64) float64 {
+	f, ok := unaryFloat[op]
+	if !ok {
+		return nil
+	}
+	return func(x float64) float64 { return f(x, a) }
+}
+
 // castFloat converts x to Cast's target type: integers truncate toward zero, FLOAT and
 // FLOAT16 round to their precision (FLOAT16 approximately, through float32), BOOL is x != 0.
 func castFloat(x float64, a Attrs) float64 {

@@ -152,9 +152,14 @@ func AxisIndex(x []int, p *Tensor, axis int) (func(i int) int, error) {
 	if len(p.Shape) != 1 || axis < 0 || axis >= len(x) || p.Shape[0] != x[axis] {
 		return nil, fmt.Errorf("quantization parameter of shape %v does not match axis %d of %v", p.Shape, axis, x)
 	}
-	inner := numel(x[axis+1:])
-	d := x[axis]
-	return func(i int) int { return (i / inner) % d }, nil
+	return AxisOf(x, axis), nil
+}
+
+// AxisOf maps each element of a tensor of the given shape (row-major) to its
+// coordinate on axis, 0 <= axis < len(shape).
+func AxisOf(shape []int, axis int) func(i int) int {
+	inner, d := numel(shape[axis+1:]), shape[axis]
+	return func(i int) int { return (i / inner) % d }
 }
 
 func optional(in []*Tensor, i int) *Tensor {

@@ -203,7 +203,6 @@ func ExpandInstanceNorm(g *Graph) *Graph {
 	}
 	out := *g
 	out.Consts = maps.Clone(g.Consts)
-	out.Shapes = maps.Clone(g.Shapes)
 	out.Nodes = nil
 	for _, n := range g.Nodes {
 		if n.Op != "InstanceNormalization" {

@@ -22,15 +22,17 @@ func (p *Program) QuantizeInputs(inputs []*model.Tensor) ([][]int64, error) {
 		}
 		out[i] = make([]int64, len(t.Data))
 		var io *QuantIO
-		if p.InputQuant != nil {
+		var ch func(int) int
+		if p.InputQuant != nil && p.InputQuant[i] != nil {
 			io = p.InputQuant[i]
+			ch = io.channels(v.Shape)
 		}
 		for j, x := range t.Data {
 			if math.IsNaN(x) || math.IsInf(x, 0) {
 				return nil, fmt.Errorf("%w: input %q element %d is %v", model.ErrBadInput, p.InputNames[i], j, x)
 			}
 			if io != nil {
-				q, err := io.quantize(x, v.Shape, j)
+				q, err := io.quantize(x, ch(j))
 				if err != nil {
 					return nil, fmt.Errorf("%w: input %q element %d: %v", model.ErrBadInput, p.InputNames[i], j, err)
 				}
@@ -83,12 +85,14 @@ func (p *Program) Dequantize(outputs [][]int64) []*model.Tensor {
 		v := p.Values[p.Outputs[i]]
 		t := model.NewTensor(v.Shape...)
 		var io *QuantIO
-		if p.OutputQuant != nil {
+		var ch func(int) int
+		if p.OutputQuant != nil && p.OutputQuant[i] != nil {
 			io = p.OutputQuant[i]
+			ch = io.channels(v.Shape)
 		}
 		for j, q := range o {
 			if io != nil && io.Scale != nil {
-				c := io.channel(v.Shape, j)
+				c := ch(j)
 				t.Data[j] = model.DequantizeValue(q, io.Scale[c], io.Zero[c])
 				continue
 			}
@@ -99,19 +103,19 @@ func (p *Program) Dequantize(outputs [][]int64) []*model.Tensor {
 	return res
 }
 
-// channel is element i's index into Scale and Zero for a tensor of the given shape.
-func (io *QuantIO) channel(shape []int, i int) int {
-	if len(io.Scale) == 1 {
-		return 0
+// channels maps each element of a tensor of the given shape to its index into Scale
+// and Zero.
+func (io *QuantIO) channels(shape []int) func(int) int {
+	if len(io.Scale) <= 1 {
+		return func(int) int { return 0 }
 	}
-	return (i / numel(shape[io.Axis+1:])) % shape[io.Axis]
+	return model.AxisOf(shape, io.Axis)
 }
 
-// quantize converts element i of an input: QuantizeLinear for a quantized float input,
-// or a range and integrality check for an integer input.
-func (io *QuantIO) quantize(x float64, shape []int, i int) (int64, error) {
+// quantize converts an input element of channel c: QuantizeLinear for a quantized float
+// input, or a range and integrality check for an integer input.
+func (io *QuantIO) quantize(x float64, c int) (int64, error) {
 	if io.Scale != nil {
-		c := io.channel(shape, i)
 		return model.QuantizeValue(x, io.Scale[c], io.Zero[c], io.Lo, io.Hi), nil
 	}
 	if x != math.Trunc(x) || x < float64(io.Lo) || x > float64(io.Hi) {

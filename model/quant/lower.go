@@ -214,7 +214,7 @@ func (lw *lowering) node(n *model.Node) error {
 		lw.ids[out] = lw.layer(&Layer{Name: n.Name, Op: n.Op, Kind: KRelu, In: []int{x}, Bits: bitsFor(v.Bound)}, v.Shape, v.Scale, v.Bound)
 		return nil
 	case "Sigmoid":
-		return lw.lookup(n, "sigmoid", func(x float64) float64 { return 1 / (1 + math.Exp(-x)) })
+		return lw.lookup(n, "sigmoid", model.UnaryFunc(n.Op, n.Attrs))
 	case "Softmax":
 		return lw.softmax(n)
 	case "MaxPool", "GlobalMaxPool":
@@ -249,6 +249,9 @@ func (lw *lowering) node(n *model.Node) error {
 }
 
 func (lw *lowering) shapeOf(name string) []int {
+	if id, ok := lw.ids[name]; ok {
+		return lw.p.Values[id].Shape
+	}
 	if s, ok := lw.g.Shapes[name]; ok {
 		return s
 	}
@@ -339,10 +342,10 @@ func (lw *lowering) linear(n *model.Node) error {
 }
 
 // linearTerms fills l's sum-of-products index lists for a node shaped like shapeOp
-// (Gemm, MatMul or Conv) with operand shapes sa and sb, and returns the output shape.
+// (Gemm, MatMul, Conv or ConvTranspose) with operand shapes sa and sb, and returns the output shape.
 func linearTerms(n *model.Node, shapeOp string, l *Layer, sa, sb []int) ([]int, error) {
 	var outShape []int
-	addTerms := func(_ int, ta, tb int) {
+	addTerms := func(ta, tb int) {
 		l.TA = append(l.TA, int32(ta))
 		l.TB = append(l.TB, int32(tb))
 	}
@@ -365,7 +368,7 @@ func linearTerms(n *model.Node, shapeOp string, l *Layer, sa, sb []int) ([]int, 
 					if tb {
 						bi = j*k + x
 					}
-					addTerms(i*nn+j, ai, bi)
+					addTerms(ai, bi)
 				}
 			}
 		}
@@ -380,7 +383,7 @@ func linearTerms(n *model.Node, shapeOp string, l *Layer, sa, sb []int) ([]int, 
 				for j := 0; j < pl.N; j++ {
 					l.TermStart = append(l.TermStart, int32(len(l.TA)))
 					for x := 0; x < pl.K; x++ {
-						addTerms(0, pl.AOff[bt]+i*pl.K+x, pl.BOff[bt]+x*pl.N+j)
+						addTerms(pl.AOff[bt]+i*pl.K+x, pl.BOff[bt]+x*pl.N+j)
 					}
 				}
 			}
@@ -391,12 +394,13 @@ func linearTerms(n *model.Node, shapeOp string, l *Layer, sa, sb []int) ([]int, 
 			return nil, err
 		}
 		outShape = pl.Shape()
-		per := make([][][2]int32, model.Numel(outShape))
-		pl.Taps(func(o, xi, wi int) { per[o] = append(per[o], [2]int32{int32(xi), int32(wi)}) })
+		// Taps runs over the inputs; group the products by output.
+		per := make([][][2]int, model.Numel(outShape))
+		pl.Taps(func(o, xi, wi int) { per[o] = append(per[o], [2]int{xi, wi}) })
 		for _, ts := range per {
 			l.TermStart = append(l.TermStart, int32(len(l.TA)))
 			for _, t := range ts {
-				l.TA, l.TB = append(l.TA, t[0]), append(l.TB, t[1])
+				addTerms(t[0], t[1])
 			}
 		}
 	case "Conv":
@@ -418,7 +422,7 @@ func linearTerms(n *model.Node, shapeOp string, l *Layer, sa, sb []int) ([]int, 
 							xb := (bb*pl.C + g*pl.CPerG + c) * pl.H * pl.W
 							wb := (m*pl.CPerG + c) * ks
 							for t := range ti {
-								addTerms(0, xb+ti[t], wb+tk[t])
+								addTerms(xb+ti[t], wb+tk[t])
 							}
 						}
 					}
@@ -780,11 +784,7 @@ func (lw *lowering) avgPool(n *model.Node) error {
 // batchNorm lowers inference-mode BatchNormalization to a per-channel affine map.
 func (lw *lowering) batchNorm(n *model.Node) error {
 	p := lw.p
-	consts := make([]*model.Tensor, len(n.Inputs))
-	for i, name := range n.Inputs {
-		consts[i] = lw.g.Consts[name]
-	}
-	scale, shift, err := model.BatchNormAffine(n, consts)
+	scale, shift, err := model.BatchNormAffine(n, lw.paramConsts(n))
 	if err != nil {
 		return err
 	}

@@ -14,8 +14,8 @@ import (
 // tableFn describes an elementwise function lowered to a clamped table lookup over
 // [Lo, Hi] (integers at the activation scale), with linear tails beyond the domain.
 type tableFn struct {
-	name   string // identifies the function and its attributes (tables are shared by name)
-	f      func(float64) float64
+	name   string                // identifies the function and its attributes (tables are shared by name)
+	f      func(float64) float64 // set from model.UnaryFunc
 	lo, hi int64
 	// Slopes of the function below lo and above hi (0: flat, the clamp is exact at this
 	// precision).
@@ -80,90 +80,46 @@ func (lw *lowering) activation(n *model.Node) (bool, error) {
 	fn := tableFn{lo: lo, hi: hi}
 	switch n.Op {
 	case "Tanh":
-		fn.name, fn.f = "tanh", math.Tanh
+		fn.name = "tanh"
 	case "Erf":
-		fn.name, fn.f = "erf", math.Erf
+		fn.name = "erf"
 	case "HardSigmoid":
 		alpha, beta := a.Float("alpha", 0.2), a.Float("beta", 0.5)
 		fn.name = fmt.Sprintf("hardsigmoid(%g,%g)", alpha, beta)
-		fn.f = func(x float64) float64 { return math.Max(0, math.Min(1, alpha*x+beta)) }
 	case "Softplus":
-		fn.name, fn.f, fn.slopeHi = "softplus", func(x float64) float64 { return math.Log1p(math.Exp(x)) }, 1
+		fn.name, fn.slopeHi = "softplus", 1
 	case "Gelu":
 		approx := a.String("approximate", "none")
 		fn.name, fn.slopeHi = "gelu-"+approx, 1
-		fn.f = func(x float64) float64 {
-			if approx == "tanh" {
-				return 0.5 * x * (1 + math.Tanh(math.Sqrt(2/math.Pi)*(x+0.044715*x*x*x)))
-			}
-			return 0.5 * x * (1 + math.Erf(x/math.Sqrt2))
-		}
 	case "HardSwish":
 		fn.name, fn.slopeHi = "hardswish", 1
-		fn.f = func(x float64) float64 { return x * math.Max(0, math.Min(1, x/6+0.5)) }
 	case "Elu":
 		alpha := a.Float("alpha", 1)
 		fn.name, fn.slopeHi = fmt.Sprintf("elu(%g)", alpha), 1
-		fn.f = func(x float64) float64 {
-			if x < 0 {
-				return alpha * (math.Exp(x) - 1)
-			}
-			return x
-		}
 	case "Selu":
 		alpha, gamma := a.Float("alpha", 1.67326319217681884765625), a.Float("gamma", 1.05070102214813232421875)
 		fn.name, fn.slopeHi = fmt.Sprintf("selu(%g,%g)", alpha, gamma), gamma
-		fn.f = func(x float64) float64 {
-			if x <= 0 {
-				return gamma * alpha * (math.Exp(x) - 1)
-			}
-			return gamma * x
-		}
 	case "ThresholdedRelu":
 		alpha := a.Float("alpha", 1)
 		if math.Ldexp(alpha, s) >= float64(hi) {
 			return true, lw.unsupported(n, "alpha lies beyond the lookup domain")
 		}
 		fn.name, fn.slopeHi = fmt.Sprintf("thresholdedrelu(%g)", alpha), 1
-		fn.f = func(x float64) float64 {
-			if x > alpha {
-				return x
-			}
-			return 0
-		}
 	case "Shrink":
 		l, b := a.Float("lambd", 0.5), a.Float("bias", 0)
 		if math.Ldexp(l, s) >= float64(hi) {
 			return true, lw.unsupported(n, "lambd lies beyond the lookup domain")
 		}
 		fn.name, fn.slopeLo, fn.slopeHi = fmt.Sprintf("shrink(%g,%g)", l, b), 1, 1
-		fn.f = func(x float64) float64 {
-			switch {
-			case x < -l:
-				return x + b
-			case x > l:
-				return x - b
-			}
-			return 0
-		}
 	case "Sign":
 		// Exact: clamp to [-1, 1] ulps and read a three-entry table.
 		fn.name, fn.lo, fn.hi = "sign", -1, 1
-		fn.f = func(x float64) float64 {
-			switch {
-			case x > 0:
-				return 1
-			case x < 0:
-				return -1
-			}
-			return 0
-		}
 	case "Exp":
 		// exp is negligible (< 2^-(Scale+1)) below -(Scale+1)·ln 2; the domain starts
 		// there and covers 2^LookupBits entries, but stops where exp would leave the
 		// Bits range. An input above the domain is an out-of-range error naming the
 		// layer (models needing larger inputs need a larger LookupBits).
-		fn.name, fn.f, fn.strictHi = "exp", math.Exp, true
+		fn.name, fn.strictHi = "exp", true
 		fn.lo = -int64(math.Ceil(math.Ldexp(float64(s+1)*math.Ln2, s)))
 		fn.hi = fn.lo + int64(1)<<lw.p.LookupBits - 1
 		top := int64(math.Floor(math.Ldexp(math.Log(math.Ldexp(1, lw.p.Bits-1-s)-1), s)))
@@ -171,10 +127,12 @@ func (lw *lowering) activation(n *model.Node) (bool, error) {
 	case "Sqrt":
 		// The domain is [0, 2^LookupBits); negative inputs (rounding noise below 0) read
 		// sqrt(0) = 0 and an input above the domain is an out-of-range error.
-		fn.name, fn.f, fn.lo, fn.hi, fn.strictHi = "sqrt", math.Sqrt, 0, int64(1)<<lw.p.LookupBits-1, true
+		fn.name, fn.lo, fn.hi, fn.strictHi = "sqrt", 0, int64(1)<<lw.p.LookupBits-1, true
 	default:
 		return false, nil
 	}
+	// The table tabulates the float reference's own function.
+	fn.f = model.UnaryFunc(n.Op, a)
 	return true, lw.lookupFn(n, fn)
 }
 
@@ -471,12 +429,7 @@ func (lw *lowering) sumGroups(n *model.Node, x int, groups [][]int, shape []int,
 // reduce lowers ReduceSum, ReduceMean, ReduceSumSquare, ReduceMax and ReduceMin.
 func (lw *lowering) reduce(n *model.Node) error {
 	p := lw.p
-	consts := make([]*model.Tensor, len(n.Inputs))
-	for i, name := range n.Inputs {
-		if i > 0 && name != "" {
-			consts[i] = lw.g.Consts[name]
-		}
-	}
+	consts := lw.paramConsts(n)
 	x, v, err := lw.input0(n)
 	if err != nil {
 		return err
@@ -602,12 +555,7 @@ func (lw *lowering) logSoftmax(n *model.Node) error {
 
 // split lowers Split to one movement layer per output.
 func (lw *lowering) split(n *model.Node) error {
-	consts := make([]*model.Tensor, len(n.Inputs))
-	for i, name := range n.Inputs {
-		if i > 0 && name != "" {
-			consts[i] = lw.g.Consts[name]
-		}
-	}
+	consts := lw.paramConsts(n)
 	x, v, err := lw.input0(n)
 	if err != nil {
 		return err
@@ -838,4 +786,16 @@ func (lw *lowering) divide(n *model.Node) error {
 	p.Values[out].Bound = math.Ldexp(1, p.Bits-1)
 	lw.ids[n.Outputs[0]] = out
 	return nil
+}
+
+// paramConsts returns the constant operands of n after its data input (nil where an
+// input is absent or not constant), for the model package's planners.
+func (lw *lowering) paramConsts(n *model.Node) []*model.Tensor {
+	consts := make([]*model.Tensor, len(n.Inputs))
+	for i, name := range n.Inputs {
+		if i > 0 && name != "" {
+			consts[i] = lw.g.Consts[name]
+		}
+	}
+	return consts
 }

@@ -180,10 +180,10 @@ func channels(shape []int, axis, n int) []int32 {
 	if n == 1 {
 		return nil
 	}
-	inner := numel(shape[axis+1:])
+	at := model.AxisOf(shape, axis)
 	ch := make([]int32, numel(shape))
 	for i := range ch {
-		ch[i] = int32((i / inner) % shape[axis])
+		ch[i] = int32(at(i))
 	}
 	return ch
 }
@@ -723,7 +723,6 @@ func (lw *lowering) fuseAdd(n *model.Node, c *chain) (bool, error) {
 func (lw *lowering) propagate(n *model.Node, q *qview) (bool, error) {
 	in, out := "\x00int:"+n.Inputs[0], "\x00int:"+n.Outputs[0]
 	lw.ids[in] = q.id
-	lw.g.Shapes[in] = lw.p.Values[q.id].Shape
 	m := *n
 	m.Inputs = slices.Clone(n.Inputs)
 	m.Inputs[0], m.Outputs = in, []string{out}
