@@ -312,6 +312,20 @@ func QLinearInputs(in []*Tensor) QLinearParams {
 	return QLinearParams{in[0], in[1], in[2], in[3], in[4], in[5], in[6], in[7], optional(in, 8)}
 }
 
+// OutputRange checks that x and y are quantized per tensor (only the weight may be per
+// channel) and returns the range of the output's integer type.
+func (q QLinearParams) OutputRange(n *Node) (lo, hi int64, err error) {
+	if q.XScale.Numel() != 1 || q.YScale.Numel() != 1 || q.YZero.Numel() != 1 {
+		return 0, 0, fmt.Errorf("%w: %s: only the weight may be quantized per channel", ErrUnsupportedOp, n.Label())
+	}
+	dt := QuantType(n, q.YZero)
+	lo, hi, ok := IntRange(dt)
+	if !ok {
+		return 0, 0, fmt.Errorf("%w: %s: output type %v is not supported", ErrUnsupportedOp, n.Label(), onnx.TensorProto_DataType(dt))
+	}
+	return lo, hi, nil
+}
+
 // Multipliers returns the requantization multiplier per output channel (one entry when
 // the weight scale is per tensor).
 func (q QLinearParams) Multipliers() []float64 {
@@ -324,13 +338,9 @@ func (q QLinearParams) Multipliers() []float64 {
 
 func evalQLinear(n *Node, in []*Tensor, _ int64) ([]*Tensor, error) {
 	q := QLinearInputs(in)
-	if q.XScale.Numel() != 1 || q.YScale.Numel() != 1 || q.YZero.Numel() != 1 {
-		return nil, fmt.Errorf("%w: %s: only the weight may be quantized per channel", ErrUnsupportedOp, n.Label())
-	}
-	dt := QuantType(n, q.YZero)
-	lo, hi, ok := IntRange(dt)
-	if !ok {
-		return nil, fmt.Errorf("%w: %s: output type %v is not supported", ErrUnsupportedOp, n.Label(), onnx.TensorProto_DataType(dt))
+	lo, hi, err := q.OutputRange(n)
+	if err != nil {
+		return nil, err
 	}
 	acc, err := integerProduct(n, q.X, q.XZero, q.W, q.WZero, q.Bias)
 	if err != nil {
@@ -348,7 +358,7 @@ func evalQLinear(n *Node, in []*Tensor, _ int64) ([]*Tensor, error) {
 	}
 	ms := q.Multipliers()
 	out := NewTensor(acc.Shape...)
-	out.DType = dt
+	out.DType = QuantType(n, q.YZero)
 	for i, v := range acc.Data {
 		r, err := Requantize(int64(v), ms[ch(i)])
 		if err != nil {

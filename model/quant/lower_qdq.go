@@ -547,12 +547,9 @@ func (lw *lowering) qlinear(n *model.Node) error {
 		}
 	}
 	q := model.QLinearInputs(consts)
-	if q.XScale.Numel() != 1 || q.YScale.Numel() != 1 || q.YZero.Numel() != 1 {
-		return lw.unsupported(n, "only the weight may be quantized per channel")
-	}
-	lo, hi, ok := model.IntRange(model.QuantType(n, q.YZero))
-	if !ok {
-		return lw.unsupported(n, "output type is not an 8, 16 or 32-bit integer")
+	lo, hi, err := q.OutputRange(n)
+	if err != nil {
+		return err
 	}
 	acc, err := lw.intLinear(n, op, in(0), in(3), in(8), q.XZero, q.WZero)
 	if err != nil {
