@@ -94,11 +94,12 @@ func (a *arith) Dot(x, w []frontend.Variable, c frontend.Variable) frontend.Vari
 	case 1:
 		return a.api.Add(c, a.api.Mul(x[0], w[0]))
 	}
-	terms := make([]frontend.Variable, len(x))
+	terms := make([]frontend.Variable, len(x)+1)
+	terms[0] = c
 	for i := range x {
-		terms[i] = a.api.Mul(x[i], w[i])
+		terms[i+1] = a.api.Mul(x[i], w[i])
 	}
-	return a.api.Add(c, terms[0], terms[1:]...)
+	return sum(a.api, terms)
 }
 
 func pow2(n int) *big.Int { return new(big.Int).Lsh(big.NewInt(1), uint(n)) }

@@ -140,11 +140,40 @@ func (r *rangeArg) build(api frontend.API) error {
 	return nil
 }
 
+// sumChunk bounds the terms of one api.Add call in a PLONK circuit. gnark's PLONK
+// builder adds the terms of one call recursively, one stack frame per term, so a single
+// call over a model-sized slice overflows the stack (a 262,144-element layer did: a Go
+// fatal error, which no recover catches). sum builds long PLONK sums as a tree of calls
+// of at most sumChunk terms instead: no recursion deeper than sumChunk, and the same
+// constraints (one addition per term either way). The R1CS builder adds iteratively and
+// a sum costs it nothing until the linear expression is compressed, once, so there one
+// call stays cheapest: a tree would compress each large partial sum.
+const sumChunk = 32
+
+// sum returns the sum of xs (0 for none) without recursion that grows with len(xs).
 func sum(api frontend.API, xs []frontend.Variable) frontend.Variable {
 	switch len(xs) {
 	case 0:
 		return 0
 	case 1:
+		return xs[0]
+	}
+	if _, plonk := api.(frontend.PlonkAPI); !plonk {
+		return addAll(api, xs)
+	}
+	for len(xs) > sumChunk {
+		next := make([]frontend.Variable, 0, (len(xs)+sumChunk-1)/sumChunk)
+		for i := 0; i < len(xs); i += sumChunk {
+			next = append(next, addAll(api, xs[i:min(i+sumChunk, len(xs))]))
+		}
+		xs = next
+	}
+	return addAll(api, xs)
+}
+
+// addAll is one api.Add over at most sumChunk terms.
+func addAll(api frontend.API, xs []frontend.Variable) frontend.Variable {
+	if len(xs) == 1 {
 		return xs[0]
 	}
 	return api.Add(xs[0], xs[1], xs[2:]...)
