@@ -96,19 +96,25 @@ func NewLayout(p *quant.Program) *Layout {
 		l.Hashes = append(l.Hashes, HashSlot{Tag: tag, Offset: s.Offset, Width: width})
 	}
 	if p.InputVis == quant.Hashed && len(p.Inputs) > 0 {
-		hash(TagInputs, p.Bits)
+		hash(TagInputs, groupWidth(p, p.Inputs))
 	}
 	if p.OutputVis == quant.Hashed {
-		w := 1
-		for _, id := range p.Outputs {
-			w = max(w, widthFor(p.Values[id].Bound))
-		}
-		hash(TagOutputs, w)
+		hash(TagOutputs, groupWidth(p, p.Outputs))
 	}
 	if p.ParamVis == quant.Hashed && paramWidth > 0 {
 		hash(TagParams, paramWidth)
 	}
 	return l
+}
+
+// groupWidth is the signed width that holds every value of the tensors ids by their
+// static bounds: the packing width of their commitment.
+func groupWidth(p *quant.Program, ids []int) int {
+	w := 1
+	for _, id := range ids {
+		w = max(w, widthFor(p.Values[id].Bound))
+	}
+	return w
 }
 
 // widthFor is the smallest signed bit width w with |v| < 2^(w-1) for |v| <= bound.
@@ -281,7 +287,7 @@ func (c *Circuit) Define(api frontend.API) error {
 				}
 			}
 		}
-		sum, err := commitVars(api, h.Tag, h.Width, group)
+		sum, err := commitVars(a, h.Tag, h.Width, group)
 		if err != nil {
 			return err
 		}

@@ -21,11 +21,13 @@ import (
 // over BN254's scalar field, with gnark's Merkle-Damgard Poseidon2 (width 2, 6 full
 // and 50 partial rounds), identical in and out of the circuit. Each value v is a signed
 // integer with |v| < 2^(w-1), mapped to u = v + 2^(w-1) in [0, 2^w), and
-// floor(MaxPackBits / w) values are packed little-endian into one field element. The
-// circuit range-checks every committed value to w bits (inputs and witness params on
-// entry, outputs by their proven bound), so packing is injective: distinct tensors
-// give distinct preimages. tag separates inputs, outputs and params; n is the value
-// count.
+// floor(MaxPackBits / w) values are packed little-endian into one field element. w is
+// the width the group's values are proven to: the widest static bound in the group
+// (an int32 input is committed at 33 bits, not at --bits), and the commitment gadget
+// range-checks every packed value to w bits itself, so packing is injective (distinct
+// tensors give distinct preimages) whatever the bound analysis says: a value that does
+// not fit makes Commit fail before proving, and cannot satisfy the circuit. tag
+// separates inputs, outputs and params; n is the value count.
 
 // MaxPackBits is the number of bits packed into one field element (below BN254's 254).
 const MaxPackBits = 248
@@ -75,9 +77,10 @@ func Commit(tag int, w int, values []int64) (*big.Int, error) {
 	return new(big.Int).SetBytes(h.Sum(nil)), nil
 }
 
-// commitVars computes the same commitment in the circuit. The caller guarantees every
-// value is range-checked to w signed bits.
-func commitVars(api frontend.API, tag int, w int, values []frontend.Variable) (frontend.Variable, error) {
+// commitVars computes the same commitment in the circuit, range-checking every value
+// to w signed bits so that no value can carry into its neighbour's slot.
+func commitVars(a *arith, tag int, w int, values []frontend.Variable) (frontend.Variable, error) {
+	api := a.api
 	h, err := poseidon2.New(api)
 	if err != nil {
 		return nil, err
@@ -88,6 +91,7 @@ func commitVars(api frontend.API, tag int, w int, values []frontend.Variable) (f
 	for start := 0; start < len(values); start += per {
 		var acc frontend.Variable = 0
 		for i := min(start+per, len(values)) - 1; i >= start; i-- {
+			a.RangeCheck(values[i], w)
 			acc = api.Add(api.Mul(acc, pow2(w)), api.Add(values[i], half))
 		}
 		h.Write(acc)
@@ -99,12 +103,9 @@ func commitVars(api frontend.API, tag int, w int, values []frontend.Variable) (f
 // hashed (ok is false otherwise). It depends on the model alone, so it identifies the
 // weights a proof was made with, and is published with the model.
 func ParamsCommitment(p *quant.Program) (c *big.Int, ok bool, err error) {
-	l := NewLayout(p)
-	for _, h := range l.Hashes {
-		if h.Tag == TagParams {
-			c, err := Commit(h.Tag, h.Width, l.group(h.Tag, p, nil, nil))
-			return c, err == nil, err
-		}
+	b, err := ModelBinding(p)
+	if err != nil || b == nil || b.What != BindsParamsCommitment {
+		return nil, false, err
 	}
-	return nil, false, nil
+	return b.Values[0], true, nil
 }

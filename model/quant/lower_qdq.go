@@ -733,9 +733,11 @@ func (lw *lowering) propagate(n *model.Node, q *qview) (bool, error) {
 		v := lw.p.Values[q.id]
 		z := zeroAt(q.zero, 0)
 		r := lw.ints[q.id]
-		bits := bitsFor(math.Max(v.Bound, math.Abs(float64(z))))
+		// The output is max(v, z): its bound covers z too, not only v's.
+		bound := math.Max(v.Bound, math.Abs(float64(z)))
+		bits := bitsFor(bound)
 		lw.ids[out] = lw.layer(&Layer{Name: n.Name, Op: n.Op, Kind: KClamp, In: []int{q.id}, Lo: z, Hi: int64(1) << (bits - 1), Bits: bits},
-			v.Shape, 0, v.Bound)
+			v.Shape, 0, bound)
 		lw.ints[lw.ids[out]] = [2]int64{max(r[0], z), r[1]}
 	case n.Op == "MaxPool" || n.Op == "GlobalMaxPool":
 		if len(n.Outputs) > 1 && n.Outputs[1] != "" {
