@@ -26,7 +26,25 @@ interface IZKMLVerifier {
     /// @notice See outputOffset.
     function outputCount() external view returns (uint256);
 
-    /// @notice Returns true if and only if proof is a valid proof for publicInputs.
+    /// @notice The public inputs that identify the model's parameters are
+    /// publicInputs[paramsOffset : paramsOffset + paramsCount]: the params commitment when the
+    /// parameters are hashed, the parameters themselves when they are public; none (count 0)
+    /// when they are fixed into the circuit (the verifying key binds them) or private.
+    function paramsOffset() external view returns (uint256);
+
+    /// @notice See paramsOffset.
+    function paramsCount() external view returns (uint256);
+
+    /// @notice keccak256 of the model's own values of those public inputs (32-byte big-endian
+    /// words, concatenated), fixed at deployment.
+    function paramsDigest() external view returns (bytes32);
+
+    /// @notice Whether publicInputs carry this model's parameters (commitment). A valid proof
+    /// made with other weights of the same shapes fails this check, and so fails verify.
+    function paramsMatch(uint256[] calldata publicInputs) external view returns (bool);
+
+    /// @notice Returns true if and only if proof is a valid proof for publicInputs and
+    /// publicInputs carry this model's parameters (paramsMatch).
     /// @dev Never reverts because of the proof or the inputs (wrong length, values >= r, bad
     /// curve points all return false). An invalid proof may consume most of the gas given to
     /// it: the EVM's elliptic-curve precompiles burn all gas they are sent on invalid points.
@@ -69,12 +87,26 @@ abstract contract ZKMLVerifierBase is IZKMLVerifier {
     bytes32 public immutable override modelId;
     uint256 public immutable override outputOffset;
     uint256 public immutable override outputCount;
+    uint256 public immutable override paramsOffset;
+    uint256 public immutable override paramsCount;
+    bytes32 public immutable override paramsDigest;
 
-    constructor(bytes32 modelId_, uint256 outputOffset_, uint256 outputCount_) {
+    constructor(
+        bytes32 modelId_,
+        uint256 outputOffset_,
+        uint256 outputCount_,
+        uint256 paramsOffset_,
+        uint256 paramsCount_,
+        bytes32 paramsDigest_
+    ) {
         require(outputOffset_ + outputCount_ <= numPublicInputs(), "ZKMLVerifier: outputs out of range");
+        require(paramsOffset_ + paramsCount_ <= numPublicInputs(), "ZKMLVerifier: params out of range");
         modelId = modelId_;
         outputOffset = outputOffset_;
         outputCount = outputCount_;
+        paramsOffset = paramsOffset_;
+        paramsCount = paramsCount_;
+        paramsDigest = paramsDigest_;
     }
 
     /// @inheritdoc IZKMLVerifier
@@ -90,7 +122,25 @@ abstract contract ZKMLVerifierBase is IZKMLVerifier {
                 return false;
             }
         }
+        if (!paramsMatch(publicInputs)) {
+            return false;
+        }
         return _verifyProof(proof, publicInputs);
+    }
+
+    /// @inheritdoc IZKMLVerifier
+    function paramsMatch(uint256[] calldata publicInputs) public view override returns (bool) {
+        if (paramsCount == 0) {
+            return true;
+        }
+        if (publicInputs.length < paramsOffset + paramsCount) {
+            return false;
+        }
+        uint256[] memory values = new uint256[](paramsCount);
+        for (uint256 i = 0; i < values.length; i++) {
+            values[i] = publicInputs[paramsOffset + i];
+        }
+        return keccak256(abi.encodePacked(values)) == paramsDigest;
     }
 
     /// @inheritdoc IZKMLVerifier

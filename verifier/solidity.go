@@ -16,6 +16,9 @@ import (
 	plonkbn254 "github.com/consensys/gnark/backend/plonk/bn254"
 	"github.com/consensys/gnark/backend/solidity"
 
+	"github.com/ethereum/go-ethereum/crypto"
+
+	"github.com/zkml/zkml/circuits"
 	"github.com/zkml/zkml/contracts"
 )
 
@@ -39,6 +42,7 @@ type ExportOption func(*exportConfig) error
 type exportConfig struct {
 	outputOffset, outputCount int
 	outputsSet                bool
+	binding                   *circuits.Binding
 }
 
 // WithOutputs declares that the model's outputs are the count public inputs starting at
@@ -50,6 +54,19 @@ func WithOutputs(offset, count int) ExportOption {
 			return fmt.Errorf("verifier: negative output range [%d, +%d)", offset, count)
 		}
 		c.outputOffset, c.outputCount, c.outputsSet = offset, count, true
+		return nil
+	}
+}
+
+// WithBinding pins the public inputs that identify the model's parameters (see
+// circuits.ModelBinding): the wrapper's verify rejects a proof whose values there are
+// not the model's. b may be nil (fixed or private params: nothing to pin).
+func WithBinding(b *circuits.Binding) ExportOption {
+	return func(c *exportConfig) error {
+		if b != nil && (b.Offset < 0 || len(b.Values) == 0) {
+			return fmt.Errorf("verifier: empty %s binding", b.What)
+		}
+		c.binding = b
 		return nil
 	}
 }
@@ -80,6 +97,10 @@ func ExportSolidity(w io.Writer, vk any, opts ...ExportOption) error {
 		return fmt.Errorf("verifier: outputs [%d, %d) exceed the %d public inputs", cfg.outputOffset, cfg.outputOffset+cfg.outputCount, nbPublic)
 	}
 
+	if b := cfg.binding; b != nil && b.Offset+len(b.Values) > nbPublic {
+		return fmt.Errorf("verifier: %s [%d, %d) exceed the %d public inputs", b.What, b.Offset, b.Offset+len(b.Values), nbPublic)
+	}
+
 	var gnarkSol bytes.Buffer
 	pragma := solidity.WithPragmaVersion(SolidityPragma)
 	switch k := vk.(type) {
@@ -97,6 +118,14 @@ func ExportSolidity(w io.Writer, vk any, opts ...ExportOption) error {
 		NbPublic:     nbPublic,
 		OutputOffset: cfg.outputOffset,
 		OutputCount:  cfg.outputCount,
+		ParamsDigest: "bytes32(0)",
+	}
+	if b := cfg.binding; b != nil {
+		data.ParamsWhat, data.ParamsOffset, data.ParamsCount = b.What, b.Offset, len(b.Values)
+		data.ParamsDigest = fmt.Sprintf("0x%x", BindingDigest(b))
+		if len(b.Values) == 1 {
+			data.ParamsValue = b.Values[0].String()
+		}
 	}
 	if system == Groth16 {
 		data.GnarkContract = "Verifier"
@@ -222,19 +251,39 @@ type wrapperData struct {
 	NbPublic      int
 	OutputOffset  int
 	OutputCount   int
+	ParamsWhat    string
+	ParamsOffset  int
+	ParamsCount   int
+	ParamsDigest  string
+	ParamsValue   string
+}
+
+// BindingDigest is the ZKMLVerifier.paramsDigest of a binding: keccak256 of its values
+// as 32-byte big-endian words, concatenated (Solidity's abi.encodePacked(uint256[])).
+func BindingDigest(b *circuits.Binding) [32]byte {
+	words := make([]byte, 32*len(b.Values))
+	for i, v := range b.Values {
+		v.FillBytes(words[32*i : 32*(i+1)])
+	}
+	return crypto.Keccak256Hash(words)
 }
 
 var wrapperTmpl = template.Must(template.New("wrapper").Parse(`/// @title ZKMLVerifier
 /// @notice Verifies zkml {{.System}} proofs of one model ({{.NbPublic}} public inputs; outputs are
 /// publicInputs[{{.OutputOffset}}:{{.OutputOffset}}+{{.OutputCount}}]). Deploys gnark's {{.GnarkContract}} in its
-/// constructor, so one transaction deploys both.
+/// constructor, so one transaction deploys both.{{if .ParamsCount}}
+/// The model's {{.ParamsWhat}} is pinned: publicInputs[{{.ParamsOffset}}:{{.ParamsOffset}}+{{.ParamsCount}}] must hash to PARAMS_DIGEST{{if .ParamsValue}}
+/// (the value {{.ParamsValue}}){{end}}.{{end}}
 contract ZKMLVerifier is ZKMLVerifierBase {
     uint256 internal constant NUM_PUBLIC_INPUTS = {{.NbPublic}};
+    bytes32 internal constant PARAMS_DIGEST = {{.ParamsDigest}};
 
     /// @inheritdoc IZKMLVerifier
     address public immutable override verifier;
 
-    constructor(bytes32 modelId_) ZKMLVerifierBase(modelId_, {{.OutputOffset}}, {{.OutputCount}}) {
+    constructor(bytes32 modelId_)
+        ZKMLVerifierBase(modelId_, {{.OutputOffset}}, {{.OutputCount}}, {{.ParamsOffset}}, {{.ParamsCount}}, PARAMS_DIGEST)
+    {
         verifier = address(new {{.GnarkContract}}());
     }
 

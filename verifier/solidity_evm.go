@@ -192,3 +192,13 @@ func VerifyOnEVM(ctx context.Context, vk, proof any, publicWitness witness.Witne
 	}
 	return rep, nil
 }
+
+// ParamsMatch calls paramsMatch(publicInputs): whether they carry the model's own params
+// (commitment), the check verify makes before the proof.
+func (d *Deployment) ParamsMatch(publicInputs []*big.Int) (bool, error) {
+	out, _, err := d.call("paramsMatch", publicInputs)
+	if err != nil {
+		return false, err
+	}
+	return out[0].(bool), nil
+}

@@ -28,6 +28,7 @@ import (
 	"github.com/consensys/gnark/std/rangecheck"
 	"github.com/consensys/gnark/test/unsafekzg"
 
+	"github.com/zkml/zkml/circuits"
 	"github.com/zkml/zkml/contracts"
 	"github.com/zkml/zkml/internal/evm"
 	"github.com/zkml/zkml/verifier"
@@ -426,8 +427,8 @@ func TestExportSolidityFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Without WithOutputs every public input is an output.
-	if !strings.Contains(string(src), "ZKMLVerifierBase(modelId_, 0, 4)") || strings.Count(string(src), "SPDX-License-Identifier") != 1 {
+	// Without WithOutputs every public input is an output; without WithBinding nothing is pinned.
+	if !strings.Contains(string(src), "ZKMLVerifierBase(modelId_, 0, 4, 0, 0, PARAMS_DIGEST)") || strings.Count(string(src), "SPDX-License-Identifier") != 1 {
 		t.Fatalf("unexpected export:\n%s", src)
 	}
 	abiJSON, err := os.ReadFile(abiPath)
@@ -446,6 +447,8 @@ func TestExportSolidityErrors(t *testing.T) {
 	}{
 		{"outputs past the public inputs", vk, []verifier.ExportOption{verifier.WithOutputs(3, 2)}},
 		{"negative outputs", vk, []verifier.ExportOption{verifier.WithOutputs(-1, 2)}},
+		{"binding past the public inputs", vk, []verifier.ExportOption{verifier.WithBinding(&circuits.Binding{What: "params commitment", Offset: 4, Values: []*big.Int{big.NewInt(1)}})}},
+		{"empty binding", vk, []verifier.ExportOption{verifier.WithBinding(&circuits.Binding{What: "public params", Offset: 0})}},
 		{"not a key", "vk", nil},
 		{"nil", nil, nil},
 	} {
