@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"math"
+	"math/big"
 	"mime"
 	"mime/multipart"
 	"net/http"
@@ -308,8 +309,8 @@ func DecodeVerifyRequest(body []byte) (VerifyRequest, error) {
 		return VerifyRequest{}, badRequest("proof must be hex: %v", err)
 	}
 	for i, p := range in.PublicInputs {
-		if !isDecimal(p) {
-			return VerifyRequest{}, badRequest("public_inputs[%d] is not a decimal field element", i)
+		if !isFieldElement(p) {
+			return VerifyRequest{}, badRequest("public_inputs[%d] is not a canonical field element (a decimal integer below the BN254 scalar field order r, as the EVM verifier requires)", i)
 		}
 	}
 	if in.PublicInputs == nil {
@@ -360,6 +361,20 @@ func decodeHex(s string) ([]byte, error) {
 
 // isDecimal reports whether s is a non-negative decimal integer of at most 78 digits
 // (a BN254 scalar fits in 77).
+// fieldOrder is the BN254 scalar field order r (the api package does not import gnark).
+var fieldOrder, _ = new(big.Int).SetString("21888242871839275222246405745257275088548364400416034343698204186575808495617", 10)
+
+// isFieldElement reports whether s is a canonical field element: decimal, 0 <= v < r.
+// v + r names the same element in the field, but the EVM verifier rejects it, so every
+// verifier does.
+func isFieldElement(s string) bool {
+	if !isDecimal(s) {
+		return false
+	}
+	v, ok := new(big.Int).SetString(s, 10)
+	return ok && v.Cmp(fieldOrder) < 0
+}
+
 func isDecimal(s string) bool {
 	if s == "" || len(s) > 78 {
 		return false

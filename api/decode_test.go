@@ -71,6 +71,11 @@ func TestDecodeVerifyRequest(t *testing.T) {
 		{`{"model_id":"m","proof":"0xabc"}`, false},
 		{`{"model_id":"m","proof":"0x00","public_inputs":["1.5"]}`, false},
 		{`{"model_id":"m","proof":"0x00","public_inputs":[""]}`, false},
+		// r - 1 is the largest field element; r and r + 5 name 0 and 5 but the EVM rejects them.
+		{`{"model_id":"m","proof":"0x00","public_inputs":["21888242871839275222246405745257275088548364400416034343698204186575808495616"]}`, true},
+		{`{"model_id":"m","proof":"0x00","public_inputs":["21888242871839275222246405745257275088548364400416034343698204186575808495617"]}`, false},
+		{`{"model_id":"m","proof":"0x00","public_inputs":["21888242871839275222246405745257275088548364400416034343698204186575808495622"]}`, false},
+		{`{"model_id":"m","proof":"0x00","public_inputs":["` + strings.Repeat("9", 78) + `"]}`, false},
 		{`[]`, false},
 	} {
 		_, err := api.DecodeVerifyRequest([]byte(tc.body))

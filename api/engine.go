@@ -18,10 +18,17 @@ type Engine interface {
 	Setup(ctx context.Context, dir string, system string) error
 	// Prove proves one inference; input is the input.json body ({"input_data": [[...]]}).
 	Prove(ctx context.Context, dir string, system string, input []byte, progress func(stage string, frac float64)) (ProofResult, error)
-	// Verify checks a proof against the model's verifying key; a bad proof is (false, nil), never an error.
-	Verify(ctx context.Context, dir string, system string, proof []byte, publicInputs []string) (bool, error)
+	// Verify checks a proof against the model's verifying key and the public inputs that
+	// identify the model; a bad proof is an invalid Verdict with its reason, never an error.
+	Verify(ctx context.Context, dir string, system string, proof []byte, publicInputs []string) (Verdict, error)
 	// SolidityVerifier returns the Solidity source of the verifier contract for system.
 	SolidityVerifier(ctx context.Context, dir string, system string) ([]byte, error)
+}
+
+// Verdict is the answer to a verification: Reason says why an invalid proof is invalid.
+type Verdict struct {
+	Valid  bool
+	Reason string
 }
 
 // ModelInfo is what compiling a model reports.

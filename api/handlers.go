@@ -308,9 +308,9 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	ok, err := s.engine.Verify(r.Context(), dir, req.System, req.Proof, req.PublicInputs)
+	v, err := s.engine.Verify(r.Context(), dir, req.System, req.Proof, req.PublicInputs)
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, map[string]bool{"valid": ok})
+	return writeJSON(w, http.StatusOK, verifyView{Valid: v.Valid, Reason: v.Reason})
 }

@@ -115,6 +115,12 @@ func newProofView(p *store.Proof) ProofView {
 		ProveSeconds: p.ProveSeconds, CreatedAt: p.CreatedAt}
 }
 
+// verifyView is the answer of POST /v1/verify.
+type verifyView struct {
+	Valid  bool   `json:"valid"`
+	Reason string `json:"reason,omitempty"`
+}
+
 // KeyView is the JSON form of an API key; Key and WebhookSecret appear only on creation.
 type KeyView struct {
 	ID            string     `json:"id"`

@@ -160,14 +160,17 @@ func (e *Engine) Prove(ctx context.Context, dir string, system string, input []b
 	}, nil
 }
 
-// Verify recomputes the HMAC; any mismatch is (false, nil).
-func (e *Engine) Verify(ctx context.Context, dir string, system string, proof []byte, publicInputs []string) (bool, error) {
+// Verify recomputes the HMAC; any mismatch is an invalid verdict.
+func (e *Engine) Verify(ctx context.Context, dir string, system string, proof []byte, publicInputs []string) (api.Verdict, error) {
 	e.Verifies.Add(1)
 	vk, err := e.vk(dir, system)
 	if err != nil {
-		return false, err
+		return api.Verdict{}, err
 	}
-	return hmac.Equal(proof, sign(vk, publicInputs)), nil
+	if !hmac.Equal(proof, sign(vk, publicInputs)) {
+		return api.Verdict{Reason: "invalid proof: signature mismatch"}, nil
+	}
+	return api.Verdict{Valid: true}, nil
 }
 
 // SolidityVerifier returns a stub contract naming the verifying key.

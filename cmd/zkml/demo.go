@@ -84,7 +84,11 @@ With --offline it runs the same pipeline through the library, without the servic
 			if err != nil {
 				return err
 			}
-			if err := verifier.Verify(string(sys), vk, p.Proof, w); err != nil {
+			proof, err := verifier.DecodeProof(string(sys), p.Proof)
+			if err != nil {
+				return err
+			}
+			if err := verifier.VerifyModel(m.Program, string(sys), vk, proof, w); err != nil {
 				return err
 			}
 			fmt.Fprintf(out, "verified: %s proof of model %s is valid\n", sys, m.ID)

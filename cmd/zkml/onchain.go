@@ -63,7 +63,11 @@ func exportVerifierCmd() *cobra.Command {
 			if err := os.MkdirAll(out, 0o755); err != nil {
 				return err
 			}
-			sol, abiPath, err := verifier.ExportSolidityFiles(out, vk, engine.OutputsOption(m)...)
+			opts, err := engine.ExportOptions(m)
+			if err != nil {
+				return err
+			}
+			sol, abiPath, err := verifier.ExportSolidityFiles(out, vk, opts...)
 			if err != nil {
 				return err
 			}
@@ -151,7 +155,11 @@ func verifyOnEVM(cmd *cobra.Command, m *prover.Model, sys circuits.System, proof
 	if err != nil {
 		return err
 	}
-	rep, err := verifier.VerifyOnEVM(cmd.Context(), vk, proof, pub, id, engine.OutputsOption(m)...)
+	opts, err := engine.ExportOptions(m)
+	if err != nil {
+		return err
+	}
+	rep, err := verifier.VerifyOnEVM(cmd.Context(), vk, proof, pub, id, opts...)
 	if errors.Is(err, evm.ErrSolcUnavailable) {
 		return fmt.Errorf("%w (install the pinned compiler with scripts/ensure-solc.sh)", err)
 	}

@@ -378,13 +378,16 @@ func verifyCmd() *cobra.Command {
 			}
 			proof, pub, err := readProof(m, sys, proofPath, publicPath)
 			if err == nil {
-				err = verifier.VerifyDecoded(string(sys), vk, proof, pub)
+				err = verifier.VerifyModel(m.Program, string(sys), vk, proof, pub)
 			}
 			if err != nil {
 				fmt.Fprintf(cmd.OutOrStdout(), "INVALID: %v\n", err)
 				return exitError(2)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "valid %s proof for model %s\n", sys, m.ID)
+			if m.Program.ParamVis == quant.Private {
+				fmt.Fprintln(cmd.OutOrStdout(), "note: the params are private: the proof does not bind the weights, only the architecture")
+			}
 			if onEVM {
 				return verifyOnEVM(cmd, m, sys, proof, pub)
 			}

@@ -205,31 +205,36 @@ func calldata(sys circuits.System, p *prover.Proof) ([]byte, error) {
 	return verifier.Calldata(proof, pub)
 }
 
-// Verify implements api.Engine: a bad or undecodable proof is (false, nil).
-func (e *Engine) Verify(ctx context.Context, dir string, system string, proof []byte, publicInputs []string) (bool, error) {
+// Verify implements api.Engine: a bad or undecodable proof, a non-canonical public
+// input, or a proof made with other params than the model's is invalid with its reason,
+// never an error.
+func (e *Engine) Verify(ctx context.Context, dir string, system string, proof []byte, publicInputs []string) (api.Verdict, error) {
 	sys, err := circuits.ParseSystem(system)
 	if err != nil {
-		return false, fmt.Errorf("%w: %v", api.ErrInvalidInput, err)
+		return api.Verdict{}, fmt.Errorf("%w: %v", api.ErrInvalidInput, err)
 	}
 	m, err := prover.Open(dir)
 	if err != nil {
-		return false, err
+		return api.Verdict{}, err
 	}
 	vk, err := m.VerifyingKeyBytes(sys)
 	if err != nil {
-		return false, err
+		return api.Verdict{}, err
 	}
 	pub, err := verifier.PublicWitness(publicInputs)
 	if err == nil {
-		err = verifier.Verify(string(sys), vk, proof, pub)
+		var p any
+		if p, err = verifier.DecodeProof(string(sys), proof); err == nil {
+			err = verifier.VerifyModel(m.Program, string(sys), vk, p, pub)
+		}
 	}
 	if errors.Is(err, verifier.ErrInvalidProof) {
-		return false, nil
+		return api.Verdict{Reason: err.Error()}, nil
 	}
 	if err != nil {
-		return false, err
+		return api.Verdict{}, err
 	}
-	return true, nil
+	return api.Verdict{Valid: true}, nil
 }
 
 // SolidityVerifier implements api.Engine.
@@ -250,23 +255,33 @@ func (e *Engine) SolidityVerifier(ctx context.Context, dir string, system string
 	if err != nil {
 		return nil, err
 	}
+	opts, err := ExportOptions(m)
+	if err != nil {
+		return nil, err
+	}
 	var buf bytes.Buffer
-	if err := verifier.ExportSolidity(&buf, vk, OutputsOption(m)...); err != nil {
+	if err := verifier.ExportSolidity(&buf, vk, opts...); err != nil {
 		return nil, err
 	}
 	return buf.Bytes(), nil
 }
 
-// OutputsOption tells an exported wrapper where the model outputs sit among the public
-// inputs, when they are public.
-func OutputsOption(m *prover.Model) []verifier.ExportOption {
+// ExportOptions configures an exported wrapper for m: where the model outputs sit among
+// the public inputs (when they are public), and the public inputs that identify the
+// model's params (pinned, so the contract rejects proofs made with other weights).
+func ExportOptions(m *prover.Model) ([]verifier.ExportOption, error) {
+	b, err := circuits.ModelBinding(m.Program)
+	if err != nil {
+		return nil, err
+	}
+	opts := []verifier.ExportOption{verifier.WithBinding(b)}
 	l := circuits.NewLayout(m.Program)
 	if len(l.Outputs) == 0 || !l.Outputs[0].Public {
-		return nil
+		return opts, nil
 	}
 	n := 0
 	for _, s := range l.Outputs {
 		n += s.Len
 	}
-	return []verifier.ExportOption{verifier.WithOutputs(l.Outputs[0].Offset, n)}
+	return append(opts, verifier.WithOutputs(l.Outputs[0].Offset, n)), nil
 }

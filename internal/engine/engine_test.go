@@ -3,12 +3,14 @@ package engine
 import (
 	"context"
 	"errors"
+	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/zkml/zkml/api"
+	"github.com/zkml/zkml/circuits"
 )
 
 func readModel(t *testing.T, name string) ([]byte, []byte) {
@@ -49,20 +51,32 @@ func TestEngine(t *testing.T) {
 		if len(res.Calldata) < 4 || len(res.Outputs) != 1 || len(stages) == 0 {
 			t.Fatalf("%s: incomplete result %+v, stages %v", sys, res, stages)
 		}
-		ok, err := e.Verify(ctx, dir, sys, res.Proof, res.PublicInputs)
-		if err != nil || !ok {
-			t.Fatalf("%s: valid proof: %v %v", sys, ok, err)
+		v, err := e.Verify(ctx, dir, sys, res.Proof, res.PublicInputs)
+		if err != nil || !v.Valid {
+			t.Fatalf("%s: valid proof: %+v %v", sys, v, err)
 		}
+		last := len(res.PublicInputs) - 1
 		bad := append([]string(nil), res.PublicInputs...)
-		bad[len(bad)-1] = "7"
-		if ok, err := e.Verify(ctx, dir, sys, res.Proof, bad); ok || err != nil {
-			t.Fatalf("%s: tampered public inputs: %v %v, want (false, nil)", sys, ok, err)
-		}
-		if ok, err := e.Verify(ctx, dir, sys, []byte("junk"), res.PublicInputs); ok || err != nil {
-			t.Fatalf("%s: junk proof: %v %v, want (false, nil)", sys, ok, err)
-		}
-		if ok, err := e.Verify(ctx, dir, sys, res.Proof, []string{"not a number"}); ok || err != nil {
-			t.Fatalf("%s: junk public inputs: %v %v, want (false, nil)", sys, ok, err)
+		bad[last] = "7"
+		// The same field element written as v + r: the EVM rejects it, so must we.
+		plusR := append([]string(nil), res.PublicInputs...)
+		x, _ := new(big.Int).SetString(res.PublicInputs[last], 10)
+		plusR[last] = x.Add(x, circuits.Field).String()
+		for _, tc := range []struct {
+			name   string
+			proof  []byte
+			public []string
+			reason string
+		}{
+			{"tampered public inputs", res.Proof, bad, "invalid proof"},
+			{"non-canonical public input", res.Proof, plusR, "not a canonical field element"},
+			{"junk proof", []byte("junk"), res.PublicInputs, "invalid proof"},
+			{"junk public inputs", res.Proof, []string{"not a number"}, "not a decimal integer"},
+		} {
+			v, err := e.Verify(ctx, dir, sys, tc.proof, tc.public)
+			if err != nil || v.Valid || !strings.Contains(v.Reason, tc.reason) {
+				t.Fatalf("%s: %s: %+v %v, want invalid with %q", sys, tc.name, v, err, tc.reason)
+			}
 		}
 		sol, err := e.SolidityVerifier(ctx, dir, sys)
 		if err != nil || !strings.Contains(string(sol), "contract ZKMLVerifier") {

@@ -1,0 +1,58 @@
+// Package adversary acts as a malicious prover in tests: it does to model directories
+// what someone holding a model's artifacts can do, so that every verifier can be shown
+// to reject the result.
+package adversary
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// ShareKeys gives the model directory to the circuit and keys of system in from (a
+// prover holding from's proving key), rewriting to's manifest so that they load. The two
+// models must compile to the same circuit, as any two models of the same shapes do with
+// witness (public, private or hashed) params.
+func ShareKeys(from, to, system string) error {
+	read := func(dir string) (map[string]any, error) {
+		var m map[string]any
+		b, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
+		if err != nil {
+			return nil, err
+		}
+		return m, json.Unmarshal(b, &m)
+	}
+	mf, err := read(from)
+	if err != nil {
+		return err
+	}
+	mt, err := read(to)
+	if err != nil {
+		return err
+	}
+	ff, ok1 := mf["files"].(map[string]any)
+	ft, ok2 := mt["files"].(map[string]any)
+	if !ok1 || !ok2 {
+		return fmt.Errorf("adversary: manifest without files")
+	}
+	for _, kind := range []string{"circuit", "pk", "vk"} {
+		name := fmt.Sprintf("%s.%s.bin", kind, system)
+		b, err := os.ReadFile(filepath.Join(from, name))
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(to, name), b, 0o644); err != nil {
+			return err
+		}
+		ft[name] = ff[name]
+	}
+	if s, ok := mf["setup"]; ok {
+		mt["setup"] = s
+	}
+	b, err := json.Marshal(mt)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(to, "manifest.json"), b, 0o644)
+}
