@@ -2,10 +2,13 @@ package main
 
 import (
 	"errors"
+	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/consensys/gnark-crypto/ecc/bn254/fr"
 
 	"github.com/zkml/zkml/internal/adversary"
 	"github.com/zkml/zkml/internal/onnxtest"
@@ -52,5 +55,36 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestVerifyCanonicalPublicInputs is the audit's exploit 3 through the CLI: a public
+// witness file whose last element is v + r (the same field element; the EVM rejects it)
+// is INVALID, not "valid".
+func TestVerifyCanonicalPublicInputs(t *testing.T) {
+	tmp := t.TempDir()
+	input, onnx, dir := filepath.Join(tmp, "input.json"), filepath.Join(tmp, "m.onnx"), filepath.Join(tmp, "m.zkml")
+	must(t, os.WriteFile(input, []byte(onnxtest.TinyGemmInput), 0o644))
+	must(t, os.WriteFile(onnx, onnxtest.TinyGemm(1), 0o644))
+	for _, args := range [][]string{
+		{"compile", onnx, "-d", dir, "--system", "groth16"},
+		{"setup", "-d", dir, "--system", "groth16"},
+		{"prove", "-d", dir, "--input", input, "--system", "groth16"},
+	} {
+		if out, err := run(t, args...); err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+	}
+	pub, err := os.ReadFile(filepath.Join(dir, "public.groth16.bin"))
+	must(t, err)
+	last := pub[len(pub)-32:]
+	v := new(big.Int).SetBytes(last)
+	v.Add(v, fr.Modulus()).FillBytes(last)
+	forged := filepath.Join(tmp, "public.bin")
+	must(t, os.WriteFile(forged, pub, 0o644))
+	out, err := run(t, "verify", "-d", dir, "--public", forged, "--system", "groth16")
+	var ee exitError
+	if !errors.As(err, &ee) || ee != 2 || !strings.Contains(out, "INVALID") {
+		t.Fatalf("public input v + r: err %v\n%s", err, out)
 	}
 }
