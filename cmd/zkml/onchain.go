@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -141,20 +140,24 @@ func readProof(m *prover.Model, sys circuits.System, proofPath, publicPath strin
 	return proof, pub, nil
 }
 
-// verifyOnEVM runs the exported verifier in an in-process EVM and prints gas used.
-func verifyOnEVM(cmd *cobra.Command, m *prover.Model, sys circuits.System, proof any, pub witnessT) error {
+// verifyOnEVM runs the exported verifier in an in-process EVM and prints gas used. The
+// pinned solc-js comes from solc (--solc), else $ZKML_SOLC, else the user cache
+// directory, where it is installed with npm on first use (evm.Ensure).
+func verifyOnEVM(cmd *cobra.Command, m *prover.Model, sys circuits.System, proof any, pub witnessT, solc string) error {
 	vk, err := loadVK(m, sys)
 	if err != nil {
 		return err
 	}
+	c, err := evm.Ensure(cmd.Context(), solc, cmd.ErrOrStderr())
+	if err != nil {
+		return fmt.Errorf("%w (needs Node.js >= 18 and npm, or --solc DIR with solc-js installed)", err)
+	}
+	evm.UseCompiler(c)
 	id, err := modelID32(m)
 	if err != nil {
 		return err
 	}
 	rep, err := verifier.VerifyOnEVM(cmd.Context(), vk, proof, pub, id, engine.OutputsOption(m)...)
-	if errors.Is(err, evm.ErrSolcUnavailable) {
-		return fmt.Errorf("%w (install the pinned compiler with scripts/ensure-solc.sh)", err)
-	}
 	if err != nil {
 		return err
 	}
