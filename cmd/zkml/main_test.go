@@ -239,3 +239,22 @@ func TestQuantizeCommand(t *testing.T) {
 		t.Error("quantize without --data accepted")
 	}
 }
+
+// TestDemoBuiltinExample checks that the example demo uses without --example (built
+// in-process, so an installed binary needs no checkout) is examples/mnist_cnn.
+func TestDemoBuiltinExample(t *testing.T) {
+	name, onnx, input, err := demoExample("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dirName, dirONNX, dirInput, err := demoExample("../../examples/mnist_cnn")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if name != dirName || !bytes.Equal(onnx, dirONNX) || !bytes.Equal(bytes.TrimSpace(input), bytes.TrimSpace(dirInput)) {
+		t.Fatalf("built-in example %s differs from examples/%s", name, dirName)
+	}
+	if _, _, _, err := demoExample(t.TempDir()); err == nil {
+		t.Fatal("a directory without network.onnx accepted")
+	}
+}
