@@ -150,7 +150,7 @@ func verifyOnEVM(cmd *cobra.Command, m *prover.Model, sys circuits.System, proof
 	}
 	c, err := evm.Ensure(cmd.Context(), solc, cmd.ErrOrStderr())
 	if err != nil {
-		return fmt.Errorf("%w (needs Node.js >= 18 and npm, or --solc DIR with solc-js installed)", err)
+		return err
 	}
 	evm.UseCompiler(c)
 	id, err := modelID32(m)
