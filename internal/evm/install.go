@@ -98,11 +98,7 @@ func Ensure(ctx context.Context, explicit string, log io.Writer) (*Compiler, err
 	if err != nil {
 		return nil, err
 	}
-	cache, err := CacheDir()
-	if err != nil {
-		return nil, err
-	}
-	if dir == cache && errors.Is(checkInstalled(dir), fs.ErrNotExist) {
+	if cache, err := CacheDir(); err == nil && dir == cache && errors.Is(checkInstalled(dir), fs.ErrNotExist) {
 		if err := Install(ctx, dir, log); err != nil {
 			return nil, err
 		}
