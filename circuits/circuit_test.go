@@ -11,7 +11,7 @@ import (
 	"github.com/zkml/zkml/model/quant"
 )
 
-const modelsDir = "../../shared/models"
+const modelsDir = "../testdata/models"
 
 // loadShared loads a shared example model with its sample input.
 func loadShared(t testing.TB, name string) (*model.Graph, []*model.Tensor) {

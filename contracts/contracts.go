@@ -1,6 +1,6 @@
-// Package contracts holds zkml's Solidity sources, the pinned solc-js (package.json, installed
-// by scripts/ensure-solc.sh) and the wrapper's ABI, and embeds the files Go code emits so the
-// binary does not need the checkout at run time.
+// Package contracts holds zkml's Solidity sources, the pinned solc-js (package.json and its
+// lockfile, which internal/evm installs with npm into the user cache directory) and the
+// wrapper's ABI, and embeds them so the binary does not need the checkout at run time.
 package contracts
 
 import _ "embed"
@@ -17,3 +17,20 @@ var ZKMLVerifierSol string
 //
 //go:embed ZKMLVerifier.abi.json
 var ZKMLVerifierABI []byte
+
+// PackageJSON and PackageLock are package.json and package-lock.json: the solc-js version
+// zkml compiles verifiers with, installed by `npm ci` (internal/evm.Install).
+//
+//go:embed package.json
+var PackageJSON []byte
+
+// PackageLock is package-lock.json; see PackageJSON.
+//
+//go:embed package-lock.json
+var PackageLock []byte
+
+// SolcJSWrapper is solcjs-standard-json.js, the node script internal/evm runs (with
+// node -e) to drive solc-js with standard-JSON input.
+//
+//go:embed solcjs-standard-json.js
+var SolcJSWrapper string

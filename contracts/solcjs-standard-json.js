@@ -1,26 +1,26 @@
-#!/usr/bin/env node
-// solcjs-standard-json: a thin wrapper around the pinned npm `solc` package.
+// solcjs-standard-json: a thin wrapper around the pinned npm `solc` package. zkml embeds
+// this file and runs it with node (internal/evm):
 //
-//   node solcjs-standard-json.js            reads Solidity standard-JSON input on stdin and
+//   node -e <this file> -- DIR              reads Solidity standard-JSON input on stdin and
 //                                           writes the compiler's standard-JSON output on stdout
-//   node solcjs-standard-json.js --version  prints the compiler version (e.g. 0.8.37+commit...)
+//   node -e <this file> -- DIR --version    prints the compiler version (e.g. 0.8.37+commit...)
 //
-// It resolves `solc` from the node_modules next to this file (installed by
-// scripts/ensure-solc.sh), so it works from any working directory. Go code calls it through
-// internal/evm.
+// DIR holds node_modules/solc: zkml's user cache directory (where `zkml verify --evm` and
+// scripts/ensure-solc.sh install it), or the directory --solc / $ZKML_SOLC names.
 'use strict';
 
 const path = require('path');
 
+const [dir, ...flags] = process.argv.slice(1);
 let solc;
 try {
-  solc = require(path.join(__dirname, 'node_modules', 'solc'));
+  solc = require(path.join(dir, 'node_modules', 'solc'));
 } catch (err) {
-  process.stderr.write('solc-js is not installed; run scripts/ensure-solc.sh\n' + err.message + '\n');
+  process.stderr.write('solc-js is not installed in ' + dir + '; run scripts/ensure-solc.sh\n' + err.message + '\n');
   process.exit(2);
 }
 
-if (process.argv.includes('--version')) {
+if (flags.includes('--version')) {
   process.stdout.write(solc.version() + '\n');
   process.exit(0);
 }

@@ -12,8 +12,8 @@ import (
 	"github.com/zkml/zkml/model"
 )
 
-// conformanceDir holds the ONNX backend node tests (see ../../shared/conformance/README.md).
-const conformanceDir = "../../shared/conformance/onnx-node"
+// conformanceDir holds the vendored ONNX backend node tests (see ../testdata/onnx-node/README.md).
+const conformanceDir = "../testdata/onnx-node"
 
 // runDataSet evaluates one data set with the float reference and compares every output
 // with tolerance tol (absolute and relative).
@@ -46,7 +46,7 @@ func runDataSet(c *conformance.Case, ds *conformance.DataSet, tol float64) error
 func TestConformanceFloat(t *testing.T) {
 	cases, err := conformance.Load(conformanceDir)
 	if err != nil || len(cases) == 0 {
-		t.Skipf("no node tests under %s: %v", conformanceDir, err)
+		t.Fatalf("node tests under %s: %d cases, %v", conformanceDir, len(cases), err)
 	}
 	type tally struct{ passed, total int }
 	supported, unsupported := map[string]*tally{}, map[string]*tally{}

@@ -27,7 +27,7 @@ func FuzzLoad(f *testing.F) {
 	addFiles(f, filepath.Join("testdata", "relu", "network.onnx"))
 	for _, op := range []string{"test_conv_with_strides_and_asymmetric_padding", "test_slice_neg_steps",
 		"test_maxpool_2d_ceil", "test_gather_negative_indices", "test_constant_pad", "test_softmax_axis_1"} {
-		addFiles(f, filepath.Join("../../shared/conformance/onnx-node", op, "model.onnx"))
+		addFiles(f, filepath.Join("../testdata/onnx-node", op, "model.onnx"))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		g, err := Load(data)

@@ -17,7 +17,7 @@ const MaxInputBytes = 64 << 20
 // maxInputRank bounds each entry of the optional input_shapes field.
 const maxInputRank = 64
 
-// ReadInput reads an input.json document (the EZKL layout used by ../shared/models) from r
+// ReadInput reads an input.json document (the layout EZKL users already have) from r
 // and returns one tensor per runtime input of g, shaped as g declares. It reads at most
 // MaxInputBytes. Errors wrap ErrBadInput.
 func ReadInput(r io.Reader, g *Graph) ([]*Tensor, error) {

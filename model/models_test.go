@@ -12,8 +12,8 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// modelsDir holds the example models (see ../../shared/models/README.md).
-const modelsDir = "../../shared/models"
+// modelsDir holds the example models (written by internal/onnxgen, see ../testdata/models/README.md).
+const modelsDir = "../testdata/models"
 
 // sharedModels returns the example model folders, skipping the test when there are none.
 func sharedModels(t *testing.T) []string {

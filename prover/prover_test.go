@@ -17,7 +17,7 @@ import (
 	"github.com/zkml/zkml/verifier"
 )
 
-const modelsDir = "../../shared/models"
+const modelsDir = "../testdata/models"
 
 // Tolerance is the documented bound on |proven output - float reference| for the
 // shared example models at the default fixed-point settings (scale 2^-8): a few units

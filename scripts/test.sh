@@ -10,8 +10,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 echo "== ensure PostgreSQL"
 scripts/ensure-postgres.sh
 echo "== ensure solc"
-ZKML_SOLCJS="$(scripts/ensure-solc.sh)"
-export ZKML_SOLCJS
+ZKML_SOLC="$(scripts/ensure-solc.sh)"
+export ZKML_SOLC
 export ZKML_TEST_DATABASE_URL="${ZKML_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}"
 
 echo "== go vet"

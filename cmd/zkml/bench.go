@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/zkml/zkml/internal/bench"
+	"github.com/zkml/zkml/internal/onnxgen"
 	"github.com/zkml/zkml/prover"
 )
 
@@ -30,12 +31,13 @@ func benchCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
-		Short: "Benchmark compile, setup, prove and verify on synthetic and shared models, against the MSM+FFT floor",
+		Short: "Benchmark compile, setup, prove and verify on synthetic and example models, against the MSM+FFT floor",
 		Long: `bench measures, for each model and proving system: constraints, compile, setup, prove
 (median of -n) and verify times, proving key and proof sizes and peak memory; for Groth16
 also the MSM+FFT floor of the same circuit (gnark-crypto alone) and the ratio prove/floor;
 and the per-gadget constraint budgets. Models: synthetic (` + strings.Join(bench.SyntheticNames(), ", ") + `)
-and the shared models under --shared; "all" is the shared models plus ` + strings.Join(bench.DefaultSynthetic, ", ") + `.`,
+the example models (` + strings.Join(onnxgen.ExampleNames(), ", ") + `)
+and the models under --shared; "all" is the examples, the models under --shared and ` + strings.Join(bench.DefaultSynthetic, ", ") + `.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			syss, err := parseSystems(systems)
@@ -104,12 +106,12 @@ and the shared models under --shared; "all" is the shared models plus ` + string
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&models, "models", "all", "comma-separated model names, or all, shared, synthetic")
+	f.StringVar(&models, "models", "all", "comma-separated model names, or all, examples, synthetic")
 	f.StringVar(&systems, "systems", "groth16,plonk", "proving systems: groth16, plonk or both")
 	f.IntVarP(&n, "n", "n", 3, "repetitions of witness, prove and verify (median reported)")
 	f.IntVar(&maxCons, "max-constraints", bench.DefaultMaxConstraints, "skip setup/prove of Groth16 circuits with more R1CS constraints")
 	f.IntVar(&plonkMax, "plonk-max-constraints", bench.DefaultPlonkMaxConstraints, "skip PLONK circuits with more SCS constraints")
-	f.StringVar(&shared, "shared", bench.DefaultSharedDir, "directory of the shared models (skipped when missing)")
+	f.StringVar(&shared, "shared", "", "directory of more models to measure (<dir>/<name>/network.onnx and input.json)")
 	f.StringVar(&csvPath, "csv", "", "write results as CSV")
 	f.StringVar(&jsonPath, "json", "", "write the report as JSON")
 	f.StringVar(&svgPath, "svg", "", "write a log-log plot of prove time vs constraints")

@@ -8,9 +8,28 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/zkml/zkml/circuits"
+	"github.com/zkml/zkml/internal/onnxgen"
+	"github.com/zkml/zkml/model"
 	"github.com/zkml/zkml/prover"
 	"github.com/zkml/zkml/verifier"
 )
+
+// demoExample returns the demo's model name, ONNX bytes and input.json: the files of dir,
+// or, when dir is empty, the bundled example examples/mnist_cnn, which onnxgen builds
+// in-process byte for byte, so an installed binary needs no checkout.
+func demoExample(dir string) (name string, onnx, inputJSON []byte, err error) {
+	if dir == "" {
+		onnx, inputJSON, err = onnxgen.MNISTCNN.Build("mnist_cnn")
+		return "mnist_cnn", onnx, inputJSON, err
+	}
+	if onnx, err = os.ReadFile(filepath.Join(dir, "network.onnx")); err != nil {
+		return "", nil, nil, fmt.Errorf("example: %w", err)
+	}
+	if inputJSON, err = os.ReadFile(filepath.Join(dir, "input.json")); err != nil {
+		return "", nil, nil, fmt.Errorf("example: %w", err)
+	}
+	return filepath.Base(dir), onnx, inputJSON, nil
+}
 
 func demoCmd() *cobra.Command {
 	var example, work, system string
@@ -33,16 +52,16 @@ With --offline it runs the same pipeline through the library, without the servic
 			if !offline {
 				return serviceDemo(cmd.Context(), out, errw, example, string(sys), work)
 			}
-			onnx, err := os.ReadFile(filepath.Join(example, "network.onnx"))
+			name, onnx, inputJSON, err := demoExample(example)
 			if err != nil {
-				return fmt.Errorf("example: %w", err)
+				return err
 			}
 			if work == "" {
 				if work, err = os.MkdirTemp("", "zkml-demo-"); err != nil {
 					return err
 				}
 			}
-			fmt.Fprintf(out, "example %s -> %s\n", example, work)
+			fmt.Fprintf(out, "example %s -> %s\n", name, work)
 			m, err := step(errw, "quantize", func() (*prover.Model, error) { return prover.Create(work, onnx, configDefault()) })
 			if err != nil {
 				return err
@@ -58,9 +77,9 @@ With --offline it runs the same pipeline through the library, without the servic
 			if _, err := step(errw, "setup "+string(sys), func() (struct{}, error) { return struct{}{}, m.Setup(sys) }); err != nil {
 				return err
 			}
-			in, err := readInputs(filepath.Join(example, "input.json"), m.Graph)
+			in, err := model.ParseInput(inputJSON, m.Graph)
 			if err != nil {
-				return err
+				return fmt.Errorf("example input: %w", err)
 			}
 			want, err := m.Graph.Eval(in)
 			if err != nil {
@@ -95,7 +114,7 @@ With --offline it runs the same pipeline through the library, without the servic
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&example, "example", "examples/mnist_cnn", "directory with network.onnx and input.json")
+	cmd.Flags().StringVar(&example, "example", "", "directory with network.onnx and input.json (default: the bundled examples/mnist_cnn, built into the binary)")
 	cmd.Flags().StringVar(&work, "dir", "", "data (or, with --offline, model) directory to write (default: a new temporary directory)")
 	cmd.Flags().BoolVar(&offline, "offline", false, "run the pipeline through the library instead of the service")
 	cmd.Flags().StringVar(&system, "system", "groth16", "proving system: groth16 or plonk")

@@ -13,7 +13,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/zkml/zkml/api"
@@ -26,13 +25,9 @@ import (
 // embedded SQLite store in a fresh data directory, and drives a whole flow over HTTP
 // the way a dApp would: API key, model upload, setup, proof job, proof, verification.
 func serviceDemo(ctx context.Context, out, errw io.Writer, example, system, dataDir string) error {
-	onnx, err := os.ReadFile(filepath.Join(example, "network.onnx"))
+	name, onnx, inputJSON, err := demoExample(example)
 	if err != nil {
-		return fmt.Errorf("example: %w", err)
-	}
-	inputJSON, err := os.ReadFile(filepath.Join(example, "input.json"))
-	if err != nil {
-		return fmt.Errorf("example: %w", err)
+		return err
 	}
 	if dataDir == "" {
 		if dataDir, err = os.MkdirTemp("", "zkml-demo-"); err != nil {
@@ -79,7 +74,7 @@ func serviceDemo(ctx context.Context, out, errw io.Writer, example, system, data
 		Model struct{ ID string }
 		Job   struct{ ID string }
 	}
-	body := map[string]any{"name": filepath.Base(example), "onnx": base64.StdEncoding.EncodeToString(onnx)}
+	body := map[string]any{"name": name, "onnx": base64.StdEncoding.EncodeToString(onnx)}
 	if err := c.do(ctx, "POST", "/v1/models", body, &created); err != nil {
 		return err
 	}

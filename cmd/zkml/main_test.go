@@ -11,7 +11,8 @@ import (
 	"testing"
 )
 
-const sharedModels = "../../../shared/models"
+// modelsDir holds the example models (written by internal/onnxgen).
+const modelsDir = "../../testdata/models"
 
 // run executes the CLI in-process and returns stdout and the error.
 func run(t *testing.T, args ...string) (string, error) {
@@ -26,10 +27,7 @@ func run(t *testing.T, args ...string) (string, error) {
 }
 
 func TestCLIPipeline(t *testing.T) {
-	model := filepath.Join(sharedModels, "1l_mlp")
-	if _, err := os.Stat(model); err != nil {
-		t.Skip("shared models not available")
-	}
+	model := filepath.Join(modelsDir, "1l_mlp")
 	dir := filepath.Join(t.TempDir(), "m.zkml")
 	onnx, input := filepath.Join(model, "network.onnx"), filepath.Join(model, "input.json")
 
@@ -81,10 +79,7 @@ func TestCLIPipeline(t *testing.T) {
 }
 
 func TestCLIErrors(t *testing.T) {
-	model := filepath.Join(sharedModels, "1l_mlp")
-	if _, err := os.Stat(model); err != nil {
-		t.Skip("shared models not available")
-	}
+	model := filepath.Join(modelsDir, "1l_mlp")
 	bogus := filepath.Join(t.TempDir(), "bogus.onnx")
 	if err := os.WriteFile(bogus, []byte("definitely not protobuf"), 0o644); err != nil {
 		t.Fatal(err)
@@ -123,10 +118,7 @@ func TestCLIVerifyEVM(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs solc (scripts/ensure-solc.sh); skipped in -short")
 	}
-	model := filepath.Join(sharedModels, "1l_mlp")
-	if _, err := os.Stat(model); err != nil {
-		t.Skip("shared models not available")
-	}
+	model := filepath.Join(modelsDir, "1l_mlp")
 	onnx, input := filepath.Join(model, "network.onnx"), filepath.Join(model, "input.json")
 	for _, tc := range []struct {
 		rangeCheck string
@@ -179,10 +171,7 @@ func writeFile(t *testing.T, content string) string {
 }
 
 func TestSettingsFile(t *testing.T) {
-	model := filepath.Join(sharedModels, "1l_relu")
-	if _, err := os.Stat(model); err != nil {
-		t.Skip("shared models not available")
-	}
+	model := filepath.Join(modelsDir, "1l_relu")
 	dir := filepath.Join(t.TempDir(), "m.zkml")
 	settings := writeFile(t, `{"scale": 6, "input_visibility": "public"}`)
 	if _, err := run(t, "compile", filepath.Join(model, "network.onnx"), "-d", dir, "--settings", settings, "--scale", "7", "--system", "groth16"); err != nil {
@@ -199,10 +188,10 @@ func TestSettingsFile(t *testing.T) {
 }
 
 func TestCalibrateCommand(t *testing.T) {
-	model := filepath.Join(sharedModels, "1l_mlp")
+	model := filepath.Join(modelsDir, "1l_mlp")
 	in, err := os.ReadFile(filepath.Join(model, "input.json"))
 	if err != nil {
-		t.Skip("shared models not available")
+		t.Fatal(err)
 	}
 	samples := writeFile(t, "["+string(in)+`, {"input_data": [[1.5, -2.0, 0.25]]}]`)
 	settings := filepath.Join(t.TempDir(), "settings.json")
@@ -222,11 +211,8 @@ func TestCalibrateCommand(t *testing.T) {
 // through compile, setup, prove and verify: its convolutions are proven as integer
 // arithmetic (QLinearConv layers in the report).
 func TestQuantizeCommand(t *testing.T) {
-	model := filepath.Join(sharedModels, "1l_conv")
+	model := filepath.Join(modelsDir, "1l_conv")
 	input := filepath.Join(model, "input.json")
-	if _, err := os.Stat(input); err != nil {
-		t.Skip("shared models not available")
-	}
 	q := filepath.Join(t.TempDir(), "conv.int8.onnx")
 	out, err := run(t, "quantize", filepath.Join(model, "network.onnx"), "--data", input, "-o", q, "--per-channel")
 	if err != nil || !strings.Contains(out, "wrote") {
@@ -251,5 +237,24 @@ func TestQuantizeCommand(t *testing.T) {
 	}
 	if _, err := run(t, "quantize", filepath.Join(model, "network.onnx")); err == nil {
 		t.Error("quantize without --data accepted")
+	}
+}
+
+// TestDemoBuiltinExample checks that the example demo uses without --example (built
+// in-process, so an installed binary needs no checkout) is examples/mnist_cnn.
+func TestDemoBuiltinExample(t *testing.T) {
+	name, onnx, input, err := demoExample("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dirName, dirONNX, dirInput, err := demoExample("../../examples/mnist_cnn")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if name != dirName || !bytes.Equal(onnx, dirONNX) || !bytes.Equal(bytes.TrimSpace(input), bytes.TrimSpace(dirInput)) {
+		t.Fatalf("built-in example %s differs from examples/%s", name, dirName)
+	}
+	if _, _, _, err := demoExample(t.TempDir()); err == nil {
+		t.Fatal("a directory without network.onnx accepted")
 	}
 }

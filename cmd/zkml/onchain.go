@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -145,12 +144,19 @@ func readProof(m *prover.Model, sys circuits.System, proofPath, publicPath strin
 	return proof, pub, nil
 }
 
-// verifyOnEVM runs the exported verifier in an in-process EVM and prints gas used.
-func verifyOnEVM(cmd *cobra.Command, m *prover.Model, sys circuits.System, proof any, pub witnessT) error {
+// verifyOnEVM runs the exported verifier in an in-process EVM and prints gas used. The
+// pinned solc-js comes from solc (--solc), else $ZKML_SOLC, else the user cache
+// directory, where it is installed with npm on first use (evm.Ensure).
+func verifyOnEVM(cmd *cobra.Command, m *prover.Model, sys circuits.System, proof any, pub witnessT, solc string) error {
 	vk, err := loadVK(m, sys)
 	if err != nil {
 		return err
 	}
+	c, err := evm.Ensure(cmd.Context(), solc, cmd.ErrOrStderr())
+	if err != nil {
+		return err
+	}
+	evm.UseCompiler(c)
 	id, err := modelID32(m)
 	if err != nil {
 		return err
@@ -160,9 +166,6 @@ func verifyOnEVM(cmd *cobra.Command, m *prover.Model, sys circuits.System, proof
 		return err
 	}
 	rep, err := verifier.VerifyOnEVM(cmd.Context(), vk, proof, pub, id, opts...)
-	if errors.Is(err, evm.ErrSolcUnavailable) {
-		return fmt.Errorf("%w (install the pinned compiler with scripts/ensure-solc.sh)", err)
-	}
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/zkml/zkml/circuits"
+	"github.com/zkml/zkml/internal/evm"
 	"github.com/zkml/zkml/model"
 	"github.com/zkml/zkml/model/quant"
 	"github.com/zkml/zkml/prover"
@@ -123,9 +124,9 @@ func (c *configFlags) register(cmd *cobra.Command) {
 	f.IntVar(&c.cfg.Bits, "bits", c.cfg.Bits, "signed bit width every activation is proven to fit in")
 	f.IntVar(&c.cfg.LookupBits, "lookup-bits", c.cfg.LookupBits, "log2 of the lookup-table domain of nonlinear functions")
 	f.StringVar(&c.cfg.RangeCheck, "range-check", "lookup", "lookup (fewest constraints, one commitment) or bits (no commitment: cheaper Groth16 verification on-chain)")
-	f.StringVar(&c.inputVis, "input-visibility", string(c.cfg.InputVis), "what the proof reveals of the input: public or private")
-	f.StringVar(&c.outputVis, "output-visibility", string(c.cfg.OutputVis), "what the proof reveals of the output: public or private")
-	f.StringVar(&c.paramVis, "param-visibility", string(c.cfg.ParamVis), "weights: fixed (in the circuit), public or private")
+	f.StringVar(&c.inputVis, "input-visibility", string(c.cfg.InputVis), "what the proof reveals of the input: public, private or hashed (secret, bound by a public Poseidon2 commitment)")
+	f.StringVar(&c.outputVis, "output-visibility", string(c.cfg.OutputVis), "what the proof reveals of the output: public, private or hashed (secret, bound by a public Poseidon2 commitment)")
+	f.StringVar(&c.paramVis, "param-visibility", string(c.cfg.ParamVis), "weights: fixed (in the circuit), public, private or hashed")
 }
 
 // config returns the settings: defaults, then the settings file, then explicit flags.
@@ -169,12 +170,10 @@ func (c *configFlags) config() (quant.Config, error) {
 	return c.cfg, c.cfg.Validate()
 }
 
+// defaultDir is the model directory compile writes without -d: the model file's name
+// with .zkml for .onnx, in the current directory (network.onnx -> network.zkml).
 func defaultDir(onnxPath string) string {
-	base := strings.TrimSuffix(filepath.Base(onnxPath), filepath.Ext(onnxPath))
-	if base == "network" || base == "model" {
-		base = filepath.Base(filepath.Dir(onnxPath))
-	}
-	return base + ".zkml"
+	return strings.TrimSuffix(filepath.Base(onnxPath), ".onnx") + ".zkml"
 }
 
 func compileCmd() *cobra.Command {
@@ -186,7 +185,8 @@ func compileCmd() *cobra.Command {
 		Short: "Quantize an ONNX model and compile it into circuits",
 		Long: `compile loads an ONNX model, quantizes it to fixed point, compiles the gnark
 circuit for each proving system and writes everything into a model directory
-(default: <model>.zkml). With --input, the sample input is run through the
+(default: the model file's name with .zkml for .onnx, in the current directory:
+network.onnx -> network.zkml). With --input, the sample input is run through the
 integer reference first, so values out of the fixed-point range are reported now.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -254,7 +254,7 @@ integer reference first, so values out of the fixed-point range are reported now
 		},
 	}
 	cf.register(cmd)
-	cmd.Flags().StringVarP(&dir, "dir", "d", "", "model directory to write (default <model>.zkml)")
+	cmd.Flags().StringVarP(&dir, "dir", "d", "", "model directory to write (default: MODEL.onnx -> ./MODEL.zkml)")
 	cmd.Flags().StringVar(&input, "input", "", "sample input.json to check against the fixed-point range")
 	cmd.Flags().StringVar(&systems, "system", "all", "proving systems: groth16, plonk, or all")
 	cmd.Flags().BoolVar(&report, "report", false, "print the circuit size layer by layer")
@@ -361,7 +361,7 @@ func printOutputs(w io.Writer, m *prover.Model, p *prover.Proof, want []*model.T
 }
 
 func verifyCmd() *cobra.Command {
-	var dir, system, proofPath, publicPath string
+	var dir, system, proofPath, publicPath, solc string
 	var onEVM bool
 	cmd := &cobra.Command{
 		Use:   "verify",
@@ -389,7 +389,7 @@ func verifyCmd() *cobra.Command {
 				fmt.Fprintln(cmd.OutOrStdout(), "note: the params are private: the proof does not bind the weights, only the architecture")
 			}
 			if onEVM {
-				return verifyOnEVM(cmd, m, sys, proof, pub)
+				return verifyOnEVM(cmd, m, sys, proof, pub, solc)
 			}
 			return nil
 		},
@@ -399,6 +399,7 @@ func verifyCmd() *cobra.Command {
 	cmd.Flags().StringVar(&proofPath, "proof", "", "proof file (default: the model directory's last proof)")
 	cmd.Flags().StringVar(&publicPath, "public", "", "public witness file (default: the model directory's)")
 	cmd.Flags().BoolVar(&onEVM, "evm", false, "also run the generated Solidity verifier in an in-process EVM and print gas")
+	cmd.Flags().StringVar(&solc, "solc", "", "directory with the pinned solc-js in node_modules/solc, for --evm (default $"+evm.EnvSolc+", else the user cache directory, installed there with npm on first use)")
 	_ = cmd.MarkFlagRequired("dir")
 	return cmd
 }

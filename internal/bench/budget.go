@@ -5,9 +5,9 @@ import (
 	"math/rand/v2"
 
 	"github.com/advancedclimatesystems/gonnx/onnx"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/zkml/zkml/circuits"
+	"github.com/zkml/zkml/internal/onnxgen"
 	"github.com/zkml/zkml/model"
 	"github.com/zkml/zkml/model/quant"
 )
@@ -43,26 +43,25 @@ const (
 // oneLayer builds input[1,k] -> op -> output. op is "identity", "relu", "gemm" (k->n,
 // weights from a fixed seed) or "gemm_relu".
 func oneLayer(op string, k, n int) []byte {
-	b := &builder{g: &onnx.GraphProto{Name: op}, rng: rand.New(rand.NewPCG(7, 7))}
+	b := onnxgen.New(op, rand.New(rand.NewPCG(7, 7)))
 	x := "input"
 	width := k
 	switch op {
 	case "identity":
-		x = b.node("Identity", []string{x})
+		x = b.Node("Identity", []string{x})
 	case "relu":
-		x = b.node("Relu", []string{x})
+		x = b.Node("Relu", []string{x})
 	case "gemm", "gemm_relu":
-		w := b.init("w", heScale(k), int64(n), int64(k))
-		bias := b.init("b", 0.1, int64(n))
-		x = b.node("Gemm", []string{x, w, bias}, intAttr("transB", 1))
+		w := b.Init("w", onnxgen.HeScale(k), int64(n), int64(k))
+		bias := b.Init("b", 0.1, int64(n))
+		x = b.Node("Gemm", []string{x, w, bias}, onnxgen.Int("transB", 1))
 		if op == "gemm_relu" {
-			x = b.node("Relu", []string{x})
+			x = b.Node("Relu", []string{x})
 		}
 		width = n
 	}
-	b.g.Input = []*onnx.ValueInfoProto{valueInfo("input", 1, int64(k))}
-	b.g.Output = []*onnx.ValueInfoProto{valueInfo(x, 1, int64(width))}
-	out, err := proto.Marshal(&onnx.ModelProto{IrVersion: 7, Graph: b.g, OpsetImport: []*onnx.OperatorSetIdProto{{Version: 13}}})
+	out, err := b.Marshal([]*onnx.ValueInfoProto{onnxgen.ValueInfo("input", 1, int64(k))},
+		[]*onnx.ValueInfoProto{onnxgen.ValueInfo(x, 1, int64(width))}, 7, 13)
 	if err != nil {
 		panic(err)
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/consensys/gnark/constraint"
 
 	"github.com/zkml/zkml/circuits"
+	"github.com/zkml/zkml/internal/onnxgen"
 	"github.com/zkml/zkml/internal/qdq"
 	"github.com/zkml/zkml/model"
 	"github.com/zkml/zkml/model/quant"
@@ -32,8 +33,9 @@ import (
 
 // Options select what a run measures.
 type Options struct {
-	// Models are names of synthetic models, shared model directories (by base name), or
-	// "all"/"default" for DefaultModels. Empty means DefaultModels.
+	// Models are names of synthetic models, example models (onnxgen.ExampleNames), model
+	// directories under SharedDir (by base name), or "all"/"default" for DefaultModels.
+	// Empty means DefaultModels.
 	Models  []string
 	Systems []circuits.System
 	// N is how many times witness generation, proving and verification are repeated
@@ -44,7 +46,8 @@ type Options struct {
 	// PLONK is not compiled at all when the R1CS count already exceeds it).
 	MaxConstraints      int
 	PlonkMaxConstraints int
-	// SharedDir holds the shared models (dir/<name>/network.onnx + input.json).
+	// SharedDir holds more models to measure (dir/<name>/network.onnx + input.json);
+	// empty: none.
 	SharedDir string
 	// Floor measures the Groth16 MSM+FFT floor for every Groth16 circuit proved.
 	Floor bool
@@ -63,14 +66,14 @@ const (
 	DefaultPlonkMaxConstraints = 1 << 18
 )
 
-// DefaultSharedDir is where the shared models live, relative to the repository root.
-const DefaultSharedDir = "../shared/models"
-
 // DefaultSynthetic is the synthetic part of the default model set.
 var DefaultSynthetic = []string{"mnist_mlp", "mnist_cnn", "cnn_2e16", "mlp_2e16", "cnn_2e18", "mlp_2e18", "cnn_2e20", "mlp_2e20"}
 
-// SharedNames lists the shared models under dir (sorted; nil when dir is missing).
+// SharedNames lists the models under dir (sorted; nil when dir is empty or missing).
 func SharedNames(dir string) []string {
+	if dir == "" {
+		return nil
+	}
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return nil
@@ -91,18 +94,18 @@ func SharedNames(dir string) []string {
 // quantized by zkml quantize (see LoadModel).
 var DefaultInt8 = []string{"mnist_mlp.int8", "mnist_cnn.int8"}
 
-// DefaultModels is the shared models (when present) followed by DefaultSynthetic and
-// DefaultInt8.
+// DefaultModels is the example models (testdata/models, built in-process by onnxgen) and
+// the models under sharedDir, followed by DefaultSynthetic and DefaultInt8.
 func DefaultModels(sharedDir string) []string {
-	return append(append(SharedNames(sharedDir), DefaultSynthetic...), DefaultInt8...)
+	return append(append(append(onnxgen.ExampleNames(), SharedNames(sharedDir)...), DefaultSynthetic...), DefaultInt8...)
 }
 
 // Int8Suffix names the int8 QDQ version of a model: "<model>.int8" is the model
 // statically quantized (per-channel weights) by internal/qdq, calibrated on its input.
 const Int8Suffix = ".int8"
 
-// LoadModel resolves a model name: a synthetic model, a shared model directory, or
-// either with Int8Suffix.
+// LoadModel resolves a model name: a synthetic model, an example model, a model
+// directory under sharedDir, or any of them with Int8Suffix.
 func LoadModel(name, sharedDir string) (*Model, error) {
 	if base, ok := strings.CutSuffix(name, Int8Suffix); ok {
 		m, err := LoadModel(base, sharedDir)
@@ -114,16 +117,23 @@ func LoadModel(name, sharedDir string) (*Model, error) {
 	if _, ok := synthetic[name]; ok {
 		return SyntheticModel(name)
 	}
+	if slices.Contains(onnxgen.ExampleNames(), name) {
+		e, err := onnxgen.BuildExample(name)
+		if err != nil {
+			return nil, err
+		}
+		return &Model{Name: name, Desc: "example model: " + e.Ops, ONNX: e.ONNX, Input: e.Input, Config: quant.DefaultConfig(), Source: "example"}, nil
+	}
 	dir := filepath.Join(sharedDir, name)
 	ob, err := os.ReadFile(filepath.Join(dir, "network.onnx"))
 	if err != nil {
-		return nil, fmt.Errorf("bench: model %q is neither synthetic nor in %s: %w", name, sharedDir, err)
+		return nil, fmt.Errorf("bench: model %q is neither synthetic, an example nor in %q: %w", name, sharedDir, err)
 	}
 	ib, err := os.ReadFile(filepath.Join(dir, "input.json"))
 	if err != nil {
 		return nil, err
 	}
-	m := &Model{Name: name, Desc: "shared model", ONNX: ob, Input: ib, Source: dir}
+	m := &Model{Name: name, Desc: "model from " + sharedDir, ONNX: ob, Input: ib, Source: dir}
 	m.Config = quant.DefaultConfig()
 	return m, nil
 }
@@ -226,8 +236,8 @@ func expandModels(models []string, sharedDir string) []string {
 		switch m {
 		case "all", "default":
 			out = append(out, DefaultModels(sharedDir)...)
-		case "shared":
-			out = append(out, SharedNames(sharedDir)...)
+		case "examples", "shared":
+			out = append(append(out, onnxgen.ExampleNames()...), SharedNames(sharedDir)...)
 		case "synthetic":
 			out = append(out, SyntheticNames()...)
 		default:

@@ -10,7 +10,7 @@ import (
 )
 
 func TestCalibrate(t *testing.T) {
-	b, err := os.ReadFile("../../../shared/models/2l_relu_sigmoid_small/network.onnx")
+	b, err := os.ReadFile("../../testdata/models/2l_relu_sigmoid_small/network.onnx")
 	if err != nil {
 		t.Skip("shared models not available")
 	}

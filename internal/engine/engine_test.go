@@ -15,7 +15,7 @@ import (
 
 func readModel(t *testing.T, name string) ([]byte, []byte) {
 	t.Helper()
-	dir := filepath.Join("../../../shared/models", name)
+	dir := filepath.Join("../../testdata/models", name)
 	onnx, err := os.ReadFile(filepath.Join(dir, "network.onnx"))
 	if err != nil {
 		t.Skipf("shared models not available: %v", err)

@@ -7,21 +7,25 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
 	"sync"
+
+	"github.com/zkml/zkml/contracts"
 )
 
 // ErrSolcUnavailable reports that the pinned solc-js compiler (or node) cannot be found.
 // Tests turn it into t.Skip under `go test -short` only; see SkipOrFatal.
-var ErrSolcUnavailable = errors.New("evm: solc-js unavailable (run scripts/ensure-solc.sh)")
+var ErrSolcUnavailable = errors.New("evm: solc-js unavailable")
 
-// EnvSolcJS names the environment variable that may hold the path of
-// contracts/solcjs-standard-json.js, as printed by scripts/ensure-solc.sh.
+// EnvSolc names the environment variable that says where solc-js is: a directory whose
+// node_modules/solc holds the pinned version (npm install solc@<version> there), or a
+// file inside such a directory. It overrides the user cache directory (CacheDir).
+const EnvSolc = "ZKML_SOLC"
+
+// EnvSolcJS is the former name of EnvSolc (it held the path of the wrapper script), still
+// read when EnvSolc is unset.
 const EnvSolcJS = "ZKML_SOLCJS"
 
 // DefaultOptimizerRuns is the solc optimizer setting used for every compile: verifiers are
@@ -31,66 +35,82 @@ const DefaultOptimizerRuns = 200
 // Compiler runs the pinned npm solc-js through node with standard-JSON input.
 type Compiler struct {
 	node    string
-	wrapper string
+	dir     string // holds node_modules/solc
 	version string
 	fork    Fork
 	runs    int
 }
 
-// NewCompiler locates node and the solc-js wrapper (from $ZKML_SOLCJS, else the checkout's
-// contracts/ directory) and checks that the installed solc matches the version pinned in
-// contracts/package.json. It targets the given fork's evmVersion. Every failure to find a
-// usable compiler wraps ErrSolcUnavailable.
+// NewCompiler returns a compiler for solc-js where Locate("") finds it, targeting the
+// given fork's evmVersion; it installs nothing. Every failure to find a usable compiler
+// wraps ErrSolcUnavailable.
 func NewCompiler(fork Fork) (*Compiler, error) {
+	dir, err := Locate("")
+	if err != nil {
+		return nil, err
+	}
+	return NewCompilerAt(dir, fork)
+}
+
+// NewCompilerAt returns a compiler for the solc-js installed in dir (dir/node_modules/solc),
+// after checking that it is the version pinned in contracts/package.json.
+func NewCompilerAt(dir string, fork Fork) (*Compiler, error) {
 	if _, err := fork.rules(); err != nil {
 		return nil, err
 	}
 	node, err := exec.LookPath("node")
 	if err != nil {
-		return nil, fmt.Errorf("%w: node not found in PATH", ErrSolcUnavailable)
+		return nil, fmt.Errorf("%w: node not found in PATH (install Node.js >= 18)", ErrSolcUnavailable)
 	}
-	wrapper, err := findWrapper()
-	if err != nil {
+	if err := checkInstalled(dir); err != nil {
 		return nil, err
 	}
-	dir := filepath.Dir(wrapper)
-	pinned, err := pinnedSolcVersion(filepath.Join(dir, "package.json"))
+	c := &Compiler{node: node, dir: dir, fork: fork, runs: DefaultOptimizerRuns}
+	out, err := c.command(context.Background(), "--version").Output()
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrSolcUnavailable, err)
+		return nil, fmt.Errorf("%w: solc-js in %s: --version: %v", ErrSolcUnavailable, dir, err)
 	}
-	installed, err := readPackageVersion(filepath.Join(dir, "node_modules", "solc", "package.json"))
-	if err != nil {
-		return nil, fmt.Errorf("%w: solc not installed in %s: %v", ErrSolcUnavailable, dir, err)
-	}
-	if installed != pinned {
-		return nil, fmt.Errorf("%w: installed solc %s differs from pinned %s", ErrSolcUnavailable, installed, pinned)
-	}
-	out, err := exec.Command(node, wrapper, "--version").Output()
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s --version: %v", ErrSolcUnavailable, wrapper, err)
-	}
-	return &Compiler{
-		node:    node,
-		wrapper: wrapper,
-		version: strings.TrimSpace(string(out)),
-		fork:    fork,
-		runs:    DefaultOptimizerRuns,
-	}, nil
+	c.version = strings.TrimSpace(string(out))
+	return c, nil
+}
+
+// command runs the embedded wrapper (contracts/solcjs-standard-json.js) on the solc
+// package of c.dir.
+func (c *Compiler) command(ctx context.Context, args ...string) *exec.Cmd {
+	return exec.CommandContext(ctx, c.node, append([]string{"-e", contracts.SolcJSWrapper, "--", c.dir}, args...)...)
 }
 
 var (
-	defaultCompilerOnce sync.Once
-	defaultCompiler     *Compiler
-	defaultCompilerErr  error
+	defaultMu       sync.Mutex
+	defaultCompiler *Compiler
 )
 
-// DefaultCompiler returns a process-wide Compiler for DefaultFork.
+// DefaultCompiler returns the process-wide Compiler for DefaultFork: the one UseCompiler
+// set, else the solc-js that Locate("") finds (installing nothing).
 func DefaultCompiler() (*Compiler, error) {
-	defaultCompilerOnce.Do(func() {
-		defaultCompiler, defaultCompilerErr = NewCompiler(DefaultFork)
-	})
-	return defaultCompiler, defaultCompilerErr
+	defaultMu.Lock()
+	defer defaultMu.Unlock()
+	if defaultCompiler != nil {
+		return defaultCompiler, nil
+	}
+	c, err := NewCompiler(DefaultFork)
+	if err != nil {
+		return nil, err
+	}
+	defaultCompiler = c
+	return c, nil
 }
+
+// UseCompiler makes c the compiler DefaultCompiler returns (the CLI sets the one its
+// --solc flag, or the installation on first use, gave).
+func UseCompiler(c *Compiler) {
+	defaultMu.Lock()
+	defer defaultMu.Unlock()
+	defaultCompiler = c
+}
+
+// Dir is the directory holding the compiler's node_modules/solc.
+func (c *Compiler) Dir() string { return c.dir }
 
 // Version is the full solc version string, e.g. "0.8.37+commit.f401782d.Emscripten.clang".
 func (c *Compiler) Version() string { return c.version }
@@ -161,7 +181,7 @@ func (c *Compiler) Compile(ctx context.Context, sources map[string]string) (Arti
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.CommandContext(ctx, c.node, c.wrapper)
+	cmd := c.command(ctx)
 	cmd.Stdin = bytes.NewReader(in)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -231,67 +251,4 @@ type stdOutput struct {
 			} `json:"deployedBytecode"`
 		} `json:"evm"`
 	} `json:"contracts"`
-}
-
-const wrapperName = "solcjs-standard-json.js"
-
-// findWrapper returns the solc-js wrapper script: $ZKML_SOLCJS, else contracts/ in the
-// checkout this package was built from, else contracts/ above the working directory.
-func findWrapper() (string, error) {
-	if p := os.Getenv(EnvSolcJS); p != "" {
-		if _, err := os.Stat(p); err != nil {
-			return "", fmt.Errorf("%w: $%s: %v", ErrSolcUnavailable, EnvSolcJS, err)
-		}
-		return filepath.Abs(p)
-	}
-	var candidates []string
-	if _, file, _, ok := runtime.Caller(0); ok {
-		candidates = append(candidates, filepath.Join(filepath.Dir(file), "..", "..", "contracts", wrapperName))
-	}
-	if wd, err := os.Getwd(); err == nil {
-		for dir := wd; ; dir = filepath.Dir(dir) {
-			candidates = append(candidates, filepath.Join(dir, "contracts", wrapperName))
-			if filepath.Dir(dir) == dir {
-				break
-			}
-		}
-	}
-	for _, c := range candidates {
-		if _, err := os.Stat(c); err == nil {
-			return filepath.Abs(c)
-		}
-	}
-	return "", fmt.Errorf("%w: %s not found (set $%s)", ErrSolcUnavailable, wrapperName, EnvSolcJS)
-}
-
-func pinnedSolcVersion(packageJSON string) (string, error) {
-	b, err := os.ReadFile(packageJSON)
-	if err != nil {
-		return "", err
-	}
-	var pkg struct {
-		Dependencies map[string]string `json:"dependencies"`
-	}
-	if err := json.Unmarshal(b, &pkg); err != nil {
-		return "", fmt.Errorf("%s: %w", packageJSON, err)
-	}
-	v := pkg.Dependencies["solc"]
-	if v == "" {
-		return "", fmt.Errorf("%s: no solc dependency", packageJSON)
-	}
-	return v, nil
-}
-
-func readPackageVersion(packageJSON string) (string, error) {
-	b, err := os.ReadFile(packageJSON)
-	if err != nil {
-		return "", err
-	}
-	var pkg struct {
-		Version string `json:"version"`
-	}
-	if err := json.Unmarshal(b, &pkg); err != nil {
-		return "", fmt.Errorf("%s: %w", packageJSON, err)
-	}
-	return pkg.Version, nil
 }

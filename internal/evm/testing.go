@@ -21,8 +21,11 @@ func SkipOrFatal(tb testing.TB, err error) {
 	if err == nil {
 		return
 	}
-	if errors.Is(err, ErrSolcUnavailable) && testing.Short() {
-		tb.Skipf("skipping in -short mode: %v", err)
+	if errors.Is(err, ErrSolcUnavailable) {
+		if testing.Short() {
+			tb.Skipf("skipping in -short mode: %v", err)
+		}
+		tb.Fatalf("%v (install it with scripts/ensure-solc.sh)", err)
 	}
 	tb.Fatal(err)
 }

@@ -13,7 +13,7 @@ import (
 	"github.com/zkml/zkml/model"
 )
 
-const modelsDir = "../../../shared/models"
+const modelsDir = "../../testdata/models"
 
 type fixture struct {
 	name  string

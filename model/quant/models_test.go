@@ -12,7 +12,7 @@ import (
 // (BatchNormalization folded where it follows a Conv or Gemm) and checks the integer
 // reference against the float reference on the model's input.json.
 func TestSharedModelsLower(t *testing.T) {
-	dirs, _ := filepath.Glob("../../../shared/models/*/network.onnx")
+	dirs, _ := filepath.Glob("../../testdata/models/*/network.onnx")
 	if len(dirs) == 0 {
 		t.Skip("no shared models")
 	}
