@@ -248,7 +248,11 @@ func (a *arith) Layer(l *quant.Layer) {
 	if a.stats == nil {
 		return
 	}
-	a.stats.Layers = append(a.stats.Layers, LayerStats{Name: l.Name, Op: l.Op, Kind: string(l.Kind), start: a.count(), startWires: a.wires()})
+	ls := LayerStats{Name: l.Name, Op: l.Op, Kind: string(l.Kind), MaxError: l.MaxError, start: a.count(), startWires: a.wires()}
+	if l.Table != nil {
+		ls.TableSize = len(l.Table.Values)
+	}
+	a.stats.Layers = append(a.stats.Layers, ls)
 	a.cur = &a.stats.Layers[len(a.stats.Layers)-1]
 }
 

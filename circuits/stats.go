@@ -20,8 +20,13 @@ type LayerStats struct {
 	RangeChecks    int    `json:"range_checks"`
 	RangeCheckBits int    `json:"range_check_bits"`
 	Lookups        int    `json:"lookups"`
-	start          int
-	startWires     int
+	// MaxError bounds the layer's output error against the float function of its
+	// fixed-point input (lookup nonlinearities; 0 where the layer is exact or rounds by
+	// at most half a step).
+	MaxError   float64 `json:"max_error,omitempty"`
+	TableSize  int     `json:"table_size,omitempty"` // entries of the layer's lookup table
+	start      int
+	startWires int
 }
 
 // Stats is a circuit-size report.
@@ -52,12 +57,19 @@ func (s *Stats) finish(ccs constraint.ConstraintSystem) {
 // WriteTable prints the report as an aligned text table.
 func (s *Stats) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "layer\top\tconstraints\twires\trange checks\tlookups\t\n")
+	fmt.Fprintf(tw, "layer\top\tconstraints\twires\trange checks\tlookups\ttable\tmax error\t\n")
 	for _, l := range s.Layers {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t\n", l.Name, l.Op, l.Constraints, l.Wires, l.RangeChecks, l.Lookups)
+		table, maxErr := "", ""
+		if l.TableSize > 0 {
+			table = fmt.Sprint(l.TableSize)
+		}
+		if l.MaxError > 0 {
+			maxErr = fmt.Sprintf("%.2g", l.MaxError)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t\n", l.Name, l.Op, l.Constraints, l.Wires, l.RangeChecks, l.Lookups, table, maxErr)
 	}
-	fmt.Fprintf(tw, "(range-check and lookup arguments)\t\t%d\t\t\t\t\n", s.Deferred)
-	fmt.Fprintf(tw, "total (%s, %s)\t\t%d\t%d\t\t\t\n", s.System, s.Constraint, s.Constraints, s.Internal)
+	fmt.Fprintf(tw, "(range-check and lookup arguments)\t\t%d\t\t\t\t\t\t\n", s.Deferred)
+	fmt.Fprintf(tw, "total (%s, %s)\t\t%d\t%d\t\t\t\t\t\n", s.System, s.Constraint, s.Constraints, s.Internal)
 	if err := tw.Flush(); err != nil {
 		return err
 	}

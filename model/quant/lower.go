@@ -214,7 +214,8 @@ func (lw *lowering) node(n *model.Node) error {
 		lw.ids[out] = lw.layer(&Layer{Name: n.Name, Op: n.Op, Kind: KRelu, In: []int{x}, Bits: bitsFor(v.Bound)}, v.Shape, v.Scale, v.Bound)
 		return nil
 	case "Sigmoid":
-		return lw.lookup(n, "sigmoid", model.UnaryFunc(n.Op, n.Attrs))
+		lo, hi := lw.defaultDomain()
+		return lw.lookupFn(n, tableFn{name: "sigmoid", f: model.UnaryFunc(n.Op, n.Attrs), lo: lo, hi: hi})
 	case "Softmax":
 		return lw.softmax(n)
 	case "MaxPool", "GlobalMaxPool":
@@ -653,23 +654,6 @@ func (lw *lowering) table(name string, lo, hi int64, f func(float64) float64) *T
 	return t
 }
 
-// lookup lowers an elementwise function to a clamped table lookup.
-func (lw *lowering) lookup(n *model.Node, name string, f func(float64) float64) error {
-	p := lw.p
-	x, v, err := lw.input0(n)
-	if err != nil {
-		return err
-	}
-	half := int64(1) << (p.LookupBits - 1)
-	t := lw.table(name, -half, half-1, f)
-	bound := 0.0
-	for _, y := range t.Values {
-		bound = math.Max(bound, math.Abs(float64(y)))
-	}
-	lw.ids[n.Outputs[0]] = lw.layer(&Layer{Name: n.Name, Op: n.Op, Kind: KLookup, In: []int{x}, Table: t, Bits: max(bitsFor(v.Bound), bitsFor(float64(half)))}, v.Shape, p.Scale, bound)
-	return nil
-}
-
 func (lw *lowering) softmax(n *model.Node) error {
 	p := lw.p
 	x, v, err := lw.input0(n)
@@ -688,8 +672,18 @@ func (lw *lowering) softmax(n *model.Node) error {
 		}
 		l.Groups = append(l.Groups, row)
 	}
+	// exp reads x - max(row), in [-2*Bound, 0].
 	size := int64(1) << p.LookupBits
-	l.Table = lw.table("exp", -(size - 1), 0, math.Exp)
+	fn := tableFn{name: "exp", f: math.Exp, lo: -(size - 1), hi: 0, inLo: math.MinInt64, inHi: 0}
+	expErr, err := lw.fitDomain(n, &fn, 2*v.Bound)
+	if err != nil {
+		return err
+	}
+	l.Table = lw.table(fn.name, fn.lo, fn.hi, fn.f)
+	// Each exp is off by at most expErr and the row's sum (at least 1, from the maximum)
+	// by len*expErr, so an output e/sum by at most (len+1)*expErr, plus the division's
+	// floor (one step).
+	l.MaxError = float64(length+1)*expErr + math.Ldexp(1, -p.Scale)
 	lw.ids[n.Outputs[0]] = lw.layer(l, v.Shape, p.Scale, math.Ldexp(1, p.Scale))
 	return nil
 }

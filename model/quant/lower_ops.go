@@ -23,6 +23,9 @@ type tableFn struct {
 	// strictHi makes an input above hi an out-of-range error instead of a clamp, for
 	// functions that keep growing there (exp, sqrt).
 	strictHi bool
+	// inLo, inHi bound the input when more is known than its symmetric static bound
+	// (both 0: use the bound): exp of x - max(row) is never positive.
+	inLo, inHi int64
 }
 
 // defaultDomain is the symmetric table domain [-2^(LookupBits-1), 2^(LookupBits-1)).
@@ -31,13 +34,15 @@ func (lw *lowering) defaultDomain() (lo, hi int64) {
 	return -half, half - 1
 }
 
-// tail converts a float slope to an integer multiplier at shift (0 when exact integers
-// suffice).
-func tailSlopes(lo, hi float64) (mlo, mhi int64, shift int) {
+// tailSlopes converts float tail slopes to integer multipliers at shift (0 when exact
+// integers suffice). The shift keeps the slope's rounding below half a step over the
+// whole input range |x| <= bound (at least internalScale bits).
+func tailSlopes(lo, hi, bound float64) (mlo, mhi int64, shift int) {
 	if lo == math.Trunc(lo) && hi == math.Trunc(hi) {
 		return int64(lo), int64(hi), 0
 	}
-	return int64(math.Round(math.Ldexp(lo, internalScale))), int64(math.Round(math.Ldexp(hi, internalScale))), internalScale
+	shift = max(internalScale, bitsFor(bound)+1)
+	return int64(math.Round(math.Ldexp(lo, shift))), int64(math.Round(math.Ldexp(hi, shift))), shift
 }
 
 // lookupFn lowers n's first input through fn.
@@ -47,29 +52,138 @@ func (lw *lowering) lookupFn(n *model.Node, fn tableFn) error {
 	if err != nil {
 		return err
 	}
-	lw.ids[n.Outputs[0]] = lw.lookupValue(n, x, fn)
-	return nil
+	lw.ids[n.Outputs[0]], err = lw.lookupValue(n, x, fn)
+	return err
 }
 
-func (lw *lowering) lookupValue(n *model.Node, x int, fn tableFn) int {
+func (lw *lowering) lookupValue(n *model.Node, x int, fn tableFn) (int, error) {
 	p := lw.p
 	v := p.Values[x]
+	maxErr, err := lw.fitDomain(n, &fn, v.Bound)
+	if err != nil {
+		return 0, err
+	}
 	t := lw.table(fn.name, fn.lo, fn.hi, fn.f)
 	bound := 0.0
 	for _, y := range t.Values {
 		bound = math.Max(bound, math.Abs(float64(y)))
 	}
-	l := &Layer{Name: n.Name, Op: n.Op, Kind: KLookup, In: []int{x}, Table: t, Strict: fn.strictHi,
+	l := &Layer{Name: n.Name, Op: n.Op, Kind: KLookup, In: []int{x}, Table: t, Strict: fn.strictHi, MaxError: maxErr,
 		Bits: max(bitsFor(v.Bound), bitsFor(math.Max(math.Abs(float64(fn.lo)), math.Abs(float64(fn.hi)))))}
 	if fn.slopeLo != 0 || fn.slopeHi != 0 {
-		l.TailLo, l.TailHi, l.TailShift = tailSlopes(fn.slopeLo, fn.slopeHi)
+		l.TailLo, l.TailHi, l.TailShift = tailSlopes(fn.slopeLo, fn.slopeHi, v.Bound)
 		// below = relu(lo - x) <= Bound + |lo|, above = relu(x - hi) <= Bound + |hi|.
 		tb := math.Abs(float64(l.TailLo))*(v.Bound+math.Abs(float64(fn.lo))) + math.Abs(float64(l.TailHi))*(v.Bound+math.Abs(float64(fn.hi)))
 		tb = math.Ceil(math.Ldexp(tb, -l.TailShift)) + 1
 		l.TailBits = bitsFor(tb)
 		bound += tb
 	}
-	return lw.layer(l, v.Shape, p.Scale, bound)
+	return lw.layer(l, v.Shape, p.Scale, bound), nil
+}
+
+// maxTableBits caps a lookup table at 2^16 entries (the largest --lookup-bits).
+const maxTableBits = 16
+
+// fitDomain makes fn's table domain [lo, hi] (at least the configured one) reach every
+// input |x| <= bound can take, or far enough that beyond it the function continues as
+// the lookup computes it there (the edge value, plus the linear tail) to within one
+// output step. An input beyond the domain is clamped, so a table that stops where the
+// function still changes proves a different function: at --scale 12 the default table
+// covered tanh only on [-0.5, 0.5). Where no table of at most 2^maxTableBits entries
+// suffices, lowering fails naming the layer and the setting to change; nothing is
+// clamped silently. It returns the layer's worst-case absolute error against the float
+// function of its fixed-point input: half a step of table rounding, plus, where inputs
+// can leave the domain, the tail error and the tail's own rounding.
+//
+// Inputs above a strict domain are not clamped (the proof fails), and inputs where the
+// float function is undefined or overflows (sqrt of rounding noise below 0; softplus
+// of 8192, computed as log(1 + exp(x))) are not counted.
+func (lw *lowering) fitDomain(n *model.Node, fn *tableFn, bound float64) (float64, error) {
+	s := lw.p.Scale
+	B := int64(math.Min(math.Floor(bound), MaxBound))
+	minIn, maxIn := -B, B
+	if fn.inLo != 0 || fn.inHi != 0 {
+		minIn, maxIn = max(minIn, fn.inLo), min(maxIn, fn.inHi)
+	}
+	F := func(x int64) float64 { return math.Ldexp(fn.f(math.Ldexp(float64(x), -s)), s) }
+	// tailErr is the largest |F(x) - F(edge) - slope*(x - edge)| over x from edge+dir
+	// to far (dir = +1 or -1), sampled at every point near the edge and geometrically
+	// beyond, up to far itself.
+	tailErr := func(edge, far, dir int64, slope float64) float64 {
+		worst := 0.0
+		fe := F(edge)
+		at := func(x int64) {
+			e := math.Abs(F(x) - fe - slope*float64(x-edge))
+			if !math.IsNaN(e) && !math.IsInf(e, 0) {
+				worst = math.Max(worst, e)
+			}
+		}
+		dist := (far - edge) * dir
+		for d := int64(1); d <= dist; {
+			at(edge + d*dir)
+			if d < 1024 {
+				d++
+			} else {
+				d += d / 64
+			}
+		}
+		if dist > 0 {
+			at(far)
+		}
+		return worst
+	}
+	// extend moves edge outwards (towards far) to the nearest point beyond which the
+	// tail error is at most one step, or to far.
+	extend := func(edge, far, dir int64, slope float64) int64 {
+		ok := func(e int64) bool { return (far-e)*dir <= 0 || tailErr(e, far, dir, slope) <= 1 }
+		if ok(edge) {
+			return edge
+		}
+		good, bad := edge, edge
+		for step := int64(1); ; step *= 2 {
+			bad, good = good, edge+step*dir
+			if (far-good)*dir <= 0 {
+				good = far
+				break
+			}
+			if ok(good) {
+				break
+			}
+			if step > 1<<(maxTableBits+1) {
+				return good // too far: the size check refuses
+			}
+		}
+		for (good-bad)*dir > 1 {
+			mid := bad + (good-bad)/2
+			if ok(mid) {
+				good = mid
+			} else {
+				bad = mid
+			}
+		}
+		return good
+	}
+	// The tails as the circuit computes them: slopes rounded to TailShift bits.
+	mlo, mhi, shift := tailSlopes(fn.slopeLo, fn.slopeHi, bound)
+	slopeLo, slopeHi := math.Ldexp(float64(mlo), -shift), math.Ldexp(float64(mhi), -shift)
+	lo := extend(fn.lo, minIn, -1, slopeLo)
+	hi := fn.hi
+	if !fn.strictHi {
+		hi = extend(fn.hi, maxIn, 1, slopeHi)
+	}
+	if size := hi - lo + 1; size > 1<<maxTableBits {
+		return 0, fmt.Errorf("%w: %w: %s: its input reaches ±%g, and at scale 2^-%d %s changes by more than one step (2^-%d) beyond a table of 2^%d entries (it would need [%g, %g]); lower --scale or bound the input",
+			model.ErrInvalidModel, ErrOutOfRange, n.Label(), math.Ldexp(float64(max(-minIn, maxIn)), -s), s, fn.name, s, maxTableBits, math.Ldexp(float64(lo), -s), math.Ldexp(float64(hi), -s))
+	}
+	fn.lo, fn.hi = lo, hi
+	worst := 0.5
+	if lo > minIn {
+		worst = math.Max(worst, tailErr(lo, minIn, -1, slopeLo)+1)
+	}
+	if hi < maxIn && !fn.strictHi {
+		worst = math.Max(worst, tailErr(hi, maxIn, 1, slopeHi)+1)
+	}
+	return math.Ldexp(worst, -s), nil
 }
 
 // activation lowers the elementwise ops computed by table lookups.
@@ -525,7 +639,10 @@ func (lw *lowering) logSoftmax(n *model.Node) error {
 	// d = x - m[row] in [-2*Bound, 0].
 	d := lw.addv(n, x, 1, m, -1, rowOf)
 	size := int64(1) << p.LookupBits
-	e := lw.lookupValue(n, d, tableFn{name: "exp", f: math.Exp, lo: -(size - 1), hi: 0})
+	e, err := lw.lookupValue(n, d, tableFn{name: "exp", f: math.Exp, lo: -(size - 1), hi: 0, inLo: math.MinInt64, inHi: 0})
+	if err != nil {
+		return err
+	}
 	// S[r] = sum of e over row r, in [2^Scale, len*2^Scale].
 	sum, err := lw.sumGroups(n, e, groups, []int{len(starts)}, false, false)
 	if err != nil {
@@ -545,9 +662,12 @@ func (lw *lowering) logSoftmax(n *model.Node) error {
 	if k > 0 {
 		sum = lw.rescale(n, sum, k)
 	}
-	logT := tableFn{name: fmt.Sprintf("log-sum(%d)", k), lo: lo, hi: hi,
+	logT := tableFn{name: fmt.Sprintf("log-sum(%d)", k), lo: lo, hi: hi, inLo: lo, inHi: hi,
 		f: func(s float64) float64 { return math.Log(math.Ldexp(s, k)) }}
-	ls := lw.lookupValue(n, sum, logT)
+	ls, err := lw.lookupValue(n, sum, logT)
+	if err != nil {
+		return err
+	}
 	// y = d - log S[row].
 	lw.ids[n.Outputs[0]] = lw.addv(n, d, 1, ls, -1, rowOf)
 	return nil

@@ -208,6 +208,9 @@ type Layer struct {
 	// KLookup: an input above the table's domain is not clamped; the lookup argument
 	// rejects it (the integer reference reports it as out of range).
 	Strict bool `json:",omitempty"`
+	// KLookup, KSoftmax: the worst-case absolute error of the output against the float
+	// function of the layer's fixed-point input (compile-time bound; see fitDomain).
+	MaxError float64 `json:",omitempty"`
 	// KClamp: the bounds; a side with Lo <= -2^(Bits-1) or Hi >= 2^(Bits-1) cannot bind
 	// and is skipped.
 	Lo int64 `json:",omitempty"`
