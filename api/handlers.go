@@ -7,8 +7,6 @@ import (
 	"errors"
 	"net/http"
 
-	"github.com/go-chi/chi/v5"
-
 	"github.com/zkml/zkml/internal/store"
 )
 
@@ -44,7 +42,11 @@ func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request) error {
-	if err := s.store.RevokeAPIKey(r.Context(), chi.URLParam(r, "id")); err != nil {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	if err := s.store.RevokeAPIKey(r.Context(), id); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -96,7 +98,11 @@ func (s *Server) listModels(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) model(r *http.Request) (*store.Model, error) {
-	return s.store.GetModel(r.Context(), principalFrom(r.Context()).keyID, chi.URLParam(r, "id"))
+	id, err := pathID(r)
+	if err != nil {
+		return nil, err
+	}
+	return s.store.GetModel(r.Context(), principalFrom(r.Context()).keyID, id)
 }
 
 func (s *Server) getModel(w http.ResponseWriter, r *http.Request) error {
@@ -108,7 +114,11 @@ func (s *Server) getModel(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) deleteModel(w http.ResponseWriter, r *http.Request) error {
-	if err := s.store.DeleteModel(r.Context(), principalFrom(r.Context()).keyID, chi.URLParam(r, "id")); err != nil {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	if err := s.store.DeleteModel(r.Context(), principalFrom(r.Context()).keyID, id); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -168,6 +178,9 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, body []byte, j *
 	key := r.Header.Get("Idempotency-Key")
 	if len(key) > 255 {
 		return badRequest("Idempotency-Key is longer than 255 bytes")
+	}
+	if err := checkText("Idempotency-Key", key); err != nil {
+		return err
 	}
 	if key != "" {
 		h := sha256.New()
@@ -252,7 +265,11 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) getJob(w http.ResponseWriter, r *http.Request) error {
-	j, err := s.store.GetJob(r.Context(), principalFrom(r.Context()).keyID, chi.URLParam(r, "id"))
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	j, err := s.store.GetJob(r.Context(), principalFrom(r.Context()).keyID, id)
 	if err != nil {
 		return err
 	}
@@ -260,7 +277,11 @@ func (s *Server) getJob(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) error {
-	j, err := s.store.CancelJob(r.Context(), principalFrom(r.Context()).keyID, chi.URLParam(r, "id"))
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	j, err := s.store.CancelJob(r.Context(), principalFrom(r.Context()).keyID, id)
 	if errors.Is(err, store.ErrConflict) {
 		return errorf(KindConflict, "job_finished", "job %s already %s", j.ID, j.Status)
 	}
@@ -273,7 +294,11 @@ func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) error {
 // ---- proofs ----
 
 func (s *Server) getProof(w http.ResponseWriter, r *http.Request) error {
-	p, err := s.store.GetProof(r.Context(), principalFrom(r.Context()).keyID, chi.URLParam(r, "id"))
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	p, err := s.store.GetProof(r.Context(), principalFrom(r.Context()).keyID, id)
 	if err != nil {
 		return err
 	}
