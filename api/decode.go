@@ -301,6 +301,38 @@ func CheckInput(raw json.RawMessage) (json.RawMessage, error) {
 	return buf.Bytes(), nil
 }
 
+// CheckInputShapes checks an input (as CheckInput returns it) against the shapes of
+// the model's inputs, recorded when it was compiled: one row of input_data per input,
+// each with as many numbers as its shape has elements (row-major). Inputs with an
+// unknown dimension, and models without recorded shapes, are left to the engine.
+func CheckInputShapes(input json.RawMessage, shapes [][]int) error {
+	if len(shapes) == 0 {
+		return nil
+	}
+	var in struct {
+		InputData [][]json.RawMessage `json:"input_data"`
+	}
+	if err := json.Unmarshal(input, &in); err != nil {
+		return badRequest("input: %s", jsonErrorMessage(err))
+	}
+	if len(in.InputData) != len(shapes) {
+		return errorf(KindBadRequest, CodeInvalidInput, "input.input_data has %d rows; the model has %d inputs", len(in.InputData), len(shapes))
+	}
+	for i, shape := range shapes {
+		n := 1
+		for _, d := range shape {
+			n *= d
+		}
+		if n <= 0 {
+			continue
+		}
+		if len(in.InputData[i]) != n {
+			return errorf(KindBadRequest, CodeInvalidInput, "input.input_data[%d] has %d numbers; the model's input %d has shape %v (%d numbers)", i, len(in.InputData[i]), i, shape, n)
+		}
+	}
+	return nil
+}
+
 // DecodeSetupRequest decodes {"system", "webhook_url"}; an empty body means groth16.
 func DecodeSetupRequest(body []byte) (SetupRequest, error) {
 	var in struct {

@@ -32,6 +32,7 @@ const (
 	KindUnavailable
 	KindMethodNotAllowed
 	KindTimeout
+	KindGone
 )
 
 var statusOf = map[Kind]int{
@@ -47,6 +48,7 @@ var statusOf = map[Kind]int{
 	KindUnavailable:      http.StatusServiceUnavailable,
 	KindMethodNotAllowed: http.StatusMethodNotAllowed,
 	KindTimeout:          http.StatusRequestTimeout,
+	KindGone:             http.StatusGone,
 }
 
 // RetryAfterSeconds is the Retry-After of every 503: how long a client should wait

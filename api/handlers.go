@@ -68,6 +68,11 @@ func (s *Server) createModel(w http.ResponseWriter, r *http.Request) error {
 	if int64(len(req.ONNX)) > s.limits.MaxModelBytes {
 		return &http.MaxBytesError{Limit: s.limits.MaxModelBytes}
 	}
+	if c, ok := s.engine.(SettingsChecker); ok {
+		if err := c.CheckSettings(req.Settings); err != nil {
+			return &Error{Kind: KindBadRequest, Code: CodeInvalidSettings, Message: EngineErrorMessage(err), Err: err}
+		}
+	}
 	digest, size, err := s.blobs.Put(r.Context(), bytes.NewReader(req.ONNX))
 	if err != nil {
 		return err
@@ -129,6 +134,19 @@ func notReady(format string, args ...any) *Error {
 	return errorf(KindConflict, "model_not_ready", format, args...)
 }
 
+// compiled checks that m can be set up or proven: a model still compiling is not ready
+// yet (409 model_not_ready), one whose compile failed never will be (409
+// model_failed, with the compile error).
+func compiled(m *store.Model) error {
+	switch m.Status {
+	case store.ModelCompiled:
+		return nil
+	case store.ModelFailed:
+		return errorf(KindConflict, "model_failed", "model %s failed to compile (%s); upload a corrected model", m.ID, m.Error)
+	}
+	return notReady("model %s is %s; wait until it is compiled", m.ID, m.Status)
+}
+
 func (s *Server) setupModel(w http.ResponseWriter, r *http.Request) error {
 	body, err := s.readBody(w, r)
 	if err != nil {
@@ -142,8 +160,8 @@ func (s *Server) setupModel(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if m.Status != store.ModelCompiled {
-		return notReady("model %s is %s; setup needs a compiled model", m.ID, m.Status)
+	if err := compiled(m); err != nil {
+		return err
 	}
 	if m.HasSystem(req.System) {
 		return errorf(KindConflict, "already_set_up", "model %s already has %s keys", m.ID, req.System)
@@ -165,8 +183,14 @@ func (s *Server) createProof(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if m.Status != store.ModelCompiled || !m.HasSystem(req.System) {
+	if err := compiled(m); err != nil {
+		return err
+	}
+	if !m.HasSystem(req.System) {
 		return notReady("model %s has no %s keys yet; run setup first", m.ID, req.System)
+	}
+	if err := CheckInputShapes(req.Input, m.Inputs); err != nil {
+		return err
 	}
 	return s.submit(w, r, body, &store.Job{Owner: m.Owner, ModelID: m.ID, Kind: store.KindProve, System: req.System,
 		Input: req.Input, WebhookURL: req.WebhookURL})
@@ -323,6 +347,11 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request) error {
 		req.ModelID, req.System, req.Proof, req.PublicInputs = p.ModelID, p.System, p.Proof, p.PublicInputs
 	}
 	m, err := s.store.GetModel(r.Context(), owner, req.ModelID)
+	if req.ProofID != "" && errors.Is(err, store.ErrNotFound) {
+		// The proof exists and stays readable, so its model existed: it was deleted,
+		// and its verifying key went with it. Say so rather than "not found".
+		return errorf(KindGone, "model_deleted", "proof %s is of model %s, which was deleted: the service no longer verifies its proofs (a verifier contract deployed from it still does)", req.ProofID, req.ModelID)
+	}
 	if err != nil {
 		return err
 	}
