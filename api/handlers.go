@@ -2,10 +2,12 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"net/http"
+	"strconv"
 
 	"github.com/zkml/zkml/internal/store"
 )
@@ -270,22 +272,68 @@ func (s *Server) verifierSol(w http.ResponseWriter, r *http.Request) error {
 
 // ---- jobs ----
 
+// JobPager is a store that lists jobs by pages (ours do: see sqldb.ListJobsAfter).
+type JobPager interface {
+	// ListJobsAfter returns up to limit jobs of owner in status (all when empty) after
+	// the job with ID after (from the first when empty), oldest first; an after that is
+	// not one of owner's jobs yields store.ErrNotFound.
+	ListJobsAfter(ctx context.Context, owner string, status store.JobStatus, after string, limit int) ([]*store.Job, error)
+}
+
+// Page sizes of GET /v1/jobs.
+const (
+	DefaultPageSize = 100
+	MaxPageSize     = 1000
+)
+
+// listJobs answers one page of the caller's jobs, oldest first. A page that is not the
+// last carries next_cursor, which the next request passes as cursor.
 func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) error {
-	status := store.JobStatus(r.URL.Query().Get("status"))
+	q := r.URL.Query()
+	status := store.JobStatus(q.Get("status"))
 	switch status {
 	case "", store.JobQueued, store.JobRunning, store.JobSucceeded, store.JobFailed, store.JobCancelled:
 	default:
 		return badRequest("unknown status %q", status)
 	}
-	js, err := s.store.ListJobs(r.Context(), principalFrom(r.Context()).keyID, status, 1000)
+	limit := DefaultPageSize
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > MaxPageSize {
+			return badRequest("limit must be an integer from 1 to %d", MaxPageSize)
+		}
+		limit = n
+	}
+	cursor := q.Get("cursor")
+	owner := principalFrom(r.Context()).keyID
+	var js []*store.Job
+	var err error
+	if pager, ok := s.store.(JobPager); ok {
+		if checkText("cursor", cursor) != nil {
+			return badRequest("cursor %q is not one this listing returned", cursor)
+		}
+		js, err = pager.ListJobsAfter(r.Context(), owner, status, cursor, limit+1)
+		if errors.Is(err, store.ErrNotFound) {
+			return badRequest("cursor %q is not one this listing returned", cursor)
+		}
+	} else {
+		if cursor != "" {
+			return badRequest("this store does not page job listings")
+		}
+		js, err = s.store.ListJobs(r.Context(), owner, status, limit)
+	}
 	if err != nil {
 		return err
 	}
-	out := make([]JobView, 0, len(js))
-	for _, j := range js {
-		out = append(out, NewJobView(j))
+	page := JobPage{Jobs: make([]JobView, 0, min(len(js), limit))}
+	for i, j := range js {
+		if i == limit {
+			page.NextCursor = js[i-1].ID
+			break
+		}
+		page.Jobs = append(page.Jobs, NewJobView(j))
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"jobs": out})
+	return writeJSON(w, http.StatusOK, page)
 }
 
 func (s *Server) getJob(w http.ResponseWriter, r *http.Request) error {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"mime/multipart"
 	"net"
@@ -277,4 +278,73 @@ func TestSlowBody(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestJobPaging pages through GET /v1/jobs with limit and cursor: every job once, in
+// the order of the unpaged listing, with next_cursor on every page but the last.
+func TestJobPaging(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		e := newEnv(t, fastConfig(b.cfg(t), &apitest.Engine{}))
+		k, other := e.newKey("alice"), e.newKey("bob")
+		m := e.readyModel(k.Key) // a compile and a setup job
+		for range 3 {
+			var j api.JobView
+			e.want(e.prove(k.Key, m, goodInput), 202).json(t, &j)
+			e.wait(k.Key, j.ID, 20*time.Second)
+		}
+		var theirs api.JobView
+		_, theirs.ID = e.upload(other.Key, []byte("onnx-tiny-model"), "")
+
+		list := func(query string) api.JobPage {
+			t.Helper()
+			var p api.JobPage
+			e.want(e.do("GET", "/v1/jobs"+query, k.Key, nil), 200).json(t, &p)
+			return p
+		}
+		var all []string
+		for _, j := range list("").Jobs {
+			all = append(all, j.ID)
+		}
+		if len(all) != 5 {
+			t.Fatalf("%d jobs, want 5", len(all))
+		}
+		for _, c := range []struct {
+			status string
+			limit  int
+			want   int
+			pages  int
+		}{
+			{"", 2, 5, 3},
+			{"", 5, 5, 1},
+			{"", 1, 5, 5},
+			{"succeeded", 2, 5, 3},
+			{"failed", 2, 0, 1},
+		} {
+			var got []string
+			cursor, pages := "", 0
+			for {
+				q := fmt.Sprintf("?limit=%d&status=%s&cursor=%s", c.limit, c.status, cursor)
+				p := list(q)
+				pages++
+				if len(p.Jobs) > c.limit {
+					t.Fatalf("%s: %d jobs on a page", q, len(p.Jobs))
+				}
+				for _, j := range p.Jobs {
+					got = append(got, j.ID)
+				}
+				if p.NextCursor == "" {
+					break
+				}
+				cursor = p.NextCursor
+			}
+			if len(got) != c.want || pages != c.pages || (c.want == len(all) && strings.Join(got, ",") != strings.Join(all, ",")) {
+				t.Errorf("status %q limit %d: %d pages of %v, want %d pages of %d jobs %v", c.status, c.limit, pages, got, c.pages, c.want, all)
+			}
+		}
+		for _, q := range []string{"?limit=0", "?limit=1001", "?limit=x", "?cursor=job_nope", "?cursor=" + theirs.ID, "?cursor=%00"} {
+			if r := e.do("GET", "/v1/jobs"+q, k.Key, nil); r.status != 400 || r.code(t) != "bad_request" {
+				t.Errorf("%s: %d %s, want 400 bad_request", q, r.status, r.body)
+			}
+		}
+	})
 }
