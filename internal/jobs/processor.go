@@ -177,17 +177,13 @@ func (p *Processor) run(ctx context.Context, t Task, a Attempt) error {
 	wg.Wait()
 
 	finish := func(f store.Finish) error {
-		done, err := p.Store.FinishJob(context.WithoutCancel(ctx), j.ID, j.Attempt, f)
+		done, err := p.finishJob(context.WithoutCancel(ctx), j, f)
 		if errors.Is(err, store.ErrConflict) {
 			log.Warn("job was taken over by another attempt; dropping this result")
 			return nil
 		}
 		if err != nil {
 			return err
-		}
-		if j.Kind == store.KindCompile && f.Status != store.JobSucceeded {
-			// A model whose compile job ended without success can never be set up.
-			p.markModelFailed(ctx, j, errors.New(f.ErrorMessage))
 		}
 		p.Metrics.jobDone(j.Kind, f.Status, time.Since(start))
 		log.Info("job finished", "status", f.Status, "code", f.ErrorCode, "dur", time.Since(start))

@@ -19,6 +19,7 @@ import (
 	"github.com/zkml/zkml/api"
 	"github.com/zkml/zkml/api/apitest"
 	"github.com/zkml/zkml/internal/service"
+	"github.com/zkml/zkml/internal/store/postgres"
 	"github.com/zkml/zkml/internal/store/storetest"
 )
 
@@ -347,4 +348,60 @@ func TestJobPaging(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestFailedCompileFailsModelAtOnce: a compile job and its model end together, so no
+// reader sees the job failed while its model still reads compiling (this made
+// TestBadRequests/postgres/invalid_onnx_fails_compile flaky). The test holds a lock on
+// the model's row while a worker fails the compile: the job may read running or
+// failed, but never failed next to a compiling model.
+func TestFailedCompileFailsModelAtOnce(t *testing.T) {
+	dsn, schema := storetest.PostgresDSN(t)
+	cfg := fastConfig(service.Config{DatabaseURL: dsn, DatabaseSchema: schema, DataDir: t.TempDir()}, &apitest.Engine{})
+	a := startApp(t, cfg, false)
+	srv := httptest.NewServer(a.Handler())
+	t.Cleanup(srv.Close)
+	e := &env{t: t, app: a, srv: srv, cfg: cfg}
+	k := e.newKey("alice")
+	m, j := e.upload(k.Key, []byte("bad onnx"), "")
+
+	ctx := context.Background()
+	pool, err := postgres.NewPool(ctx, dsn, schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM models WHERE id = $1 FOR UPDATE`, m); err != nil {
+		t.Fatal(err)
+	}
+	startApp(t, cfg, true) // a worker: it fails the compile while the model is locked
+
+	consistent := func() (jobStatus string) {
+		t.Helper()
+		var mv api.ModelView
+		jv := e.job(k.Key, j)
+		e.want(e.do("GET", "/v1/models/"+m, k.Key, nil), 200).json(t, &mv)
+		if jv.Status == "failed" && mv.Status != "failed" {
+			t.Fatalf("job %s is failed while its model is %s", j, mv.Status)
+		}
+		return jv.Status
+	}
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); {
+		consistent()
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); consistent() != "failed"; {
+		if time.Now().After(deadline) {
+			t.Fatal("compile job never failed")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
