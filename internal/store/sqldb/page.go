@@ -12,18 +12,18 @@ import (
 // be one of owner's (store.ErrNotFound otherwise): it is the cursor the previous page
 // ended with, and it may since have changed status.
 func (s *Store) ListJobsAfter(ctx context.Context, owner string, status store.JobStatus, after string, limit int) ([]*store.Job, error) {
-	if after == "" {
-		return s.ListJobs(ctx, owner, status, limit)
-	}
-	if _, err := s.GetJob(ctx, owner, after); err != nil {
-		return nil, err
-	}
 	if limit <= 0 {
 		limit = 100
 	}
-	rows, err := s.c.Query(ctx, `SELECT `+jobCols+` FROM jobs WHERE ($2 = '' OR status = $2)`+ownerClause(1)+
-		` AND (created_at, id) > (SELECT created_at, id FROM jobs WHERE id = $3) ORDER BY created_at, id LIMIT $4`,
-		owner, string(status), after, limit)
+	cond, args := "", []any{owner, string(status), limit}
+	if after != "" {
+		if _, err := s.GetJob(ctx, owner, after); err != nil {
+			return nil, err
+		}
+		cond, args = ` AND (created_at, id) > (SELECT created_at, id FROM jobs WHERE id = $4)`, append(args, after)
+	}
+	rows, err := s.c.Query(ctx, `SELECT `+jobCols+` FROM jobs WHERE ($2 = '' OR status = $2)`+ownerClause(1)+cond+
+		` ORDER BY created_at, id LIMIT $3`, args...)
 	if err != nil {
 		return nil, err
 	}
