@@ -255,12 +255,16 @@ func (s *Server) bodies(next http.Handler) http.Handler {
 		}
 		rc := http.NewResponseController(w)
 		// Not every ResponseWriter supports deadlines (httptest.ResponseRecorder does not).
-		if rc.SetReadDeadline(time.Now().Add(s.limits.BodyTimeout)) == nil {
-			// The next request on the connection gets the server's own deadlines.
-			defer rc.SetReadDeadline(time.Time{})
-		}
-		r.Body = &trackedBody{ReadCloser: r.Body}
+		deadline := rc.SetReadDeadline(time.Now().Add(s.limits.BodyTimeout)) == nil
+		tb := &trackedBody{ReadCloser: r.Body}
+		r.Body = tb
 		next.ServeHTTP(w, r)
+		if deadline && tb.eof {
+			// The next request on the connection gets the server's own deadlines. A body
+			// left unread keeps this one: net/http drains it after the handler, and that
+			// must not wait for ever either.
+			rc.SetReadDeadline(time.Time{})
+		}
 	})
 }
 

@@ -245,22 +245,24 @@ func TestSlowBody(t *testing.T) {
 	m := e.readyModel(k.Key)
 	for _, c := range []struct {
 		name   string
+		method string
 		path   string
 		ctype  string
 		key    string
 		status int
 		within time.Duration
 	}{
-		{"no key, JSON", "/v1/models/" + m + "/proofs", "application/json", "", 401, 2 * time.Second},
-		{"wrong key, upload", "/v1/models", "multipart/form-data; boundary=x", "zk_nope", 401, 2 * time.Second},
-		{"valid key, JSON", "/v1/models/" + m + "/proofs", "application/json", k.Key, 408, 3 * time.Second},
-		{"valid key, upload", "/v1/models", "multipart/form-data; boundary=x", k.Key, 408, 3 * time.Second},
-		{"valid key, JSON upload", "/v1/models", "application/json", k.Key, 408, 3 * time.Second},
+		{"no key, JSON", "POST", "/v1/models/" + m + "/proofs", "application/json", "", 401, 2 * time.Second},
+		{"wrong key, upload", "POST", "/v1/models", "multipart/form-data; boundary=x", "zk_nope", 401, 2 * time.Second},
+		{"valid key, JSON", "POST", "/v1/models/" + m + "/proofs", "application/json", k.Key, 408, 3 * time.Second},
+		{"valid key, upload", "POST", "/v1/models", "multipart/form-data; boundary=x", k.Key, 408, 3 * time.Second},
+		{"valid key, JSON upload", "POST", "/v1/models", "application/json", k.Key, 408, 3 * time.Second},
+		{"valid key, a body nobody reads", "GET", "/v1/models", "application/json", k.Key, 200, 3 * time.Second},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), 6*time.Second)
 			defer cancel()
-			req, err := http.NewRequestWithContext(ctx, "POST", e.srv.URL+c.path, &slowBody{ctx: ctx})
+			req, err := http.NewRequestWithContext(ctx, c.method, e.srv.URL+c.path, &slowBody{ctx: ctx})
 			if err != nil {
 				t.Fatal(err)
 			}
