@@ -64,7 +64,7 @@ func decodeStrict(body []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return &Error{Kind: KindBadRequest, Code: "malformed_json", Message: "malformed JSON body: " + jsonErrorMessage(err), Err: err}
+		return &Error{Kind: KindBadRequest, Code: "malformed_json", Message: "malformed JSON body: " + JSONErrorMessage(err), Err: err}
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return errorf(KindBadRequest, "malformed_json", "malformed JSON body: trailing data after the JSON value")
@@ -72,9 +72,9 @@ func decodeStrict(body []byte, v any) error {
 	return nil
 }
 
-// jsonErrorMessage says what is wrong with a JSON document in the client's terms:
+// JSONErrorMessage says what is wrong with a JSON document in the client's terms:
 // JSON types and field paths, never the Go types it was decoded into.
-func jsonErrorMessage(err error) string {
+func JSONErrorMessage(err error) string {
 	var typeErr *json.UnmarshalTypeError
 	var syntaxErr *json.SyntaxError
 	switch {
@@ -279,7 +279,7 @@ func CheckInput(raw json.RawMessage) (json.RawMessage, error) {
 		InputData [][]float64 `json:"input_data"`
 	}
 	if err := json.Unmarshal(raw, &in); err != nil {
-		return nil, badRequest("input must be {\"input_data\": [[numbers...]]}: %s", jsonErrorMessage(err))
+		return nil, badRequest("input must be {\"input_data\": [[numbers...]]}: %s", JSONErrorMessage(err))
 	}
 	if len(in.InputData) == 0 {
 		return nil, badRequest("input.input_data must be a non-empty array of arrays")
@@ -313,7 +313,7 @@ func CheckInputShapes(input json.RawMessage, shapes [][]int) error {
 		InputData [][]json.RawMessage `json:"input_data"`
 	}
 	if err := json.Unmarshal(input, &in); err != nil {
-		return badRequest("input: %s", jsonErrorMessage(err))
+		return badRequest("input: %s", JSONErrorMessage(err))
 	}
 	if len(in.InputData) != len(shapes) {
 		return errorf(KindBadRequest, CodeInvalidInput, "input.input_data has %d rows; the model has %d inputs", len(in.InputData), len(shapes))
