@@ -129,7 +129,8 @@ func isTooBig(err error) bool {
 // Unavailable reports whether err says that the database (or another service a request
 // needs) cannot be reached now: a refused, reset or cut connection, a connection-class
 // SQLSTATE (08xxx), a server shutting down or refusing connections (57P01-57P03,
-// 53300). The same request may succeed later, so it answers 503 with Retry-After,
+// 53300), or a deadline passed while waiting for it (context.DeadlineExceeded is a
+// net.Error). The same request may succeed later, so it answers 503 with Retry-After,
 // never 500. The API does not import a driver: SQLSTATEs are read through the
 // SQLState method that pgx's errors have.
 func Unavailable(err error) bool {

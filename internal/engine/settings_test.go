@@ -35,3 +35,16 @@ func TestCheckSettings(t *testing.T) {
 		}
 	}
 }
+
+// TestInvalidModelMessageSaysItOnce: the message a client reads for a model that does
+// not parse names the fault once, although the engine wraps the model package's error
+// in the API's sentinel of the same text.
+func TestInvalidModelMessageSaysItOnce(t *testing.T) {
+	_, err := (&Engine{}).Compile(t.Context(), t.TempDir(), []byte("not an onnx file"), nil)
+	if api.EngineErrorCode(err) != api.CodeInvalidModel {
+		t.Fatalf("err %v, want an invalid_model error", err)
+	}
+	if msg := api.EngineErrorMessage(err); strings.Count(msg, "invalid model") != 1 {
+		t.Fatalf("message %q repeats itself (error: %v)", msg, err)
+	}
+}
