@@ -353,7 +353,11 @@ func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	j, err := s.store.CancelJob(r.Context(), principalFrom(r.Context()).keyID, id)
+	cancel := s.store.CancelJob
+	if mc, ok := s.store.(ModelCanceller); ok {
+		cancel = mc.CancelJobAndModel
+	}
+	j, err := cancel(r.Context(), principalFrom(r.Context()).keyID, id)
 	if errors.Is(err, store.ErrConflict) {
 		return errorf(KindConflict, "job_finished", "job %s already %s", j.ID, j.Status)
 	}
@@ -361,6 +365,13 @@ func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return writeJSON(w, http.StatusAccepted, NewJobView(j))
+}
+
+// ModelCanceller is a store whose cancel of a queued compile job fails the job's model
+// in the same transaction (ours: sqldb.Store.CancelJobAndModel), so the job never
+// reads cancelled next to a model that still reads compiling.
+type ModelCanceller interface {
+	CancelJobAndModel(ctx context.Context, owner, id string) (*store.Job, error)
 }
 
 // ---- proofs ----

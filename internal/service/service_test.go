@@ -587,6 +587,11 @@ func TestCancelQueuedCompileFailsModel(t *testing.T) {
 		if c.Status != "cancelled" {
 			t.Fatalf("cancel of a queued job: %+v", c)
 		}
+		// The model fails with its job, in the same transaction: no worker needed.
+		var now api.ModelView
+		if e.want(e.do("GET", "/v1/models/"+m, k.Key, nil), 200).json(t, &now); now.Status != "failed" {
+			t.Fatalf("model is %s right after its compile job was cancelled", now.Status)
+		}
 		startApp(t, cfg, true)
 		deadline := time.Now().Add(10 * time.Second)
 		for {

@@ -19,21 +19,38 @@ func (t txConn) Close() error                                             { retu
 // in the same transaction: no reader ever sees the job ended while its model still
 // reads compiling, and a crash cannot leave the model compiling for ever.
 func (s *Store) FinishCompileJob(ctx context.Context, id string, attempt int, f store.Finish) (*store.Job, error) {
+	return s.withModel(ctx, func(tx *Store) (*store.Job, error) { return tx.FinishJob(ctx, id, attempt, f) })
+}
+
+// CancelJobAndModel is CancelJob that, when it cancels a queued compile job, also marks
+// the job's model failed in the same transaction (a running job only gets a cancel
+// request; its worker ends it with FinishCompileJob).
+func (s *Store) CancelJobAndModel(ctx context.Context, owner, id string) (*store.Job, error) {
+	return s.withModel(ctx, func(tx *Store) (*store.Job, error) { return tx.CancelJob(ctx, owner, id) })
+}
+
+// withModel runs change, a Store method that may end a job, in one transaction with
+// the update that follows from it: a compile job that ended without success fails its
+// model, if the model still reads compiling. change's errors (ErrConflict with the
+// job, for one) are returned as they are.
+func (s *Store) withModel(ctx context.Context, change func(tx *Store) (*store.Job, error)) (*store.Job, error) {
 	var out *store.Job
+	var changeErr error
 	err := s.c.InTx(ctx, func(q Querier) error {
-		tx := &Store{c: txConn{q}, dialect: s.dialect, now: s.now}
-		j, err := tx.FinishJob(ctx, id, attempt, f)
-		if err != nil {
-			return err
+		out, changeErr = change(&Store{c: txConn{q}, dialect: s.dialect, now: s.now})
+		if changeErr != nil {
+			return changeErr
 		}
-		out = j
-		if f.Status == store.JobSucceeded {
+		if out.Kind != store.KindCompile || !out.Status.Terminal() || out.Status == store.JobSucceeded {
 			return nil
 		}
-		_, err = q.Exec(ctx, `UPDATE models SET status = $2, error = $3, updated_at = $4 WHERE id = $1 AND status = $5`,
-			j.ModelID, string(store.ModelFailed), f.ErrorMessage, s.now(), string(store.ModelCompiling))
+		_, err := q.Exec(ctx, `UPDATE models SET status = $2, error = $3, updated_at = $4 WHERE id = $1 AND status = $5`,
+			out.ModelID, string(store.ModelFailed), out.ErrorMessage, s.now(), string(store.ModelCompiling))
 		return err
 	})
+	if changeErr != nil {
+		return out, changeErr
+	}
 	if err != nil {
 		return nil, err
 	}
