@@ -257,12 +257,13 @@ func (s *Server) bodies(next http.Handler) http.Handler {
 		// Not every ResponseWriter supports deadlines (httptest.ResponseRecorder does not).
 		deadline := rc.SetReadDeadline(time.Now().Add(s.limits.BodyTimeout)) == nil
 		tb := &trackedBody{ReadCloser: r.Body}
+		r = r.WithContext(r.Context()) // a copy: net/http keeps its own view of the body
 		r.Body = tb
 		next.ServeHTTP(w, r)
 		if deadline && tb.eof {
-			// The next request on the connection gets the server's own deadlines. A body
-			// left unread keeps this one: net/http drains it after the handler, and that
-			// must not wait for ever either.
+			// Lift the deadline for the rest of this exchange (net/http sets its own for
+			// the next request). A body left unread keeps it: net/http drains the body
+			// after the handler, and that must not wait for ever either.
 			rc.SetReadDeadline(time.Time{})
 		}
 	})
