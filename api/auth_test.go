@@ -3,8 +3,11 @@ package api_test
 import (
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -58,6 +61,14 @@ func TestErrorStatusTable(t *testing.T) {
 		{fmt.Errorf("get: %w", store.ErrNotFound), 404},
 		{&http.MaxBytesError{Limit: 1}, 413},
 		{errors.New("boom"), 500},
+		// The database cannot be reached: 503, whatever the driver wraps it in.
+		{fmt.Errorf("connect: %w", &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}), 503},
+		{fmt.Errorf("read: %w", io.ErrUnexpectedEOF), 503},
+		{fmt.Errorf("query: %w", syscall.ECONNRESET), 503},
+		{fmt.Errorf("query: %w", sqlStateError("08006")), 503}, // connection_failure
+		{fmt.Errorf("query: %w", sqlStateError("57P01")), 503}, // admin_shutdown
+		{fmt.Errorf("query: %w", sqlStateError("53300")), 503}, // too_many_connections
+		{fmt.Errorf("query: %w", sqlStateError("23505")), 500}, // unique_violation: a bug, not an outage
 	} {
 		var e *api.Error
 		if !errors.As(api.AsError(tc.err), &e) || e.Status() != tc.status {
@@ -65,6 +76,12 @@ func TestErrorStatusTable(t *testing.T) {
 		}
 	}
 }
+
+// sqlStateError is an error with a SQLSTATE, as pgx's *pgconn.PgError has.
+type sqlStateError string
+
+func (e sqlStateError) Error() string    { return "SQLSTATE " + string(e) }
+func (e sqlStateError) SQLState() string { return string(e) }
 
 func ExampleVerifyWebhook() {
 	// A receiver checks the Zkml-Signature header with the key's webhook secret.

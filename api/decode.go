@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"math/big"
@@ -13,6 +14,8 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/url"
+	"reflect"
+	"strconv"
 	"strings"
 )
 
@@ -56,15 +59,56 @@ func badRequest(format string, args ...any) *Error {
 
 // decodeStrict decodes exactly one JSON value into v, rejecting unknown fields.
 func decodeStrict(body []byte, v any) error {
+	if err := checkJSONText("request body", body); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return &Error{Kind: KindBadRequest, Code: "malformed_json", Message: "malformed JSON body: " + err.Error(), Err: err}
+		return &Error{Kind: KindBadRequest, Code: "malformed_json", Message: "malformed JSON body: " + JSONErrorMessage(err), Err: err}
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return errorf(KindBadRequest, "malformed_json", "malformed JSON body: trailing data after the JSON value")
 	}
 	return nil
+}
+
+// JSONErrorMessage says what is wrong with a JSON document in the client's terms:
+// JSON types and field paths, never the Go types it was decoded into.
+func JSONErrorMessage(err error) string {
+	var typeErr *json.UnmarshalTypeError
+	var syntaxErr *json.SyntaxError
+	switch {
+	case errors.As(err, &typeErr):
+		where := "the body"
+		if typeErr.Field != "" {
+			where = "field " + strconv.Quote(typeErr.Field)
+		}
+		return fmt.Sprintf("%s must be %s, not %s", where, jsonKind(typeErr.Type), typeErr.Value)
+	case errors.As(err, &syntaxErr):
+		return fmt.Sprintf("%s (at byte %d)", strings.TrimPrefix(syntaxErr.Error(), "json: "), syntaxErr.Offset)
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return "unexpected end of JSON"
+	}
+	return strings.TrimPrefix(err.Error(), "json: ")
+}
+
+// jsonKind names the JSON type that decodes into t.
+func jsonKind(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.String:
+		return "a string"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	}
+	return "an object"
 }
 
 // DecodeModelJSON decodes the JSON form: {"name", "onnx": base64, "settings": {...}}.
@@ -94,6 +138,12 @@ func finishModel(req CreateModelRequest) (CreateModelRequest, error) {
 	}
 	if len(req.Name) > 128 {
 		return req, badRequest("name is longer than 128 bytes")
+	}
+	if err := checkText("name", req.Name); err != nil {
+		return req, err
+	}
+	if err := checkJSONText("settings", req.Settings); err != nil {
+		return req, err
 	}
 	settings, err := jsonObject(req.Settings, "settings")
 	if err != nil {
@@ -136,11 +186,7 @@ func DecodeModelMultipart(body io.Reader, boundary string, maxModel int64) (Crea
 			break
 		}
 		if err != nil {
-			var tooBig *http.MaxBytesError
-			if errors.As(err, &tooBig) {
-				return req, err
-			}
-			return req, badRequest("malformed multipart body: %v", err)
+			return req, bodyError("malformed multipart body", err)
 		}
 		name := part.FormName()
 		if seen[name] {
@@ -153,11 +199,7 @@ func DecodeModelMultipart(body io.Reader, boundary string, maxModel int64) (Crea
 		}
 		data, err := io.ReadAll(io.LimitReader(part, limit+1))
 		if err != nil {
-			var tooBig *http.MaxBytesError
-			if errors.As(err, &tooBig) {
-				return req, err
-			}
-			return req, badRequest("malformed multipart body: %v", err)
+			return req, bodyError("malformed multipart body", err)
 		}
 		if int64(len(data)) > limit {
 			return req, &http.MaxBytesError{Limit: limit}
@@ -193,7 +235,7 @@ func decodeModelRequest(r *http.Request, maxModel int64) (CreateModelRequest, er
 	case "application/json":
 		body, err := io.ReadAll(r.Body)
 		if err != nil {
-			return CreateModelRequest{}, err
+			return CreateModelRequest{}, bodyError("reading body", err)
 		}
 		return DecodeModelJSON(body)
 	}
@@ -231,11 +273,14 @@ func CheckInput(raw json.RawMessage) (json.RawMessage, error) {
 	if len(bytes.TrimSpace(raw)) == 0 || string(bytes.TrimSpace(raw)) == "null" {
 		return nil, badRequest("input is required")
 	}
+	if err := checkJSONText("input", raw); err != nil {
+		return nil, err
+	}
 	var in struct {
 		InputData [][]float64 `json:"input_data"`
 	}
 	if err := json.Unmarshal(raw, &in); err != nil {
-		return nil, badRequest("input must be {\"input_data\": [[numbers...]]}: %v", err)
+		return nil, badRequest("input must be {\"input_data\": [[numbers...]]}: %s", JSONErrorMessage(err))
 	}
 	if len(in.InputData) == 0 {
 		return nil, badRequest("input.input_data must be a non-empty array of arrays")
@@ -255,6 +300,38 @@ func CheckInput(raw json.RawMessage) (json.RawMessage, error) {
 		return nil, badRequest("input: %v", err)
 	}
 	return buf.Bytes(), nil
+}
+
+// CheckInputShapes checks an input (as CheckInput returns it) against the shapes of
+// the model's inputs, recorded when it was compiled: one row of input_data per input,
+// each with as many numbers as its shape has elements (row-major). Inputs with an
+// unknown dimension, and models without recorded shapes, are left to the engine.
+func CheckInputShapes(input json.RawMessage, shapes [][]int) error {
+	if len(shapes) == 0 {
+		return nil
+	}
+	var in struct {
+		InputData [][]json.RawMessage `json:"input_data"`
+	}
+	if err := json.Unmarshal(input, &in); err != nil {
+		return badRequest("input: %s", JSONErrorMessage(err))
+	}
+	if len(in.InputData) != len(shapes) {
+		return errorf(KindBadRequest, CodeInvalidInput, "input.input_data has %d rows; the model has %d inputs", len(in.InputData), len(shapes))
+	}
+	for i, shape := range shapes {
+		n := 1
+		for _, d := range shape {
+			n *= d
+		}
+		if n <= 0 {
+			continue
+		}
+		if len(in.InputData[i]) != n {
+			return errorf(KindBadRequest, CodeInvalidInput, "input.input_data[%d] has %d numbers; the model's input %d has shape %v (%d numbers)", i, len(in.InputData[i]), i, shape, n)
+		}
+	}
+	return nil
 }
 
 // DecodeSetupRequest decodes {"system", "webhook_url"}; an empty body means groth16.
@@ -290,6 +367,11 @@ func DecodeVerifyRequest(body []byte) (VerifyRequest, error) {
 	}
 	if err := decodeStrict(body, &in); err != nil {
 		return VerifyRequest{}, err
+	}
+	for _, f := range []struct{ name, v string }{{"proof_id", in.ProofID}, {"model_id", in.ModelID}} {
+		if err := checkText(f.name, f.v); err != nil {
+			return VerifyRequest{}, err
+		}
 	}
 	if in.ProofID != "" {
 		if in.ModelID != "" || in.Proof != "" || in.PublicInputs != nil || in.System != "" {
@@ -330,6 +412,9 @@ func DecodeCreateKeyRequest(body []byte) (string, error) {
 	if in.Name == "" || len(in.Name) > 128 {
 		return "", badRequest("name is required and at most 128 bytes")
 	}
+	if err := checkText("name", in.Name); err != nil {
+		return "", err
+	}
 	return in.Name, nil
 }
 
@@ -346,6 +431,9 @@ func checkSystem(s string) (string, error) {
 func checkWebhookURL(s string) error {
 	if s == "" {
 		return nil
+	}
+	if err := checkText("webhook_url", s); err != nil {
+		return err
 	}
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || len(s) > 2048 {

@@ -31,6 +31,14 @@ type Verdict struct {
 	Reason string
 }
 
+// SettingsChecker is implemented by an Engine that can check compile settings without
+// compiling. The API then refuses bad settings (400 invalid_settings) before anything
+// is queued, instead of accepting the upload and failing its compile job.
+type SettingsChecker interface {
+	// CheckSettings returns an error wrapping ErrInvalidSettings for bad settings.
+	CheckSettings(settings []byte) error
+}
+
 // ModelInfo is what compiling a model reports.
 type ModelInfo struct {
 	ModelID     string

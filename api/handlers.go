@@ -2,12 +2,12 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"net/http"
-
-	"github.com/go-chi/chi/v5"
+	"strconv"
 
 	"github.com/zkml/zkml/internal/store"
 )
@@ -44,7 +44,11 @@ func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request) error {
-	if err := s.store.RevokeAPIKey(r.Context(), chi.URLParam(r, "id")); err != nil {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	if err := s.store.RevokeAPIKey(r.Context(), id); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -65,6 +69,11 @@ func (s *Server) createModel(w http.ResponseWriter, r *http.Request) error {
 	}
 	if int64(len(req.ONNX)) > s.limits.MaxModelBytes {
 		return &http.MaxBytesError{Limit: s.limits.MaxModelBytes}
+	}
+	if c, ok := s.engine.(SettingsChecker); ok {
+		if err := c.CheckSettings(req.Settings); err != nil {
+			return &Error{Kind: KindBadRequest, Code: CodeInvalidSettings, Message: EngineErrorMessage(err), Err: err}
+		}
 	}
 	digest, size, err := s.blobs.Put(r.Context(), bytes.NewReader(req.ONNX))
 	if err != nil {
@@ -96,7 +105,11 @@ func (s *Server) listModels(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) model(r *http.Request) (*store.Model, error) {
-	return s.store.GetModel(r.Context(), principalFrom(r.Context()).keyID, chi.URLParam(r, "id"))
+	id, err := pathID(r)
+	if err != nil {
+		return nil, err
+	}
+	return s.store.GetModel(r.Context(), principalFrom(r.Context()).keyID, id)
 }
 
 func (s *Server) getModel(w http.ResponseWriter, r *http.Request) error {
@@ -108,7 +121,11 @@ func (s *Server) getModel(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) deleteModel(w http.ResponseWriter, r *http.Request) error {
-	if err := s.store.DeleteModel(r.Context(), principalFrom(r.Context()).keyID, chi.URLParam(r, "id")); err != nil {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	if err := s.store.DeleteModel(r.Context(), principalFrom(r.Context()).keyID, id); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -117,6 +134,19 @@ func (s *Server) deleteModel(w http.ResponseWriter, r *http.Request) error {
 
 func notReady(format string, args ...any) *Error {
 	return errorf(KindConflict, "model_not_ready", format, args...)
+}
+
+// compiled checks that m can be set up or proven: a model still compiling is not ready
+// yet (409 model_not_ready), one whose compile failed never will be (409
+// model_failed, with the compile error).
+func compiled(m *store.Model) error {
+	switch m.Status {
+	case store.ModelCompiled:
+		return nil
+	case store.ModelFailed:
+		return errorf(KindConflict, "model_failed", "model %s failed to compile (%s); upload a corrected model", m.ID, m.Error)
+	}
+	return notReady("model %s is %s; wait until it is compiled", m.ID, m.Status)
 }
 
 func (s *Server) setupModel(w http.ResponseWriter, r *http.Request) error {
@@ -132,8 +162,8 @@ func (s *Server) setupModel(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if m.Status != store.ModelCompiled {
-		return notReady("model %s is %s; setup needs a compiled model", m.ID, m.Status)
+	if err := compiled(m); err != nil {
+		return err
 	}
 	if m.HasSystem(req.System) {
 		return errorf(KindConflict, "already_set_up", "model %s already has %s keys", m.ID, req.System)
@@ -155,8 +185,14 @@ func (s *Server) createProof(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if m.Status != store.ModelCompiled || !m.HasSystem(req.System) {
+	if err := compiled(m); err != nil {
+		return err
+	}
+	if !m.HasSystem(req.System) {
 		return notReady("model %s has no %s keys yet; run setup first", m.ID, req.System)
+	}
+	if err := CheckInputShapes(req.Input, m.Inputs); err != nil {
+		return err
 	}
 	return s.submit(w, r, body, &store.Job{Owner: m.Owner, ModelID: m.ID, Kind: store.KindProve, System: req.System,
 		Input: req.Input, WebhookURL: req.WebhookURL})
@@ -168,6 +204,9 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, body []byte, j *
 	key := r.Header.Get("Idempotency-Key")
 	if len(key) > 255 {
 		return badRequest("Idempotency-Key is longer than 255 bytes")
+	}
+	if err := checkText("Idempotency-Key", key); err != nil {
+		return err
 	}
 	if key != "" {
 		h := sha256.New()
@@ -233,26 +272,76 @@ func (s *Server) verifierSol(w http.ResponseWriter, r *http.Request) error {
 
 // ---- jobs ----
 
+// JobPager is a store that lists jobs by pages (ours do: see sqldb.ListJobsAfter).
+type JobPager interface {
+	// ListJobsAfter returns up to limit jobs of owner in status (all when empty) after
+	// the job with ID after (from the first when empty), oldest first; an after that is
+	// not one of owner's jobs yields store.ErrNotFound.
+	ListJobsAfter(ctx context.Context, owner string, status store.JobStatus, after string, limit int) ([]*store.Job, error)
+}
+
+// Page sizes of GET /v1/jobs.
+const (
+	DefaultPageSize = 100
+	MaxPageSize     = 1000
+)
+
+// listJobs answers one page of the caller's jobs, oldest first. A page that is not the
+// last carries next_cursor, which the next request passes as cursor.
 func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) error {
-	status := store.JobStatus(r.URL.Query().Get("status"))
+	q := r.URL.Query()
+	status := store.JobStatus(q.Get("status"))
 	switch status {
 	case "", store.JobQueued, store.JobRunning, store.JobSucceeded, store.JobFailed, store.JobCancelled:
 	default:
 		return badRequest("unknown status %q", status)
 	}
-	js, err := s.store.ListJobs(r.Context(), principalFrom(r.Context()).keyID, status, 1000)
+	limit := DefaultPageSize
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > MaxPageSize {
+			return badRequest("limit must be an integer from 1 to %d", MaxPageSize)
+		}
+		limit = n
+	}
+	cursor := q.Get("cursor")
+	owner := principalFrom(r.Context()).keyID
+	var js []*store.Job
+	var err error
+	if pager, ok := s.store.(JobPager); ok {
+		if checkText("cursor", cursor) != nil {
+			return badRequest("cursor %q is not one this listing returned", cursor)
+		}
+		js, err = pager.ListJobsAfter(r.Context(), owner, status, cursor, limit+1)
+		if errors.Is(err, store.ErrNotFound) {
+			return badRequest("cursor %q is not one this listing returned", cursor)
+		}
+	} else {
+		if cursor != "" {
+			return badRequest("this store does not page job listings")
+		}
+		js, err = s.store.ListJobs(r.Context(), owner, status, limit)
+	}
 	if err != nil {
 		return err
 	}
-	out := make([]JobView, 0, len(js))
-	for _, j := range js {
-		out = append(out, NewJobView(j))
+	page := JobPage{Jobs: make([]JobView, 0, min(len(js), limit))}
+	for i, j := range js {
+		if i == limit {
+			page.NextCursor = js[i-1].ID
+			break
+		}
+		page.Jobs = append(page.Jobs, NewJobView(j))
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"jobs": out})
+	return writeJSON(w, http.StatusOK, page)
 }
 
 func (s *Server) getJob(w http.ResponseWriter, r *http.Request) error {
-	j, err := s.store.GetJob(r.Context(), principalFrom(r.Context()).keyID, chi.URLParam(r, "id"))
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	j, err := s.store.GetJob(r.Context(), principalFrom(r.Context()).keyID, id)
 	if err != nil {
 		return err
 	}
@@ -260,7 +349,15 @@ func (s *Server) getJob(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) error {
-	j, err := s.store.CancelJob(r.Context(), principalFrom(r.Context()).keyID, chi.URLParam(r, "id"))
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	cancel := s.store.CancelJob
+	if mc, ok := s.store.(ModelCanceller); ok {
+		cancel = mc.CancelJobAndModel
+	}
+	j, err := cancel(r.Context(), principalFrom(r.Context()).keyID, id)
 	if errors.Is(err, store.ErrConflict) {
 		return errorf(KindConflict, "job_finished", "job %s already %s", j.ID, j.Status)
 	}
@@ -270,10 +367,21 @@ func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusAccepted, NewJobView(j))
 }
 
+// ModelCanceller is a store whose cancel of a queued compile job fails the job's model
+// in the same transaction (ours: sqldb.Store.CancelJobAndModel), so the job never
+// reads cancelled next to a model that still reads compiling.
+type ModelCanceller interface {
+	CancelJobAndModel(ctx context.Context, owner, id string) (*store.Job, error)
+}
+
 // ---- proofs ----
 
 func (s *Server) getProof(w http.ResponseWriter, r *http.Request) error {
-	p, err := s.store.GetProof(r.Context(), principalFrom(r.Context()).keyID, chi.URLParam(r, "id"))
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	p, err := s.store.GetProof(r.Context(), principalFrom(r.Context()).keyID, id)
 	if err != nil {
 		return err
 	}
@@ -298,6 +406,11 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request) error {
 		req.ModelID, req.System, req.Proof, req.PublicInputs = p.ModelID, p.System, p.Proof, p.PublicInputs
 	}
 	m, err := s.store.GetModel(r.Context(), owner, req.ModelID)
+	if req.ProofID != "" && errors.Is(err, store.ErrNotFound) {
+		// The proof exists and stays readable, so its model existed: it was deleted,
+		// and its verifying key went with it. Say so rather than "not found".
+		return errorf(KindGone, "model_deleted", "proof %s is of model %s, which was deleted: the service no longer verifies its proofs (a verifier contract deployed from it still does)", req.ProofID, req.ModelID)
+	}
 	if err != nil {
 		return err
 	}

@@ -6,7 +6,9 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -33,6 +35,10 @@ type Workspaces interface {
 type Limits struct {
 	MaxModelBytes int64 // ONNX upload, default 64 MiB
 	MaxBodyBytes  int64 // any other JSON body, default 1 MiB
+	// BodyTimeout bounds the time an authenticated client may take to send its request
+	// body once its headers are in (408 past it); default 5 minutes, which a 64 MiB
+	// model needs at about 220 KB/s.
+	BodyTimeout time.Duration
 }
 
 // Config is what New needs.
@@ -86,6 +92,9 @@ func New(cfg Config) *Server {
 	if s.limits.MaxBodyBytes <= 0 {
 		s.limits.MaxBodyBytes = 1 << 20
 	}
+	if s.limits.BodyTimeout <= 0 {
+		s.limits.BodyTimeout = 5 * time.Minute
+	}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -114,12 +123,13 @@ func (s *Server) Router() chi.Routes { return s.router }
 
 func (s *Server) routes() chi.Router {
 	r := chi.NewRouter()
-	r.Use(middleware.RequestID, middleware.Recoverer, s.observe)
+	r.Use(s.bodies, middleware.RequestID, middleware.Recoverer, s.observe)
 	r.NotFound(s.adapt(func(w http.ResponseWriter, r *http.Request) error {
 		return errorf(KindNotFound, "not_found", "no route for %s", r.URL.Path)
 	}))
 	r.MethodNotAllowed(s.adapt(func(w http.ResponseWriter, r *http.Request) error {
-		return errorf(KindBadRequest, "method_not_allowed", "method %s not allowed on %s", r.Method, r.URL.Path)
+		return errorf(KindMethodNotAllowed, "method_not_allowed", "method %s not allowed on %s (allowed: %s)",
+			r.Method, r.URL.Path, strings.Join(s.allowed(r), ", "))
 	}))
 
 	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -180,13 +190,95 @@ func (s *Server) observe(next http.Handler) http.Handler {
 	})
 }
 
+// allowed lists the methods routed for r's path, for the Allow header of a 405.
+func (s *Server) allowed(r *http.Request) []string {
+	var out []string
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		if s.router.Match(chi.NewRouteContext(), m, r.URL.Path) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// ErrShuttingDown is what a Config.Ready function returns while the process drains.
+var ErrShuttingDown = errors.New("shutting down")
+
+// readyz answers 503 while the service cannot take traffic. Only the admin is told
+// why: the cause of a database failure names hosts, ports and users.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	if err := s.ready(ctx); err != nil {
-		return &Error{Kind: KindUnavailable, Code: "not_ready", Message: "not ready: " + err.Error(), Err: err}
+	err := s.ready(ctx)
+	if err == nil {
+		return writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	}
-	return writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	msg := "database unavailable"
+	if errors.Is(err, ErrShuttingDown) {
+		msg = "shutting down"
+	} else if p, aerr := s.authenticate(r); aerr == nil && p.admin {
+		msg += ": " + err.Error()
+	}
+	return &Error{Kind: KindUnavailable, Code: "not_ready", Message: msg, Err: err}
+}
+
+// trackedBody records whether a request body was read to its end.
+type trackedBody struct {
+	io.ReadCloser
+	eof bool
+}
+
+func (b *trackedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF {
+		b.eof = true
+	}
+	return n, err
+}
+
+// bodyUnread reports whether r may still have body bytes on the wire.
+func bodyUnread(r *http.Request) bool {
+	b, ok := r.Body.(*trackedBody)
+	return ok && r.ContentLength != 0 && !b.eof
+}
+
+// bodies bounds the time a client may take to send its request body (BodyTimeout from
+// the moment the handler starts, past which reads fail and the request answers 408),
+// and tracks whether the body was read, so that an error answered without reading it
+// (such as a 401: keys are checked before any body is read) closes the connection
+// rather than wait for a body that may never come.
+func (s *Server) bodies(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody {
+			next.ServeHTTP(w, r)
+			return
+		}
+		rc := http.NewResponseController(w)
+		// Not every ResponseWriter supports deadlines (httptest.ResponseRecorder does not).
+		deadline := rc.SetReadDeadline(time.Now().Add(s.limits.BodyTimeout)) == nil
+		tb := &trackedBody{ReadCloser: r.Body}
+		r = r.WithContext(r.Context()) // a copy: net/http keeps its own view of the body
+		r.Body = tb
+		next.ServeHTTP(w, r)
+		if deadline && tb.eof {
+			// Lift the deadline for the rest of this exchange (net/http sets its own for
+			// the next request). A body left unread keeps it: net/http drains the body
+			// after the handler, and that must not wait for ever either.
+			rc.SetReadDeadline(time.Time{})
+		}
+	})
+}
+
+// bodyError classifies an error met while reading a request body: too large (413), not
+// sent within BodyTimeout (408), or otherwise malformed (400, with what).
+func bodyError(what string, err error) error {
+	switch {
+	case isTooBig(err):
+		return err
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return errorf(KindTimeout, "body_timeout", "the request body was not received in time")
+	}
+	return badRequest("%s: %v", what, err)
 }
 
 // readBody reads a JSON body under the size limit.
@@ -194,11 +286,7 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 	r.Body = http.MaxBytesReader(w, r.Body, s.limits.MaxBodyBytes)
 	b, err := io.ReadAll(r.Body)
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return nil, err
-		}
-		return nil, badRequest("reading body: %v", err)
+		return nil, bodyError("reading body", err)
 	}
 	return b, nil
 }

@@ -28,6 +28,13 @@ type JobView struct {
 	RunSeconds      *float64   `json:"run_seconds,omitempty"`
 }
 
+// JobPage is one page of GET /v1/jobs; NextCursor, absent on the last page, is the
+// cursor of the next.
+type JobPage struct {
+	Jobs       []JobView `json:"jobs"`
+	NextCursor string    `json:"next_cursor,omitempty"`
+}
+
 // ErrorView is a job's failure.
 type ErrorView struct {
 	Code    string `json:"code"`

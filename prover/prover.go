@@ -64,6 +64,26 @@ func ModelID(p *quant.Program) (string, error) {
 	return hex.EncodeToString(sum[:]), nil
 }
 
+// legacyModelID is the ID that model directories written before settings were
+// normalized (quant.Config.Normalized) recorded when their settings left range_check
+// empty: the same circuit as "lookup", hashed with an empty field. Such directories
+// keep the ID their verifiers were deployed with. It is "" for other settings.
+func legacyModelID(p *quant.Program, settings []byte) string {
+	var read struct {
+		RangeCheck string `json:"range_check"`
+	}
+	if json.Unmarshal(settings, &read) != nil || read.RangeCheck != "" {
+		return ""
+	}
+	legacy := *p
+	legacy.RangeCheck = ""
+	id, err := ModelID(&legacy)
+	if err != nil {
+		return ""
+	}
+	return id
+}
+
 func fileName(kind string, sys circuits.System) string {
 	return fmt.Sprintf("%s.%s.bin", kind, sys)
 }
@@ -137,9 +157,10 @@ func Open(dir string) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	if id != man.ModelID {
+	if id != man.ModelID && legacyModelID(p, sb) != man.ModelID {
 		return nil, fmt.Errorf("%w: model quantizes to ID %s but the manifest records %s (made by another zkml version?)", ErrCorrupt, id, man.ModelID)
 	}
+	id = man.ModelID
 	return &Model{Dir: dir, Graph: g, Program: p, Config: cfg, ID: id, manifest: man}, nil
 }
 

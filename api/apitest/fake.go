@@ -35,7 +35,24 @@ type Engine struct {
 	Compiles, Setups, Proves, Verifies atomic.Int32
 }
 
-var _ api.Engine = (*Engine)(nil)
+var (
+	_ api.Engine          = (*Engine)(nil)
+	_ api.SettingsChecker = (*Engine)(nil)
+)
+
+// CheckSettings refuses what Compile refuses: settings that are not a JSON object, or
+// {"invalid": true}.
+func (e *Engine) CheckSettings(settings []byte) error {
+	var s struct {
+		Invalid bool `json:"invalid"`
+	}
+	if len(settings) > 0 {
+		if err := json.Unmarshal(settings, &s); err != nil || s.Invalid {
+			return fmt.Errorf("fake: settings: %w", api.ErrInvalidSettings)
+		}
+	}
+	return nil
+}
 
 func (e *Engine) sleep(ctx context.Context) error {
 	if e.Delay <= 0 {
@@ -58,13 +75,8 @@ func (e *Engine) Compile(ctx context.Context, dir string, onnx []byte, settings 
 	if len(onnx) == 0 || bytes.HasPrefix(onnx, []byte("bad")) {
 		return api.ModelInfo{}, fmt.Errorf("fake: parse onnx: %w", api.ErrInvalidModel)
 	}
-	var s struct {
-		Invalid bool `json:"invalid"`
-	}
-	if len(settings) > 0 {
-		if err := json.Unmarshal(settings, &s); err != nil || s.Invalid {
-			return api.ModelInfo{}, fmt.Errorf("fake: settings: %w", api.ErrInvalidSettings)
-		}
+	if err := e.CheckSettings(settings); err != nil {
+		return api.ModelInfo{}, err
 	}
 	if err := e.sleep(ctx); err != nil {
 		return api.ModelInfo{}, err

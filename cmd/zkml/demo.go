@@ -60,6 +60,7 @@ With --offline it runs the same pipeline through the library, without the servic
 				if work, err = os.MkdirTemp("", "zkml-demo-"); err != nil {
 					return err
 				}
+				defer removeDemoDir(errw, work)
 			}
 			fmt.Fprintf(out, "example %s -> %s\n", name, work)
 			m, err := step(errw, "quantize", func() (*prover.Model, error) { return prover.Create(work, onnx, configDefault()) })
@@ -115,7 +116,7 @@ With --offline it runs the same pipeline through the library, without the servic
 		},
 	}
 	cmd.Flags().StringVar(&example, "example", "", "directory with network.onnx and input.json (default: the bundled examples/mnist_cnn, built into the binary)")
-	cmd.Flags().StringVar(&work, "dir", "", "data (or, with --offline, model) directory to write (default: a new temporary directory)")
+	cmd.Flags().StringVar(&work, "dir", "", "data (or, with --offline, model) directory to write and keep (default: a temporary directory, removed at the end)")
 	cmd.Flags().BoolVar(&offline, "offline", false, "run the pipeline through the library instead of the service")
 	cmd.Flags().StringVar(&system, "system", "groth16", "proving system: groth16 or plonk")
 	return cmd

@@ -19,7 +19,22 @@ import (
 	"github.com/zkml/zkml/internal/engine"
 	"github.com/zkml/zkml/internal/service"
 	"github.com/zkml/zkml/model"
+	"github.com/zkml/zkml/prover"
 )
+
+// warnDevSetup prints the warning every command that runs the service's setup gives:
+// its keys come from the single-party development setup.
+func warnDevSetup(w io.Writer) {
+	fmt.Fprintln(w, "WARNING: the service's setup is the development setup:", prover.DevSetupWarning)
+}
+
+// removeDemoDir removes a data directory the demo created, so that it leaves nothing
+// behind (pass --dir to keep one).
+func removeDemoDir(errw io.Writer, dir string) {
+	if err := os.RemoveAll(dir); err != nil {
+		fmt.Fprintf(errw, "demo: removing %s: %v\n", dir, err)
+	}
+}
 
 // serviceDemo runs the proving service in this process on a loopback port, with the
 // embedded SQLite store in a fresh data directory, and drives a whole flow over HTTP
@@ -33,6 +48,8 @@ func serviceDemo(ctx context.Context, out, errw io.Writer, example, system, data
 		if dataDir, err = os.MkdirTemp("", "zkml-demo-"); err != nil {
 			return err
 		}
+		// Runs after the service has stopped (defers run last-in first-out).
+		defer removeDemoDir(errw, dataDir)
 	}
 	self, err := os.Executable()
 	if err != nil {
@@ -92,7 +109,7 @@ func serviceDemo(ctx context.Context, out, errw io.Writer, example, system, data
 	fmt.Fprintf(out, "model      %s (model ID %s), constraints: groth16 %d, plonk %d\n", m.ID, m.EngineModelID, m.Constraints["groth16"], m.Constraints["plonk"])
 
 	var job struct{ ID string }
-	fmt.Fprintln(errw, "WARNING: the service's setup is the development setup: NOT FOR PRODUCTION")
+	warnDevSetup(errw)
 	if err := c.do(ctx, "POST", "/v1/models/"+m.ID+"/setup", map[string]any{"system": system}, &job); err != nil {
 		return err
 	}

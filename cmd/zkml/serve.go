@@ -83,6 +83,7 @@ run workers with 'zkml worker' on as many machines as needed.`,
 			if err != nil {
 				return err
 			}
+			warnDevSetup(cmd.ErrOrStderr())
 			return service.Serve(cmd.Context(), cfg)
 		},
 	}
@@ -101,6 +102,7 @@ func workerCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			warnDevSetup(cmd.ErrOrStderr())
 			return service.Work(cmd.Context(), cfg)
 		},
 	}

@@ -59,7 +59,7 @@ func ParseSettings(b []byte) (quant.Config, error) {
 		dec := json.NewDecoder(bytes.NewReader(b))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&cfg); err != nil {
-			return cfg, fmt.Errorf("%w: %v", api.ErrInvalidSettings, err)
+			return cfg, fmt.Errorf("%w: %s", api.ErrInvalidSettings, api.JSONErrorMessage(err))
 		}
 	}
 	if err := cfg.Validate(); err != nil {

@@ -25,9 +25,9 @@ func NewMetrics(reg prometheus.Registerer, st store.Store) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.05, 2, 16),
 		}, []string{"kind", "status"}),
 		prove: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "zkml_prove_seconds", Help: "Prover time per proof by model, as reported by the engine.",
+			Name: "zkml_prove_seconds", Help: "Prover time per proof by proving system, as reported by the engine.",
 			Buckets: prometheus.ExponentialBuckets(0.05, 2, 16),
-		}, []string{"model"}),
+		}, []string{"system"}), // not by model: tenants create models without bound
 		webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "zkml_webhook_deliveries_total", Help: "Webhook delivery attempts by result.",
 		}, []string{"result"}),
@@ -43,9 +43,9 @@ func (m *Metrics) jobDone(kind store.JobKind, status store.JobStatus, d time.Dur
 	}
 }
 
-func (m *Metrics) proved(model string, seconds float64) {
+func (m *Metrics) proved(system string, seconds float64) {
 	if m != nil {
-		m.prove.WithLabelValues(model).Observe(seconds)
+		m.prove.WithLabelValues(system).Observe(seconds)
 	}
 }
 

@@ -177,17 +177,13 @@ func (p *Processor) run(ctx context.Context, t Task, a Attempt) error {
 	wg.Wait()
 
 	finish := func(f store.Finish) error {
-		done, err := p.Store.FinishJob(context.WithoutCancel(ctx), j.ID, j.Attempt, f)
+		done, err := p.finishJob(context.WithoutCancel(ctx), j, f)
 		if errors.Is(err, store.ErrConflict) {
 			log.Warn("job was taken over by another attempt; dropping this result")
 			return nil
 		}
 		if err != nil {
 			return err
-		}
-		if j.Kind == store.KindCompile && f.Status != store.JobSucceeded {
-			// A model whose compile job ended without success can never be set up.
-			p.markModelFailed(ctx, j, errors.New(f.ErrorCode+": "+f.ErrorMessage))
 		}
 		p.Metrics.jobDone(j.Kind, f.Status, time.Since(start))
 		log.Info("job finished", "status", f.Status, "code", f.ErrorCode, "dur", time.Since(start))
@@ -200,7 +196,7 @@ func (p *Processor) run(ctx context.Context, t Task, a Attempt) error {
 	switch {
 	case runErr == nil:
 		if proof != nil {
-			p.Metrics.proved(j.ModelID, proof.ProveSeconds)
+			p.Metrics.proved(j.System, proof.ProveSeconds)
 		}
 		if err := finish(store.Finish{Status: store.JobSucceeded, Proof: proof}); err != nil {
 			return err
@@ -225,7 +221,7 @@ func (p *Processor) run(ctx context.Context, t Task, a Attempt) error {
 		}
 		return ctx.Err()
 	case api.EngineErrorCode(runErr) != "":
-		if err := finish(store.Finish{Status: store.JobFailed, ErrorCode: api.EngineErrorCode(runErr), ErrorMessage: runErr.Error()}); err != nil {
+		if err := finish(store.Finish{Status: store.JobFailed, ErrorCode: api.EngineErrorCode(runErr), ErrorMessage: api.EngineErrorMessage(runErr)}); err != nil {
 			return err
 		}
 		return Permanent(runErr)

@@ -40,7 +40,8 @@ type Config struct {
 	// InProcessWorkers makes Serve also run jobs (ZKML_SERVE_WORKERS; default true
 	// for SQLite, false for Postgres where `zkml worker` processes run them).
 	InProcessWorkers *bool
-	// Limits on request sizes (ZKML_MAX_MODEL_BYTES, ZKML_MAX_BODY_BYTES).
+	// Limits on request sizes and on the time to send a body (ZKML_MAX_MODEL_BYTES,
+	// ZKML_MAX_BODY_BYTES, ZKML_BODY_TIMEOUT).
 	Limits api.Limits
 	// Timeouts per job kind (ZKML_COMPILE_TIMEOUT, ZKML_SETUP_TIMEOUT, ZKML_PROVE_TIMEOUT).
 	Timeouts jobs.Timeouts
@@ -110,6 +111,7 @@ func FromEnv() (Config, error) {
 	intVar("ZKML_MAX_ATTEMPTS", &c.MaxAttempts)
 	int64Var("ZKML_MAX_MODEL_BYTES", &c.Limits.MaxModelBytes)
 	int64Var("ZKML_MAX_BODY_BYTES", &c.Limits.MaxBodyBytes)
+	durVar("ZKML_BODY_TIMEOUT", &c.Limits.BodyTimeout)
 	durVar("ZKML_COMPILE_TIMEOUT", &c.Timeouts.Compile)
 	durVar("ZKML_SETUP_TIMEOUT", &c.Timeouts.Setup)
 	durVar("ZKML_PROVE_TIMEOUT", &c.Timeouts.Prove)

@@ -153,7 +153,7 @@ func (a *App) Handler() http.Handler { return a.API }
 
 func (a *App) ready(ctx context.Context) error {
 	if a.stopping.Load() {
-		return errors.New("shutting down")
+		return api.ErrShuttingDown
 	}
 	return a.Store.Ping(ctx)
 }
@@ -292,7 +292,9 @@ func (a *App) run(ctx context.Context, ln net.Listener, role string) error {
 		if role == "worker" {
 			h = healthOnly(a.API)
 		}
-		srv = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+		// Headers must arrive within 10 s; bodies get Limits.BodyTimeout from the API
+		// once the key is checked; idle keep-alive connections are dropped after 2 min.
+		srv = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 		go func() { srvErr <- srv.Serve(ln) }()
 		log.Info("listening", "addr", ln.Addr().String(), "workers", a.worker)
 	}

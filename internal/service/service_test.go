@@ -123,7 +123,7 @@ func TestEndToEnd(t *testing.T) {
 		}
 
 		// The receiver may see the webhook before the worker counts it: poll.
-		for _, want := range []string{`zkml_jobs{status="succeeded"} 3`, "zkml_prove_seconds_bucket", "zkml_job_duration_seconds",
+		for _, want := range []string{`zkml_jobs{status="succeeded"} 3`, `zkml_prove_seconds_bucket{system="groth16",`, "zkml_job_duration_seconds",
 			"zkml_http_requests_total", `zkml_webhook_deliveries_total{result="delivered"} 1`} {
 			deadline := time.Now().Add(5 * time.Second)
 			for !bytes.Contains(e.want(e.do("GET", "/metrics", "", nil), 200).body, []byte(want)) {
@@ -231,6 +231,11 @@ func TestBadRequests(t *testing.T) {
 			{"verify bad hex", "POST", "/v1/verify", k.Key, `{"model_id":"` + m + `","proof":"0xzz"}`, nil, 400, "bad_request"},
 			{"verify bad public input", "POST", "/v1/verify", k.Key, `{"model_id":"` + m + `","proof":"0x00","public_inputs":["-1"]}`, nil, 400, "bad_request"},
 			{"verify unknown proof", "POST", "/v1/verify", k.Key, `{"proof_id":"prf_nope"}`, nil, 404, "not_found"},
+			{"wrong method", "PUT", "/v1/models/" + m, k.Key, "", nil, 405, "method_not_allowed"},
+			{"wrong input type", "POST", "/v1/models/" + m + "/proofs", k.Key, `{"input":{"input_data":[[0.5,1,-2,3]]},"system":7}`, nil, 400, "malformed_json"},
+			{"wrong input shape", "POST", "/v1/models/" + m + "/proofs", k.Key, `{"input":{"input_data":[[1,2]]}}`, nil, 400, "invalid_input"},
+			{"too many input rows", "POST", "/v1/models/" + m + "/proofs", k.Key, `{"input":{"input_data":[[0.5,1,-2,3],[1]]}}`, nil, 400, "invalid_input"},
+			{"invalid settings", "POST", "/v1/models", k.Key, `{"onnx":"b25ueA==","settings":{"invalid":true}}`, nil, 400, "invalid_settings"},
 		}
 		for _, c := range cases {
 			t.Run(c.name, func(t *testing.T) {
@@ -242,22 +247,27 @@ func TestBadRequests(t *testing.T) {
 				if r.status != c.status || r.code(t) != c.code {
 					t.Fatalf("%d %s, want %d %s", r.status, r.body, c.status, c.code)
 				}
+				// Messages speak JSON, not Go, and say each thing once.
+				for _, bad := range []string{"Go struct", "Go value", "float64", "string into", "invalid model: invalid model"} {
+					if strings.Contains(string(r.body), bad) {
+						t.Errorf("message %s contains %q", r.body, bad)
+					}
+				}
 			})
 		}
+
+		t.Run("wrong method says what is allowed", func(t *testing.T) {
+			r := e.want(e.do("POST", "/v1/models/"+m, k.Key, nil), 405)
+			if got := r.header.Get("Allow"); got != "GET, DELETE" {
+				t.Fatalf("Allow = %q, want \"GET, DELETE\"", got)
+			}
+		})
 
 		t.Run("invalid proof verifies false", func(t *testing.T) {
 			var v struct{ Valid *bool }
 			e.want(e.do("POST", "/v1/verify", k.Key, strings.NewReader(`{"model_id":"`+m+`","proof":"0x0102","public_inputs":["1"]}`)), 200).json(t, &v)
 			if v.Valid == nil || *v.Valid {
 				t.Fatalf("valid = %v, want false", v.Valid)
-			}
-		})
-		t.Run("wrong input shape fails the job", func(t *testing.T) {
-			var j api.JobView
-			e.want(e.prove(k.Key, m, `{"input":{"input_data":[[1,2]]}}`), 202).json(t, &j)
-			got := e.wait(k.Key, j.ID, 20*time.Second)
-			if got.Status != "failed" || got.Error == nil || got.Error.Code != "invalid_input" || got.Attempt != 1 {
-				t.Fatalf("job = %+v", got)
 			}
 		})
 		t.Run("invalid onnx fails compile", func(t *testing.T) {
@@ -271,8 +281,34 @@ func TestBadRequests(t *testing.T) {
 			if mv.Status != "failed" || mv.Error == "" {
 				t.Fatalf("model = %+v", mv)
 			}
-			if c := e.want(e.do("POST", "/v1/models/"+bad+"/setup", k.Key, nil), 409).code(t); c != "model_not_ready" {
-				t.Fatalf("setup of failed model: %s", c)
+			if strings.Count(mv.Error, "invalid model") != 1 {
+				t.Errorf("model error repeats itself: %q", mv.Error)
+			}
+			var jv api.JobView
+			e.want(e.do("GET", "/v1/jobs/"+j, k.Key, nil), 200).json(t, &jv)
+			if strings.Count(jv.Error.Message, "invalid model") != 1 {
+				t.Errorf("job error repeats itself: %q", jv.Error.Message)
+			}
+			// Setup and prove say that the compile failed, not "run setup first".
+			for _, r := range []resp{
+				e.do("POST", "/v1/models/"+bad+"/setup", k.Key, nil),
+				e.prove(k.Key, bad, goodInput),
+			} {
+				if r.status != 409 || r.code(t) != "model_failed" || !strings.Contains(string(r.body), "failed to compile") {
+					t.Fatalf("setup or prove of a failed model: %d %s", r.status, r.body)
+				}
+			}
+		})
+		t.Run("proof of a deleted model", func(t *testing.T) {
+			m2 := e.readyModel(k.Key)
+			var j api.JobView
+			e.want(e.prove(k.Key, m2, goodInput), 202).json(t, &j)
+			done := e.wait(k.Key, j.ID, 20*time.Second)
+			e.want(e.do("DELETE", "/v1/models/"+m2, k.Key, nil), 204)
+			e.want(e.do("GET", "/v1/proofs/"+done.ProofID, k.Key, nil), 200)
+			r := e.do("POST", "/v1/verify", k.Key, strings.NewReader(`{"proof_id":"`+done.ProofID+`"}`))
+			if r.status != 410 || r.code(t) != "model_deleted" {
+				t.Fatalf("verify: %d %s, want 410 model_deleted", r.status, r.body)
 			}
 		})
 		t.Run("cancel finished job", func(t *testing.T) {
@@ -550,6 +586,11 @@ func TestCancelQueuedCompileFailsModel(t *testing.T) {
 		e.want(e.do("POST", "/v1/jobs/"+j+"/cancel", k.Key, nil), 202).json(t, &c)
 		if c.Status != "cancelled" {
 			t.Fatalf("cancel of a queued job: %+v", c)
+		}
+		// The model fails with its job, in the same transaction: no worker needed.
+		var now api.ModelView
+		if e.want(e.do("GET", "/v1/models/"+m, k.Key, nil), 200).json(t, &now); now.Status != "failed" {
+			t.Fatalf("model is %s right after its compile job was cancelled", now.Status)
 		}
 		startApp(t, cfg, true)
 		deadline := time.Now().Add(10 * time.Second)

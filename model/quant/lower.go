@@ -33,6 +33,7 @@ type lowering struct {
 
 // Lower turns a float graph into a fixed-point program with the given settings.
 func Lower(g *model.Graph, cfg Config) (*Program, error) {
+	cfg = cfg.Normalized()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

@@ -42,7 +42,18 @@ type Config struct {
 
 // DefaultConfig is the configuration used when the user gives none.
 func DefaultConfig() Config {
-	return Config{Scale: 8, ParamScale: 8, Bits: 24, LookupBits: 12, InputVis: Private, OutputVis: Public, ParamVis: Fixed}
+	return Config{Scale: 8, ParamScale: 8, Bits: 24, LookupBits: 12, RangeCheck: "lookup", InputVis: Private, OutputVis: Public, ParamVis: Fixed}
+}
+
+// Normalized returns c with every setting that may be left empty spelled out (an empty
+// RangeCheck is "lookup"), so that equal settings have one encoding. Lower applies it
+// before anything is built: the model ID hashes the program's settings, and the CLI and
+// the service must give the same circuit the same ID whichever way the settings came.
+func (c Config) Normalized() Config {
+	if c.RangeCheck == "" {
+		c.RangeCheck = "lookup"
+	}
+	return c
 }
 
 // Validate reports settings that cannot give a sound, working circuit.

@@ -350,26 +350,9 @@ func (s *Store) GetJob(ctx context.Context, owner, id string) (*store.Job, error
 	return scanJob(s.c.QueryRow(ctx, `SELECT `+jobCols+` FROM jobs WHERE id = $1`+ownerClause(2), id, owner))
 }
 
-// ListJobs lists jobs oldest first.
+// ListJobs lists jobs oldest first (the first page of ListJobsAfter).
 func (s *Store) ListJobs(ctx context.Context, owner string, status store.JobStatus, limit int) ([]*store.Job, error) {
-	if limit <= 0 {
-		limit = 100
-	}
-	rows, err := s.c.Query(ctx, `SELECT `+jobCols+` FROM jobs WHERE ($2 = '' OR status = $2)`+ownerClause(1)+
-		` ORDER BY created_at, id LIMIT $3`, owner, string(status), limit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := []*store.Job{}
-	for rows.Next() {
-		j, err := scanJob(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, j)
-	}
-	return out, rows.Err()
+	return s.ListJobsAfter(ctx, owner, status, "", limit)
 }
 
 // StartJob claims the job under a new attempt number.
