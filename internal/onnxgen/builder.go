@@ -127,6 +127,12 @@ const Unnamed = -2
 
 // ValueInfo is a float32 tensor declaration; dims may hold Batch or Unnamed.
 func ValueInfo(name string, dims ...int64) *onnx.ValueInfoProto {
+	return TypedValueInfo(name, onnx.TensorProto_FLOAT, dims...)
+}
+
+// TypedValueInfo is a tensor declaration of element type et; dims may hold Batch or
+// Unnamed.
+func TypedValueInfo(name string, et onnx.TensorProto_DataType, dims ...int64) *onnx.ValueInfoProto {
 	shape := &onnx.TensorShapeProto{}
 	for _, d := range dims {
 		dim := &onnx.TensorShapeProto_Dimension{}
@@ -140,7 +146,7 @@ func ValueInfo(name string, dims ...int64) *onnx.ValueInfoProto {
 		shape.Dim = append(shape.Dim, dim)
 	}
 	return &onnx.ValueInfoProto{Name: name, Type: &onnx.TypeProto{Value: &onnx.TypeProto_TensorType{
-		TensorType: &onnx.TypeProto_Tensor{ElemType: int32(onnx.TensorProto_FLOAT), Shape: shape}}}}
+		TensorType: &onnx.TypeProto_Tensor{ElemType: int32(et), Shape: shape}}}}
 }
 
 // HeScale is the He-style uniform bound for a layer of fan-in fanIn, so activations stay

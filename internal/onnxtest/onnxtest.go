@@ -5,16 +5,13 @@ package onnxtest
 import (
 	"github.com/advancedclimatesystems/gonnx/onnx"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/zkml/zkml/internal/onnxgen"
 )
 
 // Info is a tensor value info of element type et and fixed dims.
 func Info(name string, et onnx.TensorProto_DataType, dims ...int64) *onnx.ValueInfoProto {
-	shape := &onnx.TensorShapeProto{}
-	for _, d := range dims {
-		shape.Dim = append(shape.Dim, &onnx.TensorShapeProto_Dimension{Value: &onnx.TensorShapeProto_Dimension_DimValue{DimValue: d}})
-	}
-	return &onnx.ValueInfoProto{Name: name, Type: &onnx.TypeProto{Value: &onnx.TypeProto_TensorType{
-		TensorType: &onnx.TypeProto_Tensor{ElemType: int32(et), Shape: shape}}}}
+	return onnxgen.TypedValueInfo(name, et, dims...)
 }
 
 // Floats is a float32 initializer.
