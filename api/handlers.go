@@ -425,5 +425,5 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, verifyView{Valid: v.Valid, Reason: v.Reason})
+	return writeJSON(w, http.StatusOK, verifyView(v))
 }
