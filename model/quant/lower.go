@@ -33,6 +33,18 @@ type lowering struct {
 
 // Lower turns a float graph into a fixed-point program with the given settings.
 func Lower(g *model.Graph, cfg Config) (*Program, error) {
+	p, err := lowerGraph(g, cfg)
+	if err != nil {
+		return nil, err
+	}
+	foldConstAdds(p)
+	fuseRescaleRelu(p)
+	return p, nil
+}
+
+// lowerGraph is Lower without the fusion passes, which compute the same integers with
+// fewer layers (tests compare the two).
+func lowerGraph(g *model.Graph, cfg Config) (*Program, error) {
 	cfg = cfg.Normalized()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -102,7 +114,6 @@ func Lower(g *model.Graph, cfg Config) (*Program, error) {
 	if !slices.ContainsFunc(p.OutputQuant, func(q *QuantIO) bool { return q != nil }) {
 		p.OutputQuant = nil
 	}
-	fuseRescaleRelu(p)
 	return p, nil
 }
 
@@ -810,6 +821,76 @@ func (lw *lowering) batchNorm(n *model.Node) error {
 	}
 	l.TermStart = append(l.TermStart, int32(total))
 	return lw.finishLinear(n, l, v.Shape, p.Scale+p.ParamScale)
+}
+
+// foldConstAdds moves the addition of a fixed constant that follows a rescale to before
+// it, at the accumulator scale: round((x + c*2^k) / 2^k) = round(x / 2^k) + c exactly
+// (adding a multiple of 2^k does not change the rounding), so the program computes the
+// same integers, and a Relu after the addition can then fuse into the rescale
+// (fuseRescaleRelu). Older exporters write Conv -> Add(bias) -> Relu and
+// Gemm -> Add -> Relu; those become one rescale+ReLU. Only fixed constants fold: a
+// witness param is committed to at its own scale.
+func foldConstAdds(p *Program) {
+	uses := make([]int, len(p.Values))
+	producer := map[int]int{} // value id -> layer index
+	for i, l := range p.Layers {
+		for _, in := range l.In {
+			uses[in]++
+		}
+		producer[l.Out] = i
+	}
+	for _, o := range p.Outputs {
+		uses[o]++
+	}
+	consts := map[int]*Param{}
+	for _, par := range p.Params {
+		if !p.Witness(par) {
+			consts[par.Value] = par
+		}
+	}
+	isIdentity := func(idx []int32) bool {
+		for i, j := range idx {
+			if int(j) != i {
+				return false
+			}
+		}
+		return true
+	}
+	for ai, a := range p.Layers {
+		if a.Kind != KAdd {
+			continue
+		}
+		for side := range 2 {
+			ri, ok := producer[a.In[side]]
+			if !ok {
+				continue
+			}
+			r, c := p.Layers[ri], a.In[1-side]
+			mr, mc, ir, ic := a.MA, a.MB, a.IA, a.IB
+			if side == 1 {
+				mr, mc, ir, ic = a.MB, a.MA, a.IB, a.IA
+			}
+			if r.Kind != KRescale || r.Relu || uses[r.Out] != 1 || consts[c] == nil || mr != 1 ||
+				len(ir) != numel(p.Values[r.Out].Shape) || !isIdentity(ir) {
+				continue
+			}
+			cb := math.Ldexp(math.Abs(float64(mc))*p.Values[c].Bound, r.Shift)
+			x := p.Values[r.In[0]]
+			if x.Bound+cb >= MaxBound {
+				continue
+			}
+			// a: acc = x + (mc*2^k)*c at x's scale; r: round(acc / 2^k), into a's old value.
+			acc := p.newValue(x.Shape, x.Scale, x.Bound+cb)
+			out := a.Out
+			a.In, a.MA, a.MB, a.IA, a.IB, a.Out = []int{r.In[0], c}, 1, mc<<r.Shift, ir, ic, acc
+			r.In, r.Out = []int{acc}, out
+			// The addition now runs first: swap the two layers (nothing between them
+			// read the rescaled value, its only reader was a).
+			p.Layers[ri], p.Layers[ai] = a, r
+			producer[acc], producer[out] = ri, ai
+			break
+		}
+	}
 }
 
 // fuseRescaleRelu merges a ReLU into the rescale that feeds it when nothing else reads
