@@ -66,6 +66,9 @@ func (s *Server) createModel(w http.ResponseWriter, r *http.Request) error {
 	if int64(len(req.ONNX)) > s.limits.MaxModelBytes {
 		return &http.MaxBytesError{Limit: s.limits.MaxModelBytes}
 	}
+	if err := s.admit(r.Context(), req.ONNX, req.Settings); err != nil {
+		return err
+	}
 	digest, size, err := s.blobs.Put(r.Context(), bytes.NewReader(req.ONNX))
 	if err != nil {
 		return err
