@@ -21,12 +21,14 @@ const (
 type runArgs struct {
 	JobID     string `json:"job_id" river:"unique"`
 	TimeoutMS int64  `json:"timeout_ms,omitempty"`
+	Gen       int    `json:"gen,omitempty" river:"unique"`
 }
 
 func (runArgs) Kind() string { return "zkml_run" }
 
 type webhookArgs struct {
 	JobID string `json:"job_id" river:"unique"`
+	Gen   int    `json:"gen,omitempty" river:"unique"`
 }
 
 func (webhookArgs) Kind() string { return "zkml_webhook" }
@@ -148,10 +150,10 @@ func (q *River[TTx]) Enqueue(ctx context.Context, t Task) error {
 	)
 	switch t.Kind {
 	case TaskRun:
-		args = runArgs{JobID: t.JobID, TimeoutMS: t.Timeout.Milliseconds()}
+		args = runArgs{JobID: t.JobID, TimeoutMS: t.Timeout.Milliseconds(), Gen: t.Gen}
 		opts.Queue, opts.MaxAttempts = queueRun, q.opts.MaxAttempts
 	case TaskWebhook:
-		args = webhookArgs{JobID: t.JobID}
+		args = webhookArgs{JobID: t.JobID, Gen: t.Gen}
 		opts.Queue, opts.MaxAttempts = queueWebhook, q.opts.WebhookAttempts
 	default:
 		return fmt.Errorf("jobs: unknown task kind %q", t.Kind)
@@ -209,7 +211,7 @@ type runWorker struct {
 }
 
 func (w *runWorker) Work(ctx context.Context, job *river.Job[runArgs]) error {
-	t := Task{Kind: TaskRun, JobID: job.Args.JobID, Timeout: time.Duration(job.Args.TimeoutMS) * time.Millisecond}
+	t := Task{Kind: TaskRun, JobID: job.Args.JobID, Timeout: time.Duration(job.Args.TimeoutMS) * time.Millisecond, Gen: job.Args.Gen}
 	return w.q.work(ctx, t, job.Attempt, job.MaxAttempts)
 }
 
@@ -228,7 +230,7 @@ type webhookWorker struct {
 }
 
 func (w *webhookWorker) Work(ctx context.Context, job *river.Job[webhookArgs]) error {
-	return w.q.work(ctx, Task{Kind: TaskWebhook, JobID: job.Args.JobID}, job.Attempt, job.MaxAttempts)
+	return w.q.work(ctx, Task{Kind: TaskWebhook, JobID: job.Args.JobID, Gen: job.Args.Gen}, job.Attempt, job.MaxAttempts)
 }
 
 func (w *webhookWorker) Timeout(*river.Job[webhookArgs]) time.Duration { return 30 * time.Second }

@@ -55,6 +55,9 @@ type Config struct {
 	// PollInterval, RetryBase and Heartbeat tune the queue (ZKML_POLL_INTERVAL,
 	// ZKML_RETRY_BASE, ZKML_HEARTBEAT; defaults 1s, 1s, 1s).
 	PollInterval, RetryBase, Heartbeat time.Duration
+	// Lease: a running job whose worker has not renewed it for this long is handed to
+	// another worker (ZKML_LEASE, default 15s).
+	Lease time.Duration
 	// WebhookAllowPrivate lets webhooks go to loopback and private addresses
 	// (ZKML_WEBHOOK_ALLOW_PRIVATE; default false, which blocks SSRF into the cluster).
 	WebhookAllowPrivate bool
@@ -118,6 +121,7 @@ func FromEnv() (Config, error) {
 	durVar("ZKML_POLL_INTERVAL", &c.PollInterval)
 	durVar("ZKML_RETRY_BASE", &c.RetryBase)
 	durVar("ZKML_HEARTBEAT", &c.Heartbeat)
+	durVar("ZKML_LEASE", &c.Lease)
 	if v := os.Getenv("ZKML_WEBHOOK_ALLOW_PRIVATE"); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {

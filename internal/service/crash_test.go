@@ -37,17 +37,28 @@ func TestHelperWorkerProcess(t *testing.T) {
 }
 
 // TestCrashRecovery kills (SIGKILL) a worker process in the middle of a proof and checks
-// that River rescues the job and another worker completes it exactly once.
+// that the job's lease runs out, the reaper hands it to another worker within a
+// bound, and that worker completes it exactly once. Job timeouts are an hour, so
+// River's own rescue (after the longest timeout) plays no part. ZKML_TEST_LEASE
+// sets the lease (default 2s; the service default is 15s) to measure the recovery
+// time at other settings.
 func TestCrashRecovery(t *testing.T) {
 	if testing.Short() {
-		t.Skip("spawns worker processes and waits for River's leader election and rescuer (~20s)")
+		t.Skip("spawns worker processes and waits for a lease to run out (~10s)")
+	}
+	lease := 2 * time.Second
+	if v := os.Getenv("ZKML_TEST_LEASE"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lease = d
 	}
 	forEachBackend(t, func(t *testing.T, b backend) {
-		t.Parallel() // most of the time is spent waiting for River's leader TTL
+		t.Parallel()
 		cfg := fastConfig(b.cfg(t), &apitest.Engine{})
-		timeouts := jobs.Timeouts{Compile: 2 * time.Second, Setup: 2 * time.Second, Prove: 2 * time.Second}
-		cfg.Timeouts = timeouts
-		cfg.RescueAfter = time.Second
+		cfg.Timeouts = jobs.Timeouts{Compile: time.Hour, Setup: time.Hour, Prove: time.Hour}
+		cfg.Lease = lease
 
 		// Compile and set up with an in-process worker, then stop it so that only the
 		// doomed child process can pick up the proof.
@@ -69,8 +80,8 @@ func TestCrashRecovery(t *testing.T) {
 			"ZKML_DATABASE_URL="+cfg.DatabaseURL,
 			"ZKML_DATABASE_SCHEMA="+cfg.DatabaseSchema,
 			"ZKML_DATA_DIR="+cfg.DataDir,
-			"ZKML_POLL_INTERVAL=50ms", "ZKML_HEARTBEAT=100ms", "ZKML_RETRY_BASE=50ms",
-			"ZKML_COMPILE_TIMEOUT=2s", "ZKML_SETUP_TIMEOUT=2s", "ZKML_PROVE_TIMEOUT=2s", "ZKML_RESCUE_AFTER=1s",
+			"ZKML_POLL_INTERVAL=50ms", "ZKML_HEARTBEAT=100ms", "ZKML_RETRY_BASE=50ms", "ZKML_LEASE="+lease.String(),
+			"ZKML_COMPILE_TIMEOUT=1h", "ZKML_SETUP_TIMEOUT=1h", "ZKML_PROVE_TIMEOUT=1h",
 		)
 		child.Stdout, child.Stderr = io.Discard, os.Stderr
 		if err := child.Start(); err != nil {
@@ -84,6 +95,7 @@ func TestCrashRecovery(t *testing.T) {
 		if running.Attempt != 1 {
 			t.Fatalf("child runs attempt %d", running.Attempt)
 		}
+		killed := time.Now()
 		if err := child.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
@@ -93,12 +105,19 @@ func TestCrashRecovery(t *testing.T) {
 		cfg2 := cfg
 		cfg2.Engine = eng
 		startApp(t, cfg2, true)
-		got := e.wait(k.Key, j.ID, 60*time.Second)
+		bound := lease + lease/3 + 10*time.Second // lease, one reap interval, polling and a slow CI
+		got := e.wait(k.Key, j.ID, bound)
+		took := time.Since(killed)
+		t.Logf("kill -9 to completion on another worker: %s (lease %s)", took.Round(10*time.Millisecond), lease)
 		if got.Status != "succeeded" || got.Attempt != 2 || got.ProofID == "" {
 			t.Fatalf("rescued job = %+v", got)
 		}
+		time.Sleep(2 * lease) // no second run may follow
 		if n := eng.Proves.Load(); n != 1 {
 			t.Fatalf("rescuing worker proved %d times", n)
+		}
+		if again := e.job(k.Key, j.ID); again.Attempt != 2 || again.Status != "succeeded" {
+			t.Fatalf("job changed after completion: %+v", again)
 		}
 	})
 }

@@ -54,7 +54,7 @@ func Open(ctx context.Context, cfg Config, worker bool) (*App, error) {
 	a.Blobs = blobs
 	a.Processor = &jobs.Processor{
 		Engine: cfg.Engine, Blobs: blobs, Workspaces: jobs.Workspaces{Root: filepath.Join(cfg.DataDir, "work"), Blobs: blobs},
-		Timeouts: cfg.Timeouts, Log: cfg.Logger, Heartbeat: cfg.Heartbeat, AllowPrivateWebhooks: cfg.WebhookAllowPrivate,
+		Timeouts: cfg.Timeouts, Log: cfg.Logger, Heartbeat: cfg.Heartbeat, Lease: cfg.Lease, AllowPrivateWebhooks: cfg.WebhookAllowPrivate,
 	}
 	qopts := jobs.Options{
 		Workers: cfg.Workers, MaxAttempts: cfg.MaxAttempts, RetryBase: cfg.RetryBase, PollInterval: cfg.PollInterval,
@@ -166,6 +166,7 @@ func (a *App) Start(ctx context.Context) error {
 	}
 	if a.worker {
 		go a.sweep(ctx)
+		go a.Processor.RunReaper(ctx, a.qopts.MaxAttempts)
 	}
 	return nil
 }
@@ -182,19 +183,12 @@ func (a *App) sweep(ctx context.Context) {
 		if a.stopping.Load() {
 			return
 		}
-		if n, err := a.Processor.Sweep(ctx, a.cfg.SweepEvery, a.lostAfter); err != nil {
+		if n, err := a.Processor.Sweep(ctx, a.cfg.SweepEvery); err != nil {
 			a.cfg.Logger.Warn("sweep failed", "err", err)
 		} else if n > 0 {
 			a.cfg.Logger.Info("sweep re-enqueued jobs", "n", n)
 		}
 	}
-}
-
-// lostAfter is how long a running job may go without a heartbeat before the sweeper
-// declares its worker lost: past its timeout, River's rescue delay and the longest
-// retry backoff, a live or rescued job would have reported.
-func (a *App) lostAfter(k store.JobKind) time.Duration {
-	return a.cfg.Timeouts.For(k) + a.qopts.RescueAfter + 5*time.Minute + time.Minute
 }
 
 // Shutdown stops taking work, lets running jobs finish within the grace period, then

@@ -19,6 +19,8 @@ var (
 	ErrNotFound = errors.New("store: not found")
 	// ErrConflict: the row is not in a state that allows the change.
 	ErrConflict = errors.New("store: conflict")
+	// ErrLeased: the job is running under another worker's unexpired lease.
+	ErrLeased = errors.New("store: job leased by a live worker")
 )
 
 // JobStatus is the externally visible state of a job.
@@ -125,6 +127,11 @@ type Job struct {
 	StartedAt        *time.Time
 	FinishedAt       *time.Time
 	HeartbeatAt      *time.Time
+	// LeaseUntil: the running attempt owns the job until then; its worker renews the
+	// lease with every heartbeat. A job whose lease ran out lost its worker.
+	LeaseUntil *time.Time
+	// Reclaims counts the times the job was taken back from a lost worker.
+	Reclaims int
 }
 
 // Proof is the result of a successful prove job.
@@ -179,15 +186,24 @@ type Store interface {
 	GetJob(ctx context.Context, owner, id string) (*Job, error)
 	// ListJobs returns jobs in status (all statuses when empty), oldest first.
 	ListJobs(ctx context.Context, owner string, status JobStatus, limit int) ([]*Job, error)
-	// StartJob moves a queued or running job to running under a new attempt number
-	// (the previous one plus one) and returns it; the run must present that number to
-	// Heartbeat, FinishJob and RequeueJob, so a run that was superseded (its worker
-	// presumed dead) can no longer change the job. A job in a terminal state yields
-	// ErrConflict; so does a job with a cancel request, which becomes cancelled.
-	StartJob(ctx context.Context, id string) (*Job, error)
-	// Heartbeat records progress of attempt and reports whether cancellation was
-	// requested. It yields ErrConflict when attempt no longer owns the job.
-	Heartbeat(ctx context.Context, id string, attempt int, stage string, progress float64) (cancel bool, err error)
+	// StartJob moves a queued job, or a running one whose lease has expired, to running
+	// under a new attempt number (the previous one plus one) with a lease of the given
+	// length, and returns it; the run must present that number to Heartbeat, FinishJob
+	// and RequeueJob, so a run that was superseded (its worker presumed dead) can no
+	// longer change the job. A job in a terminal state yields ErrConflict; so does a
+	// job with a cancel request, which becomes cancelled. A running job whose lease
+	// has not expired yields ErrLeased.
+	StartJob(ctx context.Context, id string, lease time.Duration) (*Job, error)
+	// Heartbeat records progress of attempt, renews its lease for the given length and
+	// reports whether cancellation was requested. It yields ErrConflict when attempt
+	// no longer owns the job.
+	Heartbeat(ctx context.Context, id string, attempt int, stage string, progress float64, lease time.Duration) (cancel bool, err error)
+	// ReclaimJob takes a running job back from attempt when its lease has expired
+	// (its worker died): cancelled if a cancel was requested, failed with error code
+	// worker_lost when giveUp, else queued again with Reclaims incremented. It returns
+	// the job after the change, and ErrConflict when attempt no longer runs it or its
+	// lease is live (a late heartbeat won).
+	ReclaimJob(ctx context.Context, id string, attempt int, giveUp bool) (*Job, error)
 	// FinishJob ends attempt's run. It yields ErrConflict when the job is no longer
 	// running under attempt, so a job completes at most once.
 	FinishJob(ctx context.Context, id string, attempt int, f Finish) (*Job, error)

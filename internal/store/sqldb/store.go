@@ -283,16 +283,16 @@ func (s *Store) MergeModelFiles(ctx context.Context, id string, files map[string
 
 const jobCols = `id, owner, model_id, kind, system, status, stage, progress, attempt, input, idempotency_key,
 	request_hash, webhook_url, cancel_requested, error_code, error_message, proof_id, webhook_attempts,
-	webhook_delivered, created_at, started_at, finished_at, heartbeat_at`
+	webhook_delivered, created_at, started_at, finished_at, heartbeat_at, lease_until, reclaims`
 
 func scanJob(r Row) (*store.Job, error) {
 	var j store.Job
 	var input []byte
 	var idem *string
-	var created, started, finished, heartbeat Time
+	var created, started, finished, heartbeat, lease Time
 	if err := r.Scan(&j.ID, &j.Owner, &j.ModelID, &j.Kind, &j.System, &j.Status, &j.Stage, &j.Progress, &j.Attempt,
 		&input, &idem, &j.RequestHash, &j.WebhookURL, &j.CancelRequested, &j.ErrorCode, &j.ErrorMessage, &j.ProofID,
-		&j.WebhookAttempts, &j.WebhookDelivered, &created, &started, &finished, &heartbeat); err != nil {
+		&j.WebhookAttempts, &j.WebhookDelivered, &created, &started, &finished, &heartbeat, &lease, &j.Reclaims); err != nil {
 		return nil, err
 	}
 	if len(input) > 0 {
@@ -301,7 +301,7 @@ func scanJob(r Row) (*store.Job, error) {
 	if idem != nil {
 		j.IdempotencyKey = *idem
 	}
-	j.CreatedAt, j.StartedAt, j.FinishedAt, j.HeartbeatAt = created.T, started.Ptr(), finished.Ptr(), heartbeat.Ptr()
+	j.CreatedAt, j.StartedAt, j.FinishedAt, j.HeartbeatAt, j.LeaseUntil = created.T, started.Ptr(), finished.Ptr(), heartbeat.Ptr(), lease.Ptr()
 	return &j, nil
 }
 
@@ -372,8 +372,8 @@ func (s *Store) ListJobs(ctx context.Context, owner string, status store.JobStat
 	return out, rows.Err()
 }
 
-// StartJob claims the job under a new attempt number.
-func (s *Store) StartJob(ctx context.Context, id string) (*store.Job, error) {
+// StartJob claims the job under a new attempt number and lease.
+func (s *Store) StartJob(ctx context.Context, id string, lease time.Duration) (*store.Job, error) {
 	var out *store.Job
 	err := s.c.InTx(ctx, func(q Querier) error {
 		j, err := s.getJob(ctx, q, id, true)
@@ -385,6 +385,10 @@ func (s *Store) StartJob(ctx context.Context, id string) (*store.Job, error) {
 			return store.ErrConflict
 		}
 		now := s.now()
+		if j.Status == store.JobRunning && j.LeaseUntil != nil && now.Before(*j.LeaseUntil) {
+			out = j
+			return store.ErrLeased
+		}
 		if j.CancelRequested {
 			_, err := q.Exec(ctx, `UPDATE jobs SET status = $2, finished_at = $3, error_code = 'cancelled',
 				error_message = 'cancelled before start' WHERE id = $1`, id, string(store.JobCancelled), now)
@@ -400,15 +404,16 @@ func (s *Store) StartJob(ctx context.Context, id string) (*store.Job, error) {
 		if started == nil {
 			started = &now
 		}
+		until := now.Add(lease)
 		if _, err := q.Exec(ctx, `UPDATE jobs SET status = $2, attempt = $3, started_at = $4, heartbeat_at = $5,
-			stage = '', progress = 0 WHERE id = $1`, id, string(store.JobRunning), attempt, *started, now); err != nil {
+			stage = '', progress = 0, lease_until = $6 WHERE id = $1`, id, string(store.JobRunning), attempt, *started, now, until); err != nil {
 			return err
 		}
-		j.Status, j.Attempt, j.StartedAt, j.HeartbeatAt, j.Stage, j.Progress = store.JobRunning, attempt, started, &now, "", 0
+		j.Status, j.Attempt, j.StartedAt, j.HeartbeatAt, j.Stage, j.Progress, j.LeaseUntil = store.JobRunning, attempt, started, &now, "", 0, &until
 		out = j
 		return nil
 	})
-	if errors.Is(err, store.ErrConflict) {
+	if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrLeased) {
 		return out, err
 	}
 	if err != nil {
@@ -417,13 +422,14 @@ func (s *Store) StartJob(ctx context.Context, id string) (*store.Job, error) {
 	return out, nil
 }
 
-// Heartbeat records progress and reports cancellation requests.
-func (s *Store) Heartbeat(ctx context.Context, id string, attempt int, stage string, progress float64) (bool, error) {
+// Heartbeat records progress, renews the lease and reports cancellation requests.
+func (s *Store) Heartbeat(ctx context.Context, id string, attempt int, stage string, progress float64, lease time.Duration) (bool, error) {
 	var cancel bool
-	err := s.c.QueryRow(ctx, `UPDATE jobs SET heartbeat_at = $4,
+	now := s.now()
+	err := s.c.QueryRow(ctx, `UPDATE jobs SET heartbeat_at = $4, lease_until = $7,
 		stage = CASE WHEN $5 THEN $2 ELSE stage END, progress = CASE WHEN $5 THEN $3 ELSE progress END
 		WHERE id = $1 AND status = 'running' AND attempt = $6 RETURNING cancel_requested`,
-		id, stage, progress, s.now(), stage != "", attempt).Scan(&cancel)
+		id, stage, progress, now, stage != "", attempt, now.Add(lease)).Scan(&cancel)
 	if errors.Is(err, store.ErrNotFound) {
 		return false, store.ErrConflict
 	}
@@ -500,6 +506,41 @@ func (s *Store) RequeueJob(ctx context.Context, id string, attempt int, reason s
 		return store.ErrConflict
 	}
 	return nil
+}
+
+// ReclaimJob takes a running job with an expired lease back from attempt.
+func (s *Store) ReclaimJob(ctx context.Context, id string, attempt int, giveUp bool) (*store.Job, error) {
+	var out *store.Job
+	err := s.c.InTx(ctx, func(q Querier) error {
+		j, err := s.getJob(ctx, q, id, true)
+		if err != nil {
+			return err
+		}
+		now := s.now()
+		if j.Status != store.JobRunning || j.Attempt != attempt || j.LeaseUntil == nil || now.Before(*j.LeaseUntil) {
+			return store.ErrConflict
+		}
+		switch {
+		case j.CancelRequested:
+			j.Status, j.ErrorCode, j.ErrorMessage, j.FinishedAt = store.JobCancelled, "cancelled", "cancelled by request", &now
+		case giveUp:
+			j.Status, j.ErrorCode, j.FinishedAt = store.JobFailed, "worker_lost", &now
+			j.ErrorMessage = fmt.Sprintf("the worker of attempt %d stopped renewing its lease at %s, and no attempts are left",
+				attempt, j.LeaseUntil.Format(time.RFC3339))
+		default:
+			j.Status, j.Reclaims, j.Stage, j.Progress = store.JobQueued, j.Reclaims+1, "", 0
+			j.ErrorMessage = fmt.Sprintf("the worker of attempt %d stopped renewing its lease; retrying", attempt)
+		}
+		_, err = q.Exec(ctx, `UPDATE jobs SET status = $2, error_code = $3, error_message = $4, finished_at = $5,
+			reclaims = $6, stage = $7, progress = $8 WHERE id = $1`,
+			id, string(j.Status), j.ErrorCode, j.ErrorMessage, j.FinishedAt, j.Reclaims, j.Stage, j.Progress)
+		out = j
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // CancelJob cancels a queued job or flags a running one.

@@ -164,17 +164,17 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		if j.Status != store.JobQueued {
 			t.Fatalf("new job status %s", j.Status)
 		}
-		got, err := s.StartJob(ctx, j.ID)
+		got, err := s.StartJob(ctx, j.ID, time.Minute)
 		must(t, err)
 		if got.Status != store.JobRunning || got.Attempt != 1 || got.StartedAt == nil {
 			t.Fatalf("StartJob = %+v", got)
 		}
-		cancel, err := s.Heartbeat(ctx, j.ID, 1, "witness", 0.25)
+		cancel, err := s.Heartbeat(ctx, j.ID, 1, "witness", 0.25, time.Minute)
 		must(t, err)
 		if cancel {
 			t.Fatal("Heartbeat reports cancel without a request")
 		}
-		if _, err := s.Heartbeat(ctx, j.ID, 2, "x", 0); !errors.Is(err, store.ErrConflict) {
+		if _, err := s.Heartbeat(ctx, j.ID, 2, "x", 0, time.Minute); !errors.Is(err, store.ErrConflict) {
 			t.Fatalf("Heartbeat of a stale attempt: err = %v, want ErrConflict", err)
 		}
 		got, err = s.GetJob(ctx, k.ID, j.ID)
@@ -182,8 +182,14 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		if got.Stage != "witness" || got.Progress != 0.25 || !jsonEq(got.Input, `{"input_data":[[1,2]]}`) {
 			t.Fatalf("after heartbeat: %+v", got)
 		}
-		// A rescued job is started again under a new attempt; the old attempt loses.
-		_, err = s.StartJob(ctx, j.ID)
+		// A live lease keeps the job with its worker; once it runs out (here: renewed for
+		// zero time), the job is started again under a new attempt and the old one loses.
+		if _, err := s.StartJob(ctx, j.ID, time.Minute); !errors.Is(err, store.ErrLeased) {
+			t.Fatalf("StartJob of a leased job: err = %v, want ErrLeased", err)
+		}
+		_, err = s.Heartbeat(ctx, j.ID, 1, "", 0, 0)
+		must(t, err)
+		_, err = s.StartJob(ctx, j.ID, time.Minute)
 		must(t, err)
 		if _, err := s.FinishJob(ctx, j.ID, 1, store.Finish{Status: store.JobSucceeded}); !errors.Is(err, store.ErrConflict) {
 			t.Fatalf("FinishJob by stale attempt: err = %v, want ErrConflict", err)
@@ -198,7 +204,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		if _, err := s.FinishJob(ctx, j.ID, 2, store.Finish{Status: store.JobFailed}); !errors.Is(err, store.ErrConflict) {
 			t.Fatalf("second FinishJob: err = %v, want ErrConflict", err)
 		}
-		if _, err := s.StartJob(ctx, j.ID); !errors.Is(err, store.ErrConflict) {
+		if _, err := s.StartJob(ctx, j.ID, time.Minute); !errors.Is(err, store.ErrConflict) {
 			t.Fatalf("StartJob of a finished job: err = %v, want ErrConflict", err)
 		}
 		proof, err := s.GetProof(ctx, k.ID, done.ProofID)
@@ -267,7 +273,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		if got.Status != store.JobCancelled || got.FinishedAt == nil {
 			t.Fatalf("cancel queued: %+v", got)
 		}
-		if _, err := s.StartJob(ctx, queued.ID); !errors.Is(err, store.ErrConflict) {
+		if _, err := s.StartJob(ctx, queued.ID, time.Minute); !errors.Is(err, store.ErrConflict) {
 			t.Fatalf("StartJob of a cancelled job: err = %v", err)
 		}
 		if _, err := s.CancelJob(ctx, k.ID, queued.ID); !errors.Is(err, store.ErrConflict) {
@@ -275,7 +281,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		}
 
 		running := mkJob(t, s, k.ID, m.ID, "")
-		_, err = s.StartJob(ctx, running.ID)
+		_, err = s.StartJob(ctx, running.ID, time.Minute)
 		must(t, err)
 		other := mkKey(t, s, "mallory")
 		if _, err := s.CancelJob(ctx, other.ID, running.ID); !errors.Is(err, store.ErrNotFound) {
@@ -286,7 +292,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		if got.Status != store.JobRunning || !got.CancelRequested {
 			t.Fatalf("cancel running: %+v", got)
 		}
-		cancel, err := s.Heartbeat(ctx, running.ID, 1, "", 0)
+		cancel, err := s.Heartbeat(ctx, running.ID, 1, "", 0, time.Minute)
 		must(t, err)
 		if !cancel {
 			t.Fatal("Heartbeat does not report the cancel request")
@@ -302,7 +308,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		s, k, m := setup(t)
 		a := mkJob(t, s, k.ID, m.ID, "")
 		b := mkJob(t, s, k.ID, m.ID, "")
-		_, err := s.StartJob(ctx, a.ID)
+		_, err := s.StartJob(ctx, a.ID, time.Minute)
 		must(t, err)
 		counts, err := s.CountJobs(ctx)
 		must(t, err)
@@ -327,10 +333,58 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		}
 	})
 
+	t.Run("LeaseReclaim", func(t *testing.T) {
+		s, k, m := setup(t)
+		j := mkJob(t, s, k.ID, m.ID, "")
+		_, err := s.StartJob(ctx, j.ID, time.Minute)
+		must(t, err)
+		if _, err := s.ReclaimJob(ctx, j.ID, 1, false); !errors.Is(err, store.ErrConflict) {
+			t.Fatalf("reclaim under a live lease: err = %v, want ErrConflict", err)
+		}
+		_, err = s.Heartbeat(ctx, j.ID, 1, "prove", 0.5, 0) // the worker's last word
+		must(t, err)
+		got, err := s.ReclaimJob(ctx, j.ID, 1, false)
+		must(t, err)
+		if got.Status != store.JobQueued || got.Reclaims != 1 || got.Stage != "" {
+			t.Fatalf("reclaimed job = %+v", got)
+		}
+		if _, err := s.ReclaimJob(ctx, j.ID, 1, false); !errors.Is(err, store.ErrConflict) {
+			t.Fatalf("second reclaim: err = %v, want ErrConflict", err)
+		}
+		if _, err := s.Heartbeat(ctx, j.ID, 1, "", 0, time.Minute); !errors.Is(err, store.ErrConflict) {
+			t.Fatalf("heartbeat of the lost attempt: err = %v, want ErrConflict", err)
+		}
+		got, err = s.StartJob(ctx, j.ID, 0)
+		must(t, err)
+		if got.Attempt != 2 || got.Reclaims != 1 {
+			t.Fatalf("restarted job = %+v", got)
+		}
+		got, err = s.ReclaimJob(ctx, j.ID, 2, true)
+		must(t, err)
+		if got.Status != store.JobFailed || got.ErrorCode != "worker_lost" || got.FinishedAt == nil {
+			t.Fatalf("given-up job = %+v", got)
+		}
+		c := mkJob(t, s, k.ID, m.ID, "")
+		_, err = s.StartJob(ctx, c.ID, 0)
+		must(t, err)
+		_, err = s.CancelJob(ctx, k.ID, c.ID)
+		must(t, err)
+		got, err = s.ReclaimJob(ctx, c.ID, 1, false)
+		must(t, err)
+		if got.Status != store.JobCancelled {
+			t.Fatalf("reclaim of a cancelled job's lost run = %+v", got)
+		}
+		stored, err := s.GetJob(ctx, k.ID, c.ID)
+		must(t, err)
+		if stored.Status != store.JobCancelled || stored.ErrorCode != "cancelled" {
+			t.Fatalf("stored = %+v", stored)
+		}
+	})
+
 	t.Run("ConcurrentFinish", func(t *testing.T) {
 		s, k, m := setup(t)
 		j := mkJob(t, s, k.ID, m.ID, "")
-		_, err := s.StartJob(ctx, j.ID)
+		_, err := s.StartJob(ctx, j.ID, time.Minute)
 		must(t, err)
 		var wins atomic.Int32
 		var wg sync.WaitGroup
