@@ -200,3 +200,45 @@ func TestOrphanedChildExits(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestCancelKillsChild: ending the context of a running child job (a cancel request
+// or a timeout) kills the child at once and removes its temporary directory.
+func TestCancelKillsChild(t *testing.T) {
+	pidfile := filepath.Join(t.TempDir(), "child.pid")
+	t.Setenv("ZKML_ENGINE_CHILD_PIDFILE", pidfile)
+	e := &Engine{ChildCommand: selfChild(t)}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.runChild(ctx, ChildArgs{Op: OpProve, Dir: t.TempDir()}, map[string][]byte{"input.json": tinyInput})
+		done <- err
+	}()
+	var pid int
+	var tmp string
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		if b, err := os.ReadFile(pidfile); err == nil && len(b) > 0 {
+			if _, err := fmt.Sscanf(string(b), "%d %s", &pid, &tmp); err == nil {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("child did not start")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("cancelled child job: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("cancel did not end the child job")
+	}
+	if syscall.Kill(pid, 0) == nil {
+		t.Fatalf("child %d still alive after cancel", pid)
+	}
+	if _, err := os.Stat(tmp); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("temp dir %s after cancel: %v", tmp, err)
+	}
+}

@@ -36,6 +36,7 @@ type App struct {
 	worker    bool
 	qopts     jobs.Options
 	stopping  atomic.Bool
+	stopLoops context.CancelFunc // ends the sweeper and the reaper
 	closers   []func() error
 }
 
@@ -165,6 +166,7 @@ func (a *App) Start(ctx context.Context) error {
 		return err
 	}
 	if a.worker {
+		ctx, a.stopLoops = context.WithCancel(ctx)
 		go a.sweep(ctx)
 		go a.Processor.RunReaper(ctx, a.qopts.MaxAttempts)
 	}
@@ -195,6 +197,9 @@ func (a *App) sweep(ctx context.Context) {
 // cancels and re-queues the rest, and closes the database.
 func (a *App) Shutdown(ctx context.Context) error {
 	a.stopping.Store(true)
+	if a.stopLoops != nil {
+		a.stopLoops()
+	}
 	err := a.Queue.Stop(ctx)
 	return errors.Join(err, a.close())
 }
