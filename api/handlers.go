@@ -182,6 +182,10 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, body []byte, j *
 	if err != nil {
 		return err
 	}
+	if !created && (key == "" || got.IdempotencyKey != key) {
+		// The store returned the setup of this model and system already in flight.
+		return existingSetup(w, got)
+	}
 	if !created {
 		if got.RequestHash != j.RequestHash {
 			return errorf(KindUnprocessable, "idempotency_key_reused", "Idempotency-Key %q was used for a different request", key)

@@ -312,6 +312,13 @@ func (p *Processor) step(ctx context.Context, j *store.Job, progress func(string
 		m.EngineModelID, m.Constraints, m.Inputs, m.Outputs, m.Stats = info.ModelID, info.Constraints, info.Inputs, info.Outputs, info.Stats
 		return nil, p.Store.SetModelCompiled(ctx, m)
 	case store.KindSetup:
+		if m.HasSystem(j.System) {
+			// Keys are made once: a setup that finds them (a retry after its worker
+			// died past this point, or a request that raced the first setup's end)
+			// succeeds without replacing them under a deployed verifier.
+			p.log().Info("keys already exist; setup skipped", "job", j.ID, "model", m.ID, "system", j.System)
+			return nil, nil
+		}
 		progress("setup", 0)
 		if err := p.Engine.Setup(ctx, dir, j.System); err != nil {
 			return nil, err

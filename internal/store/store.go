@@ -182,6 +182,8 @@ type Store interface {
 
 	// CreateJob inserts j with status queued. If j.IdempotencyKey is set and the owner
 	// already has a job with that key, the existing job is returned with created false.
+	// Likewise for a setup job while a setup of the same model and system is queued or
+	// running: keys are made once, so the one in flight is returned.
 	CreateJob(ctx context.Context, j *Job) (job *Job, created bool, err error)
 	GetJob(ctx context.Context, owner, id string) (*Job, error)
 	// ListJobs returns jobs in status (all statuses when empty), oldest first.

@@ -325,24 +325,43 @@ func (s *Store) CreateJob(ctx context.Context, j *store.Job) (*store.Job, bool, 
 	if len(j.Input) > 0 {
 		input = []byte(j.Input)
 	}
-	var id string
-	err := s.c.QueryRow(ctx, `INSERT INTO jobs (id, owner, model_id, kind, system, status, input, idempotency_key,
+	// A conflict is the idempotency key or an in-flight setup of the same model and
+	// system; the other job can finish between the insert and the lookup, so retry.
+	for range 3 {
+		var id string
+		err := s.c.QueryRow(ctx, `INSERT INTO jobs (id, owner, model_id, kind, system, status, input, idempotency_key,
 		request_hash, webhook_url, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 		ON CONFLICT DO NOTHING RETURNING id`,
-		j.ID, j.Owner, j.ModelID, string(j.Kind), j.System, string(j.Status), input, idem, j.RequestHash, j.WebhookURL,
-		j.CreatedAt).Scan(&id)
-	switch {
-	case err == nil:
-		return j, true, nil
-	case !errors.Is(err, store.ErrNotFound) || j.IdempotencyKey == "":
-		return nil, false, err
+			j.ID, j.Owner, j.ModelID, string(j.Kind), j.System, string(j.Status), input, idem, j.RequestHash, j.WebhookURL,
+			j.CreatedAt).Scan(&id)
+		if err == nil {
+			return j, true, nil
+		}
+		if !errors.Is(err, store.ErrNotFound) {
+			return nil, false, err
+		}
+		if j.IdempotencyKey != "" {
+			existing, err := scanJob(s.c.QueryRow(ctx, `SELECT `+jobCols+` FROM jobs WHERE owner = $1 AND idempotency_key = $2`,
+				j.Owner, j.IdempotencyKey))
+			if err == nil {
+				return existing, false, nil
+			}
+			if !errors.Is(err, store.ErrNotFound) {
+				return nil, false, err
+			}
+		}
+		if j.Kind == store.KindSetup {
+			existing, err := scanJob(s.c.QueryRow(ctx, `SELECT `+jobCols+` FROM jobs WHERE model_id = $1 AND system = $2
+			AND kind = 'setup' AND status IN ('queued', 'running')`, j.ModelID, j.System))
+			if err == nil {
+				return existing, false, nil
+			}
+			if !errors.Is(err, store.ErrNotFound) {
+				return nil, false, err
+			}
+		}
 	}
-	existing, err := scanJob(s.c.QueryRow(ctx, `SELECT `+jobCols+` FROM jobs WHERE owner = $1 AND idempotency_key = $2`,
-		j.Owner, j.IdempotencyKey))
-	if err != nil {
-		return nil, false, err
-	}
-	return existing, false, nil
+	return nil, false, fmt.Errorf("sqldb: job %s conflicts with a job that keeps changing: %w", j.ID, store.ErrConflict)
 }
 
 // GetJob returns a job of owner ("" for any owner).

@@ -333,6 +333,64 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		}
 	})
 
+	t.Run("SetupOnce", func(t *testing.T) {
+		s, k, m := setup(t)
+		setupJob := func(key string) (*store.Job, bool, error) {
+			return s.CreateJob(ctx, &store.Job{ID: store.NewID("job"), Owner: k.ID, ModelID: m.ID, Kind: store.KindSetup,
+				System: "groth16", IdempotencyKey: key, RequestHash: "h" + key})
+		}
+		var created atomic.Int32
+		ids := make(chan string, 8)
+		var wg sync.WaitGroup
+		for i := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				key := ""
+				if i%2 == 1 {
+					key = fmt.Sprint("idem-", i) // distinct keys do not make distinct setups
+				}
+				j, ok, err := setupJob(key)
+				if err != nil {
+					t.Errorf("CreateJob(setup): %v", err)
+					return
+				}
+				if ok {
+					created.Add(1)
+				}
+				ids <- j.ID
+			}()
+		}
+		wg.Wait()
+		close(ids)
+		seen := map[string]bool{}
+		for id := range ids {
+			seen[id] = true
+		}
+		if created.Load() != 1 || len(seen) != 1 {
+			t.Fatalf("8 concurrent setups made %d jobs, %d IDs", created.Load(), len(seen))
+		}
+		var first string
+		for id := range seen {
+			first = id
+		}
+		plonk, ok, err := s.CreateJob(ctx, &store.Job{ID: store.NewID("job"), Owner: k.ID, ModelID: m.ID, Kind: store.KindSetup, System: "plonk"})
+		must(t, err)
+		if !ok || plonk.ID == first {
+			t.Fatal("a setup of another system was merged with groth16's")
+		}
+		// Once the setup has ended without keys, a new one may start.
+		_, err = s.StartJob(ctx, first, time.Minute)
+		must(t, err)
+		_, err = s.FinishJob(ctx, first, 1, store.Finish{Status: store.JobFailed, ErrorCode: "internal"})
+		must(t, err)
+		again, ok, err := setupJob("")
+		must(t, err)
+		if !ok || again.ID == first {
+			t.Fatalf("setup after a failed one: created %v, id %s", ok, again.ID)
+		}
+	})
+
 	t.Run("LeaseReclaim", func(t *testing.T) {
 		s, k, m := setup(t)
 		j := mkJob(t, s, k.ID, m.ID, "")
