@@ -69,6 +69,9 @@ func (s *Server) createModel(w http.ResponseWriter, r *http.Request) error {
 	if err := s.admit(r.Context(), req.ONNX, req.Settings); err != nil {
 		return err
 	}
+	if err := s.checkWebhookTarget(r.Context(), req.WebhookURL); err != nil {
+		return err
+	}
 	digest, size, err := s.blobs.Put(r.Context(), bytes.NewReader(req.ONNX))
 	if err != nil {
 		return err
@@ -168,6 +171,9 @@ func (s *Server) createProof(w http.ResponseWriter, r *http.Request) error {
 // submit creates the job, honouring Idempotency-Key: a repeated key with the same
 // request returns the original job; with a different request it is rejected.
 func (s *Server) submit(w http.ResponseWriter, r *http.Request, body []byte, j *store.Job) error {
+	if err := s.checkWebhookTarget(r.Context(), j.WebhookURL); err != nil {
+		return err
+	}
 	key := r.Header.Get("Idempotency-Key")
 	if len(key) > 255 {
 		return badRequest("Idempotency-Key is longer than 255 bytes")

@@ -148,17 +148,7 @@ func internalJobCmd() *cobra.Command {
 			return engine.RunChild(cmd.Context(), a, os.Stdin)
 		},
 	}
-	fl := cmd.Flags()
-	fl.StringVar(&a.Op, "op", engine.OpProve, "compile, setup or prove")
-	fl.StringVar(&a.Dir, "dir", "", "model directory")
-	fl.StringVar(&a.System, "system", "groth16", "proving system")
-	fl.StringVar(&a.Input, "input", "", "input.json (prove)")
-	fl.StringVar(&a.ONNX, "onnx", "", "ONNX model (compile)")
-	fl.StringVar(&a.Settings, "settings", "", "settings.json (compile)")
-	fl.StringVar(&a.Out, "out", "", "where to write the result JSON")
-	fl.StringVar(&a.Device, "device", "cpu", "cpu or gpu")
-	fl.StringVar(&a.TmpDir, "tmp", "", "the parent's temporary directory, removed if the parent dies")
-	fl.Int64Var(&a.MemoryLimit, "memory-limit", 0, "memory limit in bytes (0: none)")
+	a.RegisterFlags(cmd.Flags())
 	return cmd
 }
 

@@ -18,6 +18,8 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/spf13/pflag"
+
 	"github.com/zkml/zkml/api"
 	"github.com/zkml/zkml/prover"
 )
@@ -45,6 +47,21 @@ type ChildArgs struct {
 	// MemoryLimit (bytes, 0: none) is enforced on the child itself: a soft Go memory
 	// limit, and on Linux an address-space rlimit with headroom for the runtime.
 	MemoryLimit int64
+}
+
+// RegisterFlags defines the child's command-line flags on fs, bound to a; Flags
+// renders them.
+func (a *ChildArgs) RegisterFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&a.Op, "op", OpProve, "compile, setup or prove")
+	fs.StringVar(&a.Dir, "dir", "", "model directory")
+	fs.StringVar(&a.System, "system", "groth16", "proving system")
+	fs.StringVar(&a.Input, "input", "", "input.json (prove)")
+	fs.StringVar(&a.ONNX, "onnx", "", "ONNX model (compile)")
+	fs.StringVar(&a.Settings, "settings", "", "settings.json (compile)")
+	fs.StringVar(&a.Out, "out", "", "where to write the result JSON")
+	fs.StringVar(&a.Device, "device", "cpu", "cpu or gpu")
+	fs.StringVar(&a.TmpDir, "tmp", "", "the parent's temporary directory, removed if the parent dies")
+	fs.Int64Var(&a.MemoryLimit, "memory-limit", 0, "memory limit in bytes (0: none)")
 }
 
 // Flags renders a as the child's command-line flags.

@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -12,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/zkml/zkml/api"
 	"github.com/zkml/zkml/internal/bench"
@@ -31,17 +32,8 @@ func TestMain(m *testing.M) {
 
 func childMain() int {
 	var a ChildArgs
-	fs := flag.NewFlagSet("child", flag.ContinueOnError)
-	fs.StringVar(&a.Op, "op", "", "")
-	fs.StringVar(&a.Dir, "dir", "", "")
-	fs.StringVar(&a.System, "system", "", "")
-	fs.StringVar(&a.Input, "input", "", "")
-	fs.StringVar(&a.ONNX, "onnx", "", "")
-	fs.StringVar(&a.Settings, "settings", "", "")
-	fs.StringVar(&a.Device, "device", "cpu", "")
-	fs.StringVar(&a.Out, "out", "", "")
-	fs.StringVar(&a.TmpDir, "tmp", "", "")
-	fs.Int64Var(&a.MemoryLimit, "memory-limit", 0, "")
+	fs := pflag.NewFlagSet("child", pflag.ContinueOnError)
+	a.RegisterFlags(fs)
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return 2
 	}
@@ -169,20 +161,7 @@ func TestOrphanedChildExits(t *testing.T) {
 	if err := parent.Start(); err != nil {
 		t.Fatal(err)
 	}
-	var pid int
-	var tmp string
-	for deadline := time.Now().Add(20 * time.Second); ; {
-		if b, err := os.ReadFile(pidfile); err == nil && len(b) > 0 {
-			if _, err := fmt.Sscanf(string(b), "%d %s", &pid, &tmp); err == nil {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			parent.Process.Kill()
-			t.Fatal("child did not start")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	pid, tmp := waitChild(t, pidfile, func() { parent.Process.Kill() })
 	if _, err := os.Stat(tmp); err != nil {
 		t.Fatalf("child's temp dir: %v", err)
 	}
@@ -213,19 +192,7 @@ func TestCancelKillsChild(t *testing.T) {
 		_, err := e.runChild(ctx, ChildArgs{Op: OpProve, Dir: t.TempDir()}, map[string][]byte{"input.json": tinyInput})
 		done <- err
 	}()
-	var pid int
-	var tmp string
-	for deadline := time.Now().Add(20 * time.Second); ; {
-		if b, err := os.ReadFile(pidfile); err == nil && len(b) > 0 {
-			if _, err := fmt.Sscanf(string(b), "%d %s", &pid, &tmp); err == nil {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("child did not start")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	pid, tmp := waitChild(t, pidfile, cancel)
 	cancel()
 	select {
 	case err := <-done:
@@ -240,5 +207,22 @@ func TestCancelKillsChild(t *testing.T) {
 	}
 	if _, err := os.Stat(tmp); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("temp dir %s after cancel: %v", tmp, err)
+	}
+}
+
+// waitChild waits for a hanging child (ZKML_ENGINE_CHILD_PIDFILE) to report its pid
+// and temporary directory; on timeout it calls abort and fails.
+func waitChild(t *testing.T, pidfile string, abort func()) (pid int, tmp string) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if b, err := os.ReadFile(pidfile); err == nil && len(b) > 0 {
+			if _, err := fmt.Sscanf(string(b), "%d %s", &pid, &tmp); err == nil {
+				return pid, tmp
+			}
+		}
+		if time.Now().After(deadline) {
+			abort()
+			t.Fatal("child did not start")
+		}
 	}
 }

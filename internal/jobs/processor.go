@@ -166,10 +166,8 @@ func (p *Processor) run(ctx context.Context, t Task, a Attempt) error {
 	}
 	if errors.Is(err, store.ErrConflict) {
 		// Already finished (a duplicate delivery, a job cancelled while queued, or this
-		// process died after finishing): settle the model and webhook, complete the task.
-		if j != nil && j.Kind == store.KindCompile && j.Status != store.JobSucceeded {
-			p.markModelFailed(ctx, j, errors.New("compile "+string(j.Status)))
-		}
+		// process died after finishing): the store has settled the model; send the
+		// webhook and complete the task.
 		if j != nil && j.WebhookURL != "" {
 			p.queueWebhook(ctx, j)
 		}
@@ -208,10 +206,6 @@ func (p *Processor) run(ctx context.Context, t Task, a Attempt) error {
 		}
 		if err != nil {
 			return err
-		}
-		if j.Kind == store.KindCompile && f.Status != store.JobSucceeded {
-			// A model whose compile job ended without success can never be set up.
-			p.markModelFailed(ctx, j, errors.New(f.ErrorCode+": "+f.ErrorMessage))
 		}
 		p.Metrics.jobDone(j.Kind, f.Status, time.Since(start))
 		log.Info("job finished", "status", f.Status, "code", f.ErrorCode, "dur", time.Since(start))
@@ -265,17 +259,6 @@ func (p *Processor) run(ctx context.Context, t Task, a Attempt) error {
 			log.Error("requeue failed", "err", err)
 		}
 		return runErr
-	}
-}
-
-func (p *Processor) markModelFailed(ctx context.Context, j *store.Job, cause error) {
-	m, err := p.Store.GetModel(context.WithoutCancel(ctx), "", j.ModelID)
-	if err != nil || m.Status != store.ModelCompiling {
-		return
-	}
-	m.Status, m.Error = store.ModelFailed, cause.Error()
-	if err := p.Store.SetModelCompiled(context.WithoutCancel(ctx), m); err != nil {
-		p.log().Error("mark model failed", "model", m.ID, "err", err)
 	}
 }
 
@@ -391,14 +374,24 @@ func (p *Processor) queueWebhook(ctx context.Context, j *store.Job) {
 	}
 }
 
+// RedeliverWebhook queues the n-th manual redelivery of a finished job's webhook
+// (j.WebhookRedeliveries, as RedeliverWebhook in the store counted it); it
+// implements api.WebhookQueue.
+func (p *Processor) RedeliverWebhook(ctx context.Context, j *store.Job) error {
+	return p.Queue.Enqueue(ctx, Task{Kind: TaskWebhook, JobID: j.ID, Gen: j.WebhookRedeliveries})
+}
+
+var _ api.WebhookQueue = (*Processor)(nil)
+
 // WebhookEvent is the body POSTed to a job's webhook_url when it finishes.
 type WebhookEvent struct {
 	Type string      `json:"type"` // "job.succeeded", "job.failed" or "job.cancelled"
 	Job  api.JobView `json:"job"`
 }
 
-// deliver POSTs the finished job, signed with the owner's webhook secret. Non-2xx
-// answers and network errors are retried with backoff by the queue.
+// deliver POSTs the finished job, signed with the owner's webhook secret, and records
+// the attempt on the job. Non-2xx answers and network errors are retried with
+// backoff by the queue, over the configured retry window.
 func (p *Processor) deliver(ctx context.Context, t Task, a Attempt) error {
 	j, err := p.Store.GetJob(ctx, "", t.JobID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -407,14 +400,21 @@ func (p *Processor) deliver(ctx context.Context, t Task, a Attempt) error {
 	if err != nil {
 		return err
 	}
-	if j.WebhookURL == "" || j.WebhookDelivered || !j.Status.Terminal() {
+	if j.WebhookURL == "" || !j.Status.Terminal() {
+		return nil
+	}
+	if done, err := p.Store.WebhookDelivered(ctx, j.ID, t.Gen); err != nil {
+		return err
+	} else if done {
 		return nil
 	}
 	key, err := p.Store.GetAPIKey(ctx, j.Owner)
 	if err != nil {
 		return err
 	}
-	body, err := json.Marshal(WebhookEvent{Type: "job." + string(j.Status), Job: api.NewJobView(j)})
+	view := api.NewJobView(j)
+	view.Webhook = nil // the receiver gets the job, not the history of its deliveries
+	body, err := json.Marshal(WebhookEvent{Type: "job." + string(j.Status), Job: view})
 	if err != nil {
 		return Permanent(err)
 	}
@@ -431,19 +431,24 @@ func (p *Processor) deliver(ctx context.Context, t Task, a Attempt) error {
 			p.HTTPClient = webhookClient(p.AllowPrivateWebhooks)
 		}
 	})
+	d := &store.WebhookDelivery{JobID: j.ID, Redelivery: t.Gen, Attempt: a.N}
 	resp, err := p.HTTPClient.Do(req)
 	if err == nil {
 		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 		resp.Body.Close()
+		d.StatusCode = resp.StatusCode
 		if resp.StatusCode >= 300 {
 			err = fmt.Errorf("webhook %s answered %s", j.WebhookURL, resp.Status)
 		}
 	}
-	delivered := err == nil
-	if rerr := p.Store.RecordWebhook(context.WithoutCancel(ctx), j.ID, delivered); rerr != nil {
+	d.Delivered = err == nil
+	if err != nil {
+		d.Error = err.Error()
+	}
+	if rerr := p.Store.RecordWebhook(context.WithoutCancel(ctx), d); rerr != nil {
 		p.log().Warn("record webhook", "job", j.ID, "err", rerr)
 	}
-	if delivered {
+	if d.Delivered {
 		p.Metrics.webhook("delivered")
 		return nil
 	}
@@ -512,9 +517,6 @@ func (p *Processor) Reap(ctx context.Context, maxAttempts int) (int, error) {
 			continue
 		}
 		p.Metrics.jobDone(done.Kind, done.Status, 0)
-		if done.Kind == store.KindCompile {
-			p.markModelFailed(ctx, done, errors.New("compile "+string(done.Status)+": "+done.ErrorMessage))
-		}
 		if done.WebhookURL != "" {
 			p.queueWebhook(ctx, done)
 		}

@@ -155,3 +155,26 @@ func TestWebhookRefusesPrivateAddresses(t *testing.T) {
 		t.Fatalf("job webhook state %+v", j)
 	}
 }
+
+// TestWebhookAttempts: the default retry window (24h, delays doubling from 1s up to
+// 1h) takes 36 attempts, where the former fixed 8 gave up after about two minutes.
+func TestWebhookAttempts(t *testing.T) {
+	for _, c := range []struct {
+		base, max, window time.Duration
+		want              int
+	}{
+		{time.Second, time.Hour, 24 * time.Hour, 36},
+		{time.Second, time.Hour, time.Hour, 13},
+		{time.Second, 5 * time.Minute, 2 * time.Minute, 8},
+		{time.Second, time.Hour, time.Second, 2},
+	} {
+		n := jobs.WebhookAttempts(c.base, c.max, c.window)
+		var spent time.Duration
+		for i := 1; i < n; i++ {
+			spent += jobs.Backoff(i, c.base, c.max)
+		}
+		if n != c.want || spent < c.window || spent-jobs.Backoff(n-1, c.base, c.max) >= c.window {
+			t.Errorf("WebhookAttempts(%s, %s, %s) = %d covering %s; want %d", c.base, c.max, c.window, n, spent, c.want)
+		}
+	}
+}

@@ -41,8 +41,14 @@ type Options struct {
 	Workers int
 	// WebhookWorkers is how many webhooks are delivered at once (default 4).
 	WebhookWorkers int
-	// MaxAttempts bounds runs of a run task (default 3) and of a webhook (default 8).
-	MaxAttempts, WebhookAttempts int
+	// MaxAttempts bounds runs of a run task (default 3).
+	MaxAttempts int
+	// WebhookWindow is how long a webhook is retried while its receiver fails
+	// (default 24h): attempts back off from RetryBase, doubling up to WebhookRetryMax
+	// (default 1h) between two attempts. WebhookAttempts, when set, bounds the
+	// attempts instead.
+	WebhookWindow, WebhookRetryMax time.Duration
+	WebhookAttempts                int
 	// RetryBase and RetryMax shape the exponential backoff (default 1s, 5m).
 	RetryBase, RetryMax time.Duration
 	// Timeout is the default per-task timeout (default 1h).
@@ -68,11 +74,17 @@ func (o *Options) defaults() {
 	if o.MaxAttempts <= 0 {
 		o.MaxAttempts = 3
 	}
-	if o.WebhookAttempts <= 0 {
-		o.WebhookAttempts = 8
-	}
 	if o.RetryBase <= 0 {
 		o.RetryBase = time.Second
+	}
+	if o.WebhookWindow <= 0 {
+		o.WebhookWindow = 24 * time.Hour
+	}
+	if o.WebhookRetryMax <= 0 {
+		o.WebhookRetryMax = time.Hour
+	}
+	if o.WebhookAttempts <= 0 {
+		o.WebhookAttempts = WebhookAttempts(o.RetryBase, o.WebhookRetryMax, o.WebhookWindow)
 	}
 	if o.RetryMax <= 0 {
 		o.RetryMax = 5 * time.Minute
@@ -202,6 +214,21 @@ func (q *River[TTx]) nextRetry(attempt int) time.Time {
 	return time.Now().Add(Backoff(attempt, q.opts.RetryBase, q.opts.RetryMax))
 }
 
+func (q *River[TTx]) nextWebhookRetry(attempt int) time.Time {
+	return time.Now().Add(Backoff(attempt, q.opts.RetryBase, q.opts.WebhookRetryMax))
+}
+
+// WebhookAttempts is the number of attempts whose backoff delays (base doubling up to
+// max) add up to window: the first attempt, then retries until the window is spent.
+func WebhookAttempts(base, max, window time.Duration) int {
+	n, spent := 1, time.Duration(0)
+	for spent < window {
+		spent += Backoff(n, base, max)
+		n++
+	}
+	return n
+}
+
 type runWorker struct {
 	river.WorkerDefaults[runArgs]
 	q interface {
@@ -225,7 +252,7 @@ type webhookWorker struct {
 	river.WorkerDefaults[webhookArgs]
 	q interface {
 		work(context.Context, Task, int, int) error
-		nextRetry(int) time.Time
+		nextWebhookRetry(int) time.Time
 	}
 }
 
@@ -236,5 +263,5 @@ func (w *webhookWorker) Work(ctx context.Context, job *river.Job[webhookArgs]) e
 func (w *webhookWorker) Timeout(*river.Job[webhookArgs]) time.Duration { return 30 * time.Second }
 
 func (w *webhookWorker) NextRetry(job *river.Job[webhookArgs]) time.Time {
-	return w.q.nextRetry(job.Attempt)
+	return w.q.nextWebhookRetry(job.Attempt)
 }

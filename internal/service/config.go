@@ -61,6 +61,10 @@ type Config struct {
 	// WebhookAllowPrivate lets webhooks go to loopback and private addresses
 	// (ZKML_WEBHOOK_ALLOW_PRIVATE; default false, which blocks SSRF into the cluster).
 	WebhookAllowPrivate bool
+	// WebhookRetryWindow is how long a failing webhook is retried (ZKML_WEBHOOK_RETRY_WINDOW,
+	// default 24h), with delays doubling up to WebhookRetryMax (ZKML_WEBHOOK_RETRY_MAX,
+	// default 1h).
+	WebhookRetryWindow, WebhookRetryMax time.Duration
 	// SweepEvery is how often workers re-enqueue jobs left queued (default 30s).
 	SweepEvery time.Duration
 
@@ -122,6 +126,8 @@ func FromEnv() (Config, error) {
 	durVar("ZKML_RETRY_BASE", &c.RetryBase)
 	durVar("ZKML_HEARTBEAT", &c.Heartbeat)
 	durVar("ZKML_LEASE", &c.Lease)
+	durVar("ZKML_WEBHOOK_RETRY_WINDOW", &c.WebhookRetryWindow)
+	durVar("ZKML_WEBHOOK_RETRY_MAX", &c.WebhookRetryMax)
 	if v := os.Getenv("ZKML_WEBHOOK_ALLOW_PRIVATE"); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {

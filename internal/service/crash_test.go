@@ -98,6 +98,16 @@ func doomedProof(t *testing.T, b backend, lease time.Duration) (*env, string, ap
 	return e, k.Key, j, killed
 }
 
+// freshWorker starts another in-process worker on e's database, with its own fake
+// engine (to count what it runs).
+func (e *env) freshWorker() *apitest.Engine {
+	eng := &apitest.Engine{}
+	cfg := e.cfg
+	cfg.Engine = eng
+	startApp(e.t, cfg, true)
+	return eng
+}
+
 // TestCrashRecovery kills -9 a worker in the middle of a proof and checks that the
 // job's lease runs out, the reaper hands it to another worker within a bound, and
 // that worker completes it exactly once.
@@ -109,10 +119,7 @@ func TestCrashRecovery(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) {
 		t.Parallel()
 		e, key, j, killed := doomedProof(t, b, lease)
-		eng := &apitest.Engine{}
-		cfg2 := e.cfg
-		cfg2.Engine = eng
-		startApp(t, cfg2, true)
+		eng := e.freshWorker()
 		bound := lease + lease/3 + 10*time.Second // lease, one reap interval, polling and a slow CI
 		got := e.wait(key, j.ID, bound)
 		t.Logf("kill -9 to completion on another worker: %s (lease %s)", time.Since(killed).Round(10*time.Millisecond), lease)
@@ -141,10 +148,7 @@ func TestCancelLostJob(t *testing.T) {
 		t.Parallel()
 		e, key, j, _ := doomedProof(t, b, lease)
 		e.want(e.do("POST", "/v1/jobs/"+j.ID+"/cancel", key, nil), 202)
-		eng := &apitest.Engine{}
-		cfg2 := e.cfg
-		cfg2.Engine = eng
-		startApp(t, cfg2, true)
+		eng := e.freshWorker()
 		got := e.wait(key, j.ID, lease+lease/3+10*time.Second)
 		if got.Status != "cancelled" || got.Error == nil || got.Error.Code != "cancelled" {
 			t.Fatalf("cancelled lost job = %+v", got)

@@ -60,6 +60,7 @@ func Open(ctx context.Context, cfg Config, worker bool) (*App, error) {
 	qopts := jobs.Options{
 		Workers: cfg.Workers, MaxAttempts: cfg.MaxAttempts, RetryBase: cfg.RetryBase, PollInterval: cfg.PollInterval,
 		Logger: cfg.Logger, Schema: cfg.DatabaseSchema,
+		WebhookWindow: cfg.WebhookRetryWindow, WebhookRetryMax: cfg.WebhookRetryMax,
 	}
 	// River's client-wide timeout is the longest job timeout; RescueAfter comes on top.
 	qopts.Timeout = max(cfg.Timeouts.For(store.KindCompile), cfg.Timeouts.For(store.KindSetup), cfg.Timeouts.For(store.KindProve))
@@ -79,6 +80,7 @@ func Open(ctx context.Context, cfg Config, worker bool) (*App, error) {
 		Store: a.Store, Queue: a.Processor, Engine: cfg.Engine, Blobs: blobs, Workspaces: a.Processor.Workspaces,
 		AdminKey: cfg.AdminKey, Limits: cfg.Limits, Logger: cfg.Logger, Registry: cfg.Registry,
 		Metrics: promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}), Ready: a.ready,
+		AllowPrivateWebhooks: cfg.WebhookAllowPrivate,
 	})
 	return a, nil
 }

@@ -132,6 +132,24 @@ type Job struct {
 	LeaseUntil *time.Time
 	// Reclaims counts the times the job was taken back from a lost worker.
 	Reclaims int
+	// WebhookRedeliveries counts manual redeliveries requested.
+	WebhookRedeliveries int
+	// WebhookDeliveries are the delivery attempts of the job's webhook, oldest first
+	// (filled by GetJob, at most the last 100).
+	WebhookDeliveries []WebhookDelivery
+}
+
+// WebhookDelivery is one attempt to deliver a job's webhook.
+type WebhookDelivery struct {
+	JobID string
+	// Redelivery is 0 for the automatic delivery, n for the n-th manual redelivery.
+	Redelivery int
+	// Attempt numbers the tries of one delivery from 1.
+	Attempt    int
+	At         time.Time
+	StatusCode int    // the receiver's HTTP status, 0 when none came back
+	Error      string // why it failed ("" when delivered)
+	Delivered  bool
 }
 
 // Proof is the result of a successful prove job.
@@ -207,7 +225,9 @@ type Store interface {
 	// lease is live (a late heartbeat won).
 	ReclaimJob(ctx context.Context, id string, attempt int, giveUp bool) (*Job, error)
 	// FinishJob ends attempt's run. It yields ErrConflict when the job is no longer
-	// running under attempt, so a job completes at most once.
+	// running under attempt, so a job completes at most once. Every transition that
+	// ends a compile job without success (FinishJob, CancelJob, StartJob of a
+	// cancelled job, ReclaimJob) marks its model failed in the same transaction.
 	FinishJob(ctx context.Context, id string, attempt int, f Finish) (*Job, error)
 	// RequeueJob moves attempt's running job back to queued (shutdown, retry).
 	RequeueJob(ctx context.Context, id string, attempt int, reason string) error
@@ -216,8 +236,16 @@ type Store interface {
 	CancelJob(ctx context.Context, owner, id string) (*Job, error)
 	// CountJobs returns the number of jobs in each status.
 	CountJobs(ctx context.Context) (map[JobStatus]int, error)
-	// RecordWebhook notes one delivery attempt of a job's webhook.
-	RecordWebhook(ctx context.Context, id string, delivered bool) error
+	// RecordWebhook stores one delivery attempt of a job's webhook and counts it on
+	// the job.
+	RecordWebhook(ctx context.Context, d *WebhookDelivery) error
+	// WebhookDelivered reports whether a delivery (0: automatic, n: the n-th manual
+	// redelivery) of the job's webhook succeeded.
+	WebhookDelivered(ctx context.Context, id string, redelivery int) (bool, error)
+	// RedeliverWebhook records a manual redelivery request of a finished job's webhook
+	// and returns the job with WebhookRedeliveries counting it; ErrConflict when the
+	// job has no webhook URL or has not finished.
+	RedeliverWebhook(ctx context.Context, owner, id string) (*Job, error)
 
 	GetProof(ctx context.Context, owner, id string) (*Proof, error)
 

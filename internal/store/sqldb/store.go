@@ -281,9 +281,23 @@ func (s *Store) MergeModelFiles(ctx context.Context, id string, files map[string
 
 // ---- jobs ----
 
+// settleModel records, in the transaction q that ends job j without success, that
+// its model can never be set up: a compile job's model goes from compiling to failed
+// with the job's error, in the same transaction, so no reader sees the job failed
+// and the model still compiling.
+func (s *Store) settleModel(ctx context.Context, q Querier, j *store.Job) error {
+	if j.Kind != store.KindCompile || j.Status == store.JobSucceeded || !j.Status.Terminal() {
+		return nil
+	}
+	msg := j.ErrorCode + ": " + j.ErrorMessage
+	_, err := q.Exec(ctx, `UPDATE models SET status = $2, error = $3, updated_at = $4 WHERE id = $1 AND status = $5`,
+		j.ModelID, string(store.ModelFailed), msg, s.now(), string(store.ModelCompiling))
+	return err
+}
+
 const jobCols = `id, owner, model_id, kind, system, status, stage, progress, attempt, input, idempotency_key,
 	request_hash, webhook_url, cancel_requested, error_code, error_message, proof_id, webhook_attempts,
-	webhook_delivered, created_at, started_at, finished_at, heartbeat_at, lease_until, reclaims`
+	webhook_delivered, created_at, started_at, finished_at, heartbeat_at, lease_until, reclaims, webhook_redeliveries`
 
 func scanJob(r Row) (*store.Job, error) {
 	var j store.Job
@@ -292,7 +306,7 @@ func scanJob(r Row) (*store.Job, error) {
 	var created, started, finished, heartbeat, lease Time
 	if err := r.Scan(&j.ID, &j.Owner, &j.ModelID, &j.Kind, &j.System, &j.Status, &j.Stage, &j.Progress, &j.Attempt,
 		&input, &idem, &j.RequestHash, &j.WebhookURL, &j.CancelRequested, &j.ErrorCode, &j.ErrorMessage, &j.ProofID,
-		&j.WebhookAttempts, &j.WebhookDelivered, &created, &started, &finished, &heartbeat, &lease, &j.Reclaims); err != nil {
+		&j.WebhookAttempts, &j.WebhookDelivered, &created, &started, &finished, &heartbeat, &lease, &j.Reclaims, &j.WebhookRedeliveries); err != nil {
 		return nil, err
 	}
 	if len(input) > 0 {
@@ -364,9 +378,28 @@ func (s *Store) CreateJob(ctx context.Context, j *store.Job) (*store.Job, bool, 
 	return nil, false, fmt.Errorf("sqldb: job %s conflicts with a job that keeps changing: %w", j.ID, store.ErrConflict)
 }
 
-// GetJob returns a job of owner ("" for any owner).
+// GetJob returns a job of owner ("" for any owner) with its webhook deliveries.
 func (s *Store) GetJob(ctx context.Context, owner, id string) (*store.Job, error) {
-	return scanJob(s.c.QueryRow(ctx, `SELECT `+jobCols+` FROM jobs WHERE id = $1`+ownerClause(2), id, owner))
+	j, err := scanJob(s.c.QueryRow(ctx, `SELECT `+jobCols+` FROM jobs WHERE id = $1`+ownerClause(2), id, owner))
+	if err != nil || j.WebhookURL == "" {
+		return j, err
+	}
+	rows, err := s.c.Query(ctx, `SELECT redelivery, attempt, at, status_code, error, delivered FROM
+		(SELECT * FROM webhook_deliveries WHERE job_id = $1 ORDER BY id DESC LIMIT 100) AS last ORDER BY id`, id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		d := store.WebhookDelivery{JobID: id}
+		var at Time
+		if err := rows.Scan(&d.Redelivery, &d.Attempt, &at, &d.StatusCode, &d.Error, &d.Delivered); err != nil {
+			return nil, err
+		}
+		d.At = at.T
+		j.WebhookDeliveries = append(j.WebhookDeliveries, d)
+	}
+	return j, rows.Err()
 }
 
 // ListJobs lists jobs oldest first.
@@ -414,8 +447,11 @@ func (s *Store) StartJob(ctx context.Context, id string, lease time.Duration) (*
 			if err != nil {
 				return err
 			}
-			j.Status, j.FinishedAt = store.JobCancelled, &now
+			j.Status, j.FinishedAt, j.ErrorCode, j.ErrorMessage = store.JobCancelled, &now, "cancelled", "cancelled before start"
 			out = j
+			if err := s.settleModel(ctx, q, j); err != nil {
+				return err
+			}
 			return store.ErrConflict
 		}
 		attempt := j.Attempt + 1
@@ -506,7 +542,7 @@ func (s *Store) FinishJob(ctx context.Context, id string, attempt int, f store.F
 		j.Status, j.FinishedAt, j.ErrorCode, j.ErrorMessage, j.ProofID, j.Progress, j.HeartbeatAt =
 			f.Status, &now, f.ErrorCode, f.ErrorMessage, proofID, progress, &now
 		out = j
-		return nil
+		return s.settleModel(ctx, q, j)
 	})
 	if err != nil {
 		return nil, err
@@ -553,9 +589,33 @@ func (s *Store) ReclaimJob(ctx context.Context, id string, attempt int, giveUp b
 		_, err = q.Exec(ctx, `UPDATE jobs SET status = $2, error_code = $3, error_message = $4, finished_at = $5,
 			reclaims = $6, stage = $7, progress = $8 WHERE id = $1`,
 			id, string(j.Status), j.ErrorCode, j.ErrorMessage, j.FinishedAt, j.Reclaims, j.Stage, j.Progress)
+		if err != nil {
+			return err
+		}
 		out = j
-		return err
+		return s.settleModel(ctx, q, j)
 	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ownedJobTx runs fn in a transaction on owner's job id, locked for update, and
+// returns the job as fn left it; ErrConflict from fn comes back with the job.
+func (s *Store) ownedJobTx(ctx context.Context, owner, id string, fn func(q Querier, j *store.Job) error) (*store.Job, error) {
+	var out *store.Job
+	err := s.c.InTx(ctx, func(q Querier) error {
+		j, err := scanJob(q.QueryRow(ctx, `SELECT `+jobCols+` FROM jobs WHERE id = $1`+ownerClause(2)+s.forUpdate(), id, owner))
+		if err != nil {
+			return err
+		}
+		out = j
+		return fn(q, j)
+	})
+	if errors.Is(err, store.ErrConflict) {
+		return out, err
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -564,13 +624,7 @@ func (s *Store) ReclaimJob(ctx context.Context, id string, attempt int, giveUp b
 
 // CancelJob cancels a queued job or flags a running one.
 func (s *Store) CancelJob(ctx context.Context, owner, id string) (*store.Job, error) {
-	var out *store.Job
-	err := s.c.InTx(ctx, func(q Querier) error {
-		j, err := scanJob(q.QueryRow(ctx, `SELECT `+jobCols+` FROM jobs WHERE id = $1`+ownerClause(2)+s.forUpdate(), id, owner))
-		if err != nil {
-			return err
-		}
-		out = j
+	return s.ownedJobTx(ctx, owner, id, func(q Querier, j *store.Job) error {
 		switch j.Status {
 		case store.JobQueued:
 			now := s.now()
@@ -580,6 +634,7 @@ func (s *Store) CancelJob(ctx context.Context, owner, id string) (*store.Job, er
 			}
 			j.Status, j.CancelRequested, j.FinishedAt = store.JobCancelled, true, &now
 			j.ErrorCode, j.ErrorMessage = "cancelled", "cancelled by request"
+			return s.settleModel(ctx, q, j)
 		case store.JobRunning:
 			if _, err := q.Exec(ctx, `UPDATE jobs SET cancel_requested = $2 WHERE id = $1`, id, true); err != nil {
 				return err
@@ -590,13 +645,6 @@ func (s *Store) CancelJob(ctx context.Context, owner, id string) (*store.Job, er
 		}
 		return nil
 	})
-	if errors.Is(err, store.ErrConflict) {
-		return out, err
-	}
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
 }
 
 // CountJobs counts jobs per status.
@@ -618,17 +666,44 @@ func (s *Store) CountJobs(ctx context.Context) (map[store.JobStatus]int, error) 
 	return out, rows.Err()
 }
 
-// RecordWebhook counts a delivery attempt.
-func (s *Store) RecordWebhook(ctx context.Context, id string, delivered bool) error {
-	n, err := s.c.Exec(ctx, `UPDATE jobs SET webhook_attempts = webhook_attempts + 1,
-		webhook_delivered = (webhook_delivered OR $2) WHERE id = $1`, id, delivered)
-	if err != nil {
+// RecordWebhook stores a delivery attempt and counts it on the job.
+func (s *Store) RecordWebhook(ctx context.Context, d *store.WebhookDelivery) error {
+	if d.At.IsZero() {
+		d.At = s.now()
+	}
+	return s.c.InTx(ctx, func(q Querier) error {
+		n, err := q.Exec(ctx, `UPDATE jobs SET webhook_attempts = webhook_attempts + 1,
+			webhook_delivered = (webhook_delivered OR $2) WHERE id = $1`, d.JobID, d.Delivered)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return store.ErrNotFound
+		}
+		_, err = q.Exec(ctx, `INSERT INTO webhook_deliveries (job_id, redelivery, attempt, at, status_code, error, delivered)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)`, d.JobID, d.Redelivery, d.Attempt, d.At, d.StatusCode, d.Error, d.Delivered)
 		return err
-	}
-	if n == 0 {
-		return store.ErrNotFound
-	}
-	return nil
+	})
+}
+
+// WebhookDelivered reports whether the given delivery of the job's webhook succeeded.
+func (s *Store) WebhookDelivered(ctx context.Context, id string, redelivery int) (bool, error) {
+	var n int
+	err := s.c.QueryRow(ctx, `SELECT COUNT(*) FROM webhook_deliveries WHERE job_id = $1 AND redelivery = $2 AND delivered`,
+		id, redelivery).Scan(&n)
+	return n > 0, err
+}
+
+// RedeliverWebhook counts a manual redelivery request of a finished job's webhook.
+func (s *Store) RedeliverWebhook(ctx context.Context, owner, id string) (*store.Job, error) {
+	return s.ownedJobTx(ctx, owner, id, func(q Querier, j *store.Job) error {
+		if j.WebhookURL == "" || !j.Status.Terminal() {
+			return store.ErrConflict
+		}
+		j.WebhookRedeliveries++
+		_, err := q.Exec(ctx, `UPDATE jobs SET webhook_redeliveries = $2 WHERE id = $1`, id, j.WebhookRedeliveries)
+		return err
+	})
 }
 
 // ---- proofs ----

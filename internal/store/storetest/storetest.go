@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -256,11 +257,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		}
 		wg.Wait()
 		close(ids)
-		seen := map[string]bool{}
-		for id := range ids {
-			seen[id] = true
-		}
-		if len(seen) != 1 {
+		if seen := distinct(ids); len(seen) != 1 {
 			t.Fatalf("concurrent creates with one key made %d jobs", len(seen))
 		}
 	})
@@ -324,13 +321,108 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		if len(queued) != 2 || queued[0].ID != a.ID || queued[1].ID != b.ID {
 			t.Fatalf("ListJobs(queued) = %d jobs", len(queued))
 		}
-		must(t, s.RecordWebhook(ctx, a.ID, false))
-		must(t, s.RecordWebhook(ctx, a.ID, true))
 		got, err := s.GetJob(ctx, "", a.ID)
 		must(t, err)
-		if got.WebhookAttempts != 2 || !got.WebhookDelivered || got.Status != store.JobQueued {
-			t.Fatalf("after webhooks: %+v", got)
+		if got.Status != store.JobQueued {
+			t.Fatalf("after requeue: %+v", got)
 		}
+	})
+
+	t.Run("WebhookDeliveries", func(t *testing.T) {
+		s, k, m := setup(t)
+		j, _, err := s.CreateJob(ctx, &store.Job{ID: store.NewID("job"), Owner: k.ID, ModelID: m.ID, Kind: store.KindProve,
+			System: "groth16", WebhookURL: "https://hooks.example.com/zkml"})
+		must(t, err)
+		if _, err := s.RedeliverWebhook(ctx, k.ID, j.ID); !errors.Is(err, store.ErrConflict) {
+			t.Fatalf("redelivery of an unfinished job: err = %v, want ErrConflict", err)
+		}
+		_, err = s.StartJob(ctx, j.ID, time.Minute)
+		must(t, err)
+		_, err = s.FinishJob(ctx, j.ID, 1, store.Finish{Status: store.JobFailed, ErrorCode: "internal"})
+		must(t, err)
+		must(t, s.RecordWebhook(ctx, &store.WebhookDelivery{JobID: j.ID, Attempt: 1, StatusCode: 503, Error: "answered 503"}))
+		ok, err := s.WebhookDelivered(ctx, j.ID, 0)
+		must(t, err)
+		if ok {
+			t.Fatal("a failed attempt counts as delivered")
+		}
+		must(t, s.RecordWebhook(ctx, &store.WebhookDelivery{JobID: j.ID, Attempt: 2, StatusCode: 204, Delivered: true}))
+		if ok, err := s.WebhookDelivered(ctx, j.ID, 0); err != nil || !ok {
+			t.Fatalf("WebhookDelivered = %v, %v", ok, err)
+		}
+		other := mkKey(t, s, "mallory")
+		if _, err := s.RedeliverWebhook(ctx, other.ID, j.ID); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("redelivery by another owner: err = %v", err)
+		}
+		r, err := s.RedeliverWebhook(ctx, k.ID, j.ID)
+		must(t, err)
+		if r.WebhookRedeliveries != 1 {
+			t.Fatalf("redeliveries = %d", r.WebhookRedeliveries)
+		}
+		if ok, err := s.WebhookDelivered(ctx, j.ID, 1); err != nil || ok {
+			t.Fatalf("redelivery 1 delivered before any attempt: %v, %v", ok, err)
+		}
+		must(t, s.RecordWebhook(ctx, &store.WebhookDelivery{JobID: j.ID, Redelivery: 1, Attempt: 1, StatusCode: 200, Delivered: true}))
+		got, err := s.GetJob(ctx, k.ID, j.ID)
+		must(t, err)
+		if got.WebhookAttempts != 3 || !got.WebhookDelivered || got.WebhookRedeliveries != 1 || len(got.WebhookDeliveries) != 3 {
+			t.Fatalf("job after deliveries: %+v", got)
+		}
+		d := got.WebhookDeliveries
+		if d[0].StatusCode != 503 || d[0].Error != "answered 503" || d[0].Delivered || d[0].At.IsZero() ||
+			d[1].Attempt != 2 || !d[1].Delivered || d[2].Redelivery != 1 {
+			t.Fatalf("deliveries = %+v", d)
+		}
+		if err := s.RecordWebhook(ctx, &store.WebhookDelivery{JobID: "job_missing", Attempt: 1}); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("delivery of a missing job: err = %v", err)
+		}
+	})
+
+	t.Run("CompileEndFailsModel", func(t *testing.T) {
+		// Each way a compile job ends without success fails its model in the same
+		// transaction (issue 13: a job read failed while its model read compiling).
+		s, k, _ := setup(t)
+		compile := func() (*store.Model, *store.Job) {
+			m := mkModel(t, s, k.ID)
+			j, _, err := s.CreateJob(ctx, &store.Job{ID: store.NewID("job"), Owner: k.ID, ModelID: m.ID, Kind: store.KindCompile})
+			must(t, err)
+			return m, j
+		}
+		wantModel := func(m *store.Model, status store.ModelStatus, errPart string) {
+			t.Helper()
+			got, err := s.GetModel(ctx, k.ID, m.ID)
+			must(t, err)
+			if got.Status != status || !strings.Contains(got.Error, errPart) {
+				t.Fatalf("model = %s %q, want %s with %q", got.Status, got.Error, status, errPart)
+			}
+		}
+		m, j := compile()
+		_, err := s.StartJob(ctx, j.ID, time.Minute)
+		must(t, err)
+		_, err = s.FinishJob(ctx, j.ID, 1, store.Finish{Status: store.JobFailed, ErrorCode: "invalid_model", ErrorMessage: "bad onnx"})
+		must(t, err)
+		wantModel(m, store.ModelFailed, "invalid_model: bad onnx")
+
+		m, j = compile()
+		_, err = s.CancelJob(ctx, k.ID, j.ID)
+		must(t, err)
+		wantModel(m, store.ModelFailed, "cancelled")
+
+		m, j = compile()
+		_, err = s.StartJob(ctx, j.ID, 0)
+		must(t, err)
+		_, err = s.ReclaimJob(ctx, j.ID, 1, true)
+		must(t, err)
+		wantModel(m, store.ModelFailed, "worker_lost")
+
+		m, j = compile() // a compiled model is not touched by a late failure of its job
+		_, err = s.StartJob(ctx, j.ID, time.Minute)
+		must(t, err)
+		m.Status = store.ModelCompiled
+		must(t, s.SetModelCompiled(ctx, m))
+		_, err = s.FinishJob(ctx, j.ID, 1, store.Finish{Status: store.JobFailed, ErrorCode: "internal"})
+		must(t, err)
+		wantModel(m, store.ModelCompiled, "")
 	})
 
 	t.Run("SetupOnce", func(t *testing.T) {
@@ -363,10 +455,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		}
 		wg.Wait()
 		close(ids)
-		seen := map[string]bool{}
-		for id := range ids {
-			seen[id] = true
-		}
+		seen := distinct(ids)
 		if created.Load() != 1 || len(seen) != 1 {
 			t.Fatalf("8 concurrent setups made %d jobs, %d IDs", created.Load(), len(seen))
 		}
@@ -508,4 +597,13 @@ func mkJob(t *testing.T, s store.Store, owner, model, idem string) *store.Job {
 		t.Fatalf("CreateJob: not created")
 	}
 	return j
+}
+
+// distinct drains ids into a set.
+func distinct(ids <-chan string) map[string]bool {
+	seen := map[string]bool{}
+	for id := range ids {
+		seen[id] = true
+	}
+	return seen
 }
