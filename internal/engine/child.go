@@ -21,24 +21,26 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/zkml/zkml/api"
+	"github.com/zkml/zkml/internal/bench"
 	"github.com/zkml/zkml/prover"
 )
 
 // Child operations: what `zkml internal-job --op` runs.
 const (
-	OpCompile = "compile"
-	OpSetup   = "setup"
-	OpProve   = "prove"
+	OpCompile  = "compile"
+	OpEstimate = "estimate"
+	OpSetup    = "setup"
+	OpProve    = "prove"
 )
 
 // ChildArgs are the arguments of one child job (the flags of `zkml internal-job`).
 type ChildArgs struct {
-	Op       string // OpCompile, OpSetup or OpProve
+	Op       string // OpCompile, OpEstimate, OpSetup or OpProve
 	Dir      string // model working directory
 	System   string // setup, prove
 	Input    string // prove: input.json path
-	ONNX     string // compile: model path
-	Settings string // compile: settings.json path (may be empty)
+	ONNX     string // compile, estimate: model path
+	Settings string // compile, estimate: settings.json path (may be empty)
 	Device   string // prove: cpu or gpu
 	Out      string // where the childResult JSON goes
 	// TmpDir is the parent's temporary directory for this job; the child removes it
@@ -47,12 +49,14 @@ type ChildArgs struct {
 	// MemoryLimit (bytes, 0: none) is enforced on the child itself: a soft Go memory
 	// limit, and on Linux an address-space rlimit with headroom for the runtime.
 	MemoryLimit int64
+	// MaxConstraints is the constraint budget a compile checks (0: none).
+	MaxConstraints int64
 }
 
 // RegisterFlags defines the child's command-line flags on fs, bound to a; Flags
 // renders them.
 func (a *ChildArgs) RegisterFlags(fs *pflag.FlagSet) {
-	fs.StringVar(&a.Op, "op", OpProve, "compile, setup or prove")
+	fs.StringVar(&a.Op, "op", OpProve, "compile, estimate, setup or prove")
 	fs.StringVar(&a.Dir, "dir", "", "model directory")
 	fs.StringVar(&a.System, "system", "groth16", "proving system")
 	fs.StringVar(&a.Input, "input", "", "input.json (prove)")
@@ -62,6 +66,7 @@ func (a *ChildArgs) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&a.Device, "device", "cpu", "cpu or gpu")
 	fs.StringVar(&a.TmpDir, "tmp", "", "the parent's temporary directory, removed if the parent dies")
 	fs.Int64Var(&a.MemoryLimit, "memory-limit", 0, "memory limit in bytes (0: none)")
+	fs.Int64Var(&a.MaxConstraints, "max-constraints", 0, "constraint budget of a compile (0: none)")
 }
 
 // Flags renders a as the child's command-line flags.
@@ -81,16 +86,20 @@ func (a ChildArgs) Flags() []string {
 	if a.MemoryLimit > 0 {
 		f = append(f, "--memory-limit", strconv.FormatInt(a.MemoryLimit, 10))
 	}
+	if a.MaxConstraints > 0 {
+		f = append(f, "--max-constraints", strconv.FormatInt(a.MaxConstraints, 10))
+	}
 	return f
 }
 
 // childResult is what a child writes to ChildArgs.Out: one result, or the error with
 // its api code so the parent can tell a user fault from an internal one.
 type childResult struct {
-	Info  *api.ModelInfo `json:"info,omitempty"`
-	Proof *prover.Proof  `json:"proof,omitempty"`
-	Code  string         `json:"code,omitempty"`
-	Error string         `json:"error,omitempty"`
+	Info      *api.ModelInfo    `json:"info,omitempty"`
+	Estimates []*bench.Estimate `json:"estimates,omitempty"`
+	Proof     *prover.Proof     `json:"proof,omitempty"`
+	Code      string            `json:"code,omitempty"`
+	Error     string            `json:"error,omitempty"`
 }
 
 // sentinels maps an error code back to the api sentinel it came from.
@@ -117,9 +126,9 @@ func RunChild(ctx context.Context, a ChildArgs, stdin io.Reader) error {
 	}
 	var res childResult
 	err := func() error {
-		e := &Engine{}
+		e := &Engine{Limits: bench.Limits{MaxConstraints: a.MaxConstraints, MaxMemoryBytes: a.MemoryLimit}}
 		switch a.Op {
-		case OpCompile:
+		case OpCompile, OpEstimate:
 			onnx, err := os.ReadFile(a.ONNX)
 			if err != nil {
 				return err
@@ -129,6 +138,10 @@ func RunChild(ctx context.Context, a ChildArgs, stdin io.Reader) error {
 				if settings, err = os.ReadFile(a.Settings); err != nil {
 					return err
 				}
+			}
+			if a.Op == OpEstimate {
+				res.Estimates, err = Estimate(onnx, settings)
+				return err
 			}
 			info, err := e.Compile(ctx, a.Dir, onnx, settings)
 			res.Info = &info
@@ -207,6 +220,9 @@ func (e *Engine) runChild(ctx context.Context, a ChildArgs, files map[string][]b
 	a.Out, a.TmpDir = filepath.Join(tmp, "result.json"), tmp
 	if a.MemoryLimit == 0 {
 		a.MemoryLimit = e.Limits.MaxMemoryBytes
+	}
+	if a.MaxConstraints == 0 {
+		a.MaxConstraints = e.Limits.MaxConstraints
 	}
 	args := append(append([]string{}, e.ChildCommand[1:]...), a.Flags()...)
 	cmd := exec.CommandContext(ctx, e.ChildCommand[0], args...)

@@ -141,6 +141,30 @@ func TestAdmitRefusesOverBudget(t *testing.T) {
 	}
 }
 
+// TestAdmitInChild: with a child command the estimate runs in a child, under the
+// memory limit. The crash model is refused by its estimate; a model so large that
+// lowering it exceeds the limit is refused too, and this process never lowers it.
+func TestAdmitInChild(t *testing.T) {
+	e := &Engine{ChildCommand: selfChild(t), Limits: bench.Limits{MaxConstraints: 1 << 23, MaxMemoryBytes: 16 << 30}}
+	if err := e.Admit(context.Background(), bench.Elementwise("mul_relu", 262144), nil); !errors.Is(err, api.ErrOverBudget) {
+		t.Fatalf("crash model admitted: %v", err)
+	}
+	if err := e.Admit(context.Background(), bench.Elementwise("Relu", 64), nil); err != nil {
+		t.Fatal(err)
+	}
+	tight := &Engine{ChildCommand: e.ChildCommand, Limits: bench.Limits{MaxMemoryBytes: 64 << 20}}
+	err := tight.Admit(context.Background(), bench.Elementwise("mul_relu", 1<<24), nil)
+	if !errors.Is(err, api.ErrOverBudget) || !strings.Contains(err.Error(), "lowering the model") {
+		t.Fatalf("model too large to lower: %v", err)
+	}
+	// The compile child checks the constraint budget itself.
+	small := &Engine{ChildCommand: e.ChildCommand, Limits: bench.Limits{MaxConstraints: 100}}
+	if _, err := small.Compile(context.Background(), t.TempDir(), bench.Elementwise("Relu", 64), nil); !errors.Is(err, api.ErrOverBudget) ||
+		!strings.Contains(err.Error(), "ZKML_MAX_CONSTRAINTS") {
+		t.Fatalf("compile over the constraint budget in a child: %v", err)
+	}
+}
+
 // orphanParent is a worker stand-in: it starts a child that hangs, then waits to be
 // killed.
 func orphanParent() int {

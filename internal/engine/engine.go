@@ -113,39 +113,57 @@ func (e *Engine) checkBudget(ests []*bench.Estimate) error {
 }
 
 // Admit implements api.Admitter: a model whose estimate (in any proving system, since
-// compiling builds both) is above the limits is refused before any work. A model that
-// cannot be parsed or lowered is admitted; its compile job reports why.
+// compiling builds both) is above the limits is refused before any work. With
+// ChildCommand the model is lowered and estimated in a child under the memory limit,
+// so not even the lowering of a hostile model can exhaust this process; a child that
+// runs out of memory there means the model is over budget. A model that cannot be
+// parsed or lowered is admitted: its compile job reports why.
 func (e *Engine) Admit(ctx context.Context, onnx []byte, settings []byte) error {
 	if e.Limits == (bench.Limits{}) {
 		return nil
 	}
-	ests, err := Estimate(onnx, settings)
+	var ests []*bench.Estimate
+	var err error
+	if len(e.ChildCommand) > 0 {
+		var res *childResult
+		res, err = e.runChild(ctx, ChildArgs{Op: OpEstimate}, modelFiles(onnx, settings))
+		if errors.Is(err, api.ErrResourceLimit) {
+			return fmt.Errorf("%w: lowering the model needed more than the memory limit of %d MiB (ZKML_MAX_JOB_MEMORY)",
+				api.ErrOverBudget, e.Limits.MaxMemoryBytes>>20)
+		}
+		if err == nil {
+			ests = res.Estimates
+		}
+	} else {
+		ests, err = Estimate(onnx, settings)
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
 	if err != nil {
 		return nil
 	}
 	return e.checkBudget(ests)
 }
 
+func modelFiles(onnx, settings []byte) map[string][]byte {
+	files := map[string][]byte{"model.onnx": onnx}
+	if len(settings) > 0 {
+		files["settings.json"] = settings
+	}
+	return files
+}
+
 // Compile implements api.Engine: it quantizes the model, checks its estimate against
-// the limits and compiles both circuits (in a child process with ChildCommand).
+// the limits and compiles both circuits (all of it in a child process with
+// ChildCommand).
 func (e *Engine) Compile(ctx context.Context, dir string, onnx []byte, settings []byte) (api.ModelInfo, error) {
 	cfg, err := ParseSettings(settings)
 	if err != nil {
 		return api.ModelInfo{}, err
 	}
 	if len(e.ChildCommand) > 0 {
-		if e.Limits != (bench.Limits{}) {
-			if ests, err := Estimate(onnx, settings); err == nil {
-				if err := e.checkBudget(ests); err != nil {
-					return api.ModelInfo{}, err
-				}
-			}
-		}
-		files := map[string][]byte{"model.onnx": onnx}
-		if len(settings) > 0 {
-			files["settings.json"] = settings
-		}
-		res, err := e.runChild(ctx, ChildArgs{Op: OpCompile, Dir: dir}, files)
+		res, err := e.runChild(ctx, ChildArgs{Op: OpCompile, Dir: dir}, modelFiles(onnx, settings))
 		if err != nil {
 			return api.ModelInfo{}, err
 		}
