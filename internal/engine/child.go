@@ -47,7 +47,8 @@ type ChildArgs struct {
 	// when the parent dies, since the parent then cannot.
 	TmpDir string
 	// MemoryLimit (bytes, 0: none) is enforced on the child itself: a soft Go memory
-	// limit, and on Linux an address-space rlimit with headroom for the runtime.
+	// limit, and on Linux (except for GPU proofs) an address-space rlimit above what
+	// the runtime has mapped at start.
 	MemoryLimit int64
 	// MaxConstraints is the constraint budget a compile checks (0: none).
 	MaxConstraints int64
@@ -120,8 +121,12 @@ func RunChild(ctx context.Context, a ChildArgs, stdin io.Reader) error {
 	watchParent(a.TmpDir, stdin)
 	if a.MemoryLimit > 0 {
 		debug.SetMemoryLimit(a.MemoryLimit)
-		if err := limitAddressSpace(a.MemoryLimit); err != nil {
-			return fmt.Errorf("memory limit: %w", err)
+		// A GPU prover maps the device's memory into its address space (CUDA reserves
+		// far more virtual memory than it uses), so only the soft limit applies there.
+		if a.Device != string(prover.GPU) {
+			if err := limitAddressSpace(a.MemoryLimit); err != nil {
+				return fmt.Errorf("memory limit: %w", err)
+			}
 		}
 	}
 	var res childResult
