@@ -60,13 +60,19 @@ func oneLayer(op string, k, n int) []byte {
 		}
 		width = n
 	}
-	b.g.Input = []*onnx.ValueInfoProto{valueInfo("input", 1, int64(k))}
-	b.g.Output = []*onnx.ValueInfoProto{valueInfo(x, 1, int64(width))}
-	out, err := proto.Marshal(&onnx.ModelProto{IrVersion: 7, Graph: b.g, OpsetImport: []*onnx.OperatorSetIdProto{{Version: 13}}})
+	return b.model(k, x, width)
+}
+
+// model finishes a graph with input [1,in] and output x of shape [1,out] and
+// serializes it.
+func (b *builder) model(in int, x string, out int) []byte {
+	b.g.Input = []*onnx.ValueInfoProto{valueInfo("input", 1, int64(in))}
+	b.g.Output = []*onnx.ValueInfoProto{valueInfo(x, 1, int64(out))}
+	buf, err := proto.Marshal(&onnx.ModelProto{IrVersion: 7, Graph: b.g, OpsetImport: []*onnx.OperatorSetIdProto{{Version: 13}}})
 	if err != nil {
 		panic(err)
 	}
-	return out
+	return buf
 }
 
 // compileStats lowers and compiles a model and returns its stats.

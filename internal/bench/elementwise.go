@@ -4,7 +4,6 @@ import (
 	"math/rand/v2"
 
 	"github.com/advancedclimatesystems/gonnx/onnx"
-	"google.golang.org/protobuf/proto"
 )
 
 // Elementwise builds the ONNX model input[1,n] -> op -> output, where op is an
@@ -23,11 +22,5 @@ func Elementwise(op string, n int) []byte {
 	default:
 		x = b.node(op, []string{x})
 	}
-	b.g.Input = []*onnx.ValueInfoProto{valueInfo("input", 1, int64(n))}
-	b.g.Output = []*onnx.ValueInfoProto{valueInfo(x, 1, int64(n))}
-	out, err := proto.Marshal(&onnx.ModelProto{IrVersion: 7, Graph: b.g, OpsetImport: []*onnx.OperatorSetIdProto{{Version: 13}}})
-	if err != nil {
-		panic(err)
-	}
-	return out
+	return b.model(n, x, n)
 }

@@ -325,28 +325,22 @@ func (p *Processor) step(ctx context.Context, j *store.Job, progress func(string
 // watch heartbeats until ctx ends, cancelling the run when a cancel is requested or
 // when another attempt has taken the job over.
 func (p *Processor) watch(ctx context.Context, cancel context.CancelCauseFunc, j *store.Job) {
-	t := time.NewTicker(p.heartbeat())
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	every(ctx, p.heartbeat(), func() bool {
 		stop, err := p.Store.Heartbeat(ctx, j.ID, j.Attempt, "", 0, p.lease())
 		switch {
 		case errors.Is(err, store.ErrConflict):
 			cancel(errSuperseded)
-			return
+			return false
 		case err != nil:
 			if ctx.Err() == nil {
 				p.log().Warn("heartbeat failed", "job", j.ID, "err", err)
 			}
 		case stop:
 			cancel(errCancelRequested)
-			return
+			return false
 		}
-	}
+		return true
+	})
 }
 
 // progress returns the engine's progress callback: stage changes are written at once,
@@ -526,7 +520,17 @@ func (p *Processor) Reap(ctx context.Context, maxAttempts int) (int, error) {
 
 // RunReaper calls Reap every third of the lease until ctx ends.
 func (p *Processor) RunReaper(ctx context.Context, maxAttempts int) {
-	t := time.NewTicker(p.lease() / 3)
+	every(ctx, p.lease()/3, func() bool {
+		if _, err := p.Reap(ctx, maxAttempts); err != nil && ctx.Err() == nil {
+			p.log().Warn("reap failed", "err", err)
+		}
+		return true
+	})
+}
+
+// every calls fn every interval d until ctx ends or fn returns false.
+func every(ctx context.Context, d time.Duration, fn func() bool) {
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
@@ -534,8 +538,8 @@ func (p *Processor) RunReaper(ctx context.Context, maxAttempts int) {
 			return
 		case <-t.C:
 		}
-		if _, err := p.Reap(ctx, maxAttempts); err != nil && ctx.Err() == nil {
-			p.log().Warn("reap failed", "err", err)
+		if !fn() {
+			return
 		}
 	}
 }
