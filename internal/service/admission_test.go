@@ -3,8 +3,11 @@ package service_test
 import (
 	"bytes"
 	"mime/multipart"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/zkml/zkml/api"
 	"github.com/zkml/zkml/internal/bench"
 	"github.com/zkml/zkml/internal/engine"
 )
@@ -36,4 +39,25 @@ func TestAdmissionRefusesCrashModel(t *testing.T) {
 			t.Fatalf("jobs queued for a refused model: %v", list.Jobs)
 		}
 	})
+}
+
+// TestCrashingJobFailsAlone: a compile whose child process dies (here a stand-in
+// that prints Go's stack-overflow message and is killed) fails that job with
+// resource_limit, once, and its model; the server keeps serving.
+func TestCrashingJobFailsAlone(t *testing.T) {
+	eng := &engine.Engine{ChildCommand: []string{"/bin/sh", "-c", "echo 'fatal error: stack overflow' >&2; kill -9 $$", "sh"}}
+	e := newEnv(t, fastConfig(backends(t)[0].cfg(t), eng))
+	k := e.newKey("tenant")
+	m, j := e.upload(k.Key, bench.Elementwise("Relu", 4), "")
+	got := e.wait(k.Key, j, 20*time.Second)
+	if got.Status != "failed" || got.Error == nil || got.Error.Code != "resource_limit" ||
+		!strings.Contains(got.Error.Message, "stack overflow") || got.Attempt != 1 {
+		t.Fatalf("crashed compile job = %+v", got)
+	}
+	var mv api.ModelView
+	e.want(e.do("GET", "/v1/models/"+m, k.Key, nil), 200).json(t, &mv)
+	if mv.Status != "failed" {
+		t.Fatalf("model of the crashed compile = %+v", mv)
+	}
+	e.want(e.do("GET", "/healthz", "", nil), 200)
 }
