@@ -50,8 +50,9 @@ type ChildArgs struct {
 	// limit, and on Linux (except for GPU proofs) an address-space rlimit above what
 	// the runtime has mapped at start.
 	MemoryLimit int64
-	// MaxConstraints is the constraint budget a compile checks (0: none).
-	MaxConstraints int64
+	// MaxConstraints and MaxMemory are the budget a compile or an estimate checks (0:
+	// none): the engine's Limits, passed on.
+	MaxConstraints, MaxMemory int64
 }
 
 // RegisterFlags defines the child's command-line flags on fs, bound to a; Flags
@@ -68,6 +69,7 @@ func (a *ChildArgs) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&a.TmpDir, "tmp", "", "the parent's temporary directory, removed if the parent dies")
 	fs.Int64Var(&a.MemoryLimit, "memory-limit", 0, "memory limit in bytes (0: none)")
 	fs.Int64Var(&a.MaxConstraints, "max-constraints", 0, "constraint budget of a compile (0: none)")
+	fs.Int64Var(&a.MaxMemory, "max-memory", 0, "estimated-memory budget of a compile in bytes (0: none)")
 }
 
 // Flags renders a as the child's command-line flags.
@@ -89,6 +91,9 @@ func (a ChildArgs) Flags() []string {
 	}
 	if a.MaxConstraints > 0 {
 		f = append(f, "--max-constraints", strconv.FormatInt(a.MaxConstraints, 10))
+	}
+	if a.MaxMemory > 0 {
+		f = append(f, "--max-memory", strconv.FormatInt(a.MaxMemory, 10))
 	}
 	return f
 }
@@ -131,7 +136,7 @@ func RunChild(ctx context.Context, a ChildArgs, stdin io.Reader) error {
 	}
 	var res childResult
 	err := func() error {
-		e := &Engine{Limits: bench.Limits{MaxConstraints: a.MaxConstraints, MaxMemoryBytes: a.MemoryLimit}}
+		e := &Engine{Limits: bench.Limits{MaxConstraints: a.MaxConstraints, MaxMemoryBytes: a.MaxMemory}}
 		switch a.Op {
 		case OpCompile, OpEstimate:
 			onnx, err := os.ReadFile(a.ONNX)
@@ -226,8 +231,8 @@ func (e *Engine) runChild(ctx context.Context, a ChildArgs, files map[string][]b
 	if a.MemoryLimit == 0 {
 		a.MemoryLimit = e.Limits.MaxMemoryBytes
 	}
-	if a.MaxConstraints == 0 {
-		a.MaxConstraints = e.Limits.MaxConstraints
+	if a.MaxConstraints == 0 && a.MaxMemory == 0 {
+		a.MaxConstraints, a.MaxMemory = e.Limits.MaxConstraints, e.Limits.MaxMemoryBytes
 	}
 	args := append(append([]string{}, e.ChildCommand[1:]...), a.Flags()...)
 	cmd := exec.CommandContext(ctx, e.ChildCommand[0], args...)
@@ -288,12 +293,13 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 }
 
 // summary is the first line of a Go runtime failure ("runtime: out of memory: ...",
-// "fatal error: stack overflow", "panic: ...") if there is one, else the last line.
+// "fatal error: stack overflow", "panic: ...", or a signal such as "SIGSEGV: ..." from
+// a runtime that could not map memory) if there is one, else the last line.
 func (t *tailBuffer) summary() string {
 	sc := bufio.NewScanner(bytes.NewReader(t.head.Bytes()))
 	for sc.Scan() {
 		l := sc.Text()
-		for _, p := range []string{"runtime: out of memory", "fatal error:", "panic:"} {
+		for _, p := range []string{"runtime: out of memory", "fatal error:", "panic:", "SIGSEGV:", "SIGBUS:", "SIGABRT:"} {
 			if strings.HasPrefix(l, p) {
 				return l
 			}

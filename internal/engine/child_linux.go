@@ -16,8 +16,9 @@ func setParentDeathSignal(cmd *exec.Cmd) {
 // limitAddressSpace lets the process map at most n more bytes of virtual memory than
 // it has mapped now (the Go runtime reserves about 1 GiB of address space at start,
 // most of it never touched): an allocation beyond that fails, and the runtime exits
-// with "out of memory" instead of the machine swapping or the OOM killer choosing a
-// victim.
+// ("out of memory", or a fatal signal) instead of the machine swapping or the OOM
+// killer choosing a victim. The heap grows in 64 MiB arenas, so up to one arena of
+// the limit may go unused.
 func limitAddressSpace(n int64) error {
 	var pages int64
 	b, err := os.ReadFile("/proc/self/statm")

@@ -103,11 +103,11 @@ func TestChildCrashFailsJob(t *testing.T) {
 // TestChildMemoryLimit: a compile needing far more than the child's memory limit dies
 // inside the child (out of memory under its address-space limit) and fails the call.
 func TestChildMemoryLimit(t *testing.T) {
-	e := &Engine{ChildCommand: selfChild(t), Limits: bench.Limits{MaxMemoryBytes: 64 << 20}}
+	e := &Engine{ChildCommand: selfChild(t)}
 	start := time.Now()
-	// Estimated at ~1.4 GiB: the in-child budget check would refuse it, so call the
-	// child directly with the limit, as an unforeseen blow-up would meet it.
-	_, err := e.runChild(context.Background(), ChildArgs{Op: OpCompile, Dir: t.TempDir()},
+	// No budget, only the memory limit: the budget would refuse this model (estimated
+	// at 4 GiB) before compiling, so this is how an unforeseen blow-up meets the limit.
+	_, err := e.runChild(context.Background(), ChildArgs{Op: OpCompile, Dir: t.TempDir(), MemoryLimit: 64 << 20},
 		map[string][]byte{"model.onnx": bench.Elementwise("mul_relu", 1<<16)})
 	if !errors.Is(err, api.ErrResourceLimit) || !strings.Contains(err.Error(), "memory limit 64 MiB") {
 		t.Fatalf("over its memory limit the child gave %v", err)
