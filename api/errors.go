@@ -97,6 +97,10 @@ func EngineErrorCode(err error) string {
 		return CodeInvalidModel
 	case errors.Is(err, ErrInvalidSettings):
 		return CodeInvalidSettings
+	case errors.Is(err, ErrOverBudget):
+		return CodeOverBudget
+	case errors.Is(err, ErrResourceLimit):
+		return CodeResourceLimit
 	}
 	return ""
 }

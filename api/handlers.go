@@ -75,6 +75,12 @@ func (s *Server) createModel(w http.ResponseWriter, r *http.Request) error {
 			return &Error{Kind: KindBadRequest, Code: CodeInvalidSettings, Message: EngineErrorMessage(err), Err: err}
 		}
 	}
+	if err := s.admit(r.Context(), req.ONNX, req.Settings); err != nil {
+		return err
+	}
+	if err := s.checkWebhookTarget(r.Context(), req.WebhookURL); err != nil {
+		return err
+	}
 	digest, size, err := s.blobs.Put(r.Context(), bytes.NewReader(req.ONNX))
 	if err != nil {
 		return err
@@ -201,6 +207,9 @@ func (s *Server) createProof(w http.ResponseWriter, r *http.Request) error {
 // submit creates the job, honouring Idempotency-Key: a repeated key with the same
 // request returns the original job; with a different request it is rejected.
 func (s *Server) submit(w http.ResponseWriter, r *http.Request, body []byte, j *store.Job) error {
+	if err := s.checkWebhookTarget(r.Context(), j.WebhookURL); err != nil {
+		return err
+	}
 	key := r.Header.Get("Idempotency-Key")
 	if len(key) > 255 {
 		return badRequest("Idempotency-Key is longer than 255 bytes")
@@ -217,6 +226,10 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, body []byte, j *
 	got, created, err := s.newJob(r, j)
 	if err != nil {
 		return err
+	}
+	if !created && (key == "" || got.IdempotencyKey != key) {
+		// The store returned the setup of this model and system already in flight.
+		return existingSetup(w, got)
 	}
 	if !created {
 		if got.RequestHash != j.RequestHash {
@@ -353,11 +366,7 @@ func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	cancel := s.store.CancelJob
-	if mc, ok := s.store.(ModelCanceller); ok {
-		cancel = mc.CancelJobAndModel
-	}
-	j, err := cancel(r.Context(), principalFrom(r.Context()).keyID, id)
+	j, err := s.store.CancelJob(r.Context(), principalFrom(r.Context()).keyID, id)
 	if errors.Is(err, store.ErrConflict) {
 		return errorf(KindConflict, "job_finished", "job %s already %s", j.ID, j.Status)
 	}
@@ -365,13 +374,6 @@ func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return writeJSON(w, http.StatusAccepted, NewJobView(j))
-}
-
-// ModelCanceller is a store whose cancel of a queued compile job fails the job's model
-// in the same transaction (ours: sqldb.Store.CancelJobAndModel), so the job never
-// reads cancelled next to a model that still reads compiling.
-type ModelCanceller interface {
-	CancelJobAndModel(ctx context.Context, owner, id string) (*store.Job, error)
 }
 
 // ---- proofs ----

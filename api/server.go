@@ -57,6 +57,9 @@ type Config struct {
 	Metrics  http.Handler
 	// Ready reports whether the service can take traffic (/readyz); nil means Store.Ping.
 	Ready func(ctx context.Context) error
+	// AllowPrivateWebhooks accepts webhook URLs on loopback and private addresses
+	// (tests, trusted networks); by default they are refused with 400.
+	AllowPrivateWebhooks bool
 }
 
 // Server is the HTTP API.
@@ -73,6 +76,8 @@ type Server struct {
 	ready     func(ctx context.Context) error
 	router    chi.Router
 
+	allowPrivateWebhooks bool
+
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 }
@@ -82,6 +87,7 @@ func New(cfg Config) *Server {
 	s := &Server{
 		store: cfg.Store, queue: cfg.Queue, engine: cfg.Engine, blobs: cfg.Blobs, ws: cfg.Workspaces,
 		limits: cfg.Limits, log: cfg.Logger, metrics: cfg.Metrics, ready: cfg.Ready,
+		allowPrivateWebhooks: cfg.AllowPrivateWebhooks,
 	}
 	if cfg.AdminKey != "" {
 		s.adminHash = HashKey(cfg.AdminKey)
@@ -165,6 +171,7 @@ func (s *Server) routes() chi.Router {
 		r.Get("/jobs", s.tenant(s.listJobs))
 		r.Get("/jobs/{id}", s.tenant(s.getJob))
 		r.Post("/jobs/{id}/cancel", s.tenant(s.cancelJob))
+		r.Post("/jobs/{id}/webhook", s.tenant(s.redeliverWebhook))
 
 		r.Get("/proofs/{id}", s.tenant(s.getProof))
 		r.Post("/verify", s.tenant(s.verify))

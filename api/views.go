@@ -26,6 +26,8 @@ type JobView struct {
 	FinishedAt      *time.Time `json:"finished_at,omitempty"`
 	QueuedSeconds   *float64   `json:"queued_seconds,omitempty"`
 	RunSeconds      *float64   `json:"run_seconds,omitempty"`
+	// Webhook is the job's webhook and its delivery attempts (none without webhook_url).
+	Webhook *WebhookView `json:"webhook,omitempty"`
 }
 
 // JobPage is one page of GET /v1/jobs; NextCursor, absent on the last page, is the
@@ -47,6 +49,7 @@ func NewJobView(j *store.Job) JobView {
 		ID: j.ID, ModelID: j.ModelID, Kind: string(j.Kind), System: j.System, Status: string(j.Status),
 		Stage: j.Stage, Progress: j.Progress, Attempt: j.Attempt, CancelRequested: j.CancelRequested,
 		ProofID: j.ProofID, CreatedAt: j.CreatedAt, StartedAt: j.StartedAt, FinishedAt: j.FinishedAt,
+		Webhook: newWebhookView(j),
 	}
 	if j.Status.Terminal() && j.ErrorCode != "" {
 		v.Error = &ErrorView{Code: j.ErrorCode, Message: j.ErrorMessage}

@@ -61,7 +61,7 @@ func serviceDemo(ctx context.Context, out, errw io.Writer, example, system, data
 		return err
 	}
 	cfg.DatabaseURL, cfg.DataDir, cfg.AdminKey = "", dataDir, admin
-	cfg.Engine = &engine.Engine{ProveCommand: []string{self, "internal-prove"}}
+	cfg.Engine = &engine.Engine{ChildCommand: []string{self, "internal-job"}}
 	cfg.Logger = slog.New(slog.NewTextHandler(errw, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -12,10 +12,10 @@ import (
 	"time"
 )
 
-// TestMain lets the test binary act as zkml's child prover: the service demo runs
-// proofs in a child process started from os.Executable().
+// TestMain lets the test binary act as zkml's job child: the service demo runs jobs
+// in a child process started from os.Executable().
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && os.Args[1] == "internal-prove" {
+	if len(os.Args) > 1 && (os.Args[1] == "internal-job" || os.Args[1] == "internal-prove") {
 		main()
 		return
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/bits"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/zkml/zkml/circuits"
+	"github.com/zkml/zkml/internal/bench"
 	"github.com/zkml/zkml/internal/evm"
 	"github.com/zkml/zkml/model"
 	"github.com/zkml/zkml/model/quant"
@@ -221,6 +223,13 @@ integer reference first, so values out of the fixed-point range are reported now
 			}
 			all := map[string]*circuits.Stats{}
 			for _, sys := range syss {
+				// The service's admission estimate, printed before the (possibly long) compile.
+				est, err := bench.EstimateProgram(m.Program, sys)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(errw, "estimate %s: at most %d constraints, %d wires, domain 2^%d, %d MiB\n",
+					sys, est.Constraints, est.Wires, bits.Len64(uint64(est.Domain))-1, est.MemoryBytes>>20)
 				st, err := step(errw, "compile "+string(sys), func() (*circuits.Stats, error) { return m.Compile(sys) })
 				if err != nil {
 					return err

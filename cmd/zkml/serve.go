@@ -1,19 +1,21 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/zkml/zkml/internal/bench"
 	"github.com/zkml/zkml/internal/engine"
 	"github.com/zkml/zkml/internal/service"
 	"github.com/zkml/zkml/prover"
 )
 
 func init() {
-	extraCommands = append(extraCommands, serveCmd, workerCmd, migrateCmd, internalProveCmd)
+	extraCommands = append(extraCommands, serveCmd, workerCmd, migrateCmd, internalJobCmd)
 }
 
 type serviceFlags struct {
@@ -29,7 +31,7 @@ func (f *serviceFlags) register(cmd *cobra.Command, defaultAddr string) {
 	fl.StringVar(&f.dataDir, "data-dir", "", "data directory: embedded database, artifacts, workspaces (ZKML_DATA_DIR)")
 	fl.StringVar(&f.device, "device", "cpu", "proving device: cpu or gpu (ICICLE builds)")
 	fl.IntVar(&f.workers, "workers", 0, "jobs run at once by this process (ZKML_WORKERS)")
-	fl.BoolVar(&f.inProcessProve, "in-process-prove", false, "prove inside this process (faster for small models; a timed-out proof then keeps its CPU until it ends)")
+	fl.BoolVar(&f.inProcessProve, "in-process-prove", false, "compile, set up and prove inside this process (faster for small models; a timed-out job then keeps its CPU until it ends, and a crash takes the process down)")
 }
 
 // config builds the service configuration: environment first, then flags.
@@ -54,15 +56,20 @@ func (f *serviceFlags) config(cmd *cobra.Command) (service.Config, error) {
 	if err != nil {
 		return cfg, err
 	}
-	e := &engine.Engine{Device: dev}
+	limits, err := limitsFromEnv()
+	if err != nil {
+		return cfg, err
+	}
+	e := &engine.Engine{Device: dev, Limits: limits}
 	if !f.inProcessProve {
-		// Each proof runs in a child zkml process, so a job's timeout or
-		// cancellation kills it and frees the worker.
+		// Each compile, setup and proof runs in a child zkml process, so a job's
+		// timeout or cancellation kills it and frees the worker, and a crash (out of
+		// memory, a Go fatal error) fails that job, not the service.
 		self, err := os.Executable()
 		if err != nil {
 			return cfg, err
 		}
-		e.ProveCommand = []string{self, "internal-prove"}
+		e.ChildCommand = []string{self, "internal-job"}
 	}
 	cfg.Engine = e
 	return cfg, nil
@@ -128,41 +135,69 @@ func migrateCmd() *cobra.Command {
 	return cmd
 }
 
-// internalProveCmd is the child process of the service's prover (engine.ProveCommand).
-func internalProveCmd() *cobra.Command {
-	var dir, system, input, out, device string
+// internalJobCmd is the child process of the service's engine (engine.ChildCommand):
+// one compile, setup or proof, run by engine.RunChild. "internal-prove" is its
+// former name.
+func internalJobCmd() *cobra.Command {
+	var a engine.ChildArgs
 	cmd := &cobra.Command{
-		Use:    "internal-prove",
-		Short:  "Prove one inference for the service (child process)",
-		Hidden: true,
-		Args:   cobra.NoArgs,
+		Use:     "internal-job",
+		Aliases: []string{"internal-prove"},
+		Short:   "Run one compile, setup or proof for the service (child process)",
+		Hidden:  true,
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			dev, err := prover.ParseDevice(device)
-			if err != nil {
-				return err
-			}
-			m, sys, in, err := openWithInputs(dir, system, input)
-			if err != nil {
-				return err
-			}
-			p, err := m.Prove(sys, in, prover.WithDevice(dev))
-			if err != nil {
-				return err
-			}
-			b, err := json.Marshal(p)
-			if err != nil {
-				return err
-			}
-			if err := os.WriteFile(out, b, 0o600); err != nil {
-				return fmt.Errorf("write %s: %w", out, err)
-			}
-			return nil
+			return engine.RunChild(cmd.Context(), a, os.Stdin)
 		},
 	}
-	cmd.Flags().StringVar(&dir, "dir", "", "model directory")
-	cmd.Flags().StringVar(&system, "system", "groth16", "proving system")
-	cmd.Flags().StringVar(&input, "input", "", "input.json")
-	cmd.Flags().StringVar(&out, "out", "", "where to write the proof JSON")
-	cmd.Flags().StringVar(&device, "device", "cpu", "cpu or gpu")
+	a.RegisterFlags(cmd.Flags())
 	return cmd
+}
+
+// Default admission budgets: about 8 million constraints per proving system (PLONK
+// proves 2^18 in ~10 s on 2 cores, so 2^23 is already minutes on a large machine),
+// and 16 GiB of memory per job.
+const (
+	defaultMaxConstraints = 1 << 23
+	defaultMaxJobMemory   = 16 << 30
+)
+
+// limitsFromEnv reads the admission budgets: ZKML_MAX_CONSTRAINTS and
+// ZKML_MAX_JOB_MEMORY (bytes, or with a KiB/MiB/GiB suffix); 0 disables a limit.
+func limitsFromEnv() (bench.Limits, error) {
+	l := bench.Limits{MaxConstraints: defaultMaxConstraints, MaxMemoryBytes: defaultMaxJobMemory}
+	if v := os.Getenv("ZKML_MAX_CONSTRAINTS"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return l, fmt.Errorf("ZKML_MAX_CONSTRAINTS=%q: want a non-negative integer", v)
+		}
+		l.MaxConstraints = n
+	}
+	if v := os.Getenv("ZKML_MAX_JOB_MEMORY"); v != "" {
+		n, err := parseBytes(v)
+		if err != nil {
+			return l, fmt.Errorf("ZKML_MAX_JOB_MEMORY: %w", err)
+		}
+		l.MaxMemoryBytes = n
+	}
+	return l, nil
+}
+
+// parseBytes reads "123", "512MiB", "8GiB" or "64KiB".
+func parseBytes(v string) (int64, error) {
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}} {
+		if strings.HasSuffix(v, u.suffix) {
+			v, mult = strings.TrimSuffix(v, u.suffix), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%q: want a non-negative byte count (optionally KiB, MiB or GiB)", v)
+	}
+	return n * mult, nil
 }

@@ -1,9 +1,12 @@
 // Package engine implements the service's api.Engine with the real pipeline (model,
 // quant, circuits, prover, verifier).
 //
-// Proofs can run in a child process (ProveCommand): gnark cannot interrupt a running
-// prover, so a job's timeout or cancellation kills the child and really frees the
-// worker. Compiled circuits and keys of in-process calls are cached by the prover.
+// Compile, setup and proofs can run in a child process (ChildCommand): gnark cannot
+// interrupt a running prover, so a job's timeout or cancellation kills the child and
+// really frees the worker, and a child that runs out of memory or hits a Go fatal
+// error fails its job instead of the whole service. Before any work, the cost of a
+// model is estimated from its lowered program and checked against Limits. Compiled
+// circuits and keys of in-process calls are cached by the prover.
 package engine
 
 import (
@@ -12,13 +15,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 
 	"github.com/zkml/zkml/api"
 	"github.com/zkml/zkml/circuits"
+	"github.com/zkml/zkml/internal/bench"
 	"github.com/zkml/zkml/model"
 	"github.com/zkml/zkml/model/quant"
 	"github.com/zkml/zkml/prover"
@@ -27,13 +28,15 @@ import (
 
 // Engine runs the pipeline. The zero value proves in-process on the CPU.
 type Engine struct {
-	// ProveCommand, when set, is the command line of a child process that proves one
-	// inference: it is run with the extra arguments
-	//   --dir DIR --system SYS --input IN.json --out OUT.json [--device D]
-	// and must write a prover.Proof as JSON to OUT (see `zkml internal-prove`).
-	ProveCommand []string
+	// ChildCommand, when set, is the command line of a child process that runs one
+	// compile, setup or proof: it is run with the flags of ChildArgs and must behave
+	// like RunChild (see `zkml internal-job`).
+	ChildCommand []string
 	// Device is the proving device (cpu or gpu).
 	Device prover.Device
+	// Limits is the budget a model must fit (zero fields: unlimited); its memory
+	// limit is also imposed on every child process.
+	Limits bench.Limits
 }
 
 var _ api.Engine = (*Engine)(nil)
@@ -68,15 +71,117 @@ func ParseSettings(b []byte) (quant.Config, error) {
 	return cfg, nil
 }
 
-// Compile implements api.Engine: it quantizes the model and compiles both circuits.
+// Estimate lowers the model and bounds its circuit in each proving system.
+func Estimate(onnx, settings []byte) ([]*bench.Estimate, error) {
+	cfg, err := ParseSettings(settings)
+	if err != nil {
+		return nil, err
+	}
+	g, err := model.Load(onnx)
+	if err != nil {
+		return nil, classify(err)
+	}
+	p, err := quant.Lower(g, cfg)
+	if err != nil {
+		return nil, classify(err)
+	}
+	return EstimateProgram(p)
+}
+
+// EstimateProgram bounds the circuit of p in each proving system.
+func EstimateProgram(p *quant.Program) ([]*bench.Estimate, error) {
+	var out []*bench.Estimate
+	for _, sys := range []circuits.System{circuits.Groth16, circuits.Plonk} {
+		est, err := bench.EstimateProgram(p, sys)
+		if err != nil {
+			return nil, classify(err)
+		}
+		out = append(out, est)
+	}
+	return out, nil
+}
+
+// checkBudget returns an error wrapping api.ErrOverBudget when an estimate exceeds
+// the engine's limits.
+func (e *Engine) checkBudget(ests []*bench.Estimate) error {
+	for _, est := range ests {
+		if err := e.Limits.Check(est); err != nil {
+			return fmt.Errorf("%w: %v", api.ErrOverBudget, strings.TrimPrefix(err.Error(), bench.ErrOverBudget.Error()+": "))
+		}
+	}
+	return nil
+}
+
+// Admit implements api.Admitter: a model whose estimate (in any proving system, since
+// compiling builds both) is above the limits is refused before any work. With
+// ChildCommand the model is lowered and estimated in a child under the memory limit,
+// so not even the lowering of a hostile model can exhaust this process; a child that
+// runs out of memory there means the model is over budget. A model that cannot be
+// parsed or lowered is admitted: its compile job reports why.
+func (e *Engine) Admit(ctx context.Context, onnx []byte, settings []byte) error {
+	if e.Limits == (bench.Limits{}) {
+		return nil
+	}
+	var ests []*bench.Estimate
+	var err error
+	if len(e.ChildCommand) > 0 {
+		var res *childResult
+		res, err = e.runChild(ctx, ChildArgs{Op: OpEstimate}, modelFiles(onnx, settings))
+		if errors.Is(err, api.ErrResourceLimit) {
+			return fmt.Errorf("%w: lowering the model needed more than the memory limit of %d MiB (ZKML_MAX_JOB_MEMORY)",
+				api.ErrOverBudget, e.Limits.MaxMemoryBytes>>20)
+		}
+		if err == nil {
+			ests = res.Estimates
+		}
+	} else {
+		ests, err = Estimate(onnx, settings)
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if err != nil {
+		return nil
+	}
+	return e.checkBudget(ests)
+}
+
+func modelFiles(onnx, settings []byte) map[string][]byte {
+	files := map[string][]byte{"model.onnx": onnx}
+	if len(settings) > 0 {
+		files["settings.json"] = settings
+	}
+	return files
+}
+
+// Compile implements api.Engine: it quantizes the model, checks its estimate against
+// the limits and compiles both circuits (all of it in a child process with
+// ChildCommand).
 func (e *Engine) Compile(ctx context.Context, dir string, onnx []byte, settings []byte) (api.ModelInfo, error) {
 	cfg, err := ParseSettings(settings)
 	if err != nil {
 		return api.ModelInfo{}, err
 	}
+	if len(e.ChildCommand) > 0 {
+		res, err := e.runChild(ctx, ChildArgs{Op: OpCompile, Dir: dir}, modelFiles(onnx, settings))
+		if err != nil {
+			return api.ModelInfo{}, err
+		}
+		if res.Info == nil {
+			return api.ModelInfo{}, errors.New("compile process wrote no model info")
+		}
+		return *res.Info, nil
+	}
 	m, err := prover.Create(dir, onnx, cfg)
 	if err != nil {
 		return api.ModelInfo{}, classify(err)
+	}
+	ests, err := EstimateProgram(m.Program)
+	if err != nil {
+		return api.ModelInfo{}, err
+	}
+	if err := e.checkBudget(ests); err != nil {
+		return api.ModelInfo{}, err
 	}
 	info := api.ModelInfo{ModelID: m.ID, Constraints: map[string]int{}}
 	for _, in := range m.Graph.Inputs {
@@ -106,6 +211,10 @@ func (e *Engine) Setup(ctx context.Context, dir string, system string) error {
 	sys, err := circuits.ParseSystem(system)
 	if err != nil {
 		return fmt.Errorf("%w: %v", api.ErrInvalidInput, err)
+	}
+	if len(e.ChildCommand) > 0 {
+		_, err := e.runChild(ctx, ChildArgs{Op: OpSetup, Dir: dir, System: string(sys)}, nil)
+		return err
 	}
 	m, err := prover.Open(dir)
 	if err != nil {
@@ -137,8 +246,16 @@ func (e *Engine) Prove(ctx context.Context, dir string, system string, input []b
 	}
 	progress("prove", 0.1)
 	var p *prover.Proof
-	if len(e.ProveCommand) > 0 {
-		p, err = e.proveChild(ctx, dir, sys, input)
+	if len(e.ChildCommand) > 0 {
+		var res *childResult
+		res, err = e.runChild(ctx, ChildArgs{Op: OpProve, Dir: dir, System: string(sys), Device: string(e.device())},
+			map[string][]byte{"input.json": input})
+		if err == nil && res.Proof == nil {
+			err = errors.New("prove process wrote no proof")
+		}
+		if err == nil {
+			p = res.Proof
+		}
 	} else {
 		p, err = m.Prove(sys, in, prover.WithDevice(e.device()))
 	}
@@ -161,36 +278,22 @@ func (e *Engine) device() prover.Device {
 	return e.Device
 }
 
-// proveChild proves in a child process, killed when ctx ends.
-func (e *Engine) proveChild(ctx context.Context, dir string, sys circuits.System, input []byte) (*prover.Proof, error) {
-	tmp, err := os.MkdirTemp("", "zkml-prove-")
+// proveInProcess proves one inference here (the child's side of OpProve).
+func (e *Engine) proveInProcess(dir, system string, input []byte) (*prover.Proof, error) {
+	sys, err := circuits.ParseSystem(system)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", api.ErrInvalidInput, err)
+	}
+	m, err := prover.Open(dir)
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(tmp)
-	inPath, outPath := filepath.Join(tmp, "input.json"), filepath.Join(tmp, "proof.json")
-	if err := os.WriteFile(inPath, input, 0o600); err != nil {
-		return nil, err
-	}
-	args := append(append([]string{}, e.ProveCommand[1:]...), "--dir", dir, "--system", string(sys), "--input", inPath, "--out", outPath, "--device", string(e.device()))
-	cmd := exec.CommandContext(ctx, e.ProveCommand[0], args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, fmt.Errorf("prover process: %v: %s", err, strings.TrimSpace(stderr.String()))
-	}
-	b, err := os.ReadFile(outPath)
+	in, err := model.ParseInput(input, m.Graph)
 	if err != nil {
-		return nil, err
+		return nil, classify(err)
 	}
-	var p prover.Proof
-	if err := json.Unmarshal(b, &p); err != nil {
-		return nil, fmt.Errorf("prover process output: %w", err)
-	}
-	return &p, nil
+	p, err := m.Prove(sys, in, prover.WithDevice(e.device()))
+	return p, classify(err)
 }
 
 func calldata(sys circuits.System, p *prover.Proof) ([]byte, error) {

@@ -93,9 +93,14 @@ type Processor struct {
 	Timeouts Timeouts
 	Metrics  *Metrics
 	Log      *slog.Logger
-	// Heartbeat is how often a running job reports liveness and checks for a cancel
+	// Heartbeat is how often a running job renews its lease and checks for a cancel
 	// request (default 1s).
 	Heartbeat time.Duration
+	// Lease is how long a job stays with its worker without a heartbeat (default
+	// 15s, at least 3 heartbeats): when it runs out, Reap hands the job to another
+	// worker, so a killed worker's job is retried within about Lease plus the reap
+	// interval, not after River's rescue window (the longest job timeout).
+	Lease time.Duration
 	// HTTPClient delivers webhooks (default: 10s timeout, public addresses only unless
 	// AllowPrivateWebhooks).
 	HTTPClient *http.Client
@@ -106,9 +111,24 @@ type Processor struct {
 }
 
 // Enqueue queues the run task of a job recorded in the store, with its kind's
-// timeout; it implements api.Queue.
+// timeout; it implements api.Queue. The task is told apart from those of earlier
+// hand-overs of the job (Reclaims), whose dead workers' tasks River still holds.
 func (p *Processor) Enqueue(ctx context.Context, j *store.Job) error {
-	return p.Queue.Enqueue(ctx, Task{Kind: TaskRun, JobID: j.ID, Timeout: p.Timeouts.For(j.Kind)})
+	return p.Queue.Enqueue(ctx, Task{Kind: TaskRun, JobID: j.ID, Timeout: p.Timeouts.For(j.Kind), Gen: j.Reclaims})
+}
+
+func (p *Processor) lease() time.Duration {
+	if p.Lease > 0 {
+		return max(p.Lease, 3*p.heartbeat())
+	}
+	return max(15*time.Second, 3*p.heartbeat())
+}
+
+func (p *Processor) heartbeat() time.Duration {
+	if p.Heartbeat > 0 {
+		return p.Heartbeat
+	}
+	return time.Second
 }
 
 var _ api.Queue = (*Processor)(nil)
@@ -139,13 +159,15 @@ var (
 
 func (p *Processor) run(ctx context.Context, t Task, a Attempt) error {
 	log := p.log().With("job", t.JobID)
-	j, err := p.Store.StartJob(ctx, t.JobID)
+	j, err := p.Store.StartJob(ctx, t.JobID, p.lease())
+	if errors.Is(err, store.ErrLeased) {
+		// A live worker runs the job (this task is a stale or duplicate delivery).
+		return nil
+	}
 	if errors.Is(err, store.ErrConflict) {
 		// Already finished (a duplicate delivery, a job cancelled while queued, or this
-		// process died after finishing): settle the model and webhook, complete the task.
-		if j != nil && j.Kind == store.KindCompile && j.Status != store.JobSucceeded {
-			p.markModelFailed(ctx, j, errors.New("compile "+string(j.Status)))
-		}
+		// process died after finishing): the store has settled the model; send the
+		// webhook and complete the task.
 		if j != nil && j.WebhookURL != "" {
 			p.queueWebhook(ctx, j)
 		}
@@ -177,7 +199,7 @@ func (p *Processor) run(ctx context.Context, t Task, a Attempt) error {
 	wg.Wait()
 
 	finish := func(f store.Finish) error {
-		done, err := p.finishJob(context.WithoutCancel(ctx), j, f)
+		done, err := p.Store.FinishJob(context.WithoutCancel(ctx), j.ID, j.Attempt, f)
 		if errors.Is(err, store.ErrConflict) {
 			log.Warn("job was taken over by another attempt; dropping this result")
 			return nil
@@ -240,17 +262,6 @@ func (p *Processor) run(ctx context.Context, t Task, a Attempt) error {
 	}
 }
 
-func (p *Processor) markModelFailed(ctx context.Context, j *store.Job, cause error) {
-	m, err := p.Store.GetModel(context.WithoutCancel(ctx), "", j.ModelID)
-	if err != nil || m.Status != store.ModelCompiling {
-		return
-	}
-	m.Status, m.Error = store.ModelFailed, cause.Error()
-	if err := p.Store.SetModelCompiled(context.WithoutCancel(ctx), m); err != nil {
-		p.log().Error("mark model failed", "model", m.ID, "err", err)
-	}
-}
-
 // step runs the pipeline step of j and records its effect on the model.
 func (p *Processor) step(ctx context.Context, j *store.Job, progress func(string, float64)) (*store.Proof, error) {
 	m, err := p.Store.GetModel(ctx, "", j.ModelID)
@@ -284,6 +295,13 @@ func (p *Processor) step(ctx context.Context, j *store.Job, progress func(string
 		m.EngineModelID, m.Constraints, m.Inputs, m.Outputs, m.Stats = info.ModelID, info.Constraints, info.Inputs, info.Outputs, info.Stats
 		return nil, p.Store.SetModelCompiled(ctx, m)
 	case store.KindSetup:
+		if m.HasSystem(j.System) {
+			// Keys are made once: a setup that finds them (a retry after its worker
+			// died past this point, or a request that raced the first setup's end)
+			// succeeds without replacing them under a deployed verifier.
+			p.log().Info("keys already exist; setup skipped", "job", j.ID, "model", m.ID, "system", j.System)
+			return nil, nil
+		}
 		progress("setup", 0)
 		if err := p.Engine.Setup(ctx, dir, j.System); err != nil {
 			return nil, err
@@ -307,32 +325,22 @@ func (p *Processor) step(ctx context.Context, j *store.Job, progress func(string
 // watch heartbeats until ctx ends, cancelling the run when a cancel is requested or
 // when another attempt has taken the job over.
 func (p *Processor) watch(ctx context.Context, cancel context.CancelCauseFunc, j *store.Job) {
-	every := p.Heartbeat
-	if every <= 0 {
-		every = time.Second
-	}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		stop, err := p.Store.Heartbeat(ctx, j.ID, j.Attempt, "", 0)
+	every(ctx, p.heartbeat(), func() bool {
+		stop, err := p.Store.Heartbeat(ctx, j.ID, j.Attempt, "", 0, p.lease())
 		switch {
 		case errors.Is(err, store.ErrConflict):
 			cancel(errSuperseded)
-			return
+			return false
 		case err != nil:
 			if ctx.Err() == nil {
 				p.log().Warn("heartbeat failed", "job", j.ID, "err", err)
 			}
 		case stop:
 			cancel(errCancelRequested)
-			return
+			return false
 		}
-	}
+		return true
+	})
 }
 
 // progress returns the engine's progress callback: stage changes are written at once,
@@ -348,7 +356,7 @@ func (p *Processor) progress(ctx context.Context, j *store.Job) func(string, flo
 			return
 		}
 		lastStage, lastWrite = stage, time.Now()
-		if _, err := p.Store.Heartbeat(ctx, j.ID, j.Attempt, stage, min(max(frac, 0), 1)); err != nil && ctx.Err() == nil {
+		if _, err := p.Store.Heartbeat(ctx, j.ID, j.Attempt, stage, min(max(frac, 0), 1), p.lease()); err != nil && ctx.Err() == nil {
 			p.log().Debug("progress update failed", "job", j.ID, "err", err)
 		}
 	}
@@ -360,14 +368,24 @@ func (p *Processor) queueWebhook(ctx context.Context, j *store.Job) {
 	}
 }
 
+// RedeliverWebhook queues the n-th manual redelivery of a finished job's webhook
+// (j.WebhookRedeliveries, as RedeliverWebhook in the store counted it); it
+// implements api.WebhookQueue.
+func (p *Processor) RedeliverWebhook(ctx context.Context, j *store.Job) error {
+	return p.Queue.Enqueue(ctx, Task{Kind: TaskWebhook, JobID: j.ID, Gen: j.WebhookRedeliveries})
+}
+
+var _ api.WebhookQueue = (*Processor)(nil)
+
 // WebhookEvent is the body POSTed to a job's webhook_url when it finishes.
 type WebhookEvent struct {
 	Type string      `json:"type"` // "job.succeeded", "job.failed" or "job.cancelled"
 	Job  api.JobView `json:"job"`
 }
 
-// deliver POSTs the finished job, signed with the owner's webhook secret. Non-2xx
-// answers and network errors are retried with backoff by the queue.
+// deliver POSTs the finished job, signed with the owner's webhook secret, and records
+// the attempt on the job. Non-2xx answers and network errors are retried with
+// backoff by the queue, over the configured retry window.
 func (p *Processor) deliver(ctx context.Context, t Task, a Attempt) error {
 	j, err := p.Store.GetJob(ctx, "", t.JobID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -376,14 +394,21 @@ func (p *Processor) deliver(ctx context.Context, t Task, a Attempt) error {
 	if err != nil {
 		return err
 	}
-	if j.WebhookURL == "" || j.WebhookDelivered || !j.Status.Terminal() {
+	if j.WebhookURL == "" || !j.Status.Terminal() {
+		return nil
+	}
+	if done, err := p.Store.WebhookDelivered(ctx, j.ID, t.Gen); err != nil {
+		return err
+	} else if done {
 		return nil
 	}
 	key, err := p.Store.GetAPIKey(ctx, j.Owner)
 	if err != nil {
 		return err
 	}
-	body, err := json.Marshal(WebhookEvent{Type: "job." + string(j.Status), Job: api.NewJobView(j)})
+	view := api.NewJobView(j)
+	view.Webhook = nil // the receiver gets the job, not the history of its deliveries
+	body, err := json.Marshal(WebhookEvent{Type: "job." + string(j.Status), Job: view})
 	if err != nil {
 		return Permanent(err)
 	}
@@ -400,19 +425,24 @@ func (p *Processor) deliver(ctx context.Context, t Task, a Attempt) error {
 			p.HTTPClient = webhookClient(p.AllowPrivateWebhooks)
 		}
 	})
+	d := &store.WebhookDelivery{JobID: j.ID, Redelivery: t.Gen, Attempt: a.N}
 	resp, err := p.HTTPClient.Do(req)
 	if err == nil {
 		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 		resp.Body.Close()
+		d.StatusCode = resp.StatusCode
 		if resp.StatusCode >= 300 {
 			err = fmt.Errorf("webhook %s answered %s", j.WebhookURL, resp.Status)
 		}
 	}
-	delivered := err == nil
-	if rerr := p.Store.RecordWebhook(context.WithoutCancel(ctx), j.ID, delivered); rerr != nil {
+	d.Delivered = err == nil
+	if err != nil {
+		d.Error = err.Error()
+	}
+	if rerr := p.Store.RecordWebhook(context.WithoutCancel(ctx), d); rerr != nil {
 		p.log().Warn("record webhook", "job", j.ID, "err", rerr)
 	}
-	if delivered {
+	if d.Delivered {
 		p.Metrics.webhook("delivered")
 		return nil
 	}
@@ -424,13 +454,11 @@ func (p *Processor) deliver(ctx context.Context, t Task, a Attempt) error {
 	return err
 }
 
-// Sweep repairs jobs the queue cannot: it enqueues jobs that have stayed queued
-// longer than age (an API process recorded the job but died, or lost the database,
-// before enqueueing it; Enqueue is unique per job, so this is a no-op for jobs already
-// queued), and fails running jobs whose heartbeat stopped more than lostAfter(kind)
-// ago (River discards a task whose worker died on its last attempt without telling
-// the handler). It returns how many jobs it touched.
-func (p *Processor) Sweep(ctx context.Context, age time.Duration, lostAfter func(store.JobKind) time.Duration) (int, error) {
+// Sweep enqueues jobs that have stayed queued longer than age: an API process
+// recorded the job but died, or lost the database, before enqueueing it, or a reaper
+// reclaimed it and died before enqueueing. Enqueue is unique per job and hand-over,
+// so this is a no-op for jobs already queued. It returns how many jobs it enqueued.
+func (p *Processor) Sweep(ctx context.Context, age time.Duration) (int, error) {
 	n := 0
 	queued, err := p.Store.ListJobs(ctx, "", store.JobQueued, 1000)
 	if err != nil {
@@ -445,30 +473,73 @@ func (p *Processor) Sweep(ctx context.Context, age time.Duration, lostAfter func
 		}
 		n++
 	}
+	return n, nil
+}
+
+// Reap takes back running jobs whose lease has expired (their worker died or lost
+// the database): each is queued again under a new task, exactly once however many
+// workers reap at the same time (the store's conditional ReclaimJob decides), or
+// failed with worker_lost after maxAttempts runs, or cancelled if that was requested.
+// It returns how many jobs it took back. maxAttempts <= 0 means 3, the queue's default.
+func (p *Processor) Reap(ctx context.Context, maxAttempts int) (int, error) {
+	if maxAttempts <= 0 {
+		maxAttempts = 3
+	}
 	running, err := p.Store.ListJobs(ctx, "", store.JobRunning, 1000)
 	if err != nil {
-		return n, err
+		return 0, err
 	}
+	n := 0
+	now := time.Now()
 	for _, j := range running {
-		if j.HeartbeatAt == nil || time.Since(*j.HeartbeatAt) < lostAfter(j.Kind) {
+		if j.LeaseUntil == nil || now.Before(*j.LeaseUntil) {
 			continue
 		}
-		done, err := p.Store.FinishJob(ctx, j.ID, j.Attempt, store.Finish{Status: store.JobFailed, ErrorCode: "worker_lost",
-			ErrorMessage: "no worker has reported progress since " + j.HeartbeatAt.Format(time.RFC3339)})
+		done, err := p.Store.ReclaimJob(ctx, j.ID, j.Attempt, j.Attempt >= maxAttempts)
 		if errors.Is(err, store.ErrConflict) {
-			continue // a worker picked it up meanwhile
+			continue // renewed meanwhile, or another reaper was first
 		}
 		if err != nil {
 			return n, err
 		}
-		p.log().Warn("job lost with its worker; marked failed", "job", j.ID, "attempt", j.Attempt)
-		if j.Kind == store.KindCompile {
-			p.markModelFailed(ctx, j, errors.New("compile worker lost"))
+		n++
+		p.log().Warn("job's worker lost; job taken back", "job", j.ID, "attempt", j.Attempt, "status", done.Status)
+		if done.Status == store.JobQueued {
+			if err := p.Enqueue(ctx, done); err != nil {
+				return n, err // Sweep enqueues it later
+			}
+			continue
 		}
+		p.Metrics.jobDone(done.Kind, done.Status, 0)
 		if done.WebhookURL != "" {
 			p.queueWebhook(ctx, done)
 		}
-		n++
 	}
 	return n, nil
+}
+
+// RunReaper calls Reap every third of the lease until ctx ends.
+func (p *Processor) RunReaper(ctx context.Context, maxAttempts int) {
+	every(ctx, p.lease()/3, func() bool {
+		if _, err := p.Reap(ctx, maxAttempts); err != nil && ctx.Err() == nil {
+			p.log().Warn("reap failed", "err", err)
+		}
+		return true
+	})
+}
+
+// every calls fn every interval d until ctx ends or fn returns false.
+func every(ctx context.Context, d time.Duration, fn func() bool) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if !fn() {
+			return
+		}
+	}
 }

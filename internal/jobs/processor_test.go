@@ -30,7 +30,7 @@ func (q *recordingQueue) Enqueue(ctx context.Context, t jobs.Task) error {
 func (q *recordingQueue) Start(context.Context) error { return nil }
 func (q *recordingQueue) Stop(context.Context) error  { return nil }
 
-func TestSweep(t *testing.T) {
+func TestSweepAndReap(t *testing.T) {
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "z.db"))
 	if err != nil {
@@ -52,28 +52,57 @@ func TestSweep(t *testing.T) {
 	}
 	newJob("job_orphan")
 	newJob("job_lost")
-	if _, err := st.StartJob(ctx, "job_lost"); err != nil {
+	newJob("job_lost_last")
+	newJob("job_live")
+	for _, id := range []string{"job_lost", "job_lost_last"} {
+		if _, err := st.StartJob(ctx, id, 0); err != nil { // a lease that has already run out
+			t.Fatal(err)
+		}
+	}
+	if _, err := st.StartJob(ctx, "job_live", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	// job_lost_last has used its last attempt.
+	if _, err := st.ReclaimJob(ctx, "job_lost_last", 1, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.StartJob(ctx, "job_lost_last", 0); err != nil {
 		t.Fatal(err)
 	}
 	q := &recordingQueue{}
 	p := &jobs.Processor{Store: st, Queue: q, Timeouts: jobs.Timeouts{Prove: time.Minute}}
 
 	time.Sleep(50 * time.Millisecond)
-	never := func(store.JobKind) time.Duration { return time.Hour }
-	if n, err := p.Sweep(ctx, time.Hour, never); err != nil || n != 0 {
+	if n, err := p.Sweep(ctx, time.Hour); err != nil || n != 0 {
 		t.Fatalf("Sweep of fresh jobs = %d, %v", n, err)
 	}
-	n, err := p.Sweep(ctx, 10*time.Millisecond, func(store.JobKind) time.Duration { return 10 * time.Millisecond })
-	if err != nil || n != 2 {
-		t.Fatalf("Sweep = %d, %v; want 2", n, err)
+	if n, err := p.Sweep(ctx, 10*time.Millisecond); err != nil || n != 1 {
+		t.Fatalf("Sweep = %d, %v; want 1", n, err)
 	}
-	if len(q.tasks) != 2 || q.tasks[0] != (jobs.Task{Kind: jobs.TaskRun, JobID: "job_orphan", Timeout: time.Minute}) ||
-		q.tasks[1] != (jobs.Task{Kind: jobs.TaskWebhook, JobID: "job_lost"}) {
+	if n, err := p.Reap(ctx, 2); err != nil || n != 2 {
+		t.Fatalf("Reap = %d, %v; want 2", n, err)
+	}
+	want := []jobs.Task{
+		{Kind: jobs.TaskRun, JobID: "job_orphan", Timeout: time.Minute},
+		{Kind: jobs.TaskRun, JobID: "job_lost", Timeout: time.Minute, Gen: 1},
+		{Kind: jobs.TaskWebhook, JobID: "job_lost_last"},
+	}
+	if len(q.tasks) != len(want) {
 		t.Fatalf("enqueued %+v", q.tasks)
 	}
-	lost, err := st.GetJob(ctx, "", "job_lost")
-	if err != nil || lost.Status != store.JobFailed || lost.ErrorCode != "worker_lost" {
-		t.Fatalf("lost job = %+v, %v", lost, err)
+	for i := range want {
+		if q.tasks[i] != want[i] {
+			t.Fatalf("task %d = %+v, want %+v", i, q.tasks[i], want[i])
+		}
+	}
+	for id, status := range map[string]store.JobStatus{"job_lost": store.JobQueued, "job_lost_last": store.JobFailed, "job_live": store.JobRunning} {
+		j, err := st.GetJob(ctx, "", id)
+		if err != nil || j.Status != status {
+			t.Fatalf("%s = %+v, %v; want %s", id, j, err, status)
+		}
+	}
+	if n, err := p.Reap(ctx, 2); err != nil || n != 0 {
+		t.Fatalf("second Reap = %d, %v; want 0", n, err)
 	}
 }
 
@@ -105,7 +134,7 @@ func TestWebhookRefusesPrivateAddresses(t *testing.T) {
 	must(st.CreateModel(ctx, &store.Model{ID: "mdl_1", Owner: "key_1", Name: "m", Status: store.ModelCompiled, ONNXDigest: "d"}))
 	_, _, err = st.CreateJob(ctx, &store.Job{ID: "job_1", Owner: "key_1", ModelID: "mdl_1", Kind: store.KindProve, WebhookURL: srv.URL})
 	must(err)
-	_, err = st.StartJob(ctx, "job_1")
+	_, err = st.StartJob(ctx, "job_1", time.Minute)
 	must(err)
 	_, err = st.FinishJob(ctx, "job_1", 1, store.Finish{Status: store.JobFailed, ErrorCode: "x"})
 	must(err)
@@ -124,5 +153,28 @@ func TestWebhookRefusesPrivateAddresses(t *testing.T) {
 	must(err)
 	if j.WebhookAttempts != 2 || !j.WebhookDelivered {
 		t.Fatalf("job webhook state %+v", j)
+	}
+}
+
+// TestWebhookAttempts: the default retry window (24h, delays doubling from 1s up to
+// 1h) takes 36 attempts, where the former fixed 8 gave up after about two minutes.
+func TestWebhookAttempts(t *testing.T) {
+	for _, c := range []struct {
+		base, max, window time.Duration
+		want              int
+	}{
+		{time.Second, time.Hour, 24 * time.Hour, 36},
+		{time.Second, time.Hour, time.Hour, 13},
+		{time.Second, 5 * time.Minute, 2 * time.Minute, 8},
+		{time.Second, time.Hour, time.Second, 2},
+	} {
+		n := jobs.WebhookAttempts(c.base, c.max, c.window)
+		var spent time.Duration
+		for i := 1; i < n; i++ {
+			spent += jobs.Backoff(i, c.base, c.max)
+		}
+		if n != c.want || spent < c.window || spent-jobs.Backoff(n-1, c.base, c.max) >= c.window {
+			t.Errorf("WebhookAttempts(%s, %s, %s) = %d covering %s; want %d", c.base, c.max, c.window, n, spent, c.want)
+		}
 	}
 }

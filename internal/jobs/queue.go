@@ -24,11 +24,14 @@ const (
 	TaskWebhook TaskKind = "webhook" // deliver a finished job's webhook
 )
 
-// Task is one unit of queued work; at most one live task exists per (Kind, JobID).
+// Task is one unit of queued work; at most one live task exists per (Kind, JobID, Gen).
 type Task struct {
 	Kind    TaskKind
 	JobID   string
 	Timeout time.Duration // 0: the queue default
+	// Gen tells the tasks of one job apart: the job's hand-overs from lost workers
+	// (run tasks) or its manual redeliveries (webhook tasks).
+	Gen int
 }
 
 // Attempt numbers a task's runs from 1.

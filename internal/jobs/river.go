@@ -21,12 +21,14 @@ const (
 type runArgs struct {
 	JobID     string `json:"job_id" river:"unique"`
 	TimeoutMS int64  `json:"timeout_ms,omitempty"`
+	Gen       int    `json:"gen,omitempty" river:"unique"`
 }
 
 func (runArgs) Kind() string { return "zkml_run" }
 
 type webhookArgs struct {
 	JobID string `json:"job_id" river:"unique"`
+	Gen   int    `json:"gen,omitempty" river:"unique"`
 }
 
 func (webhookArgs) Kind() string { return "zkml_webhook" }
@@ -39,8 +41,14 @@ type Options struct {
 	Workers int
 	// WebhookWorkers is how many webhooks are delivered at once (default 4).
 	WebhookWorkers int
-	// MaxAttempts bounds runs of a run task (default 3) and of a webhook (default 8).
-	MaxAttempts, WebhookAttempts int
+	// MaxAttempts bounds runs of a run task (default 3).
+	MaxAttempts int
+	// WebhookWindow is how long a webhook is retried while its receiver fails
+	// (default 24h): attempts back off from RetryBase, doubling up to WebhookRetryMax
+	// (default 1h) between two attempts. WebhookAttempts, when set, bounds the
+	// attempts instead.
+	WebhookWindow, WebhookRetryMax time.Duration
+	WebhookAttempts                int
 	// RetryBase and RetryMax shape the exponential backoff (default 1s, 5m).
 	RetryBase, RetryMax time.Duration
 	// Timeout is the default per-task timeout (default 1h).
@@ -66,11 +74,17 @@ func (o *Options) defaults() {
 	if o.MaxAttempts <= 0 {
 		o.MaxAttempts = 3
 	}
-	if o.WebhookAttempts <= 0 {
-		o.WebhookAttempts = 8
-	}
 	if o.RetryBase <= 0 {
 		o.RetryBase = time.Second
+	}
+	if o.WebhookWindow <= 0 {
+		o.WebhookWindow = 24 * time.Hour
+	}
+	if o.WebhookRetryMax <= 0 {
+		o.WebhookRetryMax = time.Hour
+	}
+	if o.WebhookAttempts <= 0 {
+		o.WebhookAttempts = WebhookAttempts(o.RetryBase, o.WebhookRetryMax, o.WebhookWindow)
 	}
 	if o.RetryMax <= 0 {
 		o.RetryMax = 5 * time.Minute
@@ -148,10 +162,10 @@ func (q *River[TTx]) Enqueue(ctx context.Context, t Task) error {
 	)
 	switch t.Kind {
 	case TaskRun:
-		args = runArgs{JobID: t.JobID, TimeoutMS: t.Timeout.Milliseconds()}
+		args = runArgs{JobID: t.JobID, TimeoutMS: t.Timeout.Milliseconds(), Gen: t.Gen}
 		opts.Queue, opts.MaxAttempts = queueRun, q.opts.MaxAttempts
 	case TaskWebhook:
-		args = webhookArgs{JobID: t.JobID}
+		args = webhookArgs{JobID: t.JobID, Gen: t.Gen}
 		opts.Queue, opts.MaxAttempts = queueWebhook, q.opts.WebhookAttempts
 	default:
 		return fmt.Errorf("jobs: unknown task kind %q", t.Kind)
@@ -200,6 +214,21 @@ func (q *River[TTx]) nextRetry(attempt int) time.Time {
 	return time.Now().Add(Backoff(attempt, q.opts.RetryBase, q.opts.RetryMax))
 }
 
+func (q *River[TTx]) nextWebhookRetry(attempt int) time.Time {
+	return time.Now().Add(Backoff(attempt, q.opts.RetryBase, q.opts.WebhookRetryMax))
+}
+
+// WebhookAttempts is the number of attempts whose backoff delays (base doubling up to
+// max) add up to window: the first attempt, then retries until the window is spent.
+func WebhookAttempts(base, max, window time.Duration) int {
+	n, spent := 1, time.Duration(0)
+	for spent < window {
+		spent += Backoff(n, base, max)
+		n++
+	}
+	return n
+}
+
 type runWorker struct {
 	river.WorkerDefaults[runArgs]
 	q interface {
@@ -209,7 +238,7 @@ type runWorker struct {
 }
 
 func (w *runWorker) Work(ctx context.Context, job *river.Job[runArgs]) error {
-	t := Task{Kind: TaskRun, JobID: job.Args.JobID, Timeout: time.Duration(job.Args.TimeoutMS) * time.Millisecond}
+	t := Task{Kind: TaskRun, JobID: job.Args.JobID, Timeout: time.Duration(job.Args.TimeoutMS) * time.Millisecond, Gen: job.Args.Gen}
 	return w.q.work(ctx, t, job.Attempt, job.MaxAttempts)
 }
 
@@ -223,16 +252,16 @@ type webhookWorker struct {
 	river.WorkerDefaults[webhookArgs]
 	q interface {
 		work(context.Context, Task, int, int) error
-		nextRetry(int) time.Time
+		nextWebhookRetry(int) time.Time
 	}
 }
 
 func (w *webhookWorker) Work(ctx context.Context, job *river.Job[webhookArgs]) error {
-	return w.q.work(ctx, Task{Kind: TaskWebhook, JobID: job.Args.JobID}, job.Attempt, job.MaxAttempts)
+	return w.q.work(ctx, Task{Kind: TaskWebhook, JobID: job.Args.JobID, Gen: job.Args.Gen}, job.Attempt, job.MaxAttempts)
 }
 
 func (w *webhookWorker) Timeout(*river.Job[webhookArgs]) time.Duration { return 30 * time.Second }
 
 func (w *webhookWorker) NextRetry(job *river.Job[webhookArgs]) time.Time {
-	return w.q.nextRetry(job.Attempt)
+	return w.q.nextWebhookRetry(job.Attempt)
 }

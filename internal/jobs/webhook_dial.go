@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"syscall"
 	"time"
+
+	"github.com/zkml/zkml/api"
 )
 
 // webhookClient returns the HTTP client for webhook deliveries. Tenants choose the
@@ -25,7 +27,7 @@ func webhookClient(allowPrivate bool) *http.Client {
 			if err != nil {
 				return err
 			}
-			if !publicAddr(ip.Unmap()) {
+			if !api.PublicAddr(ip) {
 				return fmt.Errorf("webhook to non-public address %s is not allowed", ip)
 			}
 			return nil
@@ -35,10 +37,4 @@ func webhookClient(allowPrivate bool) *http.Client {
 	t.DialContext = d.DialContext
 	t.Proxy = nil
 	return &http.Client{Transport: t, Timeout: 10 * time.Second}
-}
-
-func publicAddr(ip netip.Addr) bool {
-	return ip.IsGlobalUnicast() && !ip.IsPrivate() && !ip.IsLoopback() && !ip.IsLinkLocalUnicast() &&
-		!netip.MustParsePrefix("100.64.0.0/10").Contains(ip) && // carrier-grade NAT
-		!netip.MustParsePrefix("fc00::/7").Contains(ip)
 }

@@ -56,9 +56,16 @@ type Config struct {
 	// PollInterval, RetryBase and Heartbeat tune the queue (ZKML_POLL_INTERVAL,
 	// ZKML_RETRY_BASE, ZKML_HEARTBEAT; defaults 1s, 1s, 1s).
 	PollInterval, RetryBase, Heartbeat time.Duration
+	// Lease: a running job whose worker has not renewed it for this long is handed to
+	// another worker (ZKML_LEASE, default 15s).
+	Lease time.Duration
 	// WebhookAllowPrivate lets webhooks go to loopback and private addresses
 	// (ZKML_WEBHOOK_ALLOW_PRIVATE; default false, which blocks SSRF into the cluster).
 	WebhookAllowPrivate bool
+	// WebhookRetryWindow is how long a failing webhook is retried (ZKML_WEBHOOK_RETRY_WINDOW,
+	// default 24h), with delays doubling up to WebhookRetryMax (ZKML_WEBHOOK_RETRY_MAX,
+	// default 1h).
+	WebhookRetryWindow, WebhookRetryMax time.Duration
 	// SweepEvery is how often workers re-enqueue jobs left queued (default 30s).
 	SweepEvery time.Duration
 
@@ -120,6 +127,9 @@ func FromEnv() (Config, error) {
 	durVar("ZKML_POLL_INTERVAL", &c.PollInterval)
 	durVar("ZKML_RETRY_BASE", &c.RetryBase)
 	durVar("ZKML_HEARTBEAT", &c.Heartbeat)
+	durVar("ZKML_LEASE", &c.Lease)
+	durVar("ZKML_WEBHOOK_RETRY_WINDOW", &c.WebhookRetryWindow)
+	durVar("ZKML_WEBHOOK_RETRY_MAX", &c.WebhookRetryMax)
 	if v := os.Getenv("ZKML_WEBHOOK_ALLOW_PRIVATE"); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {

@@ -36,6 +36,7 @@ type App struct {
 	worker    bool
 	qopts     jobs.Options
 	stopping  atomic.Bool
+	stopLoops context.CancelFunc // ends the sweeper and the reaper
 	closers   []func() error
 }
 
@@ -54,11 +55,12 @@ func Open(ctx context.Context, cfg Config, worker bool) (*App, error) {
 	a.Blobs = blobs
 	a.Processor = &jobs.Processor{
 		Engine: cfg.Engine, Blobs: blobs, Workspaces: jobs.Workspaces{Root: filepath.Join(cfg.DataDir, "work"), Blobs: blobs},
-		Timeouts: cfg.Timeouts, Log: cfg.Logger, Heartbeat: cfg.Heartbeat, AllowPrivateWebhooks: cfg.WebhookAllowPrivate,
+		Timeouts: cfg.Timeouts, Log: cfg.Logger, Heartbeat: cfg.Heartbeat, Lease: cfg.Lease, AllowPrivateWebhooks: cfg.WebhookAllowPrivate,
 	}
 	qopts := jobs.Options{
 		Workers: cfg.Workers, MaxAttempts: cfg.MaxAttempts, RetryBase: cfg.RetryBase, PollInterval: cfg.PollInterval,
 		Logger: cfg.Logger, Schema: cfg.DatabaseSchema,
+		WebhookWindow: cfg.WebhookRetryWindow, WebhookRetryMax: cfg.WebhookRetryMax,
 	}
 	// River's client-wide timeout is the longest job timeout; RescueAfter comes on top.
 	qopts.Timeout = max(cfg.Timeouts.For(store.KindCompile), cfg.Timeouts.For(store.KindSetup), cfg.Timeouts.For(store.KindProve))
@@ -78,6 +80,7 @@ func Open(ctx context.Context, cfg Config, worker bool) (*App, error) {
 		Store: a.Store, Queue: a.Processor, Engine: cfg.Engine, Blobs: blobs, Workspaces: a.Processor.Workspaces,
 		AdminKey: cfg.AdminKey, Limits: cfg.Limits, Logger: cfg.Logger, Registry: cfg.Registry,
 		Metrics: promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}), Ready: a.ready,
+		AllowPrivateWebhooks: cfg.WebhookAllowPrivate,
 	})
 	return a, nil
 }
@@ -165,7 +168,9 @@ func (a *App) Start(ctx context.Context) error {
 		return err
 	}
 	if a.worker {
+		ctx, a.stopLoops = context.WithCancel(ctx)
 		go a.sweep(ctx)
+		go a.Processor.RunReaper(ctx, a.qopts.MaxAttempts)
 	}
 	return nil
 }
@@ -182,7 +187,7 @@ func (a *App) sweep(ctx context.Context) {
 		if a.stopping.Load() {
 			return
 		}
-		if n, err := a.Processor.Sweep(ctx, a.cfg.SweepEvery, a.lostAfter); err != nil {
+		if n, err := a.Processor.Sweep(ctx, a.cfg.SweepEvery); err != nil {
 			a.cfg.Logger.Warn("sweep failed", "err", err)
 		} else if n > 0 {
 			a.cfg.Logger.Info("sweep re-enqueued jobs", "n", n)
@@ -190,17 +195,13 @@ func (a *App) sweep(ctx context.Context) {
 	}
 }
 
-// lostAfter is how long a running job may go without a heartbeat before the sweeper
-// declares its worker lost: past its timeout, River's rescue delay and the longest
-// retry backoff, a live or rescued job would have reported.
-func (a *App) lostAfter(k store.JobKind) time.Duration {
-	return a.cfg.Timeouts.For(k) + a.qopts.RescueAfter + 5*time.Minute + time.Minute
-}
-
 // Shutdown stops taking work, lets running jobs finish within the grace period, then
 // cancels and re-queues the rest, and closes the database.
 func (a *App) Shutdown(ctx context.Context) error {
 	a.stopping.Store(true)
+	if a.stopLoops != nil {
+		a.stopLoops()
+	}
 	err := a.Queue.Stop(ctx)
 	return errors.Join(err, a.close())
 }

@@ -19,6 +19,8 @@ var (
 	ErrNotFound = errors.New("store: not found")
 	// ErrConflict: the row is not in a state that allows the change.
 	ErrConflict = errors.New("store: conflict")
+	// ErrLeased: the job is running under another worker's unexpired lease.
+	ErrLeased = errors.New("store: job leased by a live worker")
 )
 
 // JobStatus is the externally visible state of a job.
@@ -125,6 +127,29 @@ type Job struct {
 	StartedAt        *time.Time
 	FinishedAt       *time.Time
 	HeartbeatAt      *time.Time
+	// LeaseUntil: the running attempt owns the job until then; its worker renews the
+	// lease with every heartbeat. A job whose lease ran out lost its worker.
+	LeaseUntil *time.Time
+	// Reclaims counts the times the job was taken back from a lost worker.
+	Reclaims int
+	// WebhookRedeliveries counts manual redeliveries requested.
+	WebhookRedeliveries int
+	// WebhookDeliveries are the delivery attempts of the job's webhook, oldest first
+	// (filled by GetJob, at most the last 100).
+	WebhookDeliveries []WebhookDelivery
+}
+
+// WebhookDelivery is one attempt to deliver a job's webhook.
+type WebhookDelivery struct {
+	JobID string
+	// Redelivery is 0 for the automatic delivery, n for the n-th manual redelivery.
+	Redelivery int
+	// Attempt numbers the tries of one delivery from 1.
+	Attempt    int
+	At         time.Time
+	StatusCode int    // the receiver's HTTP status, 0 when none came back
+	Error      string // why it failed ("" when delivered)
+	Delivered  bool
 }
 
 // Proof is the result of a successful prove job.
@@ -175,21 +200,34 @@ type Store interface {
 
 	// CreateJob inserts j with status queued. If j.IdempotencyKey is set and the owner
 	// already has a job with that key, the existing job is returned with created false.
+	// Likewise for a setup job while a setup of the same model and system is queued or
+	// running: keys are made once, so the one in flight is returned.
 	CreateJob(ctx context.Context, j *Job) (job *Job, created bool, err error)
 	GetJob(ctx context.Context, owner, id string) (*Job, error)
 	// ListJobs returns jobs in status (all statuses when empty), oldest first.
 	ListJobs(ctx context.Context, owner string, status JobStatus, limit int) ([]*Job, error)
-	// StartJob moves a queued or running job to running under a new attempt number
-	// (the previous one plus one) and returns it; the run must present that number to
-	// Heartbeat, FinishJob and RequeueJob, so a run that was superseded (its worker
-	// presumed dead) can no longer change the job. A job in a terminal state yields
-	// ErrConflict; so does a job with a cancel request, which becomes cancelled.
-	StartJob(ctx context.Context, id string) (*Job, error)
-	// Heartbeat records progress of attempt and reports whether cancellation was
-	// requested. It yields ErrConflict when attempt no longer owns the job.
-	Heartbeat(ctx context.Context, id string, attempt int, stage string, progress float64) (cancel bool, err error)
+	// StartJob moves a queued job, or a running one whose lease has expired, to running
+	// under a new attempt number (the previous one plus one) with a lease of the given
+	// length, and returns it; the run must present that number to Heartbeat, FinishJob
+	// and RequeueJob, so a run that was superseded (its worker presumed dead) can no
+	// longer change the job. A job in a terminal state yields ErrConflict; so does a
+	// job with a cancel request, which becomes cancelled. A running job whose lease
+	// has not expired yields ErrLeased.
+	StartJob(ctx context.Context, id string, lease time.Duration) (*Job, error)
+	// Heartbeat records progress of attempt, renews its lease for the given length and
+	// reports whether cancellation was requested. It yields ErrConflict when attempt
+	// no longer owns the job.
+	Heartbeat(ctx context.Context, id string, attempt int, stage string, progress float64, lease time.Duration) (cancel bool, err error)
+	// ReclaimJob takes a running job back from attempt when its lease has expired
+	// (its worker died): cancelled if a cancel was requested, failed with error code
+	// worker_lost when giveUp, else queued again with Reclaims incremented. It returns
+	// the job after the change, and ErrConflict when attempt no longer runs it or its
+	// lease is live (a late heartbeat won).
+	ReclaimJob(ctx context.Context, id string, attempt int, giveUp bool) (*Job, error)
 	// FinishJob ends attempt's run. It yields ErrConflict when the job is no longer
-	// running under attempt, so a job completes at most once.
+	// running under attempt, so a job completes at most once. Every transition that
+	// ends a compile job without success (FinishJob, CancelJob, StartJob of a
+	// cancelled job, ReclaimJob) marks its model failed in the same transaction.
 	FinishJob(ctx context.Context, id string, attempt int, f Finish) (*Job, error)
 	// RequeueJob moves attempt's running job back to queued (shutdown, retry).
 	RequeueJob(ctx context.Context, id string, attempt int, reason string) error
@@ -198,8 +236,16 @@ type Store interface {
 	CancelJob(ctx context.Context, owner, id string) (*Job, error)
 	// CountJobs returns the number of jobs in each status.
 	CountJobs(ctx context.Context) (map[JobStatus]int, error)
-	// RecordWebhook notes one delivery attempt of a job's webhook.
-	RecordWebhook(ctx context.Context, id string, delivered bool) error
+	// RecordWebhook stores one delivery attempt of a job's webhook and counts it on
+	// the job.
+	RecordWebhook(ctx context.Context, d *WebhookDelivery) error
+	// WebhookDelivered reports whether a delivery (0: automatic, n: the n-th manual
+	// redelivery) of the job's webhook succeeded.
+	WebhookDelivered(ctx context.Context, id string, redelivery int) (bool, error)
+	// RedeliverWebhook records a manual redelivery request of a finished job's webhook
+	// and returns the job with WebhookRedeliveries counting it; ErrConflict when the
+	// job has no webhook URL or has not finished.
+	RedeliverWebhook(ctx context.Context, owner, id string) (*Job, error)
 
 	GetProof(ctx context.Context, owner, id string) (*Proof, error)
 

@@ -281,18 +281,32 @@ func (s *Store) MergeModelFiles(ctx context.Context, id string, files map[string
 
 // ---- jobs ----
 
+// settleModel records, in the transaction q that ends job j without success, that
+// its model can never be set up: a compile job's model goes from compiling to failed
+// with the job's error, in the same transaction, so no reader sees the job failed
+// and the model still compiling.
+func (s *Store) settleModel(ctx context.Context, q Querier, j *store.Job) error {
+	if j.Kind != store.KindCompile || j.Status == store.JobSucceeded || !j.Status.Terminal() {
+		return nil
+	}
+	msg := j.ErrorCode + ": " + j.ErrorMessage
+	_, err := q.Exec(ctx, `UPDATE models SET status = $2, error = $3, updated_at = $4 WHERE id = $1 AND status = $5`,
+		j.ModelID, string(store.ModelFailed), msg, s.now(), string(store.ModelCompiling))
+	return err
+}
+
 const jobCols = `id, owner, model_id, kind, system, status, stage, progress, attempt, input, idempotency_key,
 	request_hash, webhook_url, cancel_requested, error_code, error_message, proof_id, webhook_attempts,
-	webhook_delivered, created_at, started_at, finished_at, heartbeat_at`
+	webhook_delivered, created_at, started_at, finished_at, heartbeat_at, lease_until, reclaims, webhook_redeliveries`
 
 func scanJob(r Row) (*store.Job, error) {
 	var j store.Job
 	var input []byte
 	var idem *string
-	var created, started, finished, heartbeat Time
+	var created, started, finished, heartbeat, lease Time
 	if err := r.Scan(&j.ID, &j.Owner, &j.ModelID, &j.Kind, &j.System, &j.Status, &j.Stage, &j.Progress, &j.Attempt,
 		&input, &idem, &j.RequestHash, &j.WebhookURL, &j.CancelRequested, &j.ErrorCode, &j.ErrorMessage, &j.ProofID,
-		&j.WebhookAttempts, &j.WebhookDelivered, &created, &started, &finished, &heartbeat); err != nil {
+		&j.WebhookAttempts, &j.WebhookDelivered, &created, &started, &finished, &heartbeat, &lease, &j.Reclaims, &j.WebhookRedeliveries); err != nil {
 		return nil, err
 	}
 	if len(input) > 0 {
@@ -301,7 +315,7 @@ func scanJob(r Row) (*store.Job, error) {
 	if idem != nil {
 		j.IdempotencyKey = *idem
 	}
-	j.CreatedAt, j.StartedAt, j.FinishedAt, j.HeartbeatAt = created.T, started.Ptr(), finished.Ptr(), heartbeat.Ptr()
+	j.CreatedAt, j.StartedAt, j.FinishedAt, j.HeartbeatAt, j.LeaseUntil = created.T, started.Ptr(), finished.Ptr(), heartbeat.Ptr(), lease.Ptr()
 	return &j, nil
 }
 
@@ -325,29 +339,67 @@ func (s *Store) CreateJob(ctx context.Context, j *store.Job) (*store.Job, bool, 
 	if len(j.Input) > 0 {
 		input = []byte(j.Input)
 	}
-	var id string
-	err := s.c.QueryRow(ctx, `INSERT INTO jobs (id, owner, model_id, kind, system, status, input, idempotency_key,
+	// A conflict is the idempotency key or an in-flight setup of the same model and
+	// system; the other job can finish between the insert and the lookup, so retry.
+	for range 3 {
+		var id string
+		err := s.c.QueryRow(ctx, `INSERT INTO jobs (id, owner, model_id, kind, system, status, input, idempotency_key,
 		request_hash, webhook_url, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 		ON CONFLICT DO NOTHING RETURNING id`,
-		j.ID, j.Owner, j.ModelID, string(j.Kind), j.System, string(j.Status), input, idem, j.RequestHash, j.WebhookURL,
-		j.CreatedAt).Scan(&id)
-	switch {
-	case err == nil:
-		return j, true, nil
-	case !errors.Is(err, store.ErrNotFound) || j.IdempotencyKey == "":
-		return nil, false, err
+			j.ID, j.Owner, j.ModelID, string(j.Kind), j.System, string(j.Status), input, idem, j.RequestHash, j.WebhookURL,
+			j.CreatedAt).Scan(&id)
+		if err == nil {
+			return j, true, nil
+		}
+		if !errors.Is(err, store.ErrNotFound) {
+			return nil, false, err
+		}
+		if j.IdempotencyKey != "" {
+			existing, err := scanJob(s.c.QueryRow(ctx, `SELECT `+jobCols+` FROM jobs WHERE owner = $1 AND idempotency_key = $2`,
+				j.Owner, j.IdempotencyKey))
+			if err == nil {
+				return existing, false, nil
+			}
+			if !errors.Is(err, store.ErrNotFound) {
+				return nil, false, err
+			}
+		}
+		if j.Kind == store.KindSetup {
+			existing, err := scanJob(s.c.QueryRow(ctx, `SELECT `+jobCols+` FROM jobs WHERE model_id = $1 AND system = $2
+			AND kind = 'setup' AND status IN ('queued', 'running')`, j.ModelID, j.System))
+			if err == nil {
+				return existing, false, nil
+			}
+			if !errors.Is(err, store.ErrNotFound) {
+				return nil, false, err
+			}
+		}
 	}
-	existing, err := scanJob(s.c.QueryRow(ctx, `SELECT `+jobCols+` FROM jobs WHERE owner = $1 AND idempotency_key = $2`,
-		j.Owner, j.IdempotencyKey))
-	if err != nil {
-		return nil, false, err
-	}
-	return existing, false, nil
+	return nil, false, fmt.Errorf("sqldb: job %s conflicts with a job that keeps changing: %w", j.ID, store.ErrConflict)
 }
 
-// GetJob returns a job of owner ("" for any owner).
+// GetJob returns a job of owner ("" for any owner) with its webhook deliveries.
 func (s *Store) GetJob(ctx context.Context, owner, id string) (*store.Job, error) {
-	return scanJob(s.c.QueryRow(ctx, `SELECT `+jobCols+` FROM jobs WHERE id = $1`+ownerClause(2), id, owner))
+	j, err := scanJob(s.c.QueryRow(ctx, `SELECT `+jobCols+` FROM jobs WHERE id = $1`+ownerClause(2), id, owner))
+	if err != nil || j.WebhookURL == "" {
+		return j, err
+	}
+	rows, err := s.c.Query(ctx, `SELECT redelivery, attempt, at, status_code, error, delivered FROM
+		(SELECT * FROM webhook_deliveries WHERE job_id = $1 ORDER BY id DESC LIMIT 100) AS last ORDER BY id`, id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		d := store.WebhookDelivery{JobID: id}
+		var at Time
+		if err := rows.Scan(&d.Redelivery, &d.Attempt, &at, &d.StatusCode, &d.Error, &d.Delivered); err != nil {
+			return nil, err
+		}
+		d.At = at.T
+		j.WebhookDeliveries = append(j.WebhookDeliveries, d)
+	}
+	return j, rows.Err()
 }
 
 // ListJobs lists jobs oldest first (the first page of ListJobsAfter).
@@ -355,8 +407,8 @@ func (s *Store) ListJobs(ctx context.Context, owner string, status store.JobStat
 	return s.ListJobsAfter(ctx, owner, status, "", limit)
 }
 
-// StartJob claims the job under a new attempt number.
-func (s *Store) StartJob(ctx context.Context, id string) (*store.Job, error) {
+// StartJob claims the job under a new attempt number and lease.
+func (s *Store) StartJob(ctx context.Context, id string, lease time.Duration) (*store.Job, error) {
 	var out *store.Job
 	err := s.c.InTx(ctx, func(q Querier) error {
 		j, err := s.getJob(ctx, q, id, true)
@@ -368,14 +420,21 @@ func (s *Store) StartJob(ctx context.Context, id string) (*store.Job, error) {
 			return store.ErrConflict
 		}
 		now := s.now()
+		if j.Status == store.JobRunning && j.LeaseUntil != nil && now.Before(*j.LeaseUntil) {
+			out = j
+			return store.ErrLeased
+		}
 		if j.CancelRequested {
 			_, err := q.Exec(ctx, `UPDATE jobs SET status = $2, finished_at = $3, error_code = 'cancelled',
 				error_message = 'cancelled before start' WHERE id = $1`, id, string(store.JobCancelled), now)
 			if err != nil {
 				return err
 			}
-			j.Status, j.FinishedAt = store.JobCancelled, &now
+			j.Status, j.FinishedAt, j.ErrorCode, j.ErrorMessage = store.JobCancelled, &now, "cancelled", "cancelled before start"
 			out = j
+			if err := s.settleModel(ctx, q, j); err != nil {
+				return err
+			}
 			return store.ErrConflict
 		}
 		attempt := j.Attempt + 1
@@ -383,15 +442,16 @@ func (s *Store) StartJob(ctx context.Context, id string) (*store.Job, error) {
 		if started == nil {
 			started = &now
 		}
+		until := now.Add(lease)
 		if _, err := q.Exec(ctx, `UPDATE jobs SET status = $2, attempt = $3, started_at = $4, heartbeat_at = $5,
-			stage = '', progress = 0 WHERE id = $1`, id, string(store.JobRunning), attempt, *started, now); err != nil {
+			stage = '', progress = 0, lease_until = $6 WHERE id = $1`, id, string(store.JobRunning), attempt, *started, now, until); err != nil {
 			return err
 		}
-		j.Status, j.Attempt, j.StartedAt, j.HeartbeatAt, j.Stage, j.Progress = store.JobRunning, attempt, started, &now, "", 0
+		j.Status, j.Attempt, j.StartedAt, j.HeartbeatAt, j.Stage, j.Progress, j.LeaseUntil = store.JobRunning, attempt, started, &now, "", 0, &until
 		out = j
 		return nil
 	})
-	if errors.Is(err, store.ErrConflict) {
+	if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrLeased) {
 		return out, err
 	}
 	if err != nil {
@@ -400,13 +460,14 @@ func (s *Store) StartJob(ctx context.Context, id string) (*store.Job, error) {
 	return out, nil
 }
 
-// Heartbeat records progress and reports cancellation requests.
-func (s *Store) Heartbeat(ctx context.Context, id string, attempt int, stage string, progress float64) (bool, error) {
+// Heartbeat records progress, renews the lease and reports cancellation requests.
+func (s *Store) Heartbeat(ctx context.Context, id string, attempt int, stage string, progress float64, lease time.Duration) (bool, error) {
 	var cancel bool
-	err := s.c.QueryRow(ctx, `UPDATE jobs SET heartbeat_at = $4,
+	now := s.now()
+	err := s.c.QueryRow(ctx, `UPDATE jobs SET heartbeat_at = $4, lease_until = $7,
 		stage = CASE WHEN $5 THEN $2 ELSE stage END, progress = CASE WHEN $5 THEN $3 ELSE progress END
 		WHERE id = $1 AND status = 'running' AND attempt = $6 RETURNING cancel_requested`,
-		id, stage, progress, s.now(), stage != "", attempt).Scan(&cancel)
+		id, stage, progress, now, stage != "", attempt, now.Add(lease)).Scan(&cancel)
 	if errors.Is(err, store.ErrNotFound) {
 		return false, store.ErrConflict
 	}
@@ -464,7 +525,7 @@ func (s *Store) FinishJob(ctx context.Context, id string, attempt int, f store.F
 		j.Status, j.FinishedAt, j.ErrorCode, j.ErrorMessage, j.ProofID, j.Progress, j.HeartbeatAt =
 			f.Status, &now, f.ErrorCode, f.ErrorMessage, proofID, progress, &now
 		out = j
-		return nil
+		return s.settleModel(ctx, q, j)
 	})
 	if err != nil {
 		return nil, err
@@ -485,8 +546,47 @@ func (s *Store) RequeueJob(ctx context.Context, id string, attempt int, reason s
 	return nil
 }
 
-// CancelJob cancels a queued job or flags a running one.
-func (s *Store) CancelJob(ctx context.Context, owner, id string) (*store.Job, error) {
+// ReclaimJob takes a running job with an expired lease back from attempt.
+func (s *Store) ReclaimJob(ctx context.Context, id string, attempt int, giveUp bool) (*store.Job, error) {
+	var out *store.Job
+	err := s.c.InTx(ctx, func(q Querier) error {
+		j, err := s.getJob(ctx, q, id, true)
+		if err != nil {
+			return err
+		}
+		now := s.now()
+		if j.Status != store.JobRunning || j.Attempt != attempt || j.LeaseUntil == nil || now.Before(*j.LeaseUntil) {
+			return store.ErrConflict
+		}
+		switch {
+		case j.CancelRequested:
+			j.Status, j.ErrorCode, j.ErrorMessage, j.FinishedAt = store.JobCancelled, "cancelled", "cancelled by request", &now
+		case giveUp:
+			j.Status, j.ErrorCode, j.FinishedAt = store.JobFailed, "worker_lost", &now
+			j.ErrorMessage = fmt.Sprintf("the worker of attempt %d stopped renewing its lease at %s, and no attempts are left",
+				attempt, j.LeaseUntil.Format(time.RFC3339))
+		default:
+			j.Status, j.Reclaims, j.Stage, j.Progress = store.JobQueued, j.Reclaims+1, "", 0
+			j.ErrorMessage = fmt.Sprintf("the worker of attempt %d stopped renewing its lease; retrying", attempt)
+		}
+		_, err = q.Exec(ctx, `UPDATE jobs SET status = $2, error_code = $3, error_message = $4, finished_at = $5,
+			reclaims = $6, stage = $7, progress = $8 WHERE id = $1`,
+			id, string(j.Status), j.ErrorCode, j.ErrorMessage, j.FinishedAt, j.Reclaims, j.Stage, j.Progress)
+		if err != nil {
+			return err
+		}
+		out = j
+		return s.settleModel(ctx, q, j)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ownedJobTx runs fn in a transaction on owner's job id, locked for update, and
+// returns the job as fn left it; ErrConflict from fn comes back with the job.
+func (s *Store) ownedJobTx(ctx context.Context, owner, id string, fn func(q Querier, j *store.Job) error) (*store.Job, error) {
 	var out *store.Job
 	err := s.c.InTx(ctx, func(q Querier) error {
 		j, err := scanJob(q.QueryRow(ctx, `SELECT `+jobCols+` FROM jobs WHERE id = $1`+ownerClause(2)+s.forUpdate(), id, owner))
@@ -494,6 +594,20 @@ func (s *Store) CancelJob(ctx context.Context, owner, id string) (*store.Job, er
 			return err
 		}
 		out = j
+		return fn(q, j)
+	})
+	if errors.Is(err, store.ErrConflict) {
+		return out, err
+	}
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// CancelJob cancels a queued job or flags a running one.
+func (s *Store) CancelJob(ctx context.Context, owner, id string) (*store.Job, error) {
+	return s.ownedJobTx(ctx, owner, id, func(q Querier, j *store.Job) error {
 		switch j.Status {
 		case store.JobQueued:
 			now := s.now()
@@ -503,6 +617,7 @@ func (s *Store) CancelJob(ctx context.Context, owner, id string) (*store.Job, er
 			}
 			j.Status, j.CancelRequested, j.FinishedAt = store.JobCancelled, true, &now
 			j.ErrorCode, j.ErrorMessage = "cancelled", "cancelled by request"
+			return s.settleModel(ctx, q, j)
 		case store.JobRunning:
 			if _, err := q.Exec(ctx, `UPDATE jobs SET cancel_requested = $2 WHERE id = $1`, id, true); err != nil {
 				return err
@@ -513,13 +628,6 @@ func (s *Store) CancelJob(ctx context.Context, owner, id string) (*store.Job, er
 		}
 		return nil
 	})
-	if errors.Is(err, store.ErrConflict) {
-		return out, err
-	}
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
 }
 
 // CountJobs counts jobs per status.
@@ -541,17 +649,44 @@ func (s *Store) CountJobs(ctx context.Context) (map[store.JobStatus]int, error) 
 	return out, rows.Err()
 }
 
-// RecordWebhook counts a delivery attempt.
-func (s *Store) RecordWebhook(ctx context.Context, id string, delivered bool) error {
-	n, err := s.c.Exec(ctx, `UPDATE jobs SET webhook_attempts = webhook_attempts + 1,
-		webhook_delivered = (webhook_delivered OR $2) WHERE id = $1`, id, delivered)
-	if err != nil {
+// RecordWebhook stores a delivery attempt and counts it on the job.
+func (s *Store) RecordWebhook(ctx context.Context, d *store.WebhookDelivery) error {
+	if d.At.IsZero() {
+		d.At = s.now()
+	}
+	return s.c.InTx(ctx, func(q Querier) error {
+		n, err := q.Exec(ctx, `UPDATE jobs SET webhook_attempts = webhook_attempts + 1,
+			webhook_delivered = (webhook_delivered OR $2) WHERE id = $1`, d.JobID, d.Delivered)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return store.ErrNotFound
+		}
+		_, err = q.Exec(ctx, `INSERT INTO webhook_deliveries (job_id, redelivery, attempt, at, status_code, error, delivered)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)`, d.JobID, d.Redelivery, d.Attempt, d.At, d.StatusCode, d.Error, d.Delivered)
 		return err
-	}
-	if n == 0 {
-		return store.ErrNotFound
-	}
-	return nil
+	})
+}
+
+// WebhookDelivered reports whether the given delivery of the job's webhook succeeded.
+func (s *Store) WebhookDelivered(ctx context.Context, id string, redelivery int) (bool, error) {
+	var n int
+	err := s.c.QueryRow(ctx, `SELECT COUNT(*) FROM webhook_deliveries WHERE job_id = $1 AND redelivery = $2 AND delivered`,
+		id, redelivery).Scan(&n)
+	return n > 0, err
+}
+
+// RedeliverWebhook counts a manual redelivery request of a finished job's webhook.
+func (s *Store) RedeliverWebhook(ctx context.Context, owner, id string) (*store.Job, error) {
+	return s.ownedJobTx(ctx, owner, id, func(q Querier, j *store.Job) error {
+		if j.WebhookURL == "" || !j.Status.Terminal() {
+			return store.ErrConflict
+		}
+		j.WebhookRedeliveries++
+		_, err := q.Exec(ctx, `UPDATE jobs SET webhook_redeliveries = $2 WHERE id = $1`, id, j.WebhookRedeliveries)
+		return err
+	})
 }
 
 // ---- proofs ----

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -164,17 +165,17 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		if j.Status != store.JobQueued {
 			t.Fatalf("new job status %s", j.Status)
 		}
-		got, err := s.StartJob(ctx, j.ID)
+		got, err := s.StartJob(ctx, j.ID, time.Minute)
 		must(t, err)
 		if got.Status != store.JobRunning || got.Attempt != 1 || got.StartedAt == nil {
 			t.Fatalf("StartJob = %+v", got)
 		}
-		cancel, err := s.Heartbeat(ctx, j.ID, 1, "witness", 0.25)
+		cancel, err := s.Heartbeat(ctx, j.ID, 1, "witness", 0.25, time.Minute)
 		must(t, err)
 		if cancel {
 			t.Fatal("Heartbeat reports cancel without a request")
 		}
-		if _, err := s.Heartbeat(ctx, j.ID, 2, "x", 0); !errors.Is(err, store.ErrConflict) {
+		if _, err := s.Heartbeat(ctx, j.ID, 2, "x", 0, time.Minute); !errors.Is(err, store.ErrConflict) {
 			t.Fatalf("Heartbeat of a stale attempt: err = %v, want ErrConflict", err)
 		}
 		got, err = s.GetJob(ctx, k.ID, j.ID)
@@ -182,8 +183,14 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		if got.Stage != "witness" || got.Progress != 0.25 || !jsonEq(got.Input, `{"input_data":[[1,2]]}`) {
 			t.Fatalf("after heartbeat: %+v", got)
 		}
-		// A rescued job is started again under a new attempt; the old attempt loses.
-		_, err = s.StartJob(ctx, j.ID)
+		// A live lease keeps the job with its worker; once it runs out (here: renewed for
+		// zero time), the job is started again under a new attempt and the old one loses.
+		if _, err := s.StartJob(ctx, j.ID, time.Minute); !errors.Is(err, store.ErrLeased) {
+			t.Fatalf("StartJob of a leased job: err = %v, want ErrLeased", err)
+		}
+		_, err = s.Heartbeat(ctx, j.ID, 1, "", 0, 0)
+		must(t, err)
+		_, err = s.StartJob(ctx, j.ID, time.Minute)
 		must(t, err)
 		if _, err := s.FinishJob(ctx, j.ID, 1, store.Finish{Status: store.JobSucceeded}); !errors.Is(err, store.ErrConflict) {
 			t.Fatalf("FinishJob by stale attempt: err = %v, want ErrConflict", err)
@@ -198,7 +205,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		if _, err := s.FinishJob(ctx, j.ID, 2, store.Finish{Status: store.JobFailed}); !errors.Is(err, store.ErrConflict) {
 			t.Fatalf("second FinishJob: err = %v, want ErrConflict", err)
 		}
-		if _, err := s.StartJob(ctx, j.ID); !errors.Is(err, store.ErrConflict) {
+		if _, err := s.StartJob(ctx, j.ID, time.Minute); !errors.Is(err, store.ErrConflict) {
 			t.Fatalf("StartJob of a finished job: err = %v, want ErrConflict", err)
 		}
 		proof, err := s.GetProof(ctx, k.ID, done.ProofID)
@@ -250,11 +257,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		}
 		wg.Wait()
 		close(ids)
-		seen := map[string]bool{}
-		for id := range ids {
-			seen[id] = true
-		}
-		if len(seen) != 1 {
+		if seen := distinct(ids); len(seen) != 1 {
 			t.Fatalf("concurrent creates with one key made %d jobs", len(seen))
 		}
 	})
@@ -267,7 +270,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		if got.Status != store.JobCancelled || got.FinishedAt == nil {
 			t.Fatalf("cancel queued: %+v", got)
 		}
-		if _, err := s.StartJob(ctx, queued.ID); !errors.Is(err, store.ErrConflict) {
+		if _, err := s.StartJob(ctx, queued.ID, time.Minute); !errors.Is(err, store.ErrConflict) {
 			t.Fatalf("StartJob of a cancelled job: err = %v", err)
 		}
 		if _, err := s.CancelJob(ctx, k.ID, queued.ID); !errors.Is(err, store.ErrConflict) {
@@ -275,7 +278,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		}
 
 		running := mkJob(t, s, k.ID, m.ID, "")
-		_, err = s.StartJob(ctx, running.ID)
+		_, err = s.StartJob(ctx, running.ID, time.Minute)
 		must(t, err)
 		other := mkKey(t, s, "mallory")
 		if _, err := s.CancelJob(ctx, other.ID, running.ID); !errors.Is(err, store.ErrNotFound) {
@@ -286,7 +289,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		if got.Status != store.JobRunning || !got.CancelRequested {
 			t.Fatalf("cancel running: %+v", got)
 		}
-		cancel, err := s.Heartbeat(ctx, running.ID, 1, "", 0)
+		cancel, err := s.Heartbeat(ctx, running.ID, 1, "", 0, time.Minute)
 		must(t, err)
 		if !cancel {
 			t.Fatal("Heartbeat does not report the cancel request")
@@ -302,7 +305,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		s, k, m := setup(t)
 		a := mkJob(t, s, k.ID, m.ID, "")
 		b := mkJob(t, s, k.ID, m.ID, "")
-		_, err := s.StartJob(ctx, a.ID)
+		_, err := s.StartJob(ctx, a.ID, time.Minute)
 		must(t, err)
 		counts, err := s.CountJobs(ctx)
 		must(t, err)
@@ -318,19 +321,217 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		if len(queued) != 2 || queued[0].ID != a.ID || queued[1].ID != b.ID {
 			t.Fatalf("ListJobs(queued) = %d jobs", len(queued))
 		}
-		must(t, s.RecordWebhook(ctx, a.ID, false))
-		must(t, s.RecordWebhook(ctx, a.ID, true))
 		got, err := s.GetJob(ctx, "", a.ID)
 		must(t, err)
-		if got.WebhookAttempts != 2 || !got.WebhookDelivered || got.Status != store.JobQueued {
-			t.Fatalf("after webhooks: %+v", got)
+		if got.Status != store.JobQueued {
+			t.Fatalf("after requeue: %+v", got)
+		}
+	})
+
+	t.Run("WebhookDeliveries", func(t *testing.T) {
+		s, k, m := setup(t)
+		j, _, err := s.CreateJob(ctx, &store.Job{ID: store.NewID("job"), Owner: k.ID, ModelID: m.ID, Kind: store.KindProve,
+			System: "groth16", WebhookURL: "https://hooks.example.com/zkml"})
+		must(t, err)
+		if _, err := s.RedeliverWebhook(ctx, k.ID, j.ID); !errors.Is(err, store.ErrConflict) {
+			t.Fatalf("redelivery of an unfinished job: err = %v, want ErrConflict", err)
+		}
+		_, err = s.StartJob(ctx, j.ID, time.Minute)
+		must(t, err)
+		_, err = s.FinishJob(ctx, j.ID, 1, store.Finish{Status: store.JobFailed, ErrorCode: "internal"})
+		must(t, err)
+		must(t, s.RecordWebhook(ctx, &store.WebhookDelivery{JobID: j.ID, Attempt: 1, StatusCode: 503, Error: "answered 503"}))
+		ok, err := s.WebhookDelivered(ctx, j.ID, 0)
+		must(t, err)
+		if ok {
+			t.Fatal("a failed attempt counts as delivered")
+		}
+		must(t, s.RecordWebhook(ctx, &store.WebhookDelivery{JobID: j.ID, Attempt: 2, StatusCode: 204, Delivered: true}))
+		if ok, err := s.WebhookDelivered(ctx, j.ID, 0); err != nil || !ok {
+			t.Fatalf("WebhookDelivered = %v, %v", ok, err)
+		}
+		other := mkKey(t, s, "mallory")
+		if _, err := s.RedeliverWebhook(ctx, other.ID, j.ID); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("redelivery by another owner: err = %v", err)
+		}
+		r, err := s.RedeliverWebhook(ctx, k.ID, j.ID)
+		must(t, err)
+		if r.WebhookRedeliveries != 1 {
+			t.Fatalf("redeliveries = %d", r.WebhookRedeliveries)
+		}
+		if ok, err := s.WebhookDelivered(ctx, j.ID, 1); err != nil || ok {
+			t.Fatalf("redelivery 1 delivered before any attempt: %v, %v", ok, err)
+		}
+		must(t, s.RecordWebhook(ctx, &store.WebhookDelivery{JobID: j.ID, Redelivery: 1, Attempt: 1, StatusCode: 200, Delivered: true}))
+		got, err := s.GetJob(ctx, k.ID, j.ID)
+		must(t, err)
+		if got.WebhookAttempts != 3 || !got.WebhookDelivered || got.WebhookRedeliveries != 1 || len(got.WebhookDeliveries) != 3 {
+			t.Fatalf("job after deliveries: %+v", got)
+		}
+		d := got.WebhookDeliveries
+		if d[0].StatusCode != 503 || d[0].Error != "answered 503" || d[0].Delivered || d[0].At.IsZero() ||
+			d[1].Attempt != 2 || !d[1].Delivered || d[2].Redelivery != 1 {
+			t.Fatalf("deliveries = %+v", d)
+		}
+		if err := s.RecordWebhook(ctx, &store.WebhookDelivery{JobID: "job_missing", Attempt: 1}); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("delivery of a missing job: err = %v", err)
+		}
+	})
+
+	t.Run("CompileEndFailsModel", func(t *testing.T) {
+		// Each way a compile job ends without success fails its model in the same
+		// transaction (issue 13: a job read failed while its model read compiling).
+		s, k, _ := setup(t)
+		compile := func() (*store.Model, *store.Job) {
+			m := mkModel(t, s, k.ID)
+			j, _, err := s.CreateJob(ctx, &store.Job{ID: store.NewID("job"), Owner: k.ID, ModelID: m.ID, Kind: store.KindCompile})
+			must(t, err)
+			return m, j
+		}
+		wantModel := func(m *store.Model, status store.ModelStatus, errPart string) {
+			t.Helper()
+			got, err := s.GetModel(ctx, k.ID, m.ID)
+			must(t, err)
+			if got.Status != status || !strings.Contains(got.Error, errPart) {
+				t.Fatalf("model = %s %q, want %s with %q", got.Status, got.Error, status, errPart)
+			}
+		}
+		m, j := compile()
+		_, err := s.StartJob(ctx, j.ID, time.Minute)
+		must(t, err)
+		_, err = s.FinishJob(ctx, j.ID, 1, store.Finish{Status: store.JobFailed, ErrorCode: "invalid_model", ErrorMessage: "bad onnx"})
+		must(t, err)
+		wantModel(m, store.ModelFailed, "invalid_model: bad onnx")
+
+		m, j = compile()
+		_, err = s.CancelJob(ctx, k.ID, j.ID)
+		must(t, err)
+		wantModel(m, store.ModelFailed, "cancelled")
+
+		m, j = compile()
+		_, err = s.StartJob(ctx, j.ID, 0)
+		must(t, err)
+		_, err = s.ReclaimJob(ctx, j.ID, 1, true)
+		must(t, err)
+		wantModel(m, store.ModelFailed, "worker_lost")
+
+		m, j = compile() // a compiled model is not touched by a late failure of its job
+		_, err = s.StartJob(ctx, j.ID, time.Minute)
+		must(t, err)
+		m.Status = store.ModelCompiled
+		must(t, s.SetModelCompiled(ctx, m))
+		_, err = s.FinishJob(ctx, j.ID, 1, store.Finish{Status: store.JobFailed, ErrorCode: "internal"})
+		must(t, err)
+		wantModel(m, store.ModelCompiled, "")
+	})
+
+	t.Run("SetupOnce", func(t *testing.T) {
+		s, k, m := setup(t)
+		setupJob := func(key string) (*store.Job, bool, error) {
+			return s.CreateJob(ctx, &store.Job{ID: store.NewID("job"), Owner: k.ID, ModelID: m.ID, Kind: store.KindSetup,
+				System: "groth16", IdempotencyKey: key, RequestHash: "h" + key})
+		}
+		var created atomic.Int32
+		ids := make(chan string, 8)
+		var wg sync.WaitGroup
+		for i := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				key := ""
+				if i%2 == 1 {
+					key = fmt.Sprint("idem-", i) // distinct keys do not make distinct setups
+				}
+				j, ok, err := setupJob(key)
+				if err != nil {
+					t.Errorf("CreateJob(setup): %v", err)
+					return
+				}
+				if ok {
+					created.Add(1)
+				}
+				ids <- j.ID
+			}()
+		}
+		wg.Wait()
+		close(ids)
+		seen := distinct(ids)
+		if created.Load() != 1 || len(seen) != 1 {
+			t.Fatalf("8 concurrent setups made %d jobs, %d IDs", created.Load(), len(seen))
+		}
+		var first string
+		for id := range seen {
+			first = id
+		}
+		plonk, ok, err := s.CreateJob(ctx, &store.Job{ID: store.NewID("job"), Owner: k.ID, ModelID: m.ID, Kind: store.KindSetup, System: "plonk"})
+		must(t, err)
+		if !ok || plonk.ID == first {
+			t.Fatal("a setup of another system was merged with groth16's")
+		}
+		// Once the setup has ended without keys, a new one may start.
+		_, err = s.StartJob(ctx, first, time.Minute)
+		must(t, err)
+		_, err = s.FinishJob(ctx, first, 1, store.Finish{Status: store.JobFailed, ErrorCode: "internal"})
+		must(t, err)
+		again, ok, err := setupJob("")
+		must(t, err)
+		if !ok || again.ID == first {
+			t.Fatalf("setup after a failed one: created %v, id %s", ok, again.ID)
+		}
+	})
+
+	t.Run("LeaseReclaim", func(t *testing.T) {
+		s, k, m := setup(t)
+		j := mkJob(t, s, k.ID, m.ID, "")
+		_, err := s.StartJob(ctx, j.ID, time.Minute)
+		must(t, err)
+		if _, err := s.ReclaimJob(ctx, j.ID, 1, false); !errors.Is(err, store.ErrConflict) {
+			t.Fatalf("reclaim under a live lease: err = %v, want ErrConflict", err)
+		}
+		_, err = s.Heartbeat(ctx, j.ID, 1, "prove", 0.5, 0) // the worker's last word
+		must(t, err)
+		got, err := s.ReclaimJob(ctx, j.ID, 1, false)
+		must(t, err)
+		if got.Status != store.JobQueued || got.Reclaims != 1 || got.Stage != "" {
+			t.Fatalf("reclaimed job = %+v", got)
+		}
+		if _, err := s.ReclaimJob(ctx, j.ID, 1, false); !errors.Is(err, store.ErrConflict) {
+			t.Fatalf("second reclaim: err = %v, want ErrConflict", err)
+		}
+		if _, err := s.Heartbeat(ctx, j.ID, 1, "", 0, time.Minute); !errors.Is(err, store.ErrConflict) {
+			t.Fatalf("heartbeat of the lost attempt: err = %v, want ErrConflict", err)
+		}
+		got, err = s.StartJob(ctx, j.ID, 0)
+		must(t, err)
+		if got.Attempt != 2 || got.Reclaims != 1 {
+			t.Fatalf("restarted job = %+v", got)
+		}
+		got, err = s.ReclaimJob(ctx, j.ID, 2, true)
+		must(t, err)
+		if got.Status != store.JobFailed || got.ErrorCode != "worker_lost" || got.FinishedAt == nil {
+			t.Fatalf("given-up job = %+v", got)
+		}
+		c := mkJob(t, s, k.ID, m.ID, "")
+		_, err = s.StartJob(ctx, c.ID, 0)
+		must(t, err)
+		_, err = s.CancelJob(ctx, k.ID, c.ID)
+		must(t, err)
+		got, err = s.ReclaimJob(ctx, c.ID, 1, false)
+		must(t, err)
+		if got.Status != store.JobCancelled {
+			t.Fatalf("reclaim of a cancelled job's lost run = %+v", got)
+		}
+		stored, err := s.GetJob(ctx, k.ID, c.ID)
+		must(t, err)
+		if stored.Status != store.JobCancelled || stored.ErrorCode != "cancelled" {
+			t.Fatalf("stored = %+v", stored)
 		}
 	})
 
 	t.Run("ConcurrentFinish", func(t *testing.T) {
 		s, k, m := setup(t)
 		j := mkJob(t, s, k.ID, m.ID, "")
-		_, err := s.StartJob(ctx, j.ID)
+		_, err := s.StartJob(ctx, j.ID, time.Minute)
 		must(t, err)
 		var wins atomic.Int32
 		var wg sync.WaitGroup
@@ -396,4 +597,13 @@ func mkJob(t *testing.T, s store.Store, owner, model, idem string) *store.Job {
 		t.Fatalf("CreateJob: not created")
 	}
 	return j
+}
+
+// distinct drains ids into a set.
+func distinct(ids <-chan string) map[string]bool {
+	seen := map[string]bool{}
+	for id := range ids {
+		seen[id] = true
+	}
+	return seen
 }

@@ -1,0 +1,440 @@
+package bench
+
+import (
+	"errors"
+	"fmt"
+	"math/bits"
+
+	"github.com/zkml/zkml/circuits"
+	"github.com/zkml/zkml/model/quant"
+)
+
+// Estimate is an upper bound on the size of a program's circuit in one proving
+// system, computed from the lowered program without building the circuit: it runs the
+// program against a counting quant.Arith that charges every primitive what
+// package circuits and gnark's builders spend on it, or more. It is what admission
+// control compares with the configured budgets before any compile, setup or proof.
+type Estimate struct {
+	System string `json:"system"`
+	// Constraints bounds the number of constraints (R1CS for Groth16, SCS for PLONK).
+	Constraints int64 `json:"constraints"`
+	// Wires bounds the number of variables: internal wires plus public and secret inputs.
+	Wires int64 `json:"wires"`
+	// Domain is the FFT domain: the power of two at or above Constraints (plus the
+	// public inputs for PLONK).
+	Domain int64 `json:"domain"`
+	// MemoryBytes bounds the peak memory of the job that needs most (setup or prove):
+	// EstimateBaseMemory plus EstimateBytesPerSlot per domain slot.
+	MemoryBytes int64 `json:"memory_bytes"`
+}
+
+// Memory model. BENCHMARKS.md measured, per FFT domain slot, a prove heap peak of
+// 1.2-2.4 KiB for Groth16 and 2.4 KiB for PLONK, and a whole-process maxrss (compile,
+// setup and prove of one model) of 2.2 KiB per slot at 2^20 (cnn_2e20: 2233 MiB).
+// The estimate charges 4 KiB per slot plus a fixed 256 MiB for the runtime, the
+// program and the artifacts, above every measured figure.
+const (
+	EstimateBytesPerSlot = 4 << 10
+	EstimateBaseMemory   = 256 << 20
+)
+
+// gnark's default R1CS compress threshold: a linear expression of this many terms is
+// replaced by one new wire, at the cost of one constraint.
+const compressThreshold = 300
+
+// Fixed allowances, per circuit, for what does not scale with the model: the
+// commitment of the range and lookup arguments (gnark's multicommit), the challenge
+// powers of each lookup table, and per Poseidon2 permutation of a hashed commitment
+// (charged 400 R1CS / 1000 SCS constraints, each adding at most one wire; the
+// hashed-visibility test case measures the real cost below that).
+const (
+	commitAllowance = 64
+	tableAllowance  = 128
+	poseidonR1CS    = 400
+	poseidonSCS     = 1000
+)
+
+// EstimateProgram bounds the circuit of p for sys.
+func EstimateProgram(p *quant.Program, sys circuits.System) (*Estimate, error) {
+	c := &counter{plonk: sys == circuits.Plonk, bitsMode: p.RangeCheck == "bits", checks: map[int]int64{},
+		tables: map[*quant.Table]int64{}}
+	l := circuits.NewLayout(p)
+	inputs := make([][]sym, len(p.Inputs))
+	for i, id := range p.Inputs {
+		inputs[i] = vars(numel(p.Values[id].Shape))
+	}
+	params := make([][]sym, len(p.Params))
+	for i, par := range p.Params {
+		if l.Params[i] != nil {
+			params[i] = vars(len(par.Data))
+			for _, v := range params[i] {
+				c.RangeCheck(v, par.Bits)
+			}
+			continue
+		}
+		params[i] = make([]sym, len(par.Data))
+		for j, d := range par.Data {
+			params[i][j] = c.Const(d)
+		}
+	}
+	vals, err := quant.Run[sym](p, c, inputs, params)
+	if err != nil {
+		return nil, fmt.Errorf("estimate: %w", err)
+	}
+	// Outputs: one equality per element with the claimed public or secret value.
+	for _, id := range p.Outputs {
+		c.c += int64(len(vals[id]))
+	}
+	for _, h := range l.Hashes {
+		c.hash(h.Width, hashedLen(l, h.Tag))
+	}
+	c.deferred()
+	io := int64(l.NbPublic + l.NbSecret + 1) // and the constant-one wire
+	e := &Estimate{System: string(sys), Constraints: c.c, Wires: c.w + io}
+	slots := e.Constraints
+	if c.plonk {
+		slots += io
+	}
+	e.Domain = int64(1) << bits.Len64(uint64(max(slots, 2)-1))
+	e.MemoryBytes = EstimateBaseMemory + EstimateBytesPerSlot*e.Domain
+	return e, nil
+}
+
+func hashedLen(l *circuits.Layout, tag int) int {
+	n := 0
+	var slots []circuits.Slot
+	switch tag {
+	case circuits.TagInputs:
+		slots = l.Inputs
+	case circuits.TagOutputs:
+		slots = l.Outputs
+	case circuits.TagParams:
+		for _, s := range l.Params {
+			if s != nil {
+				slots = append(slots, *s)
+			}
+		}
+	}
+	for _, s := range slots {
+		n += s.Len
+	}
+	return n
+}
+
+func numel(shape []int) int {
+	n := 1
+	for _, d := range shape {
+		n *= d
+	}
+	return n
+}
+
+func vars(n int) []sym {
+	out := make([]sym, n)
+	for i := range out {
+		out[i] = sym{terms: 1}
+	}
+	return out
+}
+
+// sym is what the counter knows of a value: a constant (and whether it is zero), or a
+// variable whose R1CS linear expression has terms terms. In PLONK every variable is
+// one wire with a coefficient.
+type sym struct {
+	konst, zero bool
+	terms       int32
+}
+
+// counter is a quant.Arith that counts constraints (c) and internal wires (w),
+// following circuits/arith.go and rangearg.go call by call, and charging gnark
+// builder operations as follows (an upper bound each):
+//
+//	                       R1CS                          SCS (PLONK)
+//	Add of n variables     0 (+1 at 300 terms)           n-1, +1 with a constant
+//	Mul by a constant      0                             0
+//	Mul of two variables   1                             1
+//	AssertIsEqual/Boolean  1                             1
+//	Inverse, DivUnchecked  1                             1
+//
+// Every constraint adds at most one wire; hint outputs add one wire each.
+type counter struct {
+	plonk, bitsMode bool
+	c, w            int64
+	checks          map[int]int64 // deferred range checks by bit width (>= 2)
+	wideChecks      int64         // R1CS checks whose expression may be compressed
+	tables          map[*quant.Table]int64
+}
+
+var _ quant.Arith[sym] = (*counter)(nil)
+
+func (c *counter) cost(n int64) { c.c += n; c.w += n }
+
+func (c *counter) add(xs ...sym) sym {
+	n, terms, konst := int64(0), int32(0), false
+	var v sym
+	for _, x := range xs {
+		switch {
+		case !x.konst:
+			n++
+			terms += x.terms
+			v = x
+		case !x.zero:
+			konst = true
+		}
+	}
+	if n == 0 {
+		return sym{konst: true, zero: !konst}
+	}
+	if c.plonk {
+		k := n - 1
+		if konst {
+			k++
+		}
+		c.cost(k)
+		if k > 0 {
+			return sym{terms: 1}
+		}
+		return v
+	}
+	if konst {
+		terms++
+	}
+	if terms >= compressThreshold {
+		c.cost(1)
+		terms = 1
+	}
+	return sym{terms: terms}
+}
+
+func (c *counter) mul(x, y sym) sym {
+	switch {
+	case x.konst && y.konst:
+		return sym{konst: true, zero: x.zero || y.zero}
+	case x.konst && x.zero, y.konst && y.zero:
+		return sym{konst: true, zero: true}
+	case x.konst:
+		return y
+	case y.konst:
+		return x
+	}
+	c.cost(1)
+	return sym{terms: 1}
+}
+
+func (c *counter) hint(n int) sym { c.w += int64(n); return sym{terms: 1} }
+
+func (c *counter) assert() { c.c++ }
+
+func nonzero() sym { return sym{konst: true} }
+
+// check is circuits' arith.check: 0 <= v < 2^bits.
+func (c *counter) check(v sym, bits int) {
+	switch {
+	case bits <= 0 || bits == 1:
+		c.assert()
+	case c.bitsMode:
+		// gnark's rangecheck without a commitment: one boolean per bit and a
+		// recomposition (a sum of bits terms), plus the bits as hint outputs.
+		b := int64(bits)
+		c.w += b
+		if c.plonk {
+			c.cost(2*b + 2)
+		} else {
+			c.cost(b + 2)
+		}
+	default:
+		c.checks[bits]++
+		if !c.plonk && int(v.terms)+bits/4+2 >= compressThreshold {
+			c.wideChecks++
+		}
+	}
+}
+
+func (c *counter) Const(v int64) sym          { return sym{konst: true, zero: v == 0} }
+func (c *counter) Add(x, y sym) sym           { return c.add(x, y) }
+func (c *counter) Layer(*quant.Layer)         {}
+func (c *counter) Err() error                 { return nil }
+func (c *counter) RangeCheck(x sym, bits int) { c.check(c.add(x, nonzero()), bits) }
+
+func (c *counter) MulConst(x sym, k int64) sym {
+	if k == 1 {
+		return x
+	}
+	return c.mul(x, c.Const(k))
+}
+
+func (c *counter) Dot(x, w []sym, k sym) sym {
+	if len(x) == 0 {
+		return k
+	}
+	terms := make([]sym, 0, len(x)+1)
+	terms = append(terms, k)
+	for i := range x {
+		terms = append(terms, c.mul(x[i], w[i]))
+	}
+	return c.add(terms...)
+}
+
+func (c *counter) Rescale(x sym, k, bits int, relu bool) sym {
+	if k == 0 {
+		if relu {
+			return c.Relu(x, bits)
+		}
+		c.RangeCheck(x, bits)
+		return x
+	}
+	xr := c.add(x, nonzero())
+	var q, out sym
+	if relu {
+		s, low := c.hint(1), c.hint(1)
+		c.assert()
+		c.check(low, bits-1)
+		q = c.add(c.add(c.mul(s, nonzero()), low), nonzero())
+		out = c.mul(s, low)
+	} else {
+		q = c.hint(1)
+		c.check(c.add(q, nonzero()), bits)
+		out = q
+	}
+	c.check(c.add(xr, c.mul(q, nonzero())), k)
+	return out
+}
+
+func (c *counter) RoundEven(x sym, k, bits int) sym {
+	if k == 0 {
+		c.RangeCheck(x, bits)
+		return x
+	}
+	half, b := c.hint(1), c.hint(1)
+	c.assert()
+	c.check(c.add(half, nonzero()), bits-1)
+	y := c.add(c.mul(half, nonzero()), b)
+	d := c.add(x, c.mul(y, nonzero()))
+	c.check(c.add(c.add(d, nonzero()), b), k+1)
+	c.check(c.add(c.add(nonzero(), b), d), k+1)
+	return y
+}
+
+func (c *counter) Relu(x sym, bits int) sym {
+	if bits <= 1 {
+		c.assert()
+		return sym{konst: true, zero: true}
+	}
+	s := c.hint(1)
+	c.assert()
+	low := c.add(c.add(x, nonzero()), c.mul(s, nonzero()))
+	c.check(low, bits-1)
+	return c.mul(s, low)
+}
+
+func (c *counter) Lookup(t *quant.Table, x sym) sym {
+	c.add(x, nonzero())
+	c.tables[t]++
+	return c.hint(1)
+}
+
+func (c *counter) DivFloor(x, y sym, xBits, yBits, qBits int) sym {
+	q := c.hint(1)
+	c.check(q, qBits)
+	r := c.add(x, c.mul(q, y))
+	c.check(r, yBits)
+	c.check(c.add(c.add(y, nonzero()), r), yBits)
+	return q
+}
+
+// hash charges a Poseidon2 commitment to n values of width w: packing (two additions
+// per value) and one permutation per absorbed field element.
+func (c *counter) hash(w, n int) {
+	per := circuits.MaxPackBits / w
+	elems := int64(3 + (n+per-1)/per)
+	perm := int64(poseidonR1CS)
+	if c.plonk {
+		perm = poseidonSCS
+	}
+	c.cost(2*int64(n) + elems*perm)
+}
+
+// deferred charges the range argument (rangearg.go) and the lookup tables
+// (gnark's logderivlookup), which are built after the layers.
+func (c *counter) deferred() {
+	if len(c.checks) > 0 && !c.bitsMode {
+		t := tableBits(c.checks)
+		size := int64(1) << t
+		var q, limbs int64
+		for b, n := range c.checks {
+			q += n * int64(queriesFor(b, t))
+			limbs += n * int64((b+t-1)/t-1)
+		}
+		c.w += limbs + size // limb and multiplicity hints
+		if c.plonk {
+			// limb subtractions; per query alpha-q and its inverse; per table value
+			// alpha-i and the division; the two sums; each committed wire.
+			c.cost(limbs + 2*q + 2*size + (q - 1) + (size - 1) + q + size + limbs)
+		} else {
+			// per query an inverse, per table value a division, two compressed sums.
+			c.cost(q + size + 2 + c.wideChecks)
+		}
+		c.assert()
+		c.cost(commitAllowance)
+	}
+	for t, q := range c.tables {
+		e := int64(len(t.Values))
+		c.w += e // multiplicity hints
+		if c.plonk {
+			c.cost(12*q + 5*e + tableAllowance)
+		} else {
+			c.cost(8*q + e + tableAllowance)
+		}
+	}
+	if len(c.tables) > 0 {
+		c.cost(commitAllowance)
+	}
+}
+
+// queriesFor and tableBits mirror circuits/rangearg.go: the number of table queries of
+// a b-bit check with t-bit limbs, and the limb width the argument chooses.
+func queriesFor(b, t int) int {
+	n := (b + t - 1) / t
+	if b%t != 0 {
+		n++
+	}
+	return n
+}
+
+func tableBits(checks map[int]int64) int {
+	best, bestCost := 0, int64(0)
+	for t := 4; t <= 16; t++ {
+		cost := int64(1) << t
+		for b, n := range checks {
+			cost += n * int64(queriesFor(b, t))
+		}
+		if best == 0 || cost < bestCost {
+			best, bestCost = t, cost
+		}
+	}
+	return best
+}
+
+// ErrOverBudget is wrapped by Budget.Check when an estimate exceeds a limit.
+var ErrOverBudget = errors.New("over budget")
+
+// Limits are the admission budgets of a job; zero fields are unlimited.
+type Limits struct {
+	// MaxConstraints bounds the constraints of each proving system (ZKML_MAX_CONSTRAINTS).
+	MaxConstraints int64
+	// MaxMemoryBytes bounds the estimated peak memory of a job (ZKML_MAX_JOB_MEMORY).
+	MaxMemoryBytes int64
+}
+
+// Check returns an error wrapping ErrOverBudget that names the first limit e exceeds.
+func (l Limits) Check(e *Estimate) error {
+	if l.MaxConstraints > 0 && e.Constraints > l.MaxConstraints {
+		return fmt.Errorf("%w: %s needs an estimated %d constraints, above the limit of %d (ZKML_MAX_CONSTRAINTS)",
+			ErrOverBudget, e.System, e.Constraints, l.MaxConstraints)
+	}
+	if l.MaxMemoryBytes > 0 && e.MemoryBytes > l.MaxMemoryBytes {
+		return fmt.Errorf("%w: %s needs an estimated %d MiB of memory, above the limit of %d MiB (ZKML_MAX_JOB_MEMORY)",
+			ErrOverBudget, e.System, e.MemoryBytes>>20, l.MaxMemoryBytes>>20)
+	}
+	return nil
+}
