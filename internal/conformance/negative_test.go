@@ -31,7 +31,7 @@ func TestWrongOutputRejected(t *testing.T) {
 	if err != nil || len(cases) == 0 {
 		t.Skipf("node tests not available: %v", err)
 	}
-	cfg := config()
+	cfg := Config()
 	seen := map[string]bool{}
 	for _, c := range cases {
 		if !comparisonOps[c.Op] || seen[c.Op] {
