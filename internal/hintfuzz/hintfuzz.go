@@ -125,8 +125,8 @@ func Compile(c Case, sys circuits.System) (*Target, error) {
 		return nil, fmt.Errorf("%s: compile probe: %w", c.Name, err)
 	}
 	t := &Target{Case: c, System: sys, probe: probe, layout: circuits.NewLayout(p), nbClaims: pc.nbClaims, assign: a}
-	if t.probeW, err = frontend.NewWitness(&probeCircuit{Public: a.Public, Secret: a.Secret}, circuits.Field); err != nil {
-		return nil, fmt.Errorf("%s: probe witness: %w", c.Name, err)
+	if t.probeW, err = probeWitness(a); err != nil {
+		return nil, fmt.Errorf("%s: %w", c.Name, err)
 	}
 	if err := t.recordSites(); err != nil {
 		return nil, fmt.Errorf("%s: %w", c.Name, err)
@@ -263,8 +263,14 @@ func (t *Target) Try(site Site, p Perturbation) (Result, error) {
 	if !changed {
 		return Result{Outcome: Unchanged}, nil
 	}
-	opt := t.tamper(site, p)
-	claims, err := t.solveProbe(t.probeW, opt)
+	return t.judge(t.assign, t.probeW, t.tamper(site, p))
+}
+
+// judge solves the probe for assignment a (w is its probe witness) and compares the
+// claims it computes with the honest ones; forged claims are confirmed on the model's
+// own circuit with a's inputs.
+func (t *Target) judge(a *circuits.Circuit, w witness.Witness, opts ...solver.Option) (Result, error) {
+	claims, err := t.solveProbe(w, opts...)
 	if err != nil {
 		return Result{Outcome: Rejected}, nil
 	}
@@ -275,7 +281,7 @@ func (t *Target) Try(site Site, p Perturbation) (Result, error) {
 		}
 	}
 	if res.Outcome == Forged {
-		res.Confirmed, err = t.confirm(claims, opt)
+		res.Confirmed, err = t.confirm(a, claims, opts...)
 	}
 	return res, err
 }
@@ -296,11 +302,11 @@ func (t *Target) tamper(site Site, p Perturbation) solver.Option {
 
 // confirm solves the real constraint system with the claims replaced by the forged
 // values (only possible when no claim is a commitment, whose preimage would change).
-func (t *Target) confirm(claims []*big.Int, opt solver.Option) (bool, error) {
+func (t *Target) confirm(base *circuits.Circuit, claims []*big.Int, opts ...solver.Option) (bool, error) {
 	if len(t.layout.Hashes) > 0 {
 		return false, nil
 	}
-	a := &circuits.Circuit{Public: slices.Clone(t.assign.Public), Secret: slices.Clone(t.assign.Secret)}
+	a := &circuits.Circuit{Public: slices.Clone(base.Public), Secret: slices.Clone(base.Secret)}
 	k := 0
 	for _, s := range t.layout.Outputs {
 		dst := a.Secret
@@ -319,7 +325,7 @@ func (t *Target) confirm(claims []*big.Int, opt solver.Option) (bool, error) {
 	if err := t.compileReal(); err != nil {
 		return false, err
 	}
-	_, err = solve(t.real, w, opt)
+	_, err = solve(t.real, w, opts...)
 	return err == nil, nil
 }
 
@@ -480,6 +486,16 @@ type probeCircuit struct {
 
 	prog     *quant.Program
 	nbClaims int
+}
+
+// probeWitness is the probe's witness for a model circuit assignment (the same
+// Public and Secret vectors).
+func probeWitness(a *circuits.Circuit) (witness.Witness, error) {
+	w, err := frontend.NewWitness(&probeCircuit{Public: a.Public, Secret: a.Secret}, circuits.Field)
+	if err != nil {
+		return nil, fmt.Errorf("probe witness: %w", err)
+	}
+	return w, nil
 }
 
 func newProbe(p *quant.Program) *probeCircuit {

@@ -1,7 +1,9 @@
 package hintfuzz
 
 import (
+	"fmt"
 	"hash/fnv"
+	"math/big"
 	"math/rand"
 	"slices"
 	"sync"
@@ -158,13 +160,17 @@ type trial struct {
 	p    Perturbation
 }
 
-// fuzzTarget tries the budgeted perturbations on tg and fails the test, naming model,
-// layer, hint and perturbation, for any witness that proves other public values.
+// fuzzTarget tries the budgeted perturbations on tg.
 func fuzzTarget(t *testing.T, tg *Target, b budget) *tally {
-	rng := rand.New(rand.NewSource(seed(tg.Case.Name)))
+	return runTrials(t, tg, plan(tg, b, rand.New(rand.NewSource(seed(tg.Case.Name)))))
+}
+
+// runTrials tries each perturbation and fails the test, naming model, layer, hint and
+// perturbation, for any witness that proves other public values.
+func runTrials(t *testing.T, tg *Target, trials []trial) *tally {
 	tl := newTally()
 	sites := map[[2]any]bool{}
-	for _, tr := range plan(tg, b, rng) {
+	for _, tr := range trials {
 		site, p := tr.site, tr.p
 		res, err := tg.Try(site, p)
 		if err != nil {
@@ -239,3 +245,120 @@ func TestHintPerturbations(t *testing.T) {
 }
 
 func isNodeTest(c Case) bool { return len(c.Name) > 5 && c.Name[:5] == "test_" }
+
+// TestFuzzerSeesChangedClaims checks the fuzzer's own detection path: a witness whose
+// computation really differs (here a changed private input, which the circuit allows)
+// solves the probe, is judged Forged against the original claims, and is confirmed by
+// the model's own constraint system with the recorded claims as outputs; the recorded
+// claims are the integer reference's outputs on that input. A fuzzer that could not
+// tell this apart from a rejection would pass with any gadget.
+func TestFuzzerSeesChangedClaims(t *testing.T) {
+	quiet(t)
+	c := corpus(t)[0]
+	tg, err := Compile(c, circuits.Groth16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := make([][]int64, len(c.Inputs))
+	for i := range c.Inputs {
+		in[i] = slices.Clone(c.Inputs[i])
+	}
+	for j := range in[0] {
+		in[0][j] = (in[0][j] + 97) % 200
+	}
+	ref, err := c.Prog.Eval(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := circuits.Assign(c.Prog, in, ref.Outputs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := probeWitness(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := tg.judge(a, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Outcome != Forged || !res.Confirmed {
+		t.Fatalf("changed input: outcome %v, confirmed %v; want forged and confirmed", res.Outcome, res.Confirmed)
+	}
+	k := 0
+	for _, out := range ref.Outputs {
+		for _, v := range out {
+			want := new(big.Int).Mod(big.NewInt(v), circuits.Field)
+			if res.Claims[k].Cmp(want) != 0 {
+				t.Fatalf("claim %d = %v, the reference says %v", k, res.Claims[k], v)
+			}
+			k++
+		}
+	}
+}
+
+var (
+	targetsMu sync.Mutex
+	targets   = map[int]*Target{}
+)
+
+// target compiles corpus case i once per process.
+func target(t testing.TB, cases []Case, i int) *Target {
+	targetsMu.Lock()
+	defer targetsMu.Unlock()
+	if tg, ok := targets[i]; ok {
+		return tg
+	}
+	tg, err := Compile(cases[i], circuits.Groth16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	targets[i] = tg
+	return tg
+}
+
+// FuzzHints is the long budget of the hint fuzzer (go test -fuzz FuzzHints
+// ./internal/hintfuzz): the input chooses a corpus case, a hint call, an output and a
+// perturbation, either one of Perturbations' list or an arbitrary value written into,
+// or added to, the output.
+func FuzzHints(f *testing.F) {
+	quiet(f)
+	cases := corpus(f)
+	for i := range min(len(cases), 16) {
+		f.Add(uint16(i), uint32(i*7), uint8(i%3), uint16(i), []byte{byte(i), 1})
+	}
+	f.Fuzz(func(t *testing.T, ci uint16, si uint32, mode uint8, j uint16, raw []byte) {
+		tg := target(t, cases, int(ci)%len(cases))
+		sites := tg.Sites()
+		if len(sites) == 0 {
+			return
+		}
+		site := sites[int(si)%len(sites)]
+		var p Perturbation
+		switch mode % 3 {
+		case 0:
+			ps := Perturbations(site, rand.New(rand.NewSource(int64(si))), -1)
+			p = ps[int(j)%len(ps)]
+		default:
+			o := int(j) % len(site.Out)
+			v := new(big.Int).SetBytes(raw)
+			set := mode%3 == 1
+			p = Perturbation{Name: fmt.Sprintf("out[%d] %s %v", o, map[bool]string{true: "=", false: "+"}[set], v), Apply: func(_, out []*big.Int) {
+				if set {
+					out[o].Set(v)
+				} else {
+					out[o].Add(out[o], v)
+				}
+			}}
+		}
+		res, err := tg.Try(site, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Outcome == Forged {
+			layer, _ := tg.Layer(site)
+			t.Fatalf("SOUNDNESS BUG: model %s, layer %s, hint %s call %d, perturbation %q: public values %v, reference %v (confirmed: %v)",
+				tg.Case.Name, layer, site.Name, site.Rank, p.Name, res.Claims, tg.honest, res.Confirmed)
+		}
+	})
+}
