@@ -6,6 +6,7 @@ import (
 	"math/big"
 	"math/rand"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -55,7 +56,27 @@ func corpus(t testing.TB) []Case {
 			corpusErr = err
 			return
 		}
-		corpusCases = append(append(corpusCases, shared...), nodes...)
+		// The example models again under the other range-check mode and with every
+		// group hashed (params private), so gnark's bit decomposition, the witness
+		// params' range checks and the commitments are fuzzed too.
+		var variants []Case
+		for _, dir := range []string{examplesDir, sharedModels} {
+			for _, v := range configVariants() {
+				cs, err := Models(dir, v.cfg)
+				if err != nil {
+					corpusErr = err
+					return
+				}
+				for _, c := range cs {
+					if v.cfg.RangeCheck == "bits" && len(c.Prog.Tables) > 0 {
+						continue // lookup tables need the lookup mode
+					}
+					c.Name += " [" + v.name + "]"
+					variants = append(variants, c)
+				}
+			}
+		}
+		corpusCases = append(append(append(corpusCases, shared...), variants...), nodes...)
 	})
 	if corpusErr != nil {
 		t.Fatal(corpusErr)
@@ -64,6 +85,19 @@ func corpus(t testing.TB) []Case {
 		t.Logf("only %d case(s): the shared models and node tests are not beside this checkout", len(corpusCases))
 	}
 	return corpusCases
+}
+
+type configVariant struct {
+	name string
+	cfg  quant.Config
+}
+
+func configVariants() []configVariant {
+	bits := quant.DefaultConfig()
+	bits.RangeCheck = "bits"
+	hashed := quant.DefaultConfig()
+	hashed.InputVis, hashed.OutputVis, hashed.ParamVis = quant.Hashed, quant.Hashed, quant.Private
+	return []configVariant{{"range_check bits", bits}, {"hashed, private params", hashed}}
 }
 
 func seed(name string) int64 {
@@ -244,7 +278,7 @@ func TestHintPerturbations(t *testing.T) {
 	}
 }
 
-func isNodeTest(c Case) bool { return len(c.Name) > 5 && c.Name[:5] == "test_" }
+func isNodeTest(c Case) bool { return strings.HasPrefix(c.Name, "test_") }
 
 // TestFuzzerSeesChangedClaims checks the fuzzer's own detection path: a witness whose
 // computation really differs (here a changed private input, which the circuit allows)
