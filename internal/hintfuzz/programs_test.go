@@ -184,3 +184,36 @@ func TestForgedGadgetPrograms(t *testing.T) {
 		})
 	}
 }
+
+// TestLayerAttribution: a failure names the layer of the hint call. In a program of
+// an input check and a max pooling, the Relu signs belong to the pooling layer and
+// the range argument's limbs and multiplicities to the deferred arguments.
+func TestLayerAttribution(t *testing.T) {
+	quiet(t)
+	g := gadgetPrograms()[0]
+	tg, err := Compile(Case{Name: g.gadget, Prog: g.prog, Inputs: g.inputs[0]}, circuits.Groth16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"circuits.signHint":       fmt.Sprintf("%s (MaxPool)", g.prog.Layers[1].Name),
+		"circuits.limbsHint":      Deferred,
+		"circuits.rangeCountHint": Deferred,
+	}
+	seen := map[string]bool{}
+	for _, s := range tg.Sites() {
+		layer, err := tg.Layer(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w, ok := want[s.Name]; ok && layer != w {
+			t.Errorf("%s call %d attributed to %q, want %q", s.Name, s.Rank, layer, w)
+		}
+		seen[s.Name] = true
+	}
+	for name := range want {
+		if !seen[name] {
+			t.Errorf("no call of %s", name)
+		}
+	}
+}
