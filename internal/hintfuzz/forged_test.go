@@ -1,9 +1,7 @@
 package hintfuzz
 
 import (
-	"maps"
 	"math/rand"
-	"slices"
 	"strings"
 	"testing"
 
@@ -83,25 +81,15 @@ func TestForgedOperators(t *testing.T) {
 // far as the solve budget goes (every core perturbation in any case).
 func forgeAll(t *testing.T, tg *Target) *tally {
 	rng := rand.New(rand.NewSource(seed(tg.Case.Name)))
-	byHint := map[string][]Site{}
-	for _, s := range tg.Sites() {
-		byHint[s.Name] = append(byHint[s.Name], s)
-	}
-	var core, rest []trial
-	for _, name := range slices.Sorted(maps.Keys(byHint)) {
+	names, byHint := sitesByHint(tg.Sites())
+	var picked []Site
+	for _, name := range names {
 		ss := byHint[name]
 		step := max(1, len(ss)/maxSitesPerHint)
 		for i := 0; i < len(ss); i += step {
-			for _, p := range Perturbations(ss[i], rng, -1) {
-				if p.Core {
-					core = append(core, trial{ss[i], p})
-				} else {
-					rest = append(rest, trial{ss[i], p})
-				}
-			}
+			picked = append(picked, ss[i])
 		}
 	}
-	rng.Shuffle(len(rest), func(a, b int) { rest[a], rest[b] = rest[b], rest[a] })
-	trials := append(core, rest...)
-	return runTrials(t, tg, trials[:min(len(trials), max(len(core), solveBudget/tg.NbConstraints()))])
+	trials, nCore := coreFirst(picked, rng)
+	return runTrials(t, tg, trials[:min(len(trials), max(nCore, solveBudget/tg.NbConstraints()))])
 }

@@ -140,38 +140,20 @@ type budget struct {
 func plan(tg *Target, b budget, rng *rand.Rand) []trial {
 	n := b.solved / max(tg.NbConstraints(), 1)
 	n = min(max(n, b.min), b.max)
-	byHint := map[string][]Site{}
-	var names []string
-	for _, s := range tg.Sites() {
-		if byHint[s.Name] == nil {
-			names = append(names, s.Name)
-		}
-		byHint[s.Name] = append(byHint[s.Name], s)
-	}
+	names, byHint := sitesByHint(tg.Sites())
 	queues := make([][]trial, len(names))
 	for h, name := range names {
 		ss := byHint[name]
-		idx := []int{0}
+		picked := []Site{ss[0]}
 		if len(ss) > 1 {
-			idx = append(idx, len(ss)-1)
+			picked = append(picked, ss[len(ss)-1])
 		}
 		if len(ss) > 2 {
 			for _, i := range rng.Perm(len(ss) - 2)[:min(b.sites-2, len(ss)-2)] {
-				idx = append(idx, i+1)
+				picked = append(picked, ss[i+1])
 			}
 		}
-		var core, rest []trial
-		for _, i := range idx {
-			for _, p := range Perturbations(ss[i], rng, -1) {
-				if p.Core {
-					core = append(core, trial{ss[i], p})
-				} else {
-					rest = append(rest, trial{ss[i], p})
-				}
-			}
-		}
-		rng.Shuffle(len(rest), func(a, b int) { rest[a], rest[b] = rest[b], rest[a] })
-		queues[h] = append(core, rest...)
+		queues[h], _ = coreFirst(picked, rng)
 	}
 	var out []trial
 	for k := 0; len(out) < n; k++ {
@@ -187,6 +169,37 @@ func plan(tg *Target, b budget, rng *rand.Rand) []trial {
 		}
 	}
 	return out
+}
+
+// sitesByHint groups sites by hint, the hints in the order of their first call.
+func sitesByHint(sites []Site) ([]string, map[string][]Site) {
+	byHint := map[string][]Site{}
+	var names []string
+	for _, s := range sites {
+		if byHint[s.Name] == nil {
+			names = append(names, s.Name)
+		}
+		byHint[s.Name] = append(byHint[s.Name], s)
+	}
+	return names, byHint
+}
+
+// coreFirst lists every perturbation of the sites: the core ones (in site order)
+// first, then the others shuffled; nCore counts the core ones.
+func coreFirst(sites []Site, rng *rand.Rand) (trials []trial, nCore int) {
+	var rest []trial
+	for _, s := range sites {
+		for _, p := range Perturbations(s, rng, -1) {
+			if p.Core {
+				trials = append(trials, trial{s, p})
+			} else {
+				rest = append(rest, trial{s, p})
+			}
+		}
+	}
+	nCore = len(trials)
+	rng.Shuffle(len(rest), func(a, b int) { rest[a], rest[b] = rest[b], rest[a] })
+	return append(trials, rest...), nCore
 }
 
 type trial struct {
