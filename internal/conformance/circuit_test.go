@@ -21,14 +21,6 @@ const nodeTests = "../../testdata/onnx-node"
 
 var update = flag.Bool("update", false, "rewrite docs/operators.md")
 
-// config is the fixed-point setting of the conformance runs: finer than the default
-// so the tolerance below stays tight for the node tests' unit-scale random data.
-func config() quant.Config {
-	c := quant.DefaultConfig()
-	c.Scale, c.ParamScale, c.Bits, c.LookupBits = 10, 10, 28, 14
-	return c
-}
-
 // tolerance is the allowed |circuit - expected| per element: a few units in the last
 // place of the fixed-point scale, plus a relative term for products of larger values.
 func tolerance(want float64, cfg quant.Config) float64 {
@@ -55,7 +47,7 @@ func TestCircuitConformance(t *testing.T) {
 	if err != nil || len(cases) == 0 {
 		t.Fatalf("node tests under %s: %d cases, %v", nodeTests, len(cases), err)
 	}
-	cfg := config()
+	cfg := Config()
 	results := map[string]*outcome{}
 	rejected := map[string][]string{} // op -> cases rejected as unsupported
 	for _, c := range cases {

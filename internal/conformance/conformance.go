@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/zkml/zkml/model"
+	"github.com/zkml/zkml/model/quant"
 )
 
 // paramInputs lists, per operator, the input positions that carry operator parameters
@@ -45,6 +46,15 @@ var paramInputs = map[string][]int{
 
 // intData lists operators whose int32/int64 inputs are data, not parameters.
 var intData = map[string]bool{"Equal": true, "Greater": true, "Less": true}
+
+// Config is the fixed-point setting of the conformance runs: finer than the default
+// so the tolerance of the comparison stays tight for the node tests' unit-scale random
+// data. The hint fuzzer lowers the node tests with it too.
+func Config() quant.Config {
+	c := quant.DefaultConfig()
+	c.Scale, c.ParamScale, c.Bits, c.LookupBits = 10, 10, 28, 14
+	return c
+}
 
 // Case is one node test.
 type Case struct {

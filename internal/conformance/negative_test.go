@@ -31,7 +31,7 @@ func TestWrongOutputRejected(t *testing.T) {
 	if err != nil || len(cases) == 0 {
 		t.Fatalf("node tests under %s: %d cases, %v", nodeTests, len(cases), err)
 	}
-	cfg := config()
+	cfg := Config()
 	seen := map[string]bool{}
 	for _, c := range cases {
 		if !comparisonOps[c.Op] || seen[c.Op] {
