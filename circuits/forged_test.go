@@ -290,14 +290,12 @@ func modeName(mode string) string {
 }
 
 // TestCommitmentPackingCollision is issue 12's second exploit through the public API:
-// inputs are hashed, packed at the program's Bits (24), but range-checked only to 32
-// bits (an int32 model input). x' = (2^24 - 5, 2) packs like x = (-5, 3), so a witness
-// with the secret input x' and the public commitment of x must not solve.
+// inputs are hashed, and were packed at the program's Bits (24) while range-checked
+// only to 32 bits (an int32 model input), so x' = (2^24 - 5, 2) packed like
+// x = (-5, 3). A witness with the secret input x' and the public commitment of x must
+// not solve: the group is now packed at the width its values are checked to, and the
+// commitment gadget range-checks every packed value.
 func TestCommitmentPackingCollision(t *testing.T) {
-	// Fails before the fix of issue 12's exploit 2 (commitment.go / circuit.go): the
-	// commitment must pack each group at the width its values are checked to, and
-	// range-check every packed value itself. Remove this line once it lands.
-	t.Skip("waiting for packing fix")
 	quietGnark(t)
 	const packBits, checkBits = 24, 32
 	p := &quant.Program{Config: quant.DefaultConfig()}
@@ -308,10 +306,11 @@ func TestCommitmentPackingCollision(t *testing.T) {
 	p.Layers = []*quant.Layer{{Name: "input x", Op: "Input", Kind: quant.KRangeChk, In: []int{0}, Out: 1, Bits: checkBits}}
 	x := []int64{-5, 3}
 	forged := []int64{1<<packBits - 5, 2}
-	cx, err := Commit(TagInputs, packBits, x)
+	cs, err := Commitments(p, [][]int64{x}, [][]int64{x})
 	if err != nil {
 		t.Fatal(err)
 	}
+	cx := cs[0]
 	// The collision itself: packed at 24 bits (u = v + 2^23, little-endian), both
 	// tensors are the same field element, so only a range check of every packed value
 	// to 24 bits tells them apart.

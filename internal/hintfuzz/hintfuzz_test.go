@@ -16,13 +16,12 @@ import (
 	"github.com/zkml/zkml/model/quant"
 )
 
-// The test corpus: the repository's example model, and (where the checkout has them
-// beside it, as CI does) the shared example models and ONNX node tests the other
-// suites use.
+// The test corpus: the repository's example model, the example models the project
+// writes (internal/onnxgen) and the vendored ONNX node tests the other suites use.
 const (
 	examplesDir  = "../../examples"
-	sharedModels = "../../../shared/models"
-	nodeTestsDir = "../../../shared/conformance/onnx-node"
+	sharedModels = "../../testdata/models"
+	nodeTestsDir = "../../testdata/onnx-node"
 )
 
 // quiet silences gnark's logger (the solver logs every failed constraint).
@@ -81,8 +80,8 @@ func corpus(t testing.TB) []Case {
 	if corpusErr != nil {
 		t.Fatal(corpusErr)
 	}
-	if len(corpusCases) < 2 {
-		t.Logf("only %d case(s): the shared models and node tests are not beside this checkout", len(corpusCases))
+	if len(corpusCases) < 100 {
+		t.Fatalf("only %d case(s): the example models and node tests under testdata/ are missing", len(corpusCases))
 	}
 	return corpusCases
 }
