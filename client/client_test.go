@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -14,49 +13,9 @@ import (
 
 	"github.com/zkml/zkml/api"
 	"github.com/zkml/zkml/client"
-	"github.com/zkml/zkml/internal/engine"
+	"github.com/zkml/zkml/client/clienttest"
 	"github.com/zkml/zkml/internal/onnxtest"
-	"github.com/zkml/zkml/internal/service"
 )
-
-const adminKey = "admin-key-for-client-tests"
-
-// startService runs the real service (embedded SQLite store, real engine, in-process
-// workers) behind an httptest server and returns an admin client of it.
-func startService(t *testing.T) *client.Client {
-	t.Helper()
-	ctx := context.Background()
-	cfg := service.Config{
-		DataDir: t.TempDir(), AdminKey: adminKey, Engine: &engine.Engine{},
-		PollInterval: 20 * time.Millisecond, RetryBase: 50 * time.Millisecond, Heartbeat: 100 * time.Millisecond,
-		SweepEvery: 500 * time.Millisecond, Workers: 1, WebhookAllowPrivate: true, ShutdownGrace: 5 * time.Second,
-		Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
-	}
-	a, err := service.Open(ctx, cfg, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(a.Handler())
-	t.Cleanup(func() {
-		srv.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		a.Shutdown(ctx)
-	})
-	c := client.New(srv.URL, adminKey)
-	c.HTTP = srv.Client()
-	return c
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
-}
 
 // TestClientFlow drives the whole dApp flow through the client against the real
 // service: key, upload, compile, setup, proof (with a signed webhook), calldata,
@@ -65,7 +24,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 func TestClientFlow(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	admin := startService(t)
+	admin := clienttest.Start(t)
 	if err := admin.WaitReady(ctx); err != nil {
 		t.Fatal(err)
 	}
