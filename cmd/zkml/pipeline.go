@@ -23,12 +23,34 @@ import (
 	"github.com/zkml/zkml/verifier"
 )
 
-// step runs f while showing a spinner with the step's name on stderr, then prints its
-// duration.
+// progressEvery is how often step prints a line while a step runs on a writer that is
+// not a terminal (a log, CI): a long compile, setup or prove shows it is alive.
+var progressEvery = 10 * time.Second
+
+// step runs f while showing a spinner with the step's name on stderr (on a terminal;
+// otherwise a line with the step's name and elapsed time every progressEvery), then
+// prints its duration.
 func step[T any](w io.Writer, name string, f func() (T, error)) (T, error) {
 	if file, ok := w.(*os.File); !ok || !term.IsTerminal(int(file.Fd())) {
 		start := time.Now()
+		done := make(chan struct{})
+		ticked := make(chan struct{})
+		go func() {
+			defer close(ticked)
+			t := time.NewTicker(progressEvery)
+			defer t.Stop()
+			for {
+				select {
+				case <-done:
+					return
+				case <-t.C:
+					fmt.Fprintf(w, "%-28s running, %.0fs so far\n", name, time.Since(start).Seconds())
+				}
+			}
+		}()
 		v, err := f()
+		close(done)
+		<-ticked // no progress line after the result
 		if err == nil {
 			fmt.Fprintf(w, "%-28s %8.2fs\n", name, time.Since(start).Seconds())
 		}
