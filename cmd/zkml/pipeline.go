@@ -200,7 +200,7 @@ func defaultDir(onnxPath string) string {
 
 func compileCmd() *cobra.Command {
 	var cf configFlags
-	var dir, input, systems string
+	var dir, input, systems, svg string
 	var report, asJSON bool
 	cmd := &cobra.Command{
 		Use:   "compile MODEL.onnx",
@@ -249,6 +249,11 @@ integer reference first, so values out of the fixed-point range are reported now
 				}
 				all[string(sys)] = st
 			}
+			if svg != "" {
+				if err := writeReportSVGFile(svg, filepath.Base(args[0]), all, syss); err != nil {
+					return err
+				}
+			}
 			out := cmd.OutOrStdout()
 			if asJSON {
 				enc := json.NewEncoder(out)
@@ -281,6 +286,7 @@ integer reference first, so values out of the fixed-point range are reported now
 	cmd.Flags().StringVar(&systems, "system", "all", "proving systems: groth16, plonk, or all")
 	cmd.Flags().BoolVar(&report, "report", false, "print the circuit size layer by layer")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
+	cmd.Flags().StringVar(&svg, "svg", "", "also draw the per-layer constraints, range-checked bits and lookups into this SVG file")
 	return cmd
 }
 
