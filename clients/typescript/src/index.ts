@@ -370,3 +370,55 @@ export function proofCalldata(
 ): Hex {
   return encodeFunctionData({ abi: zkmlVerifierAbi, functionName, args: verifierArgs(proof) });
 }
+
+// ---- webhooks ----
+
+/** The header that carries a webhook's signature. */
+export const SIGNATURE_HEADER = "Zkml-Signature";
+
+/** The body the service POSTs to a job's webhook_url when the job ends. */
+export interface WebhookEvent {
+  type: "job.succeeded" | "job.failed" | "job.cancelled";
+  job: Job;
+}
+
+/**
+ * Checks a webhook's signature header ("t=<unix seconds>,v1=<hex HMAC-SHA256(secret,
+ * t + "." + body)>", as api.VerifyWebhook checks it in Go) against the raw body with the
+ * key's webhook secret, refuses a timestamp more than toleranceSec (default 300) away
+ * from now (replays), and returns the decoded event. Pass the body exactly as received.
+ */
+export async function verifyWebhook(
+  secret: string,
+  header: string | null | undefined,
+  body: string | Uint8Array,
+  opts: { toleranceSec?: number; now?: Date } = {},
+): Promise<WebhookEvent> {
+  let t = "";
+  const sigs: string[] = [];
+  for (const part of (header ?? "").split(",")) {
+    const [k, v = ""] = part.trim().split("=", 2);
+    if (k === "t") t = v;
+    else if (k === "v1") sigs.push(v.toLowerCase());
+  }
+  if (!/^[0-9]+$/.test(t)) throw new Error("webhook signature: bad timestamp");
+  const now = (opts.now ?? new Date()).getTime() / 1000;
+  if (Math.abs(now - Number(t)) > (opts.toleranceSec ?? 300)) throw new Error("webhook signature: timestamp outside tolerance");
+  const raw = typeof body === "string" ? new TextEncoder().encode(body) : body;
+  const key = await crypto.subtle.importKey("raw", new TextEncoder().encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  const prefix = new TextEncoder().encode(t + ".");
+  const signed = new Uint8Array(prefix.length + raw.length);
+  signed.set(prefix);
+  signed.set(raw, prefix.length);
+  const want = [...new Uint8Array(await crypto.subtle.sign("HMAC", key, signed))].map((b) => b.toString(16).padStart(2, "0")).join("");
+  if (!sigs.some((s) => constantTimeEqual(s, want))) throw new Error("webhook signature: no matching signature");
+  return JSON.parse(new TextDecoder().decode(raw)) as WebhookEvent;
+}
+
+/** Compares two strings in time that depends only on their lengths. */
+function constantTimeEqual(a: string, b: string): boolean {
+  if (a.length !== b.length) return false;
+  let d = 0;
+  for (let i = 0; i < a.length; i++) d |= a.charCodeAt(i) ^ b.charCodeAt(i);
+  return d === 0;
+}

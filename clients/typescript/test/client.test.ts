@@ -3,16 +3,21 @@
 // runs `node --test` with ZKML_URL, ZKML_ADMIN_KEY and ZKML_TEST_MODEL (a tiny ONNX
 // model) set; without them the service tests skip.
 import assert from "node:assert/strict";
+import { createHmac } from "node:crypto";
 import { readFile } from "node:fs/promises";
+import { createServer, type IncomingHttpHeaders } from "node:http";
+import type { AddressInfo } from "node:net";
 import { describe, it } from "node:test";
 import { encodeFunctionData } from "viem";
 import {
   JobFailedError,
+  SIGNATURE_HEADER,
   ZkmlClient,
   ZkmlError,
   proofCalldata,
   verifierArgs,
   verifyCall,
+  verifyWebhook,
   type Job,
 } from "../src/index.js";
 
@@ -45,7 +50,29 @@ describe("against zkml serve", { skip: live }, () => {
     assert.equal((await c.setup(model.id, { system: "groth16" }, "ts-setup-1")).id, setup.id, "idempotent replay");
     await c.waitJob(setup.id, { initialMs: 20 });
 
-    const proof = await c.proveAndWait(model.id, { system: "groth16", input }, { initialMs: 20 });
+    // A webhook receiver on loopback (the Go test lets the service post to it).
+    const delivered = new Promise<{ headers: IncomingHttpHeaders; body: Buffer }>((resolve) => {
+      const server = createServer((req, res) => {
+        const chunks: Buffer[] = [];
+        req.on("data", (c: Buffer) => chunks.push(c));
+        req.on("end", () => {
+          res.end();
+          server.close();
+          resolve({ headers: req.headers, body: Buffer.concat(chunks) });
+        });
+      });
+      server.listen(0, "127.0.0.1", () => hookUrl.resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`));
+    });
+    const hookUrl = deferred<string>();
+    const webhook_url = await hookUrl.promise;
+
+    const proof = await c.proveAndWait(model.id, { system: "groth16", input, webhook_url }, { initialMs: 20 });
+    const hook = await delivered;
+    const sig = hook.headers[SIGNATURE_HEADER.toLowerCase()] as string;
+    const event = await verifyWebhook(key.webhook_secret!, sig, hook.body);
+    assert.equal(event.type, "job.succeeded");
+    assert.equal(event.job.proof_id, proof.id);
+    await assert.rejects(verifyWebhook("another secret", sig, hook.body), /no matching signature/);
     assert.equal(proof.model_id, model.id);
     assert.equal(proof.outputs.length, 1);
     assert.equal(proof.outputs[0].length, 3);
@@ -81,6 +108,12 @@ describe("against zkml serve", { skip: live }, () => {
     await assert.rejects(c.listModels(), (e: unknown) => e instanceof ZkmlError && e.code === "unauthorized");
   });
 });
+
+function deferred<T>() {
+  let resolve!: (v: T) => void;
+  const promise = new Promise<T>((r) => (resolve = r));
+  return { promise, resolve };
+}
 
 /** A fetch that answers the scripted responses in turn (the last one repeats). */
 function scripted(answers: Array<{ status: number; body: unknown; headers?: Record<string, string> }>): typeof fetch {
@@ -132,4 +165,27 @@ describe("waitJob", () => {
     setTimeout(() => ctl.abort(new Error("stop")), 20);
     await assert.rejects(c.waitJob("job_1", { initialMs: 5, signal: ctl.signal }), /stop/);
   });
+});
+
+describe("verifyWebhook", () => {
+  const secret = "whsec_test";
+  const body = JSON.stringify({ type: "job.succeeded", job: job("succeeded") });
+  const at = new Date("2026-06-01T00:00:00Z");
+  const t = Math.floor(at.getTime() / 1000);
+  const sign = (s: string, ts: number, b: string) => `t=${ts},v1=${createHmac("sha256", s).update(`${ts}.${b}`).digest("hex")}`;
+  const cases: Array<{ name: string; header: string | undefined; body: string; ok: boolean }> = [
+    { name: "valid", header: sign(secret, t, body), body, ok: true },
+    { name: "one of several signatures (secret rotation)", header: `${sign("old", t, body)},v1=${sign(secret, t, body).split("v1=")[1]}`, body, ok: true },
+    { name: "wrong secret", header: sign("other", t, body), body, ok: false },
+    { name: "changed body", header: sign(secret, t, body), body: body.replace("succeeded", "failed"), ok: false },
+    { name: "stale timestamp", header: sign(secret, t - 301, body), body, ok: false },
+    { name: "no header", header: undefined, body, ok: false },
+  ];
+  for (const tc of cases) {
+    it(tc.name, async () => {
+      const p = verifyWebhook(secret, tc.header, tc.body, { now: at });
+      if (tc.ok) assert.equal((await p).job.id, "job_1");
+      else await assert.rejects(p, /webhook signature/);
+    });
+  }
 });
