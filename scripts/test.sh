@@ -12,6 +12,8 @@ scripts/ensure-postgres.sh
 echo "== ensure solc"
 ZKML_SOLC="$(scripts/ensure-solc.sh)"
 export ZKML_SOLC
+echo "== ensure the TypeScript client's npm dependencies"
+scripts/ensure-ts-client.sh
 export ZKML_TEST_DATABASE_URL="${ZKML_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}"
 
 echo "== go vet"

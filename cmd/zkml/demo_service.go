@@ -1,21 +1,18 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math"
 	"net"
-	"net/http"
 	"os"
 	"time"
 
 	"github.com/zkml/zkml/api"
+	"github.com/zkml/zkml/client"
 	"github.com/zkml/zkml/internal/engine"
 	"github.com/zkml/zkml/internal/service"
 	"github.com/zkml/zkml/model"
@@ -74,68 +71,51 @@ func serviceDemo(ctx context.Context, out, errw io.Writer, example, system, data
 		stop()
 		<-served
 	}()
-	c := &demoClient{base: "http://" + ln.Addr().String(), key: admin}
-	fmt.Fprintf(out, "service    %s (embedded SQLite store in %s)\n", c.base, dataDir)
-	if err := c.waitReady(ctx); err != nil {
+	admc := client.New("http://"+ln.Addr().String(), admin)
+	fmt.Fprintf(out, "service    %s (embedded SQLite store in %s)\n", admc.BaseURL, dataDir)
+	if err := admc.WaitReady(ctx); err != nil {
 		return err
 	}
-
-	var key struct{ Key string }
-	if err := c.do(ctx, "POST", "/v1/keys", map[string]any{"name": "demo"}, &key); err != nil {
+	key, err := admc.CreateKey(ctx, "demo")
+	if err != nil {
 		return err
 	}
-	c.key = key.Key
+	c := admc.WithKey(key.Key)
 	fmt.Fprintln(out, "api key    created (admin key -> tenant key)")
 
-	var created struct {
-		Model struct{ ID string }
-		Job   struct{ ID string }
-	}
-	body := map[string]any{"name": name, "onnx": base64.StdEncoding.EncodeToString(onnx)}
-	if err := c.do(ctx, "POST", "/v1/models", body, &created); err != nil {
+	created, err := c.UploadModel(ctx, client.ModelUpload{Name: name, ONNX: onnx})
+	if err != nil {
 		return err
 	}
-	if _, err := c.waitJob(ctx, out, created.Job.ID, "compile"); err != nil {
+	if _, err := waitDemoJob(ctx, out, c, created.Job.ID, "compile"); err != nil {
 		return err
 	}
-	var m struct {
-		ID            string
-		EngineModelID string `json:"engine_model_id"`
-		Constraints   map[string]int
-	}
-	if err := c.do(ctx, "GET", "/v1/models/"+created.Model.ID, nil, &m); err != nil {
+	m, err := c.GetModel(ctx, created.Model.ID)
+	if err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "model      %s (model ID %s), constraints: groth16 %d, plonk %d\n", m.ID, m.EngineModelID, m.Constraints["groth16"], m.Constraints["plonk"])
 
-	var job struct{ ID string }
 	warnDevSetup(errw)
-	if err := c.do(ctx, "POST", "/v1/models/"+m.ID+"/setup", map[string]any{"system": system}, &job); err != nil {
-		return err
-	}
-	if _, err := c.waitJob(ctx, out, job.ID, "setup "+system); err != nil {
-		return err
-	}
-	var input any
-	if err := json.Unmarshal(inputJSON, &input); err != nil {
-		return err
-	}
-	if err := c.do(ctx, "POST", "/v1/models/"+m.ID+"/proofs", map[string]any{"system": system, "input": input}, &job); err != nil {
-		return err
-	}
-	proofID, err := c.waitJob(ctx, out, job.ID, "prove "+system)
+	job, err := c.Setup(ctx, m.ID, client.SetupRequest{System: system})
 	if err != nil {
 		return err
 	}
-	var proof struct {
-		ID           string
-		Proof        string
-		PublicInputs []string `json:"public_inputs"`
-		Outputs      [][]float64
-		Calldata     string
-		ProveSeconds float64 `json:"prove_seconds"`
+	if _, err := waitDemoJob(ctx, out, c, job.ID, "setup "+system); err != nil {
+		return err
 	}
-	if err := c.do(ctx, "GET", "/v1/proofs/"+proofID, nil, &proof); err != nil {
+	if job, err = c.Prove(ctx, m.ID, client.ProofRequest{System: system, Input: inputJSON}); err != nil {
+		return err
+	}
+	if job, err = waitDemoJob(ctx, out, c, job.ID, "prove "+system); err != nil {
+		return err
+	}
+	proof, err := c.GetProof(ctx, job.ProofID)
+	if err != nil {
+		return err
+	}
+	calldata, err := client.Calldata(proof)
+	if err != nil {
 		return err
 	}
 	g, err := model.Load(onnx)
@@ -156,27 +136,27 @@ func serviceDemo(ctx context.Context, out, errw io.Writer, example, system, data
 			maxErr = math.Max(maxErr, math.Abs(v-want[i].Data[j]))
 		}
 	}
-	fmt.Fprintf(out, "proof      %s: %d public inputs, %d bytes of calldata, proved in %.2fs\n", proof.ID, len(proof.PublicInputs), (len(proof.Calldata)-2)/2, proof.ProveSeconds)
+	fmt.Fprintf(out, "proof      %s: %d public inputs, %d bytes of calldata, proved in %.2fs\n", proof.ID, len(proof.PublicInputs), len(calldata), proof.ProveSeconds)
 	fmt.Fprintf(out, "outputs    %v\n           max abs error vs float reference %.2e\n", proof.Outputs, maxErr)
 
-	var v struct{ Valid bool }
-	if err := c.do(ctx, "POST", "/v1/verify", map[string]any{"proof_id": proof.ID}, &v); err != nil {
+	v, err := c.Verify(ctx, client.VerifyRequest{ProofID: proof.ID})
+	if err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "verify     proof %s: valid=%v\n", proof.ID, v.Valid)
 	if !v.Valid {
-		return errors.New("the service rejected its own proof")
+		return fmt.Errorf("the service rejected its own proof: %s", v.Reason)
 	}
 	forged := append([]string(nil), proof.PublicInputs...)
 	forged[len(forged)-1] = "1"
-	if err := c.do(ctx, "POST", "/v1/verify", map[string]any{"model_id": m.ID, "system": system, "proof": proof.Proof, "public_inputs": forged}, &v); err != nil {
+	if v, err = c.Verify(ctx, client.VerifyRequest{ModelID: m.ID, System: system, Proof: proof.Proof, PublicInputs: forged}); err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "verify     the same proof with a forged output: valid=%v\n", v.Valid)
 	if v.Valid {
 		return errors.New("a forged output verified")
 	}
-	sol, err := c.raw(ctx, "GET", "/v1/models/"+m.ID+"/verifier.sol?system="+system)
+	sol, err := c.VerifierSolidity(ctx, m.ID, system)
 	if err != nil {
 		return err
 	}
@@ -185,97 +165,13 @@ func serviceDemo(ctx context.Context, out, errw io.Writer, example, system, data
 	return nil
 }
 
-type demoClient struct {
-	base, key string
-}
-
-func (c *demoClient) raw(ctx context.Context, method, path string) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Authorization", "Bearer "+c.key)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if resp.StatusCode >= 300 {
-		return nil, fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, bytes.TrimSpace(b))
-	}
-	return b, err
-}
-
-func (c *demoClient) do(ctx context.Context, method, path string, body, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+c.key)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode >= 300 {
-		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, bytes.TrimSpace(b))
-	}
-	return json.Unmarshal(b, out)
-}
-
-func (c *demoClient) waitReady(ctx context.Context) error {
-	for i := 0; i < 100; i++ {
-		if _, err := c.raw(ctx, "GET", "/readyz"); err == nil {
-			return nil
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return errors.New("service did not become ready")
-}
-
-// waitJob polls a job until it ends and returns its proof ID (for proof jobs).
-func (c *demoClient) waitJob(ctx context.Context, out io.Writer, id, what string) (string, error) {
+// waitDemoJob waits for a job and prints how long it took.
+func waitDemoJob(ctx context.Context, out io.Writer, c *client.Client, id, what string) (client.Job, error) {
 	start := time.Now()
-	for {
-		var j struct {
-			Status  string
-			Error   *struct{ Code, Message string }
-			ProofID string `json:"proof_id"`
-		}
-		if err := c.do(ctx, "GET", "/v1/jobs/"+id, nil, &j); err != nil {
-			return "", err
-		}
-		switch j.Status {
-		case "succeeded":
-			fmt.Fprintf(out, "job        %-16s succeeded in %.2fs\n", what, time.Since(start).Seconds())
-			return j.ProofID, nil
-		case "failed", "cancelled":
-			msg := ""
-			if j.Error != nil {
-				msg = j.Error.Code + ": " + j.Error.Message
-			}
-			return "", fmt.Errorf("%s job %s: %s", what, j.Status, msg)
-		}
-		select {
-		case <-ctx.Done():
-			return "", ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
+	j, err := c.WaitJob(ctx, id, &client.Backoff{Initial: 50 * time.Millisecond, Max: 500 * time.Millisecond, Factor: 1.5})
+	if err != nil {
+		return j, fmt.Errorf("%s: %w", what, err)
 	}
+	fmt.Fprintf(out, "job        %-16s succeeded in %.2fs\n", what, time.Since(start).Seconds())
+	return j, nil
 }

@@ -45,7 +45,7 @@ func exportVerifierCmd() *cobra.Command {
 	var dir, system, out string
 	cmd := &cobra.Command{
 		Use:   "export-verifier",
-		Short: "Write the Solidity verifier (gnark's verifier + the ZKMLVerifier wrapper) and its ABI",
+		Short: "Write the Solidity verifier (gnark's verifier + the ZKMLVerifier wrapper), its ABI, and what Foundry and Hardhat need to deploy it",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			m, sys, err := openModel(dir, system)
@@ -70,7 +70,18 @@ func exportVerifierCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s\nwrote %s\ndeploy %s with constructor(bytes32 modelId = 0x%s)\n", sol, abiPath, verifier.WrapperContract, m.ID)
+			id, err := modelID32(m)
+			if err != nil {
+				return err
+			}
+			project, err := writeVerifierProject(out, id, string(sys))
+			if err != nil {
+				return err
+			}
+			for _, p := range append([]string{sol, abiPath}, project...) {
+				fmt.Fprintf(cmd.OutOrStdout(), "wrote %s\n", p)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "deploy %s with constructor(bytes32 modelId = 0x%s); %s is a Foundry project, and has a Hardhat Ignition module (see its README.md)\n", verifier.WrapperContract, m.ID, out)
 			return nil
 		},
 	}

@@ -25,12 +25,34 @@ import (
 	"github.com/zkml/zkml/verifier"
 )
 
-// step runs f while showing a spinner with the step's name on stderr, then prints its
-// duration.
+// progressEvery is how often step prints a line while a step runs on a writer that is
+// not a terminal (a log, CI): a long compile, setup or prove shows it is alive.
+var progressEvery = 10 * time.Second
+
+// step runs f while showing a spinner with the step's name on stderr (on a terminal;
+// otherwise a line with the step's name and elapsed time every progressEvery), then
+// prints its duration.
 func step[T any](w io.Writer, name string, f func() (T, error)) (T, error) {
 	if file, ok := w.(*os.File); !ok || !term.IsTerminal(int(file.Fd())) {
 		start := time.Now()
+		done := make(chan struct{})
+		ticked := make(chan struct{})
+		go func() {
+			defer close(ticked)
+			t := time.NewTicker(progressEvery)
+			defer t.Stop()
+			for {
+				select {
+				case <-done:
+					return
+				case <-t.C:
+					fmt.Fprintf(w, "%-28s running, %.0fs so far\n", name, time.Since(start).Seconds())
+				}
+			}
+		}()
 		v, err := f()
+		close(done)
+		<-ticked // no progress line after the result
 		if err == nil {
 			fmt.Fprintf(w, "%-28s %8.2fs\n", name, time.Since(start).Seconds())
 		}
@@ -180,7 +202,7 @@ func defaultDir(onnxPath string) string {
 
 func compileCmd() *cobra.Command {
 	var cf configFlags
-	var dir, input, systems string
+	var dir, input, systems, svg string
 	var report, asJSON bool
 	cmd := &cobra.Command{
 		Use:   "compile MODEL.onnx",
@@ -236,6 +258,11 @@ integer reference first, so values out of the fixed-point range are reported now
 				}
 				all[string(sys)] = st
 			}
+			if svg != "" {
+				if err := writeReportSVGFile(svg, filepath.Base(args[0]), all, syss); err != nil {
+					return err
+				}
+			}
 			out := cmd.OutOrStdout()
 			if asJSON {
 				enc := json.NewEncoder(out)
@@ -268,6 +295,7 @@ integer reference first, so values out of the fixed-point range are reported now
 	cmd.Flags().StringVar(&systems, "system", "all", "proving systems: groth16, plonk, or all")
 	cmd.Flags().BoolVar(&report, "report", false, "print the circuit size layer by layer")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
+	cmd.Flags().StringVar(&svg, "svg", "", "also draw the per-layer constraints, range-checked bits and lookups into this SVG file")
 	return cmd
 }
 
