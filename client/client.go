@@ -457,6 +457,15 @@ func (c *Client) CancelJob(ctx context.Context, id string) (Job, error) {
 	return j, err
 }
 
+// RedeliverWebhook asks the service to deliver a finished job's webhook again (POST
+// /v1/jobs/{id}/webhook), for a receiver that was down past the retry window or lost
+// the event. The job's webhook.deliveries list every attempt.
+func (c *Client) RedeliverWebhook(ctx context.Context, id string) (Job, error) {
+	var j Job
+	err := c.do(ctx, request{method: http.MethodPost, path: "/v1/jobs/" + url.PathEscape(id) + "/webhook", out: &j})
+	return j, err
+}
+
 // JobFilter selects the jobs of ListJobs and Jobs.
 type JobFilter struct {
 	// Status is one job status, or "" for all.

@@ -120,6 +120,18 @@ func TestClientFlow(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("no webhook delivered")
 	}
+	// A manual redelivery sends the same event again, signed.
+	if _, err := c.RedeliverWebhook(ctx, proof.JobID); err != nil {
+		t.Fatalf("redeliver: %v", err)
+	}
+	select {
+	case ev := <-events:
+		if ev.Type != "job.succeeded" || ev.Job.ProofID != proof.ID {
+			t.Fatalf("redelivered event %+v", ev)
+		}
+	case <-ctx.Done():
+		t.Fatal("no webhook redelivered")
+	}
 	if n := rejected.Load(); n != 0 {
 		t.Fatalf("%d webhook deliveries failed the signature check", n)
 	}

@@ -254,6 +254,14 @@ export class ZkmlClient {
     return this.json({ method: "POST", path: `/v1/jobs/${encodeURIComponent(id)}/cancel` });
   }
 
+  /**
+   * Delivers a finished job's webhook again (a receiver that was down past the retry
+   * window, or lost the event); the job's `webhook.deliveries` list every attempt.
+   */
+  redeliverWebhook(id: string): Promise<Job> {
+    return this.json({ method: "POST", path: `/v1/jobs/${encodeURIComponent(id)}/webhook` });
+  }
+
   /** One page of the caller's jobs, oldest first. */
   listJobs(filter: { status?: JobStatus; limit?: number; cursor?: string } = {}): Promise<JobPage> {
     return this.json({ method: "GET", path: "/v1/jobs", query: filter });

@@ -115,7 +115,7 @@ export interface paths {
         /** List your models */
         get: operations["listModels"];
         put?: never;
-        /** Upload an ONNX model; compiling runs as a job */
+        /** Upload an ONNX model; compiling runs as a job. A model whose estimated constraints or memory exceed the service's budget is refused first (422 over_budget, naming the limit). */
         post: operations["createModel"];
         delete?: never;
         options?: never;
@@ -150,7 +150,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Generate keys for a proving system (job) */
+        /** Generate keys for a proving system (job); keys are made once per model and system */
         post: operations["setupModel"];
         delete?: never;
         options?: never;
@@ -240,6 +240,23 @@ export interface paths {
         put?: never;
         /** Cancel a job: queued jobs stop at once, running ones at their next heartbeat */
         post: operations["cancelJob"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/jobs/{id}/webhook": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Deliver a finished job's webhook again; the attempts appear in the job's webhook.deliveries */
+        post: operations["redeliverWebhook"];
         delete?: never;
         options?: never;
         head?: never;
@@ -362,6 +379,22 @@ export interface components {
             finished_at?: string;
             queued_seconds?: number;
             run_seconds?: number;
+            /** @description the job's webhook and every delivery attempt (absent without webhook_url) */
+            webhook?: {
+                url?: string;
+                delivered?: boolean;
+                attempts?: number;
+                deliveries?: {
+                    /** @description 0: the automatic delivery; n: the n-th manual redelivery */
+                    redelivery?: number;
+                    attempt?: number;
+                    /** Format: date-time */
+                    at?: string;
+                    status_code?: number;
+                    error?: string;
+                    delivered?: boolean;
+                }[];
+            };
         };
         Proof: {
             id: string;
@@ -742,6 +775,7 @@ export interface operations {
             408: components["responses"]["Timeout"];
             413: components["responses"]["TooLarge"];
             415: components["responses"]["UnsupportedMedia"];
+            422: components["responses"]["Unprocessable"];
             503: components["responses"]["Unavailable"];
         };
     };
@@ -820,6 +854,15 @@ export interface operations {
             };
         };
         responses: {
+            /** @description a setup of this model and system is already queued or running: that job */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Job"];
+                };
+            };
             /** @description setup job */
             202: {
                 headers: {
@@ -1003,6 +1046,33 @@ export interface operations {
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["Unavailable"];
+        };
+    };
+    redeliverWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description job ID */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description job, with webhook redelivery queued */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Job"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
         };
     };
     getProof: {

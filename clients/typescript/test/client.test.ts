@@ -73,6 +73,8 @@ describe("against zkml serve", { skip: live }, () => {
     assert.equal(event.type, "job.succeeded");
     assert.equal(event.job.proof_id, proof.id);
     await assert.rejects(verifyWebhook("another secret", sig, hook.body), /no matching signature/);
+    // A manual redelivery is queued for the finished job.
+    assert.equal((await c.redeliverWebhook(proof.job_id)).id, proof.job_id);
     assert.equal(proof.model_id, model.id);
     assert.equal(proof.outputs.length, 1);
     assert.equal(proof.outputs[0].length, 3);
