@@ -33,54 +33,44 @@ var progressEvery = 10 * time.Second
 // otherwise a line with the step's name and elapsed time every progressEvery), then
 // prints its duration.
 func step[T any](w io.Writer, name string, f func() (T, error)) (T, error) {
+	start := time.Now()
+	var stop func()
 	if file, ok := w.(*os.File); !ok || !term.IsTerminal(int(file.Fd())) {
-		start := time.Now()
-		done := make(chan struct{})
-		ticked := make(chan struct{})
-		go func() {
-			defer close(ticked)
-			t := time.NewTicker(progressEvery)
-			defer t.Stop()
-			for {
-				select {
-				case <-done:
-					return
-				case <-t.C:
-					fmt.Fprintf(w, "%-28s running, %.0fs so far\n", name, time.Since(start).Seconds())
-				}
-			}
-		}()
-		v, err := f()
-		close(done)
-		<-ticked // no progress line after the result
-		if err == nil {
-			fmt.Fprintf(w, "%-28s %8.2fs\n", name, time.Since(start).Seconds())
-		}
-		return v, err
+		stop = every(progressEvery, func() {
+			fmt.Fprintf(w, "%-28s running, %.0fs so far\n", name, time.Since(start).Seconds())
+		})
+	} else {
+		bar := progressbar.NewOptions(-1, progressbar.OptionSetWriter(w), progressbar.OptionSetDescription(name),
+			progressbar.OptionSpinnerType(14), progressbar.OptionClearOnFinish(), progressbar.OptionThrottle(100*time.Millisecond))
+		stopBar := every(100*time.Millisecond, func() { _ = bar.Add(1) })
+		stop = func() { stopBar(); _ = bar.Finish() }
 	}
-	bar := progressbar.NewOptions(-1, progressbar.OptionSetWriter(w), progressbar.OptionSetDescription(name),
-		progressbar.OptionSpinnerType(14), progressbar.OptionClearOnFinish(), progressbar.OptionThrottle(100*time.Millisecond))
-	done := make(chan struct{})
+	v, err := f()
+	stop()
+	if err == nil {
+		fmt.Fprintf(w, "%-28s %8.2fs\n", name, time.Since(start).Seconds())
+	}
+	return v, err
+}
+
+// every calls fn every d in a goroutine until the returned stop is called; stop
+// returns once fn can no longer run, so nothing is printed after it.
+func every(d time.Duration, fn func()) (stop func()) {
+	done, finished := make(chan struct{}), make(chan struct{})
 	go func() {
-		t := time.NewTicker(100 * time.Millisecond)
+		defer close(finished)
+		t := time.NewTicker(d)
 		defer t.Stop()
 		for {
 			select {
 			case <-done:
 				return
 			case <-t.C:
-				_ = bar.Add(1)
+				fn()
 			}
 		}
 	}()
-	start := time.Now()
-	v, err := f()
-	close(done)
-	_ = bar.Finish()
-	if err == nil {
-		fmt.Fprintf(w, "%-28s %8.2fs\n", name, time.Since(start).Seconds())
-	}
-	return v, err
+	return func() { close(done); <-finished }
 }
 
 func parseSystems(s string) ([]circuits.System, error) {
