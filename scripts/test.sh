@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # test.sh runs every test: it first makes sure the services and tools the full suite
 # needs are there (PostgreSQL on 127.0.0.1:5432, the pinned solc-js from
-# contracts/package.json), then runs gofmt, go vet, staticcheck (pinned in go.mod's
+# contracts/package.json, and snarkjs from
+# srs/testdata/snarkjs/package.json, which makes the Powers of Tau files the srs tests read),
+# then runs gofmt, go vet, staticcheck (pinned in go.mod's
 # tool block) and `go test ./...`.
 # Extra arguments go to `go test` (e.g. scripts/test.sh -run TestX ./prover/).
 set -euo pipefail
@@ -12,6 +14,9 @@ scripts/ensure-postgres.sh
 echo "== ensure solc"
 ZKML_SOLCJS="$(scripts/ensure-solc.sh)"
 export ZKML_SOLCJS
+echo "== ensure snarkjs"
+ZKML_SNARKJS="$(scripts/ensure-snarkjs.sh)"
+export ZKML_SNARKJS
 export ZKML_TEST_DATABASE_URL="${ZKML_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}"
 
 echo "== go vet"
