@@ -17,10 +17,11 @@ import (
 	"github.com/consensys/gnark-crypto/ecc/bn254/kzg"
 )
 
-// The checked-in files were made by snarkjs (testdata/make-ptau.sh 8 testdata): two
-// contributions and a beacon, plain and prepared for phase 2.
+// The checked-in files were made by snarkjs (testdata/make-ptau.sh): two contributions
+// and a beacon; pot9.ptau is the plain output at power 9, pot8_prepared.ptau the
+// prepared output at power 8.
 const (
-	plainPtau    = "testdata/pot8.ptau"
+	plainPtau    = "testdata/pot9.ptau"
 	preparedPtau = "testdata/pot8_prepared.ptau"
 )
 
@@ -30,12 +31,12 @@ func TestImportSnarkjsFiles(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if p.Power != 8 || p.Prepared != (path == preparedPtau) {
+		if p.Power != map[string]int{plainPtau: 9, preparedPtau: 8}[path] || p.Prepared != (path == preparedPtau) {
 			t.Errorf("%s: power %d prepared %v", path, p.Power, p.Prepared)
 		}
 		p.Close()
 		for _, kind := range []Kind{KZG, Groth16} {
-			for _, power := range []int{3, 8} {
+			for _, power := range []int{3, p.Power} {
 				s, err := Import(path, power, kind)
 				if err != nil {
 					t.Fatalf("%s %s 2^%d: %v", path, kind, power, err)
@@ -75,7 +76,7 @@ func TestImportSnarkjsFiles(t *testing.T) {
 			}
 		}
 	}
-	if _, err := Import(plainPtau, 9, Groth16); err == nil || !strings.Contains(err.Error(), "power 9") {
+	if _, err := Import(plainPtau, 10, Groth16); err == nil || !strings.Contains(err.Error(), "power 10") {
 		t.Errorf("power above the file: %v", err)
 	}
 }
@@ -307,10 +308,10 @@ func TestRejects(t *testing.T) {
 		{"bad magic", func(b []byte) []byte { copy(b, "zkey"); return b }, KZG, "not a ptau file"},
 		{"other curve", func(b []byte) []byte { b[int(sec[secHeader].off)+4] ^= 1; return b }, KZG, "is not BN254"},
 		{"wrong section size", func(b []byte) []byte {
-			binary.LittleEndian.PutUint32(b[int(sec[secHeader].off)+36:], 9)
-			binary.LittleEndian.PutUint32(b[int(sec[secHeader].off)+40:], 9)
+			binary.LittleEndian.PutUint32(b[int(sec[secHeader].off)+36:], 10)
+			binary.LittleEndian.PutUint32(b[int(sec[secHeader].off)+40:], 10)
 			return b
-		}, KZG, "power 9 needs"},
+		}, KZG, "power 10 needs"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "bad.ptau")

@@ -4,7 +4,8 @@
 # contributions with fixed entropy, a beacon, then `prepare phase2`. Writes
 #   OUTDIR/pot<POWER>.ptau           the plain layout (sections 1-7)
 #   OUTDIR/pot<POWER>_prepared.ptau  with the Lagrange sections (12-15)
-# pot8*.ptau in this directory were made by `srs/testdata/make-ptau.sh 8 srs/testdata`.
+# In this directory, pot9.ptau is the plain file of `srs/testdata/make-ptau.sh 9 DIR` and
+# pot8_prepared.ptau the prepared file of `srs/testdata/make-ptau.sh 8 DIR`.
 # snarkjs comes from scripts/ensure-snarkjs.sh (or $ZKML_SNARKJS).
 # The entropy is fixed so that the script is reproducible in what it exercises, not
 # secret: these files are for tests only.
