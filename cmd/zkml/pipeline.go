@@ -263,10 +263,10 @@ integer reference first, so values out of the fixed-point range are reported now
 }
 
 func setupCmd() *cobra.Command {
-	var dir, systems string
+	var dir, systems, srsPath, srsCacheFlag string
 	cmd := &cobra.Command{
 		Use:   "setup",
-		Short: "Generate proving and verifying keys (development setup, NOT for production)",
+		Short: "Generate proving and verifying keys (development setup; --srs FILE.ptau: PLONK on a public SRS)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			syss, err := parseSystems(systems)
@@ -276,6 +276,9 @@ func setupCmd() *cobra.Command {
 			m, err := prover.Open(dir)
 			if err != nil {
 				return err
+			}
+			if srsPath != "" {
+				return setupUniversal(cmd, m, syss, srsPath, srsCacheFlag)
 			}
 			fmt.Fprintln(cmd.ErrOrStderr(), "WARNING:", prover.DevSetupWarning)
 			for _, sys := range syss {
@@ -293,6 +296,8 @@ func setupCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&dir, "dir", "d", "", "model directory (from compile)")
 	cmd.Flags().StringVar(&systems, "system", "groth16", "proving systems: groth16, plonk, or all")
+	cmd.Flags().StringVar(&srsPath, "srs", "", "Powers of Tau file (snarkjs .ptau, BN254): PLONK keys on its public SRS, reproducible by anyone")
+	addSRSCacheFlag(cmd, &srsCacheFlag)
 	_ = cmd.MarkFlagRequired("dir")
 	return cmd
 }
@@ -385,6 +390,7 @@ func verifyCmd() *cobra.Command {
 				return exitError(2)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "valid %s proof for model %s\n", sys, m.ID)
+			printTrust(cmd.OutOrStdout(), cmd.ErrOrStderr(), m, sys)
 			if onEVM {
 				return verifyOnEVM(cmd, m, sys, proof, pub)
 			}
