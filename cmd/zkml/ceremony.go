@@ -99,11 +99,7 @@ a local model directory and appends the result to its transcript at once.`,
 				if in != "" || out != "" {
 					return fmt.Errorf("give either --dir (local ceremony) or --in and --out, not both")
 				}
-				m, err := prover.Open(dir)
-				if err != nil {
-					return err
-				}
-				c, err := m.OpenCeremony()
+				_, c, err := openCeremony(dir)
 				if err != nil {
 					return err
 				}
@@ -152,11 +148,7 @@ func ceremonyAcceptCmd() *cobra.Command {
 		Short: "Verify a contribution against the current state and append it to the transcript",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			m, err := prover.Open(dir)
-			if err != nil {
-				return err
-			}
-			c, err := m.OpenCeremony()
+			_, c, err := openCeremony(dir)
 			if err != nil {
 				return err
 			}
@@ -188,11 +180,7 @@ func ceremonySealCmd() *cobra.Command {
 		Short: "Verify the transcript, apply a public random beacon and write the Groth16 keys",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			m, err := prover.Open(dir)
-			if err != nil {
-				return err
-			}
-			c, err := m.OpenCeremony()
+			m, c, err := openCeremony(dir)
 			if err != nil {
 				return err
 			}
@@ -224,11 +212,7 @@ func ceremonyVerifyCmd() *cobra.Command {
 		Short: "Re-check the whole transcript from the circuit and the ptau (and the sealed keys); exit status 2 if invalid",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			m, err := prover.Open(dir)
-			if err != nil {
-				return err
-			}
-			c, err := m.OpenCeremony()
+			_, c, err := openCeremony(dir)
 			if err != nil {
 				return err
 			}
@@ -265,11 +249,7 @@ func ceremonyStatusCmd() *cobra.Command {
 		Short: "Print the public transcript (contributors, hashes, times) and the current state file",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			m, err := prover.Open(dir)
-			if err != nil {
-				return err
-			}
-			c, err := m.OpenCeremony()
+			_, c, err := openCeremony(dir)
 			if err != nil {
 				return err
 			}
@@ -283,6 +263,16 @@ func ceremonyStatusCmd() *cobra.Command {
 	cmd.Flags().StringVarP(&dir, "dir", "d", "", "model directory with a ceremony")
 	_ = cmd.MarkFlagRequired("dir")
 	return cmd
+}
+
+// openCeremony opens a model directory and its ceremony.
+func openCeremony(dir string) (*prover.Model, *prover.Ceremony, error) {
+	m, err := prover.Open(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := m.OpenCeremony()
+	return m, c, err
 }
 
 func printTranscript(cmd *cobra.Command, c *prover.Ceremony) {
