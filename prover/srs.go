@@ -2,6 +2,7 @@ package prover
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 
 	"github.com/consensys/gnark-crypto/kzg"
@@ -102,3 +103,48 @@ func (m *Model) ReproducePlonkVK(ptau, cacheDir string) (vk []byte, circuitMatch
 	}
 	return vb.Bytes(), circuitMatches, nil
 }
+
+// ErrUntrustedSetup is returned when a policy requires trusted setups and sys's keys
+// would come from (or came from) the development setup.
+var ErrUntrustedSetup = errors.New("development setup refused")
+
+// SetupPolicy says how a service makes keys: PLONK on a public SRS when Ptau is set, and
+// whether development setups are refused altogether (RequireTrusted; Groth16 keys must
+// then come from a ceremony).
+type SetupPolicy struct {
+	Ptau           string
+	SRSCache       string
+	RequireTrusted bool
+}
+
+// SetupWith makes sys's keys under the policy.
+func (m *Model) SetupWith(sys circuits.System, pol SetupPolicy) error {
+	if sys == circuits.Plonk && pol.Ptau != "" {
+		return m.SetupUniversal(pol.Ptau, pol.SRSCache)
+	}
+	if pol.RequireTrusted {
+		hint := "a Groth16 ceremony (zkml ceremony init|contribute|accept|seal)"
+		if sys == circuits.Plonk {
+			hint = "a Powers of Tau file (ZKML_PTAU)"
+		}
+		return fmt.Errorf("%w: trusted setups are required (ZKML_REQUIRE_TRUSTED_SETUP), so %s keys need %s", ErrUntrustedSetup, sys, hint)
+	}
+	return m.Setup(sys)
+}
+
+// CheckTrusted returns ErrUntrustedSetup when the policy requires trusted setups and
+// sys's keys are development keys.
+func (m *Model) CheckTrusted(sys circuits.System, pol SetupPolicy) error {
+	if pol.RequireTrusted && m.Provenance(sys).Trust == TrustDevelopment {
+		return fmt.Errorf("%w: the %s keys of model %s are development keys and trusted setups are required (ZKML_REQUIRE_TRUSTED_SETUP)", ErrUntrustedSetup, sys, m.ID)
+	}
+	return nil
+}
+
+// DevVerifierBanner is put at the top of a Solidity verifier exported for development
+// keys, so that nobody deploys one unawares.
+const DevVerifierBanner = `// WARNING: DEVELOPMENT KEYS. NOT FOR PRODUCTION.
+// This verifier's keys come from a single-party setup: whoever ran it can forge proofs
+// for any output, and this contract will accept them. Make production keys with
+// ` + "`zkml setup --system plonk --srs FILE.ptau`" + ` or a Groth16 ceremony (` + "`zkml ceremony`" + `).
+`

@@ -132,3 +132,33 @@ func TestCLIProductionSetup(t *testing.T) {
 		}
 	}
 }
+
+func TestSetupPolicyFromEnv(t *testing.T) {
+	for _, tc := range []struct {
+		name, ptau, require string
+		want                string // error substring, "" for none
+		strict              bool
+	}{
+		{"unset", "", "", "", false},
+		{"required", "", "true", "", true},
+		{"bad bool", "", "maybe", "ZKML_REQUIRE_TRUSTED_SETUP", false},
+		{"ptau", testPtau, "1", "", true},
+		{"missing ptau", "/nonexistent.ptau", "", "ZKML_PTAU", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("ZKML_PTAU", tc.ptau)
+			t.Setenv("ZKML_REQUIRE_TRUSTED_SETUP", tc.require)
+			t.Setenv("ZKML_SRS_CACHE", t.TempDir())
+			pol, err := setupPolicyFromEnv()
+			if tc.want != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.want) {
+					t.Fatalf("error %v, want %q", err, tc.want)
+				}
+				return
+			}
+			if err != nil || pol.RequireTrusted != tc.strict || pol.Ptau != tc.ptau || (tc.ptau != "" && pol.SRSCache == "") {
+				t.Fatalf("policy %+v, err %v", pol, err)
+			}
+		})
+	}
+}

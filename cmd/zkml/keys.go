@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 
 	"github.com/spf13/cobra"
 
@@ -30,6 +31,31 @@ func srsCache(flag string) (string, error) {
 // addSRSCacheFlag registers --srs-cache on cmd.
 func addSRSCacheFlag(cmd *cobra.Command, dst *string) {
 	cmd.Flags().StringVar(dst, "srs-cache", "", "where checked Powers of Tau imports are cached (default $ZKML_SRS_CACHE or the user cache dir)")
+}
+
+// setupPolicyFromEnv reads the service's setup policy: ZKML_PTAU (PLONK keys on that
+// public SRS), ZKML_SRS_CACHE and ZKML_REQUIRE_TRUSTED_SETUP (refuse development
+// setups, and verifier downloads for development keys).
+func setupPolicyFromEnv() (prover.SetupPolicy, error) {
+	pol := prover.SetupPolicy{Ptau: os.Getenv("ZKML_PTAU")}
+	if v := os.Getenv("ZKML_REQUIRE_TRUSTED_SETUP"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return pol, fmt.Errorf("ZKML_REQUIRE_TRUSTED_SETUP: %w", err)
+		}
+		pol.RequireTrusted = b
+	}
+	if pol.Ptau != "" {
+		if _, err := os.Stat(pol.Ptau); err != nil {
+			return pol, fmt.Errorf("ZKML_PTAU: %w", err)
+		}
+		cache, err := srs.DefaultCacheDir()
+		if err != nil {
+			return pol, err
+		}
+		pol.SRSCache = cache
+	}
+	return pol, nil
 }
 
 // printTrust says where sys's keys come from; development keys get a loud warning on

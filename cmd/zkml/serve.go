@@ -55,6 +55,9 @@ func (f *serviceFlags) config(cmd *cobra.Command) (service.Config, error) {
 		return cfg, err
 	}
 	e := &engine.Engine{Device: dev}
+	if e.SetupPolicy, err = setupPolicyFromEnv(); err != nil {
+		return cfg, err
+	}
 	if !f.inProcessProve {
 		// Each proof runs in a child zkml process, so a job's timeout or
 		// cancellation kills it and frees the worker.
