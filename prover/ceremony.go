@@ -221,6 +221,36 @@ func Contribute(r io.Reader, w io.Writer) (hash string, err error) {
 // current state, changes anything but by a proven secret factor, or lacks a valid proof
 // of knowledge is refused, and the transcript is left as it was.
 func (c *Ceremony) Accept(next []byte, name string) (ContributionRecord, error) {
+	p, err := decodePhase2(next)
+	if err != nil {
+		return ContributionRecord{}, err
+	}
+	return c.accept(p, sha256Hex(next), name, func(dst string) error { return writeAtomic(dst, next) })
+}
+
+// AcceptFile is Accept for a contribution in a file (an upload), streamed: the file's
+// bytes are hashed while they are decoded and copied, never held whole in memory.
+func (c *Ceremony) AcceptFile(path, name string) (ContributionRecord, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return ContributionRecord{}, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	br := bufio.NewReaderSize(io.TeeReader(f, h), 1<<20)
+	var p mpcsetup.Phase2
+	if _, err := p.ReadFrom(br); err != nil {
+		return ContributionRecord{}, fmt.Errorf("%w: not a phase-2 state: %v", ErrCeremony, err)
+	}
+	if n, _ := io.Copy(io.Discard, br); n != 0 {
+		return ContributionRecord{}, fmt.Errorf("%w: %d bytes after the phase-2 state", ErrCeremony, n)
+	}
+	return c.accept(&p, hex.EncodeToString(h.Sum(nil)), name, func(dst string) error { return copyAtomic(dst, path) })
+}
+
+// accept verifies p (whose serialization has the given hash) against the current state
+// and, if it is valid, stores it with store and records it.
+func (c *Ceremony) accept(p *mpcsetup.Phase2, hash, name string, store func(dst string) error) (ContributionRecord, error) {
 	if c.State.Sealed != nil {
 		return ContributionRecord{}, fmt.Errorf("%w: the ceremony is sealed", ErrCeremony)
 	}
@@ -228,15 +258,11 @@ func (c *Ceremony) Accept(next []byte, name string) (ContributionRecord, error) 
 	if err != nil {
 		return ContributionRecord{}, err
 	}
-	p, err := decodePhase2(next)
-	if err != nil {
-		return ContributionRecord{}, err
-	}
 	if err := verifyStep(prev, p, len(c.State.Contributions)+1); err != nil {
 		return ContributionRecord{}, err
 	}
-	rec := ContributionRecord{Name: name, Hash: sha256Hex(next), Time: time.Now().UTC().Truncate(time.Second)}
-	if err := writeAtomic(filepath.Join(c.Dir, phaseFile(len(c.State.Contributions)+1)), next); err != nil {
+	rec := ContributionRecord{Name: name, Hash: hash, Time: time.Now().UTC().Truncate(time.Second)}
+	if err := store(filepath.Join(c.Dir, phaseFile(len(c.State.Contributions)+1))); err != nil {
 		return ContributionRecord{}, err
 	}
 	c.State.Contributions = append(c.State.Contributions, rec)
@@ -245,6 +271,28 @@ func (c *Ceremony) Accept(next []byte, name string) (ContributionRecord, error) 
 		return ContributionRecord{}, err
 	}
 	return rec, nil
+}
+
+// copyAtomic copies src to dst through a temporary file and rename.
+func copyAtomic(dst, src string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	tmp, err := os.CreateTemp(filepath.Dir(dst), ".tmp-"+filepath.Base(dst))
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := io.Copy(tmp, in); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), dst)
 }
 
 // verifyStep checks contribution i (1-based) against the state before it.

@@ -246,6 +246,13 @@ func TestCeremonyRejects(t *testing.T) {
 			if !errors.Is(err, ErrCeremony) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %v, want ErrCeremony with %q", err, tc.want)
 			}
+			upload := filepath.Join(t.TempDir(), "upload.bin")
+			if err := os.WriteFile(upload, tc.next, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.AcceptFile(upload, "mallory"); !errors.Is(err, ErrCeremony) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("AcceptFile: error %v, want ErrCeremony with %q", err, tc.want)
+			}
 			if len(c.State.Contributions) != 1 {
 				t.Fatal("a refused contribution changed the transcript")
 			}
@@ -254,8 +261,16 @@ func TestCeremonyRejects(t *testing.T) {
 			}
 		})
 	}
-	if _, err := c.Accept(good, "bob"); err != nil {
+	upload := filepath.Join(t.TempDir(), "good.bin")
+	if err := os.WriteFile(upload, good, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := c.AcceptFile(upload, "bob")
+	if err != nil {
 		t.Fatalf("the good contribution after refusals: %v", err)
+	}
+	if stored, err := os.ReadFile(filepath.Join(c.Dir, phaseFile(2))); err != nil || !bytes.Equal(stored, good) || rec.Hash != sha256Hex(good) {
+		t.Fatalf("accepted upload stored wrongly: %v", err)
 	}
 
 	// A transcript with contribution 1 removed (its record and file dropped, the later

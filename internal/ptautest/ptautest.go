@@ -8,43 +8,90 @@ import (
 	"bufio"
 	"encoding/binary"
 	"fmt"
-	"math/big"
 	"os"
 
 	curve "github.com/consensys/gnark-crypto/ecc/bn254"
 	"github.com/consensys/gnark-crypto/ecc/bn254/fp"
-	"github.com/consensys/gnark-crypto/ecc/bn254/fr"
 )
 
 // Write writes a plain (sections 1-7) .ptau file of the given power with secrets τ, α, β
 // and one contribution record named "insecure test".
-func Write(path string, power int, tau, alpha, beta int64) error {
+func Write(path string, power int, tau, alpha, beta uint64) error {
 	n := 1 << power
-	var t, a, b fr.Element
-	t.SetInt64(tau)
-	a.SetInt64(alpha)
-	b.SetInt64(beta)
-	pow := make([]fr.Element, 2*n-1)
-	pow[0].SetOne()
-	for i := 1; i < len(pow); i++ {
-		pow[i].Mul(&pow[i-1], &t)
-	}
-	scaled := func(k *fr.Element) []fr.Element {
-		s := make([]fr.Element, n)
-		for i := range s {
-			s[i].Mul(&pow[i], k)
-		}
-		return s
-	}
 	_, _, g1, g2 := curve.Generators()
-	tauG1 := curve.BatchScalarMultiplicationG1(&g1, pow)
-	tauG2 := curve.BatchScalarMultiplicationG2(&g2, pow[:n])
-	alphaG1 := curve.BatchScalarMultiplicationG1(&g1, scaled(&a))
-	betaG1 := curve.BatchScalarMultiplicationG1(&g1, scaled(&b))
+	// Successive powers by small-scalar multiplication (a few group operations each),
+	// so that writing a power-20 file takes seconds.
+	tauG1 := make([]curve.G1Jac, 2*n-1)
+	tauG1[0].FromAffine(&g1)
+	for i := 1; i < len(tauG1); i++ {
+		tauG1[i] = mulSmallG1(tauG1[i-1], tau)
+	}
+	tauG2 := make([]curve.G2Jac, n)
+	tauG2[0].FromAffine(&g2)
+	for i := 1; i < n; i++ {
+		tauG2[i] = mulSmallG2(tauG2[i-1], tau)
+	}
+	alphaG1 := make([]curve.G1Jac, n)
+	betaG1 := make([]curve.G1Jac, n)
+	for i := range n {
+		alphaG1[i] = mulSmallG1(tauG1[i], alpha)
+		betaG1[i] = mulSmallG1(tauG1[i], beta)
+	}
+	betaG2J := mulSmallG2(tauG2[0], beta)
 	var betaG2 curve.G2Affine
-	var bb big.Int
-	betaG2.ScalarMultiplication(&g2, b.BigInt(&bb))
+	betaG2.FromJacobian(&betaG2J)
+	return writeFile(path, power, curve.BatchJacobianToAffineG1(tauG1), batchG2(tauG2),
+		curve.BatchJacobianToAffineG1(alphaG1), curve.BatchJacobianToAffineG1(betaG1), betaG2)
+}
 
+// mulSmallG1 returns k·p by double-and-add (cheap for small k).
+func mulSmallG1(p curve.G1Jac, k uint64) curve.G1Jac {
+	var r curve.G1Jac
+	r.Set(&g1Infinity)
+	for i := 63; i >= 0; i-- {
+		r.DoubleAssign()
+		if k>>uint(i)&1 == 1 {
+			r.AddAssign(&p)
+		}
+	}
+	return r
+}
+
+// mulSmallG2 returns k·p by double-and-add (cheap for small k).
+func mulSmallG2(p curve.G2Jac, k uint64) curve.G2Jac {
+	var r curve.G2Jac
+	r.Set(&g2Infinity)
+	for i := 63; i >= 0; i-- {
+		r.DoubleAssign()
+		if k>>uint(i)&1 == 1 {
+			r.AddAssign(&p)
+		}
+	}
+	return r
+}
+
+var (
+	g1Infinity = curve.G1Jac{X: fpOne(), Y: fpOne()}
+	g2Infinity = func() (p curve.G2Jac) {
+		p.X.A0, p.Y.A0 = fpOne(), fpOne()
+		return p
+	}()
+)
+
+func fpOne() (e fp.Element) {
+	e.SetOne()
+	return e
+}
+
+func batchG2(pts []curve.G2Jac) []curve.G2Affine {
+	out := make([]curve.G2Affine, len(pts))
+	for i := range pts {
+		out[i].FromJacobian(&pts[i])
+	}
+	return out
+}
+
+func writeFile(path string, power int, tauG1 []curve.G1Affine, tauG2 []curve.G2Affine, alphaG1, betaG1 []curve.G1Affine, betaG2 curve.G2Affine) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
