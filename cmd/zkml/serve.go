@@ -58,6 +58,9 @@ func (f *serviceFlags) config(cmd *cobra.Command) (service.Config, error) {
 	if e.SetupPolicy, err = setupPolicyFromEnv(); err != nil {
 		return cfg, err
 	}
+	if e.SetupPolicy.Ptau != "" {
+		cfg.Ceremonies = &service.Ceremonies{Ptau: e.SetupPolicy.Ptau, SRSCache: e.SetupPolicy.SRSCache}
+	}
 	if !f.inProcessProve {
 		// Each proof runs in a child zkml process, so a job's timeout or
 		// cancellation kills it and frees the worker.

@@ -8,6 +8,7 @@ import (
 	"bufio"
 	"encoding/binary"
 	"fmt"
+	"math/bits"
 	"os"
 
 	curve "github.com/consensys/gnark-crypto/ecc/bn254"
@@ -48,7 +49,7 @@ func Write(path string, power int, tau, alpha, beta uint64) error {
 func mulSmallG1(p curve.G1Jac, k uint64) curve.G1Jac {
 	var r curve.G1Jac
 	r.Set(&g1Infinity)
-	for i := 63; i >= 0; i-- {
+	for i := bits.Len64(k) - 1; i >= 0; i-- {
 		r.DoubleAssign()
 		if k>>uint(i)&1 == 1 {
 			r.AddAssign(&p)
@@ -61,7 +62,7 @@ func mulSmallG1(p curve.G1Jac, k uint64) curve.G1Jac {
 func mulSmallG2(p curve.G2Jac, k uint64) curve.G2Jac {
 	var r curve.G2Jac
 	r.Set(&g2Infinity)
-	for i := 63; i >= 0; i-- {
+	for i := bits.Len64(k) - 1; i >= 0; i-- {
 		r.DoubleAssign()
 		if k>>uint(i)&1 == 1 {
 			r.AddAssign(&p)

@@ -77,7 +77,7 @@ func Open(ctx context.Context, cfg Config, worker bool) (*App, error) {
 	a.API = api.New(api.Config{
 		Store: a.Store, Queue: a.Processor, Engine: cfg.Engine, Blobs: blobs, Workspaces: a.Processor.Workspaces,
 		AdminKey: cfg.AdminKey, Limits: cfg.Limits, Logger: cfg.Logger, Registry: cfg.Registry,
-		Metrics: promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}), Ready: a.ready,
+		Metrics: promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}), Ready: a.ready, Ceremonies: cfg.Ceremonies,
 	})
 	return a, nil
 }
