@@ -13,11 +13,25 @@ import (
 
 	curve "github.com/consensys/gnark-crypto/ecc/bn254"
 	"github.com/consensys/gnark-crypto/ecc/bn254/fp"
+	"github.com/consensys/gnark-crypto/ecc/bn254/fr"
+	"github.com/consensys/gnark-crypto/ecc/bn254/fr/fft"
+	"github.com/consensys/gnark-crypto/utils"
 )
 
 // Write writes a plain (sections 1-7) .ptau file of the given power with secrets τ, α, β
 // and one contribution record named "insecure test".
 func Write(path string, power int, tau, alpha, beta uint64) error {
+	return write(path, power, tau, alpha, beta, false)
+}
+
+// WritePrepared is Write with the Lagrange sections of `snarkjs powersoftau prepare
+// phase2` (12-15). Only the block srs reads, [Lᵢ(τ)]₁ for 2^power points, is computed;
+// the other blocks are zero-filled (they have the right sizes, but are not points).
+func WritePrepared(path string, power int, tau, alpha, beta uint64) error {
+	return write(path, power, tau, alpha, beta, true)
+}
+
+func write(path string, power int, tau, alpha, beta uint64, prepared bool) error {
 	n := 1 << power
 	_, _, g1, g2 := curve.Generators()
 	// Successive powers by small-scalar multiplication (a few group operations each),
@@ -41,8 +55,22 @@ func Write(path string, power int, tau, alpha, beta uint64) error {
 	betaG2J := mulSmallG2(tauG2[0], beta)
 	var betaG2 curve.G2Affine
 	betaG2.FromJacobian(&betaG2J)
+	var lagrange []curve.G1Affine
+	if prepared {
+		// [Lᵢ(τ)]₁ over gnark's domain: the inverse FFT of the powers of τ.
+		l := make([]fr.Element, n)
+		var t fr.Element
+		t.SetUint64(tau)
+		l[0].SetOne()
+		for i := 1; i < n; i++ {
+			l[i].Mul(&l[i-1], &t)
+		}
+		fft.NewDomain(uint64(n)).FFTInverse(l, fft.DIF)
+		utils.BitReverse(l)
+		lagrange = curve.BatchScalarMultiplicationG1(&g1, l)
+	}
 	return writeFile(path, power, curve.BatchJacobianToAffineG1(tauG1), batchG2(tauG2),
-		curve.BatchJacobianToAffineG1(alphaG1), curve.BatchJacobianToAffineG1(betaG1), betaG2)
+		curve.BatchJacobianToAffineG1(alphaG1), curve.BatchJacobianToAffineG1(betaG1), betaG2, lagrange)
 }
 
 // mulSmallG1 returns k·p by double-and-add (cheap for small k).
@@ -92,7 +120,7 @@ func batchG2(pts []curve.G2Jac) []curve.G2Affine {
 	return out
 }
 
-func writeFile(path string, power int, tauG1 []curve.G1Affine, tauG2 []curve.G2Affine, alphaG1, betaG1 []curve.G1Affine, betaG2 curve.G2Affine) error {
+func writeFile(path string, power int, tauG1 []curve.G1Affine, tauG2 []curve.G2Affine, alphaG1, betaG1 []curve.G1Affine, betaG2 curve.G2Affine, lagrange []curve.G1Affine) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
@@ -125,7 +153,11 @@ func writeFile(path string, power int, tauG1 []curve.G1Affine, tauG2 []curve.G2A
 	}
 	w.WriteString("ptau")
 	u32(1)
-	u32(7)
+	if lagrange != nil {
+		u32(11)
+	} else {
+		u32(7)
+	}
 	u32(1) // header: n8, q, power, ceremony power
 	u64(44)
 	u32(32)
@@ -152,6 +184,33 @@ func writeFile(path string, power int, tauG1 []curve.G1Affine, tauG2 []curve.G2A
 	u32(0)
 	u32(uint32(len(params)))
 	w.Write(params)
+	if lagrange != nil {
+		n := 1 << power
+		zeros := func(count int, size int) {
+			chunk := make([]byte, 64*size)
+			for ; count > 0; count -= 64 {
+				w.Write(chunk[:min(count, 64)*size])
+			}
+		}
+		// Section 12: blocks of 2^0, 2^1, ..., 2^(power+1) points; the block for 2^power
+		// starts after 2^power - 1 points.
+		u32(12)
+		u64(uint64((4*n - 1) * 64))
+		zeros(n-1, 64)
+		for i := range lagrange {
+			fe(&lagrange[i].X)
+			fe(&lagrange[i].Y)
+		}
+		zeros(2*n, 64)
+		for _, sec := range []struct {
+			id   uint32
+			size int
+		}{{13, 128}, {14, 64}, {15, 64}} {
+			u32(sec.id)
+			u64(uint64((2*n - 1) * sec.size))
+			zeros(2*n-1, sec.size)
+		}
+	}
 	if err := w.Flush(); err != nil {
 		f.Close()
 		return fmt.Errorf("write %s: %w", path, err)

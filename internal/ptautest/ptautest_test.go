@@ -36,4 +36,19 @@ func TestWriteImports(t *testing.T) {
 	if !want.Vk.G2[1].Equal(&s.TauG2[1]) {
 		t.Fatal("tauG2[1] differs")
 	}
+	// The prepared file's Lagrange block passes the reader's check (it is compared with
+	// the powers) and equals the computed basis.
+	prep := filepath.Join(t.TempDir(), "p.ptau")
+	if err := WritePrepared(prep, 5, 7, 11, 13); err != nil {
+		t.Fatal(err)
+	}
+	sp, err := srs.Import(prep, 5, srs.KZG)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range s.LagrangeG1 {
+		if !s.LagrangeG1[i].Equal(&sp.LagrangeG1[i]) {
+			t.Fatalf("lagrange[%d] differs", i)
+		}
+	}
 }
