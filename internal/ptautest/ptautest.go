@@ -73,31 +73,28 @@ func write(path string, power int, tau, alpha, beta uint64, prepared bool) error
 		curve.BatchJacobianToAffineG1(alphaG1), curve.BatchJacobianToAffineG1(betaG1), betaG2, lagrange)
 }
 
-// mulSmallG1 returns k·p by double-and-add (cheap for small k).
-func mulSmallG1(p curve.G1Jac, k uint64) curve.G1Jac {
-	var r curve.G1Jac
-	r.Set(&g1Infinity)
+// jacobian is a curve point in Jacobian coordinates (G1Jac, G2Jac).
+type jacobian[T any] interface {
+	*T
+	DoubleAssign() *T
+	AddAssign(*T) *T
+}
+
+// mulSmall returns k·p by double-and-add from the point at infinity (cheap for small k).
+func mulSmall[T any, P jacobian[T]](p T, infinity T, k uint64) T {
+	r := infinity
 	for i := bits.Len64(k) - 1; i >= 0; i-- {
-		r.DoubleAssign()
+		P(&r).DoubleAssign()
 		if k>>uint(i)&1 == 1 {
-			r.AddAssign(&p)
+			P(&r).AddAssign(&p)
 		}
 	}
 	return r
 }
 
-// mulSmallG2 returns k·p by double-and-add (cheap for small k).
-func mulSmallG2(p curve.G2Jac, k uint64) curve.G2Jac {
-	var r curve.G2Jac
-	r.Set(&g2Infinity)
-	for i := bits.Len64(k) - 1; i >= 0; i-- {
-		r.DoubleAssign()
-		if k>>uint(i)&1 == 1 {
-			r.AddAssign(&p)
-		}
-	}
-	return r
-}
+func mulSmallG1(p curve.G1Jac, k uint64) curve.G1Jac { return mulSmall(p, g1Infinity, k) }
+
+func mulSmallG2(p curve.G2Jac, k uint64) curve.G2Jac { return mulSmall(p, g2Infinity, k) }
 
 var (
 	g1Infinity = curve.G1Jac{X: fpOne(), Y: fpOne()}
