@@ -221,6 +221,9 @@ func Contribute(r io.Reader, w io.Writer) (hash string, err error) {
 // current state, changes anything but by a proven secret factor, or lacks a valid proof
 // of knowledge is refused, and the transcript is left as it was.
 func (c *Ceremony) Accept(next []byte, name string) (ContributionRecord, error) {
+	if err := c.checkOpen(); err != nil {
+		return ContributionRecord{}, err
+	}
 	p, err := decodePhase2(next)
 	if err != nil {
 		return ContributionRecord{}, err
@@ -231,6 +234,9 @@ func (c *Ceremony) Accept(next []byte, name string) (ContributionRecord, error) 
 // AcceptFile is Accept for a contribution in a file (an upload), streamed: the file's
 // bytes are hashed while they are decoded and copied, never held whole in memory.
 func (c *Ceremony) AcceptFile(path, name string) (ContributionRecord, error) {
+	if err := c.checkOpen(); err != nil {
+		return ContributionRecord{}, err
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return ContributionRecord{}, err
@@ -251,9 +257,6 @@ func (c *Ceremony) AcceptFile(path, name string) (ContributionRecord, error) {
 // accept verifies p (whose serialization has the given hash) against the current state
 // and, if it is valid, stores it with store and records it.
 func (c *Ceremony) accept(p *mpcsetup.Phase2, hash, name string, store func(dst string) error) (ContributionRecord, error) {
-	if c.State.Sealed != nil {
-		return ContributionRecord{}, fmt.Errorf("%w: the ceremony is sealed", ErrCeremony)
-	}
 	prev, _, err := c.readPhase2(len(c.State.Contributions))
 	if err != nil {
 		return ContributionRecord{}, err
@@ -271,6 +274,14 @@ func (c *Ceremony) accept(p *mpcsetup.Phase2, hash, name string, store func(dst 
 		return ContributionRecord{}, err
 	}
 	return rec, nil
+}
+
+// checkOpen refuses contributions to a sealed ceremony.
+func (c *Ceremony) checkOpen() error {
+	if c.State.Sealed != nil {
+		return fmt.Errorf("%w: the ceremony is sealed", ErrCeremony)
+	}
+	return nil
 }
 
 // copyAtomic copies src to dst through a temporary file and rename.

@@ -174,6 +174,9 @@ func TestCeremonyGroth16(t *testing.T) {
 	if _, err := reopened.Accept(nil, "late"); err == nil || !strings.Contains(err.Error(), "sealed") {
 		t.Fatalf("accept after seal: %v", err)
 	}
+	if _, err := reopened.AcceptFile(filepath.Join(reopened.Dir, phaseFile(2)), "late"); err == nil || !strings.Contains(err.Error(), "sealed") {
+		t.Fatalf("accept file after seal: %v", err)
+	}
 	// Keys that are not the transcript's are caught.
 	if err := m.Setup(circuits.Groth16); err != nil {
 		t.Fatal(err)
