@@ -49,7 +49,9 @@ func benchSetup(b *testing.B, name string) {
 		if err := f(); err != nil {
 			b.Fatalf("%s: %v", metric, err)
 		}
-		b.ReportMetric(time.Since(start).Seconds(), metric)
+		d := time.Since(start).Seconds()
+		b.ReportMetric(d, metric)
+		b.Logf("%s %s %.2f", name, metric, d) // also when a later phase fails
 	}
 	var gPower, pPower int
 	phase("compile-s", func() error {
@@ -93,7 +95,7 @@ func benchSetup(b *testing.B, name string) {
 		_, err = c.Accept(data, "bench")
 		return err
 	})
-	phase("seal-s", func() error { return c.Seal(ptau, cache, "beac0n00") })
+	phase("seal-s", func() error { return c.Seal(ptau, cache, "beac0000") })
 	phase("plonk-setup-srs-s", func() error { return m.SetupUniversal(ptau, cache) })
 	if testing.Verbose() {
 		fmt.Fprintf(os.Stderr, "%s: groth16 2^%d, plonk 2^%d\n", name, gPower, pPower)
