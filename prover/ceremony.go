@@ -87,7 +87,7 @@ func (m *Model) CeremonyInit(ptau, cacheDir string) (*Ceremony, error) {
 		return nil, err
 	}
 	var p2 mpcsetup.Phase2
-	p2.Initialize(r1cs, commons)
+	initPhase2(&p2, r1cs, commons, s)
 	b, err := encodePhase2(&p2)
 	if err != nil {
 		return nil, err
@@ -322,12 +322,12 @@ func verifyStep(prev, next *mpcsetup.Phase2, i int) error {
 // then every contribution is verified in order. For a sealed ceremony the keys are
 // re-derived with the recorded beacon and compared with the model's, byte for byte.
 func (c *Ceremony) Verify(ptau, cacheDir string) error {
-	r1cs, commons, err := c.inputs(ptau, cacheDir)
+	r1cs, commons, s, err := c.inputs(ptau, cacheDir)
 	if err != nil {
 		return err
 	}
 	var initial mpcsetup.Phase2
-	initial.Initialize(r1cs, commons)
+	initPhase2(&initial, r1cs, commons, s)
 	ib, err := encodePhase2(&initial)
 	if err != nil {
 		return err
@@ -349,7 +349,7 @@ func (c *Ceremony) Verify(ptau, cacheDir string) error {
 	if c.State.Sealed == nil {
 		return nil
 	}
-	pk, vk, err := c.seal(r1cs, commons, c.State.Beacon)
+	pk, vk, err := c.seal(r1cs, commons, s, c.State.Beacon)
 	if err != nil {
 		return err
 	}
@@ -373,27 +373,28 @@ func (c *Ceremony) Verify(ptau, cacheDir string) error {
 }
 
 // inputs loads the circuit and the phase-1 commons, checking both are the recorded ones.
-func (c *Ceremony) inputs(ptau, cacheDir string) (*cs.R1CS, *mpcsetup.SrsCommons, error) {
+func (c *Ceremony) inputs(ptau, cacheDir string) (*cs.R1CS, *mpcsetup.SrsCommons, *srs.SRS, error) {
 	if got := c.m.manifest.Files[fileName("circuit", circuits.Groth16)].SHA256; got != c.State.Circuit {
-		return nil, nil, fmt.Errorf("%w: the model's Groth16 circuit changed since the ceremony began (recompiled?)", ErrCeremony)
+		return nil, nil, nil, fmt.Errorf("%w: the model's Groth16 circuit changed since the ceremony began (recompiled?)", ErrCeremony)
 	}
 	r1cs, err := c.m.r1cs()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	s, err := srs.Load(ptau, c.State.Ptau.DomainPower, srs.Groth16, cacheDir)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if s.Source.Hash != c.State.Ptau.BLAKE2b {
-		return nil, nil, fmt.Errorf("%w: %s is not the Powers of Tau file the ceremony began with (blake2b %s)", ErrCeremony, ptau, short(c.State.Ptau.BLAKE2b))
+		return nil, nil, nil, fmt.Errorf("%w: %s is not the Powers of Tau file the ceremony began with (blake2b %s)", ErrCeremony, ptau, short(c.State.Ptau.BLAKE2b))
 	}
 	commons, err := s.Commons()
-	return r1cs, commons, err
+	return r1cs, commons, s, err
 }
 
-// seal re-verifies the transcript with gnark's VerifyPhase2 and applies the beacon.
-func (c *Ceremony) seal(r1cs *cs.R1CS, commons *mpcsetup.SrsCommons, beaconHex string) (groth16.ProvingKey, groth16.VerifyingKey, error) {
+// seal re-verifies the transcript (gnark's VerifyPhase2, see verifyPhase2) and applies
+// the beacon.
+func (c *Ceremony) seal(r1cs *cs.R1CS, commons *mpcsetup.SrsCommons, s *srs.SRS, beaconHex string) (groth16.ProvingKey, groth16.VerifyingKey, error) {
 	beacon, err := hex.DecodeString(beaconHex)
 	if err != nil || len(beacon) == 0 {
 		return nil, nil, fmt.Errorf("%w: the beacon must be a non-empty hex string", ErrCeremony)
@@ -404,10 +405,11 @@ func (c *Ceremony) seal(r1cs *cs.R1CS, commons *mpcsetup.SrsCommons, beaconHex s
 			return nil, nil, err
 		}
 	}
-	pk, vk, err := mpcsetup.VerifyPhase2(r1cs, commons, beacon, states...)
+	last, evals, err := verifyPhase2(r1cs, commons, s, beacon, states...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %v", ErrCeremony, err)
+		return nil, nil, err
 	}
+	pk, vk := last.Seal(commons, &evals, beacon)
 	return pk, vk, nil
 }
 
@@ -422,11 +424,11 @@ func (c *Ceremony) Seal(ptau, cacheDir, beaconHex string) error {
 	if len(c.State.Contributions) == 0 {
 		return fmt.Errorf("%w: no contribution yet: a ceremony sealed by its public beacon alone hides nothing", ErrCeremony)
 	}
-	r1cs, commons, err := c.inputs(ptau, cacheDir)
+	r1cs, commons, s, err := c.inputs(ptau, cacheDir)
 	if err != nil {
 		return err
 	}
-	pk, vk, err := c.seal(r1cs, commons, beaconHex)
+	pk, vk, err := c.seal(r1cs, commons, s, beaconHex)
 	if err != nil {
 		return err
 	}

@@ -67,13 +67,10 @@ func benchSetup(b *testing.B, name string) {
 	})
 	b.ReportMetric(float64(gPower), "groth16-domain-log2")
 	b.ReportMetric(float64(pPower), "plonk-domain-log2")
-	// A prepared file (PLONK reads its Lagrange basis) at the larger of the two domains.
+	// A prepared file at the larger of the two domains, with the Lagrange blocks both
+	// setups read.
 	ptau := filepath.Join(b.TempDir(), "bench.ptau")
-	write := ptautest.WritePrepared
-	if gPower > pPower {
-		write = ptautest.Write
-	}
-	if err := write(ptau, max(gPower, pPower), 5, 7, 11); err != nil {
+	if err := ptautest.WritePrepared(ptau, max(gPower, pPower), 5, 7, 11, gPower, pPower); err != nil {
 		b.Fatal(err)
 	}
 	if st, err := os.Stat(ptau); err == nil {

@@ -5,14 +5,17 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
+	"github.com/consensys/gnark/backend/groth16/bn254/mpcsetup"
 	"github.com/consensys/gnark/constraint"
 
 	"github.com/zkml/zkml/circuits"
 	"github.com/zkml/zkml/model"
 	"github.com/zkml/zkml/model/quant"
+	"github.com/zkml/zkml/srs"
 )
 
 // testPtau was made by snarkjs (two contributions and a beacon, power 9): see
@@ -306,4 +309,71 @@ func TestCeremonyRejects(t *testing.T) {
 	if err := cut.Verify("../srs/testdata/pot8_prepared.ptau", cache); !errors.Is(err, ErrCeremony) || !strings.Contains(err.Error(), "not the Powers of Tau file") {
 		t.Fatalf("verify with another ptau: %v", err)
 	}
+}
+
+// TestInitPhase2MatchesGnark checks that phase 2 initialized from a prepared ptau's
+// Lagrange bases is gnark's own Initialize, byte for byte (state and evaluations), for a
+// circuit with a commitment; and that a ceremony on a prepared file verifies and seals.
+func TestInitPhase2MatchesGnark(t *testing.T) {
+	const prepared = "../srs/testdata/pot8_prepared.ptau"
+	m, in := reluModel(t, circuits.Groth16)
+	r1cs, err := m.r1cs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := srs.Load(prepared, Groth16Power(r1cs), srs.Groth16, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.LagrangeG2) == 0 {
+		t.Fatal("a prepared file gave no Lagrange bases")
+	}
+	commons, err := s.Commons()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fast, slow mpcsetup.Phase2
+	fastEvals := initPhase2(&fast, r1cs, commons, s)
+	slowEvals := slow.Initialize(r1cs, commons)
+	fb, err := encodePhase2(&fast)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, err := encodePhase2(&slow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(fb, sb) {
+		t.Fatal("phase-2 state differs from gnark's Initialize")
+	}
+	if !reflect.DeepEqual(fastEvals, slowEvals) {
+		t.Fatal("phase-2 evaluations differ from gnark's Initialize")
+	}
+
+	cache := t.TempDir()
+	c, err := m.CeremonyInit(prepared, cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.State.Initial != sha256Hex(sb) {
+		t.Fatal("the ceremony's initial state is not gnark's")
+	}
+	var next bytes.Buffer
+	cur, err := os.ReadFile(c.CurrentFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Contribute(bytes.NewReader(cur), &next); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Accept(next.Bytes(), "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Seal(prepared, cache, testBeacon); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Verify(prepared, cache); err != nil {
+		t.Fatal(err)
+	}
+	proveAndVerify(t, m, circuits.Groth16, in)
 }

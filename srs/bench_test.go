@@ -21,7 +21,7 @@ func BenchmarkImport(b *testing.B) {
 	for _, power := range []int{16, 18, 20} {
 		b.Run(fmt.Sprintf("2e%d", power), func(b *testing.B) {
 			prepared := filepath.Join(b.TempDir(), "prepared.ptau")
-			if err := ptautest.WritePrepared(prepared, power, 5, 7, 11); err != nil {
+			if err := ptautest.WritePrepared(prepared, power, 5, 7, 11, power); err != nil {
 				b.Fatal(err)
 			}
 			run := func(name, path string, kind srs.Kind) {

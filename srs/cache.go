@@ -86,7 +86,7 @@ func Load(path string, power int, kind Kind, cacheDir string) (*SRS, error) {
 }
 
 // cacheMagic starts every cache entry; the last 32 bytes are the SHA-256 of the rest.
-const cacheMagic = "zkml-srs-cache-1\n"
+const cacheMagic = "zkml-srs-cache-2\n"
 
 type cacheMeta struct {
 	Kind   Kind   `json:"kind"`
@@ -109,7 +109,7 @@ func (s *SRS) encodeCache(w io.Writer) error {
 		return err
 	}
 	enc := curve.NewEncoder(w, curve.RawEncoding())
-	for _, v := range []any{s.TauG1, s.TauG2, s.AlphaTauG1, s.BetaTauG1, &s.BetaG2, s.LagrangeG1} {
+	for _, v := range []any{s.TauG1, s.TauG2, s.AlphaTauG1, s.BetaTauG1, &s.BetaG2, s.LagrangeG1, s.LagrangeG2, s.LagrangeAlphaG1, s.LagrangeBetaG1} {
 		if err := enc.Encode(v); err != nil {
 			return err
 		}
@@ -173,7 +173,7 @@ func readCache(path string) (*SRS, error) {
 	// The entry was written by this process's checks and is covered by its checksum:
 	// the subgroup checks need not run again.
 	dec := curve.NewDecoder(bytes.NewReader(body[4+ml:]), curve.NoSubgroupChecks())
-	for _, v := range []any{&s.TauG1, &s.TauG2, &s.AlphaTauG1, &s.BetaTauG1, &s.BetaG2, &s.LagrangeG1} {
+	for _, v := range []any{&s.TauG1, &s.TauG2, &s.AlphaTauG1, &s.BetaTauG1, &s.BetaG2, &s.LagrangeG1, &s.LagrangeG2, &s.LagrangeAlphaG1, &s.LagrangeBetaG1} {
 		if err := dec.Decode(v); err != nil {
 			return nil, fmt.Errorf("%w: %v", errCacheCorrupt, err)
 		}

@@ -49,7 +49,13 @@ type SRS struct {
 	AlphaTauG1 []curve.G1Affine
 	BetaTauG1  []curve.G1Affine
 	BetaG2     curve.G2Affine
+	// LagrangeG1 is [Lᵢ(τ)]₁ (KZG, and Groth16 from a prepared file).
 	LagrangeG1 []curve.G1Affine
+	// The other Lagrange bases of a prepared file, for a Groth16 import: [Lᵢ(τ)]₂,
+	// [αLᵢ(τ)]₁, [βLᵢ(τ)]₁. They spare phase 2 its FFTs over curve points.
+	LagrangeG2      []curve.G2Affine
+	LagrangeAlphaG1 []curve.G1Affine
+	LagrangeBetaG1  []curve.G1Affine
 }
 
 // PowerFor returns log2 of the smallest power-of-two domain holding n points.
@@ -129,7 +135,89 @@ func importFile(p *File, hash string, power int, kind Kind) (*SRS, error) {
 			return nil, err
 		}
 	}
+	if kind == Groth16 && p.Prepared {
+		if err := s.groth16Lagrange(p); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
+}
+
+// groth16Lagrange reads the four Lagrange bases of a prepared file for 2^Power points
+// and checks each against its powers (see checkLagrangeG1).
+func (s *SRS) groth16Lagrange(p *File) error {
+	n := 1 << s.Power
+	var err error
+	for _, l := range []struct {
+		id    uint32
+		dst   *[]curve.G1Affine
+		canon []curve.G1Affine
+	}{{secLagTauG1, &s.LagrangeG1, s.TauG1[:n]}, {secLagAlphaTauG1, &s.LagrangeAlphaG1, s.AlphaTauG1}, {secLagBetaTauG1, &s.LagrangeBetaG1, s.BetaTauG1}} {
+		if *l.dst, err = p.ReadG1(l.id, n-1, n); err != nil {
+			return err
+		}
+		if err := checkLagrange(*l.dst, l.canon, sectionNames[l.id], msmG1); err != nil {
+			return err
+		}
+	}
+	if s.LagrangeG2, err = p.ReadG2(secLagTauG2, n-1, n); err != nil {
+		return err
+	}
+	return checkLagrange(s.LagrangeG2, s.TauG2, sectionNames[secLagTauG2], msmG2)
+}
+
+// msmG1 returns Σ sᵢ·pᵢ in G1.
+func msmG1(p []curve.G1Affine, sc []fr.Element) (curve.G1Affine, error) {
+	var j curve.G1Jac
+	var a curve.G1Affine
+	if _, err := j.MultiExp(p, sc, ecc.MultiExpConfig{}); err != nil {
+		return a, err
+	}
+	a.FromJacobian(&j)
+	return a, nil
+}
+
+// msmG2 returns Σ sᵢ·pᵢ in G2.
+func msmG2(p []curve.G2Affine, sc []fr.Element) (curve.G2Affine, error) {
+	var j curve.G2Jac
+	var a curve.G2Affine
+	if _, err := j.MultiExp(p, sc, ecc.MultiExpConfig{}); err != nil {
+		return a, err
+	}
+	a.FromJacobian(&j)
+	return a, nil
+}
+
+// checkLagrange checks that lag is the Lagrange basis, over gnark's domain of len(lag)
+// points in natural order, of the monomial basis canon (its first len(lag) points), with
+// one random linear combination: Σ rᵢ·lagᵢ must equal Σ cⱼ·canonⱼ where c are the
+// coefficients of the polynomial whose values on the domain are r. Two MSMs, no FFT over
+// curve points.
+func checkLagrange[P any, PP interface {
+	*P
+	Equal(*P) bool
+}](lag, canon []P, name string, msm func([]P, []fr.Element) (P, error)) error {
+	n := len(lag)
+	r, err := randomScalars(n)
+	if err != nil {
+		return err
+	}
+	c := make([]fr.Element, n)
+	copy(c, r)
+	fft.NewDomain(uint64(n)).FFTInverse(c, fft.DIF)
+	utils.BitReverse(c)
+	lhs, err := msm(lag, r)
+	if err != nil {
+		return err
+	}
+	rhs, err := msm(canon[:n], c)
+	if err != nil {
+		return err
+	}
+	if !PP(&lhs).Equal(&rhs) {
+		return invalid("the %s section (prepare phase2) does not match the powers for %d points", name, n)
+	}
+	return nil
 }
 
 // randomScalars returns n uniformly random scalars for a random linear combination.
@@ -254,24 +342,8 @@ func (s *SRS) lagrange(p *File) error {
 	if err != nil {
 		return err
 	}
-	r, err := randomScalars(n)
-	if err != nil {
+	if err := checkLagrange(lag, s.TauG1, sectionNames[secLagTauG1], msmG1); err != nil {
 		return err
-	}
-	c := make([]fr.Element, n)
-	copy(c, r)
-	d := fft.NewDomain(uint64(n))
-	d.FFTInverse(c, fft.DIF)
-	utils.BitReverse(c)
-	var lhs, rhs curve.G1Jac
-	if _, err := lhs.MultiExp(lag, r, ecc.MultiExpConfig{}); err != nil {
-		return err
-	}
-	if _, err := rhs.MultiExp(s.TauG1[:n], c, ecc.MultiExpConfig{}); err != nil {
-		return err
-	}
-	if !lhs.Equal(&rhs) {
-		return invalid("the Lagrange section (prepare phase2) does not match the powers of τ for 2^%d points", s.Power)
 	}
 	s.LagrangeG1 = lag
 	return nil

@@ -339,3 +339,40 @@ func TestPowerFor(t *testing.T) {
 		}
 	}
 }
+
+// TestRejectsBadLagrange swaps two points of a prepared file's Lagrange sections (in the
+// block an import at 2^4 reads): each import that reads the section refuses it.
+func TestRejectsBadLagrange(t *testing.T) {
+	orig, err := os.ReadFile(preparedPtau)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := Open(preparedPtau)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec := p.sections
+	p.Close()
+	const power = 4
+	for _, tc := range []struct {
+		id   uint32
+		size int
+		kind Kind
+	}{{secLagTauG1, g1Size, KZG}, {secLagTauG1, g1Size, Groth16}, {secLagTauG2, g2Size, Groth16}, {secLagAlphaTauG1, g1Size, Groth16}, {secLagBetaTauG1, g1Size, Groth16}} {
+		t.Run(sectionNames[tc.id]+" "+string(tc.kind), func(t *testing.T) {
+			b := append([]byte(nil), orig...)
+			at := func(i int) int { return int(sec[tc.id].off) + (1<<power-1+i)*tc.size }
+			tmp := append([]byte(nil), b[at(2):at(3)]...)
+			copy(b[at(2):at(3)], b[at(5):at(6)])
+			copy(b[at(5):at(6)], tmp)
+			path := filepath.Join(t.TempDir(), "bad.ptau")
+			if err := os.WriteFile(path, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err := Import(path, power, tc.kind)
+			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), sectionNames[tc.id]+" section (prepare phase2) does not match") {
+				t.Fatalf("error %v", err)
+			}
+		})
+	}
+}

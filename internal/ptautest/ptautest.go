@@ -21,17 +21,23 @@ import (
 // Write writes a plain (sections 1-7) .ptau file of the given power with secrets τ, α, β
 // and one contribution record named "insecure test".
 func Write(path string, power int, tau, alpha, beta uint64) error {
-	return write(path, power, tau, alpha, beta, false)
+	return write(path, power, tau, alpha, beta, nil)
 }
 
 // WritePrepared is Write with the Lagrange sections of `snarkjs powersoftau prepare
-// phase2` (12-15). Only the block srs reads, [Lᵢ(τ)]₁ for 2^power points, is computed;
-// the other blocks are zero-filled (they have the right sizes, but are not points).
-func WritePrepared(path string, power int, tau, alpha, beta uint64) error {
-	return write(path, power, tau, alpha, beta, true)
+// phase2` (12-15). Only the blocks for the listed powers are computed (those an import
+// truncated to them reads); the others are zero-filled: the right sizes, but not points.
+func WritePrepared(path string, power int, tau, alpha, beta uint64, lagrangePowers ...int) error {
+	return write(path, power, tau, alpha, beta, lagrangePowers)
 }
 
-func write(path string, power int, tau, alpha, beta uint64, prepared bool) error {
+// lagrangeBlocks are the four Lagrange bases for one size.
+type lagrangeBlocks struct {
+	tau1, alpha1, beta1 []curve.G1Affine
+	tau2                []curve.G2Affine
+}
+
+func write(path string, power int, tau, alpha, beta uint64, lagrangePowers []int) error {
 	n := 1 << power
 	_, _, g1, g2 := curve.Generators()
 	// Successive powers by small-scalar multiplication (a few group operations each),
@@ -55,22 +61,40 @@ func write(path string, power int, tau, alpha, beta uint64, prepared bool) error
 	betaG2J := mulSmallG2(tauG2[0], beta)
 	var betaG2 curve.G2Affine
 	betaG2.FromJacobian(&betaG2J)
-	var lagrange []curve.G1Affine
-	if prepared {
-		// [Lᵢ(τ)]₁ over gnark's domain: the inverse FFT of the powers of τ.
-		l := make([]fr.Element, n)
-		var t fr.Element
+	var lag map[int]lagrangeBlocks
+	if lagrangePowers != nil {
+		lag = map[int]lagrangeBlocks{}
+	}
+	for _, q := range lagrangePowers {
+		// [Lᵢ(τ)] over gnark's domain of 2^q points: the inverse FFT of the powers of τ.
+		m := 1 << q
+		l := make([]fr.Element, m)
+		var t, a, b fr.Element
 		t.SetUint64(tau)
+		a.SetUint64(alpha)
+		b.SetUint64(beta)
 		l[0].SetOne()
-		for i := 1; i < n; i++ {
+		for i := 1; i < m; i++ {
 			l[i].Mul(&l[i-1], &t)
 		}
-		fft.NewDomain(uint64(n)).FFTInverse(l, fft.DIF)
+		fft.NewDomain(uint64(m)).FFTInverse(l, fft.DIF)
 		utils.BitReverse(l)
-		lagrange = curve.BatchScalarMultiplicationG1(&g1, l)
+		scaled := func(k *fr.Element) []fr.Element {
+			out := make([]fr.Element, m)
+			for i := range out {
+				out[i].Mul(&l[i], k)
+			}
+			return out
+		}
+		lag[q] = lagrangeBlocks{
+			tau1:   curve.BatchScalarMultiplicationG1(&g1, l),
+			tau2:   curve.BatchScalarMultiplicationG2(&g2, l),
+			alpha1: curve.BatchScalarMultiplicationG1(&g1, scaled(&a)),
+			beta1:  curve.BatchScalarMultiplicationG1(&g1, scaled(&b)),
+		}
 	}
 	return writeFile(path, power, curve.BatchJacobianToAffineG1(tauG1), batchG2(tauG2),
-		curve.BatchJacobianToAffineG1(alphaG1), curve.BatchJacobianToAffineG1(betaG1), betaG2, lagrange)
+		curve.BatchJacobianToAffineG1(alphaG1), curve.BatchJacobianToAffineG1(betaG1), betaG2, lag)
 }
 
 // jacobian is a curve point in Jacobian coordinates (G1Jac, G2Jac).
@@ -117,7 +141,7 @@ func batchG2(pts []curve.G2Jac) []curve.G2Affine {
 	return out
 }
 
-func writeFile(path string, power int, tauG1 []curve.G1Affine, tauG2 []curve.G2Affine, alphaG1, betaG1 []curve.G1Affine, betaG2 curve.G2Affine, lagrange []curve.G1Affine) error {
+func writeFile(path string, power int, tauG1 []curve.G1Affine, tauG2 []curve.G2Affine, alphaG1, betaG1 []curve.G1Affine, betaG2 curve.G2Affine, lag map[int]lagrangeBlocks) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
@@ -130,17 +154,13 @@ func writeFile(path string, power int, tauG1 []curve.G1Affine, tauG2 []curve.G2A
 			_ = binary.Write(w, binary.LittleEndian, l)
 		}
 	}
-	g1s := func(id uint32, pts []curve.G1Affine) {
-		u32(id)
-		u64(uint64(len(pts) * 64))
+	g1pts := func(pts []curve.G1Affine) {
 		for i := range pts {
 			fe(&pts[i].X)
 			fe(&pts[i].Y)
 		}
 	}
-	g2s := func(id uint32, pts []curve.G2Affine) {
-		u32(id)
-		u64(uint64(len(pts) * 128))
+	g2pts := func(pts []curve.G2Affine) {
 		for i := range pts {
 			fe(&pts[i].X.A0)
 			fe(&pts[i].X.A1)
@@ -148,9 +168,19 @@ func writeFile(path string, power int, tauG1 []curve.G1Affine, tauG2 []curve.G2A
 			fe(&pts[i].Y.A1)
 		}
 	}
+	g1s := func(id uint32, pts []curve.G1Affine) {
+		u32(id)
+		u64(uint64(len(pts) * 64))
+		g1pts(pts)
+	}
+	g2s := func(id uint32, pts []curve.G2Affine) {
+		u32(id)
+		u64(uint64(len(pts) * 128))
+		g2pts(pts)
+	}
 	w.WriteString("ptau")
 	u32(1)
-	if lagrange != nil {
+	if lag != nil {
 		u32(11)
 	} else {
 		u32(7)
@@ -181,31 +211,35 @@ func writeFile(path string, power int, tauG1 []curve.G1Affine, tauG2 []curve.G2A
 	u32(0)
 	u32(uint32(len(params)))
 	w.Write(params)
-	if lagrange != nil {
-		n := 1 << power
+	if lag != nil {
 		zeros := func(count int, size int) {
 			chunk := make([]byte, 64*size)
 			for ; count > 0; count -= 64 {
 				w.Write(chunk[:min(count, 64)*size])
 			}
 		}
-		// Section 12: blocks of 2^0, 2^1, ..., 2^(power+1) points; the block for 2^power
-		// starts after 2^power - 1 points.
-		u32(12)
-		u64(uint64((4*n - 1) * 64))
-		zeros(n-1, 64)
-		for i := range lagrange {
-			fe(&lagrange[i].X)
-			fe(&lagrange[i].Y)
-		}
-		zeros(2*n, 64)
+		// Each section holds the bases for 2^0, 2^1, ..., 2^power points (and 2^(power+1)
+		// for τ in G1), one block after the other.
 		for _, sec := range []struct {
 			id   uint32
 			size int
-		}{{13, 128}, {14, 64}, {15, 64}} {
+			top  int
+			put  func(b lagrangeBlocks)
+		}{
+			{12, 64, power + 1, func(b lagrangeBlocks) { g1pts(b.tau1) }},
+			{13, 128, power, func(b lagrangeBlocks) { g2pts(b.tau2) }},
+			{14, 64, power, func(b lagrangeBlocks) { g1pts(b.alpha1) }},
+			{15, 64, power, func(b lagrangeBlocks) { g1pts(b.beta1) }},
+		} {
 			u32(sec.id)
-			u64(uint64((2*n - 1) * sec.size))
-			zeros(2*n-1, sec.size)
+			u64(uint64((1<<(sec.top+1) - 1) * sec.size))
+			for q := 0; q <= sec.top; q++ {
+				if b, ok := lag[q]; ok {
+					sec.put(b)
+				} else {
+					zeros(1<<q, sec.size)
+				}
+			}
 		}
 	}
 	if err := w.Flush(); err != nil {

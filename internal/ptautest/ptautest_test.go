@@ -39,7 +39,10 @@ func TestWriteImports(t *testing.T) {
 	// The prepared file's Lagrange block passes the reader's check (it is compared with
 	// the powers) and equals the computed basis.
 	prep := filepath.Join(t.TempDir(), "p.ptau")
-	if err := WritePrepared(prep, 5, 7, 11, 13); err != nil {
+	if err := WritePrepared(prep, 5, 7, 11, 13, 3, 5); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srs.Import(prep, 3, srs.Groth16); err != nil { // all four bases at 2^3
 		t.Fatal(err)
 	}
 	sp, err := srs.Import(prep, 5, srs.KZG)
