@@ -28,40 +28,8 @@ func initPhase2(p *gmpc.Phase2, r1cs *cs.R1CS, commons *gmpc.SrsCommons, s *srs.
 	}
 	coeffTau1, coeffTau2, coeffAlphaTau1, coeffBetaTau1 := s.LagrangeG1, s.LagrangeG2, s.LagrangeAlphaG1, s.LagrangeBetaG1
 
-	accumulateG1 := func(res *curve.G1Affine, t constraint.Term, value *curve.G1Affine) {
-		switch cID := t.CoeffID(); cID {
-		case constraint.CoeffIdZero:
-		case constraint.CoeffIdOne:
-			res.Add(res, value)
-		case constraint.CoeffIdMinusOne:
-			res.Sub(res, value)
-		case constraint.CoeffIdTwo:
-			res.Add(res, value).Add(res, value)
-		default:
-			var tmp curve.G1Affine
-			var vBi big.Int
-			r1cs.Coefficients[cID].BigInt(&vBi)
-			tmp.ScalarMultiplication(value, &vBi)
-			res.Add(res, &tmp)
-		}
-	}
-	accumulateG2 := func(res *curve.G2Affine, t constraint.Term, value *curve.G2Affine) {
-		switch cID := t.CoeffID(); cID {
-		case constraint.CoeffIdZero:
-		case constraint.CoeffIdOne:
-			res.Add(res, value)
-		case constraint.CoeffIdMinusOne:
-			res.Sub(res, value)
-		case constraint.CoeffIdTwo:
-			res.Add(res, value).Add(res, value)
-		default:
-			var tmp curve.G2Affine
-			var vBi big.Int
-			r1cs.Coefficients[cID].BigInt(&vBi)
-			tmp.ScalarMultiplication(value, &vBi)
-			res.Add(res, &tmp)
-		}
-	}
+	accumulateG1 := accumulator[curve.G1Affine](r1cs)
+	accumulateG2 := accumulator[curve.G2Affine](r1cs)
 
 	nbInternal, nbSecret, nbPublic := r1cs.GetNbVariables()
 	nWires := nbInternal + nbSecret + nbPublic
@@ -146,6 +114,37 @@ func initPhase2(p *gmpc.Phase2, r1cs *cs.R1CS, commons *gmpc.SrsCommons, s *srs.
 	}
 	p.Challenge = nil
 	return evals
+}
+
+// affine is a G1 or G2 point in affine coordinates.
+type affine[T any] interface {
+	*T
+	Add(a, b *T) *T
+	Sub(a, b *T) *T
+	ScalarMultiplication(a *T, s *big.Int) *T
+}
+
+// accumulator returns the function that adds coefficient·value to res for a term of
+// r1cs (gnark's accumulateG1/G2).
+func accumulator[T any, P affine[T]](r1cs *cs.R1CS) func(res *T, t constraint.Term, value *T) {
+	return func(res *T, t constraint.Term, value *T) {
+		switch cID := t.CoeffID(); cID {
+		case constraint.CoeffIdZero:
+		case constraint.CoeffIdOne:
+			P(res).Add(res, value)
+		case constraint.CoeffIdMinusOne:
+			P(res).Sub(res, value)
+		case constraint.CoeffIdTwo:
+			P(res).Add(res, value)
+			P(res).Add(res, value)
+		default:
+			var tmp T
+			var vBi big.Int
+			r1cs.Coefficients[cID].BigInt(&vBi)
+			P(&tmp).ScalarMultiplication(value, &vBi)
+			P(res).Add(res, &tmp)
+		}
+	}
 }
 
 // mergeIterator walks the union of sorted slices in order (gnark's internal one).
