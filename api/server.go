@@ -48,6 +48,8 @@ type Config struct {
 	Engine     Engine
 	Blobs      artifact.Store
 	Workspaces Workspaces
+	// Ceremonies runs Groth16 phase-2 ceremonies (nil: the ceremony endpoints answer 503).
+	Ceremonies Ceremonies
 	// AdminKey enables the key management endpoints; empty disables them.
 	AdminKey string
 	Limits   Limits
@@ -69,6 +71,7 @@ type Server struct {
 	engine    Engine
 	blobs     artifact.Store
 	ws        Workspaces
+	ceremony  Ceremonies
 	adminHash string
 	limits    Limits
 	log       *slog.Logger
@@ -85,7 +88,7 @@ type Server struct {
 // New builds the server and its routes.
 func New(cfg Config) *Server {
 	s := &Server{
-		store: cfg.Store, queue: cfg.Queue, engine: cfg.Engine, blobs: cfg.Blobs, ws: cfg.Workspaces,
+		store: cfg.Store, queue: cfg.Queue, engine: cfg.Engine, blobs: cfg.Blobs, ws: cfg.Workspaces, ceremony: cfg.Ceremonies,
 		limits: cfg.Limits, log: cfg.Logger, metrics: cfg.Metrics, ready: cfg.Ready,
 		allowPrivateWebhooks: cfg.AllowPrivateWebhooks,
 	}
@@ -167,6 +170,7 @@ func (s *Server) routes() chi.Router {
 		r.Post("/models/{id}/setup", s.tenant(s.setupModel))
 		r.Post("/models/{id}/proofs", s.tenant(s.createProof))
 		r.Get("/models/{id}/verifier.sol", s.tenant(s.verifierSol))
+		s.ceremonyRoutes(r)
 
 		r.Get("/jobs", s.tenant(s.listJobs))
 		r.Get("/jobs/{id}", s.tenant(s.getJob))

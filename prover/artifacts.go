@@ -34,8 +34,77 @@ type Manifest struct {
 	ZKMLVersion string               `json:"zkml_version"`
 	ModelID     string               `json:"model_id"`
 	Files       map[string]FileEntry `json:"files"`
-	// Setup records how keys were made per system; "dev" keys are NOT for production.
+	// Setup records how keys were made per system, in words; "development" keys are NOT
+	// for production. Provenance says the same in full.
 	Setup map[string]string `json:"setup,omitempty"`
+	// Provenance records where each system's keys come from (see Provenance).
+	Provenance map[string]*Provenance `json:"provenance,omitempty"`
+}
+
+// Trust levels of a setup, from weakest to strongest.
+const (
+	// TrustDevelopment: a single-party setup whose toxic waste the party who ran it
+	// knew; that party can forge proofs.
+	TrustDevelopment = "development"
+	// TrustUniversalSRS: PLONK on the KZG SRS of a public Powers of Tau file; sound if
+	// one participant of that ceremony was honest, and reproducible by anyone.
+	TrustUniversalSRS = "universal-srs"
+	// TrustCeremony: Groth16 keys from a phase-2 ceremony on a public Powers of Tau
+	// file, sealed with a public beacon; sound if one participant of either phase was
+	// honest.
+	TrustCeremony = "ceremony"
+)
+
+// Provenance says where a system's keys come from, so that a verifier can judge them.
+type Provenance struct {
+	Trust string `json:"trust"`
+	// Ptau identifies the Powers of Tau file (universal-srs and ceremony).
+	Ptau *PtauInfo `json:"ptau,omitempty"`
+	// Contributions lists the phase-2 contributions in order (ceremony).
+	Contributions []ContributionRecord `json:"contributions,omitempty"`
+	// Beacon is the public random beacon that sealed the ceremony, hex (ceremony).
+	Beacon string `json:"beacon,omitempty"`
+}
+
+// PtauInfo identifies a Powers of Tau file.
+type PtauInfo struct {
+	// BLAKE2b is the BLAKE2b-512 of the file (what `b2sum` prints and the ceremonies
+	// publish).
+	BLAKE2b string `json:"blake2b"`
+	// Power is the file's power; DomainPower the power of the truncation used.
+	Power       int `json:"power"`
+	DomainPower int `json:"domain_power"`
+	// Contributors are the names in the file's own contribution list.
+	Contributors []string `json:"contributors,omitempty"`
+}
+
+// ContributionRecord is one entry of a phase-2 transcript.
+type ContributionRecord struct {
+	Name string `json:"name"`
+	// Hash is the SHA-256 of the phase-2 state after the contribution (the hash the
+	// contributor publishes; the next contribution's challenge).
+	Hash string    `json:"hash"`
+	Time time.Time `json:"time"`
+}
+
+// Summary is a one-line description of the provenance for people.
+func (p *Provenance) Summary() string {
+	switch {
+	case p == nil || p.Trust == TrustDevelopment:
+		return "development (single-party setup, NOT FOR PRODUCTION: whoever ran it can forge proofs)"
+	case p.Trust == TrustUniversalSRS:
+		return fmt.Sprintf("universal-srs (PLONK on the public Powers of Tau file blake2b %s, power %d)", short(p.Ptau.BLAKE2b), p.Ptau.Power)
+	case p.Trust == TrustCeremony:
+		return fmt.Sprintf("ceremony (Powers of Tau blake2b %s; %d phase-2 contribution(s); beacon %s)", short(p.Ptau.BLAKE2b), len(p.Contributions), short(p.Beacon))
+	}
+	return p.Trust
+}
+
+func short(h string) string {
+	if len(h) > 16 {
+		return h[:16] + "…"
+	}
+	return h
 }
 
 const manifestName = "manifest.json"
@@ -57,6 +126,9 @@ func readManifest(dir string) (*Manifest, error) {
 	}
 	if m.Setup == nil {
 		m.Setup = map[string]string{}
+	}
+	if m.Provenance == nil {
+		m.Provenance = map[string]*Provenance{}
 	}
 	return &m, nil
 }

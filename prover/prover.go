@@ -116,7 +116,7 @@ func Create(dir string, onnx []byte, cfg quant.Config) (*Model, error) {
 		return nil, err
 	}
 	m := &Model{Dir: dir, Graph: g, Program: p, Config: cfg, ID: id,
-		manifest: &Manifest{Version: FormatVersion, ZKMLVersion: Version, ModelID: id, Files: map[string]FileEntry{}, Setup: map[string]string{}}}
+		manifest: &Manifest{Version: FormatVersion, ZKMLVersion: Version, ModelID: id, Files: map[string]FileEntry{}, Setup: map[string]string{}, Provenance: map[string]*Provenance{}}}
 	settings, err := json.MarshalIndent(cfg, "", "  ")
 	if err != nil {
 		return nil, err
@@ -189,6 +189,8 @@ func (m *Model) Compile(sys circuits.System) (*circuits.Stats, error) {
 	// Keys made for an earlier circuit no longer match it.
 	delete(m.manifest.Files, fileName("pk", sys))
 	delete(m.manifest.Files, fileName("vk", sys))
+	delete(m.manifest.Setup, string(sys))
+	delete(m.manifest.Provenance, string(sys))
 	cache.put(m.manifest.Files[fileName("circuit", sys)].SHA256, ccs)
 	return stats, m.manifest.write(m.Dir)
 }
@@ -276,7 +278,9 @@ func (m *Model) Circuit(sys circuits.System) (constraint.ConstraintSystem, error
 	return v.(constraint.ConstraintSystem), nil
 }
 
-// Setup generates proving and verifying keys for sys (dev setup, see package doc).
+// Setup generates proving and verifying keys for sys with the development setup (see
+// the package doc and DevSetupWarning). Production keys come from SetupUniversal
+// (PLONK) or a ceremony (Groth16, see CeremonyInit).
 func (m *Model) Setup(sys circuits.System) error {
 	ccs, err := m.Circuit(sys)
 	if err != nil {
@@ -286,6 +290,11 @@ func (m *Model) Setup(sys circuits.System) error {
 	if err != nil {
 		return err
 	}
+	return m.storeKeys(sys, pk, vk, &Provenance{Trust: TrustDevelopment})
+}
+
+// storeKeys writes sys's keys and records where they come from.
+func (m *Model) storeKeys(sys circuits.System, pk, vk writerTo, prov *Provenance) error {
 	var pkb, vkb bytes.Buffer
 	if _, err := pk.WriteTo(&pkb); err != nil {
 		return err
@@ -301,10 +310,22 @@ func (m *Model) Setup(sys circuits.System) error {
 	if err := m.manifest.putFile(m.Dir, fileName("vk", sys), vkb.Bytes()); err != nil {
 		return err
 	}
-	m.manifest.Setup[string(sys)] = "dev (NOT FOR PRODUCTION)"
+	m.manifest.Setup[string(sys)] = prov.Summary()
+	m.manifest.Provenance[string(sys)] = prov
 	cache.put(m.manifest.Files[fileName("pk", sys)].SHA256, pk)
 	cache.put(m.manifest.Files[fileName("vk", sys)].SHA256, vk)
 	return m.manifest.write(m.Dir)
+}
+
+// Provenance says where sys's keys come from. Keys made before provenance was recorded
+// (and any without a record) are development keys.
+func (m *Model) Provenance(sys circuits.System) *Provenance {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if p, ok := m.manifest.Provenance[string(sys)]; ok {
+		return p
+	}
+	return &Provenance{Trust: TrustDevelopment}
 }
 
 // SetupKeys runs the development setup for sys (see the package doc: NOT for

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # test.sh runs every test: it first makes sure the services and tools the full suite
 # needs are there (PostgreSQL on 127.0.0.1:5432, the pinned solc-js from
-# contracts/package.json), then runs gofmt, go vet, staticcheck (pinned in go.mod's
+# contracts/package.json, and snarkjs from
+# srs/testdata/snarkjs/package.json, which makes the Powers of Tau files the srs tests read),
+# then runs gofmt, go vet, staticcheck (pinned in go.mod's
 # tool block) and `go test ./...`.
 # Extra arguments go to `go test` (e.g. scripts/test.sh -run TestX ./prover/).
 set -euo pipefail
@@ -14,6 +16,9 @@ ZKML_SOLC="$(scripts/ensure-solc.sh)"
 export ZKML_SOLC
 echo "== ensure the TypeScript client's npm dependencies"
 scripts/ensure-ts-client.sh
+echo "== ensure snarkjs"
+ZKML_SNARKJS="$(scripts/ensure-snarkjs.sh)"
+export ZKML_SNARKJS
 export ZKML_TEST_DATABASE_URL="${ZKML_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}"
 
 echo "== go vet"

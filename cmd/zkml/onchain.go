@@ -56,6 +56,7 @@ func exportVerifierCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			printTrust(cmd.OutOrStdout(), cmd.ErrOrStderr(), m, sys)
 			if out == "" {
 				out = filepath.Join(dir, "contracts-"+string(sys))
 			}

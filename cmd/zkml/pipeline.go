@@ -290,10 +290,10 @@ integer reference first, so values out of the fixed-point range are reported now
 }
 
 func setupCmd() *cobra.Command {
-	var dir, systems string
+	var dir, systems, srsPath, srsCacheFlag string
 	cmd := &cobra.Command{
 		Use:   "setup",
-		Short: "Generate proving and verifying keys (development setup, NOT for production)",
+		Short: "Generate proving and verifying keys (development setup; --srs FILE.ptau: PLONK on a public SRS)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			syss, err := parseSystems(systems)
@@ -303,6 +303,9 @@ func setupCmd() *cobra.Command {
 			m, err := prover.Open(dir)
 			if err != nil {
 				return err
+			}
+			if srsPath != "" {
+				return setupUniversal(cmd, m, syss, srsPath, srsCacheFlag)
 			}
 			fmt.Fprintln(cmd.ErrOrStderr(), "WARNING:", prover.DevSetupWarning)
 			for _, sys := range syss {
@@ -320,6 +323,8 @@ func setupCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&dir, "dir", "d", "", "model directory (from compile)")
 	cmd.Flags().StringVar(&systems, "system", "groth16", "proving systems: groth16, plonk, or all")
+	cmd.Flags().StringVar(&srsPath, "srs", "", "Powers of Tau file (snarkjs .ptau, BN254): PLONK keys on its public SRS, reproducible by anyone")
+	addSRSCacheFlag(cmd, &srsCacheFlag)
 	_ = cmd.MarkFlagRequired("dir")
 	return cmd
 }
@@ -415,6 +420,7 @@ func verifyCmd() *cobra.Command {
 			if m.Program.ParamVis == quant.Private {
 				fmt.Fprintln(cmd.OutOrStdout(), "note: the params are private: the proof does not bind the weights, only the architecture")
 			}
+			printTrust(cmd.OutOrStdout(), cmd.ErrOrStderr(), m, sys)
 			if onEVM {
 				return verifyOnEVM(cmd, m, sys, proof, pub, solc)
 			}

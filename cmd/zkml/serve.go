@@ -61,6 +61,12 @@ func (f *serviceFlags) config(cmd *cobra.Command) (service.Config, error) {
 		return cfg, err
 	}
 	e := &engine.Engine{Device: dev, Limits: limits}
+	if e.SetupPolicy, err = setupPolicyFromEnv(); err != nil {
+		return cfg, err
+	}
+	if e.SetupPolicy.Ptau != "" {
+		cfg.Ceremonies = &service.Ceremonies{Ptau: e.SetupPolicy.Ptau, SRSCache: e.SetupPolicy.SRSCache}
+	}
 	if !f.inProcessProve {
 		// Each compile, setup and proof runs in a child zkml process, so a job's
 		// timeout or cancellation kills it and frees the worker, and a crash (out of

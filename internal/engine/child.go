@@ -53,6 +53,11 @@ type ChildArgs struct {
 	// MaxConstraints and MaxMemory are the budget a compile or an estimate checks (0:
 	// none): the engine's Limits, passed on.
 	MaxConstraints, MaxMemory int64
+	// Ptau, SRSCache and RequireTrusted are the engine's SetupPolicy, passed on: a
+	// setup child makes PLONK keys on the public SRS, and refuses development keys
+	// where the service requires trusted setups.
+	Ptau, SRSCache string
+	RequireTrusted bool
 }
 
 // RegisterFlags defines the child's command-line flags on fs, bound to a; Flags
@@ -70,6 +75,9 @@ func (a *ChildArgs) RegisterFlags(fs *pflag.FlagSet) {
 	fs.Int64Var(&a.MemoryLimit, "memory-limit", 0, "memory limit in bytes (0: none)")
 	fs.Int64Var(&a.MaxConstraints, "max-constraints", 0, "constraint budget of a compile (0: none)")
 	fs.Int64Var(&a.MaxMemory, "max-memory", 0, "estimated-memory budget of a compile in bytes (0: none)")
+	fs.StringVar(&a.Ptau, "ptau", "", "setup: a public .ptau file for PLONK keys")
+	fs.StringVar(&a.SRSCache, "srs-cache", "", "setup: where checked SRS imports are cached")
+	fs.BoolVar(&a.RequireTrusted, "require-trusted", false, "setup: refuse development keys")
 }
 
 // Flags renders a as the child's command-line flags.
@@ -86,6 +94,11 @@ func (a ChildArgs) Flags() []string {
 	add("settings", a.Settings)
 	add("device", a.Device)
 	add("tmp", a.TmpDir)
+	add("ptau", a.Ptau)
+	add("srs-cache", a.SRSCache)
+	if a.RequireTrusted {
+		f = append(f, "--require-trusted")
+	}
 	if a.MemoryLimit > 0 {
 		f = append(f, "--memory-limit", strconv.FormatInt(a.MemoryLimit, 10))
 	}
@@ -136,7 +149,8 @@ func RunChild(ctx context.Context, a ChildArgs, stdin io.Reader) error {
 	}
 	var res childResult
 	err := func() error {
-		e := &Engine{Limits: bench.Limits{MaxConstraints: a.MaxConstraints, MaxMemoryBytes: a.MaxMemory}}
+		e := &Engine{Limits: bench.Limits{MaxConstraints: a.MaxConstraints, MaxMemoryBytes: a.MaxMemory},
+			SetupPolicy: prover.SetupPolicy{Ptau: a.Ptau, SRSCache: a.SRSCache, RequireTrusted: a.RequireTrusted}}
 		switch a.Op {
 		case OpCompile, OpEstimate:
 			onnx, err := os.ReadFile(a.ONNX)
@@ -234,6 +248,7 @@ func (e *Engine) runChild(ctx context.Context, a ChildArgs, files map[string][]b
 	if a.MaxConstraints == 0 && a.MaxMemory == 0 {
 		a.MaxConstraints, a.MaxMemory = e.Limits.MaxConstraints, e.Limits.MaxMemoryBytes
 	}
+	a.Ptau, a.SRSCache, a.RequireTrusted = e.SetupPolicy.Ptau, e.SetupPolicy.SRSCache, e.SetupPolicy.RequireTrusted
 	args := append(append([]string{}, e.ChildCommand[1:]...), a.Flags()...)
 	cmd := exec.CommandContext(ctx, e.ChildCommand[0], args...)
 	stderr := &tailBuffer{max: 8 << 10}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/zkml/zkml/api"
 	"github.com/zkml/zkml/internal/bench"
+	"github.com/zkml/zkml/prover"
 )
 
 // TestMain lets the test binary act as the engine's child process (ZKML_ENGINE_CHILD=1,
@@ -248,5 +249,21 @@ func waitChild(t *testing.T, pidfile string, abort func()) (pid int, tmp string)
 			abort()
 			t.Fatal("child did not start")
 		}
+	}
+}
+
+// TestChildSetupPolicy: a setup run in a child process obeys the engine's SetupPolicy
+// (the child used to build a policy-less engine, so ZKML_REQUIRE_TRUSTED_SETUP and
+// ZKML_PTAU were ignored by the service's setup jobs).
+func TestChildSetupPolicy(t *testing.T) {
+	ctx := context.Background()
+	e := &Engine{ChildCommand: selfChild(t), SetupPolicy: prover.SetupPolicy{RequireTrusted: true}}
+	dir := t.TempDir()
+	if _, err := e.Compile(ctx, dir, bench.Elementwise("Relu", 4), nil); err != nil {
+		t.Fatal(err)
+	}
+	err := e.Setup(ctx, dir, "groth16")
+	if err == nil || !strings.Contains(err.Error(), "trusted setups are required") {
+		t.Fatalf("development setup in a child under RequireTrusted: %v", err)
 	}
 }

@@ -37,6 +37,9 @@ type Engine struct {
 	// Limits is the budget a model must fit (zero fields: unlimited); its memory
 	// limit is also imposed on every child process.
 	Limits bench.Limits
+	// SetupPolicy: PLONK keys on a public SRS, and whether development setups (and
+	// verifiers for development keys) are refused (ZKML_PTAU, ZKML_REQUIRE_TRUSTED_SETUP).
+	SetupPolicy prover.SetupPolicy
 }
 
 var _ api.Engine = (*Engine)(nil)
@@ -50,6 +53,8 @@ func classify(err error) error {
 		return fmt.Errorf("%w: %v", api.ErrInvalidModel, err)
 	case errors.Is(err, model.ErrBadInput), errors.Is(err, quant.ErrOutOfRange):
 		return fmt.Errorf("%w: %v", api.ErrInvalidInput, err)
+	case errors.Is(err, prover.ErrUntrustedSetup):
+		return fmt.Errorf("%w: %v", api.ErrInvalidSettings, err)
 	}
 	return err
 }
@@ -220,7 +225,7 @@ func (e *Engine) Setup(ctx context.Context, dir string, system string) error {
 	if err != nil {
 		return err
 	}
-	return m.Setup(sys)
+	return classify(m.SetupWith(sys, e.SetupPolicy))
 }
 
 // Prove implements api.Engine.
@@ -350,6 +355,9 @@ func (e *Engine) SolidityVerifier(ctx context.Context, dir string, system string
 	if err != nil {
 		return nil, err
 	}
+	if err := m.CheckTrusted(sys, e.SetupPolicy); err != nil {
+		return nil, classify(err)
+	}
 	vkb, err := m.VerifyingKeyBytes(sys)
 	if err != nil {
 		return nil, err
@@ -363,6 +371,9 @@ func (e *Engine) SolidityVerifier(ctx context.Context, dir string, system string
 		return nil, err
 	}
 	var buf bytes.Buffer
+	if m.Provenance(sys).Trust == prover.TrustDevelopment {
+		buf.WriteString(prover.DevVerifierBanner)
+	}
 	if err := verifier.ExportSolidity(&buf, vk, opts...); err != nil {
 		return nil, err
 	}

@@ -71,6 +71,8 @@ type Config struct {
 
 	// Engine runs the pipeline (required for Serve and Work).
 	Engine api.Engine
+	// Ceremonies runs Groth16 phase-2 ceremonies (nil: none; see Ceremonies).
+	Ceremonies api.Ceremonies
 	// Logger defaults to a JSON slog logger on stderr.
 	Logger *slog.Logger
 	// Registry receives metrics; default a fresh registry with Go and process collectors.

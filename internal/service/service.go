@@ -80,7 +80,7 @@ func Open(ctx context.Context, cfg Config, worker bool) (*App, error) {
 		Store: a.Store, Queue: a.Processor, Engine: cfg.Engine, Blobs: blobs, Workspaces: a.Processor.Workspaces,
 		AdminKey: cfg.AdminKey, Limits: cfg.Limits, Logger: cfg.Logger, Registry: cfg.Registry,
 		Metrics: promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}), Ready: a.ready,
-		AllowPrivateWebhooks: cfg.WebhookAllowPrivate,
+		AllowPrivateWebhooks: cfg.WebhookAllowPrivate, Ceremonies: cfg.Ceremonies,
 	})
 	return a, nil
 }
