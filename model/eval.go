@@ -760,6 +760,9 @@ func (g *Graph) fold() error {
 		if err := checkArity(n, in); err != nil {
 			return err
 		}
+		if n.Op == "PRelu" {
+			g.perChannelSlope(n, in)
+		}
 		if pos, ok := constParams[n.Op]; ok && !allConst {
 			for _, i := range pos {
 				if i < len(n.Inputs) && n.Inputs[i] != "" && g.Consts[n.Inputs[i]] == nil {
@@ -822,6 +825,35 @@ func (g *Graph) fold() error {
 		g.Outputs[i].Shape = s
 	}
 	return nil
+}
+
+// perChannelSlope rewrites PRelu's constant slope of shape [C] on an [N, C, ...] input to
+// shape [C, 1, ...], the per-channel slope it meant before opset 7 (and what exporters
+// still write): opsets 1-6 apply a 1-D slope per channel, while numpy broadcasting (opset
+// 7 on) would align it with the last axis. From opset 7 on, the rewrite applies only when
+// numpy broadcasting fails, so a model that is valid under the newer rule keeps its
+// meaning. in holds the node's inputs; in[1] is updated.
+func (g *Graph) perChannelSlope(n *Node, in []*Tensor) {
+	if len(in) < 2 || in[0] == nil || in[1] == nil || g.Consts[n.Inputs[1]] == nil {
+		return
+	}
+	x, s := in[0].Shape, in[1]
+	if len(x) < 3 || len(s.Shape) != 1 || s.Shape[0] != x[1] || s.Shape[0] == 1 {
+		return
+	}
+	if _, err := broadcastShape(s.Shape, x); err == nil && g.Opset >= 7 {
+		return
+	}
+	shape := make([]int, len(x)-1)
+	for i := range shape {
+		shape[i] = 1
+	}
+	shape[0] = s.Shape[0]
+	name := n.Inputs[1] + "/per_channel"
+	g.Consts[name] = &Tensor{Shape: shape, Data: s.Data, DType: s.DType}
+	g.Shapes[name] = shape
+	n.Inputs = append([]string{n.Inputs[0], name}, n.Inputs[2:]...)
+	in[1] = g.Consts[name]
 }
 
 // Eval runs the float64 reference evaluator and returns the graph outputs.

@@ -92,6 +92,12 @@ var opCases = []opCase{
 	{name: "Split", nodes: []*onnx.NodeProto{node("Split", []string{"x0"}, []string{"a", "b"}, intAttr("axis", 1), intsAttr("split", 1, 3))}, ins: [][]int64{{2, 4}}, outs: []string{"a", "b"}},
 	{name: "Expand", nodes: []*onnx.NodeProto{node("Expand", []string{"x0", "s"}, []string{"y"})}, ins: [][]int64{{3, 1}},
 		inits: []*onnx.TensorProto{int64Init("s", []int64{3}, 2, 3, 4)}},
+	{name: "PRelu per-channel slope [C] (exporters' form)", opset: 13, nodes: []*onnx.NodeProto{node("PRelu", []string{"x0", "s"}, []string{"y"})}, ins: [][]int64{{2, 3, 4, 5}},
+		inits: []*onnx.TensorProto{floatInit("s", []int64{3}, 0.25, -0.5, 2)}},
+	{name: "Pad reflect", opset: 13, nodes: []*onnx.NodeProto{node("Pad", []string{"x0", "p"}, []string{"y"}, stringAttr("mode", "reflect"))}, ins: [][]int64{{1, 2, 4, 5}},
+		inits: []*onnx.TensorProto{int64Init("p", []int64{8}, 0, 0, 2, 1, 0, 0, 1, 3)}},
+	{name: "Pad edge", opset: 13, nodes: []*onnx.NodeProto{node("Pad", []string{"x0", "p"}, []string{"y"}, stringAttr("mode", "edge"))}, ins: [][]int64{{1, 2, 5}},
+		inits: []*onnx.TensorProto{int64Init("p", []int64{6}, 0, 0, 3, 0, 0, 2)}},
 }
 
 // TestOpsMatchFloat compares the integer program of every lowered op with the float
