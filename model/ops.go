@@ -62,6 +62,7 @@ func init() {
 	} {
 		unaryFloat[op] = f
 	}
+	binaryFloat["Pow"] = math.Pow
 	binaryFloat["PRelu"] = func(x, slope float64) float64 {
 		if x < 0 {
 			return slope * x

@@ -1,6 +1,7 @@
 package quant
 
 import (
+	"errors"
 	"math"
 	"math/rand"
 	"strings"
@@ -94,6 +95,23 @@ var opCases = []opCase{
 		inits: []*onnx.TensorProto{int64Init("s", []int64{3}, 2, 3, 4)}},
 	{name: "PRelu per-channel slope [C] (exporters' form)", opset: 13, nodes: []*onnx.NodeProto{node("PRelu", []string{"x0", "s"}, []string{"y"})}, ins: [][]int64{{2, 3, 4, 5}},
 		inits: []*onnx.TensorProto{floatInit("s", []int64{3}, 0.25, -0.5, 2)}},
+	{name: "Conv 3-D (NCDHW)", opset: 13, nodes: []*onnx.NodeProto{node("Conv", []string{"x0", "w", "b"}, []string{"y"}, intsAttr("kernel_shape", 2, 3, 2),
+		intsAttr("strides", 1, 2, 1), intsAttr("pads", 1, 0, 1, 0, 1, 0), intsAttr("dilations", 2, 1, 1))}, ins: [][]int64{{1, 2, 4, 5, 4}},
+		inits: []*onnx.TensorProto{floatInit("w", []int64{3, 2, 2, 3, 2}, randFloats(rand.New(rand.NewSource(3)), 72, 0.3)...), floatInit("b", []int64{3}, 0.1, -0.2, 0.3)}},
+	{name: "MaxPool 3-D (NCDHW)", opset: 13, nodes: unary("MaxPool", intsAttr("kernel_shape", 2, 2, 3), intsAttr("strides", 2, 1, 2), intsAttr("pads", 1, 0, 1, 0, 1, 1)),
+		ins: [][]int64{{1, 2, 4, 5, 6}}},
+	{name: "AveragePool 3-D (NCDHW)", opset: 13, nodes: unary("AveragePool", intsAttr("kernel_shape", 3, 2, 2), intsAttr("strides", 1, 2, 2), intsAttr("pads", 1, 1, 0, 1, 0, 1), intAttr("count_include_pad", 1)),
+		ins: [][]int64{{1, 2, 4, 5, 6}}},
+	{name: "Pow 2", opset: 13, nodes: []*onnx.NodeProto{node("Pow", []string{"x0", "e"}, []string{"y"})}, ins: [][]int64{{3, 4}},
+		inits: []*onnx.TensorProto{floatInit("e", nil, 2)}},
+	{name: "Pow 3", opset: 13, nodes: []*onnx.NodeProto{node("Pow", []string{"x0", "e"}, []string{"y"})}, ins: [][]int64{{3, 4}},
+		inits: []*onnx.TensorProto{floatInit("e", []int64{1}, 3)}},
+	{name: "Pow 7", opset: 13, nodes: []*onnx.NodeProto{node("Pow", []string{"x0", "e"}, []string{"y"})}, ins: [][]int64{{3, 4}}, sd: 0.8,
+		inits: []*onnx.TensorProto{floatInit("e", nil, 7)}},
+	{name: "Pow 0.5", opset: 13, nodes: []*onnx.NodeProto{node("Abs", []string{"x0"}, []string{"a"}), node("Pow", []string{"a", "e"}, []string{"y"})}, ins: [][]int64{{3, 4}},
+		inits: []*onnx.TensorProto{floatInit("e", nil, 0.5)}},
+	{name: "Pow per-element exponents, broadcast", opset: 13, nodes: []*onnx.NodeProto{node("Pow", []string{"x0", "e"}, []string{"y"})}, ins: [][]int64{{2, 1}},
+		inits: []*onnx.TensorProto{floatInit("e", []int64{4}, 1, 2, 3, 2)}},
 	{name: "Pad reflect", opset: 13, nodes: []*onnx.NodeProto{node("Pad", []string{"x0", "p"}, []string{"y"}, stringAttr("mode", "reflect"))}, ins: [][]int64{{1, 2, 4, 5}},
 		inits: []*onnx.TensorProto{int64Init("p", []int64{8}, 0, 0, 2, 1, 0, 0, 1, 3)}},
 	{name: "Pad edge", opset: 13, nodes: []*onnx.NodeProto{node("Pad", []string{"x0", "p"}, []string{"y"}, stringAttr("mode", "edge"))}, ins: [][]int64{{1, 2, 5}},
@@ -174,6 +192,30 @@ func TestOutOfRange(t *testing.T) {
 			}
 			_, _, err = evalBoth(t, g, p, in)
 			wantOutOfRange(t, err, tc.layer)
+		})
+	}
+}
+
+// TestPowRefused checks that Pow exponents without a lowering are refused naming the
+// operator, the node and the exponent.
+func TestPowRefused(t *testing.T) {
+	cases := []struct {
+		name  string
+		c     opCase
+		cause string
+	}{
+		{"runtime exponent", opCase{nodes: []*onnx.NodeProto{node("Pow", []string{"x0", "x1"}, []string{"y"})}, ins: [][]int64{{3}, {3}}}, "runtime"},
+		{"negative exponent", opCase{nodes: []*onnx.NodeProto{node("Pow", []string{"x0", "e"}, []string{"y"})}, ins: [][]int64{{3}},
+			inits: []*onnx.TensorProto{floatInit("e", nil, -1)}}, "exponent -1"},
+		{"real exponent", opCase{nodes: []*onnx.NodeProto{node("Pow", []string{"x0", "e"}, []string{"y"})}, ins: [][]int64{{3}},
+			inits: []*onnx.TensorProto{floatInit("e", []int64{3}, 2, 1.5, 3)}}, "exponent 1.5"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Lower(load(t, 13, tc.c.graph()), testConfig())
+			if !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), `Pow node "Pow_0"`) || !strings.Contains(err.Error(), tc.cause) {
+				t.Fatalf("got %v, want an unsupported error naming Pow_0 and %q", err, tc.cause)
+			}
 		})
 	}
 }
