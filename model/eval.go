@@ -749,7 +749,7 @@ func (g *Graph) fold() error {
 				}
 			}
 		}
-		if IsMovement(n.Op) && !allConst {
+		if IsMovement(n.Op) && !allConst && !IsRowLookup(n, g.Consts) {
 			// Parameters (shape, indices, pads...) must be constants so that shapes are
 			// static: plan with the constants alone, runtime inputs as nil.
 			shapes, consts := make([][]int, len(in)), make([]*Tensor, len(in))
@@ -804,6 +804,13 @@ func (g *Graph) fold() error {
 		g.Outputs[i].Shape = s
 	}
 	return nil
+}
+
+// IsRowLookup reports whether n is a Gather of rows of a constant tensor by runtime
+// indices (an embedding lookup): not a data movement, since which rows it reads depends
+// on the input. consts holds the graph's constants by name.
+func IsRowLookup(n *Node, consts map[string]*Tensor) bool {
+	return n.Op == "Gather" && len(n.Inputs) == 2 && consts[n.Inputs[0]] != nil && consts[n.Inputs[1]] == nil
 }
 
 // perChannelSlope rewrites PRelu's constant slope of shape [C] on an [N, C, ...] input to

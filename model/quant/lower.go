@@ -239,6 +239,10 @@ func (lw *lowering) node(n *model.Node) error {
 		return lw.split(n)
 	case "Pow":
 		return lw.pow(n)
+	case "Gather":
+		if model.IsRowLookup(n, lw.g.Consts) {
+			return lw.gatherRows(n)
+		}
 	}
 	if ok, err := lw.activation(n); ok {
 		return err
