@@ -27,6 +27,8 @@ var paramInputs = map[string][]int{
 	"Unsqueeze":      {1},
 	"Clip":           {1, 2},
 	"Expand":         {1},
+	// Exponents are constants in exported models (x ** 2, torch.sqrt as x ** 0.5).
+	"Pow": {1},
 	// Weights, biases and normalization statistics are model constants.
 	"BatchNormalization":    {1, 2, 3, 4},
 	"InstanceNormalization": {1, 2},
