@@ -40,7 +40,7 @@ func Lower(g *model.Graph, cfg Config) (*Program, error) {
 	p := &Program{Config: cfg}
 	// Fold BatchNormalization into the Conv/Gemm before it: one rescale instead of two,
 	// and the normalization costs nothing.
-	g = model.ExpandInstanceNorm(model.FoldBatchNorm(g))
+	g = model.ExpandLayerNorm(model.ExpandInstanceNorm(model.FoldBatchNorm(g)))
 	lw := &lowering{g: g, p: p, ids: map[string]int{}, consts: map[string]int{}, tables: map[string]*Table{},
 		qviews: map[string]*qview{}, ints: map[int][2]int64{}, skip: map[*model.Node]bool{},
 		chains: map[*model.Node]*chain{}, inputQ: map[string]*model.Node{}}
