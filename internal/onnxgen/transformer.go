@@ -30,9 +30,9 @@ type TransformerModel struct {
 	Attention []string
 }
 
-// maskValue is the additive mask's "minus infinity": exp(-30) is below every
-// fixed-point step, and -30 stays small enough to quantize at any scale.
-const maskValue = -30
+// maskValue is the masks' "minus infinity": float32's lowest value, as current
+// exporters write it (the lowering bounds it, see model.BoundSoftmaxMasks).
+const maskValue = -math.MaxFloat32
 
 // Build writes the transformer called name, weights seeded by the name.
 func (t Transformer) Build(name string) (*TransformerModel, error) {

@@ -41,6 +41,9 @@ func Lower(g *model.Graph, cfg Config) (*Program, error) {
 	// Fold BatchNormalization into the Conv/Gemm before it: one rescale instead of two,
 	// and the normalization costs nothing.
 	g = model.ExpandLayerNorm(model.ExpandInstanceNorm(model.FoldBatchNorm(g)))
+	// Attention masks' "minus infinity" (-1e9, float32's lowest) as a value Softmax
+	// still maps to exactly 0 and the fixed-point range holds.
+	g = model.BoundSoftmaxMasks(g, math.Min(1e4, math.Ldexp(1, cfg.Bits-3-cfg.Scale)))
 	lw := &lowering{g: g, p: p, ids: map[string]int{}, consts: map[string]int{}, tables: map[string]*Table{},
 		qviews: map[string]*qview{}, ints: map[int][2]int64{}, skip: map[*model.Node]bool{},
 		chains: map[*model.Node]*chain{}, inputQ: map[string]*model.Node{}}
