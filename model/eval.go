@@ -776,7 +776,7 @@ func (g *Graph) fold() error {
 		if allConst && n.Op == "DequantizeLinear" {
 			g.Dequantized[n.Outputs[0]] = &Dequant{Node: n, Int: in[0], Scale: in[1], Zero: optional(in, 2)}
 		}
-		if allConst || n.Op == "Shape" {
+		if allConst || n.Op == "Shape" || n.Op == "Size" {
 			for i, o := range n.Outputs[:len(out)] {
 				if o != "" {
 					g.Consts[o] = out[i]

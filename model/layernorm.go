@@ -75,17 +75,11 @@ func ExpandLayerNorm(g *Graph) *Graph {
 	return expandNodes(g, "LayerNormalization", func(out *Graph, n *Node, name func(string) string) {
 		rank := len(g.Shapes[n.Inputs[0]])
 		axis, _ := layerNormAxis(n, rank) // checked by the float reference at load
-		var axes []int64
+		var axes []int
 		for a := axis; a < rank; a++ {
-			axes = append(axes, int64(a))
+			axes = append(axes, a)
 		}
-		mean := func(in, o string) *Node {
-			if g.Opset < 18 {
-				return &Node{Op: "ReduceMean", Inputs: []string{in}, Outputs: []string{o}, Attrs: Attrs{"axes": {Kind: AttrInts, Ints: axes}}}
-			}
-			out.Consts[name("axes")] = &Tensor{Shape: []int{len(axes)}, Data: floats(axes)}
-			return &Node{Op: "ReduceMean", Inputs: []string{in, name("axes")}, Outputs: []string{o}, Attrs: Attrs{}}
-		}
+		mean := lastAxisMean(g.Opset, out, name, axes...)
 		bias := ""
 		if len(n.Inputs) > 2 {
 			bias = n.Inputs[2]
@@ -94,6 +88,7 @@ func ExpandLayerNorm(g *Graph) *Graph {
 	})
 }
 
+// floats converts integers to a float tensor's data.
 func floats(v []int64) []float64 {
 	out := make([]float64, len(v))
 	for i, x := range v {

@@ -24,6 +24,17 @@ func init() {
 			return gamma * x
 		},
 		"Softsign": func(x float64, _ Attrs) float64 { return x / (1 + math.Abs(x)) },
+		"Mish": func(x float64, _ Attrs) float64 {
+			sp := math.Log1p(math.Exp(x))
+			if math.IsInf(sp, 1) {
+				sp = x
+			}
+			return x * math.Tanh(sp)
+		},
+		"Celu": func(x float64, a Attrs) float64 {
+			alpha := a.Float("alpha", 1)
+			return math.Max(0, x) + math.Min(0, alpha*(math.Exp(x/alpha)-1))
+		},
 		"Gelu": func(x float64, a Attrs) float64 {
 			if a.String("approximate", "none") == "tanh" {
 				return 0.5 * x * (1 + math.Tanh(math.Sqrt(2/math.Pi)*(x+0.044715*x*x*x)))
@@ -315,14 +326,19 @@ func evalReduce(n *Node, in []*Tensor, opset int64) ([]*Tensor, error) {
 				acc = math.Max(acc, x[i])
 			case "ReduceMin":
 				acc = math.Min(acc, x[i])
-			case "ReduceSumSquare":
+			case "ReduceSumSquare", "ReduceL2":
 				acc += x[i] * x[i]
+			case "ReduceL1":
+				acc += math.Abs(x[i])
 			default:
 				acc += x[i]
 			}
 		}
-		if n.Op == "ReduceMean" {
+		switch n.Op {
+		case "ReduceMean":
 			acc /= float64(len(g))
+		case "ReduceL2":
+			acc = math.Sqrt(acc)
 		}
 		out.Data[o] = acc
 	}

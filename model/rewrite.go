@@ -235,7 +235,8 @@ func expandNodes(g *Graph, op string, expand func(out *Graph, n *Node, name func
 
 // normalize appends y = (x - m) / Sqrt(v + epsilon) * scale + bias for node n (x its
 // first input, y its first output), m = mean(x) and v = mean((x - m)^2) over the axes
-// that mean(in, out) averages; bias "" adds nothing.
+// that mean(in, out) averages; bias "" adds nothing, scale "" (with bias "")
+// multiplies by nothing.
 func normalize(out *Graph, n *Node, name func(string) string, mean func(in, out string) *Node, scale, bias string) {
 	x, y := n.Inputs[0], n.Outputs[0]
 	out.Consts[name("epsilon")] = &Tensor{Shape: []int{1}, Data: []float64{float64(float32(n.Attrs.Float("epsilon", 1e-5)))}}
@@ -255,6 +256,11 @@ func normalize(out *Graph, n *Node, name func(string) string, mean func(in, out 
 		{"Add", []string{name("scaled"), bias}, ""},
 	}
 	if bias == "" {
+		steps = steps[:len(steps)-1]
+		steps[len(steps)-1].out = ""
+	}
+	if scale == "" {
+		// No scale (and then no bias): the normalized value is the output.
 		steps = steps[:len(steps)-1]
 		steps[len(steps)-1].out = ""
 	}

@@ -104,6 +104,45 @@ var genCases = []genCase{
 	{"test_matmul_runtime_batched", 13, func(*onnxgen.Builder) (*onnx.NodeProto, []*onnx.ValueInfoProto) {
 		return op("MatMul", []string{"a", "b"}), []*onnx.ValueInfoProto{in("a", 2, 3, 4), in("b", 2, 4, 5)}
 	}, nil},
+	{"test_mish", 18, func(*onnxgen.Builder) (*onnx.NodeProto, []*onnx.ValueInfoProto) {
+		return op("Mish", []string{"x"}), []*onnx.ValueInfoProto{in("x", 3, 4)}
+	}, nil},
+	{"test_celu_alpha", 12, func(*onnxgen.Builder) (*onnx.NodeProto, []*onnx.ValueInfoProto) {
+		return op("Celu", []string{"x"}, onnxgen.Float("alpha", 2)), []*onnx.ValueInfoProto{in("x", 3, 4)}
+	}, nil},
+	{"test_tile", 13, func(b *onnxgen.Builder) (*onnx.NodeProto, []*onnx.ValueInfoProto) {
+		return op("Tile", []string{"x", b.Int64s("repeats", []int64{3}, 2, 1, 3)}), []*onnx.ValueInfoProto{in("x", 2, 3, 2)}
+	}, nil},
+	{"test_trilu_lower_k", 14, func(b *onnxgen.Builder) (*onnx.NodeProto, []*onnx.ValueInfoProto) {
+		return op("Trilu", []string{"x", b.Int64s("k", nil, -1)}, onnxgen.Int("upper", 0)), []*onnx.ValueInfoProto{in("x", 2, 4, 5)}
+	}, nil},
+	{"test_trilu_upper", 14, func(*onnxgen.Builder) (*onnx.NodeProto, []*onnx.ValueInfoProto) {
+		return op("Trilu", []string{"x"}), []*onnx.ValueInfoProto{in("x", 5, 4)}
+	}, nil},
+	{"test_depthtospace_crd", 13, func(*onnxgen.Builder) (*onnx.NodeProto, []*onnx.ValueInfoProto) {
+		return op("DepthToSpace", []string{"x"}, onnxgen.Int("blocksize", 2), str("mode", "CRD")), []*onnx.ValueInfoProto{in("x", 1, 8, 2, 3)}
+	}, nil},
+	{"test_depthtospace_dcr", 13, func(*onnxgen.Builder) (*onnx.NodeProto, []*onnx.ValueInfoProto) {
+		return op("DepthToSpace", []string{"x"}, onnxgen.Int("blocksize", 2)), []*onnx.ValueInfoProto{in("x", 1, 8, 2, 3)}
+	}, nil},
+	{"test_spacetodepth", 13, func(*onnxgen.Builder) (*onnx.NodeProto, []*onnx.ValueInfoProto) {
+		return op("SpaceToDepth", []string{"x"}, onnxgen.Int("blocksize", 2)), []*onnx.ValueInfoProto{in("x", 1, 2, 4, 6)}
+	}, nil},
+	{"test_group_normalization_per_group", 18, func(b *onnxgen.Builder) (*onnx.NodeProto, []*onnx.ValueInfoProto) {
+		return op("GroupNormalization", []string{"x", b.Uniform("scale", 0.5, 1.5, 2), b.Init("bias", 0.5, 2)}, onnxgen.Int("num_groups", 2)), []*onnx.ValueInfoProto{in("x", 2, 4, 3, 3)}
+	}, nil},
+	{"test_group_normalization_per_channel", 21, func(b *onnxgen.Builder) (*onnx.NodeProto, []*onnx.ValueInfoProto) {
+		return op("GroupNormalization", []string{"x", b.Uniform("scale", 0.5, 1.5, 6), b.Init("bias", 0.5, 6)}, onnxgen.Int("num_groups", 3)), []*onnx.ValueInfoProto{in("x", 1, 6, 5)}
+	}, nil},
+	{"test_mvn", 13, func(*onnxgen.Builder) (*onnx.NodeProto, []*onnx.ValueInfoProto) {
+		return op("MeanVarianceNormalization", []string{"x"}), []*onnx.ValueInfoProto{in("x", 2, 3, 2, 4)}
+	}, nil},
+	{"test_reduce_l1_keepdims", 13, func(*onnxgen.Builder) (*onnx.NodeProto, []*onnx.ValueInfoProto) {
+		return op("ReduceL1", []string{"x"}, onnxgen.Ints("axes", 1)), []*onnx.ValueInfoProto{in("x", 3, 4, 2)}
+	}, nil},
+	{"test_reduce_l2_axes_input", 18, func(b *onnxgen.Builder) (*onnx.NodeProto, []*onnx.ValueInfoProto) {
+		return op("ReduceL2", []string{"x", b.Int64s("axes", []int64{1}, -1)}, onnxgen.Int("keepdims", 0)), []*onnx.ValueInfoProto{in("x", 3, 2, 2)}
+	}, nil},
 	{"test_gather_runtime_indices", 13, func(b *onnxgen.Builder) (*onnx.NodeProto, []*onnx.ValueInfoProto) {
 		return op("Gather", []string{b.Init("table", 1, 10, 4), "idx"}), []*onnx.ValueInfoProto{int64In("idx", 2, 3)}
 	}, map[int]int64{0: 10}},

@@ -41,6 +41,7 @@ func Lower(g *model.Graph, cfg Config) (*Program, error) {
 	// Fold BatchNormalization into the Conv/Gemm before it: one rescale instead of two,
 	// and the normalization costs nothing.
 	g = model.ExpandLayerNorm(model.ExpandInstanceNorm(model.FoldBatchNorm(g)))
+	g = model.ExpandReduceNorms(model.ExpandMVN(model.ExpandGroupNorm(g)))
 	// Attention masks' "minus infinity" (-1e9, float32's lowest) as a value Softmax
 	// still maps to exactly 0 and the fixed-point range holds.
 	g = model.BoundSoftmaxMasks(g, math.Min(1e4, math.Ldexp(1, cfg.Bits-3-cfg.Scale)))
@@ -199,7 +200,7 @@ func (lw *lowering) node(n *model.Node) error {
 		return err
 	}
 	switch n.Op {
-	case "Identity", "Dropout", "Cast":
+	case "Identity", "Dropout", "Cast", "CastLike":
 		id, _, err := lw.operand(n, 0, p.Scale)
 		lw.ids[out] = id
 		return err
