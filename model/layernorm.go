@@ -44,27 +44,13 @@ func evalLayerNorm(n *Node, in []*Tensor, _ int64) ([]*Tensor, error) {
 	}
 	eps := float64(float32(n.Attrs.Float("epsilon", 1e-5)))
 	inner := numel(norm)
-	out := NewTensor(x.Shape...)
-	for r := 0; r*inner < len(x.Data); r++ {
-		row := x.Data[r*inner : (r+1)*inner]
-		mean, vr := 0.0, 0.0
-		for _, v := range row {
-			mean += v
+	return []*Tensor{normalizeRows(x, inner, eps, func(i int, v float64) float64 {
+		y := v * params[0].Data[idx[0][i%inner]]
+		if len(params) > 1 {
+			y += params[1].Data[idx[1][i%inner]]
 		}
-		mean /= float64(inner)
-		for _, v := range row {
-			vr += (v - mean) * (v - mean)
-		}
-		vr /= float64(inner)
-		for i, v := range row {
-			y := (v - mean) / math.Sqrt(vr+eps) * params[0].Data[idx[0][i]]
-			if len(params) > 1 {
-				y += params[1].Data[idx[1][i]]
-			}
-			out.Data[r*inner+i] = y
-		}
-	}
-	return []*Tensor{out}, nil
+		return y
+	})}, nil
 }
 
 // ExpandLayerNorm rewrites every LayerNormalization into ReduceMean over the normalized

@@ -90,6 +90,15 @@ func intParams(n *Node, t *Tensor, what string) ([]int64, error) {
 	return out, nil
 }
 
+// constInts reads input i of n, which must be a constant, as integers.
+func constInts(n *Node, consts []*Tensor, i int, what string) ([]int64, error) {
+	t, err := constInput(n, consts, i, what)
+	if err != nil {
+		return nil, err
+	}
+	return intParams(n, t, what)
+}
+
 func constInput(n *Node, consts []*Tensor, i int, what string) (*Tensor, error) {
 	if i >= len(consts) || consts[i] == nil {
 		return nil, fmt.Errorf("%s: %s (input %d) must be a constant", n.Label(), what, i)
@@ -98,11 +107,7 @@ func constInput(n *Node, consts []*Tensor, i int, what string) (*Tensor, error) 
 }
 
 func moveReshape(n *Node, shapes [][]int, consts []*Tensor, _ int64) (*Movement, error) {
-	st, err := constInput(n, consts, 1, "shape")
-	if err != nil {
-		return nil, err
-	}
-	target, err := intParams(n, st, "shape")
+	target, err := constInts(n, consts, 1, "shape")
 	if err != nil {
 		return nil, err
 	}
@@ -394,11 +399,8 @@ func movePad(n *Node, shapes [][]int, consts []*Tensor, opset int64) (*Movement,
 		pads = append([]int64(nil), n.Attrs.Ints("pads", nil)...)
 		fill = n.Attrs.Float("value", 0)
 	} else {
-		pt, err := constInput(n, consts, 1, "pads")
-		if err != nil {
-			return nil, err
-		}
-		if pads, err = intParams(n, pt, "pads"); err != nil {
+		var err error
+		if pads, err = constInts(n, consts, 1, "pads"); err != nil {
 			return nil, err
 		}
 		if len(n.Inputs) > 2 && n.Inputs[2] != "" {
@@ -417,6 +419,12 @@ func movePad(n *Node, shapes [][]int, consts []*Tensor, opset int64) (*Movement,
 			}
 		}
 	}
+	return padMap(n, in, pads, mode, fill)
+}
+
+// padMap is the index map of padding shape in by pads (begins, then ends; negative
+// values crop) in mode (constant, reflect, edge or wrap; fill for constant).
+func padMap(n *Node, in []int, pads []int64, mode string, fill float64) (*Movement, error) {
 	for i, p := range pads {
 		pads[i] = clamp64(p, -maxParam, maxParam)
 	}
@@ -457,11 +465,7 @@ func movePad(n *Node, shapes [][]int, consts []*Tensor, opset int64) (*Movement,
 
 // padAxes expands pads given for the axes input (opset 18) to pads for every axis.
 func padAxes(n *Node, consts []*Tensor, pads []int64, rank int) ([]int64, error) {
-	at, err := constInput(n, consts, 3, "axes")
-	if err != nil {
-		return nil, err
-	}
-	axes, err := intParams(n, at, "axes")
+	axes, err := constInts(n, consts, 3, "axes")
 	if err != nil {
 		return nil, err
 	}

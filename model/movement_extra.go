@@ -23,37 +23,22 @@ func init() {
 // moveTile repeats the input repeats[d] times along every axis d.
 func moveTile(n *Node, shapes [][]int, consts []*Tensor, _ int64) (*Movement, error) {
 	in := shapes[0]
-	rt, err := constInput(n, consts, 1, "repeats")
-	if err != nil {
-		return nil, err
-	}
-	reps, err := intParams(n, rt, "repeats")
+	reps, err := constInts(n, consts, 1, "repeats")
 	if err != nil {
 		return nil, err
 	}
 	if len(reps) != len(in) {
 		return nil, fmt.Errorf("%s: %d repeats for rank %d", n.Label(), len(reps), len(in))
 	}
-	out := make([]int, len(in))
+	// Tiling is padding at the end by (repeats-1) copies in wrap mode.
+	pads := make([]int64, 2*len(in))
 	for d, r := range reps {
 		if r < 0 || r > MaxTensorElements {
 			return nil, fmt.Errorf("%s: repeat %d out of range", n.Label(), r)
 		}
-		out[d] = in[d] * int(r)
+		pads[len(in)+d] = int64(in[d]) * (r - 1)
 	}
-	if err := checkShape(out); err != nil {
-		return nil, fmt.Errorf("%s: output: %v", n.Label(), err)
-	}
-	inStr := strides(in)
-	idx := make([]int, numel(out))
-	coord := make([]int, len(out))
-	for i := range idx {
-		for d, c := range coord {
-			idx[i] += (c % in[d]) * inStr[d]
-		}
-		increment(coord, out)
-	}
-	return &Movement{Shape: out, Index: idx, Data: []int{0}}, nil
+	return padMap(n, in, pads, "wrap", 0)
 }
 
 // moveDepthToSpace rearranges [N, C, H, W] into [N, C/b², H·b, W·b] (DepthToSpace,
@@ -118,11 +103,7 @@ func moveTrilu(n *Node, shapes [][]int, consts []*Tensor, _ int64) (*Movement, e
 	}
 	k := int64(0)
 	if len(n.Inputs) > 1 && n.Inputs[1] != "" {
-		kt, err := constInput(n, consts, 1, "k")
-		if err != nil {
-			return nil, err
-		}
-		ks, err := intParams(n, kt, "k")
+		ks, err := constInts(n, consts, 1, "k")
 		if err != nil || len(ks) != 1 {
 			return nil, fmt.Errorf("%s: k must be one integer", n.Label())
 		}

@@ -514,11 +514,7 @@ func evalSplit(n *Node, in []*Tensor, opset int64) ([]*Tensor, error) {
 // moveExpand broadcasts the input to the constant shape input (numpy rules: the
 // result has the broadcast of both shapes).
 func moveExpand(n *Node, shapes [][]int, consts []*Tensor, _ int64) (*Movement, error) {
-	st, err := constInput(n, consts, 1, "shape")
-	if err != nil {
-		return nil, err
-	}
-	raw, err := intParams(n, st, "shape")
+	raw, err := constInts(n, consts, 1, "shape")
 	if err != nil {
 		return nil, err
 	}
@@ -646,22 +642,8 @@ func evalInstanceNorm(n *Node, in []*Tensor, _ int64) ([]*Tensor, error) {
 	}
 	eps := float64(float32(n.Attrs.Float("epsilon", 1e-5)))
 	inner := numel(x.Shape[2:])
-	out := NewTensor(x.Shape...)
-	for g := 0; g*inner < len(x.Data); g++ {
-		row := x.Data[g*inner : (g+1)*inner]
-		mean, vr := 0.0, 0.0
-		for _, v := range row {
-			mean += v
-		}
-		mean /= float64(inner)
-		for _, v := range row {
-			vr += (v - mean) * (v - mean)
-		}
-		vr /= float64(inner)
-		c := g % x.Shape[1]
-		for i, v := range row {
-			out.Data[g*inner+i] = (v-mean)/math.Sqrt(vr+eps)*scale.Data[c] + bias.Data[c]
-		}
-	}
-	return []*Tensor{out}, nil
+	return []*Tensor{normalizeRows(x, inner, eps, func(i int, v float64) float64 {
+		c := i / inner % x.Shape[1]
+		return v*scale.Data[c] + bias.Data[c]
+	})}, nil
 }
