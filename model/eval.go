@@ -409,22 +409,17 @@ func PlanConv(n *Node, x, w []int) (*ConvPlan, error) {
 		}
 	}
 	p := &ConvPlan{Window: win, M: w[0], Group: g, CPerG: win.C / g}
-	if err := checkOutput(n, []int{p.N, p.M, p.OH, p.OW}); err != nil {
+	if err := checkOutput(n, p.OutShape()); err != nil {
 		return nil, err
 	}
-	if err := checkWork(n, p.N*p.M*p.OH*p.OW, p.CPerG, p.KH*p.KW); err != nil {
+	if err := checkWork(n, p.N*p.M*p.Outputs(), p.CPerG, p.KernelSize()); err != nil {
 		return nil, err
 	}
 	return p, nil
 }
 
-// OutShape is the conv output shape, keeping the input's rank.
-func (p *ConvPlan) OutShape(rank int) []int {
-	if rank == 3 {
-		return []int{p.N, p.M, p.OW}
-	}
-	return []int{p.N, p.M, p.OH, p.OW}
-}
+// OutShape is the conv output shape [N, M, Out...].
+func (p *ConvPlan) OutShape() []int { return p.Window.OutShape(p.M) }
 
 func evalConv(n *Node, in []*Tensor, _ int64) ([]*Tensor, error) {
 	if len(in) < 2 {
@@ -442,31 +437,28 @@ func evalConv(n *Node, in []*Tensor, _ int64) ([]*Tensor, error) {
 		}
 		bias = in[2].Data
 	}
-	out := NewTensor(p.OutShape(len(x.Shape))...)
-	mPerG := p.M / p.Group
-	ks := p.KH * p.KW
+	out := NewTensor(p.OutShape()...)
+	mPerG, ks, sp, outs := p.M/p.Group, p.KernelSize(), p.Spatial(), p.Outputs()
 	var ti, tk []int
 	o := 0
 	for b := 0; b < p.N; b++ {
 		for m := 0; m < p.M; m++ {
 			g := m / mPerG
-			for oh := 0; oh < p.OH; oh++ {
-				for ow := 0; ow < p.OW; ow++ {
-					ti, tk, _ = p.Taps(oh, ow, ti, tk)
-					s := 0.0
-					for c := 0; c < p.CPerG; c++ {
-						xb := ((b*p.C + g*p.CPerG + c) * p.H * p.W)
-						wb := (m*p.CPerG + c) * ks
-						for t := range ti {
-							s += x.Data[xb+ti[t]] * w.Data[wb+tk[t]]
-						}
+			for op := range outs {
+				ti, tk, _ = p.Taps(op, ti, tk)
+				s := 0.0
+				for c := 0; c < p.CPerG; c++ {
+					xb := (b*p.C + g*p.CPerG + c) * sp
+					wb := (m*p.CPerG + c) * ks
+					for t := range ti {
+						s += x.Data[xb+ti[t]] * w.Data[wb+tk[t]]
 					}
-					if bias != nil {
-						s += bias[m]
-					}
-					out.Data[o] = s
-					o++
 				}
+				if bias != nil {
+					s += bias[m]
+				}
+				out.Data[o] = s
+				o++
 			}
 		}
 	}
@@ -480,11 +472,7 @@ func PlanPool(n *Node, x []int) (*Window, error) {
 	}
 	var kernel []int
 	if n.Op == "GlobalAveragePool" || n.Op == "GlobalMaxPool" {
-		kernel = x[2:]
-		if len(x) == 3 {
-			kernel = []int{1, x[2]}
-		}
-		w, err := parseWindow(&Node{Name: n.Name, Op: n.Op, Attrs: Attrs{}}, x, kernel, false)
+		w, err := parseWindow(&Node{Name: n.Name, Op: n.Op, Attrs: Attrs{}}, x, x[2:], false)
 		return &w, err
 	}
 	for _, k := range n.Attrs.Ints("kernel_shape", nil) {
@@ -500,24 +488,16 @@ func PlanPool(n *Node, x []int) (*Window, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkOutput(n, []int{w.N, w.C, w.OH, w.OW}); err != nil {
+	if err := checkOutput(n, w.OutShape(w.C)); err != nil {
 		return nil, err
 	}
-	if err := checkWork(n, w.N*w.C*w.OH*w.OW, w.KH*w.KW); err != nil {
+	if err := checkWork(n, w.N*w.C*w.Outputs(), w.KernelSize()); err != nil {
 		return nil, err
 	}
 	if w.hasEmptyWindow() {
 		return nil, fmt.Errorf("%s: some pooling windows lie entirely in the padding", n.Label())
 	}
 	return &w, nil
-}
-
-// PoolOutShape is the pooled shape keeping the input's rank.
-func PoolOutShape(w *Window, rank int) []int {
-	if rank == 3 {
-		return []int{w.N, w.C, w.OW}
-	}
-	return []int{w.N, w.C, w.OH, w.OW}
 }
 
 func evalPool(n *Node, in []*Tensor, _ int64) ([]*Tensor, error) {
@@ -530,34 +510,33 @@ func evalPool(n *Node, in []*Tensor, _ int64) ([]*Tensor, error) {
 		return nil, err
 	}
 	isMax := n.Op == "MaxPool" || n.Op == "GlobalMaxPool"
-	out := NewTensor(PoolOutShape(w, len(x.Shape))...)
+	out := NewTensor(w.OutShape(w.C)...)
+	sp, outs := w.Spatial(), w.Outputs()
 	var ti, tk []int
 	o := 0
 	for bc := 0; bc < w.N*w.C; bc++ {
-		base := bc * w.H * w.W
-		for oh := 0; oh < w.OH; oh++ {
-			for ow := 0; ow < w.OW; ow++ {
-				var pad int
-				ti, tk, pad = w.Taps(oh, ow, ti, tk)
-				if isMax {
-					m := math.Inf(-1)
-					for _, t := range ti {
-						m = math.Max(m, x.Data[base+t])
-					}
-					out.Data[o] = m
-				} else {
-					s := 0.0
-					for _, t := range ti {
-						s += x.Data[base+t]
-					}
-					cnt := len(ti)
-					if w.CountIncludePad {
-						cnt += pad
-					}
-					out.Data[o] = s / float64(cnt)
+		base := bc * sp
+		for op := range outs {
+			var pad int
+			ti, tk, pad = w.Taps(op, ti, tk)
+			if isMax {
+				m := math.Inf(-1)
+				for _, t := range ti {
+					m = math.Max(m, x.Data[base+t])
 				}
-				o++
+				out.Data[o] = m
+			} else {
+				s := 0.0
+				for _, t := range ti {
+					s += x.Data[base+t]
+				}
+				cnt := len(ti)
+				if w.CountIncludePad {
+					cnt += pad
+				}
+				out.Data[o] = s / float64(cnt)
 			}
+			o++
 		}
 	}
 	return []*Tensor{out}, nil
@@ -760,6 +739,9 @@ func (g *Graph) fold() error {
 		if err := checkArity(n, in); err != nil {
 			return err
 		}
+		if n.Op == "PRelu" {
+			g.perChannelSlope(n, in)
+		}
 		if pos, ok := constParams[n.Op]; ok && !allConst {
 			for _, i := range pos {
 				if i < len(n.Inputs) && n.Inputs[i] != "" && g.Consts[n.Inputs[i]] == nil {
@@ -767,7 +749,7 @@ func (g *Graph) fold() error {
 				}
 			}
 		}
-		if IsMovement(n.Op) && !allConst {
+		if IsMovement(n.Op) && !allConst && !IsRowLookup(n, g.Consts) {
 			// Parameters (shape, indices, pads...) must be constants so that shapes are
 			// static: plan with the constants alone, runtime inputs as nil.
 			shapes, consts := make([][]int, len(in)), make([]*Tensor, len(in))
@@ -794,7 +776,7 @@ func (g *Graph) fold() error {
 		if allConst && n.Op == "DequantizeLinear" {
 			g.Dequantized[n.Outputs[0]] = &Dequant{Node: n, Int: in[0], Scale: in[1], Zero: optional(in, 2)}
 		}
-		if allConst || n.Op == "Shape" {
+		if allConst || n.Op == "Shape" || n.Op == "Size" {
 			for i, o := range n.Outputs[:len(out)] {
 				if o != "" {
 					g.Consts[o] = out[i]
@@ -822,6 +804,42 @@ func (g *Graph) fold() error {
 		g.Outputs[i].Shape = s
 	}
 	return nil
+}
+
+// IsRowLookup reports whether n is a Gather of rows of a constant tensor by runtime
+// indices (an embedding lookup): not a data movement, since which rows it reads depends
+// on the input. consts holds the graph's constants by name.
+func IsRowLookup(n *Node, consts map[string]*Tensor) bool {
+	return n.Op == "Gather" && len(n.Inputs) == 2 && consts[n.Inputs[0]] != nil && consts[n.Inputs[1]] == nil
+}
+
+// perChannelSlope rewrites PRelu's constant slope of shape [C] on an [N, C, ...] input to
+// shape [C, 1, ...], the per-channel slope it meant before opset 7 (and what exporters
+// still write): opsets 1-6 apply a 1-D slope per channel, while numpy broadcasting (opset
+// 7 on) would align it with the last axis. From opset 7 on, the rewrite applies only when
+// numpy broadcasting fails, so a model that is valid under the newer rule keeps its
+// meaning. in holds the node's inputs; in[1] is updated.
+func (g *Graph) perChannelSlope(n *Node, in []*Tensor) {
+	if len(in) < 2 || in[0] == nil || in[1] == nil || g.Consts[n.Inputs[1]] == nil {
+		return
+	}
+	x, s := in[0].Shape, in[1]
+	if len(x) < 3 || len(s.Shape) != 1 || s.Shape[0] != x[1] || s.Shape[0] == 1 {
+		return
+	}
+	if _, err := broadcastShape(s.Shape, x); err == nil && g.Opset >= 7 {
+		return
+	}
+	shape := make([]int, len(x)-1)
+	for i := range shape {
+		shape[i] = 1
+	}
+	shape[0] = s.Shape[0]
+	name := n.Inputs[1] + "/per_channel"
+	g.Consts[name] = &Tensor{Shape: shape, Data: s.Data, DType: s.DType}
+	g.Shapes[name] = shape
+	n.Inputs = append([]string{n.Inputs[0], name}, n.Inputs[2:]...)
+	in[1] = g.Consts[name]
 }
 
 // Eval runs the float64 reference evaluator and returns the graph outputs.

@@ -2,77 +2,83 @@ package model
 
 import "fmt"
 
-// Window is the geometry of a 2-D sliding-window op (Conv, MaxPool, AveragePool) on an
-// NCHW input: kernel, strides, dilations and the resolved begin/end paddings.
+// Window is the geometry of a sliding-window op (Conv, MaxPool, AveragePool) on an
+// [N, C, D1, ..., Dk] input with k >= 1 spatial axes (NCW, NCHW, NCDHW): per spatial axis
+// the input size, kernel, stride, dilation, resolved begin/end paddings and output size.
 type Window struct {
-	N, C, H, W      int
-	KH, KW          int
-	SH, SW          int
-	DH, DW          int
-	PadT, PadL      int
-	PadB, PadR      int
-	OH, OW          int
+	N, C            int
+	In, K           []int // input and kernel sizes per spatial axis
+	S, D            []int // strides and dilations
+	PadBegin        []int
+	PadEnd          []int
+	Out             []int // output sizes
 	CountIncludePad bool
 }
 
-// parseWindow resolves the spatial attributes of n for an input of shape in (rank 3
-// or 4; rank 3 is treated as height 1) and kernel spatial shape kernel.
+// Spatial is the number of input positions per channel.
+func (w *Window) Spatial() int { return numel(w.In) }
+
+// Outputs is the number of output positions per channel.
+func (w *Window) Outputs() int { return numel(w.Out) }
+
+// KernelSize is the number of kernel taps.
+func (w *Window) KernelSize() int { return numel(w.K) }
+
+// OutShape is the output shape [N, channels, Out...].
+func (w *Window) OutShape(channels int) []int {
+	return append([]int{w.N, channels}, w.Out...)
+}
+
+// parseWindow resolves the spatial attributes of n for an input of shape in (rank >= 3)
+// and kernel spatial shape kernel.
 func parseWindow(n *Node, in []int, kernel []int, ceilAllowed bool) (Window, error) {
 	var w Window
-	switch len(in) {
-	case 4:
-		w.N, w.C, w.H, w.W = in[0], in[1], in[2], in[3]
-	case 3:
-		w.N, w.C, w.H, w.W = in[0], in[1], 1, in[2]
-	default:
-		return w, fmt.Errorf("%w: %s: input rank %d is not supported (want NCHW or NCW)", ErrUnsupportedOp, n.Label(), len(in))
-	}
-	if len(kernel) == 1 {
-		kernel = []int{1, kernel[0]}
-	}
-	if len(kernel) != 2 {
-		return w, fmt.Errorf("%w: %s: kernel rank %d is not supported", ErrUnsupportedOp, n.Label(), len(kernel))
+	if len(in) < 3 {
+		return w, fmt.Errorf("%w: %s: input rank %d is not supported (want N, C and at least one spatial axis)", ErrUnsupportedOp, n.Label(), len(in))
 	}
 	spatial := len(in) - 2
+	if len(kernel) != spatial {
+		return w, fmt.Errorf("%s: kernel rank %d does not match input rank %d", n.Label(), len(kernel), len(in))
+	}
+	w.N, w.C, w.In, w.K = in[0], in[1], append([]int(nil), in[2:]...), append([]int(nil), kernel...)
 	get := func(name string, def int64) ([]int, error) {
 		v := n.Attrs.Ints(name, nil)
+		out := make([]int, spatial)
 		if v == nil {
-			v = make([]int64, spatial)
-			for i := range v {
-				v[i] = def
+			for i := range out {
+				out[i] = int(def)
 			}
+			return out, nil
 		}
 		if len(v) != spatial {
 			return nil, fmt.Errorf("%s: attribute %s has %d values, want %d", n.Label(), name, len(v), spatial)
 		}
-		out := make([]int, 2)
-		out[0], out[1] = 1, 1
 		for i, x := range v {
 			if x < 1 || x > 1<<16 {
 				return nil, fmt.Errorf("%s: attribute %s value %d out of range", n.Label(), name, x)
 			}
-			out[i+2-spatial] = int(x)
+			out[i] = int(x)
 		}
 		return out, nil
 	}
-	s, err := get("strides", 1)
-	if err != nil {
+	var err error
+	if w.S, err = get("strides", 1); err != nil {
 		return w, err
 	}
-	d, err := get("dilations", 1)
-	if err != nil {
+	if w.D, err = get("dilations", 1); err != nil {
 		return w, err
 	}
-	w.KH, w.KW, w.SH, w.SW, w.DH, w.DW = kernel[0], kernel[1], s[0], s[1], d[0], d[1]
-	if w.KH < 1 || w.KW < 1 {
-		return w, fmt.Errorf("%s: empty kernel", n.Label())
+	for _, k := range w.K {
+		if k < 1 {
+			return w, fmt.Errorf("%s: empty kernel", n.Label())
+		}
 	}
-	ekH, ekW := (w.KH-1)*w.DH+1, (w.KW-1)*w.DW+1
+	w.PadBegin, w.PadEnd, w.Out = make([]int, spatial), make([]int, spatial), make([]int, spatial)
 	ceil := ceilAllowed && n.Attrs.Int("ceil_mode", 0) == 1
-	switch pad := n.Attrs.String("auto_pad", "NOTSET"); pad {
-	case "NOTSET":
-		p := n.Attrs.Ints("pads", nil)
-		if p == nil {
+	pad := n.Attrs.String("auto_pad", "NOTSET")
+	var p []int64
+	if pad == "NOTSET" {
+		if p = n.Attrs.Ints("pads", nil); p == nil {
 			p = make([]int64, 2*spatial)
 		}
 		if len(p) != 2*spatial {
@@ -83,36 +89,31 @@ func parseWindow(n *Node, in []int, kernel []int, ceilAllowed bool) (Window, err
 				return w, fmt.Errorf("%s: pad %d out of range", n.Label(), x)
 			}
 		}
-		if spatial == 2 {
-			w.PadT, w.PadL, w.PadB, w.PadR = int(p[0]), int(p[1]), int(p[2]), int(p[3])
-		} else {
-			w.PadL, w.PadR = int(p[0]), int(p[1])
+	}
+	for i := range spatial {
+		ek := (w.K[i]-1)*w.D[i] + 1 // the dilated kernel's extent
+		switch pad {
+		case "NOTSET":
+			w.PadBegin[i], w.PadEnd[i] = int(p[i]), int(p[i+spatial])
+			w.Out[i] = outDim(w.In[i]+w.PadBegin[i]+w.PadEnd[i], ek, w.S[i], ceil)
+		case "VALID":
+			w.Out[i] = outDim(w.In[i], ek, w.S[i], ceil)
+		case "SAME_UPPER", "SAME_LOWER":
+			w.Out[i] = (w.In[i] + w.S[i] - 1) / w.S[i]
+			total := max(0, (w.Out[i]-1)*w.S[i]+ek-w.In[i])
+			w.PadBegin[i], w.PadEnd[i] = total/2, total-total/2
+			if pad == "SAME_LOWER" {
+				w.PadBegin[i], w.PadEnd[i] = w.PadEnd[i], w.PadBegin[i]
+			}
+		default:
+			return w, fmt.Errorf("%s: auto_pad %q is not supported", n.Label(), pad)
 		}
-		w.OH = outDim(w.H+w.PadT+w.PadB, ekH, w.SH, ceil)
-		w.OW = outDim(w.W+w.PadL+w.PadR, ekW, w.SW, ceil)
-	case "VALID":
-		w.OH = outDim(w.H, ekH, w.SH, ceil)
-		w.OW = outDim(w.W, ekW, w.SW, ceil)
-	case "SAME_UPPER", "SAME_LOWER":
-		w.OH, w.OW = (w.H+w.SH-1)/w.SH, (w.W+w.SW-1)/w.SW
-		th := max(0, (w.OH-1)*w.SH+ekH-w.H)
-		tw := max(0, (w.OW-1)*w.SW+ekW-w.W)
-		if pad == "SAME_UPPER" {
-			w.PadT, w.PadB, w.PadL, w.PadR = th/2, th-th/2, tw/2, tw-tw/2
-		} else {
-			w.PadT, w.PadB, w.PadL, w.PadR = th-th/2, th/2, tw-tw/2, tw/2
+		if ceil && w.Out[i] > 0 && (w.Out[i]-1)*w.S[i] >= w.In[i]+w.PadBegin[i] {
+			w.Out[i]-- // the last window must start inside the input or its begin padding
 		}
-	default:
-		return w, fmt.Errorf("%s: auto_pad %q is not supported", n.Label(), pad)
-	}
-	if ceil && w.OH > 0 && (w.OH-1)*w.SH >= w.H+w.PadT {
-		w.OH-- // the last window must start inside the input or its begin padding
-	}
-	if ceil && w.OW > 0 && (w.OW-1)*w.SW >= w.W+w.PadL {
-		w.OW--
-	}
-	if w.OH < 1 || w.OW < 1 {
-		return w, fmt.Errorf("%s: kernel larger than padded input", n.Label())
+		if w.Out[i] < 1 {
+			return w, fmt.Errorf("%s: kernel larger than padded input", n.Label())
+		}
 	}
 	w.CountIncludePad = n.Attrs.Int("count_include_pad", 0) == 1
 	return w, nil
@@ -121,20 +122,19 @@ func parseWindow(n *Node, in []int, kernel []int, ceilAllowed bool) (Window, err
 // hasEmptyWindow reports whether some output position's window covers no input element
 // (a max over nothing, or an average of zero values).
 func (w *Window) hasEmptyWindow() bool {
-	empty := func(out, size, k, s, d, pad int) bool {
-		for o := 0; o < out; o++ {
+	for i := range w.In {
+		for o := 0; o < w.Out[i]; o++ {
 			hit := false
-			for i := 0; i < k && !hit; i++ {
-				x := o*s - pad + i*d
-				hit = x >= 0 && x < size
+			for k := 0; k < w.K[i] && !hit; k++ {
+				x := o*w.S[i] - w.PadBegin[i] + k*w.D[i]
+				hit = x >= 0 && x < w.In[i]
 			}
 			if !hit {
 				return true
 			}
 		}
-		return false
 	}
-	return empty(w.OH, w.H, w.KH, w.SH, w.DH, w.PadT) || empty(w.OW, w.W, w.KW, w.SW, w.DW, w.PadL)
+	return false
 }
 
 func outDim(in, k, s int, ceil bool) int {
@@ -147,25 +147,40 @@ func outDim(in, k, s int, ceil bool) int {
 	return (in-k)/s + 1
 }
 
-// Taps returns, for output position (oh, ow), the flat spatial input offsets (y*W+x) the
-// window covers inside the input, the matching kernel offsets (ky*KW+kx), and how many
-// kernel positions fall into padding.
-func (w *Window) Taps(oh, ow int, in, k []int) ([]int, []int, int) {
+// Taps returns, for the output position o (row-major over Out), the flat spatial input
+// offsets (row-major over In) the window covers inside the input, the matching flat
+// kernel offsets (row-major over K), and how many kernel positions fall into padding.
+// in and k are reused as the result's storage.
+func (w *Window) Taps(o int, in, k []int) ([]int, []int, int) {
 	in, k = in[:0], k[:0]
+	spatial := len(w.In)
+	st, inStr := make([]int, spatial), strides(w.In)
+	for i := spatial - 1; i >= 0; i-- {
+		st[i] = (o%w.Out[i])*w.S[i] - w.PadBegin[i] // the window's first position
+		o /= w.Out[i]
+	}
 	pad := 0
-	for ky := 0; ky < w.KH; ky++ {
-		y := oh*w.SH - w.PadT + ky*w.DH
-		for kx := 0; kx < w.KW; kx++ {
-			x := ow*w.SW - w.PadL + kx*w.DW
-			if y < 0 || y >= w.H || x < 0 || x >= w.W {
+	for kk := range w.KernelSize() {
+		off, inside, counted := 0, true, true
+		r := kk
+		for i := spatial - 1; i >= 0; i-- {
+			x := st[i] + (r%w.K[i])*w.D[i]
+			r /= w.K[i]
+			if x < 0 || x >= w.In[i] {
+				inside = false
 				// positions past the end padding (ceil mode) are not counted as pads
-				if y < w.H+w.PadB && x < w.W+w.PadR {
-					pad++
+				if x >= w.In[i]+w.PadEnd[i] {
+					counted = false
 				}
-				continue
 			}
-			in = append(in, y*w.W+x)
-			k = append(k, ky*w.KW+kx)
+			off += x * inStr[i]
+		}
+		switch {
+		case inside:
+			in = append(in, off)
+			k = append(k, kk)
+		case counted:
+			pad++
 		}
 	}
 	return in, k, pad

@@ -35,6 +35,10 @@ func intsAttr(name string, v ...int64) *onnx.AttributeProto {
 	return &onnx.AttributeProto{Name: name, Type: onnx.AttributeProto_INTS, Ints: v}
 }
 
+func stringAttr(name, v string) *onnx.AttributeProto {
+	return &onnx.AttributeProto{Name: name, Type: onnx.AttributeProto_STRING, S: []byte(v)}
+}
+
 func floatTensorProto(name string, dims []int64, vals ...float32) *onnx.TensorProto {
 	return &onnx.TensorProto{Name: name, Dims: dims, DataType: int32(onnx.TensorProto_FLOAT), FloatData: vals}
 }

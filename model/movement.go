@@ -90,6 +90,15 @@ func intParams(n *Node, t *Tensor, what string) ([]int64, error) {
 	return out, nil
 }
 
+// constInts reads input i of n, which must be a constant, as integers.
+func constInts(n *Node, consts []*Tensor, i int, what string) ([]int64, error) {
+	t, err := constInput(n, consts, i, what)
+	if err != nil {
+		return nil, err
+	}
+	return intParams(n, t, what)
+}
+
 func constInput(n *Node, consts []*Tensor, i int, what string) (*Tensor, error) {
 	if i >= len(consts) || consts[i] == nil {
 		return nil, fmt.Errorf("%s: %s (input %d) must be a constant", n.Label(), what, i)
@@ -98,11 +107,7 @@ func constInput(n *Node, consts []*Tensor, i int, what string) (*Tensor, error) 
 }
 
 func moveReshape(n *Node, shapes [][]int, consts []*Tensor, _ int64) (*Movement, error) {
-	st, err := constInput(n, consts, 1, "shape")
-	if err != nil {
-		return nil, err
-	}
-	target, err := intParams(n, st, "shape")
+	target, err := constInts(n, consts, 1, "shape")
 	if err != nil {
 		return nil, err
 	}
@@ -349,11 +354,44 @@ func moveGather(n *Node, shapes [][]int, consts []*Tensor, _ int64) (*Movement, 
 	return &Movement{Shape: out, Index: idx, Data: []int{0}}, nil
 }
 
+// padSource maps coordinate x of a padded axis of size size (x may lie outside
+// [0, size)) to the input coordinate it copies under mode, or -1 for the constant fill.
+// reflect mirrors about the edge elements without repeating them (numpy's reflect),
+// edge repeats the edge element, wrap continues periodically.
+func padSource(mode string, x, size int) int {
+	if x >= 0 && x < size {
+		return x
+	}
+	switch mode {
+	case "edge":
+		return min(max(x, 0), size-1)
+	case "wrap":
+		return ((x % size) + size) % size
+	case "reflect":
+		if size == 1 {
+			return 0
+		}
+		period := 2 * (size - 1)
+		x = ((x % period) + period) % period
+		if x >= size {
+			x = period - x
+		}
+		return x
+	}
+	return -1
+}
+
 func movePad(n *Node, shapes [][]int, consts []*Tensor, opset int64) (*Movement, error) {
 	in := shapes[0]
 	mode := n.Attrs.String("mode", "constant")
-	if mode != "constant" {
-		return nil, fmt.Errorf("%w: %s: pad mode %q is not supported (only constant)", ErrUnsupportedOp, n.Label(), mode)
+	switch mode {
+	case "constant", "reflect", "edge":
+	case "wrap":
+		if opset < 19 {
+			return nil, fmt.Errorf("%s: pad mode wrap needs opset 19", n.Label())
+		}
+	default:
+		return nil, fmt.Errorf("%w: %s: pad mode %q is not supported", ErrUnsupportedOp, n.Label(), mode)
 	}
 	var pads []int64
 	fill := 0.0
@@ -361,11 +399,8 @@ func movePad(n *Node, shapes [][]int, consts []*Tensor, opset int64) (*Movement,
 		pads = append([]int64(nil), n.Attrs.Ints("pads", nil)...)
 		fill = n.Attrs.Float("value", 0)
 	} else {
-		pt, err := constInput(n, consts, 1, "pads")
-		if err != nil {
-			return nil, err
-		}
-		if pads, err = intParams(n, pt, "pads"); err != nil {
+		var err error
+		if pads, err = constInts(n, consts, 1, "pads"); err != nil {
 			return nil, err
 		}
 		if len(n.Inputs) > 2 && n.Inputs[2] != "" {
@@ -379,9 +414,17 @@ func movePad(n *Node, shapes [][]int, consts []*Tensor, opset int64) (*Movement,
 			fill = ct.Data[0]
 		}
 		if len(n.Inputs) > 3 && n.Inputs[3] != "" {
-			return nil, fmt.Errorf("%w: %s: the axes input is not supported", ErrUnsupportedOp, n.Label())
+			if pads, err = padAxes(n, consts, pads, len(in)); err != nil {
+				return nil, err
+			}
 		}
 	}
+	return padMap(n, in, pads, mode, fill)
+}
+
+// padMap is the index map of padding shape in by pads (begins, then ends; negative
+// values crop) in mode (constant, reflect, edge or wrap; fill for constant).
+func padMap(n *Node, in []int, pads []int64, mode string, fill float64) (*Movement, error) {
 	for i, p := range pads {
 		pads[i] = clamp64(p, -maxParam, maxParam)
 	}
@@ -394,6 +437,9 @@ func movePad(n *Node, shapes [][]int, consts []*Tensor, opset int64) (*Movement,
 		if out[i] < 0 {
 			return nil, fmt.Errorf("%s: negative output dimension", n.Label())
 		}
+		if mode != "constant" && (in[i] == 0 && out[i] > 0) {
+			return nil, fmt.Errorf("%s: pad mode %s of an empty axis", n.Label(), mode)
+		}
 	}
 	if err := checkShape(out); err != nil {
 		return nil, fmt.Errorf("%s: output: %v", n.Label(), err)
@@ -404,8 +450,8 @@ func movePad(n *Node, shapes [][]int, consts []*Tensor, opset int64) (*Movement,
 	for i := range idx {
 		j := 0
 		for d, c := range coord {
-			x := c - int(pads[d])
-			if x < 0 || x >= in[d] {
+			x := padSource(mode, c-int(pads[d]), in[d])
+			if x < 0 {
 				j = -1
 				break
 			}
@@ -415,6 +461,31 @@ func movePad(n *Node, shapes [][]int, consts []*Tensor, opset int64) (*Movement,
 		increment(coord, out)
 	}
 	return &Movement{Shape: out, Index: idx, Fill: fill, Data: []int{0}}, nil
+}
+
+// padAxes expands pads given for the axes input (opset 18) to pads for every axis.
+func padAxes(n *Node, consts []*Tensor, pads []int64, rank int) ([]int64, error) {
+	axes, err := constInts(n, consts, 3, "axes")
+	if err != nil {
+		return nil, err
+	}
+	if len(pads) != 2*len(axes) {
+		return nil, fmt.Errorf("%s: pads has %d values for %d axes", n.Label(), len(pads), len(axes))
+	}
+	full := make([]int64, 2*rank)
+	seen := map[int]bool{}
+	for i, a := range axes {
+		ax, err := normAxis(n, a, rank)
+		if err != nil {
+			return nil, err
+		}
+		if seen[ax] {
+			return nil, fmt.Errorf("%s: axis %d repeated", n.Label(), a)
+		}
+		seen[ax] = true
+		full[ax], full[ax+rank] = pads[i], pads[i+len(axes)]
+	}
+	return full, nil
 }
 
 func moveConcat(n *Node, shapes [][]int, _ []*Tensor, _ int64) (*Movement, error) {

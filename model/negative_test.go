@@ -61,9 +61,9 @@ func TestLoadRejects(t *testing.T) {
 			{OpType: "Relu", Domain: "com.example", Input: []string{"x"}, Output: []string{"y"}}})),
 			ErrUnsupportedOp, `domain "com.example"`},
 		{"unsupported pad mode", modelBytes(t, 13, graphOf([]*onnx.NodeProto{
-			node("Pad", []string{"x", "p"}, []string{"y"}, &onnx.AttributeProto{Name: "mode", Type: onnx.AttributeProto_STRING, S: []byte("reflect")})},
+			node("Pad", []string{"x", "p"}, []string{"y"}, &onnx.AttributeProto{Name: "mode", Type: onnx.AttributeProto_STRING, S: []byte("mirror")})},
 			int64TensorProto("p", []int64{4}, 0, 1, 0, 1))),
-			ErrUnsupportedOp, `pad mode "reflect"`},
+			ErrUnsupportedOp, `pad mode "mirror"`},
 		{"dangling input", modelBytes(t, 13, graphOf([]*onnx.NodeProto{
 			node("Add", []string{"x", "ghost"}, []string{"y"})})),
 			ErrInvalidModel, `input "ghost" is not produced`},

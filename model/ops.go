@@ -24,6 +24,17 @@ func init() {
 			return gamma * x
 		},
 		"Softsign": func(x float64, _ Attrs) float64 { return x / (1 + math.Abs(x)) },
+		"Mish": func(x float64, _ Attrs) float64 {
+			sp := math.Log1p(math.Exp(x))
+			if math.IsInf(sp, 1) {
+				sp = x
+			}
+			return x * math.Tanh(sp)
+		},
+		"Celu": func(x float64, a Attrs) float64 {
+			alpha := a.Float("alpha", 1)
+			return math.Max(0, x) + math.Min(0, alpha*(math.Exp(x/alpha)-1))
+		},
 		"Gelu": func(x float64, a Attrs) float64 {
 			if a.String("approximate", "none") == "tanh" {
 				return 0.5 * x * (1 + math.Tanh(math.Sqrt(2/math.Pi)*(x+0.044715*x*x*x)))
@@ -62,6 +73,7 @@ func init() {
 	} {
 		unaryFloat[op] = f
 	}
+	binaryFloat["Pow"] = math.Pow
 	binaryFloat["PRelu"] = func(x, slope float64) float64 {
 		if x < 0 {
 			return slope * x
@@ -314,14 +326,19 @@ func evalReduce(n *Node, in []*Tensor, opset int64) ([]*Tensor, error) {
 				acc = math.Max(acc, x[i])
 			case "ReduceMin":
 				acc = math.Min(acc, x[i])
-			case "ReduceSumSquare":
+			case "ReduceSumSquare", "ReduceL2":
 				acc += x[i] * x[i]
+			case "ReduceL1":
+				acc += math.Abs(x[i])
 			default:
 				acc += x[i]
 			}
 		}
-		if n.Op == "ReduceMean" {
+		switch n.Op {
+		case "ReduceMean":
 			acc /= float64(len(g))
+		case "ReduceL2":
+			acc = math.Sqrt(acc)
 		}
 		out.Data[o] = acc
 	}
@@ -497,11 +514,7 @@ func evalSplit(n *Node, in []*Tensor, opset int64) ([]*Tensor, error) {
 // moveExpand broadcasts the input to the constant shape input (numpy rules: the
 // result has the broadcast of both shapes).
 func moveExpand(n *Node, shapes [][]int, consts []*Tensor, _ int64) (*Movement, error) {
-	st, err := constInput(n, consts, 1, "shape")
-	if err != nil {
-		return nil, err
-	}
-	raw, err := intParams(n, st, "shape")
+	raw, err := constInts(n, consts, 1, "shape")
 	if err != nil {
 		return nil, err
 	}
@@ -629,22 +642,8 @@ func evalInstanceNorm(n *Node, in []*Tensor, _ int64) ([]*Tensor, error) {
 	}
 	eps := float64(float32(n.Attrs.Float("epsilon", 1e-5)))
 	inner := numel(x.Shape[2:])
-	out := NewTensor(x.Shape...)
-	for g := 0; g*inner < len(x.Data); g++ {
-		row := x.Data[g*inner : (g+1)*inner]
-		mean, vr := 0.0, 0.0
-		for _, v := range row {
-			mean += v
-		}
-		mean /= float64(inner)
-		for _, v := range row {
-			vr += (v - mean) * (v - mean)
-		}
-		vr /= float64(inner)
-		c := g % x.Shape[1]
-		for i, v := range row {
-			out.Data[g*inner+i] = (v-mean)/math.Sqrt(vr+eps)*scale.Data[c] + bias.Data[c]
-		}
-	}
-	return []*Tensor{out}, nil
+	return []*Tensor{normalizeRows(x, inner, eps, func(i int, v float64) float64 {
+		c := i / inner % x.Shape[1]
+		return v*scale.Data[c] + bias.Data[c]
+	})}, nil
 }

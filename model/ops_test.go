@@ -1,6 +1,8 @@
 package model
 
 import (
+	"fmt"
+	"math/rand"
 	"testing"
 
 	"github.com/advancedclimatesystems/gonnx/onnx"
@@ -46,6 +48,29 @@ func TestOpsetForms(t *testing.T) {
 			[]string{"y"}, [][]float64{{1, 2}}, [][]int{{2}}},
 		{"Expand", 13, node("Expand", []string{"x", "s"}, []string{"y"}), []*onnx.TensorProto{int64TensorProto("s", []int64{3}, 2, 1, 1)},
 			[]string{"y"}, [][]float64{{1, -2, 3, 4, 5, -6, 1, -2, 3, 4, 5, -6}}, [][]int{{2, 2, 3}}},
+		{"Tile", 13, node("Tile", []string{"x", "r"}, []string{"y"}), []*onnx.TensorProto{int64TensorProto("r", []int64{2}, 1, 2)},
+			[]string{"y"}, [][]float64{{1, -2, 3, 1, -2, 3, 4, 5, -6, 4, 5, -6}}, [][]int{{2, 6}}},
+		{"Trilu upper", 14, node("Trilu", []string{"x"}, []string{"y"}), nil,
+			[]string{"y"}, [][]float64{{1, -2, 3, 0, 5, -6}}, [][]int{{2, 3}}},
+		{"Trilu lower", 14, node("Trilu", []string{"x"}, []string{"y"}, intAttr("upper", 0)), nil,
+			[]string{"y"}, [][]float64{{1, 0, 0, 4, 5, 0}}, [][]int{{2, 3}}},
+		{"Trilu upper k=1", 14, node("Trilu", []string{"x", "k"}, []string{"y"}), []*onnx.TensorProto{int64TensorProto("k", nil, 1)},
+			[]string{"y"}, [][]float64{{0, -2, 3, 0, 0, -6}}, [][]int{{2, 3}}},
+		{"Trilu lower k=-1", 14, node("Trilu", []string{"x", "k"}, []string{"y"}, intAttr("upper", 0)), []*onnx.TensorProto{int64TensorProto("k", nil, -1)},
+			[]string{"y"}, [][]float64{{0, 0, 0, 4, 0, 0}}, [][]int{{2, 3}}},
+		{"Pad reflect", 13, node("Pad", []string{"x", "p"}, []string{"y"}, stringAttr("mode", "reflect")), []*onnx.TensorProto{int64TensorProto("p", []int64{4}, 0, 2, 0, 1)},
+			[]string{"y"}, [][]float64{{3, -2, 1, -2, 3, -2, -6, 5, 4, 5, -6, 5}}, [][]int{{2, 6}}},
+		{"Pad reflect past the axis (numpy)", 13, node("Pad", []string{"x", "p"}, []string{"y"}, stringAttr("mode", "reflect")), []*onnx.TensorProto{int64TensorProto("p", []int64{4}, 0, 0, 0, 4)},
+			[]string{"y"}, [][]float64{{1, -2, 3, -2, 1, -2, 3, 4, 5, -6, 5, 4, 5, -6}}, [][]int{{2, 7}}},
+		{"Pad edge", 13, node("Pad", []string{"x", "p"}, []string{"y"}, stringAttr("mode", "edge")), []*onnx.TensorProto{int64TensorProto("p", []int64{4}, 1, 1, 0, 0)},
+			[]string{"y"}, [][]float64{{1, 1, -2, 3, 1, 1, -2, 3, 4, 4, 5, -6}}, [][]int{{3, 4}}},
+		{"Pad edge attributes (opset 2)", 2, node("Pad", []string{"x"}, []string{"y"}, stringAttr("mode", "edge"), intsAttr("pads", 0, 0, 0, 1)), nil,
+			[]string{"y"}, [][]float64{{1, -2, 3, 3, 4, 5, -6, -6}}, [][]int{{2, 4}}},
+		{"Pad wrap (opset 19)", 19, node("Pad", []string{"x", "p"}, []string{"y"}, stringAttr("mode", "wrap")), []*onnx.TensorProto{int64TensorProto("p", []int64{4}, 0, 1, 0, 1)},
+			[]string{"y"}, [][]float64{{3, 1, -2, 3, 1, -6, 4, 5, -6, 4}}, [][]int{{2, 5}}},
+		{"Pad reflect axes input (opset 18)", 18, node("Pad", []string{"x", "p", "", "a"}, []string{"y"}, stringAttr("mode", "reflect")),
+			[]*onnx.TensorProto{int64TensorProto("p", []int64{2}, 1, 1), int64TensorProto("a", []int64{1}, -1)},
+			[]string{"y"}, [][]float64{{-2, 1, -2, 3, -2, 5, 4, 5, -6, 5}}, [][]int{{2, 5}}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -73,5 +98,93 @@ func TestOpsetForms(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPReluPerChannel checks PRelu's 1-D slope on an [N, C, ...] input: per channel
+// before opset 7 and wherever numpy broadcasting fails (as exporters write it), numpy's
+// last-axis broadcast where that is valid from opset 7 on.
+func TestPReluPerChannel(t *testing.T) {
+	cases := []struct {
+		name  string
+		opset int64
+		x     []int64
+		slope []float32
+		want  []float64
+	}{
+		// x = -1 -2 ... : every element negative, so y = slope * x.
+		{"opset 13, [C] does not broadcast numpy-style", 13, []int64{1, 3, 2}, []float32{1, 2, 3}, []float64{-1, -2, -6, -8, -15, -18}},
+		{"opset 6, per channel", 6, []int64{1, 2, 2}, []float32{1, 2}, []float64{-1, -2, -6, -8}},
+		{"opset 13, numpy broadcast along the last axis", 13, []int64{1, 2, 2}, []float32{1, 2}, []float64{-1, -4, -3, -8}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			g, err := Load(modelBytes(t, tc.opset, &onnx.GraphProto{Node: []*onnx.NodeProto{node("PRelu", []string{"x", "s"}, []string{"y"})},
+				Initializer: []*onnx.TensorProto{floatTensorProto("s", []int64{int64(len(tc.slope))}, tc.slope...)},
+				Input:       []*onnx.ValueInfoProto{floatInfo("x", tc.x...)}, Output: []*onnx.ValueInfoProto{floatInfo("y")}}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			x := NewTensor(g.Inputs[0].Shape...)
+			for i := range x.Data {
+				x.Data[i] = -float64(i + 1)
+			}
+			got, err := g.Eval([]*Tensor{x})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, w := range tc.want {
+				if got[0].Data[i] != w {
+					t.Fatalf("got %v, want %v", got[0].Data, tc.want)
+				}
+			}
+		})
+	}
+}
+
+// TestDepthToSpace checks DepthToSpace in both modes on the channel order that tells
+// them apart, and that SpaceToDepth undoes DCR.
+func TestDepthToSpace(t *testing.T) {
+	x := NewTensor(1, 8, 1, 1)
+	for i := range x.Data {
+		x.Data[i] = float64(i)
+	}
+	eval := func(op string, x *Tensor, attrs ...*onnx.AttributeProto) *Tensor {
+		t.Helper()
+		dims := make([]int64, len(x.Shape))
+		for i, d := range x.Shape {
+			dims[i] = int64(d)
+		}
+		g, err := Load(modelBytes(t, 13, &onnx.GraphProto{Node: []*onnx.NodeProto{node(op, []string{"x"}, []string{"y"}, attrs...)},
+			Input: []*onnx.ValueInfoProto{floatInfo("x", dims...)}, Output: []*onnx.ValueInfoProto{floatInfo("y")}}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := g.Eval([]*Tensor{x})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out[0]
+	}
+	for _, tc := range []struct {
+		mode string
+		want []float64
+	}{
+		{"DCR", []float64{0, 2, 4, 6, 1, 3, 5, 7}},
+		{"CRD", []float64{0, 1, 2, 3, 4, 5, 6, 7}},
+	} {
+		y := eval("DepthToSpace", x, intAttr("blocksize", 2), stringAttr("mode", tc.mode))
+		if !sameShape(y.Shape, []int{1, 2, 2, 2}) || fmt.Sprint(y.Data) != fmt.Sprint(tc.want) {
+			t.Fatalf("%s: got %v %v, want [1 2 2 2] %v", tc.mode, y.Shape, y.Data, tc.want)
+		}
+	}
+	r := rand.New(rand.NewSource(1))
+	z := NewTensor(2, 12, 3, 2)
+	for i := range z.Data {
+		z.Data[i] = r.NormFloat64()
+	}
+	back := eval("SpaceToDepth", eval("DepthToSpace", z, intAttr("blocksize", 2)), intAttr("blocksize", 2))
+	if !sameShape(back.Shape, z.Shape) || fmt.Sprint(back.Data) != fmt.Sprint(z.Data) {
+		t.Fatal("SpaceToDepth does not undo DepthToSpace (DCR)")
 	}
 }

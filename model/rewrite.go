@@ -198,48 +198,82 @@ func uniqueConst(g *Graph, name string) string {
 // v = GlobalAveragePool(d*d), y = d / Sqrt(v + epsilon) * scale + B (scale and B per
 // channel). The returned graph shares g's tensors; g is not modified.
 func ExpandInstanceNorm(g *Graph) *Graph {
-	if !slices.ContainsFunc(g.Nodes, func(n *Node) bool { return n.Op == "InstanceNormalization" }) {
-		return g
-	}
-	out := *g
-	out.Consts = maps.Clone(g.Consts)
-	out.Nodes = nil
-	for _, n := range g.Nodes {
-		if n.Op != "InstanceNormalization" {
-			out.Nodes = append(out.Nodes, n)
-			continue
-		}
-		x, y := n.Inputs[0], n.Outputs[0]
-		rank := len(g.Shapes[x])
-		name := func(s string) string { return n.Name + "/" + s }
+	return expandNodes(g, "InstanceNormalization", func(out *Graph, n *Node, name func(string) string) {
+		rank := len(g.Shapes[n.Inputs[0]])
 		perChannel := func(in, s string) string {
 			t := g.Consts[in].Clone()
 			t.Shape = append([]int{t.Numel()}, slices.Repeat([]int{1}, rank-2)...)
 			out.Consts[name(s)] = t
 			return name(s)
 		}
-		out.Consts[name("epsilon")] = &Tensor{Shape: []int{1}, Data: []float64{float64(float32(n.Attrs.Float("epsilon", 1e-5)))}}
-		for _, step := range []struct {
-			op  string
-			in  []string
-			out string
-		}{
-			{"GlobalAveragePool", []string{x}, "mean"},
-			{"Sub", []string{x, name("mean")}, "centered"},
-			{"Mul", []string{name("centered"), name("centered")}, "squared"},
-			{"GlobalAveragePool", []string{name("squared")}, "variance"},
-			{"Add", []string{name("variance"), name("epsilon")}, "variance+epsilon"},
-			{"Sqrt", []string{name("variance+epsilon")}, "stddev"},
-			{"Div", []string{name("centered"), name("stddev")}, "normalized"},
-			{"Mul", []string{name("normalized"), perChannel(n.Inputs[1], "scale")}, "scaled"},
-			{"Add", []string{name("scaled"), perChannel(n.Inputs[2], "B")}, ""},
-		} {
-			o := name(step.out)
-			if step.out == "" {
-				o = y
-			}
-			out.Nodes = append(out.Nodes, &Node{Name: name(step.op + "(" + step.out + ")"), Op: step.op, Inputs: step.in, Outputs: []string{o}, Attrs: Attrs{}})
+		mean := func(in, o string) *Node {
+			return &Node{Op: "GlobalAveragePool", Inputs: []string{in}, Outputs: []string{o}, Attrs: Attrs{}}
 		}
+		normalize(out, n, name, mean, perChannel(n.Inputs[1], "scale"), perChannel(n.Inputs[2], "B"))
+	})
+}
+
+// expandNodes returns g with every node of op replaced by the nodes expand appends to
+// out (name prefixes a name with the node's). The returned graph shares g's tensors
+// and has its own constant map; g is not modified.
+func expandNodes(g *Graph, op string, expand func(out *Graph, n *Node, name func(string) string)) *Graph {
+	if !slices.ContainsFunc(g.Nodes, func(n *Node) bool { return n.Op == op }) {
+		return g
+	}
+	out := *g
+	out.Consts = maps.Clone(g.Consts)
+	out.Nodes = nil
+	for _, n := range g.Nodes {
+		if n.Op != op {
+			out.Nodes = append(out.Nodes, n)
+			continue
+		}
+		expand(&out, n, func(s string) string { return n.Name + "/" + s })
 	}
 	return &out
+}
+
+// normalize appends y = (x - m) / Sqrt(v + epsilon) * scale + bias for node n (x its
+// first input, y its first output), m = mean(x) and v = mean((x - m)^2) over the axes
+// that mean(in, out) averages; bias "" adds nothing, scale "" (with bias "")
+// multiplies by nothing.
+func normalize(out *Graph, n *Node, name func(string) string, mean func(in, out string) *Node, scale, bias string) {
+	x, y := n.Inputs[0], n.Outputs[0]
+	out.Consts[name("epsilon")] = &Tensor{Shape: []int{1}, Data: []float64{float64(float32(n.Attrs.Float("epsilon", 1e-5)))}}
+	steps := []struct {
+		op  string
+		in  []string
+		out string
+	}{
+		{"mean", []string{x}, "mean"},
+		{"Sub", []string{x, name("mean")}, "centered"},
+		{"Mul", []string{name("centered"), name("centered")}, "squared"},
+		{"mean", []string{name("squared")}, "variance"},
+		{"Add", []string{name("variance"), name("epsilon")}, "variance+epsilon"},
+		{"Sqrt", []string{name("variance+epsilon")}, "stddev"},
+		{"Div", []string{name("centered"), name("stddev")}, "normalized"},
+		{"Mul", []string{name("normalized"), scale}, "scaled"},
+		{"Add", []string{name("scaled"), bias}, ""},
+	}
+	if bias == "" {
+		steps = steps[:len(steps)-1]
+		steps[len(steps)-1].out = ""
+	}
+	if scale == "" {
+		// No scale (and then no bias): the normalized value is the output.
+		steps = steps[:len(steps)-1]
+		steps[len(steps)-1].out = ""
+	}
+	for _, step := range steps {
+		o := name(step.out)
+		if step.out == "" {
+			o = y
+		}
+		nd := &Node{Op: step.op, Inputs: step.in, Outputs: []string{o}, Attrs: Attrs{}}
+		if step.op == "mean" {
+			nd = mean(step.in[0], o)
+		}
+		nd.Name = name(nd.Op + "(" + step.out + ")")
+		out.Nodes = append(out.Nodes, nd)
+	}
 }

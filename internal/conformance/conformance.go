@@ -28,6 +28,8 @@ var paramInputs = map[string][]int{
 	"Unsqueeze":      {1},
 	"Clip":           {1, 2},
 	"Expand":         {1},
+	// Exponents are constants in exported models (x ** 2, torch.sqrt as x ** 0.5).
+	"Pow": {1},
 	// Weights, biases and normalization statistics are model constants.
 	"BatchNormalization":    {1, 2, 3, 4},
 	"InstanceNormalization": {1, 2},
@@ -128,7 +130,7 @@ func loadCase(dir string) (*Case, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%s input %q: %w", ds.Name, vi.GetName(), err)
 			}
-			if isParam(nodes[0], vi) {
+			if isParam(nodes[0], vi, inits) {
 				ds.Consts[vi.GetName()] = t
 			} else {
 				ds.Inputs = append(ds.Inputs, t)
@@ -147,8 +149,12 @@ func loadCase(dir string) (*Case, error) {
 }
 
 // isParam reports whether a graph input feeds a parameter position of the node, or is
-// integer-typed (indices, shapes) and so cannot be a quantized activation.
-func isParam(node *onnx.NodeProto, vi *onnx.ValueInfoProto) bool {
+// integer-typed (indices, shapes) and so cannot be a quantized activation. The indices
+// of a Gather from an initializer (an embedding table) are data: the lookup is proven.
+func isParam(node *onnx.NodeProto, vi *onnx.ValueInfoProto, inits map[string]bool) bool {
+	if in := node.GetInput(); node.GetOpType() == "Gather" && len(in) == 2 && inits[in[0]] && in[1] == vi.GetName() {
+		return false
+	}
 	switch onnx.TensorProto_DataType(vi.GetType().GetTensorType().GetElemType()) {
 	case onnx.TensorProto_INT64, onnx.TensorProto_INT32:
 		// Comparisons of integer tensors take them as data.

@@ -42,6 +42,10 @@ func floatAttr(name string, v float32) *onnx.AttributeProto {
 	return &onnx.AttributeProto{Name: name, Type: onnx.AttributeProto_FLOAT, F: v}
 }
 
+func stringAttr(name, v string) *onnx.AttributeProto {
+	return &onnx.AttributeProto{Name: name, Type: onnx.AttributeProto_STRING, S: []byte(v)}
+}
+
 func floatInit(name string, dims []int64, vals ...float32) *onnx.TensorProto {
 	return &onnx.TensorProto{Name: name, Dims: dims, DataType: int32(onnx.TensorProto_FLOAT), FloatData: vals}
 }

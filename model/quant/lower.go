@@ -52,7 +52,11 @@ func lowerGraph(g *model.Graph, cfg Config) (*Program, error) {
 	p := &Program{Config: cfg}
 	// Fold BatchNormalization into the Conv/Gemm before it: one rescale instead of two,
 	// and the normalization costs nothing.
-	g = model.ExpandInstanceNorm(model.FoldBatchNorm(g))
+	g = model.ExpandLayerNorm(model.ExpandInstanceNorm(model.FoldBatchNorm(g)))
+	g = model.ExpandReduceNorms(model.ExpandMVN(model.ExpandGroupNorm(g)))
+	// Attention masks' "minus infinity" (-1e9, float32's lowest) as a value Softmax
+	// still maps to exactly 0 and the fixed-point range holds.
+	g = model.BoundSoftmaxMasks(g, math.Min(1e4, math.Ldexp(1, cfg.Bits-3-cfg.Scale)))
 	lw := &lowering{g: g, p: p, ids: map[string]int{}, consts: map[string]int{}, tables: map[string]*Table{},
 		qviews: map[string]*qview{}, ints: map[int][2]int64{}, skip: map[*model.Node]bool{},
 		chains: map[*model.Node]*chain{}, inputQ: map[string]*model.Node{}}
@@ -207,7 +211,7 @@ func (lw *lowering) node(n *model.Node) error {
 		return err
 	}
 	switch n.Op {
-	case "Identity", "Dropout", "Cast":
+	case "Identity", "Dropout", "Cast", "CastLike":
 		id, _, err := lw.operand(n, 0, p.Scale)
 		lw.ids[out] = id
 		return err
@@ -248,6 +252,12 @@ func (lw *lowering) node(n *model.Node) error {
 		return lw.logSoftmax(n)
 	case "Split":
 		return lw.split(n)
+	case "Pow":
+		return lw.pow(n)
+	case "Gather":
+		if model.IsRowLookup(n, lw.g.Consts) {
+			return lw.gatherRows(n)
+		}
 	}
 	if ok, err := lw.activation(n); ok {
 		return err
@@ -421,22 +431,20 @@ func linearTerms(n *model.Node, shapeOp string, l *Layer, sa, sb []int) ([]int, 
 		if err != nil {
 			return nil, err
 		}
-		outShape = pl.OutShape(len(sa))
-		mPerG, ks := pl.M/pl.Group, pl.KH*pl.KW
+		outShape = pl.OutShape()
+		mPerG, ks, sp, outs := pl.M/pl.Group, pl.KernelSize(), pl.Spatial(), pl.Outputs()
 		var ti, tk []int
 		for bb := 0; bb < pl.N; bb++ {
 			for m := 0; m < pl.M; m++ {
 				g := m / mPerG
-				for oh := 0; oh < pl.OH; oh++ {
-					for ow := 0; ow < pl.OW; ow++ {
-						ti, tk, _ = pl.Taps(oh, ow, ti, tk)
-						l.TermStart = append(l.TermStart, int32(len(l.TA)))
-						for c := 0; c < pl.CPerG; c++ {
-							xb := (bb*pl.C + g*pl.CPerG + c) * pl.H * pl.W
-							wb := (m*pl.CPerG + c) * ks
-							for t := range ti {
-								addTerms(xb+ti[t], wb+tk[t])
-							}
+				for op := range outs {
+					ti, tk, _ = pl.Taps(op, ti, tk)
+					l.TermStart = append(l.TermStart, int32(len(l.TA)))
+					for c := 0; c < pl.CPerG; c++ {
+						xb := (bb*pl.C + g*pl.CPerG + c) * sp
+						wb := (m*pl.CPerG + c) * ks
+						for t := range ti {
+							addTerms(xb+ti[t], wb+tk[t])
 						}
 					}
 				}
@@ -725,23 +733,22 @@ func (lw *lowering) maxPool(n *model.Node) error {
 		return err
 	}
 	l := &Layer{Name: n.Name, Op: n.Op, Kind: KMax, In: []int{x}, Bits: bitsFor(v.Bound)}
+	sp := w.Spatial()
 	var ti, tk []int
 	for bc := 0; bc < w.N*w.C; bc++ {
-		for oh := 0; oh < w.OH; oh++ {
-			for ow := 0; ow < w.OW; ow++ {
-				ti, tk, _ = w.Taps(oh, ow, ti, tk)
-				if len(ti) == 0 {
-					return lw.unsupported(n, "a pooling window lies entirely in padding")
-				}
-				g := make([]int32, len(ti))
-				for i, t := range ti {
-					g[i] = int32(bc*w.H*w.W + t)
-				}
-				l.Groups = append(l.Groups, g)
+		for op := range w.Outputs() {
+			ti, tk, _ = w.Taps(op, ti, tk)
+			if len(ti) == 0 {
+				return lw.unsupported(n, "a pooling window lies entirely in padding")
 			}
+			g := make([]int32, len(ti))
+			for i, t := range ti {
+				g[i] = int32(bc*sp + t)
+			}
+			l.Groups = append(l.Groups, g)
 		}
 	}
-	lw.ids[n.Outputs[0]] = lw.layer(l, model.PoolOutShape(w, len(v.Shape)), v.Scale, v.Bound)
+	lw.ids[n.Outputs[0]] = lw.layer(l, w.OutShape(w.C), v.Scale, v.Bound)
 	return nil
 }
 
@@ -752,7 +759,7 @@ func (lw *lowering) avgPool(n *model.Node) error {
 		return err
 	}
 	// weights[c] = 1/c for each window size c that occurs.
-	maxCount := w.KH * w.KW
+	maxCount := w.KernelSize()
 	inv := model.NewTensor(maxCount + 1)
 	for c := 1; c <= maxCount; c++ {
 		inv.Data[c] = 1 / float64(c)
@@ -762,29 +769,28 @@ func (lw *lowering) avgPool(n *model.Node) error {
 		return err
 	}
 	l := &Layer{Name: n.Name, Op: n.Op, Kind: KLinear, In: []int{x, wid}}
+	sp := w.Spatial()
 	var ti, tk []int
 	for bc := 0; bc < w.N*w.C; bc++ {
-		for oh := 0; oh < w.OH; oh++ {
-			for ow := 0; ow < w.OW; ow++ {
-				var pad int
-				ti, tk, pad = w.Taps(oh, ow, ti, tk)
-				cnt := len(ti)
-				if w.CountIncludePad {
-					cnt += pad
-				}
-				if cnt == 0 {
-					return lw.unsupported(n, "a pooling window lies entirely in padding")
-				}
-				l.TermStart = append(l.TermStart, int32(len(l.TA)))
-				for _, t := range ti {
-					l.TA = append(l.TA, int32(bc*w.H*w.W+t))
-					l.TB = append(l.TB, int32(cnt))
-				}
+		for op := range w.Outputs() {
+			var pad int
+			ti, tk, pad = w.Taps(op, ti, tk)
+			cnt := len(ti)
+			if w.CountIncludePad {
+				cnt += pad
+			}
+			if cnt == 0 {
+				return lw.unsupported(n, "a pooling window lies entirely in padding")
+			}
+			l.TermStart = append(l.TermStart, int32(len(l.TA)))
+			for _, t := range ti {
+				l.TA = append(l.TA, int32(bc*sp+t))
+				l.TB = append(l.TB, int32(cnt))
 			}
 		}
 	}
 	l.TermStart = append(l.TermStart, int32(len(l.TA)))
-	return lw.finishLinear(n, l, model.PoolOutShape(w, len(v.Shape)), v.Scale+internalScale)
+	return lw.finishLinear(n, l, w.OutShape(w.C), v.Scale+internalScale)
 }
 
 // batchNorm lowers inference-mode BatchNormalization to a per-channel affine map.

@@ -207,6 +207,11 @@ func (lw *lowering) activation(n *model.Node) (bool, error) {
 		fn.name, fn.slopeHi = "gelu-"+approx, 1
 	case "HardSwish":
 		fn.name, fn.slopeHi = "hardswish", 1
+	case "Mish":
+		fn.name, fn.slopeHi = "mish", 1
+	case "Celu":
+		alpha := a.Float("alpha", 1)
+		fn.name, fn.slopeHi = fmt.Sprintf("celu(%g)", alpha), 1
 	case "Elu":
 		alpha := a.Float("alpha", 1)
 		fn.name, fn.slopeHi = fmt.Sprintf("elu(%g)", alpha), 1

@@ -1,6 +1,7 @@
 package quant
 
 import (
+	"errors"
 	"math"
 	"math/rand"
 	"strings"
@@ -92,6 +93,56 @@ var opCases = []opCase{
 	{name: "Split", nodes: []*onnx.NodeProto{node("Split", []string{"x0"}, []string{"a", "b"}, intAttr("axis", 1), intsAttr("split", 1, 3))}, ins: [][]int64{{2, 4}}, outs: []string{"a", "b"}},
 	{name: "Expand", nodes: []*onnx.NodeProto{node("Expand", []string{"x0", "s"}, []string{"y"})}, ins: [][]int64{{3, 1}},
 		inits: []*onnx.TensorProto{int64Init("s", []int64{3}, 2, 3, 4)}},
+	{name: "PRelu per-channel slope [C] (exporters' form)", opset: 13, nodes: []*onnx.NodeProto{node("PRelu", []string{"x0", "s"}, []string{"y"})}, ins: [][]int64{{2, 3, 4, 5}},
+		inits: []*onnx.TensorProto{floatInit("s", []int64{3}, 0.25, -0.5, 2)}},
+	{name: "Conv 3-D (NCDHW)", opset: 13, nodes: []*onnx.NodeProto{node("Conv", []string{"x0", "w", "b"}, []string{"y"}, intsAttr("kernel_shape", 2, 3, 2),
+		intsAttr("strides", 1, 2, 1), intsAttr("pads", 1, 0, 1, 0, 1, 0), intsAttr("dilations", 2, 1, 1))}, ins: [][]int64{{1, 2, 4, 5, 4}},
+		inits: []*onnx.TensorProto{floatInit("w", []int64{3, 2, 2, 3, 2}, randFloats(rand.New(rand.NewSource(3)), 72, 0.3)...), floatInit("b", []int64{3}, 0.1, -0.2, 0.3)}},
+	{name: "MaxPool 3-D (NCDHW)", opset: 13, nodes: unary("MaxPool", intsAttr("kernel_shape", 2, 2, 3), intsAttr("strides", 2, 1, 2), intsAttr("pads", 1, 0, 1, 0, 1, 1)),
+		ins: [][]int64{{1, 2, 4, 5, 6}}},
+	{name: "AveragePool 3-D (NCDHW)", opset: 13, nodes: unary("AveragePool", intsAttr("kernel_shape", 3, 2, 2), intsAttr("strides", 1, 2, 2), intsAttr("pads", 1, 1, 0, 1, 0, 1), intAttr("count_include_pad", 1)),
+		ins: [][]int64{{1, 2, 4, 5, 6}}},
+	{name: "Pow 2", opset: 13, nodes: []*onnx.NodeProto{node("Pow", []string{"x0", "e"}, []string{"y"})}, ins: [][]int64{{3, 4}},
+		inits: []*onnx.TensorProto{floatInit("e", nil, 2)}},
+	{name: "Pow 3", opset: 13, nodes: []*onnx.NodeProto{node("Pow", []string{"x0", "e"}, []string{"y"})}, ins: [][]int64{{3, 4}},
+		inits: []*onnx.TensorProto{floatInit("e", []int64{1}, 3)}},
+	{name: "Pow 7", opset: 13, nodes: []*onnx.NodeProto{node("Pow", []string{"x0", "e"}, []string{"y"})}, ins: [][]int64{{3, 4}}, sd: 0.8,
+		inits: []*onnx.TensorProto{floatInit("e", nil, 7)}},
+	{name: "Pow 0.5", opset: 13, nodes: []*onnx.NodeProto{node("Abs", []string{"x0"}, []string{"a"}), node("Pow", []string{"a", "e"}, []string{"y"})}, ins: [][]int64{{3, 4}},
+		inits: []*onnx.TensorProto{floatInit("e", nil, 0.5)}},
+	{name: "Pow per-element exponents, broadcast", opset: 13, nodes: []*onnx.NodeProto{node("Pow", []string{"x0", "e"}, []string{"y"})}, ins: [][]int64{{2, 1}},
+		inits: []*onnx.TensorProto{floatInit("e", []int64{4}, 1, 2, 3, 2)}},
+	{name: "LayerNormalization (opset 17)", opset: 17, nodes: []*onnx.NodeProto{node("LayerNormalization", []string{"x0", "g", "b"}, []string{"y"})}, ins: [][]int64{{2, 3, 8}},
+		inits: []*onnx.TensorProto{floatInit("g", []int64{8}, randFloats(rand.New(rand.NewSource(4)), 8, 1)...), floatInit("b", []int64{8}, randFloats(rand.New(rand.NewSource(5)), 8, 1)...)}},
+	{name: "LayerNormalization axis 1, no bias (opset 18)", opset: 18, nodes: []*onnx.NodeProto{node("LayerNormalization", []string{"x0", "g"}, []string{"y"}, intAttr("axis", 1), floatAttr("epsilon", 1e-3))}, ins: [][]int64{{2, 3, 4}},
+		inits: []*onnx.TensorProto{floatInit("g", []int64{3, 4}, randFloats(rand.New(rand.NewSource(6)), 12, 1)...)}},
+	{name: "Softmax masked by Where with float32's lowest", opset: 13, nodes: []*onnx.NodeProto{node("Where", []string{"m", "x0", "inf"}, []string{"s"}), node("Softmax", []string{"s"}, []string{"y"}, intAttr("axis", -1))},
+		ins: [][]int64{{2, 4, 4}}, sd: 3, inits: []*onnx.TensorProto{{Name: "m", Dims: []int64{4, 4}, DataType: int32(onnx.TensorProto_BOOL), Int32Data: []int32{1, 0, 0, 0, 1, 1, 0, 0, 1, 1, 1, 0, 1, 1, 1, 1}},
+			floatInit("inf", nil, -math.MaxFloat32)}},
+	{name: "Softmax masked by adding -1e9", opset: 13, nodes: []*onnx.NodeProto{node("Add", []string{"x0", "mask"}, []string{"s"}), node("Softmax", []string{"s"}, []string{"y"}, intAttr("axis", -1))},
+		ins: [][]int64{{2, 3, 4}}, sd: 3, inits: []*onnx.TensorProto{floatInit("mask", []int64{1, 1, 4}, 0, 0, -1e9, -1e9)}},
+	{name: "Mish", opset: 18, nodes: unary("Mish"), ins: [][]int64{{3, 4}}, sd: 5},
+	{name: "Celu", opset: 12, nodes: unary("Celu", floatAttr("alpha", 1.5)), ins: [][]int64{{3, 4}}, sd: 5},
+	{name: "Tile", opset: 13, nodes: []*onnx.NodeProto{node("Tile", []string{"x0", "r"}, []string{"y"})}, ins: [][]int64{{2, 3}},
+		inits: []*onnx.TensorProto{int64Init("r", []int64{2}, 3, 2)}},
+	{name: "Trilu", opset: 14, nodes: []*onnx.NodeProto{node("Trilu", []string{"x0", "k"}, []string{"y"}, intAttr("upper", 0))}, ins: [][]int64{{2, 4, 4}},
+		inits: []*onnx.TensorProto{int64Init("k", nil, 1)}},
+	{name: "DepthToSpace CRD", opset: 13, nodes: unary("DepthToSpace", intAttr("blocksize", 2), stringAttr("mode", "CRD")), ins: [][]int64{{1, 8, 2, 3}}},
+	{name: "SpaceToDepth", opset: 13, nodes: unary("SpaceToDepth", intAttr("blocksize", 2)), ins: [][]int64{{1, 2, 4, 6}}},
+	{name: "GroupNormalization (opset 18, per-group scale)", opset: 18, nodes: []*onnx.NodeProto{node("GroupNormalization", []string{"x0", "g", "b"}, []string{"y"}, intAttr("num_groups", 2))},
+		ins: [][]int64{{2, 4, 3, 3}}, inits: []*onnx.TensorProto{floatInit("g", []int64{2}, 0.5, 1.5), floatInit("b", []int64{2}, 0.1, -0.2)}},
+	{name: "GroupNormalization (opset 21, per-channel scale)", opset: 21, nodes: []*onnx.NodeProto{node("GroupNormalization", []string{"x0", "g", "b"}, []string{"y"}, intAttr("num_groups", 3))},
+		ins: [][]int64{{1, 6, 5}}, inits: []*onnx.TensorProto{floatInit("g", []int64{6}, 0.5, 1.5, 1, 0.7, 1.2, 0.9), floatInit("b", []int64{6}, 0.1, -0.2, 0, 0.3, 0.2, -0.1)}},
+	{name: "MeanVarianceNormalization", opset: 13, nodes: unary("MeanVarianceNormalization"), ins: [][]int64{{2, 3, 2, 4}}},
+	{name: "ReduceL1", opset: 13, nodes: unary("ReduceL1", intsAttr("axes", 1)), ins: [][]int64{{3, 4, 5}}},
+	{name: "ReduceL2 opset 18", opset: 18, nodes: []*onnx.NodeProto{node("ReduceL2", []string{"x0", "a"}, []string{"y"}, intAttr("keepdims", 0))}, ins: [][]int64{{3, 4, 5}}, sd: 0.8,
+		inits: []*onnx.TensorProto{int64Init("a", []int64{1}, -1)}},
+	{name: "Size and CastLike", opset: 15, nodes: []*onnx.NodeProto{node("Size", []string{"x0"}, []string{"n"}), node("CastLike", []string{"n", "x0"}, []string{"nf"}),
+		node("Mul", []string{"x0", "nf"}, []string{"y"})}, ins: [][]int64{{2, 3}}},
+	{name: "Pad reflect", opset: 13, nodes: []*onnx.NodeProto{node("Pad", []string{"x0", "p"}, []string{"y"}, stringAttr("mode", "reflect"))}, ins: [][]int64{{1, 2, 4, 5}},
+		inits: []*onnx.TensorProto{int64Init("p", []int64{8}, 0, 0, 2, 1, 0, 0, 1, 3)}},
+	{name: "Pad edge", opset: 13, nodes: []*onnx.NodeProto{node("Pad", []string{"x0", "p"}, []string{"y"}, stringAttr("mode", "edge"))}, ins: [][]int64{{1, 2, 5}},
+		inits: []*onnx.TensorProto{int64Init("p", []int64{6}, 0, 0, 3, 0, 0, 2)}},
 }
 
 // TestOpsMatchFloat compares the integer program of every lowered op with the float
@@ -168,6 +219,30 @@ func TestOutOfRange(t *testing.T) {
 			}
 			_, _, err = evalBoth(t, g, p, in)
 			wantOutOfRange(t, err, tc.layer)
+		})
+	}
+}
+
+// TestPowRefused checks that Pow exponents without a lowering are refused naming the
+// operator, the node and the exponent.
+func TestPowRefused(t *testing.T) {
+	cases := []struct {
+		name  string
+		c     opCase
+		cause string
+	}{
+		{"runtime exponent", opCase{nodes: []*onnx.NodeProto{node("Pow", []string{"x0", "x1"}, []string{"y"})}, ins: [][]int64{{3}, {3}}}, "runtime"},
+		{"negative exponent", opCase{nodes: []*onnx.NodeProto{node("Pow", []string{"x0", "e"}, []string{"y"})}, ins: [][]int64{{3}},
+			inits: []*onnx.TensorProto{floatInit("e", nil, -1)}}, "exponent -1"},
+		{"real exponent", opCase{nodes: []*onnx.NodeProto{node("Pow", []string{"x0", "e"}, []string{"y"})}, ins: [][]int64{{3}},
+			inits: []*onnx.TensorProto{floatInit("e", []int64{3}, 2, 1.5, 3)}}, "exponent 1.5"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Lower(load(t, 13, tc.c.graph()), testConfig())
+			if !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), `Pow node "Pow_0"`) || !strings.Contains(err.Error(), tc.cause) {
+				t.Fatalf("got %v, want an unsupported error naming Pow_0 and %q", err, tc.cause)
+			}
 		})
 	}
 }
