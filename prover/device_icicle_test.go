@@ -44,6 +44,35 @@ func groth16Commitments(t *testing.T, ccs constraint.ConstraintSystem) int {
 	return len(r1cs.CommitmentInfo.(constraint.Groth16Commitments))
 }
 
+// setUpModel creates, compiles and sets up for sys the model in dir (network.onnx and
+// input.json) with cfg, and returns it with its parsed input.
+func setUpModel(t *testing.T, dir string, cfg quant.Config, sys circuits.System) (*prover.Model, []*model.Tensor) {
+	t.Helper()
+	onnx, err := os.ReadFile(filepath.Join(dir, "network.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inJSON, err := os.ReadFile(filepath.Join(dir, "input.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := prover.Create(t.TempDir(), onnx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := model.ParseInput(inJSON, m.Graph)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Compile(sys); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Setup(sys); err != nil {
+		t.Fatal(err)
+	}
+	return m, in
+}
+
 // TestICICLECPUModels proves models through Model.Prove on the icicle-cpu device and
 // re-verifies every proof from its bytes on gnark's CPU verifier: the bundled example
 // (whose default "lookup" range checks make a commitment circuit) and a small model with
@@ -61,36 +90,15 @@ func TestICICLECPUModels(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			onnx, err := os.ReadFile(filepath.Join(tc.dir, "network.onnx"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			inJSON, err := os.ReadFile(filepath.Join(tc.dir, "input.json"))
-			if err != nil {
-				t.Fatal(err)
-			}
 			cfg := quant.DefaultConfig()
 			cfg.RangeCheck = tc.rangeCheck
-			m, err := prover.Create(t.TempDir(), onnx, cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			in, err := model.ParseInput(inJSON, m.Graph)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := m.Compile(circuits.Groth16); err != nil {
-				t.Fatal(err)
-			}
+			m, in := setUpModel(t, tc.dir, cfg, circuits.Groth16)
 			ccs, err := m.Circuit(circuits.Groth16)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if n := groth16Commitments(t, ccs); (n > 0) != tc.wantCommits {
 				t.Fatalf("%d commitments, want commitments: %v", n, tc.wantCommits)
-			}
-			if err := m.Setup(circuits.Groth16); err != nil {
-				t.Fatal(err)
 			}
 			p, err := m.Prove(circuits.Groth16, in, prover.WithDevice(prover.ICICLECPU))
 			if err != nil {
@@ -122,28 +130,7 @@ func TestICICLECPUModels(t *testing.T) {
 // ICICLE backend is Groth16 only) is made by gnark's CPU prover and verifies.
 func TestICICLECPUPlonkFallsBack(t *testing.T) {
 	requireICICLECPU(t)
-	onnx, err := os.ReadFile("../testdata/models/1l_relu/network.onnx")
-	if err != nil {
-		t.Fatal(err)
-	}
-	inJSON, err := os.ReadFile("../testdata/models/1l_relu/input.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := prover.Create(t.TempDir(), onnx, quant.DefaultConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	in, err := model.ParseInput(inJSON, m.Graph)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := m.Compile(circuits.Plonk); err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Setup(circuits.Plonk); err != nil {
-		t.Fatal(err)
-	}
+	m, in := setUpModel(t, "../testdata/models/1l_relu", quant.DefaultConfig(), circuits.Plonk)
 	p, err := m.Prove(circuits.Plonk, in, prover.WithDevice(prover.ICICLECPU))
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,10 @@
 #   go build -tags icicle -o bin/zkml-icicle ./cmd/zkml
 #   bin/zkml-icicle prove --device icicle-cpu ...   # or --device gpu where CUDA was built
 #
+# Curves: zkml proves on BN254 only, but gnark's ICICLE Groth16 package links the
+# libraries of every curve it supports (bn254, bls12_377, bls12_381, bw6_761), so all
+# four are built, one after the other; an interrupted build resumes at the next curve.
+#
 # Backends: ICICLE's CPU backend is always built (it is compiled into libicicle_device and
 # the field/curve libraries); the CUDA backend (lib/backend/) is built too where nvcc is
 # found (--cuda requires it, --cpu skips it). CUDA_ARCH picks the GPU architecture
@@ -66,13 +70,16 @@ fi
 version=$(go list -m -f '{{.Version}}' github.com/ingonyama-zk/icicle-gnark/v3)
 patch_file="$repo/scripts/icicle-cpu-memory.patch"
 patch_id=$(sha256sum "$patch_file" | cut -c1-8)
-cached=
 if [ -z "$prefix" ]; then
 	prefix="${XDG_CACHE_HOME:-$HOME/.cache}/zkml/icicle-$version-$patch_id-$variant"
-	cached=1
 fi
-stamp="$prefix/.zkml-icicle-build"
+curves=(bn254 bls12_377 bls12_381 bw6_761)
 id="$version $patch_id $variant"
+# built reports whether curve $1 is installed in the prefix by this build's settings.
+built() { [ -f "$prefix/.built-$1" ] && [ "$(cat "$prefix/.built-$1")" = "$id" ]; }
+all_built() {
+	for c in "${curves[@]}"; do built "$c" || return 1; done
+}
 
 print_env() {
 	printf "export CGO_ENABLED=1\n"
@@ -80,7 +87,7 @@ print_env() {
 	printf "export ICICLE_BACKEND_INSTALL_DIR='%s/lib/backend'\n" "$prefix"
 }
 
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$id" ]; then
+if all_built; then
 	log "ICICLE $version ($variant) already built in $prefix"
 	print_env
 	exit 0
@@ -107,7 +114,7 @@ mkdir -p "$(dirname "$prefix")"
 # One build per prefix at a time: concurrent CI jobs wait for the first one.
 exec 9>"$prefix.lock"
 flock 9
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$id" ]; then
+if all_built; then
 	log "ICICLE $version ($variant) built meanwhile in $prefix"
 	print_env
 	exit 0
@@ -124,12 +131,14 @@ if [ "$want" = cuda ]; then
 	cuda_flags=(-DCUDA_BACKEND=local -DCMAKE_CUDA_COMPILER="$nvcc" -DCMAKE_CUDA_ARCHITECTURES="$arch")
 fi
 start=$(date +%s)
-log "building ICICLE $version ($variant) from $src into $prefix"
-cmake -S "$work/icicle" -B "$work/build" -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$prefix" \
-	-DCURVE=bn254 -DMSM=ON -DNTT=ON -DG2=ON -DCPU_BACKEND=ON "${cuda_flags[@]}" >&2
-[ -z "$cached" ] || rm -rf "$prefix" # a cache entry is ours to replace; a given PREFIX is not
-cmake --build "$work/build" --target install -j"${ICICLE_JOBS:-$(nproc)}" >&2
 mkdir -p "$prefix/lib/backend" # ICICLE_BACKEND_INSTALL_DIR must exist even with no CUDA backend
-echo "$id" >"$stamp"
+for c in "${curves[@]}"; do
+	built "$c" && continue
+	log "building ICICLE $version ($variant, $c) from $src into $prefix"
+	cmake -S "$work/icicle" -B "$work/build-$c" -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$prefix" \
+		-DCURVE="$c" -DMSM=ON -DNTT=ON -DG2=ON -DCPU_BACKEND=ON "${cuda_flags[@]}" >&2
+	cmake --build "$work/build-$c" --target install -j"${ICICLE_JOBS:-$(nproc)}" >&2
+	echo "$id" >"$prefix/.built-$c"
+done
 log "built ICICLE $version ($variant) in $(($(date +%s) - start))s under $prefix"
 print_env
