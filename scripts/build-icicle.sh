@@ -21,9 +21,11 @@
 # and a second run (any checkout, same ICICLE version and patch) only prints the
 # environment. With PREFIX (e.g. /opt/icicle in the Dockerfile) they are installed there.
 #
-# The CPU backend is patched (scripts/icicle-cpu-memory.patch): ICICLE 3.2's CPU device
-# does not report its available memory, and gnark's ICICLE prover aborts the process on
-# that error during its device warm-up. The patch reports host memory instead.
+# The CPU backend is patched (scripts/icicle-cpu.patch) for two bugs of ICICLE 3.2 that
+# abort the process: its CPU device does not report its available memory, which gnark's
+# ICICLE prover requires during its device warm-up (the patch reports host memory, within
+# RLIMIT_AS); and its vector operations start no worker thread on a two-thread machine
+# (an assertion; the patch starts at least one, as MSM already does).
 #
 # cmake and a C++ compiler are installed with apt-get when missing (as root). Logs go
 # to stderr; stdout carries only the `export` lines. ICICLE_JOBS sets the build's
@@ -68,7 +70,7 @@ if [ "$want" = cuda ]; then
 fi
 
 version=$(go list -m -f '{{.Version}}' github.com/ingonyama-zk/icicle-gnark/v3)
-patch_file="$repo/scripts/icicle-cpu-memory.patch"
+patch_file="$repo/scripts/icicle-cpu.patch"
 patch_id=$(sha256sum "$patch_file" | cut -c1-8)
 if [ -z "$prefix" ]; then
 	prefix="${XDG_CACHE_HOME:-$HOME/.cache}/zkml/icicle-$version-$patch_id-$variant"
