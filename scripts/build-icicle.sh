@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# build-icicle.sh [--cpu|--cuda] [PREFIX]: build ICICLE's native BN254 libraries from the
+# build-icicle.sh [--cpu|--cuda] [PREFIX]: build ICICLE's native libraries from the
 # sources vendored in the Go module github.com/ingonyama-zk/icicle-gnark/v3 (the version
 # go.mod pins), once per machine, and print the environment a `-tags icicle` build needs:
 #
@@ -10,6 +10,7 @@
 # Curves: zkml proves on BN254 only, but gnark's ICICLE Groth16 package links the
 # libraries of every curve it supports (bn254, bls12_377, bls12_381, bw6_761), so all
 # four are built, one after the other; an interrupted build resumes at the next curve.
+# Only BN254 gets the CUDA backend: the others are linked, never run.
 #
 # Backends: ICICLE's CPU backend is always built (it is compiled into libicicle_device and
 # the field/curve libraries); the CUDA backend (lib/backend/) is built too where nvcc is
@@ -136,9 +137,11 @@ start=$(date +%s)
 mkdir -p "$prefix/lib/backend" # ICICLE_BACKEND_INSTALL_DIR must exist even with no CUDA backend
 for c in "${curves[@]}"; do
 	built "$c" && continue
+	backend_flags=(-DCUDA_BACKEND=OFF)
+	[ "$c" != bn254 ] || backend_flags=("${cuda_flags[@]}")
 	log "building ICICLE $version ($variant, $c) from $src into $prefix"
 	cmake -S "$work/icicle" -B "$work/build-$c" -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$prefix" \
-		-DCURVE="$c" -DMSM=ON -DNTT=ON -DG2=ON -DCPU_BACKEND=ON "${cuda_flags[@]}" >&2
+		-DCURVE="$c" -DMSM=ON -DNTT=ON -DG2=ON -DCPU_BACKEND=ON "${backend_flags[@]}" >&2
 	cmake --build "$work/build-$c" --target install -j"${ICICLE_JOBS:-$(nproc)}" >&2
 	echo "$id" >"$prefix/.built-$c"
 done
