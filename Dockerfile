@@ -27,20 +27,24 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=10s \
 ENTRYPOINT ["zkml"]
 CMD ["serve", "--addr", ":8080"]
 
-# GPU build: ICICLE's native libraries are built from the Go module's sources
-# (scripts/build-icicle.sh, CUDA arch 90 for H100) and zkml is built with -tags icicle.
+# GPU build: ICICLE's native libraries (CPU and CUDA backends) are built from the Go
+# module's sources by scripts/build-icicle.sh, as on a CI or GPU machine (CUDA arch 90 for
+# H100/H200 unless --build-arg CUDA_ARCH=...), and zkml is built with -tags icicle.
+FROM golang:${GO_VERSION}-bookworm AS go
+
 FROM nvidia/cuda:12.6.3-devel-ubuntu24.04 AS cuda-build
-ARG GO_VERSION
-RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl git cmake build-essential \
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates git cmake build-essential patch \
     && rm -rf /var/lib/apt/lists/*
-RUN curl -fsSL https://go.dev/dl/go${GO_VERSION}.linux-amd64.tar.gz | tar -C /usr/local -xz
+# The Go toolchain of the CPU image's base (go.dev/dl names releases go1.26.0, not go1.26).
+COPY --from=go /usr/local/go /usr/local/go
 ENV PATH=/usr/local/go/bin:$PATH
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN scripts/build-icicle.sh /opt/icicle \
-    && CGO_ENABLED=1 CGO_LDFLAGS="-L/opt/icicle/lib" go build -tags icicle -trimpath -o /out/zkml ./cmd/zkml
+ARG CUDA_ARCH=90
+RUN eval "$(CUDA_ARCH=${CUDA_ARCH} scripts/build-icicle.sh --cuda /opt/icicle)" \
+    && go build -tags icicle -trimpath -o /out/zkml ./cmd/zkml
 
 FROM nvidia/cuda:12.6.3-runtime-ubuntu24.04 AS cuda
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl \

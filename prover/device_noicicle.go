@@ -9,10 +9,10 @@ import (
 	"github.com/consensys/gnark/constraint"
 )
 
-func gpuSupport() (bool, string) {
+func icicleSupport(Device) (bool, string) {
 	return false, "this zkml was built without the icicle build tag"
 }
 
-func proveGPU(constraint.ConstraintSystem, string, func() ([]byte, error), witness.Witness) (writerTo, error) {
-	return nil, errors.New("GPU proving needs a binary built with -tags icicle")
+func proveICICLE(Device, constraint.ConstraintSystem, string, func() ([]byte, error), witness.Witness) (writerTo, error) {
+	return nil, errors.New("ICICLE proving needs a binary built with -tags icicle")
 }

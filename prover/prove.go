@@ -134,9 +134,9 @@ func (m *Model) Prove(sys circuits.System, inputs []*model.Tensor, opts ...Prove
 	device := resolveDevice(cfg.device, sys)
 	start := time.Now()
 	var proof writerTo
-	if device == GPU {
+	if device != CPU {
 		name := fileName("pk", sys)
-		proof, err = proveGPU(ccs, m.manifest.Files[name].SHA256, func() ([]byte, error) { return m.manifest.readFile(m.Dir, name) }, w.Full)
+		proof, err = proveICICLE(device, ccs, m.manifest.Files[name].SHA256, func() ([]byte, error) { return m.manifest.readFile(m.Dir, name) }, w.Full)
 	} else {
 		proof, err = proveRaw(sys, ccs, pk, w.Full)
 	}

@@ -118,7 +118,7 @@ and the models under --shared; "all" is the examples, the models under --shared 
 	f.StringVar(&mdPath, "markdown", "", "write BENCHMARKS.md")
 	f.StringVar(&notesPath, "notes", "", "markdown appended verbatim to --markdown (profiles, hot spots)")
 	f.BoolVar(&noFloor, "no-floor", false, "skip the Groth16 MSM+FFT floor")
-	f.StringVar(&device, "device", "cpu", "prove on cpu or gpu (ICICLE builds, Groth16)")
+	f.StringVar(&device, "device", "cpu", "prove on "+prover.Devices+" (icicle-cpu and gpu: ICICLE builds, Groth16)")
 	f.BoolVar(&noBudget, "no-budget", false, "skip the per-gadget constraint budgets")
 	f.StringVar(&fromJSON, "from-json", "", "render the outputs from a report written by --json instead of running")
 	return cmd

@@ -361,7 +361,7 @@ func proveCmd() *cobra.Command {
 	cmd.Flags().StringVarP(&dir, "dir", "d", "", "model directory (from compile and setup)")
 	cmd.Flags().StringVar(&input, "input", "", "input.json ({\"input_data\": [[...]]})")
 	cmd.Flags().StringVar(&system, "system", "groth16", "proving system: groth16 or plonk")
-	cmd.Flags().StringVar(&device, "device", "cpu", "cpu, or gpu (ICICLE, Groth16, binaries built with -tags icicle; falls back to cpu with a warning)")
+	cmd.Flags().StringVar(&device, "device", "cpu", prover.Devices+": cpu is gnark; icicle-cpu (ICICLE's CPU backend) and gpu (ICICLE CUDA) are Groth16 only, need a binary built with -tags icicle and fall back to cpu with a warning")
 	_ = cmd.MarkFlagRequired("dir")
 	_ = cmd.MarkFlagRequired("input")
 	return cmd

@@ -29,7 +29,7 @@ func (f *serviceFlags) register(cmd *cobra.Command, defaultAddr string) {
 	fl.StringVar(&f.addr, "addr", defaultAddr, "listen address (ZKML_ADDR)")
 	fl.StringVar(&f.databaseURL, "database-url", "", "PostgreSQL URL (ZKML_DATABASE_URL); empty: embedded SQLite in the data dir")
 	fl.StringVar(&f.dataDir, "data-dir", "", "data directory: embedded database, artifacts, workspaces (ZKML_DATA_DIR)")
-	fl.StringVar(&f.device, "device", "cpu", "proving device: cpu or gpu (ICICLE builds)")
+	fl.StringVar(&f.device, "device", "cpu", "proving device of the workers: "+prover.Devices+" (icicle-cpu and gpu: ICICLE builds, Groth16; ZKML_DEVICE)")
 	fl.IntVar(&f.workers, "workers", 0, "jobs run at once by this process (ZKML_WORKERS)")
 	fl.BoolVar(&f.inProcessProve, "in-process-prove", false, "compile, set up and prove inside this process (faster for small models; a timed-out job then keeps its CPU until it ends, and a crash takes the process down)")
 }
@@ -51,6 +51,9 @@ func (f *serviceFlags) config(cmd *cobra.Command) (service.Config, error) {
 	}
 	if f.workers > 0 {
 		cfg.Workers = f.workers
+	}
+	if v := os.Getenv("ZKML_DEVICE"); v != "" && !cmd.Flags().Changed("device") {
+		f.device = v
 	}
 	dev, err := prover.ParseDevice(f.device)
 	if err != nil {
