@@ -192,6 +192,75 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/models/{id}/ceremony": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Public transcript of the model's ceremony (contributors, hashes, times, beacon) */
+        get: operations["getCeremony"];
+        put?: never;
+        /** Open a Groth16 phase-2 ceremony for the model on the service's Powers of Tau file */
+        post: operations["openCeremony"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/models/{id}/ceremony/state": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Download the current phase-2 state (what the next contributor runs `zkml ceremony contribute --in` on) */
+        get: operations["ceremonyState"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/models/{id}/ceremony/contributions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Upload a contribution (the output of `zkml ceremony contribute`): verified against the current state before it is appended; one at a time, in order */
+        post: operations["contribute"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/models/{id}/ceremony/seal": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Verify the transcript, apply a public random beacon and make the model's Groth16 keys */
+        post: operations["sealCeremony"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/jobs": {
         parameters: {
             query?: never;
@@ -412,6 +481,28 @@ export interface components {
             prove_seconds?: number;
             /** Format: date-time */
             created_at?: string;
+        };
+        Contribution: {
+            index?: number;
+            name?: string;
+            /** @description SHA-256 of the state after the contribution: the hash its contributor publishes */
+            sha256?: string;
+            /** Format: date-time */
+            time?: string;
+        };
+        /** @description Public transcript of a Groth16 phase-2 ceremony */
+        Ceremony: {
+            model_id?: string;
+            circuit_sha256?: string;
+            /** @description BLAKE2b-512 of the Powers of Tau file */
+            ptau_blake2b?: string;
+            ptau_power?: number;
+            initial_sha256?: string;
+            contributions?: components["schemas"]["Contribution"][];
+            /** @description hex beacon that sealed the ceremony */
+            beacon?: string;
+            /** Format: date-time */
+            sealed?: string;
         };
     };
     responses: {
@@ -956,6 +1047,169 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    getCeremony: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description model ID */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description transcript */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Ceremony"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["Unprocessable"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    openCeremony: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description model ID */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description ceremony opened */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Ceremony"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["Unprocessable"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    ceremonyState: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description model ID */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description phase-2 state */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/octet-stream": string;
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["Unprocessable"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    contribute: {
+        parameters: {
+            query: {
+                /** @description contributor name for the public transcript */
+                name: string;
+            };
+            header?: never;
+            path: {
+                /** @description model ID */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/octet-stream": string;
+            };
+        };
+        responses: {
+            /** @description contribution accepted */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Contribution"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["TooLarge"];
+            422: components["responses"]["Unprocessable"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    sealCeremony: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description model ID */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description hex; drawn after the last contribution (e.g. a drand round) */
+                    beacon: string;
+                };
+            };
+        };
+        responses: {
+            /** @description sealed; the model has groth16 keys */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Ceremony"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["TooLarge"];
+            422: components["responses"]["Unprocessable"];
             503: components["responses"]["Unavailable"];
         };
     };
