@@ -1,3 +1,5 @@
+//go:build unix
+
 package prover_test
 
 import (
@@ -10,12 +12,14 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/advancedclimatesystems/gonnx/onnx"
 
 	"github.com/zkml/zkml/circuits"
+	"github.com/zkml/zkml/internal/bench"
 	"github.com/zkml/zkml/internal/onnxgen"
 	"github.com/zkml/zkml/model/quant"
 	"github.com/zkml/zkml/prover"
@@ -99,6 +103,10 @@ func measureCompile(b *testing.B, onnx []byte) {
 		for _, l := range p.Layers {
 			terms += int64(len(l.TA))
 		}
+		est, err := bench.EstimateProgram(p, circuits.Groth16)
+		if err != nil {
+			b.Fatal(err)
+		}
 		stop = sampleHeap(&compilePeak)
 		stopLive := sampleLive(b, os.Getenv("ZKML_LIVE_PROFILE"))
 		start := time.Now()
@@ -122,6 +130,11 @@ func measureCompile(b *testing.B, onnx []byte) {
 		b.ReportMetric(float64(compilePeak-base)/float64(terms), "compile-peak-B/MAC")
 		b.ReportMetric(float64(held-program)/1e6, "ccs-MB")
 		b.ReportMetric(secs, "compile-s")
+		b.ReportMetric(float64(est.MemoryBytes)/1e6, "estimate-MB")
+		var ru syscall.Rusage
+		if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+			b.ReportMetric(float64(ru.Maxrss)/1e3, "maxrss-MB") // KiB on Linux
+		}
 		b.Logf("%d MACs, %d constraints: program %.0f MB, quantize peak %.0f MB, compile peak %.0f MB, ccs %.0f MB, compile %.1fs",
 			terms, st.Constraints, float64(program)/1e6, float64(lowerPeak-base)/1e6, float64(compilePeak-base)/1e6, float64(held-program)/1e6, secs)
 	}

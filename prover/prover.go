@@ -124,6 +124,13 @@ func Create(dir string, onnx []byte, cfg quant.Config) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
+	return CreateBuilt(dir, onnx, cfg, g, p)
+}
+
+// CreateBuilt is Create for a model that Build(onnx, cfg) already quantized into g
+// and p (so a caller can check the program, for instance against a memory budget,
+// before anything is written).
+func CreateBuilt(dir string, onnx []byte, cfg quant.Config, g *model.Graph, p *quant.Program) (*Model, error) {
 	id, err := ModelID(p)
 	if err != nil {
 		return nil, err
