@@ -117,6 +117,10 @@ func measureCompile(b *testing.B, onnx []byte) {
 			b.Fatal(err)
 		}
 		secs := time.Since(start).Seconds()
+		var ru syscall.Rusage
+		if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+			b.ReportMetric(float64(ru.Maxrss)/1e3, "maxrss-MB") // KiB on Linux; before serializing
+		}
 		var size countWriter
 		if _, err := ccs.WriteTo(&size); err != nil {
 			b.Fatal(err)
@@ -131,10 +135,6 @@ func measureCompile(b *testing.B, onnx []byte) {
 		b.ReportMetric(float64(size)/1e6, "ccs-file-MB")
 		b.ReportMetric(secs, "compile-s")
 		b.ReportMetric(float64(est.MemoryBytes)/1e6, "estimate-MB")
-		var ru syscall.Rusage
-		if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
-			b.ReportMetric(float64(ru.Maxrss)/1e3, "maxrss-MB") // KiB on Linux
-		}
 		b.Logf("%d MACs, %d constraints: program %.0f MB, quantize peak %.0f MB, compile peak %.0f MB, circuit file %.0f MB, compile %.1fs",
 			terms, st.Constraints, float64(program)/1e6, float64(lowerPeak-base)/1e6, float64(compilePeak-base)/1e6, float64(size)/1e6, secs)
 	}
