@@ -380,22 +380,7 @@ func (e *Engine) SolidityVerifier(ctx context.Context, dir string, system string
 	return buf.Bytes(), nil
 }
 
-// ExportOptions configures an exported wrapper for m: where the model outputs sit among
-// the public inputs (when they are public), and the public inputs that identify the
-// model's params (pinned, so the contract rejects proofs made with other weights).
+// ExportOptions configures an exported wrapper for m (verifier.ProgramOptions).
 func ExportOptions(m *prover.Model) ([]verifier.ExportOption, error) {
-	b, err := circuits.ModelBinding(m.Program)
-	if err != nil {
-		return nil, err
-	}
-	opts := []verifier.ExportOption{verifier.WithBinding(b)}
-	l := circuits.NewLayout(m.Program)
-	if len(l.Outputs) == 0 || !l.Outputs[0].Public {
-		return opts, nil
-	}
-	n := 0
-	for _, s := range l.Outputs {
-		n += s.Len
-	}
-	return append(opts, verifier.WithOutputs(l.Outputs[0].Offset, n)), nil
+	return verifier.ProgramOptions(m.Program)
 }
