@@ -192,4 +192,3 @@ func TestCeremonyConcurrentContributions(t *testing.T) {
 		run(t, a, b)
 	})
 }
-
