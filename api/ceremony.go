@@ -95,7 +95,7 @@ func (s *Server) ceremonyModel(r *http.Request) (*store.Model, string, error) {
 // ErrCeremonyStale is wrapped by a Ceremonies error that refuses a contribution made
 // from an earlier state of the ceremony (another one was accepted since it was
 // downloaded).
-var ErrCeremonyStale = errors.New("contribution made from an earlier ceremony state")
+var ErrCeremonyStale = errors.New("stale ceremony state")
 
 // ceremonyError maps a refusal to 422 with code ceremony_rejected, and a contribution
 // made from an earlier state to 409 stale_ceremony_state.

@@ -26,7 +26,7 @@ var _ api.Ceremonies = (*Ceremonies)(nil)
 // yet, a sealed one) for the API.
 func rejected(err error) error {
 	if errors.Is(err, prover.ErrStaleContribution) {
-		return fmt.Errorf("%w: %w: %v", api.ErrCeremonyStale, api.ErrCeremonyRejected, err)
+		return fmt.Errorf("%w: %v", api.ErrCeremonyStale, err)
 	}
 	if errors.Is(err, prover.ErrCeremony) || errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("%w: %v", api.ErrCeremonyRejected, err)
