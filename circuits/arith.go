@@ -43,7 +43,9 @@ func newArithMode(api frontend.API, stats *Stats, mode string) *arith {
 	if mode == "bits" {
 		rc = rangecheck.New(noCommit{api})
 	} else {
-		rc = newRangeArg(api)
+		ra := newRangeArg(api)
+		ra.stats = stats
+		rc = ra
 	}
 	count, wires := constraintCounter(api)
 	return &arith{api: api, rc: rc, tables: map[*quant.Table]logderivlookup.Table{}, stats: stats, count: count, wires: wires, mode: mode}

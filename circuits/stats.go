@@ -36,11 +36,15 @@ type Stats struct {
 	Layers     []LayerStats `json:"layers"`
 	// Deferred constraints: the range-check and lookup arguments, the output equality
 	// checks and the commitment, added after the layers.
-	Deferred    int `json:"deferred_constraints"`
-	Constraints int `json:"constraints"`
-	Public      int `json:"public_inputs"`
-	Secret      int `json:"secret_inputs"`
-	Internal    int `json:"internal_variables"`
+	Deferred int `json:"deferred_constraints"`
+	// The range argument (lookup mode): its limb width t (a table of 2^t entries) and
+	// its number of queries; each entry and each query is one R1CS constraint.
+	RangeLimbBits int `json:"range_limb_bits,omitempty"`
+	RangeQueries  int `json:"range_queries,omitempty"`
+	Constraints   int `json:"constraints"`
+	Public        int `json:"public_inputs"`
+	Secret        int `json:"secret_inputs"`
+	Internal      int `json:"internal_variables"`
 }
 
 func (s *Stats) finish(ccs constraint.ConstraintSystem) {
