@@ -250,7 +250,7 @@ func (a *arith) Layer(l *quant.Layer) {
 	if a.stats == nil {
 		return
 	}
-	ls := LayerStats{Name: l.Name, Op: l.Op, Kind: string(l.Kind), MaxError: l.MaxError, start: a.count(), startWires: a.wires()}
+	ls := LayerStats{Name: l.Name, Op: l.Op, Kind: string(l.Kind), Bits: l.Bits, MaxError: l.MaxError, start: a.count(), startWires: a.wires()}
 	if l.Table != nil {
 		ls.TableSize = len(l.Table.Values)
 	}

@@ -58,6 +58,9 @@ func LimbQueries(b, t int) int {
 type widthPlan struct {
 	t    int             // limb width to round to; 0: no rounding
 	relu map[string]bool // keys of rescales a ReLU fuses into (they check Bits-1 bits)
+	// global gives every rescale and input Bits, as before per-tensor widths: the
+	// reference the chosen widths must not cost more than.
+	global bool
 }
 
 // rescaleKey names the next rescale of node n for Config.Widths.
@@ -80,6 +83,9 @@ func (lw *lowering) rescaleKey(n *model.Node) string {
 // tensor is checked through a fused ReLU, whose check is one bit narrower.
 func (lw *lowering) width(key string, need int, relu bool) int {
 	cfg := lw.p.Config
+	if lw.plan.global {
+		return cfg.Bits
+	}
 	limit, measured := cfg.Widths[key]
 	if !measured {
 		limit = cfg.Bits
@@ -157,8 +163,15 @@ func roundConsumers(p *Program, t int) {
 
 // lowerWidths lowers g once with the narrowest widths, then once per limb width with
 // widths rounded for it, and returns the program whose range argument and lookup
-// tables are smallest. With range_check "bits" (binary decomposition, cost linear in
-// the width) the narrowest widths are the cheapest.
+// tables are smallest (R1CS constraints: one per query and per table entry). With
+// range_check "bits" (binary decomposition, cost linear in the width) the narrowest
+// widths are the cheapest.
+//
+// Without measured widths the program of one global width (Bits, as before per-tensor
+// widths) is the reference: a candidate is only taken if it also makes no more range
+// queries and no more low limbs than that one, and that one is kept if none does. A PLONK circuit pays more gates for a query (and for a low
+// limb's recomposition) than for a table entry, so a program that trades entries for
+// queries could be smaller in R1CS and larger in PLONK; this rules that out.
 func lowerWidths(g *model.Graph, cfg Config) (*Program, error) {
 	base, err := lowerPlanned(g, cfg, widthPlan{})
 	if err != nil || base.RangeCheck == "bits" {
@@ -170,41 +183,67 @@ func lowerWidths(g *model.Graph, cfg Config) (*Program, error) {
 			plan.relu[l.Key] = true
 		}
 	}
-	best, bestCost := base, rangeCost(base)
+	best, bestSize := base, sizeOf(base)
+	var ref *rangeSize
+	if len(cfg.Widths) == 0 {
+		global, err := lowerPlanned(g, cfg, widthPlan{global: true})
+		if err != nil {
+			return nil, err
+		}
+		ref = sizeOf(global)
+		if !ref.covers(bestSize) {
+			best, bestSize = global, ref
+		}
+	}
 	for t := MinLimbBits; t <= MaxLimbBits; t++ {
 		plan.t = t
 		p, err := lowerPlanned(g, cfg, plan)
 		if err != nil {
 			return nil, err
 		}
-		if c := rangeCost(p); c < bestCost {
-			best, bestCost = p, c
+		if s := sizeOf(p); s.cost < bestSize.cost && (ref == nil || ref.covers(s)) {
+			best, bestSize = p, s
 		}
 	}
 	return best, nil
 }
 
-// rangeCost is the size of p's range argument at its best limb width (table entries
-// plus queries, as circuits/rangearg.go chooses it) plus its lookup tables' entries.
-func rangeCost(p *Program) int {
+// rangeSize is the size of a program's range argument at the limb width the circuit
+// chooses, plus its lookup tables.
+type rangeSize struct {
+	cost     int // table entries plus queries, plus lookup-table entries
+	queries  int
+	lowLimbs int // limbs below the top one (each recomposed in the circuit)
+}
+
+// covers reports whether s is no larger than r in every respect: cost, queries and
+// low limbs.
+func (r *rangeSize) covers(s *rangeSize) bool {
+	return s.cost <= r.cost && s.queries <= r.queries && s.lowLimbs <= r.lowLimbs
+}
+
+// sizeOf measures p's range argument as circuits/rangearg.go builds it: the limb width
+// t minimizing 2^t plus queries.
+func sizeOf(p *Program) *rangeSize {
 	hist := p.RangeCheckWidths()
-	best := -1
+	s := &rangeSize{}
 	if len(hist) > 0 {
+		s.cost = -1
 		for t := MinLimbBits; t <= MaxLimbBits; t++ {
-			c := 1 << t
+			q, low := 0, 0
 			for w, n := range hist {
-				c += n * LimbQueries(w, t)
+				q += n * LimbQueries(w, t)
+				low += n * ((w+t-1)/t - 1)
 			}
-			if best < 0 || c < best {
-				best = c
+			if c := 1<<t + q; s.cost < 0 || c < s.cost {
+				s.cost, s.queries, s.lowLimbs = c, q, low
 			}
 		}
 	}
-	best = max(best, 0)
 	for _, tb := range p.Tables {
-		best += len(tb.Values)
+		s.cost += len(tb.Values)
 	}
-	return best
+	return s
 }
 
 // RangeCheckWidths counts the range checks p's circuit makes, by width (bits >= 2: narrower
