@@ -21,7 +21,9 @@ package quant
 
 import (
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 
 	"github.com/zkml/zkml/model"
 )
@@ -390,7 +392,9 @@ func CalibrateWidths(g *model.Graph, cfg Config, samples [][]*model.Tensor, maxB
 		}
 	}
 	widths := map[string]int{}
-	for key, m := range seen {
+	keys := slices.Sorted(maps.Keys(seen))
+	for _, key := range keys {
+		m := seen[key]
 		w := max(2, bitsFor(float64(m)*WidthMargin))
 		if w > MaxWidth || (maxBits > 0 && w > maxBits) {
 			lim := MaxWidth
