@@ -21,9 +21,7 @@ package quant
 
 import (
 	"fmt"
-	"maps"
 	"math"
-	"slices"
 
 	"github.com/zkml/zkml/model"
 )
@@ -392,9 +390,12 @@ func CalibrateWidths(g *model.Graph, cfg Config, samples [][]*model.Tensor, maxB
 		}
 	}
 	widths := map[string]int{}
-	keys := slices.Sorted(maps.Keys(seen))
-	for _, key := range keys {
-		m := seen[key]
+	for _, l := range p.Layers { // in program order: the first tensor too wide is named
+		key := l.Key
+		m, ok := seen[key]
+		if !ok {
+			continue
+		}
 		w := max(2, bitsFor(float64(m)*WidthMargin))
 		if w > MaxWidth || (maxBits > 0 && w > maxBits) {
 			lim := MaxWidth
