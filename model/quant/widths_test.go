@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/advancedclimatesystems/gonnx/onnx"
+
 	"github.com/zkml/zkml/model"
 )
 
@@ -353,5 +355,39 @@ func TestLimbQueries(t *testing.T) {
 	}
 	if roundUp(20, 24, 12, 0) != 24 || roundUp(20, 22, 12, 0) != 20 || roundUp(20, 30, 12, -1) != 25 || roundUp(20, 30, 0, 0) != 20 {
 		t.Error("roundUp")
+	}
+}
+
+// TestFoldedBiasWidens: when a bias add folds into the rescale before it, the rescale
+// checks the sum; a width that came from the rescale's own static bound must grow to
+// the sum's (here x*1 with |x| < 2 needs 11 bits, x*1 + 100 needs 16), or inputs
+// within their width would fail.
+func TestFoldedBiasWidens(t *testing.T) {
+	g := load(t, 13, &onnx.GraphProto{
+		Input:       []*onnx.ValueInfoProto{floatInfo("x", 1, 1)},
+		Output:      []*onnx.ValueInfoProto{floatInfo("y", 1, 1)},
+		Initializer: []*onnx.TensorProto{floatInit("w", []int64{1, 1}, 1), floatInit("b", []int64{1}, 100)},
+		Node:        []*onnx.NodeProto{node("MatMul", []string{"x", "w"}, []string{"h"}), node("Add", []string{"h", "b"}, []string{"y"})},
+	})
+	cfg := DefaultConfig()
+	cfg.Widths = map[string]int{"input x": cfg.Scale + 2}
+	for _, plan := range []widthPlan{{}, {t: 4}, {t: 12}} {
+		p, err := lowerPlanned(g, cfg, plan)
+		if err != nil {
+			t.Fatal(err)
+		}
+		folded := false
+		for _, l := range p.Layers {
+			folded = folded || l.Kind == KAdd && p.Values[l.Out].Scale == cfg.Scale+cfg.ParamScale
+		}
+		if !folded {
+			t.Fatal("the bias add did not fold into the rescale")
+		}
+		lim := int64(1)<<(p.InputBits(0)-1) - 1
+		for _, x := range []int64{lim, -lim - 1} {
+			if _, err := p.Eval([][]int64{{x}}); err != nil {
+				t.Errorf("plan %+v, x = %d: %v", plan, x, err)
+			}
+		}
 	}
 }
