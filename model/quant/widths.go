@@ -195,7 +195,10 @@ func lowerWidths(g *model.Graph, cfg Config) (*Program, error) {
 			best, bestSize = global, ref
 		}
 	}
-	for t := MinLimbBits; t <= MaxLimbBits; t++ {
+	// Widths rounded for a limb width whose table alone is as large as the best
+	// program's whole range argument are not tried (nor for any wider one): they aim at
+	// a range argument that cannot be the cheapest.
+	for t := MinLimbBits; t <= MaxLimbBits && 1<<t < bestSize.cost; t++ {
 		plan.t = t
 		p, err := lowerPlanned(g, cfg, plan)
 		if err != nil {
