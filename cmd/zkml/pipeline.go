@@ -4,10 +4,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"math/bits"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -182,6 +184,14 @@ func (c *configFlags) config() (quant.Config, error) {
 	set("output-visibility", &c.cfg.OutputVis, fromFile.OutputVis)
 	set("param-visibility", &c.cfg.ParamVis, fromFile.ParamVis)
 	c.cfg.Widths = fromFile.Widths
+	if flags.Changed("bits") {
+		// An explicit --bits caps every width, measured ones included.
+		for _, k := range slices.Sorted(maps.Keys(c.cfg.Widths)) {
+			if w := c.cfg.Widths[k]; w > c.cfg.Bits {
+				return c.cfg, fmt.Errorf("settings %s: widths[%q] = %d is more than --bits %d", c.settings, k, w, c.cfg.Bits)
+			}
+		}
+	}
 	return c.cfg, c.cfg.Validate()
 }
 

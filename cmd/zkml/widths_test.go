@@ -54,6 +54,15 @@ func TestCompileMeasuresWidths(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "more than 10") || !strings.Contains(err.Error(), "rescale") {
 		t.Fatalf("--bits 10: got %v, want an error naming a tensor above the cap", err)
 	}
+	// Measured widths from a settings file are capped by an explicit --bits too.
+	settings := filepath.Join(dir, "settings.json")
+	_, err = run(t, "compile", onnx, "-d", filepath.Join(t.TempDir(), "s.zkml"), "--settings", settings, "--bits", "10", "--system", "groth16")
+	if err == nil || !strings.Contains(err.Error(), "more than --bits 10") {
+		t.Fatalf("settings widths above --bits 10: got %v", err)
+	}
+	if _, err := run(t, "compile", onnx, "-d", filepath.Join(t.TempDir(), "s2.zkml"), "--settings", settings, "--system", "groth16"); err != nil {
+		t.Fatalf("compile with the measured settings: %v", err)
+	}
 }
 
 func mustInputs(t *testing.T, path string, m *prover.Model) []*model.Tensor {
