@@ -272,6 +272,8 @@ func (lw *lowering) node(n *model.Node) error {
 		return lw.split(n)
 	case "Pow":
 		return lw.pow(n)
+	case "LRN":
+		return lw.lrn(n)
 	case "Gather":
 		if model.IsRowLookup(n, lw.g.Consts) {
 			return lw.gatherRows(n)
