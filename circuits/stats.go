@@ -48,6 +48,16 @@ type Stats struct {
 	Internal      int `json:"internal_variables"`
 }
 
+// PublicInputs is the number of public inputs a verifier is given: the constraint
+// system's public variables, less the constant-one wire that gnark's R1CS builder declares
+// as its first public variable (PLONK's SCS has none).
+func (s *Stats) PublicInputs() int {
+	if s.Constraint == "r1cs" {
+		return s.Public - 1
+	}
+	return s.Public
+}
+
 func (s *Stats) finish(ccs constraint.ConstraintSystem) {
 	s.Constraints = ccs.GetNbConstraints()
 	s.Public = ccs.GetNbPublicVariables()
@@ -86,6 +96,6 @@ func (s *Stats) WriteTable(w io.Writer) error {
 			return err
 		}
 	}
-	_, err := fmt.Fprintf(w, "public inputs %d, secret inputs %d, internal variables %d\n", s.Public-1, s.Secret, s.Internal)
+	_, err := fmt.Fprintf(w, "public inputs %d, secret inputs %d, internal variables %d\n", s.PublicInputs(), s.Secret, s.Internal)
 	return err
 }

@@ -292,7 +292,7 @@ static bound, when tighter), even beyond --bits unless --bits is given explicitl
 						return err
 					}
 				} else {
-					fmt.Fprintf(out, "%-8s %d constraints (%s), %d public inputs\n", sys, st.Constraints, st.Constraint, st.Public-1)
+					fmt.Fprintf(out, "%-8s %d constraints (%s), %d public inputs\n", sys, st.Constraints, st.Constraint, st.PublicInputs())
 				}
 			}
 			return nil

@@ -327,7 +327,7 @@ func measure(r *Result, sys circuits.System, p *quant.Program, w *prover.Witness
 	}
 	r.CompileS = time.Since(start).Seconds()
 	r.Constraints = st.Constraints
-	r.Public = st.Public - 1
+	r.Public = st.PublicInputs()
 	r.Wires = st.Public + st.Secret + st.Internal
 	limit := o.MaxConstraints
 	if sys == circuits.Plonk {
