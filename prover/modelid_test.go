@@ -15,7 +15,7 @@ import (
 // does or when lowering makes a different program of the same model: either changes
 // the ID of every existing model, which verifier contracts are deployed with, so it
 // must be deliberate (and legacy IDs kept opening, see legacyModelID).
-const goldenMNISTCNN = "4f6f82207a776522611ec478991c91cd5f5835ea1837c099c713de5bb86daf92"
+const goldenMNISTCNN = "d1a765270b585c6a30209e84a9b7b8f11e38d4c436a4171e95273de707da8873"
 
 func TestModelIDGolden(t *testing.T) {
 	onnx, err := os.ReadFile(filepath.Join("..", "examples", "mnist_cnn", "network.onnx"))
@@ -49,6 +49,7 @@ func TestModelIDGolden(t *testing.T) {
 		"scale":             func(c *quant.Config) { c.Scale = 7 },
 		"param_scale":       func(c *quant.Config) { c.ParamScale = 7 },
 		"bits":              func(c *quant.Config) { c.Bits = 20 },
+		"widths":            func(c *quant.Config) { c.Widths = map[string]int{"input input": 20} },
 		"lookup_bits":       func(c *quant.Config) { c.LookupBits = 10 },
 		"range_check":       func(c *quant.Config) { c.RangeCheck = "bits" },
 		"input_visibility":  func(c *quant.Config) { c.InputVis = quant.Public },

@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -133,7 +135,7 @@ func (c *configFlags) register(cmd *cobra.Command) {
 	f.StringVar(&c.settings, "settings", "", "settings.json with any of the fields below (flags given explicitly override it)")
 	f.IntVar(&c.cfg.Scale, "scale", c.cfg.Scale, "fractional bits of inputs and activations")
 	f.IntVar(&c.cfg.ParamScale, "param-scale", c.cfg.ParamScale, "fractional bits of weights")
-	f.IntVar(&c.cfg.Bits, "bits", c.cfg.Bits, "signed bit width every activation is proven to fit in")
+	f.IntVar(&c.cfg.Bits, "bits", c.cfg.Bits, "signed bit width an activation is proven to fit in when neither its static bound nor calibration (compile --input) gives it one; given explicitly, also the most any tensor may get")
 	f.IntVar(&c.cfg.LookupBits, "lookup-bits", c.cfg.LookupBits, "log2 of the lookup-table domain of nonlinear functions")
 	f.StringVar(&c.cfg.RangeCheck, "range-check", "lookup", "lookup (fewest constraints, one commitment) or bits (no commitment: cheaper Groth16 verification on-chain)")
 	f.StringVar(&c.inputVis, "input-visibility", string(c.cfg.InputVis), "what the proof reveals of the input: public, private or hashed (secret, bound by a public Poseidon2 commitment)")
@@ -179,6 +181,15 @@ func (c *configFlags) config() (quant.Config, error) {
 	set("input-visibility", &c.cfg.InputVis, fromFile.InputVis)
 	set("output-visibility", &c.cfg.OutputVis, fromFile.OutputVis)
 	set("param-visibility", &c.cfg.ParamVis, fromFile.ParamVis)
+	c.cfg.Widths = fromFile.Widths
+	if flags.Changed("bits") {
+		// An explicit --bits caps every width, measured ones included.
+		for _, k := range slices.Sorted(maps.Keys(c.cfg.Widths)) {
+			if w := c.cfg.Widths[k]; w > c.cfg.Bits {
+				return c.cfg, fmt.Errorf("settings %s: widths[%q] = %d is more than --bits %d", c.settings, k, w, c.cfg.Bits)
+			}
+		}
+	}
 	return c.cfg, c.cfg.Validate()
 }
 
@@ -200,7 +211,10 @@ func compileCmd() *cobra.Command {
 circuit for each proving system and writes everything into a model directory
 (default: the model file's name with .zkml for .onnx, in the current directory:
 network.onnx -> network.zkml). With --input, the sample input is run through the
-integer reference first, so values out of the fixed-point range are reported now.`,
+integer reference first, so values out of the fixed-point range are reported now,
+and it measures the width each activation needs: every rescaled activation and input
+is then range-checked to twice the largest value it takes on the sample (or to its
+static bound, when tighter), even beyond --bits unless --bits is given explicitly.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := cf.config()
@@ -219,6 +233,11 @@ integer reference first, so values out of the fixed-point range are reported now
 				dir = defaultDir(args[0])
 			}
 			errw := cmd.ErrOrStderr()
+			if input != "" {
+				if cfg, err = calibrateWidths(onnx, input, cfg, cmd.Flags().Changed("bits")); err != nil {
+					return err
+				}
+			}
 			type built struct {
 				g *model.Graph
 				p *quant.Program
@@ -281,7 +300,7 @@ integer reference first, so values out of the fixed-point range are reported now
 						return err
 					}
 				} else {
-					fmt.Fprintf(out, "%-8s %d constraints (%s), %d public inputs\n", sys, st.Constraints, st.Constraint, st.Public-1)
+					fmt.Fprintf(out, "%-8s %d constraints (%s), %d public inputs\n", sys, st.Constraints, st.Constraint, st.PublicInputs())
 				}
 			}
 			return nil
@@ -296,6 +315,28 @@ integer reference first, so values out of the fixed-point range are reported now
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
 	cmd.Flags().StringVar(&svg, "svg", "", "also draw the per-layer constraints, range-checked bits and lookups into this SVG file")
 	return cmd
+}
+
+// calibrateWidths measures the widths of the model's activations on the sample input
+// (quant.CalibrateWidths); an explicit --bits caps them.
+func calibrateWidths(onnx []byte, input string, cfg quant.Config, capped bool) (quant.Config, error) {
+	g, err := model.Load(onnx)
+	if err != nil {
+		return cfg, err
+	}
+	in, err := readInputs(input, g)
+	if err != nil {
+		return cfg, err
+	}
+	maxBits := 0
+	if capped {
+		maxBits = cfg.Bits
+	}
+	out, err := quant.CalibrateWidths(g, cfg, [][]*model.Tensor{in}, maxBits)
+	if err != nil {
+		return cfg, fmt.Errorf("sample input: %w", err)
+	}
+	return out, nil
 }
 
 func setupCmd() *cobra.Command {

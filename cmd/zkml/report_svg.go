@@ -64,7 +64,7 @@ func writeReportSVG(w io.Writer, modelName string, stats []*circuits.Stats) erro
 	for _, s := range stats {
 		y += svgRow
 		fmt.Fprintf(bw, `<text x="5" y="%d" font-weight="bold">%s (%s): %d constraints, %d public inputs</text>`+"\n",
-			y-4, escapeXML(s.System), escapeXML(s.Constraint), s.Constraints, s.Public-1)
+			y-4, escapeXML(s.System), escapeXML(s.Constraint), s.Constraints, s.PublicInputs())
 		y += svgRow
 		for i, c := range svgColumns {
 			fmt.Fprintf(bw, `<text x="%d" y="%d" fill="%s">%s</text>`+"\n", svgLabelWidth+i*colWidth, y-4, c.colour, c.title)

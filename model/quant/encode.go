@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"slices"
 )
@@ -32,6 +33,7 @@ const encodingMagic = "zkml/quant.Program"
 //	string          u64 byte length, the bytes
 //	slice           u64 element count, the elements
 //	optional (*T)   1 byte 0 (nil) or 1 followed by T
+//	map             u64 entry count, the entries (key, value) in increasing key order
 //	*Table of a layer: i64 index in Program.Tables (-1: nil; -2: not there, followed
 //	                by the table itself)
 //
@@ -74,6 +76,12 @@ func (e *encoder) config(c *Config) {
 	e.int(c.Scale)
 	e.int(c.ParamScale)
 	e.int(c.Bits)
+	keys := slices.Sorted(maps.Keys(c.Widths))
+	e.u64(uint64(len(keys)))
+	for _, k := range keys {
+		e.str(k)
+		e.int(c.Widths[k])
+	}
 	e.int(c.LookupBits)
 	e.str(c.RangeCheck)
 	e.str(string(c.InputVis))
@@ -109,6 +117,7 @@ func (e *encoder) layer(p *Program, l *Layer) {
 		e.int(l.Shift)
 		e.bool(l.Relu)
 		e.int(l.Bits)
+		e.str(l.Key)
 		e.u64(uint64(len(l.Groups)))
 		for _, g := range l.Groups {
 			e.i32s(g)

@@ -6,8 +6,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -28,7 +30,7 @@ func canonicalHash(t testing.TB, p *Program) string {
 func fullProgram() *Program {
 	tab := &Table{Name: "tanh", Lo: -4, Values: []int64{-3, 0, 3}}
 	return &Program{
-		Config: Config{Scale: 8, ParamScale: 7, Bits: 24, LookupBits: 12, RangeCheck: "lookup",
+		Config: Config{Scale: 8, ParamScale: 7, Bits: 24, Widths: map[string]int{"input input": 10, "conv/rescale": 12}, LookupBits: 12, RangeCheck: "lookup",
 			InputVis: Private, OutputVis: Public, ParamVis: Hashed},
 		Values:  []Value{{Shape: []int{1, 4}, Scale: 8, Bound: 256}, {Shape: []int{4, 4}, Scale: 7, Bound: 100.5}},
 		Inputs:  []int{0},
@@ -37,7 +39,7 @@ func fullProgram() *Program {
 		Layers: []*Layer{{
 			Name: "conv", Op: "Conv", Kind: KLinear, In: []int{0, 1}, Out: 2,
 			TermStart: []int32{0, 2}, TA: []int32{0, 1}, TB: []int32{2, 3}, Bias: []int32{-1},
-			IA: []int32{0}, IB: []int32{1}, MA: 3, MB: 5, Shift: 7, Relu: true, Bits: 24,
+			IA: []int32{0}, IB: []int32{1}, MA: 3, MB: 5, Shift: 7, Relu: true, Bits: 24, Key: "conv/rescale",
 			Groups: [][]int32{{0, 1}, {2}}, Index: []int32{3, 2}, Fill: -1, Table: tab,
 			TailLo: 1, TailHi: 2, TailShift: 3, TailBits: 4, Strict: true, MaxError: 0.25,
 			Lo: -8, Hi: 8, Min: true, NumBits: 9, DenBits: 10, Last: true, OneHot: true,
@@ -115,6 +117,39 @@ func mutations(t *testing.T) ([]mutation, map[string]bool) {
 				return nil
 			})
 			walk(path+"[0]", func(p *Program) reflect.Value { return get(p).Index(0) }, elem)
+		case reflect.Map:
+			if typ.Key().Kind() != reflect.String || typ.Elem().Kind() != reflect.Int {
+				t.Errorf("%s: map of %s: teach WriteCanonical and this test to encode it", path, typ)
+				return
+			}
+			first := func(v reflect.Value) (reflect.Value, error) {
+				keys := v.MapKeys()
+				if len(keys) == 0 {
+					return reflect.Value{}, errors.New("empty in fullProgram")
+				}
+				slices.SortFunc(keys, func(a, b reflect.Value) int { return strings.Compare(a.String(), b.String()) })
+				return keys[0], nil
+			}
+			add(path+"+{}", get, func(v reflect.Value) error {
+				v.SetMapIndex(reflect.ValueOf("zzz"), reflect.Zero(typ.Elem()))
+				return nil
+			})
+			add(path+"[k]", get, func(v reflect.Value) error {
+				k, err := first(v)
+				if err == nil {
+					v.SetMapIndex(k, reflect.ValueOf(int(v.MapIndex(k).Int()+1)))
+				}
+				return err
+			})
+			add(path+"[k]=>k+x", get, func(v reflect.Value) error {
+				k, err := first(v)
+				if err == nil {
+					w := v.MapIndex(k)
+					v.SetMapIndex(k, reflect.Value{})
+					v.SetMapIndex(reflect.ValueOf(k.String()+"x"), w)
+				}
+				return err
+			})
 		case reflect.Int, reflect.Int32, reflect.Int64:
 			add(path, get, func(v reflect.Value) error { v.SetInt(v.Int() + 1); return nil })
 		case reflect.Float64:
@@ -186,6 +221,10 @@ func TestCanonicalEncodingBoundaries(t *testing.T) {
 			func(p *Program) { p.Inputs, p.Outputs = []int{0}, []int{1, 2} }},
 		{"nil and empty quant", func(p *Program) { p.InputQuant = nil },
 			func(p *Program) { p.InputQuant = []*QuantIO{nil} }},
+		{"widths", func(p *Program) { p.Widths = map[string]int{"ab": 3} },
+			func(p *Program) { p.Widths = map[string]int{"a": 3} }},
+		{"nil and empty widths", func(p *Program) { p.Widths = nil },
+			func(p *Program) { p.Widths = map[string]int{"": 0} }},
 		{"shared and equal table", func(p *Program) {},
 			func(p *Program) { t := *p.Tables[0]; p.Layers[0].Table = &t }},
 	} {
@@ -194,6 +233,23 @@ func TestCanonicalEncodingBoundaries(t *testing.T) {
 		c.b(pb)
 		if canonicalHash(t, pa) == canonicalHash(t, pb) {
 			t.Errorf("%s: same encoding", c.name)
+		}
+	}
+}
+
+// TestCanonicalEncodingDeterministic: maps (Config.Widths) are encoded in key order,
+// so the encoding does not depend on Go's random map iteration.
+func TestCanonicalEncodingDeterministic(t *testing.T) {
+	p := fullProgram()
+	for i := range 50 {
+		p.Widths[fmt.Sprintf("layer%d/rescale", i)] = 2 + i%30
+	}
+	want := canonicalHash(t, p)
+	for range 20 {
+		q := fullProgram()
+		q.Widths = maps.Clone(p.Widths)
+		if got := canonicalHash(t, q); got != want {
+			t.Fatalf("encoding %s, then %s", want, got)
 		}
 	}
 }
@@ -207,11 +263,12 @@ func TestCanonicalEncodingGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	head := "1200000000000000" + hex.EncodeToString([]byte(encodingMagic)) + "01000000" +
-		"0800000000000000" + "0700000000000000" + "1800000000000000" + "0c00000000000000" // scale, param_scale, bits, lookup_bits
+		"0800000000000000" + "0700000000000000" + "1800000000000000" + "0200000000000000" + // scale, param_scale, bits, 2 widths
+		"0c00000000000000" + hex.EncodeToString([]byte("conv/rescale")) + "0c00000000000000" // the first width, by key
 	if got := hex.EncodeToString(buf.Bytes()[:len(head)/2]); got != head {
 		t.Errorf("encoding starts\n%s, want\n%s", got, head)
 	}
-	const want = "81efb022eed19745837a5cdf8c880348b48ad757fd3f54a8158450dba1825463"
+	const want = "1197706ad3d69c40fa4a8f4f64dfeb5eacb2653a98aacfd44c9172b712c76027"
 	if got := canonicalHash(t, fullProgram()); got != want {
 		t.Errorf("encoding hash %s, want %s (version %d)", got, want, EncodingVersion)
 	}
