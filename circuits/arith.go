@@ -101,7 +101,20 @@ func (a *arith) Dot(x, w []frontend.Variable, c frontend.Variable) frontend.Vari
 	for i := range x {
 		terms[i+1] = a.api.Mul(x[i], w[i])
 	}
-	return sum(a.api, terms)
+	return compact(a.api, sum(a.api, terms))
+}
+
+// compact returns v without the spare capacity gnark's R1CS builder leaves in a
+// linear expression it compressed: a sum of 300 terms or more becomes one new wire,
+// but the one-term result keeps the whole sum's backing array (56 bytes a term), and
+// the program's values hold every layer's outputs until the compile ends, so a wide
+// convolution's outputs held 56 bytes per multiply-accumulate (#16). Adding 0 copies
+// the expression into a fresh one of the same terms; it adds no constraint and no wire.
+func compact(api frontend.API, v frontend.Variable) frontend.Variable {
+	if r := reflect.ValueOf(v); r.Kind() == reflect.Slice && r.Cap() > 2*r.Len()+8 {
+		return api.Add(v, 0)
+	}
+	return v
 }
 
 func pow2(n int) *big.Int { return new(big.Int).Lsh(big.NewInt(1), uint(n)) }

@@ -34,8 +34,12 @@ type Circuit struct {
 	Public []frontend.Variable `gnark:",public"`
 	Secret []frontend.Variable `gnark:",secret"`
 
-	prog  *quant.Program
-	stats *Stats
+	// gnark walks every field of a circuit by reflection looking for witness
+	// values, unexported ones too, naming each slice element it meets: without "-"
+	// it walked the whole program, one string per entry of every per-MAC index list
+	// (#16: 220 MB of the compile's allocations for a 5 M-MAC SqueezeNet).
+	prog  *quant.Program `gnark:"-"`
+	stats *Stats         `gnark:"-"`
 }
 
 // Slot says where one tensor lives in the witness.

@@ -10,9 +10,11 @@ import (
 	"github.com/zkml/zkml/model/quant"
 )
 
-// TestOpenLegacyModelID: a model directory written before settings were normalized
-// (settings.json without range_check, the model ID hashed with an empty one) still
-// opens, under the ID its verifiers were deployed with; any other ID is corrupt.
+// TestOpenLegacyModelID: model directories written by earlier versions still open,
+// under the ID their verifiers were deployed with: the JSON-based ID recorded before
+// the canonical encoding (#16), and that ID hashed with an empty range_check when
+// settings.json has none (written before settings were normalized). Any other ID is
+// corrupt, and the empty-range_check ID only counts when settings.json has none.
 func TestOpenLegacyModelID(t *testing.T) {
 	onnx, err := os.ReadFile(filepath.Join("..", "examples", "mnist_cnn", "network.onnx"))
 	if err != nil {
@@ -23,25 +25,44 @@ func TestOpenLegacyModelID(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	legacyCfg := quant.DefaultConfig()
-	legacyCfg.RangeCheck = ""
-	settings, err := json.Marshal(legacyCfg)
+	current, err := json.Marshal(quant.DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
-	legacy := legacyModelID(m.Program, settings)
-	if legacy == "" || legacy == m.ID {
-		t.Fatalf("legacy ID %q, current %q", legacy, m.ID)
+	legacyCfg := quant.DefaultConfig()
+	legacyCfg.RangeCheck = ""
+	unnormalized, err := json.Marshal(legacyCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jsonID, err := jsonModelID(m.Program)
+	if err != nil {
+		t.Fatal(err)
+	}
+	emptyProg := *m.Program
+	emptyProg.RangeCheck = ""
+	emptyRC, err := jsonModelID(&emptyProg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(map[string]bool{m.ID: true, jsonID: true, emptyRC: true}) != 3 {
+		t.Fatalf("IDs not distinct: current %s, JSON %s, JSON with empty range_check %s", m.ID, jsonID, emptyRC)
 	}
 	for _, c := range []struct {
-		id      string
-		corrupt bool
+		name     string
+		settings []byte
+		id       string
+		corrupt  bool
 	}{
-		{legacy, false},
-		{m.ID, false},
-		{"0000", true},
+		{"current", current, m.ID, false},
+		{"JSON-based (before #16)", current, jsonID, false},
+		{"current, unnormalized settings", unnormalized, m.ID, false},
+		{"JSON-based, unnormalized settings", unnormalized, jsonID, false},
+		{"JSON-based empty range_check, unnormalized settings", unnormalized, emptyRC, false},
+		{"JSON-based empty range_check, settings say lookup", current, emptyRC, true},
+		{"unknown", current, "0000", true},
 	} {
-		if err := m.manifest.putFile(dir, "settings.json", settings); err != nil {
+		if err := m.manifest.putFile(dir, "settings.json", c.settings); err != nil {
 			t.Fatal(err)
 		}
 		m.manifest.ModelID = c.id
@@ -51,11 +72,11 @@ func TestOpenLegacyModelID(t *testing.T) {
 		got, err := Open(dir)
 		switch {
 		case c.corrupt && !errors.Is(err, ErrCorrupt):
-			t.Errorf("ID %s: err %v, want ErrCorrupt", c.id, err)
+			t.Errorf("%s: err %v, want ErrCorrupt", c.name, err)
 		case !c.corrupt && err != nil:
-			t.Errorf("ID %s: %v", c.id, err)
+			t.Errorf("%s: %v", c.name, err)
 		case !c.corrupt && got.ID != c.id:
-			t.Errorf("opened with ID %s, want %s", got.ID, c.id)
+			t.Errorf("%s: opened with ID %s, want %s", c.name, got.ID, c.id)
 		}
 	}
 }

@@ -52,10 +52,23 @@ type Model struct {
 	mu       sync.Mutex
 }
 
-// ModelID is the SHA-256 of the canonical encoding of the quantized program (graph,
-// fixed-point settings and integer parameters): two models with the same ID compute
-// the same function and compile to the same circuit.
+// ModelID is the SHA-256 of the canonical binary encoding of the quantized program
+// (quant.Program.WriteCanonical: graph, fixed-point settings, visibility and integer
+// parameters), streamed into the hash: two models with the same ID compute the same
+// function and compile to the same circuit, and computing it allocates nothing
+// proportional to the model (docs/model-id.md).
 func ModelID(p *quant.Program) (string, error) {
+	h := sha256.New()
+	if err := p.WriteCanonical(h); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// jsonModelID is the model ID of zkml before the canonical encoding (#16): the SHA-256
+// of the program's JSON encoding. It materializes that encoding (several bytes per
+// multiply-accumulate), so it is only computed to open a directory that records it.
+func jsonModelID(p *quant.Program) (string, error) {
 	b, err := json.Marshal(p)
 	if err != nil {
 		return "", err
@@ -64,24 +77,27 @@ func ModelID(p *quant.Program) (string, error) {
 	return hex.EncodeToString(sum[:]), nil
 }
 
-// legacyModelID is the ID that model directories written before settings were
-// normalized (quant.Config.Normalized) recorded when their settings left range_check
-// empty: the same circuit as "lookup", hashed with an empty field. Such directories
-// keep the ID their verifiers were deployed with. It is "" for other settings.
-func legacyModelID(p *quant.Program, settings []byte) string {
+// legacyModelID reports whether recorded is an ID that an earlier zkml recorded for
+// this program, so that model directories it wrote keep the ID their verifiers were
+// deployed with:
+//   - the JSON-based ID (jsonModelID), recorded before the canonical encoding;
+//   - the same with an empty range_check, recorded before settings were normalized
+//     (quant.Config.Normalized) when settings.json left range_check empty: the same
+//     circuit as "lookup", hashed with an empty field.
+func legacyModelID(p *quant.Program, settings []byte, recorded string) bool {
+	if id, err := jsonModelID(p); err == nil && id == recorded {
+		return true
+	}
 	var read struct {
 		RangeCheck string `json:"range_check"`
 	}
 	if json.Unmarshal(settings, &read) != nil || read.RangeCheck != "" {
-		return ""
+		return false
 	}
 	legacy := *p
 	legacy.RangeCheck = ""
-	id, err := ModelID(&legacy)
-	if err != nil {
-		return ""
-	}
-	return id
+	id, err := jsonModelID(&legacy)
+	return err == nil && id == recorded
 }
 
 func fileName(kind string, sys circuits.System) string {
@@ -108,6 +124,13 @@ func Create(dir string, onnx []byte, cfg quant.Config) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
+	return CreateBuilt(dir, onnx, cfg, g, p)
+}
+
+// CreateBuilt is Create for a model that Build(onnx, cfg) already quantized into g
+// and p (so a caller can check the program, for instance against a memory budget,
+// before anything is written).
+func CreateBuilt(dir string, onnx []byte, cfg quant.Config, g *model.Graph, p *quant.Program) (*Model, error) {
 	id, err := ModelID(p)
 	if err != nil {
 		return nil, err
@@ -157,7 +180,7 @@ func Open(dir string) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	if id != man.ModelID && legacyModelID(p, sb) != man.ModelID {
+	if id != man.ModelID && !legacyModelID(p, sb, man.ModelID) {
 		return nil, fmt.Errorf("%w: model quantizes to ID %s but the manifest records %s (made by another zkml version?)", ErrCorrupt, id, man.ModelID)
 	}
 	id = man.ModelID

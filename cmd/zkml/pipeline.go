@@ -6,7 +6,6 @@ import (
 	"io"
 	"maps"
 	"math"
-	"math/bits"
 	"os"
 	"path/filepath"
 	"slices"
@@ -19,7 +18,6 @@ import (
 	"golang.org/x/term"
 
 	"github.com/zkml/zkml/circuits"
-	"github.com/zkml/zkml/internal/bench"
 	"github.com/zkml/zkml/internal/evm"
 	"github.com/zkml/zkml/model"
 	"github.com/zkml/zkml/model/quant"
@@ -203,6 +201,7 @@ func defaultDir(onnxPath string) string {
 
 func compileCmd() *cobra.Command {
 	var cf configFlags
+	var budget memoryBudget
 	var dir, input, systems, svg string
 	var report, asJSON bool
 	cmd := &cobra.Command{
@@ -239,7 +238,23 @@ static bound, when tighter), even beyond --bits unless --bits is given explicitl
 					return err
 				}
 			}
-			m, err := step(errw, "quantize", func() (*prover.Model, error) { return prover.Create(dir, onnx, cfg) })
+			type built struct {
+				g *model.Graph
+				p *quant.Program
+			}
+			q, err := step(errw, "quantize", func() (built, error) {
+				g, p, err := prover.Build(onnx, cfg)
+				return built{g, p}, err
+			})
+			if err != nil {
+				return err
+			}
+			// The service's admission estimate, printed and checked against the memory
+			// budget before anything is written or compiled.
+			if err := budget.check(q.p, syss, errw); err != nil {
+				return err
+			}
+			m, err := prover.CreateBuilt(dir, onnx, cfg, q.g, q.p)
 			if err != nil {
 				return err
 			}
@@ -254,13 +269,6 @@ static bound, when tighter), even beyond --bits unless --bits is given explicitl
 			}
 			all := map[string]*circuits.Stats{}
 			for _, sys := range syss {
-				// The service's admission estimate, printed before the (possibly long) compile.
-				est, err := bench.EstimateProgram(m.Program, sys)
-				if err != nil {
-					return err
-				}
-				fmt.Fprintf(errw, "estimate %s: at most %d constraints, %d wires, domain 2^%d, %d MiB\n",
-					sys, est.Constraints, est.Wires, bits.Len64(uint64(est.Domain))-1, est.MemoryBytes>>20)
 				st, err := step(errw, "compile "+string(sys), func() (*circuits.Stats, error) { return m.Compile(sys) })
 				if err != nil {
 					return err
@@ -299,6 +307,7 @@ static bound, when tighter), even beyond --bits unless --bits is given explicitl
 		},
 	}
 	cf.register(cmd)
+	budget.register(cmd)
 	cmd.Flags().StringVarP(&dir, "dir", "d", "", "model directory to write (default: MODEL.onnx -> ./MODEL.zkml)")
 	cmd.Flags().StringVar(&input, "input", "", "sample input.json to check against the fixed-point range")
 	cmd.Flags().StringVar(&systems, "system", "all", "proving systems: groth16, plonk, or all")
@@ -332,6 +341,7 @@ func calibrateWidths(onnx []byte, input string, cfg quant.Config, capped bool) (
 
 func setupCmd() *cobra.Command {
 	var dir, systems, srsPath, srsCacheFlag string
+	var budget memoryBudget
 	cmd := &cobra.Command{
 		Use:   "setup",
 		Short: "Generate proving and verifying keys (development setup; --srs FILE.ptau: PLONK on a public SRS)",
@@ -343,6 +353,9 @@ func setupCmd() *cobra.Command {
 			}
 			m, err := prover.Open(dir)
 			if err != nil {
+				return err
+			}
+			if err := budget.check(m.Program, syss, nil); err != nil {
 				return err
 			}
 			if srsPath != "" {
@@ -366,12 +379,14 @@ func setupCmd() *cobra.Command {
 	cmd.Flags().StringVar(&systems, "system", "groth16", "proving systems: groth16, plonk, or all")
 	cmd.Flags().StringVar(&srsPath, "srs", "", "Powers of Tau file (snarkjs .ptau, BN254): PLONK keys on its public SRS, reproducible by anyone")
 	addSRSCacheFlag(cmd, &srsCacheFlag)
+	budget.register(cmd)
 	_ = cmd.MarkFlagRequired("dir")
 	return cmd
 }
 
 func proveCmd() *cobra.Command {
 	var dir, input, system, device string
+	var budget memoryBudget
 	cmd := &cobra.Command{
 		Use:   "prove",
 		Short: "Prove one inference and compare it with the float reference",
@@ -379,6 +394,9 @@ func proveCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			m, sys, in, err := openWithInputs(dir, system, input)
 			if err != nil {
+				return err
+			}
+			if err := budget.check(m.Program, []circuits.System{sys}, nil); err != nil {
 				return err
 			}
 			want, err := m.Graph.Eval(in)
@@ -402,6 +420,7 @@ func proveCmd() *cobra.Command {
 	cmd.Flags().StringVarP(&dir, "dir", "d", "", "model directory (from compile and setup)")
 	cmd.Flags().StringVar(&input, "input", "", "input.json ({\"input_data\": [[...]]})")
 	cmd.Flags().StringVar(&system, "system", "groth16", "proving system: groth16 or plonk")
+	budget.register(cmd)
 	cmd.Flags().StringVar(&device, "device", "cpu", prover.Devices+": cpu is gnark; icicle-cpu (ICICLE's CPU backend) and gpu (ICICLE CUDA) are Groth16 only, need a binary built with -tags icicle and fall back to cpu with a warning")
 	_ = cmd.MarkFlagRequired("dir")
 	_ = cmd.MarkFlagRequired("input")

@@ -23,8 +23,12 @@ type Estimate struct {
 	// Domain is the FFT domain: the power of two at or above Constraints (plus the
 	// public inputs for PLONK).
 	Domain int64 `json:"domain"`
-	// MemoryBytes bounds the peak memory of the job that needs most (setup or prove):
-	// EstimateBaseMemory plus EstimateBytesPerSlot per domain slot.
+	// Terms counts the terms of the linear combinations of dot products: one per
+	// multiply-accumulate (MAC) of a linear layer (Gemm, MatMul, Conv, pooling).
+	Terms int64 `json:"terms"`
+	// MemoryBytes bounds the peak memory of the job that needs most (compile, setup
+	// or prove): EstimateBaseMemory, plus EstimateBytesPerSlot per domain slot, plus
+	// EstimateBytesPerTerm or EstimateBytesPerWideTerm per term (see the memory model).
 	MemoryBytes int64 `json:"memory_bytes"`
 }
 
@@ -33,9 +37,23 @@ type Estimate struct {
 // setup and prove of one model) of 2.2 KiB per slot at 2^20 (cnn_2e20: 2233 MiB).
 // The estimate charges 4 KiB per slot plus a fixed 256 MiB for the runtime, the
 // program and the artifacts, above every measured figure.
+//
+// Every term of a dot product (a multiply-accumulate) also costs memory, whatever the
+// constraints: the lowered program's index entries, gnark's linear expressions (56
+// bytes a term) and their copies in the compiled constraint system. In R1CS a sum of
+// fewer than 300 terms stays one linear expression, which the rescale after it, its
+// range checks and their log-derivative queries copy (several copies live until the
+// range argument is built, and each again in the constraint system): the compile of a
+// 32-channel 3x3 convolution (288 terms a sum) peaked at about 360 bytes per term
+// beyond its constraints' cost (docs/bench-notes.md, "#16 memory"), charged as
+// EstimateBytesPerTerm. A longer sum is compressed into one wire and costs about 40
+// bytes a term; in PLONK every term is a constraint already: both are charged
+// EstimateBytesPerWideTerm.
 const (
-	EstimateBytesPerSlot = 4 << 10
-	EstimateBaseMemory   = 256 << 20
+	EstimateBytesPerSlot     = 4 << 10
+	EstimateBaseMemory       = 256 << 20
+	EstimateBytesPerTerm     = 384
+	EstimateBytesPerWideTerm = 64
 )
 
 // gnark's default R1CS compress threshold: a linear expression of this many terms is
@@ -90,13 +108,13 @@ func EstimateProgram(p *quant.Program, sys circuits.System) (*Estimate, error) {
 	}
 	c.deferred()
 	io := int64(l.NbPublic + l.NbSecret + 1) // and the constant-one wire
-	e := &Estimate{System: string(sys), Constraints: c.c, Wires: c.w + io}
+	e := &Estimate{System: string(sys), Constraints: c.c, Wires: c.w + io, Terms: c.terms}
 	slots := e.Constraints
 	if c.plonk {
 		slots += io
 	}
 	e.Domain = int64(1) << bits.Len64(uint64(max(slots, 2)-1))
-	e.MemoryBytes = EstimateBaseMemory + EstimateBytesPerSlot*e.Domain
+	e.MemoryBytes = EstimateBaseMemory + EstimateBytesPerSlot*e.Domain + c.memory
 	return e, nil
 }
 
@@ -160,6 +178,8 @@ type sym struct {
 type counter struct {
 	plonk, bitsMode bool
 	c, w            int64
+	terms           int64         // dot-product terms
+	memory          int64         // what the dot-product terms cost in memory
 	checks          map[int]int64 // deferred range checks by bit width (>= 2)
 	wideChecks      int64         // R1CS checks whose expression may be compressed
 	tables          map[*quant.Table]int64
@@ -272,7 +292,18 @@ func (c *counter) Dot(x, w []sym, k sym) sym {
 	for i := range x {
 		terms = append(terms, c.mul(x[i], w[i]))
 	}
-	return c.add(terms...)
+	before := c.c
+	out := c.add(terms...)
+	n := int64(len(x))
+	c.terms += n
+	if !c.plonk && c.c == before && out.terms > 1 {
+		// An R1CS sum below the compress threshold stays a linear expression that
+		// the rescale, its range checks and their queries copy (see the memory model).
+		c.memory += n * EstimateBytesPerTerm
+	} else {
+		c.memory += n * EstimateBytesPerWideTerm
+	}
+	return out
 }
 
 func (c *counter) Rescale(x sym, k, bits int, relu bool) sym {
@@ -424,6 +455,9 @@ type Limits struct {
 	MaxConstraints int64
 	// MaxMemoryBytes bounds the estimated peak memory of a job (ZKML_MAX_JOB_MEMORY).
 	MaxMemoryBytes int64
+	// MemorySource says where MaxMemoryBytes comes from, for errors (default
+	// "ZKML_MAX_JOB_MEMORY").
+	MemorySource string
 }
 
 // Check returns an error wrapping ErrOverBudget that names the first limit e exceeds.
@@ -433,8 +467,12 @@ func (l Limits) Check(e *Estimate) error {
 			ErrOverBudget, e.System, e.Constraints, l.MaxConstraints)
 	}
 	if l.MaxMemoryBytes > 0 && e.MemoryBytes > l.MaxMemoryBytes {
-		return fmt.Errorf("%w: %s needs an estimated %d MiB of memory, above the limit of %d MiB (ZKML_MAX_JOB_MEMORY)",
-			ErrOverBudget, e.System, e.MemoryBytes>>20, l.MaxMemoryBytes>>20)
+		source := l.MemorySource
+		if source == "" {
+			source = "ZKML_MAX_JOB_MEMORY"
+		}
+		return fmt.Errorf("%w: %s needs an estimated %d MiB of memory (%d constraints, %d multiply-accumulate terms), above the limit of %d MiB (%s)",
+			ErrOverBudget, e.System, e.MemoryBytes>>20, e.Constraints, e.Terms, l.MaxMemoryBytes>>20, source)
 	}
 	return nil
 }
