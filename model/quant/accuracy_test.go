@@ -126,6 +126,13 @@ func TestLookupAccuracyAcrossScales(t *testing.T) {
 		}
 	}
 	t.Logf("%d op/scale pairs within their reported error bound; %d of them with a strict table (Exp, Sqrt) that refuses inputs above it before proving; refused at compile time: %v", passed, inputRefused, refused)
+	// Range reduction by symmetry (lower_sym.go) makes every lookup op fit up to scale
+	// 12 at the default --bits; Sigmoid and Softplus were refused there before it.
+	for _, s := range []int{6, 8, 10, 12} {
+		if len(refused[s]) > 0 {
+			t.Errorf("scale %d: refused %v", s, refused[s])
+		}
+	}
 }
 
 // errorBound is the worst-case output error lowering reports for a one-op program: its

@@ -1,0 +1,147 @@
+package hintfuzz
+
+import (
+	"math"
+	"strings"
+	"testing"
+
+	"github.com/advancedclimatesystems/gonnx/onnx"
+	"github.com/consensys/gnark/backend/groth16"
+	"github.com/consensys/gnark/frontend"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/zkml/zkml/circuits"
+	"github.com/zkml/zkml/model"
+	"github.com/zkml/zkml/model/quant"
+)
+
+// symmetricCase lowers a one-op model y = op(x) over n inputs at scale s, where the
+// direct table would be too big so lowering tabulates the function on x >= 0 only and
+// splits the sign with the ReLU gadget (model/quant/lower_sym.go). xs are the inputs.
+func symmetricCase(t *testing.T, op string, s int, xs []float64) Case {
+	t.Helper()
+	info := func(name string) *onnx.ValueInfoProto {
+		return &onnx.ValueInfoProto{Name: name, Type: &onnx.TypeProto{Value: &onnx.TypeProto_TensorType{
+			TensorType: &onnx.TypeProto_Tensor{ElemType: int32(onnx.TensorProto_FLOAT), Shape: &onnx.TensorShapeProto{
+				Dim: []*onnx.TensorShapeProto_Dimension{{Value: &onnx.TensorShapeProto_Dimension_DimValue{DimValue: int64(len(xs))}}}}}}}}
+	}
+	g := &onnx.GraphProto{Input: []*onnx.ValueInfoProto{info("x")}, Output: []*onnx.ValueInfoProto{info("y")},
+		Node: []*onnx.NodeProto{{OpType: op, Name: "act", Input: []string{"x"}, Output: []string{"y"}}}}
+	b, err := proto.Marshal(&onnx.ModelProto{IrVersion: 7, Graph: g, OpsetImport: []*onnx.OperatorSetIdProto{{Version: 13}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gr, err := model.Load(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := quant.DefaultConfig()
+	cfg.Scale, cfg.ParamScale = s, s
+	c, err := lower(op, gr, []*model.Tensor{{Shape: []int{len(xs)}, Data: xs}}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	split := false
+	for _, l := range c.Prog.Layers {
+		split = split || (l.Kind == quant.KLookup && strings.Contains(l.Table.Name, "|x>=0"))
+	}
+	if !split {
+		t.Fatalf("%s at scale %d: lowered without the sign split", op, s)
+	}
+	return c
+}
+
+// signInputs are both signs, zero, the smallest steps and values far in the tails.
+var signInputs = []float64{-40, -7.5, -2, -0.5, -1.0 / 4096, 0, 1.0 / 4096, 0.5, 2, 7.5, 40}
+
+// TestForgedSignSplit forges every hint of the sign-split lookups (the ReLU's sign and
+// the range argument's limbs and multiplicities, the lookups' queries): a prover that
+// claims the wrong sign, or reads the other half of the table, must not prove another
+// output.
+func TestForgedSignSplit(t *testing.T) {
+	quiet(t)
+	for _, tc := range []struct {
+		op string
+		s  int
+	}{{"Sigmoid", 12}, {"Tanh", 13}, {"Softplus", 12}} {
+		t.Run(tc.op, func(t *testing.T) {
+			if testing.Short() && tc.op == "Tanh" {
+				t.Skip("the odd case is Sigmoid's too; -short forges one of each symmetry")
+			}
+			c := symmetricCase(t, tc.op, tc.s, signInputs)
+			tg, err := Compile(c, circuits.Groth16)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tl := forgeAll(t, tg)
+			if tl.tried == 0 {
+				t.Fatal("no perturbation was tried")
+			}
+			report(t, tc.op+" sign split", tl)
+		})
+	}
+}
+
+// TestSignSplitProof proves Sigmoid at scale 12 (tabulated on x >= 0 only) with
+// Groth16 and checks the proof; the output the other half of the table gives for a
+// negative input (sigmoid(|x|) instead of 1 - sigmoid(|x|)) cannot be proven. (A wrong
+// sign in the witness is TestForgedSignSplit's.)
+func TestSignSplitProof(t *testing.T) {
+	quiet(t)
+	c := symmetricCase(t, "Sigmoid", 12, signInputs)
+	p := c.Prog
+	r, err := p.Eval(c.Inputs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, x := range signInputs {
+		got := math.Ldexp(float64(r.Outputs[0][i]), -p.Scale)
+		if e := math.Abs(got - 1/(1+math.Exp(-x))); e > p.Layers[len(p.Layers)-1].MaxError {
+			t.Fatalf("sigmoid(%g) = %g: error %g above the reported %g", x, got, e, p.Layers[len(p.Layers)-1].MaxError)
+		}
+	}
+	ccs, _, err := circuits.Compile(p, circuits.Groth16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pk, vk, err := groth16.Setup(ccs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prove := func(outs []int64) (groth16.Proof, error) {
+		a, err := circuits.Assign(p, c.Inputs, [][]int64{outs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, err := frontend.NewWitness(a, circuits.Field)
+		if err != nil {
+			t.Fatal(err)
+		}
+		proof, err := groth16.Prove(ccs, pk, w)
+		if err != nil {
+			return nil, err
+		}
+		pub, err := w.Public()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return proof, groth16.Verify(proof, vk, pub)
+	}
+	if _, err := prove(r.Outputs[0]); err != nil {
+		t.Fatalf("honest proof: %v", err)
+	}
+	one := int64(1) << p.Scale
+	for i, x := range signInputs {
+		if x >= 0 {
+			continue
+		}
+		wrong := append([]int64(nil), r.Outputs[0]...)
+		wrong[i] = one - r.Outputs[0][i] // the other half: sigmoid(|x|)
+		if wrong[i] == r.Outputs[0][i] {
+			continue // sigmoid(-1/4096) rounds to 1/2 on both halves
+		}
+		if _, err := prove(wrong); err == nil {
+			t.Errorf("x = %g: the other half of the table (%d instead of %d) was proven", x, wrong[i], r.Outputs[0][i])
+		}
+	}
+}
