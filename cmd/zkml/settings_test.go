@@ -62,15 +62,17 @@ func TestCompileChoosesSettings(t *testing.T) {
 	if m.Config.Scale != 7 || m.Config.ParamScale != 7 {
 		t.Fatalf("explicit --scale 7 --param-scale 7 not kept: %+v", m.Config)
 	}
+	softmax := filepath.Join(modelsDir, "1l_softmax")
 	for _, tc := range []struct {
-		args []string
-		want []string
+		model string
+		args  []string
+		want  []string
 	}{
-		{[]string{"--scale", "3", "--max-error", "0.001"}, []string{"--scale 3", "error target not met"}},
-		{[]string{"--scale", "16", "--max-error", "0.5"}, []string{"--scale 16", "Sigmoid"}},
-		{[]string{"--bits", "10", "--max-error", "0.001"}, []string{"--bits 10", "error target not met"}},
+		{model, []string{"--scale", "3", "--max-error", "0.001"}, []string{"--scale 3", "error target not met"}},
+		{softmax, []string{"--scale", "16", "--bits", "24", "--max-error", "0.5"}, []string{"--scale 16, --bits 24", "Softmax"}},
+		{model, []string{"--bits", "10", "--max-error", "0.001"}, []string{"--bits 10", "error target not met"}},
 	} {
-		_, err := run(t, append([]string{"compile", onnx, "-d", filepath.Join(t.TempDir(), "m"), "--input", input, "--system", "groth16"}, tc.args...)...)
+		_, err := run(t, append([]string{"compile", filepath.Join(tc.model, "network.onnx"), "-d", filepath.Join(t.TempDir(), "m"), "--input", filepath.Join(tc.model, "input.json"), "--system", "groth16"}, tc.args...)...)
 		for _, w := range tc.want {
 			if err == nil || !strings.Contains(err.Error(), w) {
 				t.Errorf("%v: want an error containing %q, got %v", tc.args, w, err)

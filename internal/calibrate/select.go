@@ -223,7 +223,7 @@ func measure(g *model.Graph, samples, want [][]*model.Tensor, cfg quant.Config, 
 		// bounds, and so the tables, larger, and lowering may refuse them.
 		var maxAbs int64
 		var err error
-		for _, bits := range []int{40, 32, 24, cfg.Scale + 8} {
+		for _, bits := range []int{40, 32, 24, cfg.Scale + 8, cfg.Scale + 6, cfg.Scale + 4, cfg.Scale + 3} {
 			wide := cfg
 			wide.Bits = max(bits, cfg.Scale+2)
 			c.Config = wide

@@ -19,6 +19,12 @@ import (
 // direct table would be too big so lowering tabulates the function on x >= 0 only and
 // splits the sign with the ReLU gadget (model/quant/lower_sym.go). xs are the inputs.
 func symmetricCase(t *testing.T, op string, s int, xs []float64) Case {
+	return reducedCase(t, op, s, xs, "|x>=0")
+}
+
+// reducedCase is symmetricCase for any range reduction: mark names the reduced table
+// ("|x>=0": a half table; "@x/2^": a coarser table).
+func reducedCase(t *testing.T, op string, s int, xs []float64, mark string) Case {
 	t.Helper()
 	info := func(name string) *onnx.ValueInfoProto {
 		return &onnx.ValueInfoProto{Name: name, Type: &onnx.TypeProto{Value: &onnx.TypeProto_TensorType{
@@ -43,10 +49,10 @@ func symmetricCase(t *testing.T, op string, s int, xs []float64) Case {
 	}
 	split := false
 	for _, l := range c.Prog.Layers {
-		split = split || (l.Kind == quant.KLookup && strings.Contains(l.Table.Name, "|x>=0"))
+		split = split || (l.Kind == quant.KLookup && strings.Contains(l.Table.Name, mark))
 	}
 	if !split {
-		t.Fatalf("%s at scale %d: lowered without the sign split", op, s)
+		t.Fatalf("%s at scale %d: lowered without a %q table", op, s, mark)
 	}
 	return c
 }
@@ -143,5 +149,29 @@ func TestSignSplitProof(t *testing.T) {
 		if _, err := prove(wrong); err == nil {
 			t.Errorf("x = %g: the other half of the table (%d instead of %d) was proven", x, wrong[i], r.Outputs[0][i])
 		}
+	}
+}
+
+// TestForgedCoarseTable forges the hints of a coarser table (Elu at scale 14: its
+// direct table would need about 2^17.4 entries, so the input is rescaled by 2^c first)
+// and of a half table that is also coarser (Tanh at 14).
+func TestForgedCoarseTable(t *testing.T) {
+	if testing.Short() {
+		t.Skip("circuits of 2^15-entry tables; skipped in -short")
+	}
+	quiet(t)
+	for _, tc := range []struct{ op, mark string }{{"Elu", "@x/2^"}, {"Tanh", "|x>=0@x/2^"}} {
+		t.Run(tc.op, func(t *testing.T) {
+			c := reducedCase(t, tc.op, 14, signInputs, tc.mark)
+			tg, err := Compile(c, circuits.Groth16)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tl := forgeAll(t, tg)
+			if tl.tried == 0 {
+				t.Fatal("no perturbation was tried")
+			}
+			report(t, tc.op+" coarser table", tl)
+		})
 	}
 }

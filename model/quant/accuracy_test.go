@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 
@@ -121,15 +122,26 @@ func TestLookupAccuracyAcrossScales(t *testing.T) {
 						}
 					}
 				}
+				// The bound is a useful one: a few steps for an elementwise table (it
+				// was once ln 2 for the symmetric Softplus, f(0)'s rounding counted
+				// where no f(0) is added).
+				if steps := math.Ldexp(tol, scale); oc.width == 0 && steps > 8 {
+					t.Errorf("reported bound %g is %.1f steps", tol, steps)
+				}
 				passed++
+				if testing.Verbose() {
+					t.Logf("worst error %.3g, reported bound %.3g (%.2f steps)", worst, tol, math.Ldexp(tol, scale))
+				}
 			})
 		}
 	}
 	t.Logf("%d op/scale pairs within their reported error bound; %d of them with a strict table (Exp, Sqrt) that refuses inputs above it before proving; refused at compile time: %v", passed, inputRefused, refused)
-	// Range reduction by symmetry (lower_sym.go) makes every lookup op fit up to scale
-	// 12 at the default --bits; Sigmoid and Softplus were refused there before it.
-	for _, s := range []int{6, 8, 10, 12} {
-		if len(refused[s]) > 0 {
+	// Range reduction (lower_sym.go: symmetry, then coarser tables) makes every
+	// lookup op fit up to scale 12 at the default --bits, and all but Softmax (whose
+	// exp table is KSoftmax's own) at 14; Sigmoid and Softplus were refused at 12 before
+	// it, and 12 of the 14 ops at 14.
+	for _, s := range []int{6, 8, 10, 12, 14} {
+		if len(refused[s]) > 0 && !(s == 14 && slices.Equal(refused[s], []string{"Softmax"})) {
 			t.Errorf("scale %d: refused %v", s, refused[s])
 		}
 	}

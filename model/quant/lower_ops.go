@@ -64,7 +64,12 @@ func (lw *lowering) lookupValue(n *model.Node, x int, fn tableFn) (int, error) {
 		if id, ok, serr := lw.symmetricLookup(n, x, fn); ok {
 			return id, serr
 		}
-		return 0, err
+		// Else a coarser table (lower_sym.go), or the refusal.
+		plan, err := lw.planTable(n, fn, lw.p.Values[x].Bound)
+		if err != nil {
+			return 0, err
+		}
+		return lw.applyPlan(n, x, plan, plan.maxErr), nil
 	}
 	return lw.lookupLayer(n, x, direct, maxErr), nil
 }

@@ -1,6 +1,7 @@
 package quant
 
 import (
+	"fmt"
 	"math"
 
 	"github.com/zkml/zkml/model"
@@ -94,17 +95,18 @@ func (lw *lowering) symmetricLookup(n *model.Node, x int, fn tableFn) (int, bool
 	} else {
 		half.name = fn.name + "|x>=0"
 	}
-	maxErr, err := lw.fitDomain(n, &half, v.Bound)
+	plan, err := lw.planTable(n, half, v.Bound)
 	if err != nil {
 		return 0, true, err
 	}
+	maxErr := plan.maxErr
 	pos := lw.relu(n, x)
 	neg := lw.addv(n, pos, 1, x, -1, nil) // max(-x, 0)
 	p.Values[neg].Bound = v.Bound
 	var out int
 	if sym == symOdd {
-		a := lw.lookupLayer(n, pos, half, 0)
-		b := lw.lookupLayer(n, neg, half, 0)
+		a := lw.applyPlan(n, pos, plan, 0)
+		b := lw.applyPlan(n, neg, plan, 0)
 		out = lw.addv(n, a, 1, b, -1, nil)
 		if C != 0 {
 			k, err := lw.newParam(half.name+"(0)", &model.Tensor{Shape: []int{1}, Data: []float64{math.Ldexp(float64(C), -s)}}, s, true)
@@ -116,10 +118,114 @@ func (lw *lowering) symmetricLookup(n *model.Node, x int, fn tableFn) (int, bool
 	} else {
 		abs := lw.addv(n, pos, 1, neg, 1, nil)
 		p.Values[abs].Bound = v.Bound
-		t := lw.lookupLayer(n, abs, half, 0)
+		t := lw.applyPlan(n, abs, plan, 0)
 		out = lw.addv(n, t, 1, neg, -1, nil)
 	}
 	last := p.Layers[len(p.Layers)-1]
-	last.MaxError = maxErr + math.Ldexp(math.Abs(float64(C)-math.Ldexp(c, s))+dev, -s)
+	round := 0.0 // f(0)'s rounding, added back in the odd case
+	if sym == symOdd {
+		round = math.Abs(float64(C) - math.Ldexp(c, s))
+	}
+	last.MaxError = maxErr + math.Ldexp(round+dev, -s)
 	return out, true, nil
+}
+
+// A coarser table: where even a reduced table would exceed 2^maxTableBits entries, the
+// input is first rescaled by 2^c (r = round(x / 2^c), range-checked like any rescale)
+// and the table holds f(r·2^c), for the smallest c that fits. The output then errs by
+// the table's own error plus at most Lip·2^(c-1) steps, Lip the largest change of f
+// between adjacent inputs (in output steps), since |x - r·2^c| <= 2^(c-1).
+
+// maxCoarseShift bounds c.
+const maxCoarseShift = 8
+
+// tablePlan is how a lookup of one function is laid out: fn with its fitted domain,
+// read at x directly (shift 0) or at round(x / 2^shift).
+type tablePlan struct {
+	fn     tableFn
+	shift  int
+	maxErr float64
+}
+
+// planTable fits fn to inputs |x| <= bound: directly, or else through the coarsest
+// table needed (non-strict functions only); the error is the direct fit's when no
+// coarser table fits either.
+func (lw *lowering) planTable(n *model.Node, fn tableFn, bound float64) (tablePlan, error) {
+	direct := fn
+	maxErr, err := lw.fitDomain(n, &direct, bound)
+	if err == nil {
+		return tablePlan{fn: direct, maxErr: maxErr}, nil
+	}
+	if fn.strictHi {
+		return tablePlan{}, err
+	}
+	s := lw.p.Scale
+	lip := lipschitz(fn, s, bound)
+	f := fn.f
+	for c := 1; c <= maxCoarseShift; c++ {
+		cf := fn
+		cf.name = fmt.Sprintf("%s@x/2^%d", fn.name, c)
+		cf.f = func(u float64) float64 { return f(math.Ldexp(u, c)) }
+		cf.lo, cf.hi = fn.lo>>c, fn.hi>>c
+		cf.slopeLo, cf.slopeHi = math.Ldexp(fn.slopeLo, c), math.Ldexp(fn.slopeHi, c)
+		if fn.inLo != 0 || fn.inHi != 0 {
+			h := int64(1) << (c - 1)
+			if fn.inLo != math.MinInt64 {
+				cf.inLo = (fn.inLo + h) >> c
+			}
+			cf.inHi = (fn.inHi + h) >> c
+		}
+		cerr, err := lw.fitDomain(n, &cf, lw.rescaledBound(bound, c))
+		if err != nil {
+			continue
+		}
+		return tablePlan{fn: cf, shift: c, maxErr: cerr + math.Ldexp(lip*math.Ldexp(1, c-1), -s)}, nil
+	}
+	return tablePlan{}, err
+}
+
+// rescaledBound is the bound lw.rescale gives a value of bound b shifted by c.
+func (lw *lowering) rescaledBound(b float64, c int) float64 {
+	return math.Min(math.Ldexp(1, lw.p.Bits-1), math.Ceil(math.Ldexp(b, -c))+1)
+}
+
+// applyPlan appends the lookup of x planned by plan (with its rescale for a coarser
+// table) and returns the output; maxErr is recorded on the lookup layer.
+func (lw *lowering) applyPlan(n *model.Node, x int, plan tablePlan, maxErr float64) int {
+	if plan.shift > 0 {
+		x = lw.rescale(n, x, plan.shift)
+	}
+	return lw.lookupLayer(n, x, plan.fn, maxErr)
+}
+
+// lipschitz is the largest |F(x+1) - F(x)| (F: f in output steps at scale s) over the
+// inputs fn reads within |x| <= bound: every point up to 2^17 steps from 0, then
+// geometrically, and at least the tails' slopes. Points where f is not finite are
+// skipped.
+func lipschitz(fn tableFn, s int, bound float64) float64 {
+	B := int64(math.Min(math.Floor(bound), MaxBound))
+	lo, hi := -B, B
+	if fn.inLo != 0 || fn.inHi != 0 {
+		lo, hi = max(lo, fn.inLo), min(hi, fn.inHi)
+	}
+	F := func(x int64) float64 { return math.Ldexp(fn.f(math.Ldexp(float64(x), -s)), s) }
+	lip := math.Max(math.Abs(fn.slopeLo), math.Abs(fn.slopeHi))
+	at := func(x int64) {
+		if x < lo || x+1 > hi {
+			return
+		}
+		if d := math.Abs(F(x+1) - F(x)); !math.IsNaN(d) && !math.IsInf(d, 0) {
+			lip = math.Max(lip, d)
+		}
+	}
+	for d := int64(0); d <= max(-lo, hi); {
+		at(d)
+		at(-d - 1)
+		if d < 1<<17 {
+			d++
+		} else {
+			d += d / 256
+		}
+	}
+	return lip
 }
