@@ -62,14 +62,14 @@ func TestCompileChoosesSettings(t *testing.T) {
 	if m.Config.Scale != 7 || m.Config.ParamScale != 7 {
 		t.Fatalf("explicit --scale 7 --param-scale 7 not kept: %+v", m.Config)
 	}
-	softmax := filepath.Join(modelsDir, "1l_softmax")
+	sigmoid := filepath.Join(modelsDir, "1l_sigmoid")
 	for _, tc := range []struct {
 		model string
 		args  []string
 		want  []string
 	}{
 		{model, []string{"--scale", "3", "--max-error", "0.001"}, []string{"--scale 3", "error target not met"}},
-		{softmax, []string{"--scale", "16", "--bits", "24", "--max-error", "0.5"}, []string{"--scale 16, --bits 24", "Softmax"}},
+		{sigmoid, []string{"--scale", "24", "--bits", "40", "--max-error", "0.5"}, []string{"--scale 24, --bits 40", "Sigmoid"}},
 		{model, []string{"--bits", "10", "--max-error", "0.001"}, []string{"--bits 10", "error target not met"}},
 	} {
 		_, err := run(t, append([]string{"compile", filepath.Join(tc.model, "network.onnx"), "-d", filepath.Join(t.TempDir(), "m"), "--input", filepath.Join(tc.model, "input.json"), "--system", "groth16"}, tc.args...)...)

@@ -112,13 +112,14 @@ func TestSelectValidatesExplicitSettings(t *testing.T) {
 	if c := ch.Config; c.Scale != 12 || c.ParamScale != 12 || c.Bits != base.Bits {
 		t.Fatalf("explicit settings changed: %+v", c)
 	}
-	// Softmax at scale 16 with 24 bits: its exp table cannot cover the input's range.
-	g, samples = loadExample(t, "1l_softmax")
+	// Sigmoid at scale 24 with 40 bits: no table of 2^16 entries covers the input's
+	// range, even a half table read at 2^-8 resolution.
+	g, samples = loadExample(t, "1l_sigmoid")
 	base = quant.DefaultConfig()
-	base.Scale = 16
+	base.Scale, base.Bits = 24, 40
 	_, err = Select(g, samples, base, Target{FixedScale: true, FixedBits: true, RelError: 0.5})
-	if !errors.Is(err, ErrTarget) || !strings.Contains(err.Error(), "--scale 16, --bits 24") || !strings.Contains(err.Error(), "Softmax") {
-		t.Fatalf("scale 16 fixed: want an error naming --scale 16, --bits 24 and the layer, got %v", err)
+	if !errors.Is(err, ErrTarget) || !strings.Contains(err.Error(), "--scale 24, --bits 40") || !strings.Contains(err.Error(), "Sigmoid") {
+		t.Fatalf("scale 24 fixed: want an error naming --scale 24, --bits 40 and the layer, got %v", err)
 	}
 	if _, err := Select(g, nil, base, Target{}); err == nil {
 		t.Error("no samples: want an error")

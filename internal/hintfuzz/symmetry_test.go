@@ -154,13 +154,14 @@ func TestSignSplitProof(t *testing.T) {
 
 // TestForgedCoarseTable forges the hints of a coarser table (Elu at scale 14: its
 // direct table would need about 2^17.4 entries, so the input is rescaled by 2^c first)
-// and of a half table that is also coarser (Tanh at 14).
+// and of a half table that is also coarser (Tanh at 14), and Softmax at 14, composed
+// with a coarser exp and the range-checked division (lower_softmax.go).
 func TestForgedCoarseTable(t *testing.T) {
 	if testing.Short() {
 		t.Skip("circuits of 2^15-entry tables; skipped in -short")
 	}
 	quiet(t)
-	for _, tc := range []struct{ op, mark string }{{"Elu", "@x/2^"}, {"Tanh", "|x>=0@x/2^"}} {
+	for _, tc := range []struct{ op, mark string }{{"Elu", "@x/2^"}, {"Tanh", "|x>=0@x/2^"}, {"Softmax", "exp@x/2^"}} {
 		t.Run(tc.op, func(t *testing.T) {
 			c := reducedCase(t, tc.op, 14, signInputs, tc.mark)
 			tg, err := Compile(c, circuits.Groth16)
