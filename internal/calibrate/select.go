@@ -173,7 +173,7 @@ func noChoice(ch *Choice, tgt Target, base quant.Config) error {
 		why = "; " + ch.Tried[len(ch.Tried)-1].Err
 	}
 	if len(fixed) > 0 {
-		return fmt.Errorf("%w: with %s no setting keeps the max abs error on the samples within %.3g%s: change or drop %s",
+		return fmt.Errorf("%w: with %s no setting keeps the max abs error on the samples within %.3g%s: change or drop %s, or raise --max-error",
 			ErrTarget, strings.Join(fixed, ", "), ch.Target, why, strings.Join(fixed, ", "))
 	}
 	return fmt.Errorf("%w: no setting keeps the max abs error on the samples within %.3g%s: raise --max-error", ErrTarget, ch.Target, why)
