@@ -176,3 +176,77 @@ func TestForgedCoarseTable(t *testing.T) {
 		})
 	}
 }
+
+// TestReducedLookupProofs proves, with Groth16, one op per range reduction at a scale
+// where it is needed (the direct table would exceed 2^16 entries): the proof of the
+// honest output verifies, its error against the float function is within the bound
+// lowering reports, and an output one step off is not provable.
+func TestReducedLookupProofs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("Groth16 setups of 2^15-entry tables; skipped in -short")
+	}
+	quiet(t)
+	for _, tc := range []struct {
+		op, mark string
+		s        int
+		f        func(float64) float64
+	}{
+		{"Softplus", "|x>=0", 12, func(x float64) float64 { return math.Log1p(math.Exp(x)) }},
+		{"Tanh", "|x>=0@x/2^", 14, math.Tanh},
+		{"Elu", "@x/2^", 14, func(x float64) float64 { return math.Max(x, 0) + math.Expm1(math.Min(x, 0)) }},
+	} {
+		t.Run(tc.op, func(t *testing.T) {
+			c := reducedCase(t, tc.op, tc.s, signInputs, tc.mark)
+			p := c.Prog
+			r, err := p.Eval(c.Inputs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			bound := 0.0
+			for _, l := range p.Layers {
+				bound = math.Max(bound, l.MaxError)
+			}
+			for i, x := range signInputs {
+				if e := math.Abs(math.Ldexp(float64(r.Outputs[0][i]), -p.Scale) - tc.f(x)); e > bound {
+					t.Fatalf("%s(%g): error %g above the reported %g", tc.op, x, e, bound)
+				}
+			}
+			ccs, _, err := circuits.Compile(p, circuits.Groth16)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pk, vk, err := groth16.Setup(ccs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			prove := func(outs []int64) error {
+				a, err := circuits.Assign(p, c.Inputs, [][]int64{outs})
+				if err != nil {
+					t.Fatal(err)
+				}
+				w, err := frontend.NewWitness(a, circuits.Field)
+				if err != nil {
+					t.Fatal(err)
+				}
+				proof, err := groth16.Prove(ccs, pk, w)
+				if err != nil {
+					return err
+				}
+				pub, err := w.Public()
+				if err != nil {
+					t.Fatal(err)
+				}
+				return groth16.Verify(proof, vk, pub)
+			}
+			if err := prove(r.Outputs[0]); err != nil {
+				t.Fatalf("honest proof: %v", err)
+			}
+			wrong := append([]int64(nil), r.Outputs[0]...)
+			wrong[1]++ // x = -7.5
+			if prove(wrong) == nil {
+				t.Errorf("an output one step off was proven")
+			}
+			t.Logf("%s at scale %d: %d constraints, bound %.3g", tc.op, tc.s, ccs.GetNbConstraints(), bound)
+		})
+	}
+}
