@@ -61,6 +61,9 @@ func (lw *lowering) lookupValue(n *model.Node, x int, fn tableFn) (int, error) {
 	maxErr, err := lw.fitDomain(n, &direct, lw.p.Values[x].Bound)
 	if err != nil {
 		// Too big for one table: a symmetric function needs only its half x >= 0.
+		if id, ok, serr := lw.expSplit(n, x, fn); ok {
+			return id, serr
+		}
 		if id, ok, serr := lw.symmetricLookup(n, x, fn); ok {
 			return id, serr
 		}
