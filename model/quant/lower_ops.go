@@ -72,7 +72,7 @@ func (lw *lowering) lookupValue(n *model.Node, x int, fn tableFn) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		return lw.applyPlan(n, x, plan, plan.maxErr), nil
+		return lw.applyPlan(n, x, plan, plan.maxErr)
 	}
 	return lw.lookupLayer(n, x, direct, maxErr), nil
 }

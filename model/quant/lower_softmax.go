@@ -98,6 +98,9 @@ func (lw *lowering) expSplit(n *model.Node, x int, fn tableFn) (int, bool, error
 		return 0, true, err
 	}
 	r := lw.rescale(n, x, c)
+	if err := lw.fitted(n, r, lw.rescaledBound(v.Bound, c)); err != nil {
+		return 0, true, err
+	}
 	rest := lw.addv(n, x, 1, r, -(int64(1) << c), nil) // l = d - r·2^c, proven in [-half, half) by the rescale
 	p.Values[rest].Bound = float64(half)
 	eh := lw.lookupLayer(n, r, hi, 0)

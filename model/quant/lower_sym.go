@@ -105,8 +105,14 @@ func (lw *lowering) symmetricLookup(n *model.Node, x int, fn tableFn) (int, bool
 	p.Values[neg].Bound = v.Bound
 	var out int
 	if sym == symOdd {
-		a := lw.applyPlan(n, pos, plan, 0)
-		b := lw.applyPlan(n, neg, plan, 0)
+		a, err := lw.applyPlan(n, pos, plan, 0)
+		if err != nil {
+			return 0, true, err
+		}
+		b, err := lw.applyPlan(n, neg, plan, 0)
+		if err != nil {
+			return 0, true, err
+		}
 		out = lw.addv(n, a, 1, b, -1, nil)
 		if C != 0 {
 			k, err := lw.newParam(half.name+"(0)", &model.Tensor{Shape: []int{1}, Data: []float64{math.Ldexp(float64(C), -s)}}, s, true)
@@ -118,7 +124,10 @@ func (lw *lowering) symmetricLookup(n *model.Node, x int, fn tableFn) (int, bool
 	} else {
 		abs := lw.addv(n, pos, 1, neg, 1, nil)
 		p.Values[abs].Bound = v.Bound
-		t := lw.applyPlan(n, abs, plan, 0)
+		t, err := lw.applyPlan(n, abs, plan, 0)
+		if err != nil {
+			return 0, true, err
+		}
 		out = lw.addv(n, t, 1, neg, -1, nil)
 	}
 	last := p.Layers[len(p.Layers)-1]
@@ -145,6 +154,7 @@ type tablePlan struct {
 	fn     tableFn
 	shift  int
 	maxErr float64
+	bound  float64 // the input bound the table was fitted to (after the shift)
 }
 
 // planTable fits fn to inputs |x| <= bound: directly, or else through the coarsest
@@ -154,7 +164,7 @@ func (lw *lowering) planTable(n *model.Node, fn tableFn, bound float64) (tablePl
 	direct := fn
 	maxErr, err := lw.fitDomain(n, &direct, bound)
 	if err == nil {
-		return tablePlan{fn: direct, maxErr: maxErr}, nil
+		return tablePlan{fn: direct, maxErr: maxErr, bound: bound}, nil
 	}
 	if fn.strictHi {
 		return tablePlan{}, err
@@ -175,11 +185,12 @@ func (lw *lowering) planTable(n *model.Node, fn tableFn, bound float64) (tablePl
 			}
 			cf.inHi = (fn.inHi + h) >> c
 		}
-		cerr, err := lw.fitDomain(n, &cf, lw.rescaledBound(bound, c))
+		rb := lw.rescaledBound(bound, c)
+		cerr, err := lw.fitDomain(n, &cf, rb)
 		if err != nil {
 			continue
 		}
-		return tablePlan{fn: cf, shift: c, maxErr: cerr + math.Ldexp(lip*math.Ldexp(1, c-1), -s)}, nil
+		return tablePlan{fn: cf, shift: c, maxErr: cerr + math.Ldexp(lip*math.Ldexp(1, c-1), -s), bound: rb}, nil
 	}
 	return tablePlan{}, err
 }
@@ -191,11 +202,23 @@ func (lw *lowering) rescaledBound(b float64, c int) float64 {
 
 // applyPlan appends the lookup of x planned by plan (with its rescale for a coarser
 // table) and returns the output; maxErr is recorded on the lookup layer.
-func (lw *lowering) applyPlan(n *model.Node, x int, plan tablePlan, maxErr float64) int {
+func (lw *lowering) applyPlan(n *model.Node, x int, plan tablePlan, maxErr float64) (int, error) {
 	if plan.shift > 0 {
 		x = lw.rescale(n, x, plan.shift)
 	}
-	return lw.lookupLayer(n, x, plan.fn, maxErr)
+	if err := lw.fitted(n, x, plan.bound); err != nil {
+		return 0, err
+	}
+	return lw.lookupLayer(n, x, plan.fn, maxErr), nil
+}
+
+// fitted checks that value x is within the bound its table was fitted to: a table's
+// domain reaches every input that bound allows, and no further.
+func (lw *lowering) fitted(n *model.Node, x int, bound float64) error {
+	if b := lw.p.Values[x].Bound; b > bound {
+		return fmt.Errorf("%w: %s: a table was fitted to inputs within ±%g, its input reaches ±%g", ErrOutOfRange, n.Label(), bound, b)
+	}
+	return nil
 }
 
 // lipschitz is the largest |F(x+1) - F(x)| (F: f in output steps at scale s) over the
