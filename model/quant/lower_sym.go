@@ -195,9 +195,10 @@ func (lw *lowering) planTable(n *model.Node, fn tableFn, bound float64) (tablePl
 	return tablePlan{}, err
 }
 
-// rescaledBound is the bound lw.rescale gives a value of bound b shifted by c.
+// rescaledBound bounds what lw.rescale gives for a value of bound b shifted by c: its
+// static bound (the rescale's width may only lower it), which the table then covers.
 func (lw *lowering) rescaledBound(b float64, c int) float64 {
-	return math.Min(math.Ldexp(1, lw.p.Bits-1), math.Ceil(math.Ldexp(b, -c))+1)
+	return math.Ceil(math.Ldexp(b, -c)) + 1
 }
 
 // applyPlan appends the lookup of x planned by plan (with its rescale for a coarser
