@@ -2,21 +2,29 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
-	"sync"
+	"path/filepath"
+	"strings"
 	"time"
 
-	"github.com/zkml/zkml/internal/artifact"
 	"github.com/zkml/zkml/internal/store"
 )
 
 // Ceremonies runs Groth16 phase-2 ceremonies in model working directories, on the Powers
 // of Tau file the service is configured with. Implementations wrap ErrCeremonyRejected
 // when a contribution, a transcript or a request is refused for cause.
+//
+// The API calls Open, Contribute and Seal in a scratch mirror of the working directory
+// whose files are symbolic links to the real ones: they must write only through new
+// files renamed into place (never into an existing file), so that what they write is
+// the step's output and the working directory stays as it was until the store has
+// recorded the step (see Server.advance).
 type Ceremonies interface {
 	// Open starts the ceremony of the compiled model in dir.
 	Open(ctx context.Context, dir string) (CeremonyView, error)
@@ -27,8 +35,9 @@ type Ceremonies interface {
 	// Contribute verifies the contribution in the file at upload against the current
 	// state and appends it to the transcript.
 	Contribute(ctx context.Context, dir, upload, name string) (ContributionView, error)
-	// Seal verifies the transcript, applies the beacon (hex) and writes the Groth16 keys.
-	Seal(ctx context.Context, dir, beacon string) (CeremonyView, error)
+	// Seal verifies the transcript, applies the beacon (hex) and writes the Groth16
+	// keys; it returns the transcript and the keys' provenance.
+	Seal(ctx context.Context, dir, beacon string) (CeremonyView, Provenance, error)
 }
 
 // ErrCeremonyRejected is wrapped by a Ceremonies error that is the caller's fault: an
@@ -53,18 +62,6 @@ type ContributionView struct {
 	Name  string    `json:"name"`
 	Hash  string    `json:"sha256"`
 	Time  time.Time `json:"time"`
-}
-
-// ceremonyLocks serializes the changes to one model's ceremony in this process:
-// contributions are verified and appended one at a time, in order (each must build on
-// the state the previous one left, so a concurrent upload made from the same state is
-// refused rather than lost).
-var ceremonyLocks sync.Map // model ID -> *sync.Mutex
-
-func lockCeremony(id string) func() {
-	mu, _ := ceremonyLocks.LoadOrStore(id, &sync.Mutex{})
-	mu.(*sync.Mutex).Lock()
-	return mu.(*sync.Mutex).Unlock
 }
 
 func (s *Server) ceremonyRoutes(r interface {
@@ -95,29 +92,141 @@ func (s *Server) ceremonyModel(r *http.Request) (*store.Model, string, error) {
 	return m, dir, err
 }
 
-// ceremonyError maps a refusal to 422 with code ceremony_rejected.
+// ErrCeremonyStale is wrapped by a Ceremonies error that refuses a contribution made
+// from an earlier state of the ceremony (another one was accepted since it was
+// downloaded).
+var ErrCeremonyStale = errors.New("stale ceremony state")
+
+// ceremonyError maps a refusal to 422 with code ceremony_rejected, and a contribution
+// made from an earlier state to 409 stale_ceremony_state.
 func ceremonyError(err error) error {
+	if errors.Is(err, ErrCeremonyStale) {
+		return &Error{Kind: KindConflict, Code: "stale_ceremony_state", Message: err.Error(), Err: err}
+	}
 	if errors.Is(err, ErrCeremonyRejected) {
 		return &Error{Kind: KindUnprocessable, Code: "ceremony_rejected", Message: err.Error(), Err: err}
 	}
 	return err
 }
 
-// persist snapshots the model's working directory (with its ceremony files) into the
-// blob store and the model's manifest, so other nodes see the same transcript.
-func (s *Server) persist(ctx context.Context, m *store.Model, dir string) error {
-	if s.blobs == nil {
-		return nil
+// head is where the ceremony in v stands.
+func head(v CeremonyView) store.CeremonyHead {
+	h := store.CeremonyHead{Contributions: len(v.Contributions), Hash: v.Initial, Sealed: v.Sealed != nil}
+	if n := len(v.Contributions); n > 0 {
+		h.Hash = v.Contributions[n-1].Hash
 	}
-	man, err := artifact.Snapshot(ctx, s.blobs, dir)
+	return h
+}
+
+// errStale answers a step that lost the race with another one.
+func errStale(m *store.Model) error {
+	return errorf(KindConflict, "stale_ceremony_state", "the ceremony of model %s changed while this request was processed "+
+		"(another contribution, possibly on another server, was accepted first); nothing of this request was kept: "+
+		"download the current state (GET /v1/models/%s/ceremony/state) and contribute again", m.ID, m.ID)
+}
+
+// mirror makes a scratch directory next to dir holding symbolic links to dir's files.
+// A ceremony step runs in it; what the step writes (new files renamed over links) are
+// regular files, its output, while dir stays as other requests, and other processes
+// sharing it, see it. The returned func removes the scratch directory.
+func mirror(dir string) (string, func(), error) {
+	scratch, err := os.MkdirTemp(filepath.Dir(dir), "."+filepath.Base(dir)+"-step-")
+	if err != nil {
+		return "", nil, err
+	}
+	done := func() { os.RemoveAll(scratch) }
+	err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || path == dir {
+			return err
+		}
+		rel, err := filepath.Rel(dir, path)
+		if err != nil {
+			return err
+		}
+		if strings.HasPrefix(d.Name(), ".") { // temporary files of writes in progress
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if d.IsDir() {
+			return os.Mkdir(filepath.Join(scratch, rel), 0o755)
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		abs, err := filepath.Abs(path)
+		if err != nil {
+			return err
+		}
+		return os.Symlink(abs, filepath.Join(scratch, rel))
+	})
+	if err != nil {
+		done()
+		return "", nil, fmt.Errorf("ceremony scratch directory: %w", err)
+	}
+	return scratch, done, nil
+}
+
+// written returns the regular files under scratch (relative paths): what a step wrote.
+func written(scratch string) ([]string, error) {
+	var out []string
+	err := filepath.WalkDir(scratch, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		rel, err := filepath.Rel(scratch, path)
+		out = append(out, rel)
+		return err
+	})
+	return out, err
+}
+
+// advance records a ceremony step run in scratch (a mirror of dir): the files it wrote
+// go to the blob store, then the store compares the ceremony's head with from and, only
+// if no other step came first, swaps in to and merges the files into the model's
+// manifest, in one transaction (a step that loses gets errStale, and nothing of it is
+// kept). Only then are the files moved into dir.
+func (s *Server) advance(ctx context.Context, m *store.Model, dir, scratch string, step store.CeremonyStep) error {
+	paths, err := written(scratch)
 	if err != nil {
 		return err
 	}
-	files := make(map[string]string, len(man))
-	for p, d := range man {
-		files[p] = string(d)
+	if s.blobs != nil {
+		step.Files = make(map[string]string, len(paths))
+		for _, p := range paths {
+			f, err := os.Open(filepath.Join(scratch, p))
+			if err != nil {
+				return err
+			}
+			d, _, err := s.blobs.Put(ctx, f)
+			f.Close()
+			if err != nil {
+				return err
+			}
+			step.Files[filepath.ToSlash(p)] = string(d)
+		}
 	}
-	return s.store.MergeModelFiles(ctx, m.ID, files)
+	if err := s.store.AdvanceCeremony(ctx, m.ID, step); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return errStale(m)
+		}
+		return err
+	}
+	// Recorded: install the files in the working directory (the blob store has them for
+	// every other one). Small files first would not matter: each rename is atomic, and
+	// a reader that sees a new state.json before its phase file fails its hash check.
+	for _, p := range paths {
+		dst := filepath.Join(dir, p)
+		err := os.MkdirAll(filepath.Dir(dst), 0o755)
+		if err == nil {
+			err = os.Rename(filepath.Join(scratch, p), dst)
+		}
+		if err != nil {
+			return fmt.Errorf("ceremony step recorded, but installing %s in the working directory: %w", p, err)
+		}
+	}
+	return nil
 }
 
 func (s *Server) openCeremony(w http.ResponseWriter, r *http.Request) error {
@@ -128,12 +237,19 @@ func (s *Server) openCeremony(w http.ResponseWriter, r *http.Request) error {
 	if m.HasSystem("groth16") {
 		return errorf(KindConflict, "already_set_up", "model %s already has groth16 keys", m.ID)
 	}
-	defer lockCeremony(m.ID)()
-	v, err := s.ceremony.Open(r.Context(), dir)
+	if m.Ceremony.Sealed || m.Ceremony.Contributions > 0 {
+		return ceremonyError(fmt.Errorf("%w: the ceremony of model %s already has %d contribution(s)", ErrCeremonyRejected, m.ID, m.Ceremony.Contributions))
+	}
+	scratch, done, err := mirror(dir)
+	if err != nil {
+		return err
+	}
+	defer done()
+	v, err := s.ceremony.Open(r.Context(), scratch)
 	if err != nil {
 		return ceremonyError(err)
 	}
-	if err := s.persist(r.Context(), m, dir); err != nil {
+	if err := s.advance(r.Context(), m, dir, scratch, store.CeremonyStep{From: m.Ceremony, To: head(v)}); err != nil {
 		return err
 	}
 	return writeJSON(w, http.StatusCreated, v)
@@ -172,7 +288,11 @@ func (s *Server) ceremonyState(w http.ResponseWriter, r *http.Request) error {
 }
 
 // contribute streams the upload to a temporary file under the size limit (never holding
-// it in memory), then verifies and appends it; a refused or failed upload changes nothing.
+// it in memory), verifies it against the current state in a scratch mirror of the
+// working directory and records it with a compare-and-swap on the ceremony's head: of
+// two uploads made from the same state, on this server or on another one sharing the
+// database, one is accepted and the other gets 409 stale_ceremony_state. A refused,
+// failed or losing upload changes nothing.
 func (s *Server) contribute(w http.ResponseWriter, r *http.Request) error {
 	m, dir, err := s.ceremonyModel(r)
 	if err != nil {
@@ -198,13 +318,26 @@ func (s *Server) contribute(w http.ResponseWriter, r *http.Request) error {
 		}
 		return badRequest("reading the contribution: %v", err)
 	}
-	defer lockCeremony(m.ID)()
-	c, err := s.ceremony.Contribute(r.Context(), dir, tmp.Name(), name)
+	scratch, done, err := mirror(dir)
+	if err != nil {
+		return err
+	}
+	defer done()
+	before, err := s.ceremony.Get(r.Context(), scratch)
 	if err != nil {
 		return ceremonyError(err)
 	}
-	if err := s.persist(r.Context(), m, dir); err != nil {
-		return fmt.Errorf("contribution %d accepted but not persisted: %w", c.Index, err)
+	c, err := s.ceremony.Contribute(r.Context(), scratch, tmp.Name(), name)
+	if err != nil {
+		return ceremonyError(err)
+	}
+	from := head(before)
+	if c.Index != from.Contributions+1 {
+		// The transcript changed between the two reads: a step recorded meanwhile.
+		return errStale(m)
+	}
+	if err := s.advance(r.Context(), m, dir, scratch, store.CeremonyStep{From: from, To: store.CeremonyHead{Contributions: c.Index, Hash: c.Hash}}); err != nil {
+		return err
 	}
 	return writeJSON(w, http.StatusCreated, c)
 }
@@ -224,15 +357,33 @@ func (s *Server) sealCeremony(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	defer lockCeremony(m.ID)()
-	v, err := s.ceremony.Seal(r.Context(), dir, req.Beacon)
+	if m.HasSystem("groth16") {
+		return errorf(KindConflict, "already_set_up", "model %s already has groth16 keys", m.ID)
+	}
+	scratch, done, err := mirror(dir)
+	if err != nil {
+		return err
+	}
+	defer done()
+	before, err := s.ceremony.Get(r.Context(), scratch)
 	if err != nil {
 		return ceremonyError(err)
 	}
-	if err := s.persist(r.Context(), m, dir); err != nil {
+	v, prov, err := s.ceremony.Seal(r.Context(), scratch, req.Beacon)
+	if err != nil {
+		return ceremonyError(err)
+	}
+	from := head(before)
+	if to := head(v); to.Hash != from.Hash || to.Contributions != from.Contributions || !to.Sealed {
+		return errStale(m)
+	}
+	rec, err := json.Marshal(prov)
+	if err != nil {
 		return err
 	}
-	if err := s.store.AddModelSystem(r.Context(), m.ID, "groth16"); err != nil {
+	to := from
+	to.Sealed = true
+	if err := s.advance(r.Context(), m, dir, scratch, store.CeremonyStep{From: from, To: to, System: "groth16", Provenance: rec}); err != nil {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, v)

@@ -14,8 +14,9 @@ import (
 type Engine interface {
 	// Compile parses, quantizes and compiles an ONNX model into dir; settings is a JSON object (may be empty).
 	Compile(ctx context.Context, dir string, onnx []byte, settings []byte) (ModelInfo, error)
-	// Setup generates proving/verifying keys for system ("groth16" or "plonk") into dir.
-	Setup(ctx context.Context, dir string, system string) error
+	// Setup generates proving/verifying keys for system ("groth16" or "plonk") into dir
+	// and says where they come from.
+	Setup(ctx context.Context, dir string, system string) (Provenance, error)
 	// Prove proves one inference; input is the input.json body ({"input_data": [[...]]}).
 	Prove(ctx context.Context, dir string, system string, input []byte, progress func(stage string, frac float64)) (ProofResult, error)
 	// Verify checks a proof against the model's verifying key and the public inputs that

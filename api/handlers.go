@@ -8,6 +8,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/zkml/zkml/internal/store"
 )
@@ -257,6 +258,9 @@ func (s *Server) newJob(r *http.Request, j *store.Job) (*store.Job, bool, error)
 	return got, created, nil
 }
 
+// TrustHeader carries the trust level of the keys behind a downloaded verifier.
+const TrustHeader = "Zkml-Setup-Trust"
+
 func (s *Server) verifierSol(w http.ResponseWriter, r *http.Request) error {
 	m, err := s.model(r)
 	if err != nil {
@@ -279,6 +283,14 @@ func (s *Server) verifierSol(w http.ResponseWriter, r *http.Request) error {
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Content-Disposition", `attachment; filename="`+m.ID+`_`+sys+`_verifier.sol"`)
+	prov := decodeProvenance(m.Provenance[sys])
+	w.Header().Set(TrustHeader, prov.Trust)
+	if prov.Development() {
+		// Said in the response too, not only in the source's banner: a client that
+		// deploys the file unread still sees it.
+		w.Header().Set("Warning", `299 zkml "`+sys+` keys of model `+m.ID+` are `+strings.ToUpper(prov.Trust)+
+			` keys: whoever ran their setup can forge proofs this verifier accepts; do not deploy it in production"`)
+	}
 	w.Write(src)
 	return nil
 }

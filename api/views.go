@@ -79,9 +79,13 @@ type ModelView struct {
 	Outputs       [][]int         `json:"outputs"`
 	Stats         json.RawMessage `json:"stats,omitempty"`
 	Systems       []string        `json:"systems"`
-	Error         string          `json:"error,omitempty"`
-	CreatedAt     time.Time       `json:"created_at"`
-	UpdatedAt     time.Time       `json:"updated_at"`
+	// Trust says, for each system in Systems, where its keys come from.
+	Trust map[string]Provenance `json:"trust"`
+	// Ceremony is the state of the model's Groth16 ceremony, when one was opened.
+	Ceremony  *CeremonyHeadView `json:"ceremony,omitempty"`
+	Error     string            `json:"error,omitempty"`
+	CreatedAt time.Time         `json:"created_at"`
+	UpdatedAt time.Time         `json:"updated_at"`
 }
 
 func newModelView(m *store.Model) ModelView {
@@ -102,7 +106,23 @@ func newModelView(m *store.Model) ModelView {
 	if v.Systems == nil {
 		v.Systems = []string{}
 	}
+	v.Trust = make(map[string]Provenance, len(v.Systems))
+	for _, sys := range v.Systems {
+		v.Trust[sys] = decodeProvenance(m.Provenance[sys])
+	}
+	if m.Ceremony.Hash != "" {
+		v.Ceremony = &CeremonyHeadView{Contributions: m.Ceremony.Contributions, Head: m.Ceremony.Hash, Sealed: m.Ceremony.Sealed}
+	}
 	return v
+}
+
+// CeremonyHeadView is where a model's ceremony stands: the number of accepted
+// contributions and the SHA-256 of the current state (the one the next contribution
+// must build on).
+type CeremonyHeadView struct {
+	Contributions int    `json:"contributions"`
+	Head          string `json:"head_sha256"`
+	Sealed        bool   `json:"sealed"`
 }
 
 // ProofView is the JSON form of a proof; bytes are 0x-prefixed hex.
@@ -116,13 +136,15 @@ type ProofView struct {
 	Outputs      [][]float64 `json:"outputs"`
 	Calldata     string      `json:"calldata"`
 	ProveSeconds float64     `json:"prove_seconds"`
-	CreatedAt    time.Time   `json:"created_at"`
+	// Trust says where the keys the proof was made with come from.
+	Trust     Provenance `json:"trust"`
+	CreatedAt time.Time  `json:"created_at"`
 }
 
 func newProofView(p *store.Proof) ProofView {
 	return ProofView{ID: p.ID, JobID: p.JobID, ModelID: p.ModelID, System: p.System, Proof: hexString(p.Proof),
 		PublicInputs: p.PublicInputs, Outputs: p.Outputs, Calldata: hexString(p.Calldata),
-		ProveSeconds: p.ProveSeconds, CreatedAt: p.CreatedAt}
+		ProveSeconds: p.ProveSeconds, Trust: decodeProvenance(p.Provenance), CreatedAt: p.CreatedAt}
 }
 
 // verifyView is the answer of POST /v1/verify.

@@ -43,7 +43,9 @@ func newArithMode(api frontend.API, stats *Stats, mode string) *arith {
 	if mode == "bits" {
 		rc = rangecheck.New(noCommit{api})
 	} else {
-		rc = newRangeArg(api)
+		ra := newRangeArg(api)
+		ra.stats = stats
+		rc = ra
 	}
 	count, wires := constraintCounter(api)
 	return &arith{api: api, rc: rc, tables: map[*quant.Table]logderivlookup.Table{}, stats: stats, count: count, wires: wires, mode: mode}
@@ -248,7 +250,7 @@ func (a *arith) Layer(l *quant.Layer) {
 	if a.stats == nil {
 		return
 	}
-	ls := LayerStats{Name: l.Name, Op: l.Op, Kind: string(l.Kind), MaxError: l.MaxError, start: a.count(), startWires: a.wires()}
+	ls := LayerStats{Name: l.Name, Op: l.Op, Kind: string(l.Kind), Bits: l.Bits, MaxError: l.MaxError, start: a.count(), startWires: a.wires()}
 	if l.Table != nil {
 		ls.TableSize = len(l.Table.Values)
 	}

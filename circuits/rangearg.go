@@ -8,6 +8,8 @@ import (
 	"github.com/consensys/gnark/constraint/solver"
 	"github.com/consensys/gnark/frontend"
 	"github.com/consensys/gnark/std/multicommit"
+
+	"github.com/zkml/zkml/model/quant"
 )
 
 // rangeArg proves range checks with one log-derivative argument over the table
@@ -32,6 +34,7 @@ type rangeArg struct {
 	api    frontend.API
 	checks []rangeCheck
 	closed bool
+	stats  *Stats // nil: no report
 }
 
 type rangeCheck struct {
@@ -64,19 +67,15 @@ func (r *rangeArg) Check(v frontend.Variable, bits int) {
 	}
 }
 
-// queriesFor is the number of table queries a b-bit check costs with t-bit limbs.
-func queriesFor(b, t int) int {
-	n := (b + t - 1) / t
-	if b%t != 0 {
-		n++ // the narrow top limb is queried shifted too
-	}
-	return n
-}
+// queriesFor is the number of table queries a b-bit check costs with t-bit limbs (a
+// narrow top limb is queried shifted too). The lowering chooses widths with the same
+// count (quant.LimbQueries), so it is defined once, there.
+func queriesFor(b, t int) int { return quant.LimbQueries(b, t) }
 
 // tableBits chooses the limb width minimizing table size plus queries.
 func (r *rangeArg) tableBits() int {
 	best, bestCost := 0, 0
-	for t := 4; t <= 16; t++ {
+	for t := quant.MinLimbBits; t <= quant.MaxLimbBits; t++ {
 		cost := 1 << t
 		for _, c := range r.checks {
 			cost += queriesFor(c.bits, t)
@@ -120,6 +119,9 @@ func (r *rangeArg) build(api frontend.API) error {
 		if w := c.bits - t*(n-1); w < t {
 			queries = append(queries, api.Mul(top, pow2(t-w)))
 		}
+	}
+	if r.stats != nil {
+		r.stats.RangeLimbBits, r.stats.RangeQueries = t, len(queries)
 	}
 	counts, err := api.Compiler().NewHint(rangeCountHint, 1<<t, append([]frontend.Variable{t}, queries...)...)
 	if err != nil {

@@ -15,6 +15,7 @@ type LayerStats struct {
 	Name           string `json:"name"`
 	Op             string `json:"op"`
 	Kind           string `json:"kind"`
+	Bits           int    `json:"bits,omitempty"` // the signed width the layer proves or relies on (quant.Layer.Bits)
 	Constraints    int    `json:"constraints"`
 	Wires          int    `json:"wires"` // internal variables added by the layer
 	RangeChecks    int    `json:"range_checks"`
@@ -36,11 +37,15 @@ type Stats struct {
 	Layers     []LayerStats `json:"layers"`
 	// Deferred constraints: the range-check and lookup arguments, the output equality
 	// checks and the commitment, added after the layers.
-	Deferred    int `json:"deferred_constraints"`
-	Constraints int `json:"constraints"`
-	Public      int `json:"public_inputs"`
-	Secret      int `json:"secret_inputs"`
-	Internal    int `json:"internal_variables"`
+	Deferred int `json:"deferred_constraints"`
+	// The range argument (lookup mode): its limb width t (a table of 2^t entries) and
+	// its number of queries; each entry and each query is one R1CS constraint.
+	RangeLimbBits int `json:"range_limb_bits,omitempty"`
+	RangeQueries  int `json:"range_queries,omitempty"`
+	Constraints   int `json:"constraints"`
+	Public        int `json:"public_inputs"`
+	Secret        int `json:"secret_inputs"`
+	Internal      int `json:"internal_variables"`
 }
 
 func (s *Stats) finish(ccs constraint.ConstraintSystem) {
@@ -57,21 +62,29 @@ func (s *Stats) finish(ccs constraint.ConstraintSystem) {
 // WriteTable prints the report as an aligned text table.
 func (s *Stats) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "layer\top\tconstraints\twires\trange checks\tlookups\ttable\tmax error\t\n")
+	fmt.Fprintf(tw, "layer\top\tbits\tconstraints\twires\trange checks\tlookups\ttable\tmax error\t\n")
 	for _, l := range s.Layers {
-		table, maxErr := "", ""
+		table, maxErr, bits := "", "", ""
+		if l.Bits > 0 {
+			bits = fmt.Sprint(l.Bits)
+		}
 		if l.TableSize > 0 {
 			table = fmt.Sprint(l.TableSize)
 		}
 		if l.MaxError > 0 {
 			maxErr = fmt.Sprintf("%.2g", l.MaxError)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t\n", l.Name, l.Op, l.Constraints, l.Wires, l.RangeChecks, l.Lookups, table, maxErr)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t\n", l.Name, l.Op, bits, l.Constraints, l.Wires, l.RangeChecks, l.Lookups, table, maxErr)
 	}
-	fmt.Fprintf(tw, "(range-check and lookup arguments)\t\t%d\t\t\t\t\t\t\n", s.Deferred)
-	fmt.Fprintf(tw, "total (%s, %s)\t\t%d\t%d\t\t\t\t\t\n", s.System, s.Constraint, s.Constraints, s.Internal)
+	fmt.Fprintf(tw, "(range-check and lookup arguments)\t\t\t%d\t\t\t\t\t\t\n", s.Deferred)
+	fmt.Fprintf(tw, "total (%s, %s)\t\t\t%d\t%d\t\t\t\t\t\n", s.System, s.Constraint, s.Constraints, s.Internal)
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	if s.RangeLimbBits > 0 {
+		if _, err := fmt.Fprintf(w, "range argument: %d queries over a table of 2^%d\n", s.RangeQueries, s.RangeLimbBits); err != nil {
+			return err
+		}
 	}
 	_, err := fmt.Fprintf(w, "public inputs %d, secret inputs %d, internal variables %d\n", s.Public-1, s.Secret, s.Internal)
 	return err

@@ -703,6 +703,9 @@ func evalNode(n *Node, in []*Tensor, opset int64) ([]*Tensor, error) {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidModel, err)
 	}
 	for _, t := range out {
+		if n.Op == "ConstantOfShape" {
+			break // bounded by MaxConstantBytes instead
+		}
 		if err := checkShape(t.Shape); err != nil {
 			return nil, invalidf("%s: output: %v", n.Label(), err)
 		}
@@ -766,9 +769,12 @@ func (g *Graph) fold() error {
 		if err != nil {
 			return err
 		}
+		if err := g.dropoutMask(n, out); err != nil {
+			return err
+		}
 		if len(out) < len(n.Outputs) {
 			for _, o := range n.Outputs[len(out):] {
-				if o != "" {
+				if _, isMask := g.Consts[o]; o != "" && !isMask {
 					return fmt.Errorf("%w: %s: optional output %q is not supported", ErrUnsupportedOp, n.Label(), o)
 				}
 			}

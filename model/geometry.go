@@ -1,6 +1,10 @@
 package model
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/advancedclimatesystems/gonnx/onnx"
+)
 
 // Window is the geometry of a sliding-window op (Conv, MaxPool, AveragePool) on an
 // [N, C, D1, ..., Dk] input with k >= 1 spatial axes (NCW, NCHW, NCDHW): per spatial axis
@@ -54,7 +58,7 @@ func parseWindow(n *Node, in []int, kernel []int, ceilAllowed bool) (Window, err
 			return nil, fmt.Errorf("%s: attribute %s has %d values, want %d", n.Label(), name, len(v), spatial)
 		}
 		for i, x := range v {
-			if x < 1 || x > 1<<16 {
+			if x < 1 || x > maxWindowAttr {
 				return nil, fmt.Errorf("%s: attribute %s value %d out of range", n.Label(), name, x)
 			}
 			out[i] = int(x)
@@ -72,6 +76,11 @@ func parseWindow(n *Node, in []int, kernel []int, ceilAllowed bool) (Window, err
 		if k < 1 {
 			return w, fmt.Errorf("%s: empty kernel", n.Label())
 		}
+		if k > maxWindowAttr {
+			// Unchecked, (k-1)*dilation overflowed and the kernel's tap count wrapped,
+			// so a hostile kernel_shape passed the work and size limits (issue 17).
+			return w, fmt.Errorf("%s: kernel size %d out of range (at most %d)", n.Label(), k, maxWindowAttr)
+		}
 	}
 	w.PadBegin, w.PadEnd, w.Out = make([]int, spatial), make([]int, spatial), make([]int, spatial)
 	ceil := ceilAllowed && n.Attrs.Int("ceil_mode", 0) == 1
@@ -85,7 +94,7 @@ func parseWindow(n *Node, in []int, kernel []int, ceilAllowed bool) (Window, err
 			return w, fmt.Errorf("%s: pads has %d values, want %d", n.Label(), len(p), 2*spatial)
 		}
 		for _, x := range p {
-			if x < 0 || x > 1<<16 {
+			if x < 0 || x > maxWindowAttr {
 				return w, fmt.Errorf("%s: pad %d out of range", n.Label(), x)
 			}
 		}
@@ -95,9 +104,11 @@ func parseWindow(n *Node, in []int, kernel []int, ceilAllowed bool) (Window, err
 		switch pad {
 		case "NOTSET":
 			w.PadBegin[i], w.PadEnd[i] = int(p[i]), int(p[i+spatial])
-			w.Out[i] = outDim(w.In[i]+w.PadBegin[i]+w.PadEnd[i], ek, w.S[i], ceil)
+			w.Out[i] = OutputSize(w.In[i], w.PadBegin[i], w.PadEnd[i], ek, w.S[i], ceil)
 		case "VALID":
-			w.Out[i] = outDim(w.In[i], ek, w.S[i], ceil)
+			// ONNX: ceil((in - ek + 1) / s) with ceil_mode, floor((in - ek) / s) + 1
+			// without: the same number, so ceil_mode does not change a VALID window.
+			w.Out[i] = OutputSize(w.In[i], 0, 0, ek, w.S[i], false)
 		case "SAME_UPPER", "SAME_LOWER":
 			w.Out[i] = (w.In[i] + w.S[i] - 1) / w.S[i]
 			total := max(0, (w.Out[i]-1)*w.S[i]+ek-w.In[i])
@@ -108,11 +119,9 @@ func parseWindow(n *Node, in []int, kernel []int, ceilAllowed bool) (Window, err
 		default:
 			return w, fmt.Errorf("%s: auto_pad %q is not supported", n.Label(), pad)
 		}
-		if ceil && w.Out[i] > 0 && (w.Out[i]-1)*w.S[i] >= w.In[i]+w.PadBegin[i] {
-			w.Out[i]-- // the last window must start inside the input or its begin padding
-		}
 		if w.Out[i] < 1 {
-			return w, fmt.Errorf("%s: kernel larger than padded input", n.Label())
+			return w, fmt.Errorf("%s: the dilated kernel (extent %d) does not fit the padded input (%d + %d + %d) along spatial axis %d: output size %d",
+				n.Label(), ek, w.In[i], w.PadBegin[i], w.PadEnd[i], i, w.Out[i])
 		}
 	}
 	w.CountIncludePad = n.Attrs.Int("count_include_pad", 0) == 1
@@ -137,15 +146,42 @@ func (w *Window) hasEmptyWindow() bool {
 	return false
 }
 
-func outDim(in, k, s int, ceil bool) int {
-	if in < k {
-		return 0
-	}
+// maxWindowAttr bounds kernel sizes, strides, dilations and pads: far beyond any model,
+// and small enough that (kernel-1)*dilation + pads cannot overflow.
+const maxWindowAttr = 1 << 16
+
+// OutputSize is ONNX's output size of one spatial axis of a sliding window with explicit
+// pads (the reference implementation's get_output_shape_explicit_padding, as PyTorch
+// computes it too): floor or ceil of (in + begin + end - ek) / s, plus one, where ek is
+// the dilated kernel's extent; in ceil mode the last window must start inside the input
+// or its begin padding, else it is dropped. The numerator may be negative (a dilated
+// kernel wider than the padded input): the result is then 0 or less, except in ceil mode,
+// where ONNX and PyTorch give one window when the kernel overhangs by less than a stride.
+// Callers refuse results below 1; nothing is ever allocated from an unchecked size.
+func OutputSize(in, begin, end, ek, s int, ceil bool) int {
+	num := in + begin + end - ek
+	var out int
 	if ceil {
-		return (in-k+s-1)/s + 1
+		out = ceilDiv(num, s) + 1
+		if out > 0 && (out-1)*s >= in+begin {
+			out--
+		}
+	} else {
+		out = floorDiv(num, s) + 1
 	}
-	return (in-k)/s + 1
+	return out
 }
+
+// floorDiv and ceilDiv round toward minus and plus infinity (Go's / truncates toward 0).
+func floorDiv(a, b int) int {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
+}
+
+func ceilDiv(a, b int) int { return -floorDiv(-a, b) }
 
 // Taps returns, for the output position o (row-major over Out), the flat spatial input
 // offsets (row-major over In) the window covers inside the input, the matching flat
@@ -184,4 +220,49 @@ func (w *Window) Taps(o int, in, k []int) ([]int, []int, int) {
 		}
 	}
 	return in, k, pad
+}
+
+// checkDeclaredWindows compares the output shapes of the sliding-window nodes (Conv and
+// the pools) with the shapes the model declares for them (graph outputs and value_info,
+// where every dimension is a number): exporters write the shape they computed, so a
+// difference means the model and zkml disagree on the geometry (ceil mode, dilation,
+// padding), and the model is refused instead of proven with another output size.
+func (g *Graph) checkDeclaredWindows(gp *onnx.GraphProto) error {
+	declared := map[string][]int{}
+	for _, vi := range append(append([]*onnx.ValueInfoProto(nil), gp.GetOutput()...), gp.GetValueInfo()...) {
+		dims := vi.GetType().GetTensorType().GetShape().GetDim()
+		if len(dims) == 0 {
+			continue
+		}
+		shape := make([]int, len(dims))
+		for i, d := range dims {
+			if d.GetDimParam() != "" || d.GetDimValue() <= 0 || d.GetDimValue() > MaxTensorElements {
+				shape = nil // symbolic or unknown: nothing to compare
+				break
+			}
+			shape[i] = int(d.GetDimValue())
+		}
+		if shape != nil {
+			declared[vi.GetName()] = shape
+		}
+	}
+	for _, n := range g.Nodes {
+		switch n.Op {
+		case "Conv", "MaxPool", "AveragePool":
+		default:
+			continue
+		}
+		want, ok := declared[n.Outputs[0]]
+		got := g.Shapes[n.Outputs[0]]
+		if !ok || len(want) != len(got) {
+			continue
+		}
+		for i := 1; i < len(got); i++ { // the batch axis may be declared with another size
+			if want[i] != got[i] {
+				return invalidf("%s: the model declares output shape %v, the ONNX output-size formula gives %v (check ceil_mode, pads, strides and dilations)",
+					n.Label(), want, got)
+			}
+		}
+	}
+	return nil
 }

@@ -43,18 +43,19 @@ func moveIdentity(_ *Node, shapes [][]int, _ []*Tensor, _ int64) (*Movement, err
 	return &Movement{Shape: shapes[0], Index: identityIndex(numel(shapes[0])), Data: []int{0}}, nil
 }
 
-// moveDropout is the inference-mode Dropout: the identity. Training mode is rejected.
+// moveDropout is the inference-mode Dropout: the identity (its mask output is a
+// constant, see dropout.go). Training mode with a nonzero ratio is rejected.
 func moveDropout(n *Node, shapes [][]int, consts []*Tensor, opset int64) (*Movement, error) {
-	training := false // opset < 7 is_test=0 is ignored: zkml only does inference
-	if len(n.Inputs) > 2 && n.Inputs[2] != "" {
-		t, err := constInput(n, consts, 2, "training_mode")
-		if err != nil {
-			return nil, err
-		}
-		training = len(t.Data) != 1 || t.Data[0] != 0
+	training, err := dropoutTraining(n, consts)
+	if err != nil {
+		return nil, err
 	}
 	if training {
-		return nil, fmt.Errorf("%w: %s: training mode is not supported", ErrUnsupportedOp, n.Label())
+		what := "training mode with a nonzero ratio (a random output) is not supported"
+		if len(n.Outputs) > 1 && n.Outputs[1] != "" {
+			what += fmt.Sprintf("; its mask %q cannot be a constant", n.Outputs[1])
+		}
+		return nil, fmt.Errorf("%w: %s: %s", ErrUnsupportedOp, n.Label(), what)
 	}
 	return moveIdentity(n, shapes, consts, opset)
 }

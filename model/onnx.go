@@ -261,6 +261,9 @@ func LoadWithConstants(data []byte, consts map[string]*Tensor) (*Graph, error) {
 	if err := g.fold(); err != nil {
 		return nil, err
 	}
+	if err := g.checkDeclaredWindows(gp); err != nil {
+		return nil, err
+	}
 	return g, nil
 }
 

@@ -545,12 +545,13 @@ func evalConstantOfShape(n *Node, in []*Tensor, _ int64) ([]*Tensor, error) {
 	}
 	shape := make([]int, len(raw))
 	for i, v := range raw {
-		if v < 0 || v > MaxTensorElements {
+		if v < 0 || v > MaxConstantBytes {
 			return nil, fmt.Errorf("%s: bad dimension %d", n.Label(), v)
 		}
 		shape[i] = int(v)
 	}
-	if err := checkOutput(n, shape); err != nil {
+	// A weight: bounded by memory (constbudget.go), not by MaxTensorElements.
+	if err := checkConstant(n, shape); err != nil {
 		return nil, err
 	}
 	fill := 0.0

@@ -42,6 +42,12 @@ import (
 // ErrCeremony is wrapped by errors that reject a contribution or a transcript.
 var ErrCeremony = errors.New("ceremony")
 
+// ErrStaleContribution (which wraps ErrCeremony) rejects a contribution made from an
+// earlier state of this ceremony: another contribution was accepted since the
+// contributor downloaded the state. Nothing is wrong with it but its timing: the
+// contributor should download the current state and contribute again.
+var ErrStaleContribution = fmt.Errorf("%w: contribution made from an earlier state", ErrCeremony)
+
 const ceremonyDirName = "ceremony.groth16"
 
 // CeremonyState is the public record of a ceremony (state.json).
@@ -257,6 +263,9 @@ func (c *Ceremony) AcceptFile(path, name string) (ContributionRecord, error) {
 // accept verifies p (whose serialization has the given hash) against the current state
 // and, if it is valid, stores it with store and records it.
 func (c *Ceremony) accept(p *mpcsetup.Phase2, hash, name string, store func(dst string) error) (ContributionRecord, error) {
+	if err := c.checkBasis(p, hash); err != nil {
+		return ContributionRecord{}, err
+	}
 	prev, _, err := c.readPhase2(len(c.State.Contributions))
 	if err != nil {
 		return ContributionRecord{}, err
@@ -274,6 +283,32 @@ func (c *Ceremony) accept(p *mpcsetup.Phase2, hash, name string, store func(dst 
 		return ContributionRecord{}, err
 	}
 	return rec, nil
+}
+
+// checkBasis refuses, with a precise reason, a contribution that was already accepted
+// and one made from an earlier state of the transcript (ErrStaleContribution): its
+// challenge, gnark's SHA-256 of the state it was made from, is the hash of state k < n.
+// Any other contribution is left to verifyStep.
+func (c *Ceremony) checkBasis(p *mpcsetup.Phase2, hash string) error {
+	n := len(c.State.Contributions)
+	for i, r := range c.State.Contributions {
+		if r.Hash == hash {
+			return fmt.Errorf("%w: this contribution was already accepted as contribution %d (by %s)", ErrCeremony, i+1, r.Name)
+		}
+	}
+	challenge := hex.EncodeToString(p.Challenge)
+	for k := range n {
+		h := c.State.Initial
+		if k > 0 {
+			h = c.State.Contributions[k-1].Hash
+		}
+		if challenge == h {
+			return fmt.Errorf("%w: it was made from state %d, but %d contribution(s) have been accepted since "+
+				"(the current state is %d, hash %s): download the current state and contribute again",
+				ErrStaleContribution, k, n-k, n, c.State.Contributions[n-1].Hash)
+		}
+	}
+	return nil
 }
 
 // checkOpen refuses contributions to a sealed ceremony.

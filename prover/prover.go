@@ -317,6 +317,17 @@ func (m *Model) storeKeys(sys circuits.System, pk, vk writerTo, prov *Provenance
 	return m.manifest.write(m.Dir)
 }
 
+// ReadProvenance is Provenance from the manifest of the model directory dir alone,
+// without opening (rebuilding) the model.
+func ReadProvenance(dir string, sys circuits.System) (*Provenance, error) {
+	man, err := readManifest(dir)
+	if err != nil {
+		return nil, err
+	}
+	m := &Model{Dir: dir, manifest: man}
+	return m.Provenance(sys), nil
+}
+
 // Provenance says where sys's keys come from. Keys made before provenance was recorded
 // (and any without a record) are development keys.
 func (m *Model) Provenance(sys circuits.System) *Provenance {

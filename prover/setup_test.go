@@ -242,8 +242,9 @@ func TestCeremonyRejects(t *testing.T) {
 	}{
 		{"point replaced", replacedBytes, "contribution 2 rejected: failed to verify contribution to δ"},
 		{"proof of knowledge from another contribution", badProofBytes, "contribution 2 rejected: failed to verify contribution to δ"},
-		{"built on an older state (skips contribution 1)", contribute(initial), "contribution 2 rejected: the challenge does not match"},
-		{"unchanged state", cur, "contribution 2 rejected"},
+		{"built on an older state (skips contribution 1)", contribute(initial), "made from state 0, but 1 contribution(s) have been accepted since"},
+		{"the accepted contribution again", cur, "already accepted as contribution 1 (by alice)"},
+		{"the initial state itself", initial, "contribution 2 names no previous state"},
 		{"truncated upload", good[:len(good)/2], "not a phase-2 state"},
 		{"trailing bytes", append(append([]byte(nil), good...), 0), "bytes after the phase-2 state"},
 	} {
@@ -251,6 +252,10 @@ func TestCeremonyRejects(t *testing.T) {
 			_, err := c.Accept(tc.next, "mallory")
 			if !errors.Is(err, ErrCeremony) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %v, want ErrCeremony with %q", err, tc.want)
+			}
+			// Only a contribution made from an earlier state is stale (the service's 409).
+			if stale := strings.HasPrefix(tc.name, "built on an older state"); errors.Is(err, ErrStaleContribution) != stale {
+				t.Fatalf("error %v: ErrStaleContribution %v, want %v", err, !stale, stale)
 			}
 			upload := filepath.Join(t.TempDir(), "upload.bin")
 			if err := os.WriteFile(upload, tc.next, 0o644); err != nil {

@@ -7,8 +7,8 @@
 # (and bench-gpu.md).
 # Every GPU proof is verified on the CPU before it counts (bench verifies each proof).
 #
-# MODELS overrides the models (default cnn_2e18,cnn_2e20: the largest synthetic models
-# there are; a 2^22 one would go to internal/bench); extra arguments go to both
+# MODELS overrides the models (default cnn_2e18,cnn_2e20,cnn_2e22: 2^18 to 2^22
+# constraints, fixed-weight CNNs from internal/bench); extra arguments go to both
 # `zkml bench` runs (e.g. -n 1). The run stops if a GPU proof fell back to the CPU.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -17,9 +17,9 @@ command -v nvidia-smi >/dev/null || { echo "gpu-bench: no nvidia-smi: this needs
 eval "$(scripts/build-icicle.sh --cuda)"
 mkdir -p bin
 go build -tags icicle -o bin/zkml-icicle ./cmd/zkml
-models="${MODELS:-cnn_2e18,cnn_2e20}"
+models="${MODELS:-cnn_2e18,cnn_2e20,cnn_2e22}"
 for device in gpu cpu; do
-	bin/zkml-icicle bench --systems groth16 --models "$models" --device "$device" --no-budget --no-floor \
+	bin/zkml-icicle bench --systems groth16 --models "$models" --device "$device" --no-budget --no-floor --max-constraints 4194304 \
 		--json "bench-$device.json" --csv "bench-$device.csv" "$@" 2>&1 | tee "bench-$device.log"
 done
 if grep -q "proving on CPU" bench-gpu.log; then

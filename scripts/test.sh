@@ -4,7 +4,8 @@
 # contracts/package.json, and snarkjs from
 # srs/testdata/snarkjs/package.json, which makes the Powers of Tau files the srs tests read),
 # then runs gofmt, go vet, staticcheck (pinned in go.mod's
-# tool block) and `go test ./...`.
+# tool block), `go test ./...` and scripts/test-icicle.sh (the `icicle`-tagged prover on
+# ICICLE's CPU backend, whose libraries scripts/build-icicle.sh builds once per machine).
 # Extra arguments go to `go test` (e.g. scripts/test.sh -run TestX ./prover/).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -37,4 +38,10 @@ echo "== go test"
 if [ $# -gt 0 ]; then
 	exec go test -timeout 60m "$@"
 fi
-exec go test -timeout 60m ./...
+go test -timeout 60m ./...
+
+# The ICICLE prover (-tags icicle) on ICICLE's CPU backend: the GPU code path, run on
+# every CI run. The native libraries are built once per machine (cached by version in
+# the user cache directory; the first build takes about 7 minutes on 2 cores).
+echo "== ICICLE (CPU backend)"
+exec scripts/test-icicle.sh

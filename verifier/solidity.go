@@ -20,6 +20,7 @@ import (
 
 	"github.com/zkml/zkml/circuits"
 	"github.com/zkml/zkml/contracts"
+	"github.com/zkml/zkml/model/quant"
 )
 
 // Proving systems, as named in the CLI, artifacts and ZKMLVerifier.provingSystem().
@@ -322,3 +323,24 @@ contract ZKMLVerifier is ZKMLVerifierBase {
 {{end -}}
 }
 `))
+
+// ProgramOptions configures an exported wrapper for the circuit of p: where the model
+// outputs sit among the public inputs (when they are public), and the public inputs that
+// identify the model's params (pinned, so the contract rejects proofs made with other
+// weights).
+func ProgramOptions(p *quant.Program) ([]ExportOption, error) {
+	b, err := circuits.ModelBinding(p)
+	if err != nil {
+		return nil, err
+	}
+	opts := []ExportOption{WithBinding(b)}
+	l := circuits.NewLayout(p)
+	if len(l.Outputs) == 0 || !l.Outputs[0].Public {
+		return opts, nil
+	}
+	n := 0
+	for _, s := range l.Outputs {
+		n += s.Len
+	}
+	return append(opts, WithOutputs(l.Outputs[0].Offset, n)), nil
+}

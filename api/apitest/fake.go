@@ -31,6 +31,8 @@ type Engine struct {
 	Block bool
 	// FailProve makes the first FailProve Prove calls return a transient error.
 	FailProve int32
+	// Provenance, when set, is what Setup reports instead of development keys.
+	Provenance *api.Provenance
 
 	Compiles, Setups, Proves, Verifies atomic.Int32
 }
@@ -97,18 +99,25 @@ func (e *Engine) Compile(ctx context.Context, dir string, onnx []byte, settings 
 	}, nil
 }
 
-// Setup writes a verifying key derived from the circuit.
-func (e *Engine) Setup(ctx context.Context, dir string, system string) error {
+// Setup writes a verifying key derived from the circuit: development keys, unless
+// Provenance is set.
+func (e *Engine) Setup(ctx context.Context, dir string, system string) (api.Provenance, error) {
 	e.Setups.Add(1)
 	circuit, err := os.ReadFile(filepath.Join(dir, "circuit.bin"))
 	if err != nil {
-		return fmt.Errorf("fake: setup before compile: %w", err)
+		return api.Provenance{}, fmt.Errorf("fake: setup before compile: %w", err)
 	}
 	if err := e.sleep(ctx); err != nil {
-		return err
+		return api.Provenance{}, err
 	}
 	vk := sha256.Sum256(append([]byte(system+"|"), circuit...))
-	return os.WriteFile(filepath.Join(dir, system+".vk"), vk[:], 0o644)
+	if err := os.WriteFile(filepath.Join(dir, system+".vk"), vk[:], 0o644); err != nil {
+		return api.Provenance{}, err
+	}
+	if e.Provenance != nil {
+		return *e.Provenance, nil
+	}
+	return api.Provenance{Trust: api.TrustDevelopment, Summary: "development (fake single-party setup)"}, nil
 }
 
 func (e *Engine) vk(dir, system string) ([]byte, error) {

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/zkml/zkml/internal/bench"
+	"github.com/zkml/zkml/internal/evm"
 	"github.com/zkml/zkml/internal/onnxgen"
 	"github.com/zkml/zkml/prover"
 )
@@ -26,8 +27,8 @@ func benchCmd() *cobra.Command {
 		csvPath, jsonPath, svgPath, mdPath string
 		notesPath, fromJSON                string
 		n, maxCons, plonkMax               int
-		noFloor, noBudget                  bool
-		device                             string
+		noFloor, noBudget, gas             bool
+		device, solc                       string
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -77,8 +78,15 @@ and the models under --shared; "all" is the examples, the models under --shared 
 			if err != nil {
 				return err
 			}
+			if gas {
+				c, err := evm.Ensure(cmd.Context(), solc, errw)
+				if err != nil {
+					return err
+				}
+				evm.UseCompiler(c)
+			}
 			opts := bench.Options{Models: names, Systems: syss, N: n, MaxConstraints: maxCons, PlonkMaxConstraints: plonkMax,
-				SharedDir: shared, Floor: !noFloor, Log: errw, Device: dev}
+				SharedDir: shared, Floor: !noFloor, Log: errw, Device: dev, Gas: gas}
 			rep.Results, err = bench.Run(cmd.Context(), opts, func(r bench.Result) {
 				fmt.Fprintf(errw, "%-22s %-8s constraints %d prove %.3fs (%s)\n", r.Model, r.System, r.Constraints, r.ProveS, resultStatus(r))
 				// Save partial results as they come: a long run that is stopped keeps them.
@@ -119,6 +127,8 @@ and the models under --shared; "all" is the examples, the models under --shared 
 	f.StringVar(&notesPath, "notes", "", "markdown appended verbatim to --markdown (profiles, hot spots)")
 	f.BoolVar(&noFloor, "no-floor", false, "skip the Groth16 MSM+FFT floor")
 	f.StringVar(&device, "device", "cpu", "prove on "+prover.Devices+" (icicle-cpu and gpu: ICICLE builds, Groth16)")
+	f.BoolVar(&gas, "gas", false, "also verify every proof in an in-process EVM with the exported Solidity verifier and report gas (installs the pinned solc on first use)")
+	f.StringVar(&solc, "solc", "", "directory of the pinned solc-js for --gas (default: $ZKML_SOLC, else the user cache)")
 	f.BoolVar(&noBudget, "no-budget", false, "skip the per-gadget constraint budgets")
 	f.StringVar(&fromJSON, "from-json", "", "render the outputs from a report written by --json instead of running")
 	return cmd

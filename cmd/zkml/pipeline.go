@@ -4,10 +4,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"math/bits"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -136,7 +138,7 @@ func (c *configFlags) register(cmd *cobra.Command) {
 	f.StringVar(&c.settings, "settings", "", "settings.json with any of the fields below (flags given explicitly override it)")
 	f.IntVar(&c.cfg.Scale, "scale", c.cfg.Scale, "fractional bits of inputs and activations")
 	f.IntVar(&c.cfg.ParamScale, "param-scale", c.cfg.ParamScale, "fractional bits of weights")
-	f.IntVar(&c.cfg.Bits, "bits", c.cfg.Bits, "signed bit width every activation is proven to fit in")
+	f.IntVar(&c.cfg.Bits, "bits", c.cfg.Bits, "signed bit width an activation is proven to fit in when neither its static bound nor calibration (compile --input) gives it one; given explicitly, also the most any tensor may get")
 	f.IntVar(&c.cfg.LookupBits, "lookup-bits", c.cfg.LookupBits, "log2 of the lookup-table domain of nonlinear functions")
 	f.StringVar(&c.cfg.RangeCheck, "range-check", "lookup", "lookup (fewest constraints, one commitment) or bits (no commitment: cheaper Groth16 verification on-chain)")
 	f.StringVar(&c.inputVis, "input-visibility", string(c.cfg.InputVis), "what the proof reveals of the input: public, private or hashed (secret, bound by a public Poseidon2 commitment)")
@@ -182,6 +184,15 @@ func (c *configFlags) config() (quant.Config, error) {
 	set("input-visibility", &c.cfg.InputVis, fromFile.InputVis)
 	set("output-visibility", &c.cfg.OutputVis, fromFile.OutputVis)
 	set("param-visibility", &c.cfg.ParamVis, fromFile.ParamVis)
+	c.cfg.Widths = fromFile.Widths
+	if flags.Changed("bits") {
+		// An explicit --bits caps every width, measured ones included.
+		for _, k := range slices.Sorted(maps.Keys(c.cfg.Widths)) {
+			if w := c.cfg.Widths[k]; w > c.cfg.Bits {
+				return c.cfg, fmt.Errorf("settings %s: widths[%q] = %d is more than --bits %d", c.settings, k, w, c.cfg.Bits)
+			}
+		}
+	}
 	return c.cfg, c.cfg.Validate()
 }
 
@@ -236,17 +247,20 @@ func compileCmd() *cobra.Command {
 circuit for each proving system and writes everything into a model directory
 (default: the model file's name with .zkml for .onnx, in the current directory:
 network.onnx -> network.zkml). With --input, the sample input is run through the
-integer reference first, so values out of the fixed-point range are reported now.
+integer reference first, so values out of the fixed-point range are reported now,
+and it measures the width each activation needs: every rescaled activation and input
+is then range-checked to twice the largest value it takes on the sample (or to its
+static bound, when tighter), even beyond --bits unless --bits is given explicitly.
 
 With sample inputs (--input, and/or --data with an input.json or a JSON array of
-them), compile chooses the settings: among scales 2-16, param scales scale-2..scale+2
-and lookup-table sizes, the one with the fewest constraints (admission estimate) whose
-max abs error against the float reference on the samples is within --max-error
-(relative to the range of the outputs over the samples; default 1e-3) or
---max-abs-error, with bits from the largest range-checked value seen, doubled. It
-prints the choice and its error. Settings given explicitly (flags, or every field of
---settings) are kept and validated by the same rules: one that cannot meet the target,
-or whose values leave the range, is an error naming it.`,
+them), compile first chooses the settings: among scales 2-16, param scales
+scale-2..scale+2 and lookup-table sizes, the one with the fewest constraints
+(admission estimate) whose max abs error against the float reference on the samples
+is within --max-error (relative to the range of the outputs over the samples; default
+1e-3) or --max-abs-error, with bits from the largest range-checked value seen,
+doubled. It prints the choice and its error. Settings given explicitly (flags, or
+every field of --settings) are kept and validated by the same rules: one that cannot
+meet the target, or whose values leave the range, is an error naming it.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := cf.config()
@@ -275,6 +289,11 @@ or whose values leave the range, is an error naming it.`,
 				return fmt.Errorf("--max-error and --max-abs-error need sample inputs: --input or --data")
 			}
 			errw := cmd.ErrOrStderr()
+			if input != "" {
+				if cfg, err = calibrateWidths(onnx, input, cfg, cmd.Flags().Changed("bits")); err != nil {
+					return err
+				}
+			}
 			m, err := step(errw, "quantize", func() (*prover.Model, error) { return prover.Create(dir, onnx, cfg) })
 			if err != nil {
 				return err
@@ -362,6 +381,28 @@ or whose values leave the range, is an error naming it.`,
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
 	cmd.Flags().StringVar(&svg, "svg", "", "also draw the per-layer constraints, range-checked bits and lookups into this SVG file")
 	return cmd
+}
+
+// calibrateWidths measures the widths of the model's activations on the sample input
+// (quant.CalibrateWidths); an explicit --bits caps them.
+func calibrateWidths(onnx []byte, input string, cfg quant.Config, capped bool) (quant.Config, error) {
+	g, err := model.Load(onnx)
+	if err != nil {
+		return cfg, err
+	}
+	in, err := readInputs(input, g)
+	if err != nil {
+		return cfg, err
+	}
+	maxBits := 0
+	if capped {
+		maxBits = cfg.Bits
+	}
+	out, err := quant.CalibrateWidths(g, cfg, [][]*model.Tensor{in}, maxBits)
+	if err != nil {
+		return cfg, fmt.Errorf("sample input: %w", err)
+	}
+	return out, nil
 }
 
 func setupCmd() *cobra.Command {

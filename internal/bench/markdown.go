@@ -115,6 +115,8 @@ it jumps.
 			strings.Join(sz, ", "), f.G2Size, secs(f.G1S), secs(f.G2S), secs(f.FFTS), secs(f.TotalS), secs(r.ProveS), r.FloorRatio(), secs(f.WitTotalS), r.WitnessFloorRatio())
 	}
 
+	writeGas(&b, rep.Results)
+
 	if len(rep.Budgets) > 0 {
 		b.WriteString("\n## Constraint budgets\n\n")
 		fmt.Fprintf(&b, "Measured with circuits.Compile on one-layer synthetic models, amortized over a layer of %d elements (bits 24, scale 8, param scale 8; see bench.MeasureBudget for the exact differences taken). The previous figures are DESIGN.md's measurements of the plain std/rangecheck gadgets.\n\n", BudgetN)
@@ -161,4 +163,25 @@ func yesNo(ok bool) string {
 		return "yes"
 	}
 	return "**no**"
+}
+
+// writeGas writes the per-model on-chain verification gas table (zkml bench --gas); nothing
+// when no result has gas.
+func writeGas(b *strings.Builder, rs []Result) {
+	any := false
+	for _, r := range rs {
+		any = any || r.VerifyGas > 0
+	}
+	if !any {
+		return
+	}
+	b.WriteString("\n## On-chain verification gas per model\n\n")
+	b.WriteString("`zkml bench --gas`: every proof above is verified a second time by the exported Solidity verifier (gnark's verifier plus the ZKMLVerifier wrapper, which also checks the pinned params) in go-ethereum's EVM, compiled with the solc pinned in contracts/package.json. Gas is the whole `verify(proof, publicInputs)` transaction (21,000 base and calldata included); deploy is the verifier's and the wrapper's creation transactions together. Groth16 with the lookup range argument carries one Pedersen commitment (its proof-of-knowledge pairing costs about 113k gas); see the notes below for the floor.\n\n")
+	b.WriteString("| model | system | public inputs | verify gas | deploy gas |\n|---|---|---|---|---|\n")
+	for _, r := range rs {
+		if r.VerifyGas == 0 {
+			continue
+		}
+		fmt.Fprintf(b, "| %s | %s | %d | %d | %d |\n", r.Model, r.System, r.Public, r.VerifyGas, r.DeployGas)
+	}
 }

@@ -56,6 +56,10 @@ type Options struct {
 	// Device proves on the CPU (default) or, in binaries built with -tags icicle,
 	// the GPU (Groth16); proofs are verified on the CPU either way.
 	Device prover.Device
+	// Gas verifies every proof a second time in an in-process EVM with the exported
+	// Solidity verifier (ZKMLVerifier wrapper included) and records the transaction gas;
+	// the pinned solc must be installed (evm.UseCompiler / evm.DefaultCompiler).
+	Gas bool
 }
 
 // Default caps. PLONK is capped lower: on 2 cores a 2^19-row PLONK setup+prove takes
@@ -165,6 +169,11 @@ type Result struct {
 	// result (a process-lifetime high-water mark: it only grows).
 	ProveHeapPeak int64 `json:"prove_heap_peak_bytes"`
 	MaxRSS        int64 `json:"maxrss_bytes"`
+
+	// VerifyGas and DeployGas are the transaction gas of ZKMLVerifier.verify and of the
+	// verifier's and wrapper's deployment (Options.Gas), on evm.DefaultFork.
+	VerifyGas uint64 `json:"verify_gas,omitempty"`
+	DeployGas uint64 `json:"deploy_gas,omitempty"`
 
 	Floor *Floor `json:"floor,omitempty"` // Groth16 only
 	// LoadAvg is /proc/loadavg's 1-minute figure when the row finished: how busy the
@@ -378,6 +387,13 @@ func measure(r *Result, sys circuits.System, p *quant.Program, w *prover.Witness
 		vt = append(vt, time.Since(start).Seconds())
 	}
 	r.VerifyS = median(vt)
+	if o.Gas {
+		o.logf("%-22s %-8s verify on the EVM", r.Model, sys)
+		if err := measureGas(r, p, proof, vk, pub); err != nil {
+			r.Err = "evm: " + err.Error()
+			return
+		}
+	}
 	if o.Floor && sys == circuits.Groth16 {
 		if gpk, ok := pk.(*groth16bn254.ProvingKey); ok {
 			o.logf("%-22s %-8s MSM+FFT floor", r.Model, sys)

@@ -45,6 +45,9 @@ var synthetic = map[string]spec{
 	"cnn_2e16": {desc: "CNN 1x28x28: Conv 8@3x3, Relu, Gemm 6272-10, fixed weights", stack: onnxgen.Stack{Convs: [][4]int{{8, 3, 1, 1}}, Dense: []int{10}}},
 	"cnn_2e18": {desc: "CNN 1x28x28: Conv 34@3x3, Relu, Gemm 26656-10, fixed weights", stack: onnxgen.Stack{Convs: [][4]int{{34, 3, 1, 1}}, Dense: []int{10}}},
 	"cnn_2e20": {desc: "CNN 1x28x28: Conv 137@3x3, Relu, Gemm 107408-10, fixed weights", stack: onnxgen.Stack{Convs: [][4]int{{137, 3, 1, 1}}, Dense: []int{10}}},
+	// About 3.0 M constraints (domain 2^22): for GPU machines (scripts/gpu-bench.sh); not
+	// in DefaultSynthetic (its compile needs about 10 GB).
+	"cnn_2e22": {desc: "CNN 1x28x28: Conv 548@3x3, Relu, Gemm 429632-10, fixed weights", stack: onnxgen.Stack{Convs: [][4]int{{548, 3, 1, 1}}, Dense: []int{10}}},
 	// Private-weight MLPs: every multiply-accumulate is a constraint.
 	"mlp_2e16": {desc: "MLP 128-140-10, private weights", stack: onnxgen.Stack{InDense: 128, Dense: []int{140, 10}}, private: true},
 	"mlp_2e18": {desc: "MLP 256-296-10, private weights", stack: onnxgen.Stack{InDense: 256, Dense: []int{296, 10}}, private: true},

@@ -99,7 +99,8 @@ func TestCircuitConformance(t *testing.T) {
 	table := operatorTable(results)
 	t.Log("\n" + table)
 	if *update {
-		if err := os.WriteFile("../../docs/operators.md", []byte(table), 0o644); err != nil {
+		doc := table + "\n" + newOperatorsSection + "\n" + refusedSection()
+		if err := os.WriteFile("../../docs/operators.md", []byte(doc), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}

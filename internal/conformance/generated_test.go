@@ -143,6 +143,13 @@ var genCases = []genCase{
 	{"test_reduce_l2_axes_input", 18, func(b *onnxgen.Builder) (*onnx.NodeProto, []*onnx.ValueInfoProto) {
 		return op("ReduceL2", []string{"x", b.Int64s("axes", []int64{1}, -1)}, onnxgen.Int("keepdims", 0)), []*onnx.ValueInfoProto{in("x", 3, 2, 2)}
 	}, nil},
+	// ONNX's test_lrn and test_lrn_default (model and attributes as upstream writes them).
+	{"test_lrn", 13, func(*onnxgen.Builder) (*onnx.NodeProto, []*onnx.ValueInfoProto) {
+		return op("LRN", []string{"x"}, onnxgen.Float("alpha", 0.0002), onnxgen.Float("beta", 0.5), onnxgen.Float("bias", 2), onnxgen.Int("size", 3)), []*onnx.ValueInfoProto{in("x", 5, 5, 5, 5)}
+	}, nil},
+	{"test_lrn_default", 13, func(*onnxgen.Builder) (*onnx.NodeProto, []*onnx.ValueInfoProto) {
+		return op("LRN", []string{"x"}, onnxgen.Int("size", 3)), []*onnx.ValueInfoProto{in("x", 5, 5, 5, 5)}
+	}, nil},
 	{"test_gather_runtime_indices", 13, func(b *onnxgen.Builder) (*onnx.NodeProto, []*onnx.ValueInfoProto) {
 		return op("Gather", []string{b.Init("table", 1, 10, 4), "idx"}), []*onnx.ValueInfoProto{int64In("idx", 2, 3)}
 	}, map[int]int64{0: 10}},

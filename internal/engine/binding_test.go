@@ -25,7 +25,7 @@ func TestVerifyBindsParams(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := e.Setup(ctx, dirs["a"], "groth16"); err != nil {
+	if _, err := e.Setup(ctx, dirs["a"], "groth16"); err != nil {
 		t.Fatal(err)
 	}
 	if err := adversary.ShareKeys(dirs["a"], dirs["b"], "groth16"); err != nil {

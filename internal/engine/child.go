@@ -171,7 +171,8 @@ func RunChild(ctx context.Context, a ChildArgs, stdin io.Reader) error {
 			res.Info = &info
 			return err
 		case OpSetup:
-			return e.Setup(ctx, a.Dir, a.System)
+			_, err := e.Setup(ctx, a.Dir, a.System) // the parent reads the provenance from the manifest
+			return err
 		case OpProve:
 			dev, err := prover.ParseDevice(a.Device)
 			if err != nil {

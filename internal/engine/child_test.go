@@ -71,8 +71,11 @@ func TestChildPipeline(t *testing.T) {
 	if info.Constraints["groth16"] == 0 || info.Constraints["plonk"] == 0 {
 		t.Fatalf("model info incomplete: %+v", info)
 	}
-	if err := e.Setup(ctx, dir, "groth16"); err != nil {
+	// The child made the keys; the parent reads their provenance from the manifest.
+	if prov, err := e.Setup(ctx, dir, "groth16"); err != nil {
 		t.Fatal(err)
+	} else if prov.Trust != api.TrustDevelopment {
+		t.Fatalf("child setup reports %+v", prov)
 	}
 	res, err := e.Prove(ctx, dir, "groth16", tinyInput, nil)
 	if err != nil {
@@ -262,7 +265,7 @@ func TestChildSetupPolicy(t *testing.T) {
 	if _, err := e.Compile(ctx, dir, bench.Elementwise("Relu", 4), nil); err != nil {
 		t.Fatal(err)
 	}
-	err := e.Setup(ctx, dir, "groth16")
+	_, err := e.Setup(ctx, dir, "groth16")
 	if err == nil || !strings.Contains(err.Error(), "trusted setups are required") {
 		t.Fatalf("development setup in a child under RequireTrusted: %v", err)
 	}

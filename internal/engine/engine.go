@@ -212,20 +212,44 @@ func (e *Engine) Compile(ctx context.Context, dir string, onnx []byte, settings 
 }
 
 // Setup implements api.Engine.
-func (e *Engine) Setup(ctx context.Context, dir string, system string) error {
+func (e *Engine) Setup(ctx context.Context, dir string, system string) (api.Provenance, error) {
 	sys, err := circuits.ParseSystem(system)
 	if err != nil {
-		return fmt.Errorf("%w: %v", api.ErrInvalidInput, err)
+		return api.Provenance{}, fmt.Errorf("%w: %v", api.ErrInvalidInput, err)
 	}
 	if len(e.ChildCommand) > 0 {
-		_, err := e.runChild(ctx, ChildArgs{Op: OpSetup, Dir: dir, System: string(sys)}, nil)
-		return err
+		if _, err := e.runChild(ctx, ChildArgs{Op: OpSetup, Dir: dir, System: string(sys)}, nil); err != nil {
+			return api.Provenance{}, err
+		}
+	} else {
+		m, err := prover.Open(dir)
+		if err != nil {
+			return api.Provenance{}, err
+		}
+		if err := m.SetupWith(sys, e.SetupPolicy); err != nil {
+			return api.Provenance{}, classify(err)
+		}
 	}
-	m, err := prover.Open(dir)
+	p, err := prover.ReadProvenance(dir, sys)
 	if err != nil {
-		return err
+		return api.Provenance{}, err
 	}
-	return classify(m.SetupWith(sys, e.SetupPolicy))
+	return ProvenanceView(p), nil
+}
+
+// ProvenanceView is the API's form of a key's provenance.
+func ProvenanceView(p *prover.Provenance) api.Provenance {
+	if p == nil {
+		p = &prover.Provenance{Trust: prover.TrustDevelopment}
+	}
+	v := api.Provenance{Trust: p.Trust, Summary: p.Summary(), Beacon: p.Beacon}
+	if p.Ptau != nil {
+		v.Ptau = &api.PtauView{BLAKE2b: p.Ptau.BLAKE2b, Power: p.Ptau.Power, DomainPower: p.Ptau.DomainPower, Contributors: p.Ptau.Contributors}
+	}
+	for i, c := range p.Contributions {
+		v.Contributions = append(v.Contributions, api.ContributionView{Index: i + 1, Name: c.Name, Hash: c.Hash, Time: c.Time})
+	}
+	return v
 }
 
 // Prove implements api.Engine.
@@ -380,22 +404,7 @@ func (e *Engine) SolidityVerifier(ctx context.Context, dir string, system string
 	return buf.Bytes(), nil
 }
 
-// ExportOptions configures an exported wrapper for m: where the model outputs sit among
-// the public inputs (when they are public), and the public inputs that identify the
-// model's params (pinned, so the contract rejects proofs made with other weights).
+// ExportOptions configures an exported wrapper for m (verifier.ProgramOptions).
 func ExportOptions(m *prover.Model) ([]verifier.ExportOption, error) {
-	b, err := circuits.ModelBinding(m.Program)
-	if err != nil {
-		return nil, err
-	}
-	opts := []verifier.ExportOption{verifier.WithBinding(b)}
-	l := circuits.NewLayout(m.Program)
-	if len(l.Outputs) == 0 || !l.Outputs[0].Public {
-		return opts, nil
-	}
-	n := 0
-	for _, s := range l.Outputs {
-		n += s.Len
-	}
-	return append(opts, verifier.WithOutputs(l.Outputs[0].Offset, n)), nil
+	return verifier.ProgramOptions(m.Program)
 }

@@ -40,7 +40,7 @@ func TestEngine(t *testing.T) {
 		t.Fatalf("model info incomplete: %+v", info)
 	}
 	for _, sys := range api.Systems {
-		if err := e.Setup(ctx, dir, sys); err != nil {
+		if _, err := e.Setup(ctx, dir, sys); err != nil {
 			t.Fatal(err)
 		}
 		var stages []string
@@ -102,7 +102,7 @@ func TestEngineUserErrors(t *testing.T) {
 	if _, err := e.Compile(ctx, dir, onnx, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.Setup(ctx, dir, "groth16"); err != nil {
+	if _, err := e.Setup(ctx, dir, "groth16"); err != nil {
 		t.Fatal(err)
 	}
 	for _, in := range []string{`{"input_data": [[1]]}`, `{"input_data": [[1e9, 0, 0]]}`, `not json`} {

@@ -28,15 +28,19 @@ func TestSetupPolicy(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, sys := range api.Systems {
-		err := strict.Setup(ctx, dir, sys)
+		_, err := strict.Setup(ctx, dir, sys)
 		if !errors.Is(err, api.ErrInvalidSettings) || !strings.Contains(err.Error(), "ZKML_REQUIRE_TRUSTED_SETUP") {
 			t.Fatalf("%s: development setup under the policy: %v", sys, err)
 		}
 	}
 
 	lax := &Engine{}
-	if err := lax.Setup(ctx, dir, "groth16"); err != nil {
+	prov, err := lax.Setup(ctx, dir, "groth16")
+	if err != nil {
 		t.Fatal(err)
+	}
+	if prov.Trust != api.TrustDevelopment || prov.Ptau != nil || !strings.Contains(prov.Summary, "NOT FOR PRODUCTION") {
+		t.Fatalf("development setup reports %+v", prov)
 	}
 	src, err := lax.SolidityVerifier(ctx, dir, "groth16")
 	if err != nil || !strings.HasPrefix(string(src), prover.DevVerifierBanner) {
@@ -47,8 +51,12 @@ func TestSetupPolicy(t *testing.T) {
 	}
 
 	strict.SetupPolicy.Ptau, strict.SetupPolicy.SRSCache = "../../srs/testdata/pot9.ptau", t.TempDir()
-	if err := strict.Setup(ctx, dir, "plonk"); err != nil {
+	prov, err = strict.Setup(ctx, dir, "plonk")
+	if err != nil {
 		t.Fatalf("plonk on the public SRS under the policy: %v", err)
+	}
+	if prov.Trust != api.TrustUniversalSRS || prov.Ptau == nil || prov.Ptau.Power != 9 || len(prov.Ptau.BLAKE2b) != 128 || len(prov.Contributions) != 0 {
+		t.Fatalf("universal-srs setup reports %+v", prov)
 	}
 	src, err = strict.SolidityVerifier(ctx, dir, "plonk")
 	if err != nil || strings.Contains(string(src), "DEVELOPMENT KEYS") {

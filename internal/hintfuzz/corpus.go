@@ -15,6 +15,17 @@ import (
 // Models lowers every example model under dir (folders holding network.onnx and
 // input.json, as in examples/ and the shared models) with cfg, on its sample input.
 func Models(dir string, cfg quant.Config) ([]Case, error) {
+	return models(dir, cfg, false)
+}
+
+// CalibratedModels is Models with each model's widths measured on its sample input
+// (quant.CalibrateWidths, as compile --input does): the narrowest widths, so forged
+// hints meet the tightest range checks.
+func CalibratedModels(dir string, cfg quant.Config) ([]Case, error) {
+	return models(dir, cfg, true)
+}
+
+func models(dir string, cfg quant.Config, calibrate bool) ([]Case, error) {
 	files, err := filepath.Glob(filepath.Join(dir, "*", "network.onnx"))
 	if err != nil {
 		return nil, err
@@ -23,7 +34,7 @@ func Models(dir string, cfg quant.Config) ([]Case, error) {
 	var cases []Case
 	for _, f := range files {
 		name := filepath.Base(filepath.Dir(f))
-		c, err := loadModel(f, name, cfg)
+		c, err := loadModel(f, name, cfg, calibrate)
 		if err != nil {
 			return nil, fmt.Errorf("model %s: %w", name, err)
 		}
@@ -32,7 +43,7 @@ func Models(dir string, cfg quant.Config) ([]Case, error) {
 	return cases, nil
 }
 
-func loadModel(file, name string, cfg quant.Config) (Case, error) {
+func loadModel(file, name string, cfg quant.Config, calibrate bool) (Case, error) {
 	data, err := os.ReadFile(file)
 	if err != nil {
 		return Case{}, err
@@ -48,6 +59,11 @@ func loadModel(file, name string, cfg quant.Config) (Case, error) {
 	in, err := model.ParseInput(raw, g)
 	if err != nil {
 		return Case{}, err
+	}
+	if calibrate {
+		if cfg, err = quant.CalibrateWidths(g, cfg, [][]*model.Tensor{in}, 0); err != nil {
+			return Case{}, err
+		}
 	}
 	return lower(name, g, in, cfg)
 }

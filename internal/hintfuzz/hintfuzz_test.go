@@ -75,6 +75,19 @@ func corpus(t testing.TB) []Case {
 				}
 			}
 		}
+		// And with widths measured on the sample input (compile --input): the
+		// narrowest range checks.
+		for _, dir := range []string{examplesDir, sharedModels} {
+			cs, err := CalibratedModels(dir, quant.DefaultConfig())
+			if err != nil {
+				corpusErr = err
+				return
+			}
+			for _, c := range cs {
+				c.Name += " [measured widths]"
+				variants = append(variants, c)
+			}
+		}
 		corpusCases = append(append(append(corpusCases, shared...), variants...), nodes...)
 	})
 	if corpusErr != nil {

@@ -303,14 +303,19 @@ func (p *Processor) step(ctx context.Context, j *store.Job, progress func(string
 			return nil, nil
 		}
 		progress("setup", 0)
-		if err := p.Engine.Setup(ctx, dir, j.System); err != nil {
+		prov, err := p.Engine.Setup(ctx, dir, j.System)
+		if err != nil {
 			return nil, err
 		}
 		progress("snapshot", 0.9)
 		if err := p.snapshot(ctx, m, dir); err != nil {
 			return nil, err
 		}
-		return nil, p.Store.AddModelSystem(ctx, m.ID, j.System)
+		rec, err := json.Marshal(prov)
+		if err != nil {
+			return nil, err
+		}
+		return nil, p.Store.AddModelSystem(ctx, m.ID, j.System, rec)
 	case store.KindProve:
 		res, err := p.Engine.Prove(ctx, dir, j.System, j.Input, progress)
 		if err != nil {

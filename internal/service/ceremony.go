@@ -7,6 +7,8 @@ import (
 	"io/fs"
 
 	"github.com/zkml/zkml/api"
+	"github.com/zkml/zkml/circuits"
+	"github.com/zkml/zkml/internal/engine"
 	"github.com/zkml/zkml/prover"
 )
 
@@ -23,6 +25,9 @@ var _ api.Ceremonies = (*Ceremonies)(nil)
 // rejected marks the caller's faults (an invalid contribution or beacon, no ceremony
 // yet, a sealed one) for the API.
 func rejected(err error) error {
+	if errors.Is(err, prover.ErrStaleContribution) {
+		return fmt.Errorf("%w: %v", api.ErrCeremonyStale, err)
+	}
 	if errors.Is(err, prover.ErrCeremony) || errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("%w: %v", api.ErrCeremonyRejected, err)
 	}
@@ -96,13 +101,17 @@ func (c *Ceremonies) Contribute(ctx context.Context, dir, upload, name string) (
 }
 
 // Seal implements api.Ceremonies.
-func (c *Ceremonies) Seal(ctx context.Context, dir, beacon string) (api.CeremonyView, error) {
-	cer, err := c.open(dir)
+func (c *Ceremonies) Seal(ctx context.Context, dir, beacon string) (api.CeremonyView, api.Provenance, error) {
+	m, err := prover.Open(dir)
 	if err != nil {
-		return api.CeremonyView{}, err
+		return api.CeremonyView{}, api.Provenance{}, err
+	}
+	cer, err := m.OpenCeremony()
+	if err != nil {
+		return api.CeremonyView{}, api.Provenance{}, rejected(err)
 	}
 	if err := cer.Seal(c.Ptau, c.SRSCache, beacon); err != nil {
-		return api.CeremonyView{}, rejected(err)
+		return api.CeremonyView{}, api.Provenance{}, rejected(err)
 	}
-	return view(cer), nil
+	return view(cer), engine.ProvenanceView(m.Provenance(circuits.Groth16)), nil
 }

@@ -87,9 +87,15 @@ type Model struct {
 	Stats         json.RawMessage
 	Systems       []string          // proving systems whose keys exist
 	Files         map[string]string // working-directory manifest: relative path -> artifact digest
-	Error         string
-	CreatedAt     time.Time
-	UpdatedAt     time.Time
+	// Provenance says, per system in Systems, where its keys come from: the engine's
+	// JSON record (trust level, Powers of Tau hash, ceremony contributions, beacon).
+	// Keys set up before provenance was stored have none.
+	Provenance map[string]json.RawMessage
+	// Ceremony is the head of the model's Groth16 phase-2 ceremony (zero: none open).
+	Ceremony  CeremonyHead
+	Error     string
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // HasSystem reports whether keys for system have been set up.
@@ -100,6 +106,31 @@ func (m *Model) HasSystem(system string) bool {
 		}
 	}
 	return false
+}
+
+// CeremonyHead is the state a model's Groth16 phase-2 ceremony is in, the value a
+// change of the ceremony is compared and swapped on.
+type CeremonyHead struct {
+	// Contributions is the number of accepted contributions.
+	Contributions int
+	// Hash is the SHA-256 (hex) of the current phase-2 state, the one the next
+	// contribution must build on; "" while no ceremony is open.
+	Hash string
+	// Sealed: the beacon was applied and the keys made; no change is possible.
+	Sealed bool
+}
+
+// CeremonyStep is one change of a ceremony (open, contribution, seal), recorded by
+// AdvanceCeremony only if the ceremony is still at From.
+type CeremonyStep struct {
+	From, To CeremonyHead
+	// Files (path -> digest) are merged into the model's manifest: the new state and
+	// transcript, and the keys of a seal.
+	Files map[string]string
+	// System, when set (by the seal), is added to the model's systems with Provenance,
+	// as AddModelSystem does.
+	System     string
+	Provenance json.RawMessage
 }
 
 // Job is one unit of queued work and its observable progress.
@@ -164,7 +195,10 @@ type Proof struct {
 	Outputs      [][]float64
 	Calldata     []byte
 	ProveSeconds float64
-	CreatedAt    time.Time
+	// Provenance is the provenance of the keys the proof was made with (the model's
+	// record for System when the proof was stored; nil when it had none).
+	Provenance json.RawMessage
+	CreatedAt  time.Time
 }
 
 // Finish describes the terminal transition of a job run by attempt Attempt.
@@ -192,8 +226,14 @@ type Store interface {
 	DeleteModel(ctx context.Context, owner, id string) error
 	// SetModelCompiled records the result of compiling (status compiled or failed).
 	SetModelCompiled(ctx context.Context, m *Model) error
-	// AddModelSystem records that keys for system exist.
-	AddModelSystem(ctx context.Context, id, system string) error
+	// AddModelSystem records that keys for system exist, and where they come from
+	// (provenance: the engine's JSON record; nil records none).
+	AddModelSystem(ctx context.Context, id, system string, provenance json.RawMessage) error
+	// AdvanceCeremony records one change of the model's ceremony, atomically: only if
+	// the ceremony's head is still step.From (ErrConflict otherwise: another change,
+	// perhaps from another process, came first) it becomes step.To, step.Files are
+	// merged into the manifest and step.System (if set) is added with its provenance.
+	AdvanceCeremony(ctx context.Context, id string, step CeremonyStep) error
 	// MergeModelFiles adds files (path -> digest) to the model's manifest, replacing
 	// entries with the same path.
 	MergeModelFiles(ctx context.Context, id string, files map[string]string) error

@@ -13,10 +13,11 @@ func (p *Program) QuantizeInputs(inputs []*model.Tensor) ([][]int64, error) {
 	if len(inputs) != len(p.Inputs) {
 		return nil, fmt.Errorf("%w: model has %d inputs, got %d", model.ErrBadInput, len(p.Inputs), len(inputs))
 	}
-	lim := math.Ldexp(1, p.Bits-1)
 	out := make([][]int64, len(inputs))
 	for i, t := range inputs {
 		v := p.Values[p.Inputs[i]]
+		bits := p.InputBits(i)
+		lim := math.Ldexp(1, bits-1)
 		if len(t.Data) != numel(v.Shape) {
 			return nil, fmt.Errorf("%w: input %q wants %d values (shape %v), got %d", model.ErrBadInput, p.InputNames[i], numel(v.Shape), v.Shape, len(t.Data))
 		}
@@ -41,13 +42,24 @@ func (p *Program) QuantizeInputs(inputs []*model.Tensor) ([][]int64, error) {
 			}
 			q := math.Round(math.Ldexp(x, v.Scale))
 			if q >= lim || q < -lim {
-				return nil, fmt.Errorf("%w: input %q element %d = %g is outside ±%g representable with %d bits at scale 2^%d",
-					ErrOutOfRange, p.InputNames[i], j, x, math.Ldexp(lim, -v.Scale), p.Bits, v.Scale)
+				return nil, fmt.Errorf("%w: input %q element %d = %g is outside ±%g representable with the %d signed bits proven for this input at scale 2^%d",
+					ErrOutOfRange, p.InputNames[i], j, x, math.Ldexp(lim, -v.Scale), bits, v.Scale)
 			}
 			out[i][j] = int64(q)
 		}
 	}
 	return out, nil
+}
+
+// InputBits is the signed width float input i is range-checked to (its measured width
+// or Bits; see Config.Widths).
+func (p *Program) InputBits(i int) int {
+	for _, l := range p.Layers {
+		if l.Kind == KRangeChk && l.In[0] == p.Inputs[i] {
+			return l.Bits
+		}
+	}
+	return p.Bits
 }
 
 // ParamData returns the integer data of every param, indexed like p.Params.

@@ -76,7 +76,7 @@ func (a *IntArith) Rescale(x int64, k, nbits int, relu bool) int64 {
 		q = (x + int64(1)<<(k-1)) >> k // arithmetic shift: floor
 	}
 	if !a.inRange(q, nbits) {
-		a.fail("%w: %d (%.6g) does not fit in %d signed bits; raise bits or lower the scale", ErrOutOfRange, q, float64(q), nbits)
+		a.fail("%w: %d (%.6g) does not fit in the %d signed bits proven for this tensor; raise bits, compile with calibration inputs (--input) that reach it, or lower the scale", ErrOutOfRange, q, float64(q), nbits)
 	}
 	if relu && q < 0 {
 		return 0

@@ -29,25 +29,40 @@ type lowering struct {
 	skip   map[*model.Node]bool   // nodes lowered as part of another
 	chains map[*model.Node]*chain // linear nodes whose result is quantized again
 	inputQ map[string]*model.Node // float inputs read only by a QuantizeLinear
+
+	plan     widthPlan      // how widths are rounded (widths.go)
+	rescales map[string]int // rescales lowered so far per node output, for their keys
 }
 
-// Lower turns a float graph into a fixed-point program with the given settings.
+// Lower turns a float graph into a fixed-point program with the given settings, its
+// range-checked widths chosen jointly with the range argument's limb size (widths.go).
 func Lower(g *model.Graph, cfg Config) (*Program, error) {
-	p, err := lowerGraph(g, cfg)
+	return lowerWidths(g, cfg)
+}
+
+// lowerPlanned is Lower with the widths rounded as plan says.
+func lowerPlanned(g *model.Graph, cfg Config, plan widthPlan) (*Program, error) {
+	p, lw, err := lowerWith(g, cfg, plan)
 	if err != nil {
 		return nil, err
 	}
-	foldConstAdds(p)
+	foldConstAdds(p, lw.refold)
 	fuseRescaleRelu(p)
+	roundConsumers(p, plan.t)
 	return p, nil
 }
 
 // lowerGraph is Lower without the fusion passes, which compute the same integers with
-// fewer layers (tests compare the two).
+// fewer layers (tests compare the two), and with unrounded widths.
 func lowerGraph(g *model.Graph, cfg Config) (*Program, error) {
+	p, _, err := lowerWith(g, cfg, widthPlan{})
+	return p, err
+}
+
+func lowerWith(g *model.Graph, cfg Config, plan widthPlan) (*Program, *lowering, error) {
 	cfg = cfg.Normalized()
 	if err := cfg.Validate(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	p := &Program{Config: cfg}
 	// Fold BatchNormalization into the Conv/Gemm before it: one rescale instead of two,
@@ -59,30 +74,33 @@ func lowerGraph(g *model.Graph, cfg Config) (*Program, error) {
 	g = model.BoundSoftmaxMasks(g, math.Min(1e4, math.Ldexp(1, cfg.Bits-3-cfg.Scale)))
 	lw := &lowering{g: g, p: p, ids: map[string]int{}, consts: map[string]int{}, tables: map[string]*Table{},
 		qviews: map[string]*qview{}, ints: map[int][2]int64{}, skip: map[*model.Node]bool{},
-		chains: map[*model.Node]*chain{}, inputQ: map[string]*model.Node{}}
+		chains: map[*model.Node]*chain{}, inputQ: map[string]*model.Node{}, plan: plan, rescales: map[string]int{}}
 	lw.planQuant()
-	inBound := math.Ldexp(1, cfg.Bits-1)
 	for _, in := range g.Inputs {
 		if ok, err := lw.quantInput(in); ok || err != nil {
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			continue
 		}
 		p.InputQuant = append(p.InputQuant, nil)
+		// An input has no static bound: its measured width, else Bits.
+		key := "input " + in.Name
+		w := lw.width(key, MaxWidth, false)
+		inBound := math.Ldexp(1, w-1)
 		raw := p.newValue(in.Shape, cfg.Scale, inBound)
 		p.Inputs = append(p.Inputs, raw)
 		p.InputNames = append(p.InputNames, in.Name)
 		// Inputs are witness values: prove they are in range before anything relies on it.
-		lw.ids[in.Name] = lw.layer(&Layer{Name: "input " + in.Name, Op: "Input", Kind: KRangeChk, In: []int{raw}, Bits: cfg.Bits},
+		lw.ids[in.Name] = lw.layer(&Layer{Name: key, Op: "Input", Kind: KRangeChk, In: []int{raw}, Bits: w, Key: key},
 			in.Shape, cfg.Scale, inBound)
 	}
 	for _, n := range g.Nodes {
 		if err := lw.node(n); err != nil {
 			if errors.Is(err, model.ErrUnsupportedOp) || errors.Is(err, model.ErrInvalidModel) {
-				return nil, err
+				return nil, nil, err
 			}
-			return nil, fmt.Errorf("%w: %v", model.ErrInvalidModel, err)
+			return nil, nil, fmt.Errorf("%w: %v", model.ErrInvalidModel, err)
 		}
 	}
 	for _, out := range g.Outputs {
@@ -97,13 +115,13 @@ func lowerGraph(g *model.Graph, cfg Config) (*Program, error) {
 		if !ok {
 			c, isConst := g.Consts[out.Name]
 			if !isConst {
-				return nil, fmt.Errorf("%w: graph output %q is never computed", model.ErrInvalidModel, out.Name)
+				return nil, nil, fmt.Errorf("%w: graph output %q is never computed", model.ErrInvalidModel, out.Name)
 			}
 			// A constant output (such as ConstantOfShape's) is proven as a fixed constant
 			// copied to the output.
 			cid, err := lw.newParam(out.Name, c, cfg.Scale, true)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			v := p.Values[cid]
 			id = lw.layer(&Layer{Name: "output " + out.Name, Op: "Constant", Kind: KMove, In: []int{cid}, Index: int32s(identity(numel(v.Shape)))},
@@ -118,7 +136,7 @@ func lowerGraph(g *model.Graph, cfg Config) (*Program, error) {
 	if !slices.ContainsFunc(p.OutputQuant, func(q *QuantIO) bool { return q != nil }) {
 		p.OutputQuant = nil
 	}
-	return p, nil
+	return p, lw, nil
 }
 
 func identity(n int) []int {
@@ -254,6 +272,8 @@ func (lw *lowering) node(n *model.Node) error {
 		return lw.split(n)
 	case "Pow":
 		return lw.pow(n)
+	case "LRN":
+		return lw.lrn(n)
 	case "Gather":
 		if model.IsRowLookup(n, lw.g.Consts) {
 			return lw.gatherRows(n)
@@ -533,12 +553,16 @@ func (lw *lowering) accumulate(n *model.Node, l *Layer, shape []int, accScale in
 	return lw.layer(l, shape, accScale, bound), nil
 }
 
-// rescale divides value id by 2^shift (rounding) with a range check to Bits.
+// rescale divides value id by 2^shift (rounding) with a range check to the width the
+// result needs (lowering.width): its static bound, else its measured width or Bits.
 func (lw *lowering) rescale(n *model.Node, id, shift int) int {
 	p := lw.p
 	v := p.Values[id]
-	bound := math.Min(math.Ldexp(1, p.Bits-1), math.Ceil(math.Ldexp(v.Bound, -shift))+1)
-	return lw.layer(&Layer{Name: n.Name, Op: "Rescale", Kind: KRescale, In: []int{id}, Shift: shift, Bits: p.Bits}, v.Shape, v.Scale-shift, bound)
+	key := lw.rescaleKey(n)
+	static := math.Ceil(math.Ldexp(v.Bound, -shift)) + 1
+	w := lw.width(key, bitsFor(static), lw.plan.relu[key])
+	bound := math.Min(math.Ldexp(1, w-1), static)
+	return lw.layer(&Layer{Name: n.Name, Op: "Rescale", Kind: KRescale, In: []int{id}, Shift: shift, Bits: w, Key: key}, v.Shape, v.Scale-shift, bound)
 }
 
 func (lw *lowering) paramOf(id int) *Param {
@@ -837,7 +861,10 @@ func (lw *lowering) batchNorm(n *model.Node) error {
 // (fuseRescaleRelu). Older exporters write Conv -> Add(bias) -> Relu and
 // Gemm -> Add -> Relu; those become one rescale+ReLU. Only fixed constants fold: a
 // witness param is committed to at its own scale.
-func foldConstAdds(p *Program) {
+//
+// The folded rescale then checks the sum: refold (nil: none) widens its width when the
+// width came from the static bound of the rescale alone.
+func foldConstAdds(p *Program, refold func(r *Layer, old int, bound float64)) {
 	uses := make([]int, len(p.Values))
 	producer := map[int]int{} // value id -> layer index
 	for i, l := range p.Layers {
@@ -889,6 +916,9 @@ func foldConstAdds(p *Program) {
 			// a: acc = x + (mc*2^k)*c at x's scale; r: round(acc / 2^k), into a's old value.
 			acc := p.newValue(x.Shape, x.Scale, x.Bound+cb)
 			out := a.Out
+			if refold != nil {
+				refold(r, r.Out, p.Values[out].Bound)
+			}
 			a.In, a.MA, a.MB, a.IA, a.IB, a.Out = []int{r.In[0], c}, 1, mc<<r.Shift, ir, ic, acc
 			r.In, r.Out = []int{acc}, out
 			// The addition now runs first: swap the two layers (nothing between them

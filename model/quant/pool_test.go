@@ -24,6 +24,10 @@ func TestPoolStridePadDilation(t *testing.T) {
 		"2-D":              {[]int64{1, 2, 9, 9}, []int64{3, 3}, []int64{2, 2}, []int64{1, 1, 1, 1}, []int64{2, 2}, 0},
 		"2-D asymmetric":   {[]int64{1, 2, 8, 11}, []int64{2, 3}, []int64{1, 3}, []int64{1, 0, 0, 1}, []int64{3, 2}, 1},
 		"2-D kernel 1 pad": {[]int64{1, 1, 6, 6}, []int64{1, 2}, []int64{2, 2}, []int64{0, 1, 0, 1}, []int64{1, 3}, 0},
+		// The dilated kernel overhangs the padded input by less than a stride: one window
+		// in ceil mode (ONNX, PyTorch), refused before issue 17's fix.
+		"1-D ceil overhang": {[]int64{1, 2, 4}, []int64{3}, []int64{2}, []int64{1, 1}, []int64{3}, 1},
+		"2-D ceil overhang": {[]int64{1, 2, 4, 7}, []int64{3, 2}, []int64{2, 2}, []int64{1, 1, 1, 1}, []int64{3, 2}, 1},
 	}
 	for name, pc := range cases {
 		for _, op := range []string{"MaxPool", "AveragePool"} {

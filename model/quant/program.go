@@ -21,9 +21,19 @@ type Config struct {
 	Scale int `json:"scale"`
 	// ParamScale is the number of fractional bits of weights and other constants.
 	ParamScale int `json:"param_scale"`
-	// Bits is the signed bit width every rescaled activation and every input is proven
-	// to fit in: |v| < 2^(Bits-1).
+	// Bits is the signed bit width a rescaled activation or an input is proven to fit
+	// in, |v| < 2^(Bits-1), when neither its static bound nor Widths gives it another
+	// (see Widths). Lower gives each such tensor the narrowest width that is sound and
+	// cheapest to range-check (widths.go).
 	Bits int `json:"bits"`
+	// Widths are measured widths by tensor (Layer.Key: "input NAME" or the rescale of an
+	// ONNX output, "NAME/rescale" plus "#i" for the i-th of one node): the signed width
+	// the tensor needs on calibration inputs, with a 2x margin (CalibrateWidths). A
+	// tensor with an entry is proven to its entry's width, or less when its static bound
+	// is tighter; entries may exceed Bits (activations that grow get what they need).
+	// Every width is enforced in the circuit: a value outside it cannot be proven, and
+	// the integer evaluator rejects it first, naming the layer and the width.
+	Widths map[string]int `json:"widths,omitempty"`
 	// LookupBits bounds the domain of nonlinear lookup tables to 2^LookupBits entries;
 	// inputs outside it are clamped (the functions are flat there at this precision).
 	LookupBits int `json:"lookup_bits"`
@@ -63,10 +73,15 @@ func (c Config) Validate() error {
 		return fmt.Errorf("scale %d out of range [0, 24]", c.Scale)
 	case c.ParamScale < 0 || c.ParamScale > 24:
 		return fmt.Errorf("param_scale %d out of range [0, 24]", c.ParamScale)
-	case c.Bits < c.Scale+2 || c.Bits > 40:
-		return fmt.Errorf("bits %d out of range [scale+2, 40]", c.Bits)
+	case c.Bits < c.Scale+2 || c.Bits > MaxWidth:
+		return fmt.Errorf("bits %d out of range [scale+2, %d]", c.Bits, MaxWidth)
 	case c.LookupBits < 4 || c.LookupBits > 16:
 		return fmt.Errorf("lookup_bits %d out of range [4, 16]", c.LookupBits)
+	}
+	for k, w := range c.Widths {
+		if w < 2 || w > MaxWidth {
+			return fmt.Errorf("widths[%q] = %d out of range [2, %d]", k, w, MaxWidth)
+		}
 	}
 	switch c.RangeCheck {
 	case "", "lookup", "bits":
@@ -202,6 +217,8 @@ type Layer struct {
 	// KRelu / KRangeChk / KRescale: the signed bit width the value is proven within
 	// (KRangeChk: the value plus Fill).
 	Bits int
+	// KRescale, and KRangeChk of a float input: the tensor's name in Config.Widths.
+	Key string `json:",omitempty"`
 	// KMax: Groups[o] lists input indices; KSoftmax: rows.
 	Groups [][]int32
 	// KMove.
@@ -263,6 +280,10 @@ func bitsFor(bound float64) int {
 	}
 	return b
 }
+
+// MaxWidth is the largest signed width Bits or a measured width (Config.Widths) may
+// give a tensor.
+const MaxWidth = 40
 
 // MaxBound is the largest bound any value may have: it keeps the integer evaluator in
 // int64 and every field element far from wrapping around the BN254 modulus.

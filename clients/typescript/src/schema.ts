@@ -236,7 +236,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Upload a contribution (the output of `zkml ceremony contribute`): verified against the current state before it is appended; one at a time, in order */
+        /** Upload a contribution (the output of `zkml ceremony contribute`): verified against the current state before it is appended; one at a time, in order. Of two uploads made from the same state (on any server of the service) one is accepted and the other gets 409 with code stale_ceremony_state: download the current state and contribute again. */
         post: operations["contribute"];
         delete?: never;
         options?: never;
@@ -423,6 +423,11 @@ export interface components {
             created_at?: string;
             /** Format: date-time */
             updated_at?: string;
+            /** @description per proving system in systems: where its keys come from */
+            trust: {
+                [key: string]: components["schemas"]["Provenance"];
+            };
+            ceremony?: components["schemas"]["CeremonyHead"];
         };
         Job: {
             id: string;
@@ -481,6 +486,8 @@ export interface components {
             prove_seconds?: number;
             /** Format: date-time */
             created_at?: string;
+            /** @description where the keys this proof was made with come from */
+            trust: components["schemas"]["Provenance"];
         };
         Contribution: {
             index?: number;
@@ -503,6 +510,35 @@ export interface components {
             beacon?: string;
             /** Format: date-time */
             sealed?: string;
+        };
+        Ptau: {
+            /** @description BLAKE2b-512 of the Powers of Tau file, hex (what b2sum prints and the ceremonies publish) */
+            blake2b: string;
+            /** @description the file's power */
+            power: number;
+            /** @description power of the truncation used for this circuit */
+            domain_power: number;
+            /** @description names in the file's own contribution list */
+            contributors?: string[];
+        };
+        /** @description Where a proving system's keys come from. development: a single-party setup, whoever ran it can forge proofs (not for production). universal-srs: PLONK on the KZG SRS of a public Powers of Tau file, reproducible by anyone (zkml keys reproduce). ceremony: Groth16 keys from a phase-2 ceremony on a public Powers of Tau file, sealed with a public beacon; sound if one contributor was honest. unknown: keys set up before the service recorded provenance; treat them as development keys. */
+        Provenance: {
+            /** @enum {string} */
+            trust: "development" | "universal-srs" | "ceremony" | "unknown";
+            /** @description one line for people */
+            summary: string;
+            ptau?: components["schemas"]["Ptau"];
+            /** @description phase-2 contributions in order (ceremony) */
+            contributions?: components["schemas"]["Contribution"][];
+            /** @description public random beacon that sealed the ceremony, hex (ceremony) */
+            beacon?: string;
+        };
+        /** @description where the model's Groth16 ceremony stands; a contribution is accepted only if it builds on head_sha256 when it is recorded */
+        CeremonyHead: {
+            contributions: number;
+            /** @description SHA-256 of the current state */
+            head_sha256: string;
+            sealed: boolean;
         };
     };
     responses: {
@@ -1036,6 +1072,10 @@ export interface operations {
             /** @description Solidity source */
             200: {
                 headers: {
+                    /** @description trust level of the keys behind the verifier (see Provenance) */
+                    "Zkml-Setup-Trust"?: "development" | "universal-srs" | "ceremony" | "unknown";
+                    /** @description present for development (and unknown) keys: whoever ran their setup can forge proofs this verifier accepts; the source also starts with a DEVELOPMENT KEYS banner */
+                    Warning?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1169,7 +1209,15 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
-            409: components["responses"]["Conflict"];
+            /** @description stale_ceremony_state: the contribution was made from an earlier state, or another one was accepted while it was verified; nothing of it was kept */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             413: components["responses"]["TooLarge"];
             422: components["responses"]["Unprocessable"];
             503: components["responses"]["Unavailable"];
@@ -1207,7 +1255,15 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
-            409: components["responses"]["Conflict"];
+            /** @description already_set_up (the model has groth16 keys) or stale_ceremony_state (the ceremony changed while it was sealed) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             413: components["responses"]["TooLarge"];
             422: components["responses"]["Unprocessable"];
             503: components["responses"]["Unavailable"];

@@ -121,12 +121,16 @@ func (s *Store) RevokeAPIKey(ctx context.Context, id string) error {
 const modelCols = `id, owner, name, status, onnx_digest, onnx_size, settings, engine_model_id,
 	constraints, inputs, outputs, stats, systems, files, error, created_at, updated_at`
 
+// modelReadCols are modelCols and the columns only changed by their own methods.
+const modelReadCols = modelCols + `, provenance, ceremony_contributions, ceremony_head, ceremony_sealed`
+
 func scanModel(r Row) (*store.Model, error) {
 	var m store.Model
-	var settings, constraints, inputs, outputs, stats, systems, files string
+	var settings, constraints, inputs, outputs, stats, systems, files, prov string
 	var created, updated Time
 	if err := r.Scan(&m.ID, &m.Owner, &m.Name, &m.Status, &m.ONNXDigest, &m.ONNXSize, &settings,
-		&m.EngineModelID, &constraints, &inputs, &outputs, &stats, &systems, &files, &m.Error, &created, &updated); err != nil {
+		&m.EngineModelID, &constraints, &inputs, &outputs, &stats, &systems, &files, &m.Error, &created, &updated,
+		&prov, &m.Ceremony.Contributions, &m.Ceremony.Hash, &m.Ceremony.Sealed); err != nil {
 		return nil, err
 	}
 	m.Settings = json.RawMessage(settings)
@@ -136,7 +140,7 @@ func scanModel(r Row) (*store.Model, error) {
 	for _, f := range []struct {
 		src string
 		dst any
-	}{{constraints, &m.Constraints}, {inputs, &m.Inputs}, {outputs, &m.Outputs}, {systems, &m.Systems}, {files, &m.Files}} {
+	}{{constraints, &m.Constraints}, {inputs, &m.Inputs}, {outputs, &m.Outputs}, {systems, &m.Systems}, {files, &m.Files}, {prov, &m.Provenance}} {
 		if err := json.Unmarshal([]byte(f.src), f.dst); err != nil {
 			return nil, fmt.Errorf("sqldb: model %s: %w", m.ID, err)
 		}
@@ -189,12 +193,12 @@ func ownerClause(arg int) string {
 
 // GetModel returns a live model.
 func (s *Store) GetModel(ctx context.Context, owner, id string) (*store.Model, error) {
-	return scanModel(s.c.QueryRow(ctx, `SELECT `+modelCols+` FROM models WHERE id = $1 AND deleted_at IS NULL`+ownerClause(2), id, owner))
+	return scanModel(s.c.QueryRow(ctx, `SELECT `+modelReadCols+` FROM models WHERE id = $1 AND deleted_at IS NULL`+ownerClause(2), id, owner))
 }
 
 // ListModels lists the owner's live models, oldest first.
 func (s *Store) ListModels(ctx context.Context, owner string) ([]*store.Model, error) {
-	rows, err := s.c.Query(ctx, `SELECT `+modelCols+` FROM models WHERE deleted_at IS NULL`+ownerClause(1)+` ORDER BY created_at, id`, owner)
+	rows, err := s.c.Query(ctx, `SELECT `+modelReadCols+` FROM models WHERE deleted_at IS NULL`+ownerClause(1)+` ORDER BY created_at, id`, owner)
 	if err != nil {
 		return nil, err
 	}
@@ -238,45 +242,103 @@ func (s *Store) SetModelCompiled(ctx context.Context, m *store.Model) error {
 	return nil
 }
 
-// AddModelSystem adds system to the model's set-up systems.
-func (s *Store) AddModelSystem(ctx context.Context, id, system string) error {
+// AddModelSystem adds system to the model's set-up systems with its provenance.
+func (s *Store) AddModelSystem(ctx context.Context, id, system string, provenance json.RawMessage) error {
 	return s.c.InTx(ctx, func(q Querier) error {
 		var raw string
 		if err := q.QueryRow(ctx, `SELECT systems FROM models WHERE id = $1`+s.forUpdate(), id).Scan(&raw); err != nil {
 			return err
 		}
-		var systems []string
-		if err := json.Unmarshal([]byte(raw), &systems); err != nil {
+		return s.addSystem(ctx, q, id, raw, system, provenance)
+	})
+}
+
+// addSystem adds system (with provenance) to the model whose systems column, read
+// under the transaction's lock, is raw.
+func (s *Store) addSystem(ctx context.Context, q Querier, id, raw, system string, provenance json.RawMessage) error {
+	var systems []string
+	if err := json.Unmarshal([]byte(raw), &systems); err != nil {
+		return err
+	}
+	have := false
+	for _, x := range systems {
+		have = have || x == system
+	}
+	if !have {
+		systems = append(systems, system)
+		if _, err := q.Exec(ctx, `UPDATE models SET systems = $2, updated_at = $3 WHERE id = $1`, id, mustJSON(systems), s.now()); err != nil {
 			return err
 		}
-		for _, have := range systems {
-			if have == system {
-				return nil
+	}
+	if len(provenance) == 0 {
+		return nil
+	}
+	var prov map[string]json.RawMessage
+	if err := q.QueryRow(ctx, `SELECT provenance FROM models WHERE id = $1`, id).Scan(&raw); err != nil {
+		return err
+	}
+	if err := json.Unmarshal([]byte(raw), &prov); err != nil {
+		return err
+	}
+	if prov == nil {
+		prov = map[string]json.RawMessage{}
+	}
+	if _, ok := prov[system]; ok && have {
+		return nil // keys are made once: the first record stays
+	}
+	prov[system] = provenance
+	_, err := q.Exec(ctx, `UPDATE models SET provenance = $2, updated_at = $3 WHERE id = $1`, id, mustJSON(prov), s.now())
+	return err
+}
+
+// AdvanceCeremony compares the ceremony head with step.From and swaps in step.To, in
+// one transaction with the manifest and systems changes.
+func (s *Store) AdvanceCeremony(ctx context.Context, id string, step store.CeremonyStep) error {
+	return s.c.InTx(ctx, func(q Querier) error {
+		var cur store.CeremonyHead
+		var systems string
+		if err := q.QueryRow(ctx, `SELECT ceremony_contributions, ceremony_head, ceremony_sealed, systems FROM models
+			WHERE id = $1 AND deleted_at IS NULL`+s.forUpdate(), id).Scan(&cur.Contributions, &cur.Hash, &cur.Sealed, &systems); err != nil {
+			return err
+		}
+		if cur != step.From {
+			return store.ErrConflict
+		}
+		if _, err := q.Exec(ctx, `UPDATE models SET ceremony_contributions = $2, ceremony_head = $3, ceremony_sealed = $4,
+			updated_at = $5 WHERE id = $1`, id, step.To.Contributions, step.To.Hash, step.To.Sealed, s.now()); err != nil {
+			return err
+		}
+		if len(step.Files) > 0 {
+			if err := s.mergeFiles(ctx, q, id, step.Files); err != nil {
+				return err
 			}
 		}
-		systems = append(systems, system)
-		_, err := q.Exec(ctx, `UPDATE models SET systems = $2, updated_at = $3 WHERE id = $1`, id, mustJSON(systems), s.now())
-		return err
+		if step.System != "" {
+			return s.addSystem(ctx, q, id, systems, step.System, step.Provenance)
+		}
+		return nil
 	})
 }
 
 // MergeModelFiles merges files into the model's manifest.
 func (s *Store) MergeModelFiles(ctx context.Context, id string, files map[string]string) error {
-	return s.c.InTx(ctx, func(q Querier) error {
-		var raw string
-		if err := q.QueryRow(ctx, `SELECT files FROM models WHERE id = $1`+s.forUpdate(), id).Scan(&raw); err != nil {
-			return err
-		}
-		cur := map[string]string{}
-		if err := json.Unmarshal([]byte(raw), &cur); err != nil {
-			return err
-		}
-		for p, d := range files {
-			cur[p] = d
-		}
-		_, err := q.Exec(ctx, `UPDATE models SET files = $2, updated_at = $3 WHERE id = $1`, id, mustJSON(cur), s.now())
+	return s.c.InTx(ctx, func(q Querier) error { return s.mergeFiles(ctx, q, id, files) })
+}
+
+func (s *Store) mergeFiles(ctx context.Context, q Querier, id string, files map[string]string) error {
+	var raw string
+	if err := q.QueryRow(ctx, `SELECT files FROM models WHERE id = $1`+s.forUpdate(), id).Scan(&raw); err != nil {
 		return err
-	})
+	}
+	cur := map[string]string{}
+	if err := json.Unmarshal([]byte(raw), &cur); err != nil {
+		return err
+	}
+	for p, d := range files {
+		cur[p] = d
+	}
+	_, err := q.Exec(ctx, `UPDATE models SET files = $2, updated_at = $3 WHERE id = $1`, id, mustJSON(cur), s.now())
+	return err
 }
 
 // ---- jobs ----
@@ -505,10 +567,25 @@ func (s *Store) FinishJob(ctx context.Context, id string, attempt int, f store.F
 			if p.Calldata == nil {
 				p.Calldata = []byte{}
 			}
+			// The proof keeps the provenance of the keys it was made with.
+			var provs string
+			if err := q.QueryRow(ctx, `SELECT provenance FROM models WHERE id = $1`, j.ModelID).Scan(&provs); err != nil {
+				return err
+			}
+			var byName map[string]json.RawMessage
+			if err := json.Unmarshal([]byte(provs), &byName); err != nil {
+				return err
+			}
+			p.Provenance = byName[j.System]
+			var prov *string
+			if len(p.Provenance) > 0 {
+				v := string(p.Provenance)
+				prov = &v
+			}
 			if _, err := q.Exec(ctx, `INSERT INTO proofs (id, job_id, owner, model_id, system, proof, public_inputs,
-				outputs, calldata, prove_seconds, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+				outputs, calldata, prove_seconds, created_at, provenance) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
 				p.ID, p.JobID, p.Owner, p.ModelID, p.System, p.Proof, mustJSON(p.PublicInputs), mustJSON(p.Outputs),
-				p.Calldata, p.ProveSeconds, p.CreatedAt); err != nil {
+				p.Calldata, p.ProveSeconds, p.CreatedAt, prov); err != nil {
 				return err
 			}
 			proofID = p.ID
@@ -695,12 +772,16 @@ func (s *Store) RedeliverWebhook(ctx context.Context, owner, id string) (*store.
 func (s *Store) GetProof(ctx context.Context, owner, id string) (*store.Proof, error) {
 	var p store.Proof
 	var pub, outs string
+	var prov *string
 	var created Time
 	err := s.c.QueryRow(ctx, `SELECT id, job_id, owner, model_id, system, proof, public_inputs, outputs, calldata,
-		prove_seconds, created_at FROM proofs WHERE id = $1`+ownerClause(2), id, owner).Scan(
-		&p.ID, &p.JobID, &p.Owner, &p.ModelID, &p.System, &p.Proof, &pub, &outs, &p.Calldata, &p.ProveSeconds, &created)
+		prove_seconds, created_at, provenance FROM proofs WHERE id = $1`+ownerClause(2), id, owner).Scan(
+		&p.ID, &p.JobID, &p.Owner, &p.ModelID, &p.System, &p.Proof, &pub, &outs, &p.Calldata, &p.ProveSeconds, &created, &prov)
 	if err != nil {
 		return nil, err
+	}
+	if prov != nil {
+		p.Provenance = json.RawMessage(*prov)
 	}
 	if err := json.Unmarshal([]byte(pub), &p.PublicInputs); err != nil {
 		return nil, err

@@ -120,7 +120,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if err := s.AddModelSystem(ctx, m.ID, sys); err != nil {
+				if err := s.AddModelSystem(ctx, m.ID, sys, json.RawMessage(`{"trust":"development","system":"`+sys+`"}`)); err != nil {
 					t.Errorf("AddModelSystem(%s): %v", sys, err)
 				}
 			}()
@@ -144,6 +144,17 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 			!jsonEq(got.Stats, `{"layers":3}`) || !got.HasSystem("groth16") || !got.HasSystem("plonk") || len(got.Systems) != 2 {
 			t.Fatalf("after compile and setup: %+v", got)
 		}
+		if len(got.Provenance) != 2 || !jsonEq(got.Provenance["plonk"], `{"trust":"development","system":"plonk"}`) ||
+			!jsonEq(got.Provenance["groth16"], `{"trust":"development","system":"groth16"}`) {
+			t.Fatalf("Provenance = %s", got.Provenance)
+		}
+		// Keys are made once: a later record for the same system does not replace the first.
+		must(t, s.AddModelSystem(ctx, m.ID, "plonk", json.RawMessage(`{"trust":"universal-srs"}`)))
+		got, err = s.GetModel(ctx, k.ID, m.ID)
+		must(t, err)
+		if !jsonEq(got.Provenance["plonk"], `{"trust":"development","system":"plonk"}`) {
+			t.Fatalf("Provenance after a second record = %s", got.Provenance["plonk"])
+		}
 
 		if err := s.DeleteModel(ctx, other.ID, m.ID); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("delete by other owner: err = %v", err)
@@ -159,12 +170,73 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		}
 	})
 
+	t.Run("CeremonyCompareAndSwap", func(t *testing.T) {
+		s, k, m := setup(t)
+		get := func() *store.Model {
+			t.Helper()
+			got, err := s.GetModel(ctx, k.ID, m.ID)
+			must(t, err)
+			return got
+		}
+		if h := get().Ceremony; h != (store.CeremonyHead{}) {
+			t.Fatalf("new model's ceremony head %+v", h)
+		}
+		open := store.CeremonyHead{Hash: "h0"}
+		must(t, s.AdvanceCeremony(ctx, m.ID, store.CeremonyStep{To: open, Files: map[string]string{"c/state.json": "sha256:s0", "c/p0": "sha256:p0"}}))
+		// Concurrent steps from the same head: exactly one is recorded, the others
+		// conflict and change nothing.
+		const n = 8
+		var wg sync.WaitGroup
+		var won atomic.Int32
+		winner := make(chan int, n)
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				err := s.AdvanceCeremony(ctx, m.ID, store.CeremonyStep{From: open, To: store.CeremonyHead{Contributions: 1, Hash: fmt.Sprint("h1-", i)},
+					Files: map[string]string{"c/state.json": fmt.Sprint("sha256:s1-", i), "c/p1": fmt.Sprint("sha256:p1-", i)}})
+				switch {
+				case err == nil:
+					won.Add(1)
+					winner <- i
+				case !errors.Is(err, store.ErrConflict):
+					t.Errorf("AdvanceCeremony: %v", err)
+				}
+			}()
+		}
+		wg.Wait()
+		if won.Load() != 1 {
+			t.Fatalf("%d concurrent steps from one head were recorded, want 1", won.Load())
+		}
+		w := <-winner
+		got := get()
+		if got.Ceremony != (store.CeremonyHead{Contributions: 1, Hash: fmt.Sprint("h1-", w)}) ||
+			got.Files["c/state.json"] != fmt.Sprint("sha256:s1-", w) || got.Files["c/p1"] != fmt.Sprint("sha256:p1-", w) || got.Files["c/p0"] != "sha256:p0" {
+			t.Fatalf("after the race (winner %d): head %+v files %v", w, got.Ceremony, got.Files)
+		}
+		sealed := store.CeremonyHead{Contributions: 1, Hash: got.Ceremony.Hash, Sealed: true}
+		seal := store.CeremonyStep{From: got.Ceremony, To: sealed, Files: map[string]string{"g.pk": "sha256:pk"},
+			System: "groth16", Provenance: json.RawMessage(`{"trust":"ceremony"}`)}
+		must(t, s.AdvanceCeremony(ctx, m.ID, seal))
+		if err := s.AdvanceCeremony(ctx, m.ID, seal); !errors.Is(err, store.ErrConflict) {
+			t.Fatalf("second seal: err = %v, want ErrConflict", err)
+		}
+		got = get()
+		if got.Ceremony != sealed || !got.HasSystem("groth16") || !jsonEq(got.Provenance["groth16"], `{"trust":"ceremony"}`) || got.Files["g.pk"] != "sha256:pk" {
+			t.Fatalf("after seal: %+v", got)
+		}
+		if err := s.AdvanceCeremony(ctx, "mdl_nope", seal); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("unknown model: err = %v, want ErrNotFound", err)
+		}
+	})
+
 	t.Run("JobLifecycle", func(t *testing.T) {
 		s, k, m := setup(t)
 		j := mkJob(t, s, k.ID, m.ID, "")
 		if j.Status != store.JobQueued {
 			t.Fatalf("new job status %s", j.Status)
 		}
+		must(t, s.AddModelSystem(ctx, m.ID, "groth16", json.RawMessage(`{"trust":"ceremony","beacon":"01"}`)))
 		got, err := s.StartJob(ctx, j.ID, time.Minute)
 		must(t, err)
 		if got.Status != store.JobRunning || got.Attempt != 1 || got.StartedAt == nil {
@@ -212,7 +284,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		must(t, err)
 		if proof.JobID != j.ID || proof.ModelID != m.ID || proof.System != "groth16" || string(proof.Proof) != "\x01\x02\x03" ||
 			len(proof.PublicInputs) != 2 || proof.PublicInputs[1] != "42" || proof.Outputs[0][1] != -1.25 ||
-			string(proof.Calldata) != "\xca\xfe" || proof.ProveSeconds != 1.5 {
+			string(proof.Calldata) != "\xca\xfe" || proof.ProveSeconds != 1.5 || !jsonEq(proof.Provenance, `{"trust":"ceremony","beacon":"01"}`) {
 			t.Fatalf("GetProof = %+v", proof)
 		}
 		other := mkKey(t, s, "mallory")

@@ -1,0 +1,194 @@
+package service_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/zkml/zkml/api"
+	"github.com/zkml/zkml/internal/engine"
+	"github.com/zkml/zkml/internal/service"
+	"github.com/zkml/zkml/prover"
+)
+
+// barrierCeremonies holds each contribution, once verified and before it is recorded,
+// until the number of contributions armed has been verified: uploads made from the
+// same state are then verified against the same state and race for the store's
+// compare-and-swap (without the barrier the second one could also be refused as stale
+// by the transcript check, which would leave the swap untested).
+type barrierCeremonies struct {
+	*service.Ceremonies
+	wait atomic.Pointer[sync.WaitGroup]
+}
+
+func (b *barrierCeremonies) Contribute(ctx context.Context, dir, upload, name string) (api.ContributionView, error) {
+	v, err := b.Ceremonies.Contribute(ctx, dir, upload, name)
+	if wg := b.wait.Load(); wg != nil {
+		wg.Done()
+		wg.Wait()
+	}
+	return v, err
+}
+
+// ceremonyServer is one service process of the race test.
+type ceremonyServer struct {
+	*env
+	cer *barrierCeremonies
+}
+
+func newCeremonyServer(t *testing.T, cfg service.Config) ceremonyServer {
+	cer := &barrierCeremonies{Ceremonies: &service.Ceremonies{Ptau: "../../srs/testdata/pot9.ptau", SRSCache: t.TempDir()}}
+	cfg = fastConfig(cfg, &engine.Engine{})
+	cfg.Ceremonies = cer
+	return ceremonyServer{env: newEnv(t, cfg), cer: cer}
+}
+
+// TestCeremonyConcurrentContributions uploads two contributions made from the same
+// state at once, to one server (both stores) and to two servers sharing one Postgres
+// database and blob store but not their working directories: exactly one is accepted,
+// the other gets 409 stale_ceremony_state, and the accepted one is what every server
+// serves afterwards (transcript and state); the loser contributes again from the new
+// state, the ceremony is sealed and its keys prove, with their provenance in the views.
+func TestCeremonyConcurrentContributions(t *testing.T) {
+	onnx, err := os.ReadFile("../../model/testdata/relu/network.onnx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(t *testing.T, a, b ceremonyServer) {
+		k := a.newKey("coordinator").Key
+		m, j := a.upload(k, onnx, "")
+		if got := a.wait(k, j, 60*time.Second); got.Status != "succeeded" {
+			t.Fatalf("compile: %+v", got)
+		}
+		base := "/v1/models/" + m + "/ceremony"
+		a.want(a.do("POST", base, k, nil), 201)
+		state := b.want(b.do("GET", base+"/state", k, nil), 200).body
+		contribution := func(state []byte) ([]byte, string) {
+			var next bytes.Buffer
+			hash, err := prover.Contribute(bytes.NewReader(state), &next)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return next.Bytes(), hash
+		}
+		x, xHash := contribution(state)
+		y, yHash := contribution(state)
+
+		var wg sync.WaitGroup
+		wg.Add(2)
+		a.cer.wait.Store(&wg)
+		b.cer.wait.Store(&wg)
+		servers := []ceremonyServer{a, b}
+		uploads := [][]byte{x, y}
+		results := make([]resp, 2)
+		var done sync.WaitGroup
+		for i := range 2 {
+			done.Add(1)
+			go func() {
+				defer done.Done()
+				results[i] = servers[i].do("POST", base+"/contributions?name=racer"+string(rune('1'+i)), k, bytes.NewReader(uploads[i]),
+					"Content-Type", "application/octet-stream")
+			}()
+		}
+		done.Wait()
+		a.cer.wait.Store(nil)
+		b.cer.wait.Store(nil)
+		winner, loser := 0, 1
+		if results[0].status != 201 {
+			winner, loser = 1, 0
+		}
+		if results[winner].status != 201 || results[loser].status != 409 || results[loser].code(t) != "stale_ceremony_state" {
+			t.Fatalf("concurrent uploads: %d %s / %d %s", results[0].status, results[0].body, results[1].status, results[1].body)
+		}
+		wantHash := []string{xHash, yHash}[winner]
+		for _, s := range servers {
+			var cv api.CeremonyView
+			s.want(s.do("GET", base, k, nil), 200).json(t, &cv)
+			if len(cv.Contributions) != 1 || cv.Contributions[0].Hash != wantHash {
+				t.Fatalf("transcript after the race: %+v (winner %s)", cv.Contributions, wantHash)
+			}
+			if got := s.want(s.do("GET", base+"/state", k, nil), 200).body; !bytes.Equal(got, uploads[winner]) {
+				t.Fatal("a server serves another state than the accepted contribution")
+			}
+			var mv api.ModelView
+			s.want(s.do("GET", "/v1/models/"+m, k, nil), 200).json(t, &mv)
+			if mv.Ceremony == nil || mv.Ceremony.Contributions != 1 || mv.Ceremony.Head != wantHash || mv.Ceremony.Sealed {
+				t.Fatalf("model ceremony head %+v", mv.Ceremony)
+			}
+		}
+		// The stale upload again (now caught by the transcript check): still 409.
+		if r := servers[loser].do("POST", base+"/contributions?name=late", k, bytes.NewReader(uploads[loser])); r.status != 409 || r.code(t) != "stale_ceremony_state" {
+			t.Fatalf("stale upload after the race: %d %s", r.status, r.body)
+		}
+		// The loser contributes again from the current state, on its own server.
+		again, againHash := contribution(servers[loser].want(servers[loser].do("GET", base+"/state", k, nil), 200).body)
+		var c api.ContributionView
+		servers[loser].want(servers[loser].do("POST", base+"/contributions?name=again", k, bytes.NewReader(again)), 201).json(t, &c)
+		if c.Index != 2 || c.Hash != againHash {
+			t.Fatalf("second contribution %+v", c)
+		}
+		var cv api.CeremonyView
+		servers[winner].want(servers[winner].do("POST", base+"/seal", k, bytes.NewReader([]byte(`{"beacon":"00ff00ff"}`))), 200).json(t, &cv)
+		for _, s := range servers {
+			var mv api.ModelView
+			s.want(s.do("GET", "/v1/models/"+m, k, nil), 200).json(t, &mv)
+			p := mv.Trust["groth16"]
+			if p.Trust != api.TrustCeremony || p.Beacon != "00ff00ff" || p.Ptau == nil || p.Ptau.Power != 9 || len(p.Ptau.BLAKE2b) != 128 ||
+				len(p.Contributions) != 2 || p.Contributions[0].Hash != wantHash || p.Contributions[1].Hash != againHash ||
+				p.Contributions[1].Name != "again" || mv.Ceremony == nil || !mv.Ceremony.Sealed {
+				t.Fatalf("model trust after seal: %+v (ceremony %+v)", p, mv.Ceremony)
+			}
+		}
+		var pj api.JobView
+		b.want(b.prove(k, m, `{"input":{"input_data":[[-0.4,2.5,0.6]]}}`), 202).json(t, &pj)
+		got := b.wait(k, pj.ID, 120*time.Second)
+		if got.Status != "succeeded" {
+			t.Fatalf("prove with the ceremony's keys: %+v", got)
+		}
+		var pv api.ProofView
+		a.want(a.do("GET", "/v1/proofs/"+got.ProofID, k, nil), 200).json(t, &pv)
+		if pv.Trust.Trust != api.TrustCeremony || len(pv.Trust.Contributions) != 2 || pv.Trust.Beacon != "00ff00ff" {
+			t.Fatalf("proof trust %+v", pv.Trust)
+		}
+		r := a.want(a.do("GET", "/v1/models/"+m+"/verifier.sol?system=groth16", k, nil), 200)
+		if r.header.Get(api.TrustHeader) != api.TrustCeremony || r.header.Get("Warning") != "" {
+			t.Fatalf("verifier download headers %v", r.header)
+		}
+	}
+	t.Run("one server", func(t *testing.T) {
+		forEachBackend(t, func(t *testing.T, bk backend) {
+			s := newCeremonyServer(t, bk.cfg(t))
+			run(t, s, s)
+		})
+	})
+	t.Run("two servers on one postgres", func(t *testing.T) {
+		if testing.Short() {
+			t.Skip("needs PostgreSQL; skipped with -short")
+		}
+		var pg backend
+		for _, bk := range backends(t) {
+			if bk.name == "postgres" {
+				pg = bk
+			}
+		}
+		cfgA := pg.cfg(t)
+		cfgB := cfgA
+		// Another machine: its own data directory (working directories), the same blob
+		// store (a shared volume) and database.
+		cfgB.DataDir = t.TempDir()
+		if err := os.MkdirAll(filepath.Join(cfgA.DataDir, "blobs"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(filepath.Join(cfgA.DataDir, "blobs"), filepath.Join(cfgB.DataDir, "blobs")); err != nil {
+			t.Fatal(err)
+		}
+		a := newCeremonyServer(t, cfgA)
+		b := newCeremonyServer(t, cfgB)
+		run(t, a, b)
+	})
+}

@@ -1,0 +1,429 @@
+package quant
+
+// Per-tensor widths (#15).
+//
+// Every rescaled activation and every float input is range-checked to a width of its
+// own: the width its static bound needs (interval bounds propagated through the
+// program: exact weights for fixed params, declared widths for witness params), capped
+// by its measured width (Config.Widths, from calibration inputs with a 2x margin) or,
+// without one, by Bits. The width a value is checked to is the bound every later layer
+// relies on, so a measured width is enforced like any other: a value outside it has no
+// proof, and the integer evaluator rejects it first.
+//
+// Narrower is not always cheaper: the range argument (circuits/rangearg.go) splits a
+// b-bit check into t-bit limbs and queries a top limb narrower than t twice, so a
+// 20-bit check costs 3 queries at t = 12 where a 24-bit one costs 2. Lower therefore
+// chooses the widths jointly with t: for each t it rounds every width up to the next
+// one that t checks at no extra cost (never above the tensor's cap), counts the range
+// argument that program needs exactly (RangeCheckWidths), and keeps the cheapest program.
+// The unrounded program and the rounding for the old global width's best t are among
+// the candidates, so no program costs more than with one global width.
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/zkml/zkml/model"
+)
+
+// WidthMargin is the factor CalibrateWidths allows beyond the largest |value| a tensor
+// takes on the calibration inputs (2: one spare bit).
+const WidthMargin = 2
+
+// Limb widths the range argument chooses from (circuits/rangearg.go).
+const (
+	MinLimbBits = 4
+	MaxLimbBits = 16
+)
+
+// maxRoundedWidth bounds the widths rounding gives comparisons (whose gadgets check up
+// to Bits+2): far below the field size, and within the integer evaluator's int64.
+const maxRoundedWidth = 60
+
+// LimbQueries is the number of range-argument queries a b-bit check costs with t-bit
+// limbs: one per limb, and one more for a top limb narrower than t (queried shifted).
+// Checks of 0 or 1 bits cost none (an equality or a boolean constraint).
+func LimbQueries(b, t int) int {
+	if b <= 1 {
+		return 0
+	}
+	n := (b + t - 1) / t
+	if b%t != 0 {
+		n++
+	}
+	return n
+}
+
+// widthPlan says how lowering rounds widths.
+type widthPlan struct {
+	t    int             // limb width to round to; 0: no rounding
+	relu map[string]bool // keys of rescales a ReLU fuses into (they check Bits-1 bits)
+	// global gives every rescale and input Bits, as before per-tensor widths: the
+	// reference the chosen widths must not cost more than.
+	global bool
+}
+
+// rescaleKey names the next rescale of node n for Config.Widths.
+func (lw *lowering) rescaleKey(n *model.Node) string {
+	name := n.Name
+	if len(n.Outputs) > 0 && n.Outputs[0] != "" {
+		name = n.Outputs[0]
+	}
+	k := lw.rescales[name]
+	lw.rescales[name]++
+	if k == 0 {
+		return name + "/rescale"
+	}
+	return fmt.Sprintf("%s/rescale#%d", name, k)
+}
+
+// width is the signed width of the range-checked tensor key whose static bound needs
+// need bits: the narrower of need and its cap (its measured width, else Bits), at
+// least 2, rounded up for the plan's limb width within max(cap, Bits). relu: the
+// tensor is checked through a fused ReLU, whose check is one bit narrower.
+func (lw *lowering) width(key string, need int, relu bool) int {
+	cfg := lw.p.Config
+	if lw.plan.global {
+		return cfg.Bits
+	}
+	limit, measured := cfg.Widths[key]
+	if !measured {
+		limit = cfg.Bits
+	}
+	w := max(2, min(need, limit))
+	off := 0
+	if relu {
+		off = -1
+	}
+	return roundUp(w, max(limit, cfg.Bits), lw.plan.t, off)
+}
+
+// roundUp returns the smallest width x in [w, hi] whose check of x+off bits the limb
+// width t proves without a shifted top limb, or w if there is none (or t is 0).
+func roundUp(w, hi, t, off int) int {
+	if t == 0 {
+		return w
+	}
+	for x := w; x <= hi; x++ {
+		if (x+off)%t == 0 {
+			return x
+		}
+	}
+	return w
+}
+
+// refold widens the width of a rescale r that foldConstAdds made check the sum of its
+// result and a constant (bound: the sum's bound; old: r's former output value), when
+// r's width came from its static bound: the sum may need more. A width that came from
+// its cap stays (a measured width was measured on the sum).
+func (lw *lowering) refold(r *Layer, old int, bound float64) {
+	if lw.p.Values[old].Bound >= math.Ldexp(1, r.Bits-1) {
+		return
+	}
+	r.Bits = max(r.Bits, lw.width(r.Key, bitsFor(bound), lw.plan.relu[r.Key]))
+}
+
+// consumerChecks lists, per layer kind whose Bits only bounds its input, the offsets
+// from Bits of the checks its gadgets make (run.go: Relu(x, b) checks b-1 bits; max,
+// lookups and clamps compare through Relu(x, Bits+1); argmax through Relu(x, Bits+2);
+// softmax through both).
+var consumerChecks = map[Kind][]int{
+	KRelu:    {-1},
+	KMax:     {0},
+	KLookup:  {0},
+	KArgMax:  {1},
+	KSoftmax: {0, 1},
+}
+
+// roundConsumers raises the Bits of layers that only read a bound (consumerChecks) to
+// the width in [Bits, Bits+t] whose checks cost the fewest t-bit queries. A wider
+// Bits is sound: the layer needs |input| < 2^(Bits-1), which then still holds.
+func roundConsumers(p *Program, t int) {
+	if t == 0 {
+		return
+	}
+	for _, l := range p.Layers {
+		offs, ok := consumerChecks[l.Kind]
+		if !ok || l.Bits < 1 {
+			continue
+		}
+		best, bestCost := l.Bits, -1
+		for b := l.Bits; b <= min(l.Bits+t, maxRoundedWidth); b++ {
+			c := 0
+			for _, o := range offs {
+				c += LimbQueries(b+o, t)
+			}
+			if bestCost < 0 || c < bestCost {
+				best, bestCost = b, c
+			}
+		}
+		l.Bits = best
+	}
+}
+
+// lowerWidths lowers g once with the narrowest widths, then once per limb width with
+// widths rounded for it, and returns the program whose range argument and lookup
+// tables are smallest (R1CS constraints: one per query and per table entry). With
+// range_check "bits" (binary decomposition, cost linear in the width) the narrowest
+// widths are the cheapest.
+//
+// Without measured widths the program of one global width (Bits, as before per-tensor
+// widths) is the reference: a candidate is only taken if it also makes no more range
+// queries and no more low limbs than that one, and that one is kept if none does. A PLONK circuit pays more gates for a query (and for a low
+// limb's recomposition) than for a table entry, so a program that trades entries for
+// queries could be smaller in R1CS and larger in PLONK; this rules that out.
+func lowerWidths(g *model.Graph, cfg Config) (*Program, error) {
+	base, err := lowerPlanned(g, cfg, widthPlan{})
+	if err != nil || base.RangeCheck == "bits" {
+		return base, err
+	}
+	plan := widthPlan{relu: map[string]bool{}}
+	for _, l := range base.Layers {
+		if l.Kind == KRescale && l.Relu && l.Key != "" {
+			plan.relu[l.Key] = true
+		}
+	}
+	best, bestSize := base, sizeOf(base)
+	var ref *rangeSize
+	if len(cfg.Widths) == 0 {
+		global, err := lowerPlanned(g, cfg, widthPlan{global: true})
+		if err != nil {
+			return nil, err
+		}
+		ref = sizeOf(global)
+		if !ref.covers(bestSize) {
+			best, bestSize = global, ref
+		}
+	}
+	// Widths rounded for a limb width whose table alone is as large as the best
+	// program's whole range argument are not tried (nor for any wider one): they aim at
+	// a range argument that cannot be the cheapest.
+	for t := MinLimbBits; t <= MaxLimbBits && 1<<t < bestSize.cost; t++ {
+		plan.t = t
+		p, err := lowerPlanned(g, cfg, plan)
+		if err != nil {
+			return nil, err
+		}
+		if s := sizeOf(p); s.cost < bestSize.cost && (ref == nil || ref.covers(s)) {
+			best, bestSize = p, s
+		}
+	}
+	return best, nil
+}
+
+// rangeSize is the size of a program's range argument at the limb width the circuit
+// chooses, plus its lookup tables.
+type rangeSize struct {
+	cost     int // table entries plus queries, plus lookup-table entries
+	queries  int
+	lowLimbs int // limbs below the top one (each recomposed in the circuit)
+}
+
+// covers reports whether s is no larger than r in every respect: cost, queries and
+// low limbs.
+func (r *rangeSize) covers(s *rangeSize) bool {
+	return s.cost <= r.cost && s.queries <= r.queries && s.lowLimbs <= r.lowLimbs
+}
+
+// sizeOf measures p's range argument as circuits/rangearg.go builds it: the limb width
+// t minimizing 2^t plus queries.
+func sizeOf(p *Program) *rangeSize {
+	hist := p.RangeCheckWidths()
+	s := &rangeSize{}
+	if len(hist) > 0 {
+		s.cost = -1
+		for t := MinLimbBits; t <= MaxLimbBits; t++ {
+			q, low := 0, 0
+			for w, n := range hist {
+				q += n * LimbQueries(w, t)
+				low += n * ((w+t-1)/t - 1)
+			}
+			if c := 1<<t + q; s.cost < 0 || c < s.cost {
+				s.cost, s.queries, s.lowLimbs = c, q, low
+			}
+		}
+	}
+	for _, tb := range p.Tables {
+		s.cost += len(tb.Values)
+	}
+	return s
+}
+
+// RangeCheckWidths counts the range checks p's circuit makes, by width (bits >= 2: narrower
+// checks are plain constraints), as circuits/arith.go makes them: witness params at
+// their Bits, then every layer.
+func (p *Program) RangeCheckWidths() map[int]int {
+	c := &checkCounter{hist: map[int]int{}}
+	inputs := make([][]struct{}, len(p.Inputs))
+	for i, id := range p.Inputs {
+		inputs[i] = make([]struct{}, numel(p.Values[id].Shape))
+	}
+	params := make([][]struct{}, len(p.Params))
+	for i, par := range p.Params {
+		params[i] = make([]struct{}, len(par.Data))
+		if p.Witness(par) {
+			c.hist[par.Bits] += len(par.Data)
+		}
+	}
+	if _, err := Run[struct{}](p, c, inputs, params); err != nil {
+		return nil
+	}
+	delete(c.hist, 0)
+	delete(c.hist, 1)
+	return c.hist
+}
+
+// checkCounter is an Arith that computes nothing and counts range checks by width,
+// mirroring the circuit's gadgets (circuits/arith.go; TestCheckWidthsMatchCircuit).
+type checkCounter struct {
+	hist map[int]int
+}
+
+type none = struct{}
+
+func (c *checkCounter) check(b int)                   { c.hist[b]++ }
+func (c *checkCounter) Const(int64) none              { return none{} }
+func (c *checkCounter) Add(none, none) none           { return none{} }
+func (c *checkCounter) MulConst(none, int64) none     { return none{} }
+func (c *checkCounter) Dot([]none, []none, none) none { return none{} }
+func (c *checkCounter) Lookup(*Table, none) none      { return none{} }
+func (c *checkCounter) Layer(*Layer)                  {}
+func (c *checkCounter) Err() error                    { return nil }
+func (c *checkCounter) RangeCheck(_ none, bits int)   { c.check(bits) }
+func (c *checkCounter) DivFloor(_, _ none, _, b, q int) none {
+	c.check(q)
+	c.check(b)
+	c.check(b)
+	return none{}
+}
+
+func (c *checkCounter) Rescale(x none, k, bits int, relu bool) none {
+	switch {
+	case k == 0 && relu:
+		return c.Relu(x, bits)
+	case k == 0:
+		c.check(bits)
+	case relu:
+		c.check(bits - 1)
+		c.check(k)
+	default:
+		c.check(bits)
+		c.check(k)
+	}
+	return none{}
+}
+
+func (c *checkCounter) RoundEven(_ none, k, bits int) none {
+	if k == 0 {
+		c.check(bits)
+		return none{}
+	}
+	c.check(bits - 1)
+	c.check(k + 1)
+	c.check(k + 1)
+	return none{}
+}
+
+func (c *checkCounter) Relu(_ none, bits int) none {
+	if bits > 1 {
+		c.check(bits - 1)
+	}
+	return none{}
+}
+
+// observer is the integer evaluator, recording the largest |value| each keyed tensor
+// (Layer.Key) is range-checked at: a rescale's quotient before its fused ReLU, an
+// input as given.
+type observer struct {
+	IntArith
+	cur  *Layer
+	seen map[string]int64
+}
+
+func (o *observer) Layer(l *Layer) { o.cur = l }
+
+func (o *observer) note(v int64) {
+	if o.cur != nil && o.cur.Key != "" {
+		o.seen[o.cur.Key] = max(o.seen[o.cur.Key], v, -v)
+	}
+}
+
+func (o *observer) Rescale(x int64, k, nbits int, relu bool) int64 {
+	q := o.IntArith.Rescale(x, k, nbits, false)
+	if o.cur != nil && o.cur.Kind == KRescale {
+		o.note(q)
+	}
+	if relu {
+		return max(q, 0)
+	}
+	return q
+}
+
+func (o *observer) RangeCheck(x int64, nbits int) {
+	o.IntArith.RangeCheck(x, nbits)
+	if o.cur != nil && o.cur.Kind == KRangeChk {
+		o.note(x)
+	}
+}
+
+// CalibrateWidths returns cfg with Widths measured on samples (each a full set of
+// model inputs): every float input and rescaled activation gets the signed width of
+// WidthMargin times the largest |value| it takes, at least 2. maxBits > 0 (an explicit
+// --bits) caps them: a tensor that needs more is an error naming it and its width, as
+// is one that needs more than MaxWidth. The program lowered with the result must run
+// every sample.
+func CalibrateWidths(g *model.Graph, cfg Config, samples [][]*model.Tensor, maxBits int) (Config, error) {
+	if len(samples) == 0 {
+		return cfg, fmt.Errorf("calibrating widths needs at least one sample")
+	}
+	probe := cfg
+	probe.Bits, probe.Widths = MaxWidth, nil
+	p, err := lowerPlanned(g, probe, widthPlan{})
+	if err != nil {
+		return cfg, err
+	}
+	seen := map[string]int64{}
+	for i, s := range samples {
+		qi, err := p.QuantizeInputs(s)
+		if err != nil {
+			return cfg, fmt.Errorf("calibration sample %d: %w", i, err)
+		}
+		if _, err := Run[int64](p, &observer{seen: seen}, qi, p.ParamData()); err != nil {
+			return cfg, fmt.Errorf("calibration sample %d: %w", i, err)
+		}
+	}
+	widths := map[string]int{}
+	for _, l := range p.Layers { // in program order: the first tensor too wide is named
+		key := l.Key
+		m, ok := seen[key]
+		if !ok {
+			continue
+		}
+		w := max(2, bitsFor(float64(m)*WidthMargin))
+		if w > MaxWidth || (maxBits > 0 && w > maxBits) {
+			lim := MaxWidth
+			if maxBits > 0 {
+				lim = maxBits
+			}
+			return cfg, fmt.Errorf("%w: %s reaches %d at scale 2^%d on the calibration inputs and needs %d signed bits (with a %dx margin), more than %d",
+				ErrOutOfRange, key, m, cfg.Scale, w, WidthMargin, lim)
+		}
+		widths[key] = w
+	}
+	out := cfg
+	out.Widths = widths
+	fin, err := Lower(g, out)
+	if err != nil {
+		return cfg, err
+	}
+	for i, s := range samples {
+		qi, err := fin.QuantizeInputs(s)
+		if err == nil {
+			_, err = fin.Eval(qi)
+		}
+		if err != nil {
+			return cfg, fmt.Errorf("calibration sample %d with the measured widths: %w", i, err)
+		}
+	}
+	return out, nil
+}
