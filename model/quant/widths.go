@@ -226,8 +226,9 @@ func consumerBits(k Kind, bits, t int) int {
 // Rounding leaves every static bound as lowered unless a measured width below Bits caps
 // a tensor's bound (widthSite.free): the rounded width is then that tensor's bound, and
 // the layers after it may change. A candidate that rounds such a width is lowered on its
-// own to be costed (the lowered program is dropped first, so that no two programs are
-// alive at once), and the chosen program is then lowered once more.
+// own to be costed (the programs lowered before are dropped first, so that no two are
+// alive at once), and the chosen program is then lowered once more unless it was the
+// last one lowered.
 func lowerWidths(g *model.Graph, cfg Config) (*Program, error) {
 	p, lw, err := lowerFused(g, cfg, widthPlan{})
 	if err != nil || p.RangeCheck == "bits" {
@@ -247,28 +248,34 @@ func lowerWidths(g *model.Graph, cfg Config) (*Program, error) {
 	// Widths rounded for a limb width whose table alone is as large as the best
 	// program's whole range argument are not tried (nor for any wider one): they aim at
 	// a range argument that cannot be the cheapest.
+	var last *Program // the candidate lowered last (limb width lastT), once p is dropped
+	lastT := 0
 	for t := MinLimbBits; t <= MaxLimbBits && 1<<t < bestSize.cost; t++ {
 		plan := widthPlan{t: t, relu: s.relu}
 		var size *rangeSize
 		if s.exact(plan) {
 			size = s.size(plan)
 		} else {
-			p = nil
+			p, last = nil, nil
 			q, err := lowerPlanned(g, cfg, plan)
 			if err != nil {
 				return nil, err
 			}
 			size = sizeOf(q)
+			last, lastT = q, t
 		}
 		if size.cost < bestSize.cost && (ref == nil || ref.covers(size)) {
 			best, bestSize = plan, size
 		}
 	}
-	if p == nil {
-		return lowerPlanned(g, cfg, best)
+	switch {
+	case p != nil:
+		s.apply(p, best)
+		return p, nil
+	case last != nil && !best.global && best.t == lastT:
+		return last, nil
 	}
-	s.apply(p, best)
-	return p, nil
+	return lowerPlanned(g, cfg, best)
 }
 
 // widthSummary is what choosing the widths needs of a program lowered without rounding:

@@ -91,8 +91,12 @@ func TestLowerOnceMatchesPerPlan(t *testing.T) {
 	sq, sqin, _, err := onnxgen.SqueezeNet{Size: 32, Div: 8, Classes: 10}.Build()
 	build("squeezenet32", sq, sqin, err)
 
+	bitsTried := []int{16, 24, 32}
+	if testing.Short() {
+		bitsTried = []int{24}
+	}
 	for name, m := range models {
-		for _, bits := range []int{16, 24, 32} {
+		for _, bits := range bitsTried {
 			for _, cal := range []bool{false, true} {
 				cfg := DefaultConfig()
 				cfg.Bits = bits
