@@ -15,9 +15,11 @@ package quant
 // 20-bit check costs 3 queries at t = 12 where a 24-bit one costs 2. Lower therefore
 // chooses the widths jointly with t: for each t it rounds every width up to the next
 // one that t checks at no extra cost (never above the tensor's cap), counts the range
-// argument that program needs exactly (RangeCheckWidths), and keeps the cheapest program.
-// The unrounded program and the rounding for the old global width's best t are among
-// the candidates, so no program costs more than with one global width.
+// argument that program needs exactly (as RangeCheckWidths would), and keeps the
+// cheapest program. The unrounded program and the rounding for the old global width's
+// best t are among the candidates, so no program costs more than with one global width.
+// The graph is lowered once: the candidates are costed from a summary of the unrounded
+// program's range checks and the chosen widths are written into its layers (lowerWidths).
 
 import (
 	"fmt"
@@ -234,7 +236,10 @@ func lowerWidths(g *model.Graph, cfg Config) (*Program, error) {
 	if err != nil || p.RangeCheck == "bits" {
 		return p, err
 	}
-	s := summarize(p, lw)
+	s, err := summarize(p, lw)
+	if err != nil {
+		return nil, err
+	}
 	lw = nil
 	best, bestSize := widthPlan{}, s.size(widthPlan{})
 	var ref *rangeSize
@@ -306,7 +311,7 @@ const checkOffsetBase = 1 << 10
 
 // summarize records p's range checks (as RangeCheckWidths counts them) for choosing
 // widths; lw is p's lowering (unrounded, fused), with its width sites.
-func summarize(p *Program, lw *lowering) *widthSummary {
+func summarize(p *Program, lw *lowering) (*widthSummary, error) {
 	s := &widthSummary{cfg: p.Config, relu: map[string]bool{}}
 	for _, l := range p.Layers {
 		if l.Kind == KRescale && l.Relu && l.Key != "" {
@@ -329,7 +334,7 @@ func summarize(p *Program, lw *lowering) *widthSummary {
 	c := &checkCounter{hist: map[int]int{}, skip: vars}
 	s.fixed = c.hist
 	if err := c.run(p); err != nil {
-		panic("quant: counting range checks: " + err.Error())
+		return nil, fmt.Errorf("counting range checks: %w", err)
 	}
 	// Each changing layer run alone with Bits at checkOffsetBase: its checks near there
 	// move with Bits, the others do not.
@@ -357,7 +362,7 @@ func summarize(p *Program, lw *lowering) *widthSummary {
 	for _, tb := range p.Tables {
 		s.tables += len(tb.Values)
 	}
-	return s
+	return s, nil
 }
 
 // bits is the Bits plan gives layer wl.
