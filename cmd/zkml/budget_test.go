@@ -43,6 +43,14 @@ func TestMemoryBudgetRefusesEarly(t *testing.T) {
 		t.Errorf("refused compile wrote %s (%v)", dir, err)
 	}
 
+	// With sample inputs, compile chooses settings by lowering the model many times: an
+	// over-budget model is refused before that search (a regression: it ran first).
+	_, stderr, err = runBoth(t, "compile", onnx, "-d", dir, "--system", "groth16", "--input", input, "--max-memory", "1MiB")
+	refused(t, "--max-memory", err, stderr)
+	if strings.Contains(stderr, "choose settings") {
+		t.Errorf("settings were searched before the refusal:\n%s", stderr)
+	}
+
 	t.Setenv(envJobMemory, "1MiB")
 	_, stderr, err = runBoth(t, "compile", onnx, "-d", dir, "--system", "groth16")
 	refused(t, envJobMemory, err, stderr)

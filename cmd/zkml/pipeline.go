@@ -18,6 +18,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/zkml/zkml/circuits"
+	"github.com/zkml/zkml/internal/calibrate"
 	"github.com/zkml/zkml/internal/evm"
 	"github.com/zkml/zkml/model"
 	"github.com/zkml/zkml/model/quant"
@@ -193,6 +194,39 @@ func (c *configFlags) config() (quant.Config, error) {
 	return c.cfg, c.cfg.Validate()
 }
 
+// fixed reports whether a setting was given explicitly: by its flag, or by a settings
+// file (which fixes every setting it can hold).
+func (c *configFlags) fixed(flag string) bool {
+	return c.settings != "" || c.cmd.Flags().Changed(flag)
+}
+
+// chooseSettings picks (or, where given explicitly, validates) scale, param scale,
+// lookup bits and bits on the sample inputs, for compile: see calibrate.Select.
+func chooseSettings(cmd *cobra.Command, cf *configFlags, cfg quant.Config, onnx []byte, input, data string, rel, abs float64) (*calibrate.Choice, int, error) {
+	g, err := model.Load(onnx)
+	if err != nil {
+		return nil, 0, err
+	}
+	var samples [][]*model.Tensor
+	if data != "" {
+		if samples, err = readSamples(data, g); err != nil {
+			return nil, 0, err
+		}
+	}
+	if input != "" {
+		in, err := readInputs(input, g)
+		if err != nil {
+			return nil, 0, err
+		}
+		samples = append(samples, in)
+	}
+	tgt := calibrate.Target{AbsError: abs, RelError: rel,
+		FixedScale: cf.fixed("scale"), FixedParamScale: cf.fixed("param-scale"),
+		FixedLookupBits: cf.fixed("lookup-bits"), FixedBits: cf.fixed("bits")}
+	ch, err := step(cmd.ErrOrStderr(), "choose settings", func() (*calibrate.Choice, error) { return calibrate.Select(g, samples, cfg, tgt) })
+	return ch, len(samples), err
+}
+
 // defaultDir is the model directory compile writes without -d: the model file's name
 // with .zkml for .onnx, in the current directory (network.onnx -> network.zkml).
 func defaultDir(onnxPath string) string {
@@ -202,8 +236,9 @@ func defaultDir(onnxPath string) string {
 func compileCmd() *cobra.Command {
 	var cf configFlags
 	var budget memoryBudget
-	var dir, input, systems, svg string
+	var dir, input, data, systems, svg string
 	var report, asJSON bool
+	var maxErr, maxAbsErr float64
 	cmd := &cobra.Command{
 		Use:   "compile MODEL.onnx",
 		Short: "Quantize an ONNX model and compile it into circuits",
@@ -214,7 +249,17 @@ network.onnx -> network.zkml). With --input, the sample input is run through the
 integer reference first, so values out of the fixed-point range are reported now,
 and it measures the width each activation needs: every rescaled activation and input
 is then range-checked to twice the largest value it takes on the sample (or to its
-static bound, when tighter), even beyond --bits unless --bits is given explicitly.`,
+static bound, when tighter), even beyond --bits unless --bits is given explicitly.
+
+With sample inputs (--input, and/or --data with an input.json or a JSON array of
+them), compile first chooses the settings: among scales 2-16, param scales
+scale-2..scale+2 and lookup-table sizes, the one with the fewest constraints
+(admission estimate) whose max abs error against the float reference on the samples
+is within --max-error (relative to the range of the outputs over the samples; default
+1e-3) or --max-abs-error, with bits from the largest range-checked value seen,
+doubled. It prints the choice and its error. Settings given explicitly (flags, or
+every field of --settings) are kept and validated by the same rules: one that cannot
+meet the target, or whose values leave the range, is an error naming it.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := cf.config()
@@ -231,6 +276,25 @@ static bound, when tighter), even beyond --bits unless --bits is given explicitl
 			}
 			if dir == "" {
 				dir = defaultDir(args[0])
+			}
+			var chosen *calibrate.Choice
+			nSamples := 0
+			if input != "" || data != "" {
+				// Choosing settings lowers the model many times: a model over the memory
+				// budget at the given settings is refused before that, not after.
+				_, p0, err := prover.Build(onnx, cfg)
+				if err != nil {
+					return err
+				}
+				if err := budget.check(p0, syss, nil); err != nil {
+					return err
+				}
+				if chosen, nSamples, err = chooseSettings(cmd, &cf, cfg, onnx, input, data, maxErr, maxAbsErr); err != nil {
+					return err
+				}
+				cfg = chosen.Config
+			} else if cmd.Flags().Changed("max-error") || cmd.Flags().Changed("max-abs-error") {
+				return fmt.Errorf("--max-error and --max-abs-error need sample inputs: --input or --data")
 			}
 			errw := cmd.ErrOrStderr()
 			if input != "" {
@@ -284,7 +348,24 @@ static bound, when tighter), even beyond --bits unless --bits is given explicitl
 			if asJSON {
 				enc := json.NewEncoder(out)
 				enc.SetIndent("", "  ")
-				return enc.Encode(map[string]any{"model_id": m.ID, "dir": dir, "circuits": all})
+				res := map[string]any{"model_id": m.ID, "dir": dir, "circuits": all}
+				if chosen != nil {
+					res["settings"] = map[string]any{"config": chosen.Config, "max_abs_error": chosen.MaxAbsErr, "target": chosen.Target, "output_range": chosen.Range, "samples": nSamples}
+				}
+				return enc.Encode(res)
+			}
+			if chosen != nil {
+				c := chosen.Config
+				how := "chosen"
+				if cf.fixed("scale") && cf.fixed("param-scale") && cf.fixed("lookup-bits") && cf.fixed("bits") {
+					how = "checked"
+				}
+				target := fmt.Sprintf("%.3g", chosen.Target)
+				if chosen.Range > 0 {
+					target += fmt.Sprintf(" (%g of the output range %.3g)", maxErr, chosen.Range)
+				}
+				fmt.Fprintf(out, "settings %s on %d sample(s): scale %d, param scale %d, lookup bits %d, bits %d; max abs error %.3g, target %s\n",
+					how, nSamples, c.Scale, c.ParamScale, c.LookupBits, c.Bits, chosen.MaxAbsErr, target)
 			}
 			fmt.Fprintf(out, "model %s\nmodel ID %s (sha256 of the quantized program)\n", dir, m.ID)
 			if c, ok, err := circuits.ParamsCommitment(m.Program); err != nil {
@@ -309,7 +390,10 @@ static bound, when tighter), even beyond --bits unless --bits is given explicitl
 	cf.register(cmd)
 	budget.register(cmd)
 	cmd.Flags().StringVarP(&dir, "dir", "d", "", "model directory to write (default: MODEL.onnx -> ./MODEL.zkml)")
-	cmd.Flags().StringVar(&input, "input", "", "sample input.json to check against the fixed-point range")
+	cmd.Flags().StringVar(&input, "input", "", "sample input.json: checked against the fixed-point range, and used to choose the settings")
+	cmd.Flags().StringVar(&data, "data", "", "more sample inputs (input.json or a JSON array of input objects) to choose the settings on")
+	cmd.Flags().Float64Var(&maxErr, "max-error", calibrate.DefaultRelativeError, "error target for choosing settings: max abs error on the samples, relative to the outputs' range")
+	cmd.Flags().Float64Var(&maxAbsErr, "max-abs-error", 0, "error target as an absolute max abs error (overrides --max-error)")
 	cmd.Flags().StringVar(&systems, "system", "all", "proving systems: groth16, plonk, or all")
 	cmd.Flags().BoolVar(&report, "report", false, "print the circuit size layer by layer")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")

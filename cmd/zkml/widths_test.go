@@ -50,7 +50,10 @@ func TestCompileMeasuresWidths(t *testing.T) {
 		t.Fatalf("widths without --input (%v):\n%s", err, b)
 	}
 
-	_, err = run(t, "compile", onnx, "-d", filepath.Join(t.TempDir(), "c.zkml"), "--input", input, "--bits", "10", "--system", "groth16")
+	// (The fixed-point settings are given too, with a loose error target: with --input
+	// alone compile would choose them, and --bits 10 would fail the error target first.)
+	_, err = run(t, "compile", onnx, "-d", filepath.Join(t.TempDir(), "c.zkml"), "--input", input, "--bits", "10", "--system", "groth16",
+		"--scale", "8", "--param-scale", "8", "--lookup-bits", "12", "--max-error", "1")
 	if err == nil || !strings.Contains(err.Error(), "more than 10") || !strings.Contains(err.Error(), "rescale") {
 		t.Fatalf("--bits 10: got %v, want an error naming a tensor above the cap", err)
 	}

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/zkml/zkml/circuits"
 	"github.com/zkml/zkml/model"
 	"github.com/zkml/zkml/model/quant"
 )
@@ -62,38 +61,7 @@ func evaluate(g *model.Graph, samples, want [][]*model.Tensor, base quant.Config
 	cfg.Scale, cfg.ParamScale = scale, scale
 	// Lookup tables cover at least [-8, 8) at this scale (where sigmoid/exp saturate).
 	cfg.LookupBits = min(16, max(base.LookupBits, scale+4))
-	// First pass: the widest setting, to measure the range-checked values.
-	cfg.Bits = 40
-	c := Candidate{Config: cfg}
-	maxAbs, _, _, err := sweep(g, cfg, samples, want)
-	if err != nil {
-		c.Err = err.Error()
-		return c
-	}
-	bits := 1
-	for math.Ldexp(1, bits-1) <= float64(maxAbs)*margin {
-		bits++
-	}
-	cfg.Bits = min(40, max(bits, scale+2))
-	c.Config, c.MaxAbs = cfg, maxAbs
-	// Second pass with the chosen width: it must still run, and gives the metrics.
-	_, c.MaxAbsErr, c.Argmax, err = sweep(g, cfg, samples, want)
-	if err != nil {
-		c.Err = err.Error()
-		return c
-	}
-	p, err := quant.Lower(g, cfg)
-	if err != nil {
-		c.Err = err.Error()
-		return c
-	}
-	_, st, err := circuits.Compile(p, circuits.Groth16)
-	if err != nil {
-		c.Err = err.Error()
-		return c
-	}
-	c.Constraints = st.Constraints
-	return c
+	return measure(g, samples, want, cfg, true, margin, compiled)
 }
 
 // sweep runs the integer reference on every sample and returns the largest |value| of

@@ -735,7 +735,8 @@ func (lw *lowering) softmax(n *model.Node) error {
 	fn := tableFn{name: "exp", f: math.Exp, lo: -(size - 1), hi: 0, inLo: math.MinInt64, inHi: 0}
 	expErr, err := lw.fitDomain(n, &fn, 2*v.Bound)
 	if err != nil {
-		return err
+		// Too big for the gadget's one table: composed, with a reduced exp.
+		return lw.softmaxReduced(n, x, starts, length, stride)
 	}
 	l.Table = lw.table(fn.name, fn.lo, fn.hi, fn.f)
 	// Each exp is off by at most expErr and the row's sum (at least 1, from the maximum)

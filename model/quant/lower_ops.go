@@ -57,12 +57,30 @@ func (lw *lowering) lookupFn(n *model.Node, fn tableFn) error {
 }
 
 func (lw *lowering) lookupValue(n *model.Node, x int, fn tableFn) (int, error) {
+	direct := fn
+	maxErr, err := lw.fitDomain(n, &direct, lw.p.Values[x].Bound)
+	if err != nil {
+		// Too big for one table: a symmetric function needs only its half x >= 0.
+		if id, ok, serr := lw.expSplit(n, x, fn); ok {
+			return id, serr
+		}
+		if id, ok, serr := lw.symmetricLookup(n, x, fn); ok {
+			return id, serr
+		}
+		// Else a coarser table (lower_sym.go), or the refusal.
+		plan, err := lw.planTable(n, fn, lw.p.Values[x].Bound)
+		if err != nil {
+			return 0, err
+		}
+		return lw.applyPlan(n, x, plan, plan.maxErr)
+	}
+	return lw.lookupLayer(n, x, direct, maxErr), nil
+}
+
+// lookupLayer appends the lookup of x through fn, whose domain fitDomain has fixed.
+func (lw *lowering) lookupLayer(n *model.Node, x int, fn tableFn, maxErr float64) int {
 	p := lw.p
 	v := p.Values[x]
-	maxErr, err := lw.fitDomain(n, &fn, v.Bound)
-	if err != nil {
-		return 0, err
-	}
 	t := lw.table(fn.name, fn.lo, fn.hi, fn.f)
 	bound := 0.0
 	for _, y := range t.Values {
@@ -78,7 +96,7 @@ func (lw *lowering) lookupValue(n *model.Node, x int, fn tableFn) (int, error) {
 		l.TailBits = bitsFor(tb)
 		bound += tb
 	}
-	return lw.layer(l, v.Shape, p.Scale, bound), nil
+	return lw.layer(l, v.Shape, p.Scale, bound)
 }
 
 // maxTableBits caps a lookup table at 2^16 entries (the largest --lookup-bits).
