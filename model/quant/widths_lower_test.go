@@ -2,7 +2,10 @@ package quant
 
 import (
 	"bytes"
+	"math/rand"
 	"testing"
+
+	"github.com/advancedclimatesystems/gonnx/onnx"
 
 	"github.com/zkml/zkml/internal/onnxgen"
 	"github.com/zkml/zkml/model"
@@ -90,6 +93,18 @@ func TestLowerOnceMatchesPerPlan(t *testing.T) {
 	build("zoo_mnist", zoo, zin, err)
 	sq, sqin, _, err := onnxgen.SqueezeNet{Size: 32, Div: 8, Classes: 10}.Build()
 	build("squeezenet32", sq, sqin, err)
+	// Tanh and Softmax after wide sums: at scale 16 their tables are range-reduced
+	// (lower_sym.go, lower_softmax.go), fitted to the static bounds of the rescales.
+	r := rand.New(rand.NewSource(15))
+	wide := load(t, 13, &onnx.GraphProto{
+		Input:  []*onnx.ValueInfoProto{floatInfo("x", 1, 16)},
+		Output: []*onnx.ValueInfoProto{floatInfo("y", 1, 16)},
+		Initializer: []*onnx.TensorProto{floatInit("w1", []int64{16, 16}, randFloats(r, 256, 2)...),
+			floatInit("w2", []int64{16, 16}, randFloats(r, 256, 2)...)},
+		Node: []*onnx.NodeProto{node("MatMul", []string{"x", "w1"}, []string{"h"}), node("Tanh", []string{"h"}, []string{"a"}),
+			node("MatMul", []string{"a", "w2"}, []string{"z"}), node("Softmax", []string{"z"}, []string{"y"}, intAttr("axis", -1))},
+	})
+	models["wide_tanh_softmax"] = entry{wide, randomInputs(r, wide, 1)}
 
 	bitsTried := []int{16, 24, 32}
 	if testing.Short() {
@@ -100,6 +115,9 @@ func TestLowerOnceMatchesPerPlan(t *testing.T) {
 			for _, cal := range []bool{false, true} {
 				cfg := DefaultConfig()
 				cfg.Bits = bits
+				if name == "wide_tanh_softmax" {
+					cfg.Scale, cfg.LookupBits, cfg.Bits = 16, 16, min(bits+16, MaxWidth)
+				}
 				if cal {
 					c, err := CalibrateWidths(m.g, cfg, [][]*model.Tensor{m.in}, 0)
 					if err != nil {
