@@ -32,6 +32,9 @@ type lowering struct {
 
 	plan     widthPlan      // how widths are rounded (widths.go)
 	rescales map[string]int // rescales lowered so far per node output, for their keys
+	// sites records what every width lowering chose needs, for choosing the rounding
+	// afterwards (widths.go).
+	sites map[*Layer]*widthSite
 }
 
 // Lower turns a float graph into a fixed-point program with the given settings, its
@@ -42,14 +45,20 @@ func Lower(g *model.Graph, cfg Config) (*Program, error) {
 
 // lowerPlanned is Lower with the widths rounded as plan says.
 func lowerPlanned(g *model.Graph, cfg Config, plan widthPlan) (*Program, error) {
+	p, _, err := lowerFused(g, cfg, plan)
+	return p, err
+}
+
+// lowerFused is lowerPlanned returning the lowering's record of its width sites too.
+func lowerFused(g *model.Graph, cfg Config, plan widthPlan) (*Program, *lowering, error) {
 	p, lw, err := lowerWith(g, cfg, plan)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	foldConstAdds(p, lw.refold)
 	fuseRescaleRelu(p)
 	roundConsumers(p, plan.t)
-	return p, nil
+	return p, lw, nil
 }
 
 // lowerGraph is Lower without the fusion passes, which compute the same integers with
@@ -60,6 +69,7 @@ func lowerGraph(g *model.Graph, cfg Config) (*Program, error) {
 }
 
 func lowerWith(g *model.Graph, cfg Config, plan widthPlan) (*Program, *lowering, error) {
+	lowerings.Add(1)
 	cfg = cfg.Normalized()
 	if err := cfg.Validate(); err != nil {
 		return nil, nil, err
@@ -74,7 +84,8 @@ func lowerWith(g *model.Graph, cfg Config, plan widthPlan) (*Program, *lowering,
 	g = model.BoundSoftmaxMasks(g, math.Min(1e4, math.Ldexp(1, cfg.Bits-3-cfg.Scale)))
 	lw := &lowering{g: g, p: p, ids: map[string]int{}, consts: map[string]int{}, tables: map[string]*Table{},
 		qviews: map[string]*qview{}, ints: map[int][2]int64{}, skip: map[*model.Node]bool{},
-		chains: map[*model.Node]*chain{}, inputQ: map[string]*model.Node{}, plan: plan, rescales: map[string]int{}}
+		chains: map[*model.Node]*chain{}, inputQ: map[string]*model.Node{}, plan: plan, rescales: map[string]int{},
+		sites: map[*Layer]*widthSite{}}
 	lw.planQuant()
 	for _, in := range g.Inputs {
 		if ok, err := lw.quantInput(in); ok || err != nil {
@@ -92,8 +103,9 @@ func lowerWith(g *model.Graph, cfg Config, plan widthPlan) (*Program, *lowering,
 		p.Inputs = append(p.Inputs, raw)
 		p.InputNames = append(p.InputNames, in.Name)
 		// Inputs are witness values: prove they are in range before anything relies on it.
-		lw.ids[in.Name] = lw.layer(&Layer{Name: key, Op: "Input", Kind: KRangeChk, In: []int{raw}, Bits: w, Key: key},
-			in.Shape, cfg.Scale, inBound)
+		l := &Layer{Name: key, Op: "Input", Kind: KRangeChk, In: []int{raw}, Bits: w, Key: key}
+		lw.site(l, MaxWidth)
+		lw.ids[in.Name] = lw.layer(l, in.Shape, cfg.Scale, inBound)
 	}
 	for _, n := range g.Nodes {
 		if err := lw.node(n); err != nil {
@@ -562,7 +574,9 @@ func (lw *lowering) rescale(n *model.Node, id, shift int) int {
 	static := math.Ceil(math.Ldexp(v.Bound, -shift)) + 1
 	w := lw.width(key, bitsFor(static), lw.plan.relu[key])
 	bound := math.Min(math.Ldexp(1, w-1), static)
-	return lw.layer(&Layer{Name: n.Name, Op: "Rescale", Kind: KRescale, In: []int{id}, Shift: shift, Bits: w, Key: key}, v.Shape, v.Scale-shift, bound)
+	l := &Layer{Name: n.Name, Op: "Rescale", Kind: KRescale, In: []int{id}, Shift: shift, Bits: w, Key: key}
+	lw.site(l, bitsFor(static))
+	return lw.layer(l, v.Shape, v.Scale-shift, bound)
 }
 
 func (lw *lowering) paramOf(id int) *Param {

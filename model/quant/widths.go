@@ -15,9 +15,11 @@ package quant
 // 20-bit check costs 3 queries at t = 12 where a 24-bit one costs 2. Lower therefore
 // chooses the widths jointly with t: for each t it rounds every width up to the next
 // one that t checks at no extra cost (never above the tensor's cap), counts the range
-// argument that program needs exactly (RangeCheckWidths), and keeps the cheapest program.
-// The unrounded program and the rounding for the old global width's best t are among
-// the candidates, so no program costs more than with one global width.
+// argument that program needs exactly (as RangeCheckWidths would), and keeps the
+// cheapest program. The unrounded program and the rounding for the old global width's
+// best t are among the candidates, so no program costs more than with one global width.
+// The graph is lowered once: the candidates are costed from a summary of the unrounded
+// program's range checks and the chosen widths are written into its layers (lowerWidths).
 
 import (
 	"fmt"
@@ -82,8 +84,12 @@ func (lw *lowering) rescaleKey(n *model.Node) string {
 // least 2, rounded up for the plan's limb width within max(cap, Bits). relu: the
 // tensor is checked through a fused ReLU, whose check is one bit narrower.
 func (lw *lowering) width(key string, need int, relu bool) int {
-	cfg := lw.p.Config
-	if lw.plan.global {
+	return planWidth(lw.p.Config, lw.plan, key, need, relu)
+}
+
+// planWidth is lowering.width for settings cfg and plan.
+func planWidth(cfg Config, plan widthPlan, key string, need int, relu bool) int {
+	if plan.global {
 		return cfg.Bits
 	}
 	limit, measured := cfg.Widths[key]
@@ -95,7 +101,31 @@ func (lw *lowering) width(key string, need int, relu bool) int {
 	if relu {
 		off = -1
 	}
-	return roundUp(w, max(limit, cfg.Bits), lw.plan.t, off)
+	return roundUp(w, max(limit, cfg.Bits), plan.t, off)
+}
+
+// widthSite records a width lowering chose (a rescale's or a float input's, Layer.Key),
+// so that the rounding can be chosen and applied after lowering.
+type widthSite struct {
+	// need is the signed width the tensor's static bound needs: MaxWidth for an input;
+	// a rescale's bound, or the sum's when a constant add folded into it (refold).
+	need int
+	// free: rounding the width for any limb width leaves the tensor's bound, and so
+	// every later layer, as lowered without rounding. The bound is the smaller of the
+	// static one and 2^(width-1); rounding only raises the width, so the bound moves
+	// only when the width is below need (capped) and rounding can raise the cap, which
+	// only a measured width below Bits allows (the rounding stays within max(cap, Bits)).
+	free bool
+}
+
+// site records l, whose Bits lw.width chose for a tensor that needs need bits.
+func (lw *lowering) site(l *Layer, need int) {
+	cfg := lw.p.Config
+	limit, measured := cfg.Widths[l.Key]
+	if !measured {
+		limit = cfg.Bits
+	}
+	lw.sites[l] = &widthSite{need: need, free: need <= limit || limit >= cfg.Bits}
 }
 
 // roundUp returns the smallest width x in [w, hi] whose check of x+off bits the limb
@@ -121,6 +151,10 @@ func (lw *lowering) refold(r *Layer, old int, bound float64) {
 		return
 	}
 	r.Bits = max(r.Bits, lw.width(r.Key, bitsFor(bound), lw.plan.relu[r.Key]))
+	// planWidth is monotone in need, so the folded width is that of the larger need.
+	if s := lw.sites[r]; s != nil {
+		s.need = max(s.need, bitsFor(bound))
+	}
 }
 
 // consumerChecks lists, per layer kind whose Bits only bounds its input, the offsets
@@ -143,54 +177,75 @@ func roundConsumers(p *Program, t int) {
 		return
 	}
 	for _, l := range p.Layers {
-		offs, ok := consumerChecks[l.Kind]
-		if !ok || l.Bits < 1 {
-			continue
+		if isConsumer(l) {
+			l.Bits = consumerBits(l.Kind, l.Bits, t)
 		}
-		best, bestCost := l.Bits, -1
-		for b := l.Bits; b <= min(l.Bits+t, maxRoundedWidth); b++ {
-			c := 0
-			for _, o := range offs {
-				c += LimbQueries(b+o, t)
-			}
-			if bestCost < 0 || c < bestCost {
-				best, bestCost = b, c
-			}
-		}
-		l.Bits = best
 	}
 }
 
-// lowerWidths lowers g once with the narrowest widths, then once per limb width with
-// widths rounded for it, and returns the program whose range argument and lookup
-// tables are smallest (R1CS constraints: one per query and per table entry). With
-// range_check "bits" (binary decomposition, cost linear in the width) the narrowest
-// widths are the cheapest.
+// isConsumer reports whether roundConsumers rounds l.
+func isConsumer(l *Layer) bool {
+	_, ok := consumerChecks[l.Kind]
+	return ok && l.Bits >= 1
+}
+
+// consumerBits is the width roundConsumers gives a layer of kind k with Bits bits.
+func consumerBits(k Kind, bits, t int) int {
+	if t == 0 {
+		return bits
+	}
+	offs := consumerChecks[k]
+	best, bestCost := bits, -1
+	for b := bits; b <= min(bits+t, maxRoundedWidth); b++ {
+		c := 0
+		for _, o := range offs {
+			c += LimbQueries(b+o, t)
+		}
+		if bestCost < 0 || c < bestCost {
+			best, bestCost = b, c
+		}
+	}
+	return best
+}
+
+// lowerWidths lowers g once with the narrowest widths, then chooses a limb width t and
+// the widths rounded for it, and returns the program whose range argument and lookup
+// tables are smallest (R1CS constraints: one per query and per table entry). The
+// candidates are the unrounded widths, one global width (below) and, for each t, every
+// width rounded for t; each is costed from a summary of the lowered program (widthSummary:
+// the checks no choice changes, by width, and per layer the checks that move with its
+// width) and the chosen one is applied to the lowered program in place. With range_check
+// "bits" (binary decomposition, cost linear in the width) the narrowest widths are the
+// cheapest.
 //
 // Without measured widths the program of one global width (Bits, as before per-tensor
 // widths) is the reference: a candidate is only taken if it also makes no more range
-// queries and no more low limbs than that one, and that one is kept if none does. A PLONK circuit pays more gates for a query (and for a low
-// limb's recomposition) than for a table entry, so a program that trades entries for
-// queries could be smaller in R1CS and larger in PLONK; this rules that out.
+// queries and no more low limbs than that one, and that one is kept if none does. A
+// PLONK circuit pays more gates for a query (and for a low limb's recomposition) than
+// for a table entry, so a program that trades entries for queries could be smaller in
+// R1CS and larger in PLONK; this rules that out.
+//
+// Rounding leaves every static bound as lowered unless a measured width below Bits caps
+// a tensor's bound (widthSite.free): the rounded width is then that tensor's bound, and
+// the layers after it may change. A candidate that rounds such a width is lowered on its
+// own to be costed (the programs lowered before are dropped first, so that no two are
+// alive at once), and the chosen program is then lowered once more unless it was the
+// last one lowered.
 func lowerWidths(g *model.Graph, cfg Config) (*Program, error) {
-	base, err := lowerPlanned(g, cfg, widthPlan{})
-	if err != nil || base.RangeCheck == "bits" {
-		return base, err
+	p, lw, err := lowerFused(g, cfg, widthPlan{})
+	if err != nil || p.RangeCheck == "bits" {
+		return p, err
 	}
-	plan := widthPlan{relu: map[string]bool{}}
-	for _, l := range base.Layers {
-		if l.Kind == KRescale && l.Relu && l.Key != "" {
-			plan.relu[l.Key] = true
-		}
+	s, err := summarize(p, lw)
+	if err != nil {
+		return nil, err
 	}
-	best, bestSize := base, sizeOf(base)
+	lw = nil
+	best, bestSize := widthPlan{}, s.size(widthPlan{})
 	var ref *rangeSize
 	if len(cfg.Widths) == 0 {
-		global, err := lowerPlanned(g, cfg, widthPlan{global: true})
-		if err != nil {
-			return nil, err
-		}
-		ref = sizeOf(global)
+		global := widthPlan{global: true}
+		ref = s.size(global)
 		if !ref.covers(bestSize) {
 			best, bestSize = global, ref
 		}
@@ -198,17 +253,161 @@ func lowerWidths(g *model.Graph, cfg Config) (*Program, error) {
 	// Widths rounded for a limb width whose table alone is as large as the best
 	// program's whole range argument are not tried (nor for any wider one): they aim at
 	// a range argument that cannot be the cheapest.
+	var last *Program // the candidate lowered last (limb width lastT), once p is dropped
+	lastT := 0
 	for t := MinLimbBits; t <= MaxLimbBits && 1<<t < bestSize.cost; t++ {
-		plan.t = t
-		p, err := lowerPlanned(g, cfg, plan)
-		if err != nil {
-			return nil, err
+		plan := widthPlan{t: t, relu: s.relu}
+		var size *rangeSize
+		if s.exact(plan) {
+			size = s.size(plan)
+		} else {
+			p, last = nil, nil
+			q, err := lowerPlanned(g, cfg, plan)
+			if err != nil {
+				return nil, err
+			}
+			size = sizeOf(q)
+			last, lastT = q, t
 		}
-		if s := sizeOf(p); s.cost < bestSize.cost && (ref == nil || ref.covers(s)) {
-			best, bestSize = p, s
+		if size.cost < bestSize.cost && (ref == nil || ref.covers(size)) {
+			best, bestSize = plan, size
 		}
 	}
-	return best, nil
+	switch {
+	case p != nil:
+		s.apply(p, best)
+		return p, nil
+	case last != nil && !best.global && best.t == lastT:
+		return last, nil
+	}
+	return lowerPlanned(g, cfg, best)
+}
+
+// widthSummary is what choosing the widths needs of a program lowered without rounding:
+// its range checks split into those no width choice changes and, per layer whose Bits
+// the choice sets, the checks at offsets from its Bits.
+type widthSummary struct {
+	cfg    Config
+	fixed  map[int]int // checks by width that no choice changes
+	tables int         // lookup-table entries
+	layers []widthLayer
+	relu   map[string]bool // keys of rescales a ReLU fuses into
+}
+
+// widthLayer is a layer whose Bits a width choice sets: a width site (a rescale or a
+// float input) or a consumer (roundConsumers).
+type widthLayer struct {
+	index int         // in Program.Layers
+	kind  Kind        // consumers: their kind
+	key   string      // sites: Layer.Key
+	site  *widthSite  // nil for consumers
+	bits  int         // consumers: Bits as lowered
+	offs  map[int]int // checks by offset from Bits
+}
+
+// checkOffsetBase is a width no range check reaches (widths stay below 64): a layer run
+// with Bits at it shows which of its checks move with its Bits (at widths near it).
+const checkOffsetBase = 1 << 10
+
+// summarize records p's range checks (as RangeCheckWidths counts them) for choosing
+// widths; lw is p's lowering (unrounded, fused), with its width sites.
+func summarize(p *Program, lw *lowering) (*widthSummary, error) {
+	s := &widthSummary{cfg: p.Config, relu: map[string]bool{}}
+	for _, l := range p.Layers {
+		if l.Kind == KRescale && l.Relu && l.Key != "" {
+			s.relu[l.Key] = true
+		}
+	}
+	vars := map[*Layer]bool{}
+	for i, l := range p.Layers {
+		if site := lw.sites[l]; site != nil {
+			s.layers = append(s.layers, widthLayer{index: i, key: l.Key, site: site})
+		} else if isConsumer(l) {
+			s.layers = append(s.layers, widthLayer{index: i, kind: l.Kind, bits: l.Bits})
+		} else {
+			continue
+		}
+		vars[l] = true
+	}
+	// Every other layer's checks, and witness params', in one run that skips the layers
+	// a choice changes.
+	c := &checkCounter{hist: map[int]int{}, skip: vars}
+	s.fixed = c.hist
+	if err := c.run(p); err != nil {
+		return nil, fmt.Errorf("counting range checks: %w", err)
+	}
+	// Each changing layer run alone with Bits at checkOffsetBase: its checks near there
+	// move with Bits, the others do not.
+	vals := make([][]none, len(p.Values))
+	for i, v := range p.Values {
+		vals[i] = make([]none, numel(v.Shape))
+	}
+	for k := range s.layers {
+		wl := &s.layers[k]
+		l := p.Layers[wl.index]
+		bits := l.Bits
+		l.Bits = checkOffsetBase
+		lc := &checkCounter{hist: map[int]int{}}
+		runLayer(p, lc, l, vals)
+		l.Bits = bits
+		wl.offs = map[int]int{}
+		for w, n := range lc.hist {
+			if w > checkOffsetBase/2 {
+				wl.offs[w-checkOffsetBase] += n
+			} else {
+				s.fixed[w] += n
+			}
+		}
+	}
+	for _, tb := range p.Tables {
+		s.tables += len(tb.Values)
+	}
+	return s, nil
+}
+
+// bits is the Bits plan gives layer wl.
+func (s *widthSummary) bits(wl *widthLayer, plan widthPlan) int {
+	if wl.site == nil {
+		return consumerBits(wl.kind, wl.bits, plan.t)
+	}
+	return planWidth(s.cfg, plan, wl.key, wl.site.need, s.relu[wl.key] && !plan.global)
+}
+
+// exact reports whether plan leaves every static bound as lowered, so that the
+// summary costs it exactly: it raises no width that bounds its tensor (widthSite.free).
+func (s *widthSummary) exact(plan widthPlan) bool {
+	for k := range s.layers {
+		wl := &s.layers[k]
+		if wl.site != nil && !wl.site.free && s.bits(wl, plan) != s.bits(wl, widthPlan{}) {
+			return false
+		}
+	}
+	return true
+}
+
+// size is sizeOf of the program lowered with plan (exact(plan) must hold).
+func (s *widthSummary) size(plan widthPlan) *rangeSize {
+	hist := make(map[int]int, len(s.fixed)+8)
+	for w, n := range s.fixed {
+		hist[w] += n
+	}
+	for k := range s.layers {
+		wl := &s.layers[k]
+		b := s.bits(wl, plan)
+		for o, n := range wl.offs {
+			hist[b+o] += n
+		}
+	}
+	return sizeOfHist(hist, s.tables)
+}
+
+// apply gives p's layers the widths plan chooses: p becomes the program lowered with
+// plan (exact(plan) must hold; p is the summarized program).
+func (s *widthSummary) apply(p *Program, plan widthPlan) {
+	for k := range s.layers {
+		wl := &s.layers[k]
+		p.Layers[wl.index].Bits = s.bits(wl, plan)
+	}
 }
 
 // rangeSize is the size of a program's range argument at the limb width the circuit
@@ -228,8 +427,22 @@ func (r *rangeSize) covers(s *rangeSize) bool {
 // sizeOf measures p's range argument as circuits/rangearg.go builds it: the limb width
 // t minimizing 2^t plus queries.
 func sizeOf(p *Program) *rangeSize {
-	hist := p.RangeCheckWidths()
+	tables := 0
+	for _, tb := range p.Tables {
+		tables += len(tb.Values)
+	}
+	return sizeOfHist(p.RangeCheckWidths(), tables)
+}
+
+// sizeOfHist is sizeOf for range checks counted by width (hist; widths below 2 cost
+// nothing) and tables lookup-table entries.
+func sizeOfHist(hist map[int]int, tables int) *rangeSize {
 	s := &rangeSize{}
+	for w, n := range hist {
+		if w < 2 || n == 0 {
+			delete(hist, w)
+		}
+	}
 	if len(hist) > 0 {
 		s.cost = -1
 		for t := MinLimbBits; t <= MaxLimbBits; t++ {
@@ -243,9 +456,7 @@ func sizeOf(p *Program) *rangeSize {
 			}
 		}
 	}
-	for _, tb := range p.Tables {
-		s.cost += len(tb.Values)
-	}
+	s.cost += tables
 	return s
 }
 
@@ -254,18 +465,7 @@ func sizeOf(p *Program) *rangeSize {
 // their Bits, then every layer.
 func (p *Program) RangeCheckWidths() map[int]int {
 	c := &checkCounter{hist: map[int]int{}}
-	inputs := make([][]struct{}, len(p.Inputs))
-	for i, id := range p.Inputs {
-		inputs[i] = make([]struct{}, numel(p.Values[id].Shape))
-	}
-	params := make([][]struct{}, len(p.Params))
-	for i, par := range p.Params {
-		params[i] = make([]struct{}, len(par.Data))
-		if p.Witness(par) {
-			c.hist[par.Bits] += len(par.Data)
-		}
-	}
-	if _, err := Run[struct{}](p, c, inputs, params); err != nil {
+	if err := c.run(p); err != nil {
 		return nil
 	}
 	delete(c.hist, 0)
@@ -277,17 +477,40 @@ func (p *Program) RangeCheckWidths() map[int]int {
 // mirroring the circuit's gadgets (circuits/arith.go; TestCheckWidthsMatchCircuit).
 type checkCounter struct {
 	hist map[int]int
+	skip map[*Layer]bool // layers whose checks are not counted
+	off  bool            // the current layer's checks are not counted
 }
 
 type none = struct{}
 
-func (c *checkCounter) check(b int)                   { c.hist[b]++ }
+// run counts the checks of p's witness params and layers (but the skipped ones).
+func (c *checkCounter) run(p *Program) error {
+	inputs := make([][]none, len(p.Inputs))
+	for i, id := range p.Inputs {
+		inputs[i] = make([]none, numel(p.Values[id].Shape))
+	}
+	params := make([][]none, len(p.Params))
+	for i, par := range p.Params {
+		params[i] = make([]none, len(par.Data))
+		if p.Witness(par) {
+			c.hist[par.Bits] += len(par.Data)
+		}
+	}
+	_, err := Run[none](p, c, inputs, params)
+	return err
+}
+
+func (c *checkCounter) check(b int) {
+	if !c.off {
+		c.hist[b]++
+	}
+}
 func (c *checkCounter) Const(int64) none              { return none{} }
 func (c *checkCounter) Add(none, none) none           { return none{} }
 func (c *checkCounter) MulConst(none, int64) none     { return none{} }
 func (c *checkCounter) Dot([]none, []none, none) none { return none{} }
 func (c *checkCounter) Lookup(*Table, none) none      { return none{} }
-func (c *checkCounter) Layer(*Layer)                  {}
+func (c *checkCounter) Layer(l *Layer)                { c.off = c.skip[l] }
 func (c *checkCounter) Err() error                    { return nil }
 func (c *checkCounter) RangeCheck(_ none, bits int)   { c.check(bits) }
 func (c *checkCounter) DivFloor(_, _ none, _, b, q int) none {
