@@ -285,12 +285,12 @@ meet the target, or whose values leave the range, is an error naming it.`,
 			if input != "" || data != "" {
 				// Choosing settings lowers the model many times: a model over the memory
 				// budget at the given settings is refused before that, not after.
-				_, p0, err := prover.Build(onnx, cfg)
-				if err != nil {
-					return err
-				}
-				if err := budget.check(p0, syss, nil); err != nil {
-					return err
+				// Settings that do not lower at all are left to Select, whose error names
+				// the explicit settings to change.
+				if _, p0, err := prover.Build(onnx, cfg); err == nil {
+					if err := budget.check(p0, syss, nil); err != nil {
+						return err
+					}
 				}
 				if chosen, nSamples, err = chooseSettings(cmd, &cf, cfg, onnx, input, data, maxErr, maxAbsErr); err != nil {
 					return err
@@ -350,7 +350,10 @@ meet the target, or whose values leave the range, is an error naming it.`,
 				enc.SetIndent("", "  ")
 				res := map[string]any{"model_id": m.ID, "dir": dir, "circuits": all}
 				if chosen != nil {
-					res["settings"] = map[string]any{"config": chosen.Config, "max_abs_error": chosen.MaxAbsErr, "target": chosen.Target, "output_range": chosen.Range, "samples": nSamples}
+					// estimated_constraints: Select's count for the choice (the Groth16
+					// admission estimate of the program compiled here, an upper bound).
+					res["settings"] = map[string]any{"config": chosen.Config, "max_abs_error": chosen.MaxAbsErr, "target": chosen.Target, "output_range": chosen.Range, "samples": nSamples,
+						"estimated_constraints": chosen.Constraints}
 				}
 				return enc.Encode(res)
 			}
