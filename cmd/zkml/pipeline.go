@@ -246,15 +246,18 @@ func compileCmd() *cobra.Command {
 circuit for each proving system and writes everything into a model directory
 (default: the model file's name with .zkml for .onnx, in the current directory:
 network.onnx -> network.zkml). With --input, the sample input is run through the
-integer reference first, so values out of the fixed-point range are reported now,
-and it measures the width each activation needs: every rescaled activation and input
-is then range-checked to twice the largest value it takes on the sample (or to its
-static bound, when tighter), even beyond --bits unless --bits is given explicitly.
+integer reference first, so values out of the fixed-point range are reported now.
+With sample inputs (--input and/or --data), compile measures the width each
+activation needs: every rescaled activation and input is then range-checked to twice
+the largest value it takes on the samples (or to its static bound, when tighter),
+even beyond --bits unless --bits is given explicitly.
 
 With sample inputs (--input, and/or --data with an input.json or a JSON array of
 them), compile first chooses the settings: among scales 2-16, param scales
 scale-2..scale+2 and lookup-table sizes, the one with the fewest constraints
-(admission estimate) whose max abs error against the float reference on the samples
+(admission estimate of the program compile then builds, with the measured widths:
+a lookup table larger than --lookup-bits allows is replaced by its range-reduced
+form where that is cheaper) whose max abs error against the float reference on the samples
 is within --max-error (relative to the range of the outputs over the samples; default
 1e-3) or --max-abs-error, with bits from the largest range-checked value seen,
 doubled. It prints the choice and its error. Settings given explicitly (flags, or
@@ -282,12 +285,12 @@ meet the target, or whose values leave the range, is an error naming it.`,
 			if input != "" || data != "" {
 				// Choosing settings lowers the model many times: a model over the memory
 				// budget at the given settings is refused before that, not after.
-				_, p0, err := prover.Build(onnx, cfg)
-				if err != nil {
-					return err
-				}
-				if err := budget.check(p0, syss, nil); err != nil {
-					return err
+				// Settings that do not lower at all are left to Select, whose error names
+				// the explicit settings to change.
+				if _, p0, err := prover.Build(onnx, cfg); err == nil {
+					if err := budget.check(p0, syss, nil); err != nil {
+						return err
+					}
 				}
 				if chosen, nSamples, err = chooseSettings(cmd, &cf, cfg, onnx, input, data, maxErr, maxAbsErr); err != nil {
 					return err
@@ -296,12 +299,9 @@ meet the target, or whose values leave the range, is an error naming it.`,
 			} else if cmd.Flags().Changed("max-error") || cmd.Flags().Changed("max-abs-error") {
 				return fmt.Errorf("--max-error and --max-abs-error need sample inputs: --input or --data")
 			}
+			// chosen.Config carries the widths measured on the samples: the program
+			// Select estimated is the one built here.
 			errw := cmd.ErrOrStderr()
-			if input != "" {
-				if cfg, err = calibrateWidths(onnx, input, cfg, cmd.Flags().Changed("bits")); err != nil {
-					return err
-				}
-			}
 			type built struct {
 				g *model.Graph
 				p *quant.Program
@@ -350,7 +350,10 @@ meet the target, or whose values leave the range, is an error naming it.`,
 				enc.SetIndent("", "  ")
 				res := map[string]any{"model_id": m.ID, "dir": dir, "circuits": all}
 				if chosen != nil {
-					res["settings"] = map[string]any{"config": chosen.Config, "max_abs_error": chosen.MaxAbsErr, "target": chosen.Target, "output_range": chosen.Range, "samples": nSamples}
+					// estimated_constraints: Select's count for the choice (the Groth16
+					// admission estimate of the program compiled here, an upper bound).
+					res["settings"] = map[string]any{"config": chosen.Config, "max_abs_error": chosen.MaxAbsErr, "target": chosen.Target, "output_range": chosen.Range, "samples": nSamples,
+						"estimated_constraints": chosen.Constraints}
 				}
 				return enc.Encode(res)
 			}
@@ -399,28 +402,6 @@ meet the target, or whose values leave the range, is an error naming it.`,
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
 	cmd.Flags().StringVar(&svg, "svg", "", "also draw the per-layer constraints, range-checked bits and lookups into this SVG file")
 	return cmd
-}
-
-// calibrateWidths measures the widths of the model's activations on the sample input
-// (quant.CalibrateWidths); an explicit --bits caps them.
-func calibrateWidths(onnx []byte, input string, cfg quant.Config, capped bool) (quant.Config, error) {
-	g, err := model.Load(onnx)
-	if err != nil {
-		return cfg, err
-	}
-	in, err := readInputs(input, g)
-	if err != nil {
-		return cfg, err
-	}
-	maxBits := 0
-	if capped {
-		maxBits = cfg.Bits
-	}
-	out, err := quant.CalibrateWidths(g, cfg, [][]*model.Tensor{in}, maxBits)
-	if err != nil {
-		return cfg, fmt.Errorf("sample input: %w", err)
-	}
-	return out, nil
 }
 
 func setupCmd() *cobra.Command {

@@ -42,6 +42,10 @@ func TestCompileChoosesSettings(t *testing.T) {
 	if e, tg := st["max_abs_error"].(float64), st["target"].(float64); e > tg || tg <= 0 {
 		t.Fatalf("chosen error %g, target %g", e, tg)
 	}
+	// Select's count is that of the program compiled: an upper bound, close to it (#15).
+	if est, got := st["estimated_constraints"].(float64), constraints(tight); est < got || est > 1.1*got+300 {
+		t.Errorf("Select estimated %g constraints, compiled %g", est, got)
+	}
 	cfg := st["config"].(map[string]any)
 	if cfg["scale"].(float64) != float64(m.Config.Scale) || cfg["bits"].(float64) != float64(m.Config.Bits) {
 		t.Fatalf("printed %v, compiled %+v", cfg, m.Config)

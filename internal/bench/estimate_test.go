@@ -28,7 +28,8 @@ func lowerBytes(t testing.TB, onnxBytes []byte, cfg quant.Config) *quant.Program
 // below the compiled circuit's constraints and wires, and not more than 3x above.
 func TestEstimateBoundsCompiledCircuits(t *testing.T) {
 	def := quant.DefaultConfig()
-	private, hashed, bitsMode := def, def, def
+	private, hashed, bitsMode, bigTable := def, def, def, def
+	bigTable.LookupBits = 16
 	private.ParamVis = quant.Private
 	hashed.InputVis, hashed.OutputVis, hashed.ParamVis = quant.Hashed, quant.Hashed, quant.Hashed
 	bitsMode.RangeCheck = "bits"
@@ -49,6 +50,9 @@ func TestEstimateBoundsCompiledCircuits(t *testing.T) {
 		{"softmax", Elementwise("softmax", 32), def},
 		{"softmax_wide", Elementwise("softmax", 512), def},
 		{"sigmoid_wide", Elementwise("Sigmoid", 2048), def},
+		// One read of a 2^16-entry table: the table's fixed cost, not its queries,
+		// dominates (estimated 197 constraints short with a 128-constraint allowance).
+		{"sigmoid_1_big_table", Elementwise("Sigmoid", 1), bigTable},
 	}
 	for _, name := range []string{"mnist_mlp", "mnist_cnn"} {
 		m, err := SyntheticModel(name)

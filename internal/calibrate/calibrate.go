@@ -61,16 +61,16 @@ func evaluate(g *model.Graph, samples, want [][]*model.Tensor, base quant.Config
 	cfg.Scale, cfg.ParamScale = scale, scale
 	// Lookup tables cover at least [-8, 8) at this scale (where sigmoid/exp saturate).
 	cfg.LookupBits = min(16, max(base.LookupBits, scale+4))
-	return measure(g, samples, want, cfg, true, margin, compiled)
+	return measure(g, samples, want, cfg, true, false, margin, compiled)
 }
 
 // sweep runs the integer reference on every sample and returns the largest |value| of
 // the range-checked tensors (inputs and rescale outputs), the max abs error and the
-// argmax agreement with the float reference.
-func sweep(g *model.Graph, cfg quant.Config, samples, want [][]*model.Tensor) (int64, float64, float64, error) {
+// argmax agreement with the float reference, and the program it ran.
+func sweep(g *model.Graph, cfg quant.Config, samples, want [][]*model.Tensor) (int64, float64, float64, *quant.Program, error) {
 	p, err := quant.Lower(g, cfg)
 	if err != nil {
-		return 0, 0, 0, err
+		return 0, 0, 0, nil, err
 	}
 	checked := map[int]bool{}
 	for _, l := range p.Layers {
@@ -83,11 +83,11 @@ func sweep(g *model.Graph, cfg quant.Config, samples, want [][]*model.Tensor) (i
 	for i, s := range samples {
 		qi, err := p.QuantizeInputs(s)
 		if err != nil {
-			return 0, 0, 0, fmt.Errorf("sample %d: %w", i, err)
+			return 0, 0, 0, nil, fmt.Errorf("sample %d: %w", i, err)
 		}
 		r, err := p.Eval(qi)
 		if err != nil {
-			return 0, 0, 0, fmt.Errorf("sample %d: %w", i, err)
+			return 0, 0, 0, nil, fmt.Errorf("sample %d: %w", i, err)
 		}
 		for id, vals := range r.Values {
 			if !checked[id] {
@@ -107,7 +107,7 @@ func sweep(g *model.Graph, cfg quant.Config, samples, want [][]*model.Tensor) (i
 			agree++
 		}
 	}
-	return maxAbs, maxErr, float64(agree) / float64(len(samples)), nil
+	return maxAbs, maxErr, float64(agree) / float64(len(samples)), p, nil
 }
 
 func argmax(xs []float64) int {

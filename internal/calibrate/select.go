@@ -40,8 +40,9 @@ type Choice struct {
 	// (0 when the target was given as an absolute error).
 	Target, Range float64
 	// Tried is every setting evaluated, in order; Candidate.Constraints there is the
-	// admission estimate (an upper bound on the Groth16 constraints), by which the
-	// settings are ranked.
+	// admission estimate (an upper bound on the Groth16 constraints) of the program
+	// compile builds at that setting (with the widths measured on the samples, in
+	// Config.Widths), by which the settings are ranked.
 	Tried []Candidate
 }
 
@@ -98,7 +99,7 @@ func Select(g *model.Graph, samples [][]*model.Tensor, base quant.Config, tgt Ta
 	}
 	best := -1
 	consider := func(cfg quant.Config) {
-		c := measure(g, samples, want, cfg, !tgt.FixedBits, tgt.Margin, estimate)
+		c := measure(g, samples, want, cfg, !tgt.FixedBits, true, tgt.Margin, estimate)
 		if c.Err == "" && c.MaxAbsErr > ch.Target {
 			c.Err = fmt.Sprintf("max abs error %.3g above the target %.3g", c.MaxAbsErr, ch.Target)
 		}
@@ -206,10 +207,13 @@ func compiled(p *quant.Program) (int, error) {
 }
 
 // measure evaluates cfg on the samples: with fitBits, Bits is first chosen from the
-// largest range-checked value seen (at the widest setting) times margin; then the
-// max abs error, argmax agreement and constraints (by count) at cfg. A setting that
+// largest range-checked value seen (at the widest setting) times margin; with widths,
+// the per-tensor widths are then measured on the samples (quant.CalibrateWidths, as
+// compile lowers with them; capped by Bits when it is not fitted); then the max abs
+// error, argmax agreement and constraints (by count) of the program cfg lowers to,
+// the one compile builds. A setting that
 // cannot run is returned with Err set, naming the settings.
-func measure(g *model.Graph, samples, want [][]*model.Tensor, cfg quant.Config, fitBits bool, margin float64, count func(*quant.Program) (int, error)) Candidate {
+func measure(g *model.Graph, samples, want [][]*model.Tensor, cfg quant.Config, fitBits, widths bool, margin float64, count func(*quant.Program) (int, error)) Candidate {
 	c := Candidate{Config: cfg}
 	fail := func(err error) Candidate {
 		c.Err = fmt.Sprintf("scale %d, param scale %d, lookup bits %d, bits %d: %v", c.Config.Scale, c.Config.ParamScale, c.Config.LookupBits, c.Config.Bits, err)
@@ -227,7 +231,7 @@ func measure(g *model.Graph, samples, want [][]*model.Tensor, cfg quant.Config, 
 			wide := cfg
 			wide.Bits = max(bits, cfg.Scale+2)
 			c.Config = wide
-			if maxAbs, _, _, err = sweep(g, wide, samples, want); err == nil {
+			if maxAbs, _, _, _, err = sweep(g, wide, samples, want); err == nil {
 				break
 			}
 		}
@@ -241,16 +245,27 @@ func measure(g *model.Graph, samples, want [][]*model.Tensor, cfg quant.Config, 
 		cfg.Bits = min(40, max(bits, cfg.Scale+2))
 		c.Config, c.MaxAbs = cfg, maxAbs
 	}
-	maxAbs, maxErr, agree, err := sweep(g, cfg, samples, want)
+	if widths {
+		// The widths compile lowers with: measured on the samples (an explicit Bits caps
+		// them), so that the error and the count below are those of the program compile
+		// builds, whose tables may differ from those at the global width.
+		capBits := 0
+		if !fitBits {
+			capBits = cfg.Bits
+		}
+		wcfg, err := quant.CalibrateWidths(g, cfg, samples, capBits)
+		if err != nil {
+			return fail(err)
+		}
+		cfg = wcfg
+		c.Config = cfg
+	}
+	maxAbs, maxErr, agree, p, err := sweep(g, cfg, samples, want)
 	if err != nil {
 		return fail(err)
 	}
 	c.MaxAbs = max(c.MaxAbs, maxAbs)
 	c.MaxAbsErr, c.Argmax = maxErr, agree
-	p, err := quant.Lower(g, cfg)
-	if err != nil {
-		return fail(err)
-	}
 	if c.Constraints, err = count(p); err != nil {
 		return fail(err)
 	}

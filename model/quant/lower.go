@@ -738,13 +738,30 @@ func (lw *lowering) softmax(n *model.Node) error {
 		// Too big for the gadget's one table: composed, with a reduced exp.
 		return lw.softmaxReduced(n, x, starts, length, stride)
 	}
-	l.Table = lw.table(fn.name, fn.lo, fn.hi, fn.f)
-	// Each exp is off by at most expErr and the row's sum (at least 1, from the maximum)
-	// by len*expErr, so an output e/sum by at most (len+1)*expErr, plus the division's
-	// floor (one step).
-	l.MaxError = float64(length+1)*expErr + math.Ldexp(1, -p.Scale)
-	lw.ids[n.Outputs[0]] = lw.layer(l, v.Shape, p.Scale, math.Ldexp(1, p.Scale))
-	return nil
+	gadget := func() (int, bool, error) {
+		l := *l
+		l.Table = lw.table(fn.name, fn.lo, fn.hi, fn.f)
+		// Each exp is off by at most expErr and the row's sum (at least 1, from the
+		// maximum) by len*expErr, so an output e/sum by at most (len+1)*expErr, plus the
+		// division's floor (one step).
+		l.MaxError = float64(length+1)*expErr + math.Ldexp(1, -p.Scale)
+		return lw.layer(&l, v.Shape, p.Scale, math.Ldexp(1, p.Scale)), true, nil
+	}
+	if fn.hi-fn.lo < size {
+		id, _, _ := gadget()
+		lw.ids[n.Outputs[0]] = id
+		return nil
+	}
+	// An exp table larger than --lookup-bits allows: composed with a reduced exp where
+	// that is cheaper and as accurate (lower_choice.go).
+	id, err := lw.cheapest(gadget, func() (int, bool, error) {
+		if err := lw.softmaxReduced(n, x, starts, length, stride); err != nil {
+			return 0, false, err
+		}
+		return lw.ids[n.Outputs[0]], true, nil
+	})
+	lw.ids[n.Outputs[0]] = id
+	return err
 }
 
 // input0 resolves a node's first input as an activation-scale value.

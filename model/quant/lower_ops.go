@@ -74,7 +74,14 @@ func (lw *lowering) lookupValue(n *model.Node, x int, fn tableFn) (int, error) {
 		}
 		return lw.applyPlan(n, x, plan, plan.maxErr)
 	}
-	return lw.lookupLayer(n, x, direct, maxErr), nil
+	if direct.hi-direct.lo < int64(1)<<lw.p.LookupBits {
+		return lw.lookupLayer(n, x, direct, maxErr), nil
+	}
+	// More entries than --lookup-bits allows: a range-reduced form where it is cheaper
+	// and as accurate (lower_choice.go).
+	return lw.cheapest(func() (int, bool, error) { return lw.lookupLayer(n, x, direct, maxErr), true, nil },
+		func() (int, bool, error) { return lw.expSplit(n, x, fn) },
+		func() (int, bool, error) { return lw.symmetricLookup(n, x, fn) })
 }
 
 // lookupLayer appends the lookup of x through fn, whose domain fitDomain has fixed.
