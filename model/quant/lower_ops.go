@@ -652,27 +652,12 @@ func (lw *lowering) logSoftmax(n *model.Node) error {
 	if err != nil {
 		return err
 	}
-	// m[r] = max of row r.
-	ml := &Layer{Name: n.Name, Op: n.Op, Kind: KMax, In: []int{x}, Bits: bitsFor(v.Bound)}
-	rowOf := make([]int, numel(v.Shape))
-	var groups [][]int
-	for r, s := range starts {
-		row := make([]int, length)
-		for i := range row {
-			row[i] = s + i*stride
-			rowOf[row[i]] = r
-		}
-		groups = append(groups, row)
-		ml.Groups = append(ml.Groups, int32s(row))
-	}
-	m := lw.layer(ml, []int{len(starts)}, p.Scale, v.Bound)
-	// d = x - m[row] in [-2*Bound, 0].
-	d := lw.addv(n, x, 1, m, -1, rowOf)
-	size := int64(1) << p.LookupBits
-	e, err := lw.lookupValue(n, d, tableFn{name: "exp", f: math.Exp, lo: -(size - 1), hi: 0, inLo: math.MinInt64, inHi: 0})
+	// m[r] = max of row r; d = x - m[row]; e = exp(d).
+	d, e, groups, rowOf, err := lw.rowExp(n, x, starts, length, stride)
 	if err != nil {
 		return err
 	}
+	size := int64(1) << p.LookupBits
 	// S[r] = sum of e over row r, in [2^Scale, len*2^Scale].
 	sum, err := lw.sumGroups(n, e, groups, []int{len(starts)}, false, false)
 	if err != nil {

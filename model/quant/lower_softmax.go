@@ -16,22 +16,7 @@ import (
 func (lw *lowering) softmaxReduced(n *model.Node, x int, starts []int, length, stride int) error {
 	p := lw.p
 	v := p.Values[x]
-	ml := &Layer{Name: n.Name, Op: n.Op, Kind: KMax, In: []int{x}, Bits: bitsFor(v.Bound)}
-	rowOf := make([]int, numel(v.Shape))
-	var groups [][]int
-	for r, s := range starts {
-		row := make([]int, length)
-		for i := range row {
-			row[i] = s + i*stride
-			rowOf[row[i]] = r
-		}
-		groups = append(groups, row)
-		ml.Groups = append(ml.Groups, int32s(row))
-	}
-	m := lw.layer(ml, []int{len(starts)}, p.Scale, v.Bound)
-	d := lw.addv(n, x, 1, m, -1, rowOf)
-	size := int64(1) << p.LookupBits
-	e, err := lw.lookupValue(n, d, tableFn{name: "exp", f: math.Exp, lo: -(size - 1), hi: 0, inLo: math.MinInt64, inHi: 0})
+	_, e, groups, rowOf, err := lw.rowExp(n, x, starts, length, stride)
 	if err != nil {
 		return err
 	}
@@ -124,4 +109,30 @@ func (lw *lowering) expSplit(n *model.Node, x int, fn tableFn) (int, bool, error
 	steps := math.Ldexp(lerr, s) + math.Ldexp(herr, s)*maxL/math.Ldexp(1, s) + 0.5
 	p.Layers[len(p.Layers)-1].MaxError = math.Ldexp(steps, -s)
 	return out, true, nil
+}
+
+// rowExp lowers the common start of Softmax and LogSoftmax over the rows of x (row r:
+// starts[r] + i·stride, i < length): m[r] = max of row r, d = x - m[row] in
+// [-2·Bound, 0], and e = exp(d) through an exp table clamped below at -(2^LookupBits - 1)
+// steps (lookupValue applies its range reductions). It returns d, e, the rows' element
+// indices and each element's row.
+func (lw *lowering) rowExp(n *model.Node, x int, starts []int, length, stride int) (d, e int, groups [][]int, rowOf []int, err error) {
+	p := lw.p
+	v := p.Values[x]
+	ml := &Layer{Name: n.Name, Op: n.Op, Kind: KMax, In: []int{x}, Bits: bitsFor(v.Bound)}
+	rowOf = make([]int, numel(v.Shape))
+	for r, s := range starts {
+		row := make([]int, length)
+		for i := range row {
+			row[i] = s + i*stride
+			rowOf[row[i]] = r
+		}
+		groups = append(groups, row)
+		ml.Groups = append(ml.Groups, int32s(row))
+	}
+	m := lw.layer(ml, []int{len(starts)}, p.Scale, v.Bound)
+	d = lw.addv(n, x, 1, m, -1, rowOf)
+	size := int64(1) << p.LookupBits
+	e, err = lw.lookupValue(n, d, tableFn{name: "exp", f: math.Exp, lo: -(size - 1), hi: 0, inLo: math.MinInt64, inHi: 0})
+	return d, e, groups, rowOf, err
 }
