@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"runtime/metrics"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -86,9 +85,9 @@ func BenchmarkCompileConv(b *testing.B) {
 func measureCompile(b *testing.B, onnx []byte) {
 	for b.Loop() {
 		gc()
-		base := heapObjects()
+		base := bench.HeapObjects()
 		var lowerPeak, compilePeak int64
-		stop := sampleHeap(&lowerPeak)
+		stop := bench.SampleHeap(&lowerPeak)
 		_, p, err := prover.Build(onnx, quant.DefaultConfig())
 		if err == nil {
 			_, err = prover.ModelID(p)
@@ -98,7 +97,7 @@ func measureCompile(b *testing.B, onnx []byte) {
 			b.Fatal(err)
 		}
 		gc()
-		program := heapObjects() - base
+		program := bench.HeapObjects() - base
 		var terms int64
 		for _, l := range p.Layers {
 			terms += int64(len(l.TA))
@@ -107,7 +106,7 @@ func measureCompile(b *testing.B, onnx []byte) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		stop = sampleHeap(&compilePeak)
+		stop = bench.SampleHeap(&compilePeak)
 		stopLive := sampleLive(b, os.Getenv("ZKML_LIVE_PROFILE"))
 		start := time.Now()
 		ccs, st, err := circuits.Compile(p, circuits.Groth16)
@@ -174,11 +173,11 @@ func sampleLive(b *testing.B, path string) (stop func()) {
 				return
 			case <-t.C:
 			}
-			if heapObjects() < live*6/5 {
+			if bench.HeapObjects() < live*6/5 {
 				continue
 			}
 			runtime.GC()
-			if now := heapObjects(); now > live {
+			if now := bench.HeapObjects(); now > live {
 				live = now
 				var buf bytes.Buffer
 				if err := pprof.Lookup("heap").WriteTo(&buf, 0); err != nil || os.WriteFile(path, buf.Bytes(), 0o644) != nil {
@@ -189,31 +188,4 @@ func sampleLive(b *testing.B, path string) (stop func()) {
 		}
 	})
 	return func() { close(done); wg.Wait() }
-}
-
-func heapObjects() int64 {
-	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-	metrics.Read(s)
-	return int64(s[0].Value.Uint64())
-}
-
-// sampleHeap records the peak live heap (heap objects, including garbage not yet
-// collected) into *peak until the returned stop is called.
-func sampleHeap(peak *int64) (stop func()) {
-	read := func() { *peak = max(*peak, heapObjects()) }
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		t := time.NewTicker(2 * time.Millisecond)
-		defer t.Stop()
-		for {
-			read()
-			select {
-			case <-done:
-				return
-			case <-t.C:
-			}
-		}
-	})
-	return func() { close(done); wg.Wait(); read() }
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/zkml/zkml/internal/bench"
 	"github.com/zkml/zkml/internal/onnxgen"
 	"github.com/zkml/zkml/model"
 	"github.com/zkml/zkml/model/quant"
@@ -67,9 +68,9 @@ func BenchmarkQuantize(b *testing.B) {
 			for b.Loop() {
 				b.StopTimer()
 				gc()
-				base := heapObjects()
+				base := bench.HeapObjects()
 				var iterPeak int64
-				stop := sampleHeap(&iterPeak)
+				stop := bench.SampleHeap(&iterPeak)
 				b.StartTimer()
 				_, p, err := prover.Build(m.onnx, m.cfg)
 				if err == nil {

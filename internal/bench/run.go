@@ -363,7 +363,7 @@ func measure(r *Result, sys circuits.System, p *quant.Program, w *prover.Witness
 		o.logf("%-22s %-8s prove %d/%d", r.Model, sys, i+1, o.N)
 		runtime.GC()
 		var peak int64
-		stop := sampleHeap(&peak)
+		stop := SampleHeap(&peak)
 		start = time.Now()
 		proof, err = prove(ccs, pk, w.Full, sys, o.Device)
 		el := time.Since(start).Seconds()
@@ -451,20 +451,21 @@ func freeMemory() {
 	debug.FreeOSMemory()
 }
 
-// sampleHeap records the peak live heap into *peak until the returned stop is called.
-func sampleHeap(peak *int64) (stop func()) {
-	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-	read := func() {
-		metrics.Read(sample)
-		if v := int64(sample[0].Value.Uint64()); v > *peak {
-			*peak = v
-		}
-	}
+// HeapObjects is the live Go heap as runtime/metrics counts it
+// (/memory/classes/heap/objects:bytes: objects, including garbage not yet collected).
+func HeapObjects() int64 {
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(s)
+	return int64(s[0].Value.Uint64())
+}
+
+// SampleHeap records the peak of HeapObjects, sampled every 2 ms, into *peak until the
+// returned stop is called.
+func SampleHeap(peak *int64) (stop func()) {
+	read := func() { *peak = max(*peak, HeapObjects()) }
 	done := make(chan struct{})
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	wg.Go(func() {
 		t := time.NewTicker(2 * time.Millisecond)
 		defer t.Stop()
 		for {
@@ -475,7 +476,7 @@ func sampleHeap(peak *int64) (stop func()) {
 			case <-t.C:
 			}
 		}
-	}()
+	})
 	return func() { close(done); wg.Wait(); read() }
 }
 
