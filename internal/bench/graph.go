@@ -889,3 +889,27 @@ func (r *graphRun) accSymProducts(k int, x sym) sym {
 	}
 	return c.Dot(xs, xs, sym{konst: true, zero: true})
 }
+
+// CheckGraph is Check of e's estimate for each of syss (both systems when none is
+// given): a model over a limit is refused before it is lowered. The error (wrapping
+// ErrOverBudget) names the structural estimate, the limit and where it comes from, and
+// the largest layers.
+func (l Limits) CheckGraph(e *GraphEstimate, syss ...circuits.System) error {
+	if len(syss) == 0 {
+		syss = []circuits.System{circuits.Groth16, circuits.Plonk}
+	}
+	for _, sys := range syss {
+		if err := l.Check(e.Estimate(sys)); err != nil {
+			var b strings.Builder
+			for i, n := range e.Largest(3) {
+				if i > 0 {
+					b.WriteString(", ")
+				}
+				fmt.Fprintf(&b, "%s %q %v (%d MACs, %d MiB)", n.Op, n.Name, n.Shape, n.MACs, n.Bytes>>20)
+			}
+			return fmt.Errorf("%w (structural estimate, before lowering: %d MACs, %d params); largest layers: %s",
+				err, e.MACs, e.Params, b.String())
+		}
+	}
+	return nil
+}
