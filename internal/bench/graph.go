@@ -242,6 +242,10 @@ type geometry struct {
 type weightSums struct {
 	maxRow float64 // the largest sum of |w| over one output's weights, quantized
 	maxAbs float64
+	// maxZeros is the most weights of one output that quantize to 0: the circuit's
+	// sum has no term for them, which can keep it below gnark's compress threshold
+	// (and then costs more memory, see EstimateBytesPerTerm).
+	maxZeros int
 }
 
 // tapHistogram counts the output positions of window w by their number of taps
@@ -285,14 +289,19 @@ func (geo *geometry) rows(name string, t *model.Tensor, scale int, row func(i in
 		return s
 	}
 	acc := make([]float64, nrows)
+	zeros := make([]int, nrows)
 	s := &weightSums{}
 	for i, v := range t.Data {
 		q := math.Abs(math.Round(math.Ldexp(v, scale)))
 		acc[row(i)] += q
+		if q == 0 {
+			zeros[row(i)]++
+		}
 		s.maxAbs = math.Max(s.maxAbs, q)
 	}
-	for _, a := range acc {
+	for i, a := range acc {
 		s.maxRow = math.Max(s.maxRow, a)
+		s.maxZeros = max(s.maxZeros, zeros[i])
 	}
 	geo.sums[key] = s
 	return s
@@ -629,6 +638,13 @@ func (r *graphRun) lowerNode(n *model.Node, outputs map[string]bool) error {
 			bias, bs = r.param(n.Inputs[2], bt, accScale, func(int) int { return 0 }, 1)
 			biasBound = bs.maxAbs
 		}
+		// Fixed weights that quantize to 0 add no term: the sum is charged with as many
+		// of them as the worst output has (memory: a shorter sum may stay below the
+		// compress threshold and cost more).
+		zeros := 0
+		if ws.konst {
+			zeros = wsum.maxZeros
+		}
 		var macs int64
 		for k, cnt := range hist {
 			macs += int64(k) * cnt
@@ -636,6 +652,9 @@ func (r *graphRun) lowerNode(n *model.Node, outputs map[string]bool) error {
 				xs, wv := make([]sym, k), make([]sym, k)
 				for i := range xs {
 					xs[i], wv[i] = x.s, ws
+					if i < zeros {
+						wv[i] = sym{konst: true, zero: true}
+					}
 				}
 				c.Dot(xs, wv, bias)
 			})

@@ -125,3 +125,34 @@ func TestEstimateGraphUnmodeled(t *testing.T) {
 		t.Fatalf("err %v, want ErrUnmodeled", err)
 	}
 }
+
+// TestEstimateGraphZeroWeights is the regression test of a memory estimate below the
+// program's: in a BVLC AlexNet at 64x64 with channels / 8, conv2's sums have 150 taps
+// of two-term inputs (after MaxPool), 301 terms with the bias, just over gnark's
+// compress threshold, but most outputs have a weight that quantizes to 0 and no term
+// for it: their sums stay below the threshold and cost EstimateBytesPerTerm a term.
+func TestEstimateGraphZeroWeights(t *testing.T) {
+	b, _, _, err := onnxgen.AlexNet{Size: 64, Div: 8, Classes: 10}.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := model.Load(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ge, err := EstimateGraph(g, quant.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := quant.Lower(g, quant.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pe, err := EstimateProgram(p, circuits.Groth16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ge.Groth16.MemoryBytes < pe.MemoryBytes {
+		t.Errorf("structural memory %d below the program estimate's %d", ge.Groth16.MemoryBytes, pe.MemoryBytes)
+	}
+}
