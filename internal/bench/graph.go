@@ -86,7 +86,15 @@ const graphMarginDiv = 32
 
 // EstimateGraph estimates g's circuit at settings cfg in both proving systems without
 // lowering it. It wraps ErrUnmodeled for a node it cannot cost.
-func EstimateGraph(g *model.Graph, cfg quant.Config) (*GraphEstimate, error) {
+func EstimateGraph(g *model.Graph, cfg quant.Config) (res *GraphEstimate, err error) {
+	// The estimate runs before lowering on any uploaded model: a graph it misreads is
+	// reported as unmodeled (and the caller lowers it and estimates the program
+	// instead) rather than failing the process.
+	defer func() {
+		if r := recover(); r != nil {
+			res, err = nil, fmt.Errorf("%w: %v", ErrUnmodeled, r)
+		}
+	}()
 	cfg = cfg.Normalized()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -798,7 +806,7 @@ func (r *graphRun) lowerNode(n *model.Node, outputs map[string]bool) error {
 		r.vals[out] = res
 		r.flush(n.Name, n.Op, res.shape, 0, 0, elems)
 	default:
-		if !model.IsMovement(n.Op) {
+		if !model.IsMovement(n.Op) || model.IsRowLookup(n, r.g.Consts) {
 			return fmt.Errorf("%w: %s", ErrUnmodeled, n.Label())
 		}
 		x, err := r.in(n, 0)
