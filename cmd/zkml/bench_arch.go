@@ -33,7 +33,6 @@ func (a *archFlags) register(cmd *cobra.Command) {
 	f.BoolVar(&a.measure, "measure", false, "--arch: also lower and compile (Groth16) each model, with times and heap peaks, to compare with the estimate (small models only: this builds the circuit)")
 	f.StringVar(&a.writeDir, "write-onnx", "", "--arch: write each model's ONNX and input.json into this directory (DIR/NAME/network.onnx), as estimated: ResNet-50, VGG-16 and AlexNet with their weights as ConstantOfShape fills (onnxgen FillWeights) unless --measure, where they have random weights")
 	f.StringVar(&a.segment, "segment-memory", "8GiB", "--arch: per-process memory budget for the segment count")
-	_ = f.Bool("estimate", true, "--arch: estimate (the default; --measure adds the real lowering and compile)")
 }
 
 func (a *archFlags) run(cmd *cobra.Command, jsonPath string) error {

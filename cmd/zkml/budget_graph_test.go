@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -67,5 +68,32 @@ func TestMemoryBudgetStructural(t *testing.T) {
 	}
 	if err := b.checkGraph(onnx, quant.DefaultConfig(), []circuits.System{circuits.Plonk}, nil); !errors.Is(err, bench.ErrOverBudget) {
 		t.Fatalf("plonk over the budget: %v", err)
+	}
+}
+
+// TestBenchArch: `zkml bench --arch` prints the estimate table (a row per
+// architecture), the per-layer breakdown with --layers, and writes the rows as JSON;
+// an unknown architecture is an error naming the known ones.
+func TestBenchArch(t *testing.T) {
+	js := filepath.Join(t.TempDir(), "archs.json")
+	out := mustRun(t, "bench", "--arch", "resnet50,alexnet", "--size", "64", "--div", "32", "--classes", "4", "--layers", "--json", js)
+	for _, want := range []string{"| resnet50_v1_64_div32 |", "| bvlc_alexnet_64_div32 |", "segments (8192 MiB)", "Conv+Relu", "LRN"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "BatchNormalization") {
+		t.Errorf("a BatchNormalization row (they fold into their Convs):\n%s", out)
+	}
+	var rows []bench.ArchRow
+	b, err := os.ReadFile(js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &rows); err != nil || len(rows) != 2 || rows[0].Estimate.Groth16.Constraints == 0 {
+		t.Fatalf("json (%v): %s", err, b)
+	}
+	if _, _, err := runBoth(t, "bench", "--arch", "lenet"); err == nil || !strings.Contains(err.Error(), "squeezenet, resnet50, vgg16, alexnet") {
+		t.Errorf("unknown architecture: %v", err)
 	}
 }
