@@ -41,7 +41,10 @@ type GraphEstimate struct {
 	Plonk   *Estimate `json:"plonk"`
 	// Nodes is the per-node breakdown, in graph order (after BatchNormalization
 	// folding; a ReLU fused into the rescale of the layer before it is part of that
-	// layer's row, Op "Conv+Relu").
+	// layer's row, Op "Conv+Relu"; data movement has no row), between a first row for
+	// the inputs' range checks (Op "Input"), and last rows for the output equalities
+	// ("Output") and for what no node owns: the range argument's table, lookup tables,
+	// commitments and hashes ("Arguments").
 	Nodes []NodeEstimate `json:"nodes"`
 }
 
@@ -332,17 +335,20 @@ type graphRun struct {
 	g     *model.Graph
 	geo   *geometry
 
-	total   *counter
-	node    *counter // the current node's counts
-	vals    map[string]tval
-	uses    map[string]int
-	fused   map[*model.Node]bool
-	witness map[string]bool // witness params range-checked already
-	tables  map[string]*quant.Table
-	nodes   []NodeEstimate
-	counts  []*counter // each node's counts
-	est     *Estimate
-	nbIO    int64
+	total    *counter
+	node     *counter // the current node's counts
+	vals     map[string]tval
+	uses     map[string]int
+	fused    map[*model.Node]bool
+	witness  map[string]bool // witness params range-checked already
+	tables   map[string]*quant.Table
+	nodes    []NodeEstimate
+	counts   []*counter // each node's counts
+	est      *Estimate
+	nbParams int64 // witness params (range-checked once each)
+	// paramWidth, inWidth and outWidth are the packing widths of hashed groups
+	// (circuits.Layout: the widest value's signed width by its bound).
+	paramWidth, inWidth, outWidth int
 }
 
 func newCounter(plonk, bitsMode bool) *counter {
@@ -387,8 +393,9 @@ func (r *graphRun) param(name string, t *model.Tensor, scale int, row func(int) 
 	if !r.witness[key] {
 		r.witness[key] = true
 		nb := bitsFor(ws.maxAbs)
+		r.paramWidth = max(r.paramWidth, nb)
 		r.rep(int64(len(t.Data)), func(c *counter) { c.RangeCheck(sym{terms: 1}, nb) })
-		r.nbIO += int64(len(t.Data))
+		r.nbParams += int64(len(t.Data))
 	}
 	return sym{terms: 1}, ws
 }
@@ -415,6 +422,7 @@ func (r *graphRun) run() error {
 		inElems += n
 		r.rep(n, func(c *counter) { c.RangeCheck(sym{terms: 1}, w) })
 		r.vals[in.Name] = tval{shape: in.Shape, scale: r.cfg.Scale, bound: math.Ldexp(1, w-1), s: sym{terms: 1}}
+		r.inWidth = max(r.inWidth, bitsFor(math.Ldexp(1, w-1)))
 	}
 	r.flush("input", "Input", nil, 0, 0, inElems)
 	for _, n := range r.g.Nodes {
@@ -434,23 +442,29 @@ func (r *graphRun) run() error {
 			return fmt.Errorf("%w: graph output %q", ErrUnmodeled, o.Name)
 		}
 		outElems += int64(model.Numel(v.shape))
+		r.outWidth = max(r.outWidth, bitsFor(v.bound))
 	}
 	r.node.c += outElems
 	r.flush("output", "Output", nil, 0, 0, outElems)
-	pub, sec := int64(0), r.nbIO+inElems
-	switch r.cfg.OutputVis {
-	case quant.Public:
-		pub += outElems
-	default:
-		sec += outElems
-	}
-	if r.cfg.InputVis == quant.Public {
-		pub, sec = pub+inElems, sec-inElems
-	}
-	for vis, n := range map[quant.Visibility]int64{r.cfg.InputVis: inElems, r.cfg.OutputVis: outElems} {
-		if vis == quant.Hashed {
-			r.total.hash(r.cfg.Bits, int(n))
-			pub++
+	// Public inputs and secret witnesses (the layout's slots); a hashed group is
+	// secret, plus its public hash, whose Poseidon2 permutations are charged.
+	var pub, sec int64
+	for _, g := range []struct {
+		vis   quant.Visibility
+		n     int64
+		width int
+	}{{r.cfg.InputVis, inElems, r.inWidth}, {r.cfg.OutputVis, outElems, r.outWidth}, {r.cfg.ParamVis, r.nbParams, r.paramWidth}} {
+		switch g.vis {
+		case quant.Public:
+			pub += g.n
+		case quant.Hashed:
+			sec += g.n
+			if g.n > 0 {
+				pub++
+				r.total.hash(g.width, int(g.n))
+			}
+		default:
+			sec += g.n
 		}
 	}
 	t := 0

@@ -156,3 +156,49 @@ func TestEstimateGraphZeroWeights(t *testing.T) {
 		t.Errorf("structural memory %d below the program estimate's %d", ge.Groth16.MemoryBytes, pe.MemoryBytes)
 	}
 }
+
+// TestEstimateGraphSettings: the structural estimate follows the settings the way
+// the program estimate does: witness (private, public, hashed) params, inputs and
+// outputs, and bit-decomposed range checks, on the small SqueezeNet and ResNet-50.
+func TestEstimateGraphSettings(t *testing.T) {
+	var cfgs []quant.Config
+	for _, vis := range []quant.Visibility{quant.Private, quant.Public, quant.Hashed} {
+		cfg := quant.DefaultConfig()
+		cfg.ParamVis, cfg.InputVis, cfg.OutputVis = vis, vis, vis
+		cfgs = append(cfgs, cfg)
+	}
+	bitsCfg := quant.DefaultConfig()
+	bitsCfg.RangeCheck = "bits"
+	cfgs = append(cfgs, bitsCfg)
+	for _, a := range smallArchs[:2] {
+		b, _, _, err := a.Build()
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, err := model.Load(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, cfg := range cfgs {
+			ge, err := EstimateGraph(g, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := quant.Lower(g, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, sys := range []circuits.System{circuits.Groth16, circuits.Plonk} {
+				pe, err := EstimateProgram(p, sys)
+				if err != nil {
+					t.Fatal(err)
+				}
+				se := ge.Estimate(sys)
+				if r := float64(se.Constraints) / float64(pe.Constraints); r < 0.95 || r > 1.05 || se.MemoryBytes < pe.MemoryBytes {
+					t.Errorf("%s, params %s, range checks %s, %s: %d constraints and %d MiB against %d and %d MiB",
+						a.Name(), cfg.ParamVis, cfg.RangeCheck, sys, se.Constraints, se.MemoryBytes>>20, pe.Constraints, pe.MemoryBytes>>20)
+				}
+			}
+		}
+	}
+}
