@@ -24,8 +24,12 @@ type LayerStats struct {
 	// MaxError bounds the layer's output error against the float function of its
 	// fixed-point input (lookup nonlinearities; 0 where the layer is exact or rounds by
 	// at most half a step).
-	MaxError   float64 `json:"max_error,omitempty"`
-	TableSize  int     `json:"table_size,omitempty"` // entries of the layer's lookup table
+	MaxError  float64 `json:"max_error,omitempty"`
+	TableSize int     `json:"table_size,omitempty"` // entries of the layer's lookup table
+	// RLC: the layer's outputs are hinted and proven by a random-linear-combination
+	// check (quant.Layer.RLC); its Constraints include the check's, built after the
+	// last layer.
+	RLC        bool `json:"rlc,omitempty"`
 	start      int
 	startWires int
 }
@@ -84,7 +88,11 @@ func (s *Stats) WriteTable(w io.Writer) error {
 		if l.MaxError > 0 {
 			maxErr = fmt.Sprintf("%.2g", l.MaxError)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t\n", l.Name, l.Op, bits, l.Constraints, l.Wires, l.RangeChecks, l.Lookups, table, maxErr)
+		op := l.Op
+		if l.RLC {
+			op += " (rlc check)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t\n", l.Name, op, bits, l.Constraints, l.Wires, l.RangeChecks, l.Lookups, table, maxErr)
 	}
 	fmt.Fprintf(tw, "(range-check and lookup arguments)\t\t\t%d\t\t\t\t\t\t\n", s.Deferred)
 	fmt.Fprintf(tw, "total (%s, %s)\t\t\t%d\t%d\t\t\t\t\t\n", s.System, s.Constraint, s.Constraints, s.Internal)
