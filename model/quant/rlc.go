@@ -231,3 +231,22 @@ func (p *Program) chooseRLC(l *Layer, cols int) {
 		l.RLC = cols
 	}
 }
+
+// WithoutRLC returns p with every linear layer computed directly (RLC cleared), as
+// zkml lowered every program before the check existed, and whether any layer changed;
+// p itself is not modified (the changed layers are copies). A model directory recorded
+// then is opened with this program, the one its keys and verifier were made for.
+func (p *Program) WithoutRLC() (*Program, bool) {
+	q := *p
+	q.Layers = slices.Clone(p.Layers)
+	changed := false
+	for i, l := range q.Layers {
+		if l != nil && l.RLC != 0 {
+			c := *l
+			c.RLC = 0
+			q.Layers[i] = &c
+			changed = true
+		}
+	}
+	return &q, changed
+}
