@@ -21,7 +21,9 @@ import (
 // with ZKML_RLC_FIXED=1 also with the check forced onto the layers the lowering leaves
 // direct because a fixed operand makes their products free ("forced"). It reports
 // Groth16 constraints, the constraint system's serialized size (its memory), the
-// compile time and, with ZKML_RLC_PROVE=1, one Groth16 prove. Long; not run in CI.
+// compile time, with ZKML_RLC_PLONK=1 the PLONK constraints and, with
+// ZKML_RLC_PROVE=1, one Groth16 development setup, prove and verify. Long; not run in
+// CI.
 func BenchmarkRLC(b *testing.B) {
 	type target struct {
 		name string
@@ -133,6 +135,13 @@ func BenchmarkRLC(b *testing.B) {
 						b.Fatal(err)
 					}
 					line += fmt.Sprintf(", setup+prove+verify %.1fs", time.Since(start).Seconds())
+				}
+				if os.Getenv("ZKML_RLC_PLONK") == "1" {
+					_, ps, err := circuits.Compile(p, circuits.Plonk)
+					if err != nil {
+						b.Fatal(err)
+					}
+					line += fmt.Sprintf(", PLONK %d constraints", ps.Constraints)
 				}
 				b.Log(line)
 			}

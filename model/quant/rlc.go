@@ -31,7 +31,8 @@ import (
 // input) the products are the im2col entries, Cout*Cin*K and Cout*spatial outputs.
 //
 // The lowering (chooseRLC) sets RLC when the check's estimated Groth16 constraints are
-// below the direct form's, and only with range_check "lookup": the check needs a
+// below the direct form's (and neither its R1CS wires nor its PLONK constraints are
+// above), and only with range_check "lookup": the check needs a
 // commitment, which the "bits" mode leaves out on purpose (cheaper on-chain Groth16
 // verification), so there every layer stays direct. With fixed weights the direct form
 // costs no constraint at all (a constant times a witness is linear) and stays.
@@ -79,6 +80,26 @@ func (pl *RLCPlan) RLCCost() (constraints, terms int) {
 	c += pl.Rows                 // one equality per row
 	c++                          // the layer's own challenge (multicommit derives it by a product)
 	return c, terms
+}
+
+// plonkCost is a rough PLONK constraint count of the check (both operands witness):
+// PLONK's commitment costs one constraint per committed wire (the distinct entries
+// read and the hinted outputs), and every addition of a sum one more.
+func (pl *RLCPlan) plonkCost() int {
+	distinct := func(idx []int32) int {
+		seen := map[int32]bool{}
+		for _, i := range idx {
+			seen[i] = true
+		}
+		return len(seen)
+	}
+	nOut := pl.Rows * pl.Cols
+	c := distinct(pl.GIdx) + distinct(pl.POther) + nOut // commitment
+	c += max(0, pl.Cols-2) + pl.Products                 // powers, products
+	c += len(pl.GIdx) - len(pl.GUses)                    // group sums
+	c += 2 * len(pl.POther)                              // pair products and sums
+	c += 2*nOut + pl.Rows                                // r^c * Y, their sums, equalities
+	return c
 }
 
 // shared reports whether group g is materialized into one wire (one constraint): it has
@@ -227,7 +248,15 @@ func (p *Program) chooseRLC(l *Layer, cols int) {
 	if pl == nil {
 		return
 	}
-	if c, terms := pl.RLCCost(); c < direct || (c == direct && terms < directTerms) {
+	// Fewer Groth16 constraints, fewer R1CS wires (the check adds its hinted outputs
+	// as wires; the admission estimate bounds wires by the direct form) and fewer
+	// PLONK constraints (about two per direct product: a product and an addition).
+	c, terms := pl.RLCCost()
+	nOut := len(l.TermStart) - 1
+	if c+nOut > direct || pl.plonkCost() >= 2*direct {
+		return
+	}
+	if c < direct || (c == direct && terms < directTerms) {
 		l.RLC = cols
 	}
 }

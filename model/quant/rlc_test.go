@@ -105,7 +105,7 @@ func TestRLCPlanMatMul(t *testing.T) {
 // TestRLCEvalUnchanged: the integer reference computes a checked layer's outputs
 // exactly as the direct form (the check changes the proof, not the values).
 func TestRLCEvalUnchanged(t *testing.T) {
-	g := matmulGraph(t, 4, 6, 3, false)
+	g := matmulGraph(t, 6, 8, 5, false)
 	r := rand.New(rand.NewSource(5))
 	p := checkClose(t, g, testConfig(), randomInputs(r, g, 1), 4, 1e-3)
 	l := linearLayers(p)[0]
