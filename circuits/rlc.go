@@ -106,8 +106,8 @@ func (a *arith) CheckedLinear(p *quant.Program, l *quant.Layer, x, w, bias []fro
 			c0, w0 := a.count(), a.wires()
 			rlcCheck(api, pl, xs, os, y, r)
 			if layer >= 0 && c0 >= 0 {
-				a.stats.Layers[layer].Constraints += a.count() - c0
-				a.stats.Layers[layer].Wires += a.wires() - w0
+				a.stats.Layers[layer].CheckConstraints += a.count() - c0
+				a.stats.Layers[layer].CheckWires += a.wires() - w0
 			}
 			return nil
 		}, committed...)

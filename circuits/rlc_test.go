@@ -1,9 +1,11 @@
 package circuits
 
 import (
+	"bytes"
 	"math/big"
 	"math/rand"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/consensys/gnark/backend"
@@ -100,14 +102,21 @@ func TestRLCMatMul(t *testing.T) {
 	// The estimate includes the product multicommit derives the layer's challenge
 	// with, which is built before the check (in the deferred part of the report).
 	est, _ := p.PlanRLC(p.Layers[2]).RLCCost()
-	if lst.Constraints+1 != est {
-		t.Errorf("checked layer: %d constraints (+1 for its challenge), the plan estimates %d", lst.Constraints, est)
+	if lst.Constraints != 0 || lst.CheckConstraints+1 != est {
+		t.Errorf("checked layer: %d constraints, %d in its check (+1 for its challenge), the plan estimates %d", lst.Constraints, lst.CheckConstraints, est)
 	}
-	if d := direct.Layers[2].Constraints; d != m*k*n || lst.Constraints >= d {
-		t.Errorf("direct layer %d constraints (want %d), checked %d", d, m*k*n, lst.Constraints)
+	if d := direct.Layers[2].Constraints; d != m*k*n || lst.CheckConstraints >= d {
+		t.Errorf("direct layer %d constraints (want %d), checked %d", d, m*k*n, lst.CheckConstraints)
+	}
+	var table bytes.Buffer
+	if err := st.WriteTable(&table); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(table.String(), "MatMul (rlc check)") {
+		t.Errorf("the report does not mark the checked layer:\n%s", table.String())
 	}
 	t.Logf("m=%d k=%d n=%d: direct %d constraints (total %d), checked %d (total %d)", m, k, n,
-		direct.Layers[2].Constraints, direct.Constraints, lst.Constraints, st.Constraints)
+		direct.Layers[2].Constraints, direct.Constraints, lst.CheckConstraints, st.Constraints)
 }
 
 // rlcForgeries rewrite the checked layer's hinted outputs (rows of n, without bias).

@@ -27,11 +27,15 @@ type LayerStats struct {
 	MaxError  float64 `json:"max_error,omitempty"`
 	TableSize int     `json:"table_size,omitempty"` // entries of the layer's lookup table
 	// RLC: the layer's outputs are hinted and proven by a random-linear-combination
-	// check (quant.Layer.RLC); its Constraints include the check's, built after the
-	// last layer.
-	RLC        bool `json:"rlc,omitempty"`
-	start      int
-	startWires int
+	// check (quant.Layer.RLC). The check is built after the last layer, with the
+	// arguments: its constraints are CheckConstraints (and CheckWires wires), counted in
+	// Stats.Deferred, not in Constraints (which stays the count of those built while
+	// the layer was, in order: hintfuzz attributes constraints by it).
+	RLC              bool `json:"rlc,omitempty"`
+	CheckConstraints int  `json:"check_constraints,omitempty"`
+	CheckWires       int  `json:"check_wires,omitempty"`
+	start            int
+	startWires       int
 }
 
 // Stats is a circuit-size report.
@@ -77,7 +81,9 @@ func (s *Stats) finish(ccs constraint.ConstraintSystem) {
 func (s *Stats) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(tw, "layer\top\tbits\tconstraints\twires\trange checks\tlookups\ttable\tmax error\t\n")
+	deferred := s.Deferred
 	for _, l := range s.Layers {
+		deferred -= l.CheckConstraints
 		table, maxErr, bits := "", "", ""
 		if l.Bits > 0 {
 			bits = fmt.Sprint(l.Bits)
@@ -92,9 +98,9 @@ func (s *Stats) WriteTable(w io.Writer) error {
 		if l.RLC {
 			op += " (rlc check)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t\n", l.Name, op, bits, l.Constraints, l.Wires, l.RangeChecks, l.Lookups, table, maxErr)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t\n", l.Name, op, bits, l.Constraints+l.CheckConstraints, l.Wires+l.CheckWires, l.RangeChecks, l.Lookups, table, maxErr)
 	}
-	fmt.Fprintf(tw, "(range-check and lookup arguments)\t\t\t%d\t\t\t\t\t\t\n", s.Deferred)
+	fmt.Fprintf(tw, "(range-check and lookup arguments)\t\t\t%d\t\t\t\t\t\t\n", deferred)
 	fmt.Fprintf(tw, "total (%s, %s)\t\t\t%d\t%d\t\t\t\t\t\n", s.System, s.Constraint, s.Constraints, s.Internal)
 	if err := tw.Flush(); err != nil {
 		return err
