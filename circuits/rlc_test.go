@@ -10,8 +10,10 @@ import (
 
 	"github.com/consensys/gnark/backend"
 	"github.com/consensys/gnark/backend/groth16"
+	"github.com/consensys/gnark/backend/plonk"
 	"github.com/consensys/gnark/constraint/solver"
 	"github.com/consensys/gnark/frontend"
+	"github.com/consensys/gnark/test/unsafekzg"
 
 	"github.com/zkml/zkml/model/quant"
 )
@@ -175,7 +177,8 @@ func forgedRLC(t *testing.T, p *quant.Program, in [][]int64, ref *quant.Result, 
 
 // TestRLCForgedOutputs: hinted outputs that differ from the product (one entry, two
 // rows swapped, every output shifted alike, a row rotated) do not solve in either
-// system, and Groth16 cannot prove them.
+// system, and neither a Groth16 nor a PLONK prover proves them (an honest proof
+// verifies in both).
 func TestRLCForgedOutputs(t *testing.T) {
 	quietGnark(t)
 	const m, k, n = 4, 3, 5
@@ -238,6 +241,31 @@ func TestRLCForgedOutputs(t *testing.T) {
 		if _, err := groth16.Prove(ccs, pk, w, backend.WithSolverOptions(opt)); err == nil {
 			t.Errorf("groth16 proved forged outputs (%s)", name)
 		}
+	}
+	// And a real PLONK prover (its commitment is a wire of the proof).
+	pccs, _, err := Compile(p, Plonk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srs, lag, err := unsafekzg.NewSRS(pccs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ppk, pvk, err := plonk.Setup(pccs, srs, lag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pproof, err := plonk.Prove(pccs, ppk, w)
+	if err != nil {
+		t.Fatalf("honest plonk proof: %v", err)
+	}
+	if err := plonk.Verify(pproof, pvk, pub); err != nil {
+		t.Fatalf("honest plonk proof does not verify: %v", err)
+	}
+	a, opt := forgedRLC(t, p, in, ref, forgeries["one entry +1"])
+	fw, _ := frontend.NewWitness(a, Field)
+	if _, err := plonk.Prove(pccs, ppk, fw, backend.WithSolverOptions(opt)); err == nil {
+		t.Error("plonk proved a forged output")
 	}
 }
 
