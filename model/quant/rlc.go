@@ -143,8 +143,9 @@ func (p *Program) PlanRLC(l *Layer) *RLCPlan {
 	return planRLC(l, l.RLC, p.OperandWitness(l), -1)
 }
 
-// planRLC builds both sides' plans (a side is abandoned once its products exceed
-// budget, when budget >= 0) and returns the cheaper, side 0 on ties.
+// planRLC builds both sides' plans (a side is abandoned once the products it already
+// needs exceed budget, when budget >= 0, or the first side's cost) and returns the
+// cheaper, side 0 on ties.
 func planRLC(l *Layer, cols int, witness [2]bool, budget int) *RLCPlan {
 	nOut := len(l.TermStart) - 1
 	if l.Kind != KLinear || cols < 1 || nOut < 1 || nOut%cols != 0 {
@@ -159,6 +160,7 @@ func planRLC(l *Layer, cols int, witness [2]bool, budget int) *RLCPlan {
 		}
 		if c, _ := pl.RLCCost(); best == nil || c < bestCost {
 			best, bestCost = pl, c
+			budget = c // the other side must do better
 		}
 	}
 	return best
@@ -194,9 +196,6 @@ func planSide(l *Layer, cols, side int, witness [2]bool, budget int) *RLCPlan {
 				}
 			}
 		}
-		if budget >= 0 && witness[side] && len(products) > budget {
-			return nil
-		}
 		pl.PStart = append(pl.PStart, int32(len(pl.POther)))
 		for _, ot := range order {
 			es := byOther[ot]
@@ -225,6 +224,19 @@ func planSide(l *Layer, cols, side int, witness [2]bool, budget int) *RLCPlan {
 			pl.GUses[g]++
 			pl.POther = append(pl.POther, ot)
 			pl.PGroup = append(pl.PGroup, g)
+		}
+		// A lower bound of the cost so far: the products and pair products it pays
+		// for already. A side that cannot beat the budget is abandoned early (the
+		// other side of a matrix product costs about mkn of each).
+		lb := 0
+		if witness[side] {
+			lb += len(products)
+		}
+		if witness[1-side] {
+			lb += len(pl.POther)
+		}
+		if budget >= 0 && lb > budget {
+			return nil
 		}
 	}
 	pl.PStart = append(pl.PStart, int32(len(pl.POther)))
