@@ -278,3 +278,56 @@ func TestRLCNeedsLookupMode(t *testing.T) {
 		t.Error("a checked layer compiled without a commitment")
 	}
 }
+
+// TestRLCLoweredConv: a lowered model with private weights (the shared
+// 3l_relu_conv_fc) has layers checked by RLC and its honest witness solves in both systems, with fewer
+// constraints than the same program computed directly.
+func TestRLCLoweredConv(t *testing.T) {
+	quietGnark(t)
+	g, in := loadShared(t, "3l_relu_conv_fc")
+	cfg := quant.DefaultConfig()
+	cfg.ParamVis = quant.Private
+	p, err := quant.Lower(g, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked := 0
+	for _, l := range p.Layers {
+		if l.RLC > 0 {
+			checked++
+		}
+	}
+	if checked == 0 {
+		t.Fatal("no layer is checked by RLC")
+	}
+	qi, err := p.QuantizeInputs(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := p.Eval(qi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := Assign(p, qi, ref.Outputs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	direct, _ := p.WithoutRLC()
+	for _, sys := range []System{Groth16, Plonk} {
+		if err := solve(t, p, sys, a); err != nil {
+			t.Fatalf("%s: %v", sys, err)
+		}
+		_, st, err := Compile(p, sys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, dst, err := Compile(direct, sys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Constraints >= dst.Constraints {
+			t.Errorf("%s: %d constraints checked, %d direct", sys, st.Constraints, dst.Constraints)
+		}
+		t.Logf("%s: %d layer(s) checked, %d constraints (direct %d)", sys, checked, st.Constraints, dst.Constraints)
+	}
+}
