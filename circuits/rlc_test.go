@@ -103,7 +103,7 @@ func TestRLCMatMul(t *testing.T) {
 	}
 	// The estimate includes the product multicommit derives the layer's challenge
 	// with, which is built before the check (in the deferred part of the report).
-	est, _ := p.PlanRLC(p.Layers[2]).RLCCost()
+	est, _ := p.PlanRLC(p.Layers[2]).Cost()
 	if lst.Constraints != 0 || lst.CheckConstraints+1 != est {
 		t.Errorf("checked layer: %d constraints, %d in its check (+1 for its challenge), the plan estimates %d", lst.Constraints, lst.CheckConstraints, est)
 	}

@@ -60,9 +60,9 @@ type RLCPlan struct {
 	Witness [2]bool
 }
 
-// RLCCost is the estimated Groth16 constraints of a plan and the linear-expression
-// terms it stores.
-func (pl *RLCPlan) RLCCost() (constraints, terms int) {
+// Cost is the estimated Groth16 constraints of a plan (what circuits builds for it:
+// TestRLCMatMul checks the two agree) and the linear-expression terms it stores.
+func (pl *RLCPlan) Cost() (constraints, terms int) {
 	c := max(0, pl.Cols-2) // r^2 .. r^(n-1)
 	if pl.Witness[pl.Side] {
 		c += pl.Products
@@ -70,10 +70,10 @@ func (pl *RLCPlan) RLCCost() (constraints, terms int) {
 	terms = pl.Products + len(pl.GIdx) + 2*len(pl.POther) + 3*pl.Rows*pl.Cols
 	if pl.Witness[1-pl.Side] {
 		c += len(pl.POther)
-		for g := range pl.GUses {
-			if pl.shared(g) {
-				c++
-			}
+	}
+	for g := range pl.GUses {
+		if pl.Shared(g) {
+			c++
 		}
 	}
 	c += pl.Rows * (pl.Cols - 1) // r^c * Y for c >= 1
@@ -102,14 +102,12 @@ func (pl *RLCPlan) plonkCost() int {
 	return c
 }
 
-// shared reports whether group g is materialized into one wire (one constraint): it has
-// more than one term and more than one pair multiplies it.
-func (pl *RLCPlan) shared(g int) bool {
+// Shared reports whether group g is materialized into one wire (one R1CS constraint):
+// it has more than one term and more than one pair multiplies it, so each product
+// stores one term of it instead of the whole sum.
+func (pl *RLCPlan) Shared(g int) bool {
 	return pl.GUses[g] > 1 && pl.GStart[g+1]-pl.GStart[g] > 1
 }
-
-// Shared is shared for the circuit.
-func (pl *RLCPlan) Shared(g int) bool { return pl.shared(g) }
 
 // DirectCost is the estimated Groth16 constraints (one per product of two witnesses)
 // and terms of a linear layer computed directly.
@@ -158,7 +156,7 @@ func planRLC(l *Layer, cols int, witness [2]bool, budget int) *RLCPlan {
 		if pl == nil {
 			continue
 		}
-		if c, _ := pl.RLCCost(); best == nil || c < bestCost {
+		if c, _ := pl.Cost(); best == nil || c < bestCost {
 			best, bestCost = pl, c
 			budget = c // the other side must do better
 		}
@@ -263,7 +261,7 @@ func (p *Program) chooseRLC(l *Layer, cols int) {
 	// Fewer Groth16 constraints, fewer R1CS wires (the check adds its hinted outputs
 	// as wires; the admission estimate bounds wires by the direct form) and fewer
 	// PLONK constraints (about two per direct product: a product and an addition).
-	c, terms := pl.RLCCost()
+	c, terms := pl.Cost()
 	nOut := len(l.TermStart) - 1
 	if c+nOut > direct || pl.plonkCost() >= 2*direct {
 		return

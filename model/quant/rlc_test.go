@@ -95,7 +95,7 @@ func TestRLCPlanMatMul(t *testing.T) {
 	if pl.Side != 1 || pl.Rows != m || pl.Cols != n || pl.Products != k*(n-1) || len(pl.GUses) != k || len(pl.POther) != m*k {
 		t.Fatalf("plan: side %d, %d x %d, %d products, %d groups, %d pairs", pl.Side, pl.Rows, pl.Cols, pl.Products, len(pl.GUses), len(pl.POther))
 	}
-	c, _ := pl.RLCCost()
+	c, _ := pl.Cost()
 	want := (n - 2) + k*(n-1) + m*k + k + m*(n-1) + m + 1
 	if d, _ := DirectCost(l, p.OperandWitness(l)); c != want || d != m*k*n {
 		t.Errorf("cost %d (want %d), direct %d (want %d)", c, want, d, m*k*n)
