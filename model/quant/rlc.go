@@ -95,10 +95,10 @@ func (pl *RLCPlan) plonkCost() int {
 	}
 	nOut := pl.Rows * pl.Cols
 	c := distinct(pl.GIdx) + distinct(pl.POther) + nOut // commitment
-	c += max(0, pl.Cols-2) + pl.Products                 // powers, products
-	c += len(pl.GIdx) - len(pl.GUses)                    // group sums
-	c += 2 * len(pl.POther)                              // pair products and sums
-	c += 2*nOut + pl.Rows                                // r^c * Y, their sums, equalities
+	c += max(0, pl.Cols-2) + pl.Products                // powers, products
+	c += len(pl.GIdx) - len(pl.GUses)                   // group sums
+	c += 2 * len(pl.POther)                             // pair products and sums
+	c += 2*nOut + pl.Rows                               // r^c * Y, their sums, equalities
 	return c
 }
 
