@@ -56,6 +56,20 @@ type Stats struct {
 	Internal      int `json:"internal_variables"`
 }
 
+// LayerConstraints is a layer's constraints with its random-linear-combination
+// check's (built after the last layer): what the layer costs.
+func (l LayerStats) LayerConstraints() int { return l.Constraints + l.CheckConstraints }
+
+// ArgumentConstraints is Deferred less the layers' checks: the range-check and
+// lookup arguments, output equalities and commitment.
+func (s *Stats) ArgumentConstraints() int {
+	n := s.Deferred
+	for _, l := range s.Layers {
+		n -= l.CheckConstraints
+	}
+	return n
+}
+
 // PublicInputs is the number of public inputs a verifier is given: the constraint
 // system's public variables, less the constant-one wire that gnark's R1CS builder declares
 // as its first public variable (PLONK's SCS has none).
@@ -81,9 +95,7 @@ func (s *Stats) finish(ccs constraint.ConstraintSystem) {
 func (s *Stats) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(tw, "layer\top\tbits\tconstraints\twires\trange checks\tlookups\ttable\tmax error\t\n")
-	deferred := s.Deferred
 	for _, l := range s.Layers {
-		deferred -= l.CheckConstraints
 		table, maxErr, bits := "", "", ""
 		if l.Bits > 0 {
 			bits = fmt.Sprint(l.Bits)
@@ -98,9 +110,9 @@ func (s *Stats) WriteTable(w io.Writer) error {
 		if l.RLC {
 			op += " (rlc check)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t\n", l.Name, op, bits, l.Constraints+l.CheckConstraints, l.Wires+l.CheckWires, l.RangeChecks, l.Lookups, table, maxErr)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t\n", l.Name, op, bits, l.LayerConstraints(), l.Wires+l.CheckWires, l.RangeChecks, l.Lookups, table, maxErr)
 	}
-	fmt.Fprintf(tw, "(range-check and lookup arguments)\t\t\t%d\t\t\t\t\t\t\n", deferred)
+	fmt.Fprintf(tw, "(range-check and lookup arguments)\t\t\t%d\t\t\t\t\t\t\n", s.ArgumentConstraints())
 	fmt.Fprintf(tw, "total (%s, %s)\t\t\t%d\t%d\t\t\t\t\t\n", s.System, s.Constraint, s.Constraints, s.Internal)
 	if err := tw.Flush(); err != nil {
 		return err
