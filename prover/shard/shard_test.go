@@ -32,7 +32,7 @@ func residualNet(t testing.TB) []byte {
 	x = conv(x, 4, 3, 1, 0)
 	x = b.Node("GlobalAveragePool", []string{x})
 	x = b.Node("Flatten", []string{x}, onnxgen.Int("axis", 1))
-	m, err := b.Marshal([]*onnx.ValueInfoProto{onnxgen.ValueInfo("input", 1, 2, 5, 5)}, []*onnx.ValueInfoProto{onnxgen.ValueInfo(x, 1, 3)}, 7, 13)
+	m, err := b.Marshal([]*onnx.ValueInfoProto{onnxgen.ValueInfo("input", 1, 2, 4, 4)}, []*onnx.ValueInfoProto{onnxgen.ValueInfo(x, 1, 3)}, 7, 13)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,5 +246,144 @@ func TestSplitSqueezeNet(t *testing.T) {
 	}
 	if got := chainEval(t, pl, p, qi); !slices.EqualFunc(got, want.Outputs, slices.Equal) {
 		t.Fatal("segments compute another output than the whole program")
+	}
+}
+
+// TestBundleGroth16 proves the residual net in 3 segments (the skip value crossing the
+// first cut) and checks that every tampering of the bundle fails to verify.
+func TestBundleGroth16(t *testing.T) {
+	p := lower(t, residualNet(t), quant.DefaultConfig())
+	pl, err := Split(p, residualCuts(t, p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sys := circuits.Groth16
+	keys, err := SetupDev(pl, sys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, st := range keys.Stats {
+		t.Logf("segment %d: %d constraints", i, st.Constraints)
+	}
+	vk := keys.VerifyingKey
+	qi := inputs(t, p, 1)
+	b, err := Prove(pl, p, sys, keys, qi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := Verify(pl, sys, vk, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := p.Eval(qi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.EqualFunc(v.Outputs, want.Outputs, slices.Equal) {
+		t.Fatalf("verified outputs %v, the whole program's %v", v.Outputs, want.Outputs)
+	}
+	for i := 0; i+1 < len(b.Segments); i++ {
+		if b.Segments[i].OutCommitment == "" || b.Segments[i].OutCommitment != b.Segments[i+1].InCommitment {
+			t.Fatalf("boundary %d: commitments %q, %q", i, b.Segments[i].OutCommitment, b.Segments[i+1].InCommitment)
+		}
+	}
+	// Another input's run: its segments verify on their own, but not in this bundle.
+	other, err := Prove(pl, p, sys, keys, inputs(t, p, 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Verify(pl, sys, vk, other); err != nil {
+		t.Fatal(err)
+	}
+	ins, outs, _, err := pl.Activations(p, qi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A forged boundary activation: segment 1 proven over values that are not segment
+	// 0's outputs (a valid proof of another statement).
+	forgedIn := slices.Clone(ins[1])
+	forgedIn[0] = slices.Clone(forgedIn[0])
+	for j := range forgedIn[0] {
+		forgedIn[0][j] += 64
+	}
+	r, err := pl.Segments[1].Program.Eval(forgedIn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.EqualFunc(r.Outputs, outs[1], slices.Equal) {
+		t.Fatal("the forged input gives the true outputs")
+	}
+	forged, err := ProveSegment(pl.Segments[1], sys, keys.CCS[1], keys.PK[1], keys.VK[1], forgedIn, r.Outputs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Segment 1 proven over the forged input, claiming the true outputs: no proof.
+	if _, err := ProveSegment(pl.Segments[1], sys, keys.CCS[1], keys.PK[1], keys.VK[1], forgedIn, outs[1]); err == nil {
+		t.Fatal("proved segment 1 on a forged input with the true outputs")
+	}
+	// A forged boundary value above its bound (the range layer refuses it).
+	wide := slices.Clone(ins[1])
+	wide[0] = slices.Clone(wide[0])
+	wide[0][0] = 1 << 40
+	if _, err := ProveSegment(pl.Segments[1], sys, keys.CCS[1], keys.PK[1], keys.VK[1], wide, outs[1]); err == nil {
+		t.Fatal("proved segment 1 on a boundary input above its bound")
+	}
+	with := func(f func(b *Bundle)) *Bundle {
+		c := *b
+		c.Segments = slices.Clone(b.Segments)
+		c.IntOutputs = slices.Clone(b.IntOutputs)
+		f(&c)
+		return &c
+	}
+	for name, bad := range map[string]*Bundle{
+		"segment from another input": with(func(c *Bundle) { c.Segments[1] = other.Segments[1] }),
+		"last segment from another input": with(func(c *Bundle) {
+			c.Segments[2] = other.Segments[2]
+			c.IntOutputs = other.IntOutputs
+		}),
+		"forged boundary activation": with(func(c *Bundle) { c.Segments[1] = forged }),
+		"reordered": with(func(c *Bundle) {
+			c.Segments[0], c.Segments[1] = c.Segments[1], c.Segments[0]
+		}),
+		"reordered, indices relabelled": with(func(c *Bundle) {
+			s0, s1 := *c.Segments[0], *c.Segments[1]
+			s0.Index, s0.ID, s1.Index, s1.ID = 1, s1.ID, 0, s0.ID
+			c.Segments[0], c.Segments[1] = &s1, &s0
+			c.Segments[0].Proof, c.Segments[1].Proof = c.Segments[1].Proof, c.Segments[0].Proof
+		}),
+		"dropped":    with(func(c *Bundle) { c.Segments = slices.Delete(c.Segments, 1, 2) }),
+		"duplicated": with(func(c *Bundle) { c.Segments = slices.Insert(c.Segments, 1, c.Segments[1]) }),
+		"duplicated in place of another": with(func(c *Bundle) { c.Segments[2] = c.Segments[1] }),
+		"wrong claimed output": with(func(c *Bundle) {
+			c.IntOutputs[0] = slices.Clone(c.IntOutputs[0])
+			c.IntOutputs[0][0]++
+		}),
+		"another model": with(func(c *Bundle) { c.ModelID = "00" + c.ModelID[2:] }),
+	} {
+		if _, err := Verify(pl, sys, vk, bad); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: got %v, want ErrInvalid", name, err)
+		}
+	}
+	// A bundle of another split of the same model (one segment), and its segment
+	// spliced in.
+	pl2, err := Split(p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys2, err := SetupDev(pl2, sys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b2, err := Prove(pl2, p, sys, keys2, qi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	relabelled := *b2
+	relabelled.PlanID = pl.ID
+	spliced := with(func(c *Bundle) { c.Segments[0] = b2.Segments[0] })
+	for name, bad := range map[string]*Bundle{"another split": b2, "another split, relabelled": &relabelled, "spliced": spliced} {
+		if _, err := Verify(pl, sys, vk, bad); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: got %v, want ErrInvalid", name, err)
+		}
 	}
 }
