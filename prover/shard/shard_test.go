@@ -351,8 +351,8 @@ func TestBundleGroth16(t *testing.T) {
 			c.Segments[0], c.Segments[1] = &s1, &s0
 			c.Segments[0].Proof, c.Segments[1].Proof = c.Segments[1].Proof, c.Segments[0].Proof
 		}),
-		"dropped":    with(func(c *Bundle) { c.Segments = slices.Delete(c.Segments, 1, 2) }),
-		"duplicated": with(func(c *Bundle) { c.Segments = slices.Insert(c.Segments, 1, c.Segments[1]) }),
+		"dropped":                        with(func(c *Bundle) { c.Segments = slices.Delete(c.Segments, 1, 2) }),
+		"duplicated":                     with(func(c *Bundle) { c.Segments = slices.Insert(c.Segments, 1, c.Segments[1]) }),
 		"duplicated in place of another": with(func(c *Bundle) { c.Segments[2] = c.Segments[1] }),
 		"wrong claimed output": with(func(c *Bundle) {
 			c.IntOutputs[0] = slices.Clone(c.IntOutputs[0])
