@@ -349,7 +349,6 @@ func TestBundleGroth16(t *testing.T) {
 			s0, s1 := *c.Segments[0], *c.Segments[1]
 			s0.Index, s0.ID, s1.Index, s1.ID = 1, s1.ID, 0, s0.ID
 			c.Segments[0], c.Segments[1] = &s1, &s0
-			c.Segments[0].Proof, c.Segments[1].Proof = c.Segments[1].Proof, c.Segments[0].Proof
 		}),
 		"dropped":                        with(func(c *Bundle) { c.Segments = slices.Delete(c.Segments, 1, 2) }),
 		"duplicated":                     with(func(c *Bundle) { c.Segments = slices.Insert(c.Segments, 1, c.Segments[1]) }),
@@ -385,5 +384,62 @@ func TestBundleGroth16(t *testing.T) {
 		if _, err := Verify(pl, sys, vk, bad); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%s: got %v, want ErrInvalid", name, err)
 		}
+	}
+}
+
+// TestBundlePlonkHashed proves the residual net in 2 segments with PLONK, inputs,
+// outputs and params hashed: the first segment's input commitment and the last
+// segment's output commitment are the unsharded model's, each segment commits to its
+// own params, and a wrong claimed output fails the output commitment.
+func TestBundlePlonkHashed(t *testing.T) {
+	cfg := quant.DefaultConfig()
+	cfg.InputVis, cfg.OutputVis, cfg.ParamVis = quant.Hashed, quant.Hashed, quant.Hashed
+	p := lower(t, residualNet(t), cfg)
+	pl, err := Split(p, residualCuts(t, p)[:1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	sys := circuits.Plonk
+	keys, err := SetupDev(pl, sys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	qi := inputs(t, p, 1)
+	b, err := Prove(pl, p, sys, keys, qi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := Verify(pl, sys, keys.VerifyingKey, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := p.Eval(qi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole, err := circuits.Commitments(p, qi, want.Outputs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The whole program's commitments, in layout order: inputs, outputs, params.
+	if v.Commitments["inputs"] != whole[0].String() || v.Commitments["outputs"] != whole[1].String() {
+		t.Fatalf("bundle commitments %v, unsharded %v", v.Commitments, whole)
+	}
+	if _, ok := v.Commitments["params/1"]; !ok || v.Commitments["params/0"] == v.Commitments["params/1"] {
+		t.Fatalf("want one params commitment per segment: %v", v.Commitments)
+	}
+	if !slices.EqualFunc(v.Outputs, want.Outputs, slices.Equal) {
+		t.Fatal("verified outputs differ from the whole program's")
+	}
+	c := *b
+	c.IntOutputs = [][]int64{slices.Clone(b.IntOutputs[0])}
+	c.IntOutputs[0][1]--
+	if _, err := Verify(pl, sys, keys.VerifyingKey, &c); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("wrong claimed output: got %v", err)
+	}
+	c = *b
+	c.Segments = []*SegmentProof{b.Segments[1], b.Segments[0]}
+	if _, err := Verify(pl, sys, keys.VerifyingKey, &c); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("reordered: got %v", err)
 	}
 }
