@@ -289,7 +289,7 @@ whose boundary activations are bound by Poseidon2 commitments (docs/sharding.md)
 			if dir == "" {
 				dir = defaultDir(args[0])
 			}
-			if err := budget.checkGraph(onnx, cfg, syss, cmd.ErrOrStderr()); err != nil {
+			if err := budget.checkGraph(onnx, cfg, syss, sharded, cmd.ErrOrStderr()); err != nil {
 				return err
 			}
 			var chosen *calibrate.Choice

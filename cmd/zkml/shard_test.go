@@ -5,9 +5,14 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/zkml/zkml/circuits"
+	"github.com/zkml/zkml/internal/bench"
+	zkmodel "github.com/zkml/zkml/model"
+	"github.com/zkml/zkml/model/quant"
 	"github.com/zkml/zkml/prover/shard"
 )
 
@@ -59,5 +64,57 @@ func TestCLISharded(t *testing.T) {
 	var ee exitError
 	if !errors.As(err, &ee) || ee != 2 || !strings.Contains(out, "INVALID") {
 		t.Fatalf("swapped bundle: err %v, out %q; want exit status 2 and INVALID", err, out)
+	}
+}
+
+// TestCLIShardedBudget: a --max-memory below the whole model's structural estimate
+// refuses the model before lowering it unsharded, but not with --shard: a sharded
+// model is checked, before lowering, only for its lowering and its largest layer (the
+// pre-lowering check refused it whole before it knew about --shard), then segment by
+// segment; a budget below the largest layer is refused before lowering, naming it.
+func TestCLIShardedBudget(t *testing.T) {
+	model := filepath.Join(modelsDir, "3l_relu_conv_fc")
+	onnx := filepath.Join(model, "network.onnx")
+	raw, err := os.ReadFile(onnx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := zkmodel.Load(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	est, err := bench.EstimateGraph(g, quant.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole := est.Groth16.MemoryBytes
+	largest := est.Largest(1)[0]
+	floor := max(est.LoweringBytes(), bench.EstimateBaseMemory+largest.Bytes)
+	if floor >= whole {
+		t.Fatalf("model too small for the test: whole %d, floor %d", whole, floor)
+	}
+	groth16 := []circuits.System{circuits.Groth16}
+	var b memoryBudget
+	t.Setenv(envJobMemory, strconv.FormatInt(whole-1, 10))
+	if err := b.checkGraph(raw, quant.DefaultConfig(), groth16, false, nil); !errors.Is(err, bench.ErrOverBudget) {
+		t.Fatalf("unsharded, over the budget: %v", err)
+	}
+	if err := b.checkGraph(raw, quant.DefaultConfig(), groth16, true, nil); err != nil {
+		t.Fatalf("sharded, lowering and largest layer within the budget: %v", err)
+	}
+	// Through the CLI: past the structural check, each segment is checked (this small
+	// model's segments, with their boundary commitments, do not fit).
+	dir := filepath.Join(t.TempDir(), "m.zkml")
+	_, err = run(t, "compile", onnx, "-d", dir, "--system", "groth16", "--shard", "--cuts", "7", "--max-memory", strconv.FormatInt(whole-1, 10))
+	if err == nil || strings.Contains(err.Error(), "before lowering") || !strings.Contains(err.Error(), "segment 0") {
+		t.Fatalf("sharded compile: %v; want a segment's refusal, not the whole model's", err)
+	}
+	t.Setenv(envJobMemory, strconv.FormatInt(floor-1, 10))
+	err = b.checkGraph(raw, quant.DefaultConfig(), groth16, true, nil)
+	if !errors.Is(err, bench.ErrOverBudget) {
+		t.Fatalf("sharded, below the lowering or the largest layer: %v", err)
+	}
+	if est.LoweringBytes() < floor && !strings.Contains(err.Error(), largest.Name) {
+		t.Errorf("refusal %q does not name the largest layer %q", err, largest.Name)
 	}
 }
