@@ -181,6 +181,11 @@ func (p *Processor) run(ctx context.Context, t Task, a Attempt) error {
 		if j != nil && j.WebhookURL != "" {
 			p.queueWebhook(ctx, j)
 		}
+		if j != nil && j.Kind == store.KindSegment {
+			// A segment cancelled with its parent (or by itself, ending the parent):
+			// the parent, waiting without a task of its own, sends its webhook here.
+			p.parentEnded(ctx, j)
+		}
 		return nil
 	}
 	if errors.Is(err, store.ErrNotFound) {

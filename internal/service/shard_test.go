@@ -223,6 +223,12 @@ type shardFake struct {
 	segs, assembles atomic.Int32
 	mu              sync.Mutex
 	proved          map[int]int
+	// fail makes segment fail-1's proof fail as the user's fault (0: none).
+	fail int
+	// running and maxRunning, when set, count segment proofs running at once (shared
+	// by the engines of several workers); each waits up to overlap for another.
+	running, maxRunning *atomic.Int32
+	overlap             time.Duration
 }
 
 func (f *shardFake) Segments(ctx context.Context, dir string) (int, error) { return 2, nil }
@@ -233,6 +239,21 @@ func (f *shardFake) PrepareSegments(ctx context.Context, dir, system string, inp
 
 func (f *shardFake) ProveSegment(ctx context.Context, dir, system string, acts []byte, i int) ([]byte, error) {
 	f.segs.Add(1)
+	if f.running != nil {
+		n := f.running.Add(1)
+		defer f.running.Add(-1)
+		for {
+			if m := f.maxRunning.Load(); n <= m || f.maxRunning.CompareAndSwap(m, n) {
+				break
+			}
+		}
+		for deadline := time.Now().Add(f.overlap); f.maxRunning.Load() < 2 && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	if f.fail == i+1 {
+		return nil, fmt.Errorf("%w: segment %d's boundary is out of range", api.ErrInvalidInput, i)
+	}
 	if f.block && i == 0 {
 		<-ctx.Done()
 		return nil, ctx.Err()
@@ -363,6 +384,147 @@ func TestShardSegmentWorkerLost(t *testing.T) {
 		e.want(e.do("POST", "/v1/verify", k, jsonBody(map[string]string{"proof_id": got.ProofID})), 200).json(t, &v)
 		if !v.Valid {
 			t.Fatal("stored bundle does not verify")
+		}
+	})
+}
+
+// hookCounter is a webhook receiver counting the deliveries of prove jobs.
+func hookCounter(t *testing.T) (*httptest.Server, *atomic.Int32) {
+	var n atomic.Int32
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var ev struct {
+			Job api.JobView `json:"job"`
+		}
+		body, _ := io.ReadAll(r.Body)
+		if json.Unmarshal(body, &ev) == nil && ev.Job.Kind == "prove" {
+			n.Add(1)
+		}
+	}))
+	t.Cleanup(hook.Close)
+	return hook, &n
+}
+
+// TestShardSegmentsTwoWorkers: on PostgreSQL, two worker processes (apps) of one
+// worker each prove the two segments of a proof at the same time, one each, and the
+// parent completes exactly once (one assembly, one webhook).
+func TestShardSegmentsTwoWorkers(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		if b.name != "postgres" {
+			t.Skip("the embedded store is one process")
+		}
+		var running, maxRunning atomic.Int32
+		cfg := fastConfig(b.cfg(t), &shardFake{})
+		cfg.Workers = 1
+		first := startApp(t, cfg, true)
+		srv := httptest.NewServer(first.Handler())
+		t.Cleanup(srv.Close)
+		e := &env{t: t, app: first, srv: srv, cfg: cfg}
+		k := e.newKey("alice").Key
+		m := e.readyModel(k)
+		if err := first.Shutdown(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		e.app = startApp(t, cfg, false)
+		srv.Config.Handler = e.app.Handler()
+		var engs []*shardFake
+		for range 2 {
+			eng := &shardFake{running: &running, maxRunning: &maxRunning, overlap: 5 * time.Second}
+			wcfg := cfg
+			wcfg.Engine = eng
+			startApp(t, wcfg, true)
+			engs = append(engs, eng)
+		}
+		hook, hooks := hookCounter(t)
+		body, _ := json.Marshal(map[string]any{"input": json.RawMessage(`{"input_data":[[0.5,1,-2,3]]}`), "webhook_url": hook.URL})
+		var pj api.JobView
+		e.want(e.prove(k, m, string(body)), 202).json(t, &pj)
+		got := e.wait(k, pj.ID, 30*time.Second)
+		if got.Status != "succeeded" || got.ProofID == "" {
+			t.Fatalf("parent = %+v", got)
+		}
+		if maxRunning.Load() != 2 || engs[0].segs.Load() != 1 || engs[1].segs.Load() != 1 {
+			t.Fatalf("segments ran %d at a time, %d and %d per worker; want 2, 1 and 1", maxRunning.Load(), engs[0].segs.Load(), engs[1].segs.Load())
+		}
+		time.Sleep(time.Second)
+		if a := engs[0].assembles.Load() + engs[1].assembles.Load(); a != 1 {
+			t.Fatalf("bundle assembled %d times", a)
+		}
+		if n := hooks.Load(); n != 1 {
+			t.Fatalf("webhook fired %d times", n)
+		}
+	})
+}
+
+// TestShardSegmentFails: a segment that fails fails its prove job with the segment's
+// error code and a message naming the segment, and the prove job's webhook fires
+// once.
+func TestShardSegmentFails(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		eng := &shardFake{fail: 2}
+		e := newEnv(t, fastConfig(b.cfg(t), eng))
+		k := e.newKey("alice").Key
+		m := e.readyModel(k)
+		hook, hooks := hookCounter(t)
+		body, _ := json.Marshal(map[string]any{"input": json.RawMessage(`{"input_data":[[0.5,1,-2,3]]}`), "webhook_url": hook.URL})
+		var pj api.JobView
+		e.want(e.prove(k, m, string(body)), 202).json(t, &pj)
+		got := e.wait(k, pj.ID, 30*time.Second)
+		if got.Status != "failed" || got.Error == nil || got.Error.Code != "invalid_input" ||
+			!strings.Contains(got.Error.Message, "segment 1 of 2") || !strings.Contains(got.Error.Message, "out of range") {
+			t.Fatalf("parent = %+v (error %+v)", got, got.Error)
+		}
+		time.Sleep(time.Second)
+		if eng.assembles.Load() != 0 {
+			t.Fatal("a failed proof was assembled")
+		}
+		if n := hooks.Load(); n != 1 {
+			t.Fatalf("webhook fired %d times", n)
+		}
+	})
+}
+
+// TestShardCancelWaitingParent: cancelling a prove job whose segments are running
+// ends it at once, stops its segments, and fires its webhook once.
+func TestShardCancelWaitingParent(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		eng := &shardFake{block: true}
+		e := newEnv(t, fastConfig(b.cfg(t), eng))
+		k := e.newKey("alice").Key
+		m := e.readyModel(k)
+		hook, hooks := hookCounter(t)
+		body, _ := json.Marshal(map[string]any{"input": json.RawMessage(`{"input_data":[[0.5,1,-2,3]]}`), "webhook_url": hook.URL})
+		var pj api.JobView
+		e.want(e.prove(k, m, string(body)), 202).json(t, &pj)
+		deadline := time.Now().Add(20 * time.Second)
+		for eng.segs.Load() == 0 || e.job(k, pj.ID).Segments == nil {
+			if time.Now().After(deadline) {
+				t.Fatal("no segment started")
+			}
+			time.Sleep(30 * time.Millisecond)
+		}
+		e.want(e.do("POST", "/v1/jobs/"+pj.ID+"/cancel", k, nil), 202)
+		if got := e.job(k, pj.ID); got.Status != "cancelled" {
+			t.Fatalf("cancelled parent = %+v", got)
+		}
+		var page api.JobPage
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			e.want(e.do("GET", "/v1/jobs?limit=100", k, nil), 200).json(t, &page)
+			open := 0
+			for _, j := range page.Jobs {
+				if j.Kind == "segment" && (j.Status == "queued" || j.Status == "running") {
+					open++
+				}
+			}
+			if open == 0 && hooks.Load() > 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d segment jobs still open, %d webhooks", open, hooks.Load())
+			}
+		}
+		time.Sleep(time.Second)
+		if n := hooks.Load(); n != 1 {
+			t.Fatalf("webhook fired %d times", n)
 		}
 	})
 }

@@ -535,10 +535,9 @@ func (s *Store) Heartbeat(ctx context.Context, id string, attempt int, stage str
 	now := s.now()
 	// A segment job whose parent ended (a sibling failed, the parent was cancelled) is
 	// asked to stop like a cancelled job.
-	// A parent waiting for its segments keeps no lease (its heartbeat may race with
-	// SpawnSegments).
-	err := s.c.QueryRow(ctx, `UPDATE jobs SET heartbeat_at = $4,
-		lease_until = CASE WHEN segments_total > 0 AND segments_done < segments_total THEN NULL ELSE $7 END,
+	// (A heartbeat racing with SpawnSegments may give a waiting parent a lease again;
+	// StartJob and ReclaimJob leave a waiting parent alone whatever its lease.)
+	err := s.c.QueryRow(ctx, `UPDATE jobs SET heartbeat_at = $4, lease_until = $7,
 		stage = CASE WHEN $5 THEN $2 ELSE stage END, progress = CASE WHEN $5 THEN $3 ELSE progress END,
 		cancel_requested = (cancel_requested OR (parent_id IS NOT NULL AND EXISTS (SELECT 1 FROM jobs AS p
 			WHERE p.id = jobs.parent_id AND p.status IN ('succeeded', 'failed', 'cancelled'))))

@@ -60,6 +60,12 @@ func runSegments(t *testing.T, setup func(t *testing.T) (store.Store, *store.API
 		if !got.Waiting() || got.SegmentsTotal != 3 || got.Activations != "sha256:a" || got.LeaseUntil != nil {
 			t.Fatalf("parent = %+v", got)
 		}
+		// Heartbeats keep working (regression: a typed lease expression broke them on
+		// PostgreSQL), and a late heartbeat of the spawning run that renews the
+		// parent's lease does not make it startable or reclaimable.
+		if _, err := s.Heartbeat(ctx, p.ID, 1, "", 0, 0); err != nil {
+			t.Fatalf("heartbeat of the spawning run: %v", err)
+		}
 		// Nobody runs a waiting parent: no worker starts it, no reaper takes it.
 		if _, err := s.StartJob(ctx, p.ID, time.Minute); !errors.Is(err, store.ErrLeased) {
 			t.Fatalf("StartJob of a waiting parent: err = %v, want ErrLeased", err)
