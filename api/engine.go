@@ -47,6 +47,10 @@ type ShardEngine interface {
 	// VerifyBundle checks a bundle (JSON) against the model's plan and segment keys; a
 	// bad or malformed bundle is an invalid Verdict with its reason, never an error.
 	VerifyBundle(ctx context.Context, dir, system string, bundle []byte) (Verdict, error)
+	// SegmentVerifier returns the Solidity source of segment i's verifier contract
+	// (SolidityVerifier of a sharded model returns the bundle verifier's, which calls
+	// one of these per segment).
+	SegmentVerifier(ctx context.Context, dir, system string, i int) ([]byte, error)
 }
 
 // Verdict is the answer to a verification: Reason says why an invalid proof is invalid.

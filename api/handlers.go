@@ -277,7 +277,21 @@ func (s *Server) verifierSol(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	src, err := s.engine.SolidityVerifier(r.Context(), dir, sys)
+	var src []byte
+	if seg := r.URL.Query().Get("segment"); seg != "" {
+		// One segment's verifier of a sharded model.
+		i, perr := strconv.Atoi(seg)
+		se, ok := s.engine.(ShardEngine)
+		switch {
+		case perr != nil || i < 0:
+			return badRequest("segment must be a segment index")
+		case !ok:
+			return errorf(KindUnprocessable, "not_supported", "this service does not run sharded models")
+		}
+		src, err = se.SegmentVerifier(r.Context(), dir, sys, i)
+	} else {
+		src, err = s.engine.SolidityVerifier(r.Context(), dir, sys)
+	}
 	if err != nil {
 		return err
 	}

@@ -158,8 +158,9 @@ type ProofView struct {
 	// Trust says where the keys the proof was made with come from.
 	Trust Provenance `json:"trust"`
 	// Bundle is a sharded model's proof: its segment proofs with their public inputs,
-	// the plan ID and the claimed outputs (proof, public_inputs and calldata are then
-	// empty). POST /v1/verify checks it as a whole.
+	// the plan ID and the claimed outputs (proof and public_inputs are then empty;
+	// calldata calls the bundle verifier's verify(bytes[], uint256[][])). POST
+	// /v1/verify checks it as a whole.
 	Bundle    json.RawMessage `json:"bundle,omitempty"`
 	CreatedAt time.Time       `json:"created_at"`
 }
@@ -169,7 +170,7 @@ func newProofView(p *store.Proof) ProofView {
 		PublicInputs: p.PublicInputs, Outputs: p.Outputs, Calldata: hexString(p.Calldata),
 		ProveSeconds: p.ProveSeconds, Trust: decodeProvenance(p.Provenance), CreatedAt: p.CreatedAt}
 	if p.Bundle {
-		v.Proof, v.PublicInputs, v.Calldata, v.Bundle = "", []string{}, "", json.RawMessage(p.Proof)
+		v.Proof, v.PublicInputs, v.Bundle = "", []string{}, json.RawMessage(p.Proof)
 	}
 	return v
 }

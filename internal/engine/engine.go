@@ -412,7 +412,15 @@ func (e *Engine) SolidityVerifier(ctx context.Context, dir string, system string
 		return nil, err
 	}
 	if shard.Sharded(m) {
-		return nil, fmt.Errorf("%w: model %s is sharded: the service does not export a bundle verifier contract yet", api.ErrInvalidModel, m.ID)
+		// Sharded models have development keys only (setupSharded).
+		if e.SetupPolicy.RequireTrusted {
+			return nil, classify(fmt.Errorf("%w: the keys of sharded model %s come from a development setup", prover.ErrUntrustedSetup, m.ID))
+		}
+		pl, err := shard.Load(m)
+		if err != nil {
+			return nil, err
+		}
+		return bundleVerifier(m, pl, sys), nil
 	}
 	if err := m.CheckTrusted(sys, e.SetupPolicy); err != nil {
 		return nil, classify(err)

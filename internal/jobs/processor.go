@@ -434,7 +434,8 @@ func (p *Processor) stepSharded(ctx context.Context, se api.ShardEngine, j *stor
 		if err != nil {
 			return outcome{}, err
 		}
-		return outcome{proof: &store.Proof{Proof: res.Proof, Outputs: res.Outputs, ProveSeconds: res.ProveSeconds, Bundle: true}}, nil
+		return outcome{proof: &store.Proof{Proof: res.Proof, Outputs: res.Outputs, Calldata: res.Calldata,
+			ProveSeconds: res.ProveSeconds, Bundle: true}}, nil
 	}
 	progress("evaluate", 0)
 	acts, n, err := se.PrepareSegments(ctx, dir, j.System, j.Input)

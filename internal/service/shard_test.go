@@ -154,6 +154,22 @@ func TestShardedProof(t *testing.T) {
 		if err := json.Unmarshal(pv.Bundle, &bundle); err != nil || bundle.PlanID != st.Sharded.PlanID || len(bundle.Segments) != 2 || len(pv.Outputs) != 1 {
 			t.Fatalf("proof view: %+v (%v)", pv, err)
 		}
+		if !strings.HasPrefix(pv.Calldata, "0x") || len(pv.Calldata) < 10 {
+			t.Fatalf("bundle calldata %q", pv.Calldata)
+		}
+		// The contracts: the bundle verifier, and each segment's verifier.
+		sol := e.want(e.do("GET", "/v1/models/"+m+"/verifier.sol?system=groth16", k, nil), 200)
+		if !strings.Contains(string(sol.body), "contract ZKMLBundleVerifier") || !strings.Contains(string(sol.body), st.Sharded.PlanID) {
+			t.Fatalf("bundle verifier source:\n%.600s", sol.body)
+		}
+		for i := range 2 {
+			seg := e.want(e.do("GET", fmt.Sprintf("/v1/models/%s/verifier.sol?system=groth16&segment=%d", m, i), k, nil), 200)
+			if !strings.Contains(string(seg.body), "contract ZKMLVerifier") {
+				t.Fatalf("segment %d verifier source:\n%.600s", i, seg.body)
+			}
+		}
+		e.want(e.do("GET", "/v1/models/"+m+"/verifier.sol?system=groth16&segment=2", k, nil), 422)
+		e.want(e.do("GET", "/v1/models/"+m+"/verifier.sol?system=groth16&segment=x", k, nil), 400)
 		verify := func(req any) api.Verdict {
 			t.Helper()
 			var v struct {

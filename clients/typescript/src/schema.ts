@@ -182,7 +182,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Solidity verifier contract for the model */
+        /**
+         * Solidity verifier contract for the model
+         * @description For a sharded model: without segment, the bundle verifier (ZKMLBundleVerifier, its constructor arguments in a leading comment); with segment=i, segment i's verifier (a ZKMLVerifier deployed with modelId_ = the segment ID). A proof's calldata calls the bundle verifier's verify(bytes[], uint256[][]).
+         */
         get: operations["verifierSol"];
         put?: never;
         post?: never;
@@ -496,7 +499,7 @@ export interface components {
             created_at?: string;
             /** @description where the keys this proof was made with come from */
             trust: components["schemas"]["Provenance"];
-            /** @description a sharded model's proof (proof, public_inputs and calldata are then empty) */
+            /** @description a sharded model's proof (proof and public_inputs are then empty; calldata calls the bundle verifier's verify(bytes[], uint256[][])) */
             bundle?: components["schemas"]["Bundle"];
         };
         Contribution: {
@@ -1118,6 +1121,8 @@ export interface operations {
         parameters: {
             query?: {
                 system?: components["schemas"]["System"];
+                /** @description a sharded model's segment index */
+                segment?: number;
             };
             header?: never;
             path: {
@@ -1146,6 +1151,7 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
+            422: components["responses"]["Unprocessable"];
             503: components["responses"]["Unavailable"];
         };
     };
