@@ -6,7 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math/big"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/consensys/gnark/backend/witness"
@@ -203,6 +206,10 @@ func openSharded(dir, system string) (*prover.Model, *shard.Plan, circuits.Syste
 
 // Segments implements api.ShardEngine.
 func (e *Engine) Segments(ctx context.Context, dir string) (int, error) {
+	// Every prove job asks: an unsharded model is answered without opening it.
+	if _, err := os.Stat(filepath.Join(dir, shard.PlanFile)); errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
 	m, err := prover.Open(dir)
 	if err != nil {
 		return 0, err
