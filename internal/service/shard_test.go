@@ -247,7 +247,13 @@ type shardFake struct {
 	overlap             time.Duration
 }
 
+var _ api.ShardEngine = (*shardFake)(nil)
+
 func (f *shardFake) Segments(ctx context.Context, dir string) (int, error) { return 2, nil }
+
+func (f *shardFake) SegmentVerifier(ctx context.Context, dir, system string, i int) ([]byte, error) {
+	return []byte(fmt.Sprintf("contract Segment%d {}", i)), nil
+}
 
 func (f *shardFake) PrepareSegments(ctx context.Context, dir, system string, input []byte) ([]byte, int, error) {
 	return []byte("acts"), 2, nil
