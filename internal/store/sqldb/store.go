@@ -533,14 +533,15 @@ func (s *Store) StartJob(ctx context.Context, id string, lease time.Duration) (*
 func (s *Store) Heartbeat(ctx context.Context, id string, attempt int, stage string, progress float64, lease time.Duration) (bool, error) {
 	var cancel bool
 	now := s.now()
-	// A segment job whose parent ended (a sibling failed, the parent was cancelled) is
-	// asked to stop like a cancelled job.
+	// A segment job whose parent ended (a sibling failed, the parent was cancelled) or
+	// was asked to stop (a cancel request that reached it before it spawned its
+	// segments) is asked to stop like a cancelled job.
 	// (A heartbeat racing with SpawnSegments may give a waiting parent a lease again;
 	// StartJob and ReclaimJob leave a waiting parent alone whatever its lease.)
 	err := s.c.QueryRow(ctx, `UPDATE jobs SET heartbeat_at = $4, lease_until = $7,
 		stage = CASE WHEN $5 THEN $2 ELSE stage END, progress = CASE WHEN $5 THEN $3 ELSE progress END,
 		cancel_requested = (cancel_requested OR (parent_id IS NOT NULL AND EXISTS (SELECT 1 FROM jobs AS p
-			WHERE p.id = jobs.parent_id AND p.status IN ('succeeded', 'failed', 'cancelled'))))
+			WHERE p.id = jobs.parent_id AND (p.status IN ('succeeded', 'failed', 'cancelled') OR p.cancel_requested))))
 		WHERE id = $1 AND status = 'running' AND attempt = $6 RETURNING cancel_requested`,
 		id, stage, progress, now, stage != "", attempt, now.Add(lease)).Scan(&cancel)
 	if errors.Is(err, store.ErrNotFound) {

@@ -224,6 +224,35 @@ func runSegments(t *testing.T, setup func(t *testing.T) (store.Store, *store.API
 		}
 	})
 
+	// A cancel request that reaches a prove job before it spawns its segments stops
+	// them (their cancellation then cancels the parent).
+	t.Run("CancelBeforeSpawn", func(t *testing.T) {
+		s, k, m := setup(t)
+		p := mkJob(t, s, k.ID, m.ID, "")
+		_, err := s.StartJob(ctx, p.ID, time.Minute)
+		must(t, err)
+		_, err = s.CancelJob(ctx, k.ID, p.ID)
+		must(t, err)
+		segs, err := s.SpawnSegments(ctx, p.ID, 1, "sha256:a", 2)
+		must(t, err)
+		_, err = s.StartJob(ctx, segs[0].ID, time.Minute)
+		must(t, err)
+		stop, err := s.Heartbeat(ctx, segs[0].ID, 1, "", 0, time.Minute)
+		if err != nil || !stop {
+			t.Fatalf("segment of a parent with a cancel request: stop = %v, err = %v", stop, err)
+		}
+		_, err = s.FinishJob(ctx, segs[0].ID, 1, store.Finish{Status: store.JobCancelled, ErrorCode: "cancelled", ErrorMessage: "cancelled by request"})
+		must(t, err)
+		got, err := s.GetJob(ctx, k.ID, p.ID)
+		must(t, err)
+		if got.Status != store.JobCancelled {
+			t.Fatalf("parent = %+v", got)
+		}
+		if q, err := s.GetJob(ctx, k.ID, segs[1].ID); err != nil || q.Status != store.JobCancelled {
+			t.Fatalf("queued sibling = %+v, %v", q, err)
+		}
+	})
+
 	t.Run("CancelWaitingParent", func(t *testing.T) {
 		s, k, m := setup(t)
 		p, segs := spawned(t, s, k.ID, m.ID, 2)
