@@ -108,7 +108,7 @@ func (e *Engine) compileSharded(ctx context.Context, m *prover.Model, sh *ShardS
 	} else {
 		pl, err = shard.SplitBudget(m.Program, systems, limits)
 		if errors.Is(err, bench.ErrOverBudget) {
-			return api.ModelInfo{}, fmt.Errorf("%w: %v", api.ErrOverBudget, err)
+			return api.ModelInfo{}, fmt.Errorf("%w: %v", api.ErrOverBudget, strings.TrimPrefix(err.Error(), bench.ErrOverBudget.Error()+": "))
 		}
 	}
 	if err != nil {
@@ -144,7 +144,7 @@ func (e *Engine) compileSharded(ctx context.Context, m *prover.Model, sh *ShardS
 				return api.ModelInfo{}, classify(err)
 			}
 			if err := limits.Check(est); err != nil {
-				return api.ModelInfo{}, fmt.Errorf("%w: segment %d: %v", api.ErrOverBudget, i, err)
+				return api.ModelInfo{}, fmt.Errorf("%w: segment %d: %v", api.ErrOverBudget, i, strings.TrimPrefix(err.Error(), bench.ErrOverBudget.Error()+": "))
 			}
 			st, err := shard.Dir{M: m, Sys: sys}.Compile(pl, i)
 			if err != nil {
