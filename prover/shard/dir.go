@@ -97,14 +97,21 @@ func (d Dir) Circuit(i int) (constraint.ConstraintSystem, error) {
 	return ccs, d.read(i, "circuit", ccs)
 }
 
+// unsafeReader reads a Groth16 proving key without its points' subgroup checks.
+type unsafeReader struct{ pk groth16.ProvingKey }
+
+func (u unsafeReader) ReadFrom(r io.Reader) (int64, error) { return u.pk.UnsafeReadFrom(r) }
+
 // ProvingKey implements Keys.
 func (d Dir) ProvingKey(i int) (any, error) {
 	if d.Sys == circuits.Plonk {
 		pk := plonk.NewProvingKey(ecc.BN254)
 		return pk, d.read(i, "pk", pk)
 	}
+	// The file is checksum-verified and our own: skip the subgroup checks of every
+	// point (as prover.Model.ProvingKey does), most of a large key's decoding time.
 	pk := groth16.NewProvingKey(ecc.BN254)
-	return pk, d.read(i, "pk", pk)
+	return pk, d.read(i, "pk", unsafeReader{pk})
 }
 
 // VerifyingKey implements Keys.
