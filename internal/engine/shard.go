@@ -7,23 +7,17 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
-
-	"github.com/consensys/gnark/backend/witness"
-	"github.com/ethereum/go-ethereum/accounts/abi"
 
 	"github.com/zkml/zkml/api"
 	"github.com/zkml/zkml/circuits"
 	"github.com/zkml/zkml/contracts"
 	"github.com/zkml/zkml/internal/bench"
 	"github.com/zkml/zkml/model"
-	"github.com/zkml/zkml/model/quant"
 	"github.com/zkml/zkml/prover"
 	"github.com/zkml/zkml/prover/shard"
-	"github.com/zkml/zkml/verifier"
 )
 
 // Sharded models in the service (issue 16). The compile settings' "shard" object
@@ -332,7 +326,7 @@ func (e *Engine) AssembleBundle(ctx context.Context, dir, system string, acts []
 	if _, err := shard.Verify(pl, sys, shard.Dir{M: m, Sys: sys}.VerifyingKey, b); err != nil {
 		return api.ProofResult{}, fmt.Errorf("assembled bundle does not verify: %w", err)
 	}
-	if res.Calldata, err = bundleCalldata(b); err != nil {
+	if res.Calldata, err = shard.Calldata(b); err != nil {
 		return api.ProofResult{}, err
 	}
 	res.Proof, err = json.Marshal(b)
@@ -378,38 +372,6 @@ func (e *Engine) VerifyBundle(ctx context.Context, dir, system string, bundle []
 // ZKMLVerifier per segment, deployed with the segment ID as its modelId, and the
 // bundle verifier that checks the boundary chain and calls them.
 
-// segmentOutputs is where a segment's public outputs are among its public inputs
-// (none unless its outputs are public).
-func segmentOutputs(p *quant.Program) (offset, count int) {
-	l := circuits.NewLayout(p)
-	if p.OutputVis != quant.Public || len(l.Outputs) == 0 {
-		return 0, 0
-	}
-	for _, s := range l.Outputs {
-		count += s.Len
-	}
-	return l.Outputs[0].Offset, count
-}
-
-// boundarySlots are the bundle verifier's constructor arguments outSlots and inSlots:
-// segment i's boundary-output commitment and segment i+1's boundary-input commitment
-// among their public inputs.
-func boundarySlots(pl *shard.Plan) (out, in []int) {
-	for _, s := range pl.Segments {
-		for _, h := range circuits.NewLayout(s.Program).Hashes {
-			if h.Domain != circuits.TagBoundary {
-				continue
-			}
-			if h.Tag == circuits.TagOutputs {
-				out = append(out, h.Offset)
-			} else {
-				in = append(in, h.Offset)
-			}
-		}
-	}
-	return out, in
-}
-
 // SegmentVerifier implements api.ShardEngine: segment i's ZKMLVerifier.
 func (e *Engine) SegmentVerifier(ctx context.Context, dir, system string, i int) ([]byte, error) {
 	m, pl, sys, err := openSharded(dir, system)
@@ -424,16 +386,11 @@ func (e *Engine) SegmentVerifier(ctx context.Context, dir, system string, i int)
 	if err != nil {
 		return nil, err
 	}
-	b, err := circuits.ModelBinding(s.Program)
-	if err != nil {
-		return nil, err
-	}
-	off, n := segmentOutputs(s.Program)
 	var buf bytes.Buffer
 	buf.WriteString(prover.DevVerifierBanner)
 	fmt.Fprintf(&buf, "// Segment %d of %d of model %s (plan %s): deploy with modelId_ = 0x%s (the segment ID).\n",
 		i, len(pl.Segments), m.ID, pl.ID, s.ID)
-	if err := verifier.ExportSolidity(&buf, vk, verifier.WithOutputs(off, n), verifier.WithBinding(b)); err != nil {
+	if err := shard.ExportSegmentVerifier(&buf, s, vk); err != nil {
 		return nil, err
 	}
 	return buf.Bytes(), nil
@@ -442,7 +399,7 @@ func (e *Engine) SegmentVerifier(ctx context.Context, dir, system string, i int)
 // bundleVerifier is the source of ZKMLBundleVerifier for a sharded model, with its
 // constructor arguments in a comment.
 func bundleVerifier(m *prover.Model, pl *shard.Plan, sys circuits.System) []byte {
-	out, in := boundarySlots(pl)
+	out, in := shard.BoundarySlots(pl)
 	var buf bytes.Buffer
 	buf.WriteString(prover.DevVerifierBanner)
 	fmt.Fprintf(&buf, "// Bundle verifier of sharded model %s (%s, %d segments). Deploy each segment's\n", m.ID, sys, len(pl.Segments))
@@ -468,42 +425,4 @@ func ints(xs []int) string {
 		s += fmt.Sprint(x)
 	}
 	return s + "]"
-}
-
-// bundleABI is the part of ZKMLBundleVerifier's ABI a proof's calldata needs.
-const bundleABI = `[{"type":"function","name":"verify","stateMutability":"view",
-	"inputs":[{"name":"proofs","type":"bytes[]"},{"name":"publicInputs","type":"uint256[][]"}],
-	"outputs":[{"name":"","type":"bool"}]}]`
-
-// bundleCalldata encodes ZKMLBundleVerifier.verify(proofs, publicInputs) for b.
-func bundleCalldata(b *shard.Bundle) ([]byte, error) {
-	a, err := abi.JSON(strings.NewReader(bundleABI))
-	if err != nil {
-		return nil, err
-	}
-	var proofs [][]byte
-	var inputs [][]*big.Int
-	for i, sp := range b.Segments {
-		proof, err := verifier.DecodeProof(string(b.System), sp.Proof)
-		if err != nil {
-			return nil, fmt.Errorf("segment %d: %w", i, err)
-		}
-		pb, err := verifier.ProofBytes(proof)
-		if err != nil {
-			return nil, err
-		}
-		w, err := witness.New(circuits.Field)
-		if err != nil {
-			return nil, err
-		}
-		if err := w.UnmarshalBinary(sp.Public); err != nil {
-			return nil, fmt.Errorf("segment %d: %w", i, err)
-		}
-		in, err := verifier.PublicInputs(w)
-		if err != nil {
-			return nil, err
-		}
-		proofs, inputs = append(proofs, pb), append(inputs, in)
-	}
-	return a.Pack("verify", proofs, inputs)
 }

@@ -114,7 +114,7 @@ func TestShardedBundleOnChain(t *testing.T) {
 	}
 	// The constructor's slots as the served source's comment states them.
 	pl := loadPlan(t, dir)
-	out, in := boundarySlots(pl)
+	out, in := shard.BoundarySlots(pl)
 	args, err := bundleABI.Pack("", id32(t, b.ModelID), id32(t, b.PlanID), addrs, bigs(out), bigs(in))
 	if err != nil {
 		t.Fatal(err)

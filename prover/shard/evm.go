@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"math/big"
+	"strings"
 
 	"github.com/consensys/gnark/backend/witness"
 	"github.com/ethereum/go-ethereum/accounts/abi"
@@ -43,9 +45,9 @@ func hex32(s string) ([32]byte, error) {
 	return out, nil
 }
 
-// outputRange is where a segment's public outputs are among its public inputs (none
-// unless its outputs are public).
-func outputRange(p *quant.Program) (offset, count int) {
+// OutputRange is where a segment's public outputs are among its public inputs (none
+// unless its outputs are public): the verifier export's WithOutputs.
+func OutputRange(p *quant.Program) (offset, count int) {
 	l := circuits.NewLayout(p)
 	if p.OutputVis != quant.Public || len(l.Outputs) == 0 {
 		return 0, 0
@@ -54,6 +56,75 @@ func outputRange(p *quant.Program) (offset, count int) {
 		count += s.Len
 	}
 	return l.Outputs[0].Offset, count
+}
+
+// BoundarySlots are the bundle verifier's constructor arguments outSlots and inSlots:
+// segment i's boundary-output commitment and segment i+1's boundary-input commitment
+// among their public inputs.
+func BoundarySlots(pl *Plan) (out, in []int) {
+	for _, s := range pl.Segments {
+		for _, h := range circuits.NewLayout(s.Program).Hashes {
+			if h.Domain != circuits.TagBoundary {
+				continue
+			}
+			if h.Tag == circuits.TagOutputs {
+				out = append(out, h.Offset)
+			} else {
+				in = append(in, h.Offset)
+			}
+		}
+	}
+	return out, in
+}
+
+// ExportSegmentVerifier writes segment s's ZKMLVerifier (verifier.ExportSolidity with
+// its public outputs and params binding) for its verifying key vk; it is deployed
+// with modelId_ = the segment ID.
+func ExportSegmentVerifier(w io.Writer, s *Segment, vk any) error {
+	b, err := circuits.ModelBinding(s.Program)
+	if err != nil {
+		return err
+	}
+	off, n := OutputRange(s.Program)
+	return verifier.ExportSolidity(w, vk, verifier.WithOutputs(off, n), verifier.WithBinding(b))
+}
+
+// bundleABI is the part of ZKMLBundleVerifier's ABI a bundle's calldata needs.
+const bundleABI = `[{"type":"function","name":"verify","stateMutability":"view",
+	"inputs":[{"name":"proofs","type":"bytes[]"},{"name":"publicInputs","type":"uint256[][]"}],
+	"outputs":[{"name":"","type":"bool"}]}]`
+
+// Calldata encodes ZKMLBundleVerifier.verify(proofs, publicInputs) for b.
+func Calldata(b *Bundle) ([]byte, error) {
+	a, err := abi.JSON(strings.NewReader(bundleABI))
+	if err != nil {
+		return nil, err
+	}
+	var proofs [][]byte
+	var inputs [][]*big.Int
+	for i, sp := range b.Segments {
+		proof, err := readProof(b.System, sp.Proof)
+		if err != nil {
+			return nil, fmt.Errorf("segment %d: %w", i, err)
+		}
+		pb, err := verifier.ProofBytes(proof)
+		if err != nil {
+			return nil, err
+		}
+		w, err := witness.New(circuits.Field)
+		if err != nil {
+			return nil, err
+		}
+		if err := w.UnmarshalBinary(sp.Public); err != nil {
+			return nil, fmt.Errorf("segment %d: %w", i, err)
+		}
+		in, err := verifier.PublicInputs(w)
+		if err != nil {
+			return nil, err
+		}
+		proofs, inputs = append(proofs, pb), append(inputs, in)
+	}
+	return a.Pack("verify", proofs, inputs)
 }
 
 // DeployBundleOnEVM exports and deploys every segment's verifier (verifier.ExportSolidity
@@ -69,19 +140,13 @@ func DeployBundleOnEVM(ctx context.Context, c *evm.Compiler, pl *Plan, vk func(i
 		return nil, err
 	}
 	d := &EVMBundle{Chain: chain}
-	var outSlots, inSlots []*big.Int
 	for i, s := range pl.Segments {
 		key, err := vk(i)
 		if err != nil {
 			return nil, err
 		}
-		b, err := circuits.ModelBinding(s.Program)
-		if err != nil {
-			return nil, err
-		}
-		off, n := outputRange(s.Program)
 		var src bytes.Buffer
-		if err := verifier.ExportSolidity(&src, key, verifier.WithOutputs(off, n), verifier.WithBinding(b)); err != nil {
+		if err := ExportSegmentVerifier(&src, s, key); err != nil {
 			return nil, fmt.Errorf("segment %d: %w", i, err)
 		}
 		arts, err := c.Compile(ctx, map[string]string{verifier.WrapperContract + ".sol": src.String()})
@@ -109,16 +174,14 @@ func DeployBundleOnEVM(ctx context.Context, c *evm.Compiler, pl *Plan, vk func(i
 		}
 		d.Segments = append(d.Segments, addr)
 		d.DeployGas += res.GasUsed
-		for _, h := range circuits.NewLayout(s.Program).Hashes {
-			if h.Domain != circuits.TagBoundary {
-				continue
-			}
-			if h.Tag == circuits.TagOutputs {
-				outSlots = append(outSlots, big.NewInt(int64(h.Offset)))
-			} else {
-				inSlots = append(inSlots, big.NewInt(int64(h.Offset)))
-			}
-		}
+	}
+	out, in := BoundarySlots(pl)
+	outSlots, inSlots := []*big.Int{}, []*big.Int{}
+	for _, o := range out {
+		outSlots = append(outSlots, big.NewInt(int64(o)))
+	}
+	for _, i := range in {
+		inSlots = append(inSlots, big.NewInt(int64(i)))
 	}
 	arts, err := c.Compile(ctx, map[string]string{BundleContract + ".sol": contracts.ZKMLBundleVerifierSol})
 	if err != nil {
@@ -139,9 +202,6 @@ func DeployBundleOnEVM(ctx context.Context, c *evm.Compiler, pl *Plan, vk func(i
 	if err != nil {
 		return nil, err
 	}
-	if outSlots == nil {
-		outSlots, inSlots = []*big.Int{}, []*big.Int{}
-	}
 	args, err := d.abi.Pack("", modelID, planID, d.Segments, outSlots, inSlots)
 	if err != nil {
 		return nil, err
@@ -155,33 +215,7 @@ func DeployBundleOnEVM(ctx context.Context, c *evm.Compiler, pl *Plan, vk func(i
 }
 
 // Calldata encodes verify(proofs, publicInputs) for a bundle.
-func (d *EVMBundle) Calldata(b *Bundle) ([]byte, error) {
-	var proofs [][]byte
-	var inputs [][]*big.Int
-	for i, sp := range b.Segments {
-		proof, err := readProof(b.System, sp.Proof)
-		if err != nil {
-			return nil, fmt.Errorf("segment %d: %w", i, err)
-		}
-		pb, err := verifier.ProofBytes(proof)
-		if err != nil {
-			return nil, err
-		}
-		w, err := witness.New(circuits.Field)
-		if err != nil {
-			return nil, err
-		}
-		if err := w.UnmarshalBinary(sp.Public); err != nil {
-			return nil, fmt.Errorf("segment %d: %w", i, err)
-		}
-		in, err := verifier.PublicInputs(w)
-		if err != nil {
-			return nil, err
-		}
-		proofs, inputs = append(proofs, pb), append(inputs, in)
-	}
-	return d.abi.Pack("verify", proofs, inputs)
-}
+func (d *EVMBundle) Calldata(b *Bundle) ([]byte, error) { return Calldata(b) }
 
 // Verify calls the bundle verifier's verify and returns its result and the gas of a
 // transaction making that call.
