@@ -340,7 +340,9 @@ func (c *counter) CheckedLinear(p *quant.Program, l *quant.Layer, x, w, bias []s
 	cons, terms := pl.Cost()
 	c.cost(int64(cons))
 	c.terms += int64(terms)
-	c.memory += int64(terms) * EstimateBytesPerTerm
+	// The check's sums are short (its groups) or one product each: charged like
+	// compressed sums, which keeps a checked layer's memory below its direct form's.
+	c.memory += int64(terms) * EstimateBytesPerWideTerm
 	for o := range out {
 		out[o] = c.hint(1)
 		if bias != nil && l.Bias[o] >= 0 {
