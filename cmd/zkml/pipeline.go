@@ -454,7 +454,7 @@ func setupCmd() *cobra.Command {
 			}
 			if shard.Sharded(m) {
 				if srsPath != "" {
-					return fmt.Errorf("%s is sharded: --srs is not supported for sharded models yet (development setup only)", dir)
+					return setupShardedUniversal(cmd, m, syss, &budget, srsPath, srsCacheFlag)
 				}
 				return setupSharded(cmd, m, syss, &budget)
 			}

@@ -148,6 +148,41 @@ func setupSharded(cmd *cobra.Command, m *prover.Model, syss []circuits.System, b
 	return nil
 }
 
+// setupShardedUniversal is `zkml setup --srs FILE.ptau` of a sharded model: each
+// segment's PLONK keys on the public SRS (reproducible by anyone, nothing to trust
+// beyond the Powers of Tau ceremony).
+func setupShardedUniversal(cmd *cobra.Command, m *prover.Model, syss []circuits.System, budget *memoryBudget, ptau, cacheFlag string) error {
+	cache, err := srsCache(cacheFlag)
+	if err != nil {
+		return err
+	}
+	pl, err := shard.Load(m)
+	if err != nil {
+		return err
+	}
+	if err := checkSegments(budget, pl, syss); err != nil {
+		return err
+	}
+	for _, sys := range syss {
+		if sys != circuits.Plonk {
+			return fmt.Errorf("--srs makes PLONK keys; Groth16 keys of sharded models come from the development setup only (a per-segment ceremony is not supported yet)")
+		}
+		d := shard.Dir{M: m, Sys: sys}
+		for i := range pl.Segments {
+			if !d.HasCircuit(i) {
+				if _, err := step(cmd.ErrOrStderr(), fmt.Sprintf("compile %s segment %d", sys, i), func() (*circuits.Stats, error) { return d.Compile(pl, i) }); err != nil {
+					return err
+				}
+			}
+			if _, err := step(cmd.ErrOrStderr(), fmt.Sprintf("setup %s segment %d (public SRS)", sys, i), func() (struct{}, error) { return struct{}{}, d.SetupUniversal(i, ptau, cache) }); err != nil {
+				return err
+			}
+		}
+		printTrust(cmd.OutOrStdout(), cmd.ErrOrStderr(), m, sys)
+	}
+	return nil
+}
+
 // proveSharded proves a bundle, segment after segment, and writes it into the model
 // directory.
 func proveSharded(cmd *cobra.Command, m *prover.Model, sys circuits.System, in []*model.Tensor, budget *memoryBudget) error {

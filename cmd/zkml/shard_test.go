@@ -11,8 +11,10 @@ import (
 
 	"github.com/zkml/zkml/circuits"
 	"github.com/zkml/zkml/internal/bench"
+	"github.com/zkml/zkml/internal/ptautest"
 	zkmodel "github.com/zkml/zkml/model"
 	"github.com/zkml/zkml/model/quant"
+	"github.com/zkml/zkml/prover"
 	"github.com/zkml/zkml/prover/shard"
 )
 
@@ -116,5 +118,49 @@ func TestCLIShardedBudget(t *testing.T) {
 	}
 	if est.LoweringBytes() < floor && !strings.Contains(err.Error(), largest.Name) {
 		t.Errorf("refusal %q does not name the largest layer %q", err, largest.Name)
+	}
+}
+
+// TestCLIShardedUniversalSetup: `setup --srs` of a sharded model makes every segment's
+// PLONK keys on the public SRS (it was refused: development keys only), the bundle
+// proves and verifies, and its trust is universal-srs; Groth16 is refused with --srs;
+// a bundle with one development segment key is reported as development.
+func TestCLIShardedUniversalSetup(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "relu.zkml")
+	cache := t.TempDir()
+	// The boundary commitments make a segment larger than the whole tiny model: a
+	// (test-only, known-τ) ptau file of power 12 instead of the bundled power-9 one.
+	ptau := filepath.Join(t.TempDir(), "pot12.ptau")
+	if err := ptautest.Write(ptau, 12, 5, 7, 11); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, "compile", reluONNX, "-d", dir, "--system", "plonk", "--shard", "--cuts", "1")
+	out := mustRun(t, "setup", "-d", dir, "--system", "plonk", "--srs", ptau, "--srs-cache", cache)
+	if !strings.Contains(out, "plonk keys: universal-srs") {
+		t.Fatalf("setup --srs output:\n%s", out)
+	}
+	if _, _, err := runBoth(t, "setup", "-d", dir, "--system", "groth16", "--srs", testPtau); err == nil || !strings.Contains(err.Error(), "PLONK") {
+		t.Fatalf("setup --srs for groth16: %v", err)
+	}
+	input := filepath.Join(filepath.Dir(reluONNX), "input.json")
+	mustRun(t, "prove", "-d", dir, "--system", "plonk", "--input", input)
+	out = mustRun(t, "verify", "-d", dir, "--system", "plonk")
+	if !strings.Contains(out, "valid plonk bundle of 2 segment proofs") || !strings.Contains(out, "plonk keys: universal-srs") {
+		t.Fatalf("verify:\n%s", out)
+	}
+	m, err := prover.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl, err := shard.Load(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := shard.Dir{M: m, Sys: circuits.Plonk}
+	if err := d.Setup(1); err != nil {
+		t.Fatal(err)
+	}
+	if tr := d.Trust(pl).Trust; tr != prover.TrustDevelopment {
+		t.Fatalf("a bundle with a development segment key: trust %q", tr)
 	}
 }

@@ -179,7 +179,78 @@ func (d Dir) Setup(i int) error {
 	if err := d.write(i, "pk", pk); err != nil {
 		return err
 	}
-	return d.write(i, "vk", vk)
+	if err := d.write(i, "vk", vk); err != nil {
+		return err
+	}
+	return d.writeProvenance(i, &prover.Provenance{Trust: prover.TrustDevelopment})
+}
+
+// SetupUniversal makes segment i's PLONK keys on the public SRS of the Powers of Tau
+// file at ptau (prover.UniversalSetupKeys: no randomness, reproducible by anyone from
+// the segment's circuit and the file) and records their provenance.
+func (d Dir) SetupUniversal(i int, ptau, cacheDir string) error {
+	if d.Sys != circuits.Plonk {
+		return fmt.Errorf("shard: a public SRS makes PLONK keys, not %s", d.Sys)
+	}
+	ccs, err := d.Circuit(i)
+	if err != nil {
+		return err
+	}
+	pk, vk, prov, err := prover.UniversalSetupKeys(ccs, ptau, cacheDir)
+	if err != nil {
+		return fmt.Errorf("segment %d: %w", i, err)
+	}
+	if err := d.write(i, "pk", pk); err != nil {
+		return err
+	}
+	if err := d.write(i, "vk", vk); err != nil {
+		return err
+	}
+	return d.writeProvenance(i, prov)
+}
+
+func provenanceFile(i int, sys circuits.System) string {
+	return fmt.Sprintf("segment%d.provenance.%s.json", i, sys)
+}
+
+func (d Dir) writeProvenance(i int, p *prover.Provenance) error {
+	b, err := json.MarshalIndent(p, "", "  ")
+	if err != nil {
+		return err
+	}
+	return d.M.WriteArtifact(provenanceFile(i, d.Sys), b)
+}
+
+// Provenance is where segment i's keys come from (development when unrecorded).
+func (d Dir) Provenance(i int) *prover.Provenance {
+	b, err := d.M.ReadArtifact(provenanceFile(i, d.Sys))
+	var p prover.Provenance
+	if err != nil || json.Unmarshal(b, &p) != nil || p.Trust == "" {
+		return &prover.Provenance{Trust: prover.TrustDevelopment}
+	}
+	return &p
+}
+
+// Trust is the provenance of a bundle's keys: a bundle is only as trustworthy as its
+// weakest segment, so any segment with development keys makes it development; else
+// every segment's keys come from the same kind of setup, and the first's is returned.
+func (d Dir) Trust(pl *Plan) *prover.Provenance {
+	var first *prover.Provenance
+	for i := range pl.Segments {
+		p := d.Provenance(i)
+		if p.Trust == prover.TrustDevelopment {
+			return p
+		}
+		if first == nil {
+			first = p
+		} else if p.Trust != first.Trust {
+			return &prover.Provenance{Trust: prover.TrustDevelopment}
+		}
+	}
+	if first == nil {
+		return &prover.Provenance{Trust: prover.TrustDevelopment}
+	}
+	return first
 }
 
 // BundleFile is the name of the last bundle proved with sys.
