@@ -351,6 +351,17 @@ func (m *Model) storeKeys(sys circuits.System, pk, vk writerTo, prov *Provenance
 	return m.manifest.write(m.Dir)
 }
 
+// RecordProvenance records where sys's keys come from when they are not the model's
+// own pk and vk files (a sharded model's segment keys: the bundle's provenance, its
+// weakest segment's), so that Provenance, ReadProvenance and CheckTrusted see it.
+func (m *Model) RecordProvenance(sys circuits.System, prov *Provenance) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.manifest.Setup[string(sys)] = prov.Summary()
+	m.manifest.Provenance[string(sys)] = prov
+	return m.manifest.write(m.Dir)
+}
+
 // ReadProvenance is Provenance from the manifest of the model directory dir alone,
 // without opening (rebuilding) the model.
 func ReadProvenance(dir string, sys circuits.System) (*Provenance, error) {

@@ -144,6 +144,9 @@ func setupSharded(cmd *cobra.Command, m *prover.Model, syss []circuits.System, b
 				return err
 			}
 		}
+		if err := d.RecordTrust(pl); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -177,6 +180,9 @@ func setupShardedUniversal(cmd *cobra.Command, m *prover.Model, syss []circuits.
 			if _, err := step(cmd.ErrOrStderr(), fmt.Sprintf("setup %s segment %d (public SRS)", sys, i), func() (struct{}, error) { return struct{}{}, d.SetupUniversal(i, ptau, cache) }); err != nil {
 				return err
 			}
+		}
+		if err := d.RecordTrust(pl); err != nil {
+			return err
 		}
 		printTrust(cmd.OutOrStdout(), cmd.ErrOrStderr(), m, sys)
 	}

@@ -426,9 +426,9 @@ func (e *Engine) SolidityVerifier(ctx context.Context, dir string, system string
 		return nil, err
 	}
 	if shard.Sharded(m) {
-		// Sharded models have development keys only (setupSharded).
-		if e.SetupPolicy.RequireTrusted {
-			return nil, classify(fmt.Errorf("%w: the keys of sharded model %s come from a development setup", prover.ErrUntrustedSetup, m.ID))
+		// The bundle's provenance (its weakest segment's) is the model's (setupSharded).
+		if err := m.CheckTrusted(sys, e.SetupPolicy); err != nil {
+			return nil, classify(err)
 		}
 		pl, err := shard.Load(m)
 		if err != nil {

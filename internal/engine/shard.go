@@ -154,11 +154,14 @@ func (e *Engine) compileSharded(ctx context.Context, m *prover.Model, sh *ShardS
 	return info, err
 }
 
-// setupSharded runs the development setup of every segment (compiling those whose
-// circuit is missing).
+// setupSharded makes every segment's keys (compiling those whose circuit is missing)
+// under the setup policy: PLONK on the public SRS when one is configured, else the
+// development setup, refused when trusted setups are required (Groth16 segment keys
+// have no ceremony yet). The bundle's provenance is recorded as the model's.
 func (e *Engine) setupSharded(m *prover.Model, sys circuits.System) error {
-	if e.SetupPolicy.RequireTrusted {
-		return fmt.Errorf("%w: sharded models have development keys only (no ceremony or public SRS for segments yet)", prover.ErrUntrustedSetup)
+	universal := sys == circuits.Plonk && e.SetupPolicy.Ptau != ""
+	if !universal && e.SetupPolicy.RequireTrusted {
+		return fmt.Errorf("%w: the %s keys of sharded models come from a development setup (PLONK on a public SRS, ZKML_PTAU, is the trusted setup for segments)", prover.ErrUntrustedSetup, sys)
 	}
 	pl, err := shard.Load(m)
 	if err != nil {
@@ -171,11 +174,16 @@ func (e *Engine) setupSharded(m *prover.Model, sys circuits.System) error {
 				return err
 			}
 		}
-		if err := d.Setup(i); err != nil {
+		if universal {
+			err = d.SetupUniversal(i, e.SetupPolicy.Ptau, e.SetupPolicy.SRSCache)
+		} else {
+			err = d.Setup(i)
+		}
+		if err != nil {
 			return err
 		}
 	}
-	return nil
+	return d.RecordTrust(pl)
 }
 
 // openSharded opens a sharded model directory and its plan.
@@ -381,13 +389,19 @@ func (e *Engine) SegmentVerifier(ctx context.Context, dir, system string, i int)
 	if i < 0 || i >= len(pl.Segments) {
 		return nil, fmt.Errorf("%w: segment %d: the model has %d segments", api.ErrInvalidInput, i, len(pl.Segments))
 	}
+	if err := m.CheckTrusted(sys, e.SetupPolicy); err != nil {
+		return nil, classify(err)
+	}
 	s := pl.Segments[i]
-	vk, err := shard.Dir{M: m, Sys: sys}.VerifyingKey(i)
+	d := shard.Dir{M: m, Sys: sys}
+	vk, err := d.VerifyingKey(i)
 	if err != nil {
 		return nil, err
 	}
 	var buf bytes.Buffer
-	buf.WriteString(prover.DevVerifierBanner)
+	if d.Provenance(i).Trust == prover.TrustDevelopment {
+		buf.WriteString(prover.DevVerifierBanner)
+	}
 	fmt.Fprintf(&buf, "// Segment %d of %d of model %s (plan %s): deploy with modelId_ = 0x%s (the segment ID).\n",
 		i, len(pl.Segments), m.ID, pl.ID, s.ID)
 	if err := shard.ExportSegmentVerifier(&buf, s, vk); err != nil {
@@ -401,7 +415,9 @@ func (e *Engine) SegmentVerifier(ctx context.Context, dir, system string, i int)
 func bundleVerifier(m *prover.Model, pl *shard.Plan, sys circuits.System) []byte {
 	out, in := shard.BoundarySlots(pl)
 	var buf bytes.Buffer
-	buf.WriteString(prover.DevVerifierBanner)
+	if m.Provenance(sys).Trust == prover.TrustDevelopment {
+		buf.WriteString(prover.DevVerifierBanner)
+	}
 	fmt.Fprintf(&buf, "// Bundle verifier of sharded model %s (%s, %d segments). Deploy each segment's\n", m.ID, sys, len(pl.Segments))
 	buf.WriteString("// ZKMLVerifier first (GET verifier.sol?system=...&segment=i, modelId_ = its segment ID), then\n")
 	buf.WriteString("// this contract with:\n")

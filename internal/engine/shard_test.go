@@ -5,15 +5,21 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/big"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/ethereum/go-ethereum/accounts/abi"
 	"github.com/ethereum/go-ethereum/common"
 
+	"github.com/zkml/zkml/api"
 	"github.com/zkml/zkml/internal/evm"
+	"github.com/zkml/zkml/internal/ptautest"
+	"github.com/zkml/zkml/prover"
 	"github.com/zkml/zkml/prover/shard"
 	"github.com/zkml/zkml/verifier"
 )
@@ -175,4 +181,66 @@ func loadPlan(t *testing.T, dir string) *shard.Plan {
 		t.Fatal(err)
 	}
 	return pl
+}
+
+// TestShardedSetupPolicy: under a policy with a public SRS and trusted setups required,
+// a sharded model's PLONK segment keys are made on the SRS (they were refused: the
+// engine made development keys only), the model's provenance is the bundle's
+// (universal-srs), and its verifiers are served without the development banner; its
+// Groth16 setup is refused; and with development segment keys, trusted setups
+// required, neither the bundle verifier nor a segment verifier is served (a segment
+// verifier was).
+func TestShardedSetupPolicy(t *testing.T) {
+	ctx := context.Background()
+	onnx, err := os.ReadFile("../../model/testdata/relu/network.onnx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ptau := filepath.Join(t.TempDir(), "pot12.ptau")
+	if err := ptautest.Write(ptau, 12, 5, 7, 11); err != nil {
+		t.Fatal(err)
+	}
+	e := &Engine{SetupPolicy: prover.SetupPolicy{Ptau: ptau, SRSCache: t.TempDir(), RequireTrusted: true}}
+	dir := t.TempDir()
+	if _, err := e.Compile(ctx, dir, onnx, []byte(`{"shard":{"cuts":[1]}}`)); err != nil {
+		t.Fatal(err)
+	}
+	prov, err := e.Setup(ctx, dir, "plonk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if prov.Trust != prover.TrustUniversalSRS {
+		t.Fatalf("sharded PLONK setup on the SRS: trust %q", prov.Trust)
+	}
+	for i := range 2 {
+		src, err := e.SegmentVerifier(ctx, dir, "plonk", i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(src, []byte("DEVELOPMENT KEYS")) {
+			t.Errorf("segment %d verifier of SRS keys carries the development banner", i)
+		}
+	}
+	if src, err := e.SolidityVerifier(ctx, dir, "plonk"); err != nil || bytes.Contains(src, []byte("DEVELOPMENT KEYS")) {
+		t.Fatalf("bundle verifier of SRS keys: %v", err)
+	}
+	if _, err := e.Setup(ctx, dir, "groth16"); !errors.Is(err, api.ErrInvalidSettings) || !strings.Contains(err.Error(), "development setup refused") {
+		t.Fatalf("sharded Groth16 setup with trusted setups required: %v", err)
+	}
+
+	dev := &Engine{}
+	devDir := t.TempDir()
+	if _, err := dev.Compile(ctx, devDir, onnx, []byte(`{"shard":{"cuts":[1]}}`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dev.Setup(ctx, devDir, "groth16"); err != nil {
+		t.Fatal(err)
+	}
+	dev.SetupPolicy.RequireTrusted = true
+	if _, err := dev.SegmentVerifier(ctx, devDir, "groth16", 0); !errors.Is(err, api.ErrInvalidSettings) || !strings.Contains(err.Error(), "development setup refused") {
+		t.Fatalf("segment verifier of development keys, trusted setups required: %v", err)
+	}
+	if _, err := dev.SolidityVerifier(ctx, devDir, "groth16"); !errors.Is(err, api.ErrInvalidSettings) || !strings.Contains(err.Error(), "development setup refused") {
+		t.Fatalf("bundle verifier of development keys, trusted setups required: %v", err)
+	}
 }

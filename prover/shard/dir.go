@@ -234,6 +234,7 @@ func (d Dir) Provenance(i int) *prover.Provenance {
 // Trust is the provenance of a bundle's keys: a bundle is only as trustworthy as its
 // weakest segment, so any segment with development keys makes it development; else
 // every segment's keys come from the same kind of setup, and the first's is returned.
+// RecordTrust writes it into the model's manifest (prover.Model.Provenance).
 func (d Dir) Trust(pl *Plan) *prover.Provenance {
 	var first *prover.Provenance
 	for i := range pl.Segments {
@@ -252,6 +253,11 @@ func (d Dir) Trust(pl *Plan) *prover.Provenance {
 	}
 	return first
 }
+
+// RecordTrust records the bundle's provenance (Trust) as the model's for d.Sys, once
+// every segment's keys are made: what verify, the service's views and its trusted-setup
+// policy read.
+func (d Dir) RecordTrust(pl *Plan) error { return d.M.RecordProvenance(d.Sys, d.Trust(pl)) }
 
 // BundleFile is the name of the last bundle proved with sys.
 func BundleFile(sys circuits.System) string { return fmt.Sprintf("bundle.%s.json", sys) }
