@@ -29,6 +29,7 @@ import (
 	"github.com/consensys/gnark/backend/plonk"
 	"github.com/consensys/gnark/backend/solidity"
 	"github.com/consensys/gnark/constraint"
+	csbn254 "github.com/consensys/gnark/constraint/bn254"
 
 	"github.com/zkml/zkml/circuits"
 	"github.com/zkml/zkml/model"
@@ -375,6 +376,13 @@ func SetupKeys(ccs constraint.ConstraintSystem, sys circuits.System) (pk, vk wri
 			return nil, nil, fmt.Errorf("plonk setup: %w", err)
 		}
 		return ppk, pvk, nil
+	}
+	if r1cs, ok := ccs.(*csbn254.R1CS); ok {
+		gpk, gvk, err := devSetupGroth16(r1cs)
+		if err != nil {
+			return nil, nil, fmt.Errorf("groth16 setup: %w", err)
+		}
+		return gpk, gvk, nil
 	}
 	gpk, gvk, err := groth16.Setup(ccs)
 	if err != nil {
