@@ -278,10 +278,10 @@ func report(t *testing.T, what string, tl *tally) {
 // sample of the others. No perturbation may solve with public values other than the
 // integer reference's.
 //
-// In CI (ZKML_HINTFUZZ_BUDGET unset or "ci") a case whose (variant, operators, hint)
-// kinds were all fuzzed by an earlier case gets a small budget (a few perturbations,
-// every hint in turn), and the variants are fuzzed as R1CS only; every kind must
-// still be tried at least once. ZKML_HINTFUZZ_BUDGET=full gives every case the whole
+// In CI (ZKML_HINTFUZZ_BUDGET unset or "ci") a case with a kind (system, variant,
+// operators, hint) no earlier case perturbed gets up to 60 perturbations (at least one
+// per hint), a case whose kinds were all perturbed before gets 4 (the hints in turn),
+// and the variants are fuzzed as R1CS only; every kind must be perturbed at least once. ZKML_HINTFUZZ_BUDGET=full gives every case the whole
 // budget and PLONK for every variant.
 func TestHintPerturbations(t *testing.T) {
 	quiet(t)
@@ -289,6 +289,7 @@ func TestHintPerturbations(t *testing.T) {
 	b := budget{solved: 300_000, min: 8, max: 150, sites: 3}
 	repeat := b
 	if !full {
+		b.max = 60
 		repeat = budget{min: 4, max: 12, sites: 2}
 	}
 	if testing.Short() {
