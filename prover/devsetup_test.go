@@ -166,3 +166,44 @@ func TestDevSetupGroth16(t *testing.T) {
 		t.Error("a witness outside the range check was proven")
 	}
 }
+
+// benchSetupCircuit range-checks N values (a commitment) and multiplies neighbours.
+type benchSetupCircuit struct {
+	X []frontend.Variable
+}
+
+func (c *benchSetupCircuit) Define(api frontend.API) error {
+	rc := rangecheck.New(api)
+	for i, x := range c.X {
+		rc.Check(x, 16)
+		if i > 0 {
+			api.AssertIsDifferent(api.Mul(x, c.X[i-1]), -1)
+		}
+	}
+	return nil
+}
+
+// BenchmarkDevSetupGroth16 compares gnark's groth16.Setup with devSetupGroth16 on a
+// circuit of about 2^15 constraints with a commitment (go test -run '^$' -bench
+// DevSetupGroth16 -benchtime 1x ./prover).
+func BenchmarkDevSetupGroth16(b *testing.B) {
+	ccs, err := frontend.Compile(ecc.BN254.ScalarField(), r1cs.NewBuilder, &benchSetupCircuit{X: make([]frontend.Variable, 8192)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(ccs.GetNbConstraints()), "constraints")
+	b.Run("gnark", func(b *testing.B) {
+		for b.Loop() {
+			if _, _, err := groth16.Setup(ccs); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("comb", func(b *testing.B) {
+		for b.Loop() {
+			if _, _, err := devSetupGroth16(ccs.(*csbn254.R1CS)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

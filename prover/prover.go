@@ -364,7 +364,8 @@ func (m *Model) Provenance(sys circuits.System) *Provenance {
 }
 
 // SetupKeys runs the development setup for sys (see the package doc: NOT for
-// production).
+// production). Groth16 over BN254 runs devSetupGroth16 (gnark's setup with the key
+// points computed by fixed-base combs); PLONK runs plonk.Setup on a test SRS.
 func SetupKeys(ccs constraint.ConstraintSystem, sys circuits.System) (pk, vk writerTo, err error) {
 	if sys == circuits.Plonk {
 		srs, lagrange, err := newTestSRS(ccs)
