@@ -24,10 +24,18 @@ type LayerStats struct {
 	// MaxError bounds the layer's output error against the float function of its
 	// fixed-point input (lookup nonlinearities; 0 where the layer is exact or rounds by
 	// at most half a step).
-	MaxError   float64 `json:"max_error,omitempty"`
-	TableSize  int     `json:"table_size,omitempty"` // entries of the layer's lookup table
-	start      int
-	startWires int
+	MaxError  float64 `json:"max_error,omitempty"`
+	TableSize int     `json:"table_size,omitempty"` // entries of the layer's lookup table
+	// RLC: the layer's outputs are hinted and proven by a random-linear-combination
+	// check (quant.Layer.RLC). The check is built after the last layer, with the
+	// arguments: its constraints are CheckConstraints (and CheckWires wires), counted in
+	// Stats.Deferred, not in Constraints (which stays the count of those built while
+	// the layer was, in order: hintfuzz attributes constraints by it).
+	RLC              bool `json:"rlc,omitempty"`
+	CheckConstraints int  `json:"check_constraints,omitempty"`
+	CheckWires       int  `json:"check_wires,omitempty"`
+	start            int
+	startWires       int
 }
 
 // Stats is a circuit-size report.
@@ -46,6 +54,20 @@ type Stats struct {
 	Public        int `json:"public_inputs"`
 	Secret        int `json:"secret_inputs"`
 	Internal      int `json:"internal_variables"`
+}
+
+// LayerConstraints is a layer's constraints with its random-linear-combination
+// check's (built after the last layer): what the layer costs.
+func (l LayerStats) LayerConstraints() int { return l.Constraints + l.CheckConstraints }
+
+// ArgumentConstraints is Deferred less the layers' checks: the range-check and
+// lookup arguments, output equalities and commitment.
+func (s *Stats) ArgumentConstraints() int {
+	n := s.Deferred
+	for _, l := range s.Layers {
+		n -= l.CheckConstraints
+	}
+	return n
 }
 
 // PublicInputs is the number of public inputs a verifier is given: the constraint
@@ -84,9 +106,13 @@ func (s *Stats) WriteTable(w io.Writer) error {
 		if l.MaxError > 0 {
 			maxErr = fmt.Sprintf("%.2g", l.MaxError)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t\n", l.Name, l.Op, bits, l.Constraints, l.Wires, l.RangeChecks, l.Lookups, table, maxErr)
+		op := l.Op
+		if l.RLC {
+			op += " (rlc check)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t\n", l.Name, op, bits, l.LayerConstraints(), l.Wires+l.CheckWires, l.RangeChecks, l.Lookups, table, maxErr)
 	}
-	fmt.Fprintf(tw, "(range-check and lookup arguments)\t\t\t%d\t\t\t\t\t\t\n", s.Deferred)
+	fmt.Fprintf(tw, "(range-check and lookup arguments)\t\t\t%d\t\t\t\t\t\t\n", s.ArgumentConstraints())
 	fmt.Fprintf(tw, "total (%s, %s)\t\t\t%d\t%d\t\t\t\t\t\n", s.System, s.Constraint, s.Constraints, s.Internal)
 	if err := tw.Flush(); err != nil {
 		return err

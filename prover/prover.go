@@ -182,7 +182,18 @@ func Open(dir string) (*Model, error) {
 		return nil, err
 	}
 	if id != man.ModelID && !legacyModelID(p, sb, man.ModelID) {
-		return nil, fmt.Errorf("%w: model quantizes to ID %s but the manifest records %s (made by another zkml version?)", ErrCorrupt, id, man.ModelID)
+		// Before random-linear-combination checks (#16) every linear layer was
+		// direct: a directory recorded then opens with that program, which its keys
+		// and verifier were made for.
+		direct, changed := p.WithoutRLC()
+		did, err := ModelID(direct)
+		if err != nil {
+			return nil, err
+		}
+		if !changed || (did != man.ModelID && !legacyModelID(direct, sb, man.ModelID)) {
+			return nil, fmt.Errorf("%w: model quantizes to ID %s but the manifest records %s (made by another zkml version?)", ErrCorrupt, id, man.ModelID)
+		}
+		p = direct
 	}
 	id = man.ModelID
 	return &Model{Dir: dir, Graph: g, Program: p, Config: cfg, ID: id, manifest: man}, nil

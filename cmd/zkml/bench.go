@@ -29,6 +29,7 @@ func benchCmd() *cobra.Command {
 		n, maxCons, plonkMax               int
 		noFloor, noBudget, gas             bool
 		device, solc                       string
+		arch                               archFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -38,9 +39,19 @@ func benchCmd() *cobra.Command {
 also the MSM+FFT floor of the same circuit (gnark-crypto alone) and the ratio prove/floor;
 and the per-gadget constraint budgets. Models: synthetic (` + strings.Join(bench.SyntheticNames(), ", ") + `)
 the example models (` + strings.Join(onnxgen.ExampleNames(), ", ") + `)
-and the models under --shared; "all" is the examples, the models under --shared and ` + strings.Join(bench.DefaultSynthetic, ", ") + `.`,
+and the models under --shared; "all" is the examples, the models under --shared and ` + strings.Join(bench.DefaultSynthetic, ", ") + `.
+
+With --arch, bench instead estimates synthetic full-size architectures (` + strings.Join(onnxgen.Architectures, ", ") + `)
+from their structure, without lowering or compiling them: MACs, params, activations,
+estimated constraints (Groth16 and PLONK) and per MAC, estimated compile bytes per MAC,
+estimated peak memory, and the segments a per-process budget (--segment-memory)
+needs; --layers adds the per-layer breakdown, --measure the real lowering and
+compile of (small) models next to their estimates.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if arch.archs != "" {
+				return arch.run(cmd, jsonPath)
+			}
 			syss, err := parseSystems(systems)
 			if err != nil {
 				return err
@@ -131,6 +142,7 @@ and the models under --shared; "all" is the examples, the models under --shared 
 	f.StringVar(&solc, "solc", "", "directory of the pinned solc-js for --gas (default: $ZKML_SOLC, else the user cache)")
 	f.BoolVar(&noBudget, "no-budget", false, "skip the per-gadget constraint budgets")
 	f.StringVar(&fromJSON, "from-json", "", "render the outputs from a report written by --json instead of running")
+	arch.register(cmd)
 	return cmd
 }
 

@@ -280,6 +280,9 @@ meet the target, or whose values leave the range, is an error naming it.`,
 			if dir == "" {
 				dir = defaultDir(args[0])
 			}
+			if err := budget.checkGraph(onnx, cfg, syss, cmd.ErrOrStderr()); err != nil {
+				return err
+			}
 			var chosen *calibrate.Choice
 			nSamples := 0
 			if input != "" || data != "" {
@@ -416,6 +419,9 @@ func setupCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if err := budget.checkDir(dir, syss); err != nil {
+				return err
+			}
 			m, err := prover.Open(dir)
 			if err != nil {
 				return err
@@ -457,6 +463,11 @@ func proveCmd() *cobra.Command {
 		Short: "Prove one inference and compare it with the float reference",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if sys, err := circuits.ParseSystem(system); err == nil {
+				if err := budget.checkDir(dir, []circuits.System{sys}); err != nil {
+					return err
+				}
+			}
 			m, sys, in, err := openWithInputs(dir, system, input)
 			if err != nil {
 				return err

@@ -31,7 +31,7 @@ type svgColumn struct {
 }
 
 var svgColumns = []svgColumn{
-	{"constraints", "#3b6ea5", func(l circuits.LayerStats) int { return l.Constraints }, func(s *circuits.Stats) int { return s.Deferred }},
+	{"constraints", "#3b6ea5", circuits.LayerStats.LayerConstraints, (*circuits.Stats).ArgumentConstraints},
 	{"range-checked bits", "#d9822b", func(l circuits.LayerStats) int { return l.RangeCheckBits }, func(*circuits.Stats) int { return -1 }},
 	{"lookups", "#3a9a5b", func(l circuits.LayerStats) int { return l.Lookups }, func(*circuits.Stats) int { return -1 }},
 }

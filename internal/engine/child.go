@@ -164,6 +164,9 @@ func RunChild(ctx context.Context, a ChildArgs, stdin io.Reader) error {
 				}
 			}
 			if a.Op == OpEstimate {
+				if err := e.checkGraph(onnx, settings); err != nil {
+					return err
+				}
 				res.Estimates, err = Estimate(onnx, settings)
 				return err
 			}

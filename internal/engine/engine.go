@@ -130,16 +130,24 @@ func (e *Engine) Admit(ctx context.Context, onnx []byte, settings []byte) error 
 	var ests []*bench.Estimate
 	var err error
 	if len(e.ChildCommand) > 0 {
+		// The child refuses a model over the limits by its structural estimate before
+		// lowering it (OpEstimate runs checkGraph first).
 		var res *childResult
 		res, err = e.runChild(ctx, ChildArgs{Op: OpEstimate}, modelFiles(onnx, settings))
 		if errors.Is(err, api.ErrResourceLimit) {
 			return fmt.Errorf("%w: lowering the model needed more than the memory limit of %d MiB (ZKML_MAX_JOB_MEMORY)",
 				api.ErrOverBudget, e.Limits.MaxMemoryBytes>>20)
 		}
+		if errors.Is(err, api.ErrOverBudget) {
+			return err
+		}
 		if err == nil {
 			ests = res.Estimates
 		}
 	} else {
+		if err := e.checkGraph(onnx, settings); err != nil {
+			return err
+		}
 		ests, err = Estimate(onnx, settings)
 	}
 	if ctx.Err() != nil {
@@ -176,6 +184,9 @@ func (e *Engine) Compile(ctx context.Context, dir string, onnx []byte, settings 
 			return api.ModelInfo{}, errors.New("compile process wrote no model info")
 		}
 		return *res.Info, nil
+	}
+	if err := e.checkGraph(onnx, settings); err != nil {
+		return api.ModelInfo{}, err
 	}
 	m, err := prover.Create(dir, onnx, cfg)
 	if err != nil {
@@ -222,6 +233,9 @@ func (e *Engine) Setup(ctx context.Context, dir string, system string) (api.Prov
 			return api.Provenance{}, err
 		}
 	} else {
+		if err := e.checkDir(dir, sys); err != nil {
+			return api.Provenance{}, err
+		}
 		m, err := prover.Open(dir)
 		if err != nil {
 			return api.Provenance{}, err

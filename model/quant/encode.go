@@ -36,6 +36,11 @@ const encodingMagic = "zkml/quant.Program"
 //	map             u64 entry count, the entries (key, value) in increasing key order
 //	*Table of a layer: i64 index in Program.Tables (-1: nil; -2: not there, followed
 //	                by the table itself)
+//	*Layer          like an optional, with one more tag: 2 is a layer with extension
+//	                fields, written after all the others: int RLC. A layer whose
+//	                extension fields are all zero is written with tag 1 and without
+//	                them, so programs that use none encode (and are identified) exactly
+//	                as before the extensions were added.
 //
 // It writes through a fixed 64 KiB buffer and never holds the whole encoding: hashing
 // a program costs no memory proportional to its size.
@@ -100,56 +105,64 @@ func (e *encoder) param(par *Param) {
 }
 
 func (e *encoder) layer(p *Program, l *Layer) {
-	e.optional(l != nil, func() {
-		e.str(l.Name)
-		e.str(l.Op)
-		e.str(string(l.Kind))
-		e.ints(l.In)
-		e.int(l.Out)
-		e.i32s(l.TermStart)
-		e.i32s(l.TA)
-		e.i32s(l.TB)
-		e.i32s(l.Bias)
-		e.i32s(l.IA)
-		e.i32s(l.IB)
-		e.i64(l.MA)
-		e.i64(l.MB)
-		e.int(l.Shift)
-		e.bool(l.Relu)
-		e.int(l.Bits)
-		e.str(l.Key)
-		e.u64(uint64(len(l.Groups)))
-		for _, g := range l.Groups {
-			e.i32s(g)
-		}
-		e.i32s(l.Index)
-		e.i64(l.Fill)
-		switch i := slices.Index(p.Tables, l.Table); {
-		case l.Table == nil:
-			e.i64(-1)
-		case i < 0:
-			e.i64(-2)
-			e.table(l.Table)
-		default:
-			e.i64(int64(i))
-		}
-		e.i64(l.TailLo)
-		e.i64(l.TailHi)
-		e.int(l.TailShift)
-		e.int(l.TailBits)
-		e.bool(l.Strict)
-		e.f64(l.MaxError)
-		e.i64(l.Lo)
-		e.i64(l.Hi)
-		e.bool(l.Min)
-		e.int(l.NumBits)
-		e.int(l.DenBits)
-		e.bool(l.Last)
-		e.bool(l.OneHot)
-		e.i64s(l.Mult)
-		e.i64s(l.Off)
-		e.i64(l.Zero)
-	})
+	if l != nil && l.RLC != 0 {
+		e.u8(2)
+		e.layerFields(p, l)
+		e.int(l.RLC)
+		return
+	}
+	e.optional(l != nil, func() { e.layerFields(p, l) })
+}
+
+func (e *encoder) layerFields(p *Program, l *Layer) {
+	e.str(l.Name)
+	e.str(l.Op)
+	e.str(string(l.Kind))
+	e.ints(l.In)
+	e.int(l.Out)
+	e.i32s(l.TermStart)
+	e.i32s(l.TA)
+	e.i32s(l.TB)
+	e.i32s(l.Bias)
+	e.i32s(l.IA)
+	e.i32s(l.IB)
+	e.i64(l.MA)
+	e.i64(l.MB)
+	e.int(l.Shift)
+	e.bool(l.Relu)
+	e.int(l.Bits)
+	e.str(l.Key)
+	e.u64(uint64(len(l.Groups)))
+	for _, g := range l.Groups {
+		e.i32s(g)
+	}
+	e.i32s(l.Index)
+	e.i64(l.Fill)
+	switch i := slices.Index(p.Tables, l.Table); {
+	case l.Table == nil:
+		e.i64(-1)
+	case i < 0:
+		e.i64(-2)
+		e.table(l.Table)
+	default:
+		e.i64(int64(i))
+	}
+	e.i64(l.TailLo)
+	e.i64(l.TailHi)
+	e.int(l.TailShift)
+	e.int(l.TailBits)
+	e.bool(l.Strict)
+	e.f64(l.MaxError)
+	e.i64(l.Lo)
+	e.i64(l.Hi)
+	e.bool(l.Min)
+	e.int(l.NumBits)
+	e.int(l.DenBits)
+	e.bool(l.Last)
+	e.bool(l.OneHot)
+	e.i64s(l.Mult)
+	e.i64s(l.Off)
+	e.i64(l.Zero)
 }
 
 func (e *encoder) table(t *Table) {
@@ -221,6 +234,11 @@ func (e *encoder) bool(v bool) {
 	} else {
 		e.buf = append(e.buf, 0)
 	}
+}
+
+func (e *encoder) u8(v byte) {
+	e.room(1)
+	e.buf = append(e.buf, v)
 }
 
 func (e *encoder) optional(present bool, f func()) {

@@ -366,10 +366,11 @@ func (lw *lowering) linear(n *model.Node) error {
 		return err
 	}
 	l := &Layer{Name: n.Name, Op: n.Op, Kind: KLinear, In: []int{a, b}}
-	outShape, err := linearTerms(n, n.Op, l, p.Values[a].Shape, p.Values[b].Shape)
+	outShape, cols, err := linearTerms(n, n.Op, l, p.Values[a].Shape, p.Values[b].Shape)
 	if err != nil {
 		return err
 	}
+	p.chooseRLC(l, cols)
 	accScale := p.Values[a].Scale + p.Values[b].Scale
 	// Bias: Gemm's C (broadcast to the output), Conv's per-channel B.
 	if len(n.Inputs) > 2 && n.Inputs[2] != "" && n.Op != "MatMul" {
@@ -397,9 +398,13 @@ func (lw *lowering) linear(n *model.Node) error {
 }
 
 // linearTerms fills l's sum-of-products index lists for a node shaped like shapeOp
-// (Gemm, MatMul, Conv or ConvTranspose) with operand shapes sa and sb, and returns the output shape.
-func linearTerms(n *model.Node, shapeOp string, l *Layer, sa, sb []int) ([]int, error) {
+// (Gemm, MatMul, Conv or ConvTranspose) with operand shapes sa and sb, and returns the
+// output shape and the width of its matrix-product rows (the columns n of Gemm and
+// MatMul's m x n results, a convolution's spatial outputs per channel; 0 for
+// ConvTranspose), the rows a random-linear-combination check uses (rlc.go).
+func linearTerms(n *model.Node, shapeOp string, l *Layer, sa, sb []int) ([]int, int, error) {
 	var outShape []int
+	cols := 0
 	addTerms := func(ta, tb int) {
 		l.TA = append(l.TA, int32(ta))
 		l.TB = append(l.TB, int32(tb))
@@ -408,10 +413,10 @@ func linearTerms(n *model.Node, shapeOp string, l *Layer, sa, sb []int) ([]int, 
 	case "Gemm":
 		m, k, nn, err := model.GemmDims(n, sa, sb)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		ta, tb := n.Attrs.Int("transA", 0) != 0, n.Attrs.Int("transB", 0) != 0
-		outShape = []int{m, nn}
+		outShape, cols = []int{m, nn}, nn
 		for i := 0; i < m; i++ {
 			for j := 0; j < nn; j++ {
 				l.TermStart = append(l.TermStart, int32(len(l.TA)))
@@ -430,9 +435,9 @@ func linearTerms(n *model.Node, shapeOp string, l *Layer, sa, sb []int) ([]int, 
 	case "MatMul":
 		pl, err := model.PlanMatMul(n, sa, sb)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
-		outShape = pl.Shape
+		outShape, cols = pl.Shape, pl.N
 		for bt := range pl.AOff {
 			for i := 0; i < pl.M; i++ {
 				for j := 0; j < pl.N; j++ {
@@ -446,9 +451,10 @@ func linearTerms(n *model.Node, shapeOp string, l *Layer, sa, sb []int) ([]int, 
 	case "ConvTranspose":
 		pl, err := model.PlanConvTranspose(n, sa, sb)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		outShape = pl.Shape()
+		cols = model.Numel(outShape[2:])
 		// Taps runs over the inputs; group the products by output.
 		per := make([][][2]int, model.Numel(outShape))
 		pl.Taps(func(o, xi, wi int) { per[o] = append(per[o], [2]int{xi, wi}) })
@@ -461,9 +467,9 @@ func linearTerms(n *model.Node, shapeOp string, l *Layer, sa, sb []int) ([]int, 
 	case "Conv":
 		pl, err := model.PlanConv(n, sa, sb)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
-		outShape = pl.OutShape()
+		outShape, cols = pl.OutShape(), pl.Outputs()
 		mPerG, ks, sp, outs := pl.M/pl.Group, pl.KernelSize(), pl.Spatial(), pl.Outputs()
 		var ti, tk []int
 		for bb := 0; bb < pl.N; bb++ {
@@ -484,7 +490,7 @@ func linearTerms(n *model.Node, shapeOp string, l *Layer, sa, sb []int) ([]int, 
 		}
 	}
 	l.TermStart = append(l.TermStart, int32(len(l.TA)))
-	return outShape, nil
+	return outShape, cols, nil
 }
 
 // biasIndex maps each output of a linear node to its bias element: Conv's bias is per

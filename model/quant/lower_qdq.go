@@ -471,10 +471,11 @@ func (lw *lowering) intLinear(n *model.Node, shapeOp, xName, wName, biasName str
 		op += "Integer" // the accumulation of a fused QDQ chain
 	}
 	l := &Layer{Name: n.Name, Op: op, Kind: KLinear, In: []int{x, w}}
-	shape, err := linearTerms(n, shapeOp, l, p.Values[x].Shape, p.Values[w].Shape)
+	shape, cols, err := linearTerms(n, shapeOp, l, p.Values[x].Shape, p.Values[w].Shape)
 	if err != nil {
 		return 0, err
 	}
+	p.chooseRLC(l, cols)
 	if biasName != "" {
 		b, ok := lw.g.Consts[biasName]
 		if !ok {

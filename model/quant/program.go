@@ -208,6 +208,9 @@ type Layer struct {
 	TermStart []int32
 	TA, TB    []int32
 	Bias      []int32
+	// KLinear: 0 computes the outputs directly; n > 0 hints them and proves them by a
+	// random-linear-combination check over rows of n consecutive outputs (rlc.go).
+	RLC int `json:",omitempty"`
 	// KAdd: broadcast indices and multipliers.
 	IA, IB []int32
 	MA, MB int64

@@ -34,6 +34,15 @@ type Arith[V any] interface {
 	Err() error
 }
 
+// CheckedLinear is implemented by an Arith that proves linear layers with RLC set by a
+// random-linear-combination check (rlc.go) instead of computing their products: the
+// circuit. It returns the layer's outputs, equal to the direct form's. An Arith
+// without it (the integer reference, cost counters) computes every layer directly, which
+// gives the same values.
+type CheckedLinear[V any] interface {
+	CheckedLinear(p *Program, l *Layer, x, w, bias []V) []V
+}
+
 // Run executes the program. inputs and params are indexed like p.Inputs and p.Params;
 // it returns every value (nil where unused) so callers can read outputs and
 // intermediates.
@@ -71,6 +80,11 @@ func runLayer[V any](p *Program, a Arith[V], l *Layer, vals [][]V) []V {
 		var bias []V
 		if len(l.In) > 2 {
 			bias = in(2)
+		}
+		if l.RLC > 0 {
+			if c, ok := a.(CheckedLinear[V]); ok {
+				return c.CheckedLinear(p, l, x, w, bias)
+			}
 		}
 		zero := a.Const(0)
 		var xs, ws []V
