@@ -354,7 +354,7 @@ func combG2(base *curve.G2Affine, scalars []fr.Element) []curve.G2Affine {
 	w := combWindow(len(scalars))
 	windows := (256 + w - 1) / w
 	size := 1<<uint(w) - 1
-	table := make([]curve.G2Affine, windows*size)
+	jac := make([]curve.G2Jac, windows*size)
 	var b curve.G2Jac
 	b.FromAffine(base)
 	forChunks(windows, func(lo, hi int) {
@@ -364,16 +364,16 @@ func combG2(base *curve.G2Affine, scalars []fr.Element) []curve.G2Affine {
 			for range w * j {
 				bj.DoubleAssign()
 			}
-			acc := bj
-			for d := range size {
-				if d > 0 {
-					acc.AddAssign(&bj)
-				}
-				table[j*size+d].FromJacobian(&acc)
+			row := jac[j*size : (j+1)*size]
+			row[0] = bj
+			for d := 1; d < size; d++ {
+				row[d] = row[d-1]
+				row[d].AddAssign(&bj)
 			}
 		}
 	})
-	res := make([]curve.G2Affine, len(scalars))
+	table := batchG2ToAffine(jac)
+	out := make([]curve.G2Jac, len(scalars))
 	forChunks(len(scalars), func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			s := scalars[i].Bits()
@@ -383,7 +383,44 @@ func combG2(base *curve.G2Affine, scalars []fr.Element) []curve.G2Affine {
 					p.AddMixed(&table[j*size+int(d)-1])
 				}
 			}
-			res[i].FromJacobian(&p)
+			out[i] = p
+		}
+	})
+	return batchG2ToAffine(out)
+}
+
+// batchG2ToAffine converts Jacobian points to affine with one field inversion in all
+// (Montgomery's trick; gnark-crypto has this for G1 only). Infinity (Z = 0) becomes
+// the affine (0, 0).
+func batchG2ToAffine(pts []curve.G2Jac) []curve.G2Affine {
+	res := make([]curve.G2Affine, len(pts))
+	var acc curve.G2Jac // acc.Z: the running product of the Z coordinates
+	acc.Z.SetOne()
+	for i := range pts {
+		if pts[i].Z.IsZero() {
+			continue
+		}
+		res[i].X = acc.Z // the product of the Zs before i
+		acc.Z.Mul(&acc.Z, &pts[i].Z)
+	}
+	acc.Z.Inverse(&acc.Z)
+	for i := len(pts) - 1; i >= 0; i-- {
+		if pts[i].Z.IsZero() {
+			continue
+		}
+		res[i].X.Mul(&res[i].X, &acc.Z) // 1/Z_i
+		acc.Z.Mul(&acc.Z, &pts[i].Z)
+	}
+	forChunks(len(pts), func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			if pts[i].Z.IsZero() {
+				continue
+			}
+			inv := res[i].X
+			var inv2 curve.G2Jac
+			inv2.Z.Square(&inv)
+			res[i].X.Mul(&pts[i].X, &inv2.Z)
+			res[i].Y.Mul(&pts[i].Y, &inv2.Z).Mul(&res[i].Y, &inv)
 		}
 	})
 	return res
