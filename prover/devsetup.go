@@ -41,12 +41,17 @@ func devSetupGroth16(r1cs *csbn254.R1CS) (*groth16bn254.ProvingKey, *groth16bn25
 	for _, w := range commitmentWires {
 		isCommitment[w] = true
 	}
-	committedBy := map[int]int{} // private committed wire -> its commitment
+	// committedBy[w] is the commitment of private committed wire w, or -1. (A wire in
+	// two commitments would leave the K counts short, refused below.)
+	committedBy := make([]int, nbWires)
+	for i := range committedBy {
+		committedBy[i] = -1
+	}
 	nbPrivateCommitted := 0
 	for i, ws := range privateCommitted {
 		nbPrivateCommitted += len(ws)
 		for _, w := range ws {
-			if _, dup := committedBy[w]; !dup {
+			if committedBy[w] < 0 {
 				committedBy[w] = i
 			}
 		}
@@ -73,11 +78,11 @@ func devSetupGroth16(r1cs *csbn254.R1CS) (*groth16bn254.ProvingKey, *groth16bn25
 		k.Mul(&A[i], &tw.beta)
 		t.Mul(&B[i], &tw.alpha)
 		k.Add(&k, &t).Add(&k, &C[i])
-		ci, committed := committedBy[i]
+		ci := committedBy[i]
 		switch {
 		case i < nbPublic || isCommitment[i]:
 			vkK = append(vkK, *k.Mul(&k, &tw.gammaInv))
-		case committed:
+		case ci >= 0:
 			ckK[ci] = append(ckK[ci], *k.Mul(&k, &tw.gammaInv))
 		default:
 			pkK = append(pkK, *k.Mul(&k, &tw.deltaInv))
