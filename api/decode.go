@@ -51,6 +51,9 @@ type VerifyRequest struct {
 	System       string
 	Proof        []byte
 	PublicInputs []string
+	// Bundle is a sharded model's proof (JSON), given instead of Proof and
+	// PublicInputs.
+	Bundle []byte
 }
 
 func badRequest(format string, args ...any) *Error {
@@ -355,18 +358,39 @@ func DecodeSetupRequest(body []byte) (SetupRequest, error) {
 	return SetupRequest{System: sys, WebhookURL: in.WebhookURL}, nil
 }
 
-// DecodeVerifyRequest decodes {"proof_id"} or {"model_id", "system", "proof": hex,
-// "public_inputs": [decimal...]}.
+// DecodeVerifyRequest decodes {"proof_id"}, {"model_id", "system", "proof": hex,
+// "public_inputs": [decimal...]} or, for a sharded model, {"model_id", "system",
+// "bundle": {...}}.
 func DecodeVerifyRequest(body []byte) (VerifyRequest, error) {
 	var in struct {
-		ProofID      string   `json:"proof_id"`
-		ModelID      string   `json:"model_id"`
-		System       string   `json:"system"`
-		Proof        string   `json:"proof"`
-		PublicInputs []string `json:"public_inputs"`
+		ProofID      string          `json:"proof_id"`
+		ModelID      string          `json:"model_id"`
+		System       string          `json:"system"`
+		Proof        string          `json:"proof"`
+		PublicInputs []string        `json:"public_inputs"`
+		Bundle       json.RawMessage `json:"bundle"`
 	}
 	if err := decodeStrict(body, &in); err != nil {
 		return VerifyRequest{}, err
+	}
+	if string(bytes.TrimSpace(in.Bundle)) == "null" {
+		in.Bundle = nil
+	}
+	if in.Bundle != nil {
+		if in.ProofID != "" || in.Proof != "" || in.PublicInputs != nil {
+			return VerifyRequest{}, badRequest("give a bundle with model_id and system only, not with proof_id, proof or public_inputs")
+		}
+		if err := checkText("model_id", in.ModelID); err != nil {
+			return VerifyRequest{}, err
+		}
+		if in.ModelID == "" {
+			return VerifyRequest{}, badRequest("model_id is required with a bundle")
+		}
+		sys, err := checkSystem(in.System)
+		if err != nil {
+			return VerifyRequest{}, err
+		}
+		return VerifyRequest{ModelID: in.ModelID, System: sys, Bundle: in.Bundle}, nil
 	}
 	for _, f := range []struct{ name, v string }{{"proof_id", in.ProofID}, {"model_id", in.ModelID}} {
 		if err := checkText(f.name, f.v); err != nil {

@@ -77,6 +77,14 @@ func TestDecodeVerifyRequest(t *testing.T) {
 		{`{"model_id":"m","proof":"0x00","public_inputs":["21888242871839275222246405745257275088548364400416034343698204186575808495622"]}`, false},
 		{`{"model_id":"m","proof":"0x00","public_inputs":["` + strings.Repeat("9", 78) + `"]}`, false},
 		{`[]`, false},
+		// A sharded model's bundle: with model_id (and system), never with a proof.
+		{`{"model_id":"m","system":"groth16","bundle":{"segments":[]}}`, true},
+		{`{"model_id":"m","bundle":{}}`, true},
+		{`{"bundle":{}}`, false},
+		{`{"proof_id":"prf_1","bundle":{}}`, false},
+		{`{"model_id":"m","proof":"0x00","bundle":{}}`, false},
+		{`{"model_id":"m","public_inputs":["1"],"bundle":{}}`, false},
+		{`{"model_id":"m","system":"stark","bundle":{}}`, false},
 	} {
 		_, err := api.DecodeVerifyRequest([]byte(tc.body))
 		if (err == nil) != tc.ok {
@@ -163,13 +171,14 @@ func FuzzDecodeProofRequest(f *testing.F) {
 func FuzzDecodeVerifyRequest(f *testing.F) {
 	f.Add([]byte(`{"proof_id":"prf_1"}`))
 	f.Add([]byte(`{"model_id":"m","proof":"0xabcd","public_inputs":["1","2"]}`))
+	f.Add([]byte(`{"model_id":"m","system":"plonk","bundle":{"segments":[]}}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		req, err := api.DecodeVerifyRequest(body)
 		if err != nil {
 			checkClientError(t, err)
 			return
 		}
-		if req.ProofID == "" && (req.ModelID == "" || req.PublicInputs == nil) {
+		if req.ProofID == "" && (req.ModelID == "" || req.PublicInputs == nil && req.Bundle == nil) {
 			t.Fatalf("accepted incomplete request %+v", req)
 		}
 	})

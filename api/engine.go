@@ -26,6 +26,33 @@ type Engine interface {
 	SolidityVerifier(ctx context.Context, dir string, system string) ([]byte, error)
 }
 
+// ShardEngine is implemented by an Engine that runs sharded models (compile settings
+// with "shard"): a model split into segments, each its own circuit and keys, whose
+// proof is a bundle of segment proofs. The service proves the segments as separate
+// jobs: PrepareSegments once, ProveSegment per segment (on any worker, in any order),
+// AssembleBundle when all are done.
+type ShardEngine interface {
+	// Segments returns the number of segments of the model in dir (0: not sharded).
+	Segments(ctx context.Context, dir string) (int, error)
+	// PrepareSegments evaluates the model once on input (the input.json body) and
+	// returns the boundary activations every segment proves from (opaque bytes) and
+	// the number of segments.
+	PrepareSegments(ctx context.Context, dir, system string, input []byte) (activations []byte, segments int, err error)
+	// ProveSegment proves segment i from the activations and returns its segment
+	// proof (opaque bytes).
+	ProveSegment(ctx context.Context, dir, system string, activations []byte, i int) ([]byte, error)
+	// AssembleBundle assembles and checks the bundle of the segment proofs, in segment
+	// order; the result's Proof is the bundle (JSON).
+	AssembleBundle(ctx context.Context, dir, system string, activations []byte, segments [][]byte) (ProofResult, error)
+	// VerifyBundle checks a bundle (JSON) against the model's plan and segment keys; a
+	// bad or malformed bundle is an invalid Verdict with its reason, never an error.
+	VerifyBundle(ctx context.Context, dir, system string, bundle []byte) (Verdict, error)
+	// SegmentVerifier returns the Solidity source of segment i's verifier contract
+	// (SolidityVerifier of a sharded model returns the bundle verifier's, which calls
+	// one of these per segment).
+	SegmentVerifier(ctx context.Context, dir, system string, i int) ([]byte, error)
+}
+
 // Verdict is the answer to a verification: Reason says why an invalid proof is invalid.
 type Verdict struct {
 	Valid  bool

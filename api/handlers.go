@@ -277,7 +277,21 @@ func (s *Server) verifierSol(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	src, err := s.engine.SolidityVerifier(r.Context(), dir, sys)
+	var src []byte
+	if seg := r.URL.Query().Get("segment"); seg != "" {
+		// One segment's verifier of a sharded model.
+		i, perr := strconv.Atoi(seg)
+		se, ok := s.engine.(ShardEngine)
+		switch {
+		case perr != nil || i < 0:
+			return badRequest("segment must be a segment index")
+		case !ok:
+			return errorf(KindUnprocessable, "not_supported", "this service does not run sharded models")
+		}
+		src, err = se.SegmentVerifier(r.Context(), dir, sys, i)
+	} else {
+		src, err = s.engine.SolidityVerifier(r.Context(), dir, sys)
+	}
 	if err != nil {
 		return err
 	}
@@ -418,6 +432,9 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		req.ModelID, req.System, req.Proof, req.PublicInputs = p.ModelID, p.System, p.Proof, p.PublicInputs
+		if p.Bundle {
+			req.Proof, req.PublicInputs, req.Bundle = nil, nil, p.Proof
+		}
 	}
 	m, err := s.store.GetModel(r.Context(), owner, req.ModelID)
 	if req.ProofID != "" && errors.Is(err, store.ErrNotFound) {
@@ -435,7 +452,16 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	v, err := s.engine.Verify(r.Context(), dir, req.System, req.Proof, req.PublicInputs)
+	var v Verdict
+	if req.Bundle != nil {
+		se, ok := s.engine.(ShardEngine)
+		if !ok {
+			return errorf(KindUnprocessable, "not_supported", "this service does not verify bundles of sharded models")
+		}
+		v, err = se.VerifyBundle(r.Context(), dir, req.System, req.Bundle)
+	} else {
+		v, err = s.engine.Verify(r.Context(), dir, req.System, req.Proof, req.PublicInputs)
+	}
 	if err != nil {
 		return err
 	}

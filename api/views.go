@@ -28,6 +28,17 @@ type JobView struct {
 	RunSeconds      *float64   `json:"run_seconds,omitempty"`
 	// Webhook is the job's webhook and its delivery attempts (none without webhook_url).
 	Webhook *WebhookView `json:"webhook,omitempty"`
+	// Segments: a prove job of a sharded model, once its segment jobs are spawned.
+	Segments *SegmentsView `json:"segments,omitempty"`
+	// ParentID and Segment: a segment job's prove job and segment index.
+	ParentID string `json:"parent_id,omitempty"`
+	Segment  *int   `json:"segment,omitempty"`
+}
+
+// SegmentsView is the progress of a sharded proof: segment proofs done of total.
+type SegmentsView struct {
+	Done  int `json:"done"`
+	Total int `json:"total"`
 }
 
 // JobPage is one page of GET /v1/jobs; NextCursor, absent on the last page, is the
@@ -50,6 +61,14 @@ func NewJobView(j *store.Job) JobView {
 		Stage: j.Stage, Progress: j.Progress, Attempt: j.Attempt, CancelRequested: j.CancelRequested,
 		ProofID: j.ProofID, CreatedAt: j.CreatedAt, StartedAt: j.StartedAt, FinishedAt: j.FinishedAt,
 		Webhook: newWebhookView(j),
+	}
+	if j.SegmentsTotal > 0 {
+		v.Segments = &SegmentsView{Done: j.SegmentsDone, Total: j.SegmentsTotal}
+	}
+	if j.ParentID != "" {
+		v.ParentID = j.ParentID
+		seg := j.Segment
+		v.Segment = &seg
 	}
 	if j.Status.Terminal() && j.ErrorCode != "" {
 		v.Error = &ErrorView{Code: j.ErrorCode, Message: j.ErrorMessage}
@@ -137,14 +156,23 @@ type ProofView struct {
 	Calldata     string      `json:"calldata"`
 	ProveSeconds float64     `json:"prove_seconds"`
 	// Trust says where the keys the proof was made with come from.
-	Trust     Provenance `json:"trust"`
-	CreatedAt time.Time  `json:"created_at"`
+	Trust Provenance `json:"trust"`
+	// Bundle is a sharded model's proof: its segment proofs with their public inputs,
+	// the plan ID and the claimed outputs (proof and public_inputs are then empty;
+	// calldata calls the bundle verifier's verify(bytes[], uint256[][])). POST
+	// /v1/verify checks it as a whole.
+	Bundle    json.RawMessage `json:"bundle,omitempty"`
+	CreatedAt time.Time       `json:"created_at"`
 }
 
 func newProofView(p *store.Proof) ProofView {
-	return ProofView{ID: p.ID, JobID: p.JobID, ModelID: p.ModelID, System: p.System, Proof: hexString(p.Proof),
+	v := ProofView{ID: p.ID, JobID: p.JobID, ModelID: p.ModelID, System: p.System, Proof: hexString(p.Proof),
 		PublicInputs: p.PublicInputs, Outputs: p.Outputs, Calldata: hexString(p.Calldata),
 		ProveSeconds: p.ProveSeconds, Trust: decodeProvenance(p.Provenance), CreatedAt: p.CreatedAt}
+	if p.Bundle {
+		v.Proof, v.PublicInputs, v.Bundle = "", []string{}, json.RawMessage(p.Proof)
+	}
+	return v
 }
 
 // verifyView is the answer of POST /v1/verify.

@@ -63,9 +63,13 @@ type Layout struct {
 
 // HashSlot is the public commitment of a hashed group of tensors.
 type HashSlot struct {
-	Tag    int // TagInputs, TagOutputs or TagParams
+	Tag    int // the group: TagInputs, TagOutputs or TagParams
 	Offset int // in Public
 	Width  int // signed bit width of every committed value
+	// Domain is the tag the commitment hashes (Commit's tag): Tag, or TagBoundary for
+	// the inputs or outputs of a program with quant.Boundary visibility, so that the
+	// two segments on either side of a cut commit to the same values identically.
+	Domain int
 }
 
 // NewLayout computes the witness layout of p.
@@ -95,18 +99,24 @@ func NewLayout(p *quant.Program) *Layout {
 		l.Params = append(l.Params, &s)
 		paramWidth = max(paramWidth, par.Bits)
 	}
-	hash := func(tag, width int) {
+	hash := func(tag, domain, width int) {
 		s := place(true, 1)
-		l.Hashes = append(l.Hashes, HashSlot{Tag: tag, Offset: s.Offset, Width: width})
+		l.Hashes = append(l.Hashes, HashSlot{Tag: tag, Offset: s.Offset, Width: width, Domain: domain})
 	}
-	if p.InputVis == quant.Hashed && len(p.Inputs) > 0 {
-		hash(TagInputs, groupWidth(p, p.Inputs))
+	switch {
+	case p.InputVis == quant.Hashed && len(p.Inputs) > 0:
+		hash(TagInputs, TagInputs, groupWidth(p, p.Inputs))
+	case p.InputVis == quant.Boundary:
+		hash(TagInputs, TagBoundary, groupWidth(p, p.Inputs))
 	}
-	if p.OutputVis == quant.Hashed {
-		hash(TagOutputs, groupWidth(p, p.Outputs))
+	switch p.OutputVis {
+	case quant.Hashed:
+		hash(TagOutputs, TagOutputs, groupWidth(p, p.Outputs))
+	case quant.Boundary:
+		hash(TagOutputs, TagBoundary, groupWidth(p, p.Outputs))
 	}
 	if p.ParamVis == quant.Hashed && paramWidth > 0 {
-		hash(TagParams, paramWidth)
+		hash(TagParams, TagParams, paramWidth)
 	}
 	return l
 }
@@ -158,7 +168,7 @@ func Commitments(p *quant.Program, inputs, outputs [][]int64) ([]*big.Int, error
 	l := NewLayout(p)
 	var out []*big.Int
 	for _, h := range l.Hashes {
-		c, err := Commit(h.Tag, h.Width, l.group(h.Tag, p, inputs, outputs))
+		c, err := Commit(h.Domain, h.Width, l.group(h.Tag, p, inputs, outputs))
 		if err != nil {
 			return nil, err
 		}
@@ -220,7 +230,7 @@ func Assign(p *quant.Program, inputs, outputs [][]int64) (*Circuit, error) {
 		}
 	}
 	for _, h := range l.Hashes {
-		v, err := Commit(h.Tag, h.Width, l.group(h.Tag, p, inputs, outputs))
+		v, err := Commit(h.Domain, h.Width, l.group(h.Tag, p, inputs, outputs))
 		if err != nil {
 			return nil, fmt.Errorf("assign: commitment: %w", err)
 		}
@@ -291,7 +301,7 @@ func (c *Circuit) Define(api frontend.API) error {
 				}
 			}
 		}
-		sum, err := commitVars(a, h.Tag, h.Width, group)
+		sum, err := commitVars(a, h.Domain, h.Width, group)
 		if err != nil {
 			return err
 		}

@@ -27,7 +27,8 @@ import (
 // range-checks every packed value to w bits itself, so packing is injective (distinct
 // tensors give distinct preimages) whatever the bound analysis says: a value that does
 // not fit makes Commit fail before proving, and cannot satisfy the circuit. tag
-// separates inputs, outputs and params; n is the value count.
+// separates inputs, outputs, params and the boundaries of sharded models; n is the
+// value count.
 
 // MaxPackBits is the number of bits packed into one field element (below BN254's 254).
 const MaxPackBits = 248
@@ -37,6 +38,11 @@ const (
 	TagInputs  = 1
 	TagOutputs = 2
 	TagParams  = 3
+	// TagBoundary commits the activations that cross a cut between two segments of a
+	// sharded model (quant.Boundary visibility): the same tag on both sides, so that
+	// segment i's output commitment equals segment i+1's input commitment exactly
+	// when they commit to the same values (same count, width and order).
+	TagBoundary = 4
 )
 
 // packLayout returns how many values go into each field element.

@@ -416,7 +416,8 @@ func decodeHex(what, s string) ([]byte, error) {
 }
 
 // VerifyRequest is the body of Verify: either ProofID (a stored proof), or ModelID,
-// System, Proof and PublicInputs (a proof from anywhere).
+// System, Proof and PublicInputs (a proof from anywhere), or for a sharded model
+// ModelID, System and Bundle (as Proof.Bundle).
 type VerifyRequest struct {
 	ProofID string `json:"proof_id,omitempty"`
 	ModelID string `json:"model_id,omitempty"`
@@ -425,6 +426,8 @@ type VerifyRequest struct {
 	Proof string `json:"proof,omitempty"`
 	// PublicInputs are decimal field elements, as Proof.PublicInputs.
 	PublicInputs []string `json:"public_inputs,omitempty"`
+	// Bundle is a sharded model's proof, as Proof.Bundle.
+	Bundle json.RawMessage `json:"bundle,omitempty"`
 }
 
 // VerifyResult is the answer of Verify; Reason says why an invalid proof is invalid.

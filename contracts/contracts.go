@@ -12,6 +12,12 @@ import _ "embed"
 //go:embed ZKMLVerifier.sol
 var ZKMLVerifierSol string
 
+// ZKMLBundleVerifierSol is ZKMLBundleVerifier.sol: the verifier of a sharded model's
+// bundle of segment proofs (prover/shard), which calls one ZKMLVerifier per segment.
+//
+//go:embed ZKMLBundleVerifier.sol
+var ZKMLBundleVerifierSol string
+
 // ZKMLVerifierABI is the ABI (JSON) of the concrete ZKMLVerifier contract that
 // verifier.ExportSolidity generates; it is the same for Groth16 and PLONK.
 //

@@ -48,6 +48,21 @@ func NewWitness(p *quant.Program, inputs []*model.Tensor) (*Witness, error) {
 	return &Witness{Inputs: qi, IntOutputs: r.Outputs, Outputs: p.Dequantize(r.Outputs), Full: full}, nil
 }
 
+// AssignWitness builds the full gnark witness of p for integer inputs and the
+// integer outputs the reference evaluator produced (circuits.Assign, then the witness
+// without gnark's reflection walk; see fillWitness).
+func AssignWitness(p *quant.Program, inputs, outputs [][]int64) (witness.Witness, error) {
+	a, err := circuits.Assign(p, inputs, outputs)
+	if err != nil {
+		return nil, err
+	}
+	full, err := fillWitness(a)
+	if err != nil {
+		return nil, fmt.Errorf("witness: %w", err)
+	}
+	return full, nil
+}
+
 // fillWitness builds the gnark witness straight from the circuit's Public and Secret
 // vectors (the schema order: public first). gnark's frontend.NewWitness walks the
 // circuit by reflection and formats a name per element, which dominated witness

@@ -437,6 +437,14 @@ func (m *Model) VerifyingKeyBytes(sys circuits.System) ([]byte, error) {
 	return m.manifest.readFile(m.Dir, fileName("vk", sys))
 }
 
+// HasArtifact reports whether the model directory records the artifact file name.
+func (m *Model) HasArtifact(name string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, ok := m.manifest.Files[name]
+	return ok
+}
+
 // ReadArtifact returns a checksum-verified artifact file of the model directory.
 func (m *Model) ReadArtifact(name string) ([]byte, error) {
 	return m.manifest.readFile(m.Dir, name)

@@ -13,6 +13,7 @@ import (
 	"github.com/zkml/zkml/internal/bench"
 	"github.com/zkml/zkml/model"
 	"github.com/zkml/zkml/model/quant"
+	"github.com/zkml/zkml/prover/shard"
 )
 
 // checkGraph refuses (for the proving systems syss), before the model is lowered, a model whose structural estimate
@@ -20,7 +21,10 @@ import (
 // is over the budget (printing that estimate to w, when given): lowering a full-size network would itself need more memory than
 // the budget. A model the structural estimate cannot cost (an op it does not model),
 // or that does not load, is left to the checks after lowering, which report why.
-func (b *memoryBudget) checkGraph(onnx []byte, cfg quant.Config, syss []circuits.System, w io.Writer) error {
+// A sharded model (sharded) may exceed the budget as a whole: only its lowering and
+// its largest layer are checked (bench.Limits.CheckGraphSharded); each segment's
+// estimate is checked when the model is split.
+func (b *memoryBudget) checkGraph(onnx []byte, cfg quant.Config, syss []circuits.System, sharded bool, w io.Writer) error {
 	l, err := b.limits()
 	if err != nil {
 		return err
@@ -36,8 +40,12 @@ func (b *memoryBudget) checkGraph(onnx []byte, cfg quant.Config, syss []circuits
 	if errors.Is(err, bench.ErrUnmodeled) || err != nil {
 		return nil
 	}
-	err = l.CheckGraph(est, syss...)
-	if err != nil && w != nil {
+	if sharded {
+		err = l.CheckGraphSharded(est)
+	} else {
+		err = l.CheckGraph(est, syss...)
+	}
+	if err != nil && w != nil && !sharded {
 		// Printed only for a refusal: a model within the budget prints the estimate
 		// of its lowered program next.
 		for _, sys := range syss {
@@ -64,5 +72,6 @@ func (b *memoryBudget) checkDir(dir string, syss []circuits.System) error {
 	if sb, err := os.ReadFile(filepath.Join(dir, "settings.json")); err != nil || json.Unmarshal(sb, &cfg) != nil {
 		return nil
 	}
-	return b.checkGraph(onnx, cfg, syss, nil)
+	_, err = os.Stat(filepath.Join(dir, shard.PlanFile))
+	return b.checkGraph(onnx, cfg, syss, err == nil, nil)
 }

@@ -58,15 +58,15 @@ func TestMemoryBudgetStructural(t *testing.T) {
 	}
 	var b memoryBudget
 	t.Setenv(envJobMemory, "1000GiB")
-	if err := b.checkGraph(onnx, quant.DefaultConfig(), []circuits.System{circuits.Groth16}, nil); err != nil {
+	if err := b.checkGraph(onnx, quant.DefaultConfig(), []circuits.System{circuits.Groth16}, false, nil); err != nil {
 		t.Fatal(err)
 	}
 	between := (est.Groth16.MemoryBytes + est.Plonk.MemoryBytes) / 2
 	t.Setenv(envJobMemory, strconv.FormatInt(between, 10))
-	if err := b.checkGraph(onnx, quant.DefaultConfig(), []circuits.System{circuits.Groth16}, nil); err != nil {
+	if err := b.checkGraph(onnx, quant.DefaultConfig(), []circuits.System{circuits.Groth16}, false, nil); err != nil {
 		t.Fatalf("groth16 within the budget refused: %v", err)
 	}
-	if err := b.checkGraph(onnx, quant.DefaultConfig(), []circuits.System{circuits.Plonk}, nil); !errors.Is(err, bench.ErrOverBudget) {
+	if err := b.checkGraph(onnx, quant.DefaultConfig(), []circuits.System{circuits.Plonk}, false, nil); !errors.Is(err, bench.ErrOverBudget) {
 		t.Fatalf("plonk over the budget: %v", err)
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/zkml/zkml/circuits"
 	"github.com/zkml/zkml/prover"
+	"github.com/zkml/zkml/prover/shard"
 	"github.com/zkml/zkml/srs"
 )
 
@@ -62,6 +63,11 @@ func setupPolicyFromEnv() (prover.SetupPolicy, error) {
 // errw, since whoever ran that setup can forge proofs that every verifier accepts.
 func printTrust(out, errw io.Writer, m *prover.Model, sys circuits.System) {
 	p := m.Provenance(sys)
+	if shard.Sharded(m) {
+		if pl, err := shard.Load(m); err == nil {
+			p = shard.Dir{M: m, Sys: sys}.Trust(pl)
+		}
+	}
 	fmt.Fprintf(out, "%s keys: %s\n", sys, p.Summary())
 	if p.Trust == prover.TrustDevelopment {
 		fmt.Fprintf(errw, "WARNING: %s keys of %s are DEVELOPMENT keys: whoever ran their setup can forge proofs "+

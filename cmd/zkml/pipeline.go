@@ -23,6 +23,7 @@ import (
 	"github.com/zkml/zkml/model"
 	"github.com/zkml/zkml/model/quant"
 	"github.com/zkml/zkml/prover"
+	"github.com/zkml/zkml/prover/shard"
 	"github.com/zkml/zkml/verifier"
 )
 
@@ -237,7 +238,9 @@ func compileCmd() *cobra.Command {
 	var cf configFlags
 	var budget memoryBudget
 	var dir, input, data, systems, svg string
-	var report, asJSON bool
+	var report, asJSON, sharded bool
+	var segmentConstraints int64
+	var cuts []int
 	var maxErr, maxAbsErr float64
 	cmd := &cobra.Command{
 		Use:   "compile MODEL.onnx",
@@ -262,7 +265,13 @@ is within --max-error (relative to the range of the outputs over the samples; de
 1e-3) or --max-abs-error, with bits from the largest range-checked value seen,
 doubled. It prints the choice and its error. Settings given explicitly (flags, or
 every field of --settings) are kept and validated by the same rules: one that cannot
-meet the target, or whose values leave the range, is an error naming it.`,
+meet the target, or whose values leave the range, is an error naming it.
+
+With --shard, a model over the memory budget (--max-memory) is not refused: its
+program is split at layer boundaries into segments whose estimates each fit the
+budget (and --segment-constraints), each compiled as its own circuit; setup, prove
+and verify then work segment by segment, and a proof is a bundle of segment proofs
+whose boundary activations are bound by Poseidon2 commitments (docs/sharding.md).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := cf.config()
@@ -280,7 +289,7 @@ meet the target, or whose values leave the range, is an error naming it.`,
 			if dir == "" {
 				dir = defaultDir(args[0])
 			}
-			if err := budget.checkGraph(onnx, cfg, syss, cmd.ErrOrStderr()); err != nil {
+			if err := budget.checkGraph(onnx, cfg, syss, sharded, cmd.ErrOrStderr()); err != nil {
 				return err
 			}
 			var chosen *calibrate.Choice
@@ -290,7 +299,7 @@ meet the target, or whose values leave the range, is an error naming it.`,
 				// budget at the given settings is refused before that, not after.
 				// Settings that do not lower at all are left to Select, whose error names
 				// the explicit settings to change.
-				if _, p0, err := prover.Build(onnx, cfg); err == nil {
+				if _, p0, err := prover.Build(onnx, cfg); err == nil && !sharded {
 					if err := budget.check(p0, syss, nil); err != nil {
 						return err
 					}
@@ -318,7 +327,18 @@ meet the target, or whose values leave the range, is an error naming it.`,
 			}
 			// The service's admission estimate, printed and checked against the memory
 			// budget before anything is written or compiled.
-			if err := budget.check(q.p, syss, errw); err != nil {
+			limits, err := budget.limits()
+			if err != nil {
+				return err
+			}
+			if sharded {
+				limits.MaxConstraints = segmentConstraints
+				// The whole program's estimate, printed: the segments are checked
+				// against the budget instead.
+				if err := printEstimates(q.p, syss, errw); err != nil {
+					return err
+				}
+			} else if err := budget.check(q.p, syss, errw); err != nil {
 				return err
 			}
 			m, err := prover.CreateBuilt(dir, onnx, cfg, q.g, q.p)
@@ -333,6 +353,9 @@ meet the target, or whose values leave the range, is an error naming it.`,
 				if _, err := prover.NewWitness(m.Program, in); err != nil {
 					return fmt.Errorf("sample input: %w", err)
 				}
+			}
+			if sharded {
+				return compileSharded(cmd, m, syss, limits, cuts, asJSON)
 			}
 			all := map[string]*circuits.Stats{}
 			for _, sys := range syss {
@@ -404,6 +427,9 @@ meet the target, or whose values leave the range, is an error naming it.`,
 	cmd.Flags().BoolVar(&report, "report", false, "print the circuit size layer by layer")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
 	cmd.Flags().StringVar(&svg, "svg", "", "also draw the per-layer constraints, range-checked bits and lookups into this SVG file")
+	cmd.Flags().BoolVar(&sharded, "shard", false, "split the model into segments that each fit --max-memory (and --segment-constraints), one circuit and proof each")
+	cmd.Flags().Int64Var(&segmentConstraints, "segment-constraints", 0, "with --shard: also bound each segment's estimated constraints (0: no bound)")
+	cmd.Flags().IntSliceVar(&cuts, "cuts", nil, "with --shard: cut before these layer indices instead of splitting by the budget")
 	return cmd
 }
 
@@ -425,6 +451,12 @@ func setupCmd() *cobra.Command {
 			m, err := prover.Open(dir)
 			if err != nil {
 				return err
+			}
+			if shard.Sharded(m) {
+				if srsPath != "" {
+					return setupShardedUniversal(cmd, m, syss, &budget, srsPath, srsCacheFlag)
+				}
+				return setupSharded(cmd, m, syss, &budget)
 			}
 			if err := budget.check(m.Program, syss, nil); err != nil {
 				return err
@@ -471,6 +503,12 @@ func proveCmd() *cobra.Command {
 			m, sys, in, err := openWithInputs(dir, system, input)
 			if err != nil {
 				return err
+			}
+			if shard.Sharded(m) {
+				if device != "cpu" {
+					return fmt.Errorf("%s is sharded: --device %s is not supported for sharded models yet", dir, device)
+				}
+				return proveSharded(cmd, m, sys, in, &budget)
 			}
 			if err := budget.check(m.Program, []circuits.System{sys}, nil); err != nil {
 				return err
@@ -539,6 +577,12 @@ func verifyCmd() *cobra.Command {
 			m, sys, err := openModel(dir, system)
 			if err != nil {
 				return err
+			}
+			if shard.Sharded(m) {
+				if onEVM || publicPath != "" {
+					return fmt.Errorf("%s is sharded: verify takes a bundle (--proof bundle.json); --evm and --public are not supported for sharded models", dir)
+				}
+				return verifySharded(cmd, m, sys, proofPath)
 			}
 			vk, err := m.VerifyingKeyBytes(sys)
 			if err != nil {

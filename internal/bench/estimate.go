@@ -187,7 +187,10 @@ type counter struct {
 	tables          map[*quant.Table]int64
 }
 
-var _ quant.Arith[sym] = (*counter)(nil)
+var (
+	_ quant.Arith[sym]         = (*counter)(nil)
+	_ quant.CheckedLinear[sym] = (*counter)(nil)
+)
 
 func (c *counter) cost(n int64) { c.c += n; c.w += n }
 
@@ -304,6 +307,47 @@ func (c *counter) Dot(x, w []sym, k sym) sym {
 		c.memory += n * EstimateBytesPerTerm
 	} else {
 		c.memory += n * EstimateBytesPerWideTerm
+	}
+	return out
+}
+
+// CheckedLinear implements quant.CheckedLinear: in R1CS a layer checked by random
+// linear combination costs its plan (quant.RLCPlan.Cost: the challenge's powers, the
+// witness products, the row sums and equalities; checked against the compiled
+// circuit by circuits' TestRLCMatMul), plus its hinted outputs, not one constraint per
+// product. PLONK's count of the check is rougher, so there the layer is charged as if
+// computed directly, which bounds it (the lowering chooses the check only when it adds
+// no PLONK constraint).
+func (c *counter) CheckedLinear(p *quant.Program, l *quant.Layer, x, w, bias []sym) []sym {
+	out := make([]sym, len(l.TermStart)-1)
+	pl := p.PlanRLC(l)
+	if c.plonk || pl == nil {
+		var xs, ws []sym
+		for o := range out {
+			xs, ws = xs[:0], ws[:0]
+			for t := l.TermStart[o]; t < l.TermStart[o+1]; t++ {
+				xs = append(xs, x[l.TA[t]])
+				ws = append(ws, w[l.TB[t]])
+			}
+			k := c.Const(0)
+			if bias != nil && l.Bias[o] >= 0 {
+				k = bias[l.Bias[o]]
+			}
+			out[o] = c.Dot(xs, ws, k)
+		}
+		return out
+	}
+	cons, terms := pl.Cost()
+	c.cost(int64(cons))
+	c.terms += int64(terms)
+	// The check's sums are short (its groups) or one product each: charged like
+	// compressed sums, which keeps a checked layer's memory below its direct form's.
+	c.memory += int64(terms) * EstimateBytesPerWideTerm
+	for o := range out {
+		out[o] = c.hint(1)
+		if bias != nil && l.Bias[o] >= 0 {
+			out[o] = c.add(out[o], bias[l.Bias[o]])
+		}
 	}
 	return out
 }

@@ -65,6 +65,18 @@ func TestEstimateBoundsCompiledCircuits(t *testing.T) {
 			cfg  quant.Config
 		}{name, m.ONNX, def})
 	}
+	// Convolutions with private weights are checked by random linear combination
+	// (quant.RLCPlan): charged by the plan, the estimate stays close (it was 2x when
+	// every product was charged).
+	cnn, err := SyntheticModel("mnist_cnn")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases = append(cases, struct {
+		name string
+		onnx []byte
+		cfg  quant.Config
+	}{"mnist_cnn_private", cnn.ONNX, private})
 	if b, err := os.ReadFile("../../examples/mnist_cnn/network.onnx"); err == nil {
 		cases = append(cases, struct {
 			name string
@@ -94,6 +106,9 @@ func TestEstimateBoundsCompiledCircuits(t *testing.T) {
 				wires, est.Wires, float64(est.Wires)/float64(wires))
 			if est.Constraints < int64(st.Constraints) || est.Constraints > 3*int64(st.Constraints)+200 {
 				t.Errorf("%s %s: estimated %d constraints, compiled %d", tc.name, sys, est.Constraints, st.Constraints)
+			}
+			if tc.name == "mnist_cnn_private" && sys == circuits.Groth16 && float64(est.Constraints) > 1.25*float64(st.Constraints) {
+				t.Errorf("%s %s: estimated %d constraints, compiled %d: checked layers charged as direct", tc.name, sys, est.Constraints, st.Constraints)
 			}
 			if est.Wires < wires || est.Wires > 3*wires+200 {
 				t.Errorf("%s %s: estimated %d wires, compiled %d", tc.name, sys, est.Wires, wires)

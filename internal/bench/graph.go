@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -950,6 +951,39 @@ func (l Limits) CheckGraph(e *GraphEstimate, syss ...circuits.System) error {
 			}
 			return fmt.Errorf("%w (structural estimate, before lowering: %d MACs, %d params); largest layers: %s",
 				err, e.MACs, e.Params, b.String())
+		}
+	}
+	return nil
+}
+
+// EstimateProgramBytesPerTerm bounds what lowering a model costs per multiply-accumulate
+// term before any circuit is built: the lowered program's index entries (about 9 bytes
+// a term) and the lowering's working copies (the quantize peak measured 14-20 bytes a
+// term; docs/bench-notes.md, "#16 memory").
+const EstimateProgramBytesPerTerm = 32
+
+// LoweringBytes bounds the memory of lowering the whole model (what a sharded model
+// needs before it is split, in one process).
+func (e *GraphEstimate) LoweringBytes() int64 {
+	return EstimateBaseMemory + e.Groth16.Terms*EstimateProgramBytesPerTerm
+}
+
+// CheckGraphSharded is CheckGraph for a model that will be split into segments: the
+// whole model may exceed the budget, but the lowered program (the model is lowered
+// whole, then split) and every single layer (a segment holds at least one) must fit.
+func (l Limits) CheckGraphSharded(e *GraphEstimate) error {
+	if l.MaxMemoryBytes <= 0 {
+		return nil
+	}
+	source := cmp.Or(l.MemorySource, "ZKML_MAX_JOB_MEMORY")
+	if b := e.LoweringBytes(); b > l.MaxMemoryBytes {
+		return fmt.Errorf("%w: lowering the model before it is split needs an estimated %d MiB (%d multiply-accumulate terms), above the limit of %d MiB (%s)",
+			ErrOverBudget, b>>20, e.Groth16.Terms, l.MaxMemoryBytes>>20, source)
+	}
+	for _, n := range e.Largest(1) {
+		if b := EstimateBaseMemory + n.Bytes; b > l.MaxMemoryBytes {
+			return fmt.Errorf("%w: layer %s %q %v alone needs an estimated %d MiB (%d MACs), above the limit of %d MiB (%s), and a segment holds at least one layer",
+				ErrOverBudget, n.Op, n.Name, n.Shape, b>>20, n.MACs, l.MaxMemoryBytes>>20, source)
 		}
 	}
 	return nil

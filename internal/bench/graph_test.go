@@ -160,6 +160,10 @@ func TestEstimateGraphZeroWeights(t *testing.T) {
 // TestEstimateGraphSettings: the structural estimate follows the settings the way
 // the program estimate does: witness (private, public, hashed) params, inputs and
 // outputs, and bit-decomposed range checks, on the small SqueezeNet and ResNet-50.
+// Layers with two witness operands may be checked by random linear combination in the
+// lowered program (quant.RLCPlan), which the structural estimate does not model: it
+// charges them as direct products, so with witness params it only bounds the program
+// estimate's Groth16 constraints.
 func TestEstimateGraphSettings(t *testing.T) {
 	var cfgs []quant.Config
 	for _, vis := range []quant.Visibility{quant.Private, quant.Public, quant.Hashed} {
@@ -194,7 +198,11 @@ func TestEstimateGraphSettings(t *testing.T) {
 					t.Fatal(err)
 				}
 				se := ge.Estimate(sys)
-				if r := float64(se.Constraints) / float64(pe.Constraints); r < 0.95 || r > 1.05 || se.MemoryBytes < pe.MemoryBytes {
+				lo, hi := 0.95, 1.05
+				if cfg.ParamVis != quant.Fixed && sys == circuits.Groth16 {
+					lo, hi = 1, 2.5
+				}
+				if r := float64(se.Constraints) / float64(pe.Constraints); r < lo || r > hi || se.MemoryBytes < pe.MemoryBytes {
 					t.Errorf("%s, params %s, range checks %s, %s: %d constraints and %d MiB against %d and %d MiB",
 						a.Name(), cfg.ParamVis, cfg.RangeCheck, sys, se.Constraints, se.MemoryBytes>>20, pe.Constraints, pe.MemoryBytes>>20)
 				}

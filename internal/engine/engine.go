@@ -23,6 +23,7 @@ import (
 	"github.com/zkml/zkml/model"
 	"github.com/zkml/zkml/model/quant"
 	"github.com/zkml/zkml/prover"
+	"github.com/zkml/zkml/prover/shard"
 	"github.com/zkml/zkml/verifier"
 )
 
@@ -62,6 +63,22 @@ func classify(err error) error {
 // ParseSettings decodes compile settings (a JSON object of quant.Config fields) over
 // the defaults; unknown fields and invalid values are user errors.
 func ParseSettings(b []byte) (quant.Config, error) {
+	cfg, _, err := ParseModelSettings(b)
+	return cfg, err
+}
+
+// ParseModelSettings decodes compile settings: quant.Config fields over the defaults
+// and, for a sharded model, the "shard" object (nil when absent).
+func ParseModelSettings(b []byte) (quant.Config, *ShardSettings, error) {
+	b, sh, err := splitSettings(b)
+	if err != nil {
+		return quant.DefaultConfig(), nil, err
+	}
+	cfg, err := parseConfig(b)
+	return cfg, sh, err
+}
+
+func parseConfig(b []byte) (quant.Config, error) {
 	cfg := quant.DefaultConfig()
 	if len(bytes.TrimSpace(b)) > 0 {
 		dec := json.NewDecoder(bytes.NewReader(b))
@@ -127,6 +144,11 @@ func (e *Engine) Admit(ctx context.Context, onnx []byte, settings []byte) error 
 	if e.Limits == (bench.Limits{}) {
 		return nil
 	}
+	if _, sh, err := splitSettings(settings); err == nil && sh != nil {
+		// A sharded model's segments, not the whole, must fit: its compile job splits
+		// it under the limits and refuses a layer no segment fits.
+		return nil
+	}
 	var ests []*bench.Estimate
 	var err error
 	if len(e.ChildCommand) > 0 {
@@ -171,7 +193,7 @@ func modelFiles(onnx, settings []byte) map[string][]byte {
 // the limits and compiles both circuits (all of it in a child process with
 // ChildCommand).
 func (e *Engine) Compile(ctx context.Context, dir string, onnx []byte, settings []byte) (api.ModelInfo, error) {
-	cfg, err := ParseSettings(settings)
+	cfg, sh, err := ParseModelSettings(settings)
 	if err != nil {
 		return api.ModelInfo{}, err
 	}
@@ -191,6 +213,9 @@ func (e *Engine) Compile(ctx context.Context, dir string, onnx []byte, settings 
 	m, err := prover.Create(dir, onnx, cfg)
 	if err != nil {
 		return api.ModelInfo{}, classify(err)
+	}
+	if sh != nil {
+		return e.compileSharded(ctx, m, sh)
 	}
 	ests, err := EstimateProgram(m.Program)
 	if err != nil {
@@ -240,7 +265,11 @@ func (e *Engine) Setup(ctx context.Context, dir string, system string) (api.Prov
 		if err != nil {
 			return api.Provenance{}, err
 		}
-		if err := m.SetupWith(sys, e.SetupPolicy); err != nil {
+		if shard.Sharded(m) {
+			if err := e.setupSharded(m, sys); err != nil {
+				return api.Provenance{}, classify(err)
+			}
+		} else if err := m.SetupWith(sys, e.SetupPolicy); err != nil {
 			return api.Provenance{}, classify(err)
 		}
 	}
@@ -363,6 +392,9 @@ func (e *Engine) Verify(ctx context.Context, dir string, system string, proof []
 	if err != nil {
 		return api.Verdict{}, err
 	}
+	if shard.Sharded(m) {
+		return api.Verdict{Reason: "model " + m.ID + " is sharded: its proofs are bundles of segment proofs (verify a bundle)"}, nil
+	}
 	vk, err := m.VerifyingKeyBytes(sys)
 	if err != nil {
 		return api.Verdict{}, err
@@ -392,6 +424,17 @@ func (e *Engine) SolidityVerifier(ctx context.Context, dir string, system string
 	m, err := prover.Open(dir)
 	if err != nil {
 		return nil, err
+	}
+	if shard.Sharded(m) {
+		// Sharded models have development keys only (setupSharded).
+		if e.SetupPolicy.RequireTrusted {
+			return nil, classify(fmt.Errorf("%w: the keys of sharded model %s come from a development setup", prover.ErrUntrustedSetup, m.ID))
+		}
+		pl, err := shard.Load(m)
+		if err != nil {
+			return nil, err
+		}
+		return bundleVerifier(m, pl, sys), nil
 	}
 	if err := m.CheckTrusted(sys, e.SetupPolicy); err != nil {
 		return nil, classify(err)

@@ -114,7 +114,17 @@ type Processor struct {
 // timeout; it implements api.Queue. The task is told apart from those of earlier
 // hand-overs of the job (Reclaims), whose dead workers' tasks River still holds.
 func (p *Processor) Enqueue(ctx context.Context, j *store.Job) error {
-	return p.Queue.Enqueue(ctx, Task{Kind: TaskRun, JobID: j.ID, Timeout: p.Timeouts.For(j.Kind), Gen: j.Reclaims})
+	return p.Queue.Enqueue(ctx, Task{Kind: TaskRun, JobID: j.ID, Timeout: p.Timeouts.For(j.Kind), Gen: runGen(j)})
+}
+
+// runGen tells a job's run tasks apart: one per hand-over from a lost worker, and a
+// prove job that spawned segment jobs runs again (to assemble its bundle) under a
+// generation its first run's tasks never had: Reclaims only grows.
+func runGen(j *store.Job) int {
+	if j.SegmentsTotal > 0 {
+		return j.Reclaims + 1
+	}
+	return j.Reclaims
 }
 
 func (p *Processor) lease() time.Duration {
@@ -171,6 +181,11 @@ func (p *Processor) run(ctx context.Context, t Task, a Attempt) error {
 		if j != nil && j.WebhookURL != "" {
 			p.queueWebhook(ctx, j)
 		}
+		if j != nil && j.Kind == store.KindSegment {
+			// A segment cancelled with its parent (or by itself, ending the parent):
+			// the parent, waiting without a task of its own, sends its webhook here.
+			p.parentEnded(ctx, j)
+		}
 		return nil
 	}
 	if errors.Is(err, store.ErrNotFound) {
@@ -193,7 +208,8 @@ func (p *Processor) run(ctx context.Context, t Task, a Attempt) error {
 	}()
 	progress := p.progress(runCtx, j)
 
-	proof, runErr := p.step(runCtx, j, progress)
+	out, runErr := p.step(runCtx, j, progress)
+	proof := out.proof
 	cause := context.Cause(runCtx)
 	cancel(nil)
 	wg.Wait()
@@ -212,10 +228,34 @@ func (p *Processor) run(ctx context.Context, t Task, a Attempt) error {
 		if done.WebhookURL != "" {
 			p.queueWebhook(ctx, done)
 		}
+		if done.Kind == store.KindSegment {
+			p.parentEnded(ctx, done)
+		}
 		return nil
 	}
 
 	switch {
+	case runErr == nil && out.waiting:
+		log.Info("segment jobs spawned; the last one to finish hands the job back", "dur", time.Since(start))
+		return nil
+	case runErr == nil && j.Kind == store.KindSegment:
+		parent, err := p.Store.FinishSegment(context.WithoutCancel(ctx), j.ID, j.Attempt, out.segment)
+		if errors.Is(err, store.ErrConflict) {
+			log.Warn("segment job was taken over by another attempt; dropping this result")
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		p.Metrics.jobDone(j.Kind, store.JobSucceeded, time.Since(start))
+		log.Info("segment finished", "parent", j.ParentID, "segment", j.Segment, "dur", time.Since(start))
+		if parent.Status == store.JobQueued {
+			// This was the last segment (the store decided, once): assemble the bundle.
+			if err := p.Enqueue(context.WithoutCancel(ctx), parent); err != nil {
+				log.Error("enqueue the parent's assembly; Sweep will", "parent", parent.ID, "err", err)
+			}
+		}
+		return nil
 	case runErr == nil:
 		if proof != nil {
 			p.Metrics.proved(j.System, proof.ProveSeconds)
@@ -227,7 +267,7 @@ func (p *Processor) run(ctx context.Context, t Task, a Attempt) error {
 	case errors.Is(cause, errCancelRequested):
 		// If recording fails, the retry finds the cancel request in StartJob.
 		return finish(store.Finish{Status: store.JobCancelled, ErrorCode: "cancelled", ErrorMessage: "cancelled by request"})
-	case errors.Is(cause, errSuperseded):
+	case errors.Is(cause, errSuperseded), errors.Is(runErr, errSuperseded):
 		log.Warn("job attempt superseded; abandoning")
 		return nil
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
@@ -262,19 +302,49 @@ func (p *Processor) run(ctx context.Context, t Task, a Attempt) error {
 	}
 }
 
+// outcome is what a successful step produced.
+type outcome struct {
+	proof *store.Proof
+	// segment is a segment job's segment proof.
+	segment []byte
+	// waiting: a prove job spawned its segment jobs and does not finish now.
+	waiting bool
+}
+
 // step runs the pipeline step of j and records its effect on the model.
-func (p *Processor) step(ctx context.Context, j *store.Job, progress func(string, float64)) (*store.Proof, error) {
+func (p *Processor) step(ctx context.Context, j *store.Job, progress func(string, float64)) (outcome, error) {
 	m, err := p.Store.GetModel(ctx, "", j.ModelID)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, fmt.Errorf("model %s was deleted: %w", j.ModelID, api.ErrInvalidModel)
+		return outcome{}, fmt.Errorf("model %s was deleted: %w", j.ModelID, api.ErrInvalidModel)
 	}
 	if err != nil {
-		return nil, err
+		return outcome{}, err
 	}
 	dir, err := p.Workspaces.Dir(ctx, m)
 	if err != nil {
-		return nil, err
+		return outcome{}, err
 	}
+	if j.Kind == store.KindSegment || j.Kind == store.KindProve {
+		se, ok := p.Engine.(api.ShardEngine)
+		if j.Kind == store.KindSegment && !ok {
+			return outcome{}, fmt.Errorf("segment job %s: the engine does not run sharded models", j.ID)
+		}
+		if ok {
+			n, err := se.Segments(ctx, dir)
+			if err != nil {
+				return outcome{}, err
+			}
+			if n > 0 || j.Kind == store.KindSegment {
+				return p.stepSharded(ctx, se, j, dir, progress)
+			}
+		}
+	}
+	proof, err := p.stepModel(ctx, j, m, dir, progress)
+	return outcome{proof: proof}, err
+}
+
+// stepModel runs compile, setup and the prove job of a model that is not sharded.
+func (p *Processor) stepModel(ctx context.Context, j *store.Job, m *store.Model, dir string, progress func(string, float64)) (*store.Proof, error) {
 	switch j.Kind {
 	case store.KindCompile:
 		progress("load", 0)
@@ -325,6 +395,83 @@ func (p *Processor) step(ctx context.Context, j *store.Job, progress func(string
 			Calldata: res.Calldata, ProveSeconds: res.ProveSeconds}, nil
 	}
 	return nil, fmt.Errorf("unknown job kind %q: %w", j.Kind, api.ErrInvalidInput)
+}
+
+// stepSharded runs a prove job of a sharded model, in two runs: the first evaluates
+// the model once, stores the boundary activations and spawns one segment job per
+// segment; the last segment job to finish queues the prove job again, and its second
+// run assembles the bundle from the segment proofs. A segment job proves its segment.
+func (p *Processor) stepSharded(ctx context.Context, se api.ShardEngine, j *store.Job, dir string, progress func(string, float64)) (outcome, error) {
+	switch {
+	case j.Kind == store.KindSegment:
+		parent, err := p.Store.GetJob(ctx, "", j.ParentID)
+		if err != nil {
+			return outcome{}, err
+		}
+		acts, err := artifact.ReadAll(ctx, p.Blobs, artifact.Digest(parent.Activations))
+		if err != nil {
+			return outcome{}, err
+		}
+		progress("prove", 0.1)
+		sp, err := se.ProveSegment(ctx, dir, j.System, acts, j.Segment)
+		return outcome{segment: sp}, err
+	case j.SegmentsTotal > 0:
+		progress("assemble", 0.9)
+		acts, err := artifact.ReadAll(ctx, p.Blobs, artifact.Digest(j.Activations))
+		if err != nil {
+			return outcome{}, err
+		}
+		segs, err := p.Store.SegmentResults(ctx, j.ID)
+		if err != nil {
+			return outcome{}, err
+		}
+		for i, s := range segs {
+			if s == nil {
+				return outcome{}, fmt.Errorf("segment %d of %d has no proof", i, len(segs))
+			}
+		}
+		res, err := se.AssembleBundle(ctx, dir, j.System, acts, segs)
+		if err != nil {
+			return outcome{}, err
+		}
+		return outcome{proof: &store.Proof{Proof: res.Proof, Outputs: res.Outputs, Calldata: res.Calldata,
+			ProveSeconds: res.ProveSeconds, Bundle: true}}, nil
+	}
+	progress("evaluate", 0)
+	acts, n, err := se.PrepareSegments(ctx, dir, j.System, j.Input)
+	if err != nil {
+		return outcome{}, err
+	}
+	digest, _, err := p.Blobs.Put(ctx, bytes.NewReader(acts))
+	if err != nil {
+		return outcome{}, err
+	}
+	segs, err := p.Store.SpawnSegments(ctx, j.ID, j.Attempt, string(digest), n)
+	if errors.Is(err, store.ErrConflict) {
+		return outcome{}, fmt.Errorf("spawn segment jobs: %w", errSuperseded)
+	}
+	if err != nil {
+		return outcome{}, err
+	}
+	for _, s := range segs {
+		if err := p.Enqueue(context.WithoutCancel(ctx), s); err != nil {
+			p.log().Warn("enqueue segment job; Sweep will", "job", s.ID, "err", err)
+		}
+	}
+	return outcome{waiting: true}, nil
+}
+
+// parentEnded queues the webhook of the prove job of segment job j when j's end
+// ended it (the store failed or cancelled it with j).
+func (p *Processor) parentEnded(ctx context.Context, j *store.Job) {
+	parent, err := p.Store.GetJob(context.WithoutCancel(ctx), "", j.ParentID)
+	if err != nil {
+		p.log().Warn("read the parent of an ended segment job", "job", j.ID, "err", err)
+		return
+	}
+	if parent.Status.Terminal() && parent.WebhookURL != "" {
+		p.queueWebhook(ctx, parent)
+	}
 }
 
 // watch heartbeats until ctx ends, cancelling the run when a cancel is requested or
@@ -518,6 +665,9 @@ func (p *Processor) Reap(ctx context.Context, maxAttempts int) (int, error) {
 		p.Metrics.jobDone(done.Kind, done.Status, 0)
 		if done.WebhookURL != "" {
 			p.queueWebhook(ctx, done)
+		}
+		if done.Kind == store.KindSegment {
+			p.parentEnded(ctx, done)
 		}
 	}
 	return n, nil

@@ -49,6 +49,9 @@ const (
 	KindCompile JobKind = "compile"
 	KindSetup   JobKind = "setup"
 	KindProve   JobKind = "prove"
+	// KindSegment proves one segment of a sharded model's inference, for the prove
+	// job ParentID (see Store.SpawnSegments).
+	KindSegment JobKind = "segment"
 )
 
 // ModelStatus is the lifecycle of an uploaded model.
@@ -168,6 +171,21 @@ type Job struct {
 	// WebhookDeliveries are the delivery attempts of the job's webhook, oldest first
 	// (filled by GetJob, at most the last 100).
 	WebhookDeliveries []WebhookDelivery
+	// ParentID and Segment: a segment job's prove job and segment index.
+	ParentID string
+	Segment  int
+	// SegmentsTotal and SegmentsDone: a prove job of a sharded model that spawned its
+	// segment jobs waits for SegmentsTotal of them (0: not spawned); SegmentsDone have
+	// succeeded. Activations is the artifact digest of the boundary activations.
+	SegmentsTotal int
+	SegmentsDone  int
+	Activations   string
+}
+
+// Waiting reports whether j is a prove job waiting for its segment jobs: running,
+// without a lease (no worker holds it), until the last segment finishes.
+func (j *Job) Waiting() bool {
+	return j.Status == JobRunning && j.SegmentsTotal > 0 && j.SegmentsDone < j.SegmentsTotal
 }
 
 // WebhookDelivery is one attempt to deliver a job's webhook.
@@ -198,7 +216,10 @@ type Proof struct {
 	// Provenance is the provenance of the keys the proof was made with (the model's
 	// record for System when the proof was stored; nil when it had none).
 	Provenance json.RawMessage
-	CreatedAt  time.Time
+	// Bundle: Proof is a sharded model's bundle of segment proofs (JSON), and
+	// PublicInputs and Calldata are empty.
+	Bundle    bool
+	CreatedAt time.Time
 }
 
 // Finish describes the terminal transition of a job run by attempt Attempt.
@@ -286,6 +307,25 @@ type Store interface {
 	// and returns the job with WebhookRedeliveries counting it; ErrConflict when the
 	// job has no webhook URL or has not finished.
 	RedeliverWebhook(ctx context.Context, owner, id string) (*Job, error)
+
+	// SpawnSegments fans the prove job parent, running under attempt, out into n
+	// segment jobs (queued, kind segment, the parent's owner, model and system),
+	// atomically: the parent records n and the activations digest and stays running
+	// without a lease (Job.Waiting: StartJob answers ErrLeased, Reap passes it over)
+	// until its segments are done. ErrConflict when attempt no longer runs the parent
+	// or it has spawned already.
+	SpawnSegments(ctx context.Context, parent string, attempt int, activations string, n int) ([]*Job, error)
+	// FinishSegment ends attempt's run of a segment job with success, storing its
+	// result, and counts it on the parent, in one transaction: the finisher of the
+	// last segment moves the parent back to queued (to assemble the bundle), so
+	// exactly one finisher sees the returned parent queued however many finish at
+	// once. ErrConflict when attempt no longer runs the segment job. A segment job
+	// that ends otherwise (FinishJob, ReclaimJob, CancelJob) fails its parent with the
+	// segment's error and cancels the parent's other segments.
+	FinishSegment(ctx context.Context, id string, attempt int, result []byte) (parent *Job, err error)
+	// SegmentResults returns the results of parent's succeeded segment jobs, indexed
+	// by segment (nil where none is stored).
+	SegmentResults(ctx context.Context, parent string) ([][]byte, error)
 
 	GetProof(ctx context.Context, owner, id string) (*Proof, error)
 

@@ -118,6 +118,12 @@ const (
 	Fixed   Visibility = "fixed"   // a constant baked into the circuit
 	// Hashed values are secret witnesses; a public Poseidon2 hash commits to them.
 	Hashed Visibility = "hashed"
+	// Boundary is the visibility of the inputs or outputs of one segment of a sharded
+	// model (package prover/shard) at a cut between segments: secret witnesses
+	// committed like Hashed but under one tag for both sides of the cut (see
+	// circuits.TagBoundary), boundary inputs range-checked to their bounds. It is never
+	// a user setting (Validate refuses it).
+	Boundary Visibility = "boundary"
 )
 
 // Value is one integer tensor of the program.

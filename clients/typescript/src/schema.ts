@@ -182,7 +182,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Solidity verifier contract for the model */
+        /**
+         * Solidity verifier contract for the model
+         * @description For a sharded model: without segment, the bundle verifier (ZKMLBundleVerifier, its constructor arguments in a leading comment); with segment=i, segment i's verifier (a ZKMLVerifier deployed with modelId_ = the segment ID). A proof's calldata calls the bundle verifier's verify(bytes[], uint256[][]).
+         */
         get: operations["verifierSol"];
         put?: never;
         post?: never;
@@ -360,7 +363,7 @@ export interface paths {
         put?: never;
         /**
          * Verify a proof; an invalid proof answers 200 {"valid": false, "reason": ...}
-         * @description Valid means: the proof verifies against the model's verifying key, every public input is a canonical field element (below the BN254 scalar field order r, as the EVM requires), and the public inputs that identify the model's parameters (the params commitment, or the public params) are the model's own.
+         * @description Valid means: the proof verifies against the model's verifying key, every public input is a canonical field element (below the BN254 scalar field order r, as the EVM requires), and the public inputs that identify the model's parameters (the params commitment, or the public params) are the model's own. A sharded model's proof is a bundle: give its proof_id, or model_id, system and the bundle; it is valid when every segment proof verifies against its segment's key, the segments are the model's plan's in order, their boundary commitments chain, and the claimed outputs are the last segment's.
          */
         post: operations["verify"];
         delete?: never;
@@ -432,8 +435,11 @@ export interface components {
         Job: {
             id: string;
             model_id: string;
-            /** @enum {string} */
-            kind: "compile" | "setup" | "prove";
+            /**
+             * @description segment: one segment proof of a sharded model's prove job (parent_id)
+             * @enum {string}
+             */
+            kind: "compile" | "setup" | "prove" | "segment";
             system?: components["schemas"]["System"];
             status: components["schemas"]["JobStatus"];
             stage?: string;
@@ -469,6 +475,11 @@ export interface components {
                     delivered?: boolean;
                 }[];
             };
+            segments?: components["schemas"]["Segments"];
+            /** @description a segment job's prove job */
+            parent_id?: string;
+            /** @description a segment job's segment index */
+            segment?: number;
         };
         Proof: {
             id: string;
@@ -488,6 +499,8 @@ export interface components {
             created_at?: string;
             /** @description where the keys this proof was made with come from */
             trust: components["schemas"]["Provenance"];
+            /** @description a sharded model's proof (proof and public_inputs are then empty; calldata calls the bundle verifier's verify(bytes[], uint256[][])) */
+            bundle?: components["schemas"]["Bundle"];
         };
         Contribution: {
             index?: number;
@@ -539,6 +552,52 @@ export interface components {
             /** @description SHA-256 of the current state */
             head_sha256: string;
             sealed: boolean;
+        };
+        /** @description Present in the compile settings (key "shard"), it shards the model: the program is split at layer boundaries into segments, each its own circuit and keys, and a proof is a bundle of segment proofs, each proved by its own job. Each segment must fit max_memory_bytes and segment_constraints and the worker's limits (ZKML_MAX_JOB_MEMORY, ZKML_MAX_CONSTRAINTS); cuts, when given, cut before those layer indices instead. Sharding is never automatic: a model over the worker's limits is refused (413) unless its settings ask for sharding. */
+        ShardSettings: {
+            /** @description estimated peak memory per segment job */
+            max_memory_bytes?: number;
+            /** @description constraints per segment circuit */
+            segment_constraints?: number;
+            /** @description layer indices of the lowered program each segment after the first starts at, strictly increasing */
+            cuts?: number[];
+        };
+        /** @description a sharded proof's progress: segment proofs done of total */
+        Segments: {
+            done: number;
+            total: number;
+        };
+        /** @description a sharded model's proof: one proof per segment, in order, whose boundary commitments chain; verifies only as a whole (POST /v1/verify) */
+        Bundle: {
+            version: number;
+            system: components["schemas"]["System"];
+            /** @description the whole program's model ID */
+            model_id: string;
+            /** @description SHA-256 binding the model ID and every segment ID in order */
+            plan_id: string;
+            segments: {
+                index: number;
+                segment_id: string;
+                /**
+                 * Format: byte
+                 * @description base64 gnark proof
+                 */
+                proof: string;
+                /**
+                 * Format: byte
+                 * @description base64 gnark binary public witness
+                 */
+                public_witness: string;
+                /** @description decimal field elements */
+                public_inputs: string[];
+                /** @description boundary input commitment (decimal; absent for the first segment) */
+                in_commitment?: string;
+                /** @description boundary output commitment (decimal; absent for the last segment) */
+                out_commitment?: string;
+                prove_seconds?: number;
+            }[];
+            int_outputs: number[][];
+            outputs: number[][];
         };
     };
     responses: {
@@ -864,7 +923,7 @@ export interface operations {
                      * @description the ONNX file
                      */
                     model: string;
-                    /** @description JSON object of compile settings */
+                    /** @description JSON object of compile settings (quantizer settings; "shard": ShardSettings shards the model) */
                     settings?: string;
                     name?: string;
                     /** Format: uri */
@@ -876,7 +935,10 @@ export interface operations {
                      * @description base64 ONNX file
                      */
                     onnx: string;
-                    settings?: Record<string, never>;
+                    /** @description compile settings: quantizer settings and, to shard the model, "shard" */
+                    settings?: {
+                        shard?: components["schemas"]["ShardSettings"];
+                    };
                     name?: string;
                     /** Format: uri */
                     webhook_url?: string;
@@ -1059,6 +1121,8 @@ export interface operations {
         parameters: {
             query?: {
                 system?: components["schemas"]["System"];
+                /** @description a sharded model's segment index */
+                segment?: number;
             };
             header?: never;
             path: {
@@ -1087,6 +1151,7 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
+            422: components["responses"]["Unprocessable"];
             503: components["responses"]["Unavailable"];
         };
     };
@@ -1429,6 +1494,10 @@ export interface operations {
                     /** @description 0x-prefixed hex */
                     proof: string;
                     public_inputs?: string[];
+                } | {
+                    model_id: string;
+                    system: components["schemas"]["System"];
+                    bundle: components["schemas"]["Bundle"];
                 };
             };
         };

@@ -359,17 +359,23 @@ func (s *Store) settleModel(ctx context.Context, q Querier, j *store.Job) error 
 
 const jobCols = `id, owner, model_id, kind, system, status, stage, progress, attempt, input, idempotency_key,
 	request_hash, webhook_url, cancel_requested, error_code, error_message, proof_id, webhook_attempts,
-	webhook_delivered, created_at, started_at, finished_at, heartbeat_at, lease_until, reclaims, webhook_redeliveries`
+	webhook_delivered, created_at, started_at, finished_at, heartbeat_at, lease_until, reclaims, webhook_redeliveries,
+	parent_id, segment, segments_total, segments_done, activations`
 
 func scanJob(r Row) (*store.Job, error) {
 	var j store.Job
 	var input []byte
 	var idem *string
 	var created, started, finished, heartbeat, lease Time
+	var parent *string
 	if err := r.Scan(&j.ID, &j.Owner, &j.ModelID, &j.Kind, &j.System, &j.Status, &j.Stage, &j.Progress, &j.Attempt,
 		&input, &idem, &j.RequestHash, &j.WebhookURL, &j.CancelRequested, &j.ErrorCode, &j.ErrorMessage, &j.ProofID,
-		&j.WebhookAttempts, &j.WebhookDelivered, &created, &started, &finished, &heartbeat, &lease, &j.Reclaims, &j.WebhookRedeliveries); err != nil {
+		&j.WebhookAttempts, &j.WebhookDelivered, &created, &started, &finished, &heartbeat, &lease, &j.Reclaims, &j.WebhookRedeliveries,
+		&parent, &j.Segment, &j.SegmentsTotal, &j.SegmentsDone, &j.Activations); err != nil {
 		return nil, err
+	}
+	if parent != nil {
+		j.ParentID = *parent
 	}
 	if len(input) > 0 {
 		j.Input = json.RawMessage(input)
@@ -482,7 +488,8 @@ func (s *Store) StartJob(ctx context.Context, id string, lease time.Duration) (*
 			return store.ErrConflict
 		}
 		now := s.now()
-		if j.Status == store.JobRunning && j.LeaseUntil != nil && now.Before(*j.LeaseUntil) {
+		if j.Status == store.JobRunning && j.LeaseUntil != nil && now.Before(*j.LeaseUntil) || j.Waiting() {
+			// A waiting parent belongs to its segment jobs: the last one hands it back.
 			out = j
 			return store.ErrLeased
 		}
@@ -526,8 +533,15 @@ func (s *Store) StartJob(ctx context.Context, id string, lease time.Duration) (*
 func (s *Store) Heartbeat(ctx context.Context, id string, attempt int, stage string, progress float64, lease time.Duration) (bool, error) {
 	var cancel bool
 	now := s.now()
+	// A segment job whose parent ended (a sibling failed, the parent was cancelled) or
+	// was asked to stop (a cancel request that reached it before it spawned its
+	// segments) is asked to stop like a cancelled job.
+	// (A heartbeat racing with SpawnSegments may give a waiting parent a lease again;
+	// StartJob and ReclaimJob leave a waiting parent alone whatever its lease.)
 	err := s.c.QueryRow(ctx, `UPDATE jobs SET heartbeat_at = $4, lease_until = $7,
-		stage = CASE WHEN $5 THEN $2 ELSE stage END, progress = CASE WHEN $5 THEN $3 ELSE progress END
+		stage = CASE WHEN $5 THEN $2 ELSE stage END, progress = CASE WHEN $5 THEN $3 ELSE progress END,
+		cancel_requested = (cancel_requested OR (parent_id IS NOT NULL AND EXISTS (SELECT 1 FROM jobs AS p
+			WHERE p.id = jobs.parent_id AND (p.status IN ('succeeded', 'failed', 'cancelled') OR p.cancel_requested))))
 		WHERE id = $1 AND status = 'running' AND attempt = $6 RETURNING cancel_requested`,
 		id, stage, progress, now, stage != "", attempt, now.Add(lease)).Scan(&cancel)
 	if errors.Is(err, store.ErrNotFound) {
@@ -583,9 +597,9 @@ func (s *Store) FinishJob(ctx context.Context, id string, attempt int, f store.F
 				prov = &v
 			}
 			if _, err := q.Exec(ctx, `INSERT INTO proofs (id, job_id, owner, model_id, system, proof, public_inputs,
-				outputs, calldata, prove_seconds, created_at, provenance) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+				outputs, calldata, prove_seconds, created_at, provenance, bundle) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
 				p.ID, p.JobID, p.Owner, p.ModelID, p.System, p.Proof, mustJSON(p.PublicInputs), mustJSON(p.Outputs),
-				p.Calldata, p.ProveSeconds, p.CreatedAt, prov); err != nil {
+				p.Calldata, p.ProveSeconds, p.CreatedAt, prov, p.Bundle); err != nil {
 				return err
 			}
 			proofID = p.ID
@@ -602,6 +616,9 @@ func (s *Store) FinishJob(ctx context.Context, id string, attempt int, f store.F
 		j.Status, j.FinishedAt, j.ErrorCode, j.ErrorMessage, j.ProofID, j.Progress, j.HeartbeatAt =
 			f.Status, &now, f.ErrorCode, f.ErrorMessage, proofID, progress, &now
 		out = j
+		if err := s.settleParent(ctx, q, j); err != nil {
+			return err
+		}
 		return s.settleModel(ctx, q, j)
 	})
 	if err != nil {
@@ -632,7 +649,7 @@ func (s *Store) ReclaimJob(ctx context.Context, id string, attempt int, giveUp b
 			return err
 		}
 		now := s.now()
-		if j.Status != store.JobRunning || j.Attempt != attempt || j.LeaseUntil == nil || now.Before(*j.LeaseUntil) {
+		if j.Status != store.JobRunning || j.Attempt != attempt || j.LeaseUntil == nil || now.Before(*j.LeaseUntil) || j.Waiting() {
 			return store.ErrConflict
 		}
 		switch {
@@ -653,6 +670,9 @@ func (s *Store) ReclaimJob(ctx context.Context, id string, attempt int, giveUp b
 			return err
 		}
 		out = j
+		if err := s.settleParent(ctx, q, j); err != nil {
+			return err
+		}
 		return s.settleModel(ctx, q, j)
 	})
 	if err != nil {
@@ -685,8 +705,10 @@ func (s *Store) ownedJobTx(ctx context.Context, owner, id string, fn func(q Quer
 // CancelJob cancels a queued job or flags a running one.
 func (s *Store) CancelJob(ctx context.Context, owner, id string) (*store.Job, error) {
 	return s.ownedJobTx(ctx, owner, id, func(q Querier, j *store.Job) error {
-		switch j.Status {
-		case store.JobQueued:
+		switch {
+		case j.Status == store.JobQueued || j.Waiting():
+			// A waiting parent has no worker to see the flag: it ends at once, with its
+			// segment jobs.
 			now := s.now()
 			if _, err := q.Exec(ctx, `UPDATE jobs SET status = 'cancelled', cancel_requested = $2, finished_at = $3,
 				error_code = 'cancelled', error_message = 'cancelled by request' WHERE id = $1`, id, true, now); err != nil {
@@ -694,8 +716,14 @@ func (s *Store) CancelJob(ctx context.Context, owner, id string) (*store.Job, er
 			}
 			j.Status, j.CancelRequested, j.FinishedAt = store.JobCancelled, true, &now
 			j.ErrorCode, j.ErrorMessage = "cancelled", "cancelled by request"
+			if err := s.cancelSegments(ctx, q, j.ID); err != nil {
+				return err
+			}
+			if err := s.settleParent(ctx, q, j); err != nil {
+				return err
+			}
 			return s.settleModel(ctx, q, j)
-		case store.JobRunning:
+		case j.Status == store.JobRunning:
 			if _, err := q.Exec(ctx, `UPDATE jobs SET cancel_requested = $2 WHERE id = $1`, id, true); err != nil {
 				return err
 			}
@@ -775,8 +803,8 @@ func (s *Store) GetProof(ctx context.Context, owner, id string) (*store.Proof, e
 	var prov *string
 	var created Time
 	err := s.c.QueryRow(ctx, `SELECT id, job_id, owner, model_id, system, proof, public_inputs, outputs, calldata,
-		prove_seconds, created_at, provenance FROM proofs WHERE id = $1`+ownerClause(2), id, owner).Scan(
-		&p.ID, &p.JobID, &p.Owner, &p.ModelID, &p.System, &p.Proof, &pub, &outs, &p.Calldata, &p.ProveSeconds, &created, &prov)
+		prove_seconds, created_at, provenance, bundle FROM proofs WHERE id = $1`+ownerClause(2), id, owner).Scan(
+		&p.ID, &p.JobID, &p.Owner, &p.ModelID, &p.System, &p.Proof, &pub, &outs, &p.Calldata, &p.ProveSeconds, &created, &prov, &p.Bundle)
 	if err != nil {
 		return nil, err
 	}

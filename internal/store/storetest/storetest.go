@@ -600,6 +600,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		}
 	})
 
+	runSegments(t, setup)
+
 	t.Run("ConcurrentFinish", func(t *testing.T) {
 		s, k, m := setup(t)
 		j := mkJob(t, s, k.ID, m.ID, "")

@@ -1,0 +1,275 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/bits"
+	"os"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/zkml/zkml/circuits"
+	"github.com/zkml/zkml/internal/bench"
+	"github.com/zkml/zkml/model"
+	"github.com/zkml/zkml/model/quant"
+	"github.com/zkml/zkml/prover"
+	"github.com/zkml/zkml/prover/shard"
+)
+
+// Sharded models (compile --shard): the program is split into segments that each fit
+// the memory budget (and --segment-constraints), each compiled, set up and proved as
+// its own circuit; a proof is a bundle of segment proofs (prover/shard).
+
+// compileSharded splits m's program under limits, records the plan and compiles each
+// segment in turn (one segment's circuit in memory at a time), then prints the plan.
+// With cuts, it cuts there instead (each segment is still checked against limits).
+func compileSharded(cmd *cobra.Command, m *prover.Model, syss []circuits.System, limits bench.Limits, cuts []int, asJSON bool) error {
+	errw, out := cmd.ErrOrStderr(), cmd.OutOrStdout()
+	pl, err := step(errw, "split", func() (*shard.Plan, error) {
+		if cuts != nil {
+			return shard.Split(m.Program, cuts)
+		}
+		return shard.SplitBudget(m.Program, syss, limits)
+	})
+	if err != nil {
+		return err
+	}
+	if err := shard.Save(m, pl); err != nil {
+		return err
+	}
+	type row struct {
+		Segment     int            `json:"segment"`
+		FirstLayer  string         `json:"first_layer"`
+		LastLayer   string         `json:"last_layer"`
+		Layers      [2]int         `json:"layers"`
+		In          int            `json:"boundary_in"`
+		Out         int            `json:"boundary_out"`
+		ID          string         `json:"segment_id"`
+		Estimates   map[string]any `json:"estimates"`
+		Constraints map[string]int `json:"constraints"`
+	}
+	var rows []row
+	for i, s := range pl.Segments {
+		r := row{Segment: i, FirstLayer: m.Program.Layers[s.First].Name, LastLayer: m.Program.Layers[s.End-1].Name, Layers: [2]int{s.First, s.End},
+			In: len(s.In), Out: len(s.Out), ID: s.ID, Estimates: map[string]any{}, Constraints: map[string]int{}}
+		for _, sys := range syss {
+			e, err := bench.EstimateProgram(s.Program, sys)
+			if err != nil {
+				return err
+			}
+			r.Estimates[string(sys)] = e
+			if err := limits.Check(e); err != nil {
+				return fmt.Errorf("segment %d: %w", i, err)
+			}
+			st, err := step(errw, fmt.Sprintf("compile %s segment %d", sys, i), func() (*circuits.Stats, error) { return shard.Dir{M: m, Sys: sys}.Compile(pl, i) })
+			if err != nil {
+				return err
+			}
+			r.Constraints[string(sys)] = st.Constraints
+		}
+		rows = append(rows, r)
+	}
+	if asJSON {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(map[string]any{"model_id": m.ID, "dir": m.Dir, "plan_id": pl.ID, "segments": rows})
+	}
+	fmt.Fprintf(out, "model %s\nmodel ID %s (sha256 of the quantized program)\nsharded into %d segments, plan ID %s\n", m.Dir, m.ID, len(pl.Segments), pl.ID)
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "segment\tlayers\tfrom\tto\tin\tout")
+	for _, sys := range syss {
+		fmt.Fprintf(tw, "\t%s constraints\testimate\tdomain\tmemory", sys)
+	}
+	fmt.Fprintln(tw)
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%d\t[%d, %d)\t%s\t%s\t%d\t%d", r.Segment, r.Layers[0], r.Layers[1], r.FirstLayer, r.LastLayer, r.In, r.Out)
+		for _, sys := range syss {
+			e := r.Estimates[string(sys)].(*bench.Estimate)
+			fmt.Fprintf(tw, "\t%d\t%d\t2^%d\t%d MiB", r.Constraints[string(sys)], e.Constraints, bits.Len64(uint64(e.Domain))-1, e.MemoryBytes>>20)
+		}
+		fmt.Fprintln(tw)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(out, "in/out: tensors crossing the segment's first/last cut, bound by a Poseidon2 commitment shared by both segments")
+	return nil
+}
+
+// printEstimates prints the whole program's estimates (compile --shard: the segments,
+// not the whole, must fit the budget).
+func printEstimates(p *quant.Program, syss []circuits.System, w io.Writer) error {
+	for _, sys := range syss {
+		e, err := bench.EstimateProgram(p, sys)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "estimate %s (whole model, unsharded): at most %d constraints, domain 2^%d, %d MiB\n",
+			sys, e.Constraints, bits.Len64(uint64(e.Domain))-1, e.MemoryBytes>>20)
+	}
+	return nil
+}
+
+// checkSegments refuses a sharded model one of whose segments is over the budget.
+func checkSegments(budget *memoryBudget, pl *shard.Plan, syss []circuits.System) error {
+	for _, s := range pl.Segments {
+		if err := budget.check(s.Program, syss, nil); err != nil {
+			return fmt.Errorf("segment %d: %w", s.Index, err)
+		}
+	}
+	return nil
+}
+
+// setupSharded compiles (where missing) and sets up each segment in turn.
+func setupSharded(cmd *cobra.Command, m *prover.Model, syss []circuits.System, budget *memoryBudget) error {
+	pl, err := shard.Load(m)
+	if err != nil {
+		return err
+	}
+	if err := checkSegments(budget, pl, syss); err != nil {
+		return err
+	}
+	fmt.Fprintln(cmd.ErrOrStderr(), "WARNING:", prover.DevSetupWarning)
+	for _, sys := range syss {
+		d := shard.Dir{M: m, Sys: sys}
+		for i := range pl.Segments {
+			if !d.HasCircuit(i) {
+				if _, err := step(cmd.ErrOrStderr(), fmt.Sprintf("compile %s segment %d", sys, i), func() (*circuits.Stats, error) { return d.Compile(pl, i) }); err != nil {
+					return err
+				}
+			}
+			if _, err := step(cmd.ErrOrStderr(), fmt.Sprintf("setup %s segment %d", sys, i), func() (struct{}, error) { return struct{}{}, d.Setup(i) }); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// setupShardedUniversal is `zkml setup --srs FILE.ptau` of a sharded model: each
+// segment's PLONK keys on the public SRS (reproducible by anyone, nothing to trust
+// beyond the Powers of Tau ceremony).
+func setupShardedUniversal(cmd *cobra.Command, m *prover.Model, syss []circuits.System, budget *memoryBudget, ptau, cacheFlag string) error {
+	cache, err := srsCache(cacheFlag)
+	if err != nil {
+		return err
+	}
+	pl, err := shard.Load(m)
+	if err != nil {
+		return err
+	}
+	if err := checkSegments(budget, pl, syss); err != nil {
+		return err
+	}
+	for _, sys := range syss {
+		if sys != circuits.Plonk {
+			return fmt.Errorf("--srs makes PLONK keys; Groth16 keys of sharded models come from the development setup only (a per-segment ceremony is not supported yet)")
+		}
+		d := shard.Dir{M: m, Sys: sys}
+		for i := range pl.Segments {
+			if !d.HasCircuit(i) {
+				if _, err := step(cmd.ErrOrStderr(), fmt.Sprintf("compile %s segment %d", sys, i), func() (*circuits.Stats, error) { return d.Compile(pl, i) }); err != nil {
+					return err
+				}
+			}
+			if _, err := step(cmd.ErrOrStderr(), fmt.Sprintf("setup %s segment %d (public SRS)", sys, i), func() (struct{}, error) { return struct{}{}, d.SetupUniversal(i, ptau, cache) }); err != nil {
+				return err
+			}
+		}
+		printTrust(cmd.OutOrStdout(), cmd.ErrOrStderr(), m, sys)
+	}
+	return nil
+}
+
+// proveSharded proves a bundle, segment after segment, and writes it into the model
+// directory.
+func proveSharded(cmd *cobra.Command, m *prover.Model, sys circuits.System, in []*model.Tensor, budget *memoryBudget) error {
+	pl, err := shard.Load(m)
+	if err != nil {
+		return err
+	}
+	if err := checkSegments(budget, pl, []circuits.System{sys}); err != nil {
+		return err
+	}
+	want, err := m.Graph.Eval(in)
+	if err != nil {
+		return err
+	}
+	qi, err := m.Program.QuantizeInputs(in)
+	if err != nil {
+		return err
+	}
+	b, err := step(cmd.ErrOrStderr(), fmt.Sprintf("prove %s, %d segments", sys, len(pl.Segments)), func() (*shard.Bundle, error) {
+		return shard.Prove(pl, m.Program, sys, shard.Dir{M: m, Sys: sys}, qi)
+	})
+	if err != nil {
+		return err
+	}
+	bj, err := json.MarshalIndent(b, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := m.WriteArtifact(shard.BundleFile(sys), bj); err != nil {
+		return err
+	}
+	out := cmd.OutOrStdout()
+	p := &prover.Proof{System: sys, Outputs: b.Outputs, IntOutputs: b.IntOutputs, Device: prover.CPU}
+	for _, s := range b.Segments {
+		p.ProveSeconds += s.ProveSeconds
+		fmt.Fprintf(out, "segment %d: proved in %.2fs; boundary commitments in %s out %s\n", s.Index, s.ProveSeconds, orNone(s.InCommitment), orNone(s.OutCommitment))
+	}
+	fmt.Fprintf(out, "bundle of %d segment proofs (plan %s) written to %s\n", len(b.Segments), pl.ID, shard.BundleFile(sys))
+	return printOutputs(out, m, p, want)
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// verifySharded verifies a bundle (default: the model directory's last one).
+func verifySharded(cmd *cobra.Command, m *prover.Model, sys circuits.System, path string) error {
+	pl, err := shard.Load(m)
+	if err != nil {
+		return err
+	}
+	var raw []byte
+	if path != "" {
+		raw, err = os.ReadFile(path)
+	} else {
+		raw, err = m.ReadArtifact(shard.BundleFile(sys))
+	}
+	if err != nil {
+		return err
+	}
+	out := cmd.OutOrStdout()
+	var b shard.Bundle
+	if err := json.Unmarshal(raw, &b); err != nil {
+		fmt.Fprintf(out, "INVALID: bundle: %v\n", err)
+		return exitError(2)
+	}
+	v, err := shard.Verify(pl, sys, shard.Dir{M: m, Sys: sys}.VerifyingKey, &b)
+	if err != nil {
+		fmt.Fprintf(out, "INVALID: %v\n", err)
+		return exitError(2)
+	}
+	fmt.Fprintf(out, "valid %s bundle of %d segment proofs for model %s (plan %s)\n", sys, len(pl.Segments), m.ID, pl.ID)
+	printVerified(out, v)
+	printTrust(out, cmd.ErrOrStderr(), m, sys)
+	return nil
+}
+
+func printVerified(w io.Writer, v *shard.Verified) {
+	if v.Outputs != nil {
+		fmt.Fprintf(w, "proven outputs (integers): %v\n", v.Outputs)
+	}
+	for _, k := range []string{"inputs", "outputs"} {
+		if c, ok := v.Commitments[k]; ok {
+			fmt.Fprintf(w, "%s commitment (Poseidon2): %s\n", k, c)
+		}
+	}
+}

@@ -1,0 +1,166 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/zkml/zkml/circuits"
+	"github.com/zkml/zkml/internal/bench"
+	"github.com/zkml/zkml/internal/ptautest"
+	zkmodel "github.com/zkml/zkml/model"
+	"github.com/zkml/zkml/model/quant"
+	"github.com/zkml/zkml/prover"
+	"github.com/zkml/zkml/prover/shard"
+)
+
+// TestCLISharded compiles a small CNN into 2 segments (cut before its fully connected
+// layer), sets up, proves and verifies the bundle; a bundle with its segments swapped
+// is INVALID (exit status 2).
+func TestCLISharded(t *testing.T) {
+	model := filepath.Join(modelsDir, "3l_relu_conv_fc")
+	dir := filepath.Join(t.TempDir(), "m.zkml")
+	onnx, input := filepath.Join(model, "network.onnx"), filepath.Join(model, "input.json")
+	out, err := run(t, "compile", onnx, "-d", dir, "--system", "groth16", "--shard", "--cuts", "7")
+	if err != nil {
+		t.Fatalf("compile: %v", err)
+	}
+	if !strings.Contains(out, "sharded into 2 segments") || !strings.Contains(out, "[7, 9)") {
+		t.Fatalf("compile report:\n%s", out)
+	}
+	// Cutting off a linear layer's accumulator is refused.
+	if _, err := run(t, "compile", onnx, "-d", filepath.Join(t.TempDir(), "x.zkml"), "--system", "groth16", "--shard", "--cuts", "8"); !errors.Is(err, shard.ErrBadCut) {
+		t.Fatalf("cut after Gemm's accumulator: %v", err)
+	}
+	if _, err := run(t, "setup", "-d", dir); err != nil {
+		t.Fatalf("setup: %v", err)
+	}
+	if out, err = run(t, "prove", "-d", dir, "--input", input); err != nil || !strings.Contains(out, "bundle of 2 segment proofs") {
+		t.Fatalf("prove: %v\n%s", err, out)
+	}
+	if out, err = run(t, "verify", "-d", dir); err != nil || !strings.Contains(out, "valid groth16 bundle of 2 segment proofs") {
+		t.Fatalf("verify: %v\n%s", err, out)
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, shard.BundleFile("groth16")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b shard.Bundle
+	if err := json.Unmarshal(raw, &b); err != nil {
+		t.Fatal(err)
+	}
+	b.Segments[0], b.Segments[1] = b.Segments[1], b.Segments[0]
+	swapped, err := json.Marshal(&b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.json")
+	if err := os.WriteFile(bad, swapped, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err = run(t, "verify", "-d", dir, "--proof", bad)
+	var ee exitError
+	if !errors.As(err, &ee) || ee != 2 || !strings.Contains(out, "INVALID") {
+		t.Fatalf("swapped bundle: err %v, out %q; want exit status 2 and INVALID", err, out)
+	}
+}
+
+// TestCLIShardedBudget: a --max-memory below the whole model's structural estimate
+// refuses the model before lowering it unsharded, but not with --shard: a sharded
+// model is checked, before lowering, only for its lowering and its largest layer (the
+// pre-lowering check refused it whole before it knew about --shard), then segment by
+// segment; a budget below the largest layer is refused before lowering, naming it.
+func TestCLIShardedBudget(t *testing.T) {
+	model := filepath.Join(modelsDir, "3l_relu_conv_fc")
+	onnx := filepath.Join(model, "network.onnx")
+	raw, err := os.ReadFile(onnx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := zkmodel.Load(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	est, err := bench.EstimateGraph(g, quant.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole := est.Groth16.MemoryBytes
+	largest := est.Largest(1)[0]
+	floor := max(est.LoweringBytes(), bench.EstimateBaseMemory+largest.Bytes)
+	if floor >= whole {
+		t.Fatalf("model too small for the test: whole %d, floor %d", whole, floor)
+	}
+	groth16 := []circuits.System{circuits.Groth16}
+	var b memoryBudget
+	t.Setenv(envJobMemory, strconv.FormatInt(whole-1, 10))
+	if err := b.checkGraph(raw, quant.DefaultConfig(), groth16, false, nil); !errors.Is(err, bench.ErrOverBudget) {
+		t.Fatalf("unsharded, over the budget: %v", err)
+	}
+	if err := b.checkGraph(raw, quant.DefaultConfig(), groth16, true, nil); err != nil {
+		t.Fatalf("sharded, lowering and largest layer within the budget: %v", err)
+	}
+	// Through the CLI: past the structural check, each segment is checked (this small
+	// model's segments, with their boundary commitments, do not fit).
+	dir := filepath.Join(t.TempDir(), "m.zkml")
+	_, err = run(t, "compile", onnx, "-d", dir, "--system", "groth16", "--shard", "--cuts", "7", "--max-memory", strconv.FormatInt(whole-1, 10))
+	if err == nil || strings.Contains(err.Error(), "before lowering") || !strings.Contains(err.Error(), "segment 0") {
+		t.Fatalf("sharded compile: %v; want a segment's refusal, not the whole model's", err)
+	}
+	t.Setenv(envJobMemory, strconv.FormatInt(floor-1, 10))
+	err = b.checkGraph(raw, quant.DefaultConfig(), groth16, true, nil)
+	if !errors.Is(err, bench.ErrOverBudget) {
+		t.Fatalf("sharded, below the lowering or the largest layer: %v", err)
+	}
+	if est.LoweringBytes() < floor && !strings.Contains(err.Error(), largest.Name) {
+		t.Errorf("refusal %q does not name the largest layer %q", err, largest.Name)
+	}
+}
+
+// TestCLIShardedUniversalSetup: `setup --srs` of a sharded model makes every segment's
+// PLONK keys on the public SRS (it was refused: development keys only), the bundle
+// proves and verifies, and its trust is universal-srs; Groth16 is refused with --srs;
+// a bundle with one development segment key is reported as development.
+func TestCLIShardedUniversalSetup(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "relu.zkml")
+	cache := t.TempDir()
+	// The boundary commitments make a segment larger than the whole tiny model: a
+	// (test-only, known-τ) ptau file of power 12 instead of the bundled power-9 one.
+	ptau := filepath.Join(t.TempDir(), "pot12.ptau")
+	if err := ptautest.Write(ptau, 12, 5, 7, 11); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, "compile", reluONNX, "-d", dir, "--system", "plonk", "--shard", "--cuts", "1")
+	out := mustRun(t, "setup", "-d", dir, "--system", "plonk", "--srs", ptau, "--srs-cache", cache)
+	if !strings.Contains(out, "plonk keys: universal-srs") {
+		t.Fatalf("setup --srs output:\n%s", out)
+	}
+	if _, _, err := runBoth(t, "setup", "-d", dir, "--system", "groth16", "--srs", testPtau); err == nil || !strings.Contains(err.Error(), "PLONK") {
+		t.Fatalf("setup --srs for groth16: %v", err)
+	}
+	input := filepath.Join(filepath.Dir(reluONNX), "input.json")
+	mustRun(t, "prove", "-d", dir, "--system", "plonk", "--input", input)
+	out = mustRun(t, "verify", "-d", dir, "--system", "plonk")
+	if !strings.Contains(out, "valid plonk bundle of 2 segment proofs") || !strings.Contains(out, "plonk keys: universal-srs") {
+		t.Fatalf("verify:\n%s", out)
+	}
+	m, err := prover.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl, err := shard.Load(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := shard.Dir{M: m, Sys: circuits.Plonk}
+	if err := d.Setup(1); err != nil {
+		t.Fatal(err)
+	}
+	if tr := d.Trust(pl).Trust; tr != prover.TrustDevelopment {
+		t.Fatalf("a bundle with a development segment key: trust %q", tr)
+	}
+}

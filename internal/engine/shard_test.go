@@ -1,0 +1,178 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"math/big"
+	"os"
+	"testing"
+
+	"github.com/ethereum/go-ethereum/accounts/abi"
+	"github.com/ethereum/go-ethereum/common"
+
+	"github.com/zkml/zkml/internal/evm"
+	"github.com/zkml/zkml/prover/shard"
+	"github.com/zkml/zkml/verifier"
+)
+
+// TestShardedBundleOnChain proves the ReLU model sharded in two through the engine's
+// sharded steps and verifies the assembled bundle on an in-process EVM with the
+// contracts the service serves (each segment's verifier, the bundle verifier) and the
+// proof's calldata; calldata with a changed public input does not verify.
+func TestShardedBundleOnChain(t *testing.T) {
+	solc := evm.RequireCompiler(t)
+	ctx := context.Background()
+	onnx, err := os.ReadFile("../../model/testdata/relu/network.onnx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	input, err := os.ReadFile("../../model/testdata/relu/input.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &Engine{}
+	dir := t.TempDir()
+	if _, err := e.Compile(ctx, dir, onnx, []byte(`{"shard":{"cuts":[1]}}`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Setup(ctx, dir, "groth16"); err != nil {
+		t.Fatal(err)
+	}
+	acts, n, err := e.PrepareSegments(ctx, dir, "groth16", input)
+	if err != nil || n != 2 {
+		t.Fatalf("prepare: %d segments, %v", n, err)
+	}
+	var segs [][]byte
+	for i := range n {
+		sp, err := e.ProveSegment(ctx, dir, "groth16", acts, i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		segs = append(segs, sp)
+	}
+	res, err := e.AssembleBundle(ctx, dir, "groth16", acts, segs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b shard.Bundle
+	if err := json.Unmarshal(res.Proof, &b); err != nil {
+		t.Fatal(err)
+	}
+
+	chain, err := evm.NewChain(solc.Fork())
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrapperABI, err := abi.JSON(bytes.NewReader(verifier.WrapperABI()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One compilation of every served source (solc is most of this test's time).
+	sources := map[string]string{}
+	for i := range n {
+		src, err := e.SegmentVerifier(ctx, dir, "groth16", i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sources[fmt.Sprintf("segment%d.sol", i)] = string(src)
+	}
+	src, err := e.SolidityVerifier(ctx, dir, "groth16")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sources[shard.BundleContract+".sol"] = string(src)
+	arts, err := solc.Compile(ctx, sources)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var addrs []common.Address
+	for i := range n {
+		art := arts[fmt.Sprintf("segment%d.sol:%s", i, verifier.WrapperContract)]
+		if art == nil {
+			t.Fatalf("no segment %d verifier among %d artifacts", i, len(arts))
+		}
+		args, err := wrapperABI.Pack("", id32(t, b.Segments[i].ID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr, _, err := chain.DeployArtifact(art, args)
+		if err != nil {
+			t.Fatal(err)
+		}
+		addrs = append(addrs, addr)
+	}
+	art, err := arts.Get(shard.BundleContract)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundleABI, err := abi.JSON(bytes.NewReader(art.ABI))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The constructor's slots as the served source's comment states them.
+	pl := loadPlan(t, dir)
+	out, in := shard.BoundarySlots(pl)
+	args, err := bundleABI.Pack("", id32(t, b.ModelID), id32(t, b.PlanID), addrs, bigs(out), bigs(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(src, []byte("outSlots_  = "+ints(out))) {
+		t.Fatalf("served bundle verifier does not state outSlots %v", out)
+	}
+	addr, _, err := chain.DeployArtifact(art, args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	call := func(data []byte) bool {
+		t.Helper()
+		r, err := chain.Call(addr, data)
+		if err != nil || r.Reverted {
+			t.Fatalf("verify: %v (reverted %v)", err, r != nil && r.Reverted)
+		}
+		v, err := bundleABI.Unpack("verify", r.Return)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v[0].(bool)
+	}
+	if !call(res.Calldata) {
+		t.Fatal("the proof's calldata does not verify on-chain")
+	}
+	// The last word of the calldata is the last segment's last public input.
+	bad := bytes.Clone(res.Calldata)
+	bad[len(bad)-1] ^= 1
+	if call(bad) {
+		t.Fatal("calldata with a changed public input verifies on-chain")
+	}
+}
+
+func id32(t *testing.T, s string) [32]byte {
+	t.Helper()
+	var out [32]byte
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) != 32 {
+		t.Fatalf("ID %q", s)
+	}
+	copy(out[:], b)
+	return out
+}
+
+func bigs(xs []int) []*big.Int {
+	out := []*big.Int{}
+	for _, x := range xs {
+		out = append(out, big.NewInt(int64(x)))
+	}
+	return out
+}
+
+func loadPlan(t *testing.T, dir string) *shard.Plan {
+	t.Helper()
+	_, pl, _, err := openSharded(dir, "groth16")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pl
+}

@@ -1,0 +1,368 @@
+package shard
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"time"
+
+	"github.com/consensys/gnark-crypto/ecc"
+	"github.com/consensys/gnark-crypto/ecc/bn254/fr"
+	"github.com/consensys/gnark/backend/groth16"
+	"github.com/consensys/gnark/backend/plonk"
+	"github.com/consensys/gnark/backend/witness"
+	"github.com/consensys/gnark/constraint"
+
+	"github.com/zkml/zkml/circuits"
+	"github.com/zkml/zkml/model/quant"
+	"github.com/zkml/zkml/prover"
+)
+
+// BundleVersion is the version of the bundle format.
+const BundleVersion = 1
+
+// Bundle is a proved inference of a sharded model: one proof per segment, in order.
+type Bundle struct {
+	Version int             `json:"version"`
+	System  circuits.System `json:"system"`
+	// ModelID is the whole program's model ID; PlanID the plan's (Plan.ID).
+	ModelID  string          `json:"model_id"`
+	PlanID   string          `json:"plan_id"`
+	Segments []*SegmentProof `json:"segments"`
+	// The inference's integer and dequantized outputs (as claimed; Verify checks them
+	// against the last segment's public outputs or output commitment).
+	IntOutputs [][]int64   `json:"int_outputs"`
+	Outputs    [][]float64 `json:"outputs"`
+}
+
+// SegmentProof is one segment's proof.
+type SegmentProof struct {
+	Index int    `json:"index"`
+	ID    string `json:"segment_id"`
+	Proof []byte `json:"proof"`
+	// Public is the binary public witness; PublicInputs the same in decimal, with the
+	// boundary commitments InCommitment and OutCommitment (decimal; empty for the
+	// model's own inputs and outputs) for reading.
+	Public        []byte   `json:"public_witness"`
+	PublicInputs  []string `json:"public_inputs"`
+	InCommitment  string   `json:"in_commitment,omitempty"`
+	OutCommitment string   `json:"out_commitment,omitempty"`
+	ProveSeconds  float64  `json:"prove_seconds"`
+}
+
+// Activations runs the integer evaluator once over the whole program on integer
+// inputs and returns, per segment, its input and output tensors, and the model
+// outputs.
+func (pl *Plan) Activations(p *quant.Program, inputs [][]int64) (ins, outs [][][]int64, final [][]int64, err error) {
+	r, err := p.Eval(inputs)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	for _, s := range pl.Segments {
+		var in, out [][]int64
+		for _, id := range s.In {
+			in = append(in, r.Values[id])
+		}
+		for _, id := range s.Out {
+			out = append(out, r.Values[id])
+		}
+		ins, outs = append(ins, in), append(outs, out)
+	}
+	return ins, outs, r.Outputs, nil
+}
+
+// Keys gives a segment's circuit and keys. A prover loads one segment at a time and
+// drops it before the next, so that a bundle needs the memory of its largest segment.
+type Keys interface {
+	Circuit(i int) (constraint.ConstraintSystem, error)
+	ProvingKey(i int) (any, error)
+	VerifyingKey(i int) (any, error)
+}
+
+// ProveSegment proves segment s on its input and output tensors and checks the proof
+// with vk before returning it.
+func ProveSegment(s *Segment, sys circuits.System, ccs constraint.ConstraintSystem, pk, vk any, in, out [][]int64) (*SegmentProof, error) {
+	full, err := prover.AssignWitness(s.Program, in, out)
+	if err != nil {
+		return nil, fmt.Errorf("segment %d: %w", s.Index, err)
+	}
+	start := time.Now()
+	proof, err := proveRaw(sys, ccs, pk, full)
+	if err != nil {
+		return nil, fmt.Errorf("segment %d: %w", s.Index, err)
+	}
+	elapsed := time.Since(start)
+	pub, err := full.Public()
+	if err != nil {
+		return nil, err
+	}
+	if err := verifyRaw(sys, vk, proof, pub); err != nil {
+		return nil, fmt.Errorf("segment %d: proof does not verify (not returned): %w", s.Index, err)
+	}
+	var pb bytes.Buffer
+	if _, err := proof.WriteTo(&pb); err != nil {
+		return nil, err
+	}
+	pubBytes, err := pub.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	sp := &SegmentProof{Index: s.Index, ID: s.ID, Proof: pb.Bytes(), Public: pubBytes, ProveSeconds: elapsed.Seconds()}
+	vec := pub.Vector().(fr.Vector)
+	for i := range vec {
+		sp.PublicInputs = append(sp.PublicInputs, vec[i].String())
+	}
+	sp.InCommitment, sp.OutCommitment = boundaryCommitments(s.Program, vec)
+	return sp, nil
+}
+
+// boundaryCommitments reads a segment's boundary commitments from its public values.
+func boundaryCommitments(p *quant.Program, pub fr.Vector) (in, out string) {
+	for _, h := range circuits.NewLayout(p).Hashes {
+		if h.Domain != circuits.TagBoundary || h.Offset >= len(pub) {
+			continue
+		}
+		if h.Tag == circuits.TagInputs {
+			in = pub[h.Offset].String()
+		} else {
+			out = pub[h.Offset].String()
+		}
+	}
+	return in, out
+}
+
+// Prove proves an inference of p (the whole program pl was split from) on integer
+// inputs: one evaluation of the whole program, then each segment in turn, holding
+// one segment's circuit and keys at a time.
+func Prove(pl *Plan, p *quant.Program, sys circuits.System, keys Keys, inputs [][]int64) (*Bundle, error) {
+	ins, outs, final, err := pl.Activations(p, inputs)
+	if err != nil {
+		return nil, err
+	}
+	b := &Bundle{Version: BundleVersion, System: sys, ModelID: pl.ModelID, PlanID: pl.ID, IntOutputs: final}
+	for _, o := range p.Dequantize(final) {
+		b.Outputs = append(b.Outputs, o.Data)
+	}
+	for i, s := range pl.Segments {
+		ccs, err := keys.Circuit(i)
+		if err != nil {
+			return nil, err
+		}
+		pk, err := keys.ProvingKey(i)
+		if err != nil {
+			return nil, err
+		}
+		vk, err := keys.VerifyingKey(i)
+		if err != nil {
+			return nil, err
+		}
+		sp, err := ProveSegment(s, sys, ccs, pk, vk, ins[i], outs[i])
+		if err != nil {
+			return nil, err
+		}
+		b.Segments = append(b.Segments, sp)
+	}
+	return b, nil
+}
+
+// ErrInvalid is wrapped by every reason a bundle does not verify.
+var ErrInvalid = errors.New("invalid bundle")
+
+// Verified is what a verified bundle establishes about the inference.
+type Verified struct {
+	// Inputs are the model inputs when they are public (else nil).
+	Inputs [][]int64
+	// Outputs are the model outputs when they are public, or hashed and the bundle's
+	// claimed outputs match their commitment (else nil: private outputs).
+	Outputs [][]int64
+	// Commitments are the public commitments of the model's own hashed groups:
+	// "inputs" (first segment), "outputs" (last segment), and "params/i" for each
+	// segment i with hashed params.
+	Commitments map[string]string
+}
+
+// Verify checks a bundle against the verifier's own plan and the segments' verifying
+// keys: the bundle is for this model and this split (model and plan IDs), has every
+// segment once and in order, every segment proof verifies against its segment's key,
+// the boundary commitments chain (segment i's output commitment is segment i+1's input
+// commitment), and the claimed outputs are what the last segment proves.
+func Verify(pl *Plan, sys circuits.System, vk func(i int) (any, error), b *Bundle) (*Verified, error) {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+	}
+	switch {
+	case b.Version != BundleVersion:
+		return nil, bad("version %d, want %d", b.Version, BundleVersion)
+	case b.System != sys:
+		return nil, bad("system %s, want %s", b.System, sys)
+	case b.ModelID != pl.ModelID:
+		return nil, bad("model ID %s, want %s", b.ModelID, pl.ModelID)
+	case b.PlanID != pl.ID:
+		return nil, bad("plan ID %s, want %s (another split of the model?)", b.PlanID, pl.ID)
+	case len(b.Segments) != len(pl.Segments):
+		return nil, bad("%d segment proofs, want %d", len(b.Segments), len(pl.Segments))
+	}
+	pubs := make([]fr.Vector, len(pl.Segments))
+	for i, s := range pl.Segments {
+		sp := b.Segments[i]
+		if sp == nil || sp.Index != i || sp.ID != s.ID {
+			return nil, bad("segment proof %d is not for segment %d (%s)", i, i, s.ID)
+		}
+		l := circuits.NewLayout(s.Program)
+		pub, err := witness.New(circuits.Field)
+		if err != nil {
+			return nil, err
+		}
+		if err := pub.UnmarshalBinary(sp.Public); err != nil {
+			return nil, bad("segment %d: public witness: %v", i, err)
+		}
+		vec, ok := pub.Vector().(fr.Vector)
+		if !ok || len(vec) != l.NbPublic {
+			return nil, bad("segment %d: %d public values, want %d", i, len(vec), l.NbPublic)
+		}
+		key, err := vk(i)
+		if err != nil {
+			return nil, err
+		}
+		proof, err := readProof(sys, sp.Proof)
+		if err != nil {
+			return nil, bad("segment %d: proof: %v", i, err)
+		}
+		if err := verifyRaw(sys, key, proof, pub); err != nil {
+			return nil, bad("segment %d: proof does not verify: %v", i, err)
+		}
+		pubs[i] = vec
+	}
+	// The chain of boundary commitments.
+	for i := 0; i+1 < len(pl.Segments); i++ {
+		out, ok1 := hashOf(pl.Segments[i].Program, pubs[i], circuits.TagOutputs, circuits.TagBoundary)
+		in, ok2 := hashOf(pl.Segments[i+1].Program, pubs[i+1], circuits.TagInputs, circuits.TagBoundary)
+		if !ok1 || !ok2 {
+			return nil, bad("segments %d and %d have no boundary commitment", i, i+1)
+		}
+		if !out.Equal(&in) {
+			return nil, bad("segment %d's output commitment is not segment %d's input commitment", i, i+1)
+		}
+	}
+	v := &Verified{Commitments: map[string]string{}}
+	first, last := pl.Segments[0].Program, pl.Segments[len(pl.Segments)-1].Program
+	fl, ll := circuits.NewLayout(first), circuits.NewLayout(last)
+	if first.InputVis == quant.Public {
+		for j, s := range fl.Inputs {
+			in, ok := signed(pubs[0][s.Offset : s.Offset+s.Len])
+			if !ok {
+				return nil, bad("public input %d is not an integer tensor", j)
+			}
+			v.Inputs = append(v.Inputs, in)
+		}
+	}
+	if c, ok := hashOf(first, pubs[0], circuits.TagInputs, circuits.TagInputs); ok {
+		v.Commitments["inputs"] = c.String()
+	}
+	for i, s := range pl.Segments {
+		if c, ok := hashOf(s.Program, pubs[i], circuits.TagParams, circuits.TagParams); ok {
+			v.Commitments[fmt.Sprintf("params/%d", i)] = c.String()
+		}
+	}
+	if len(b.IntOutputs) != len(ll.Outputs) {
+		return nil, bad("%d claimed outputs, want %d", len(b.IntOutputs), len(ll.Outputs))
+	}
+	switch last.OutputVis {
+	case quant.Public:
+		for j, s := range ll.Outputs {
+			got, ok := signed(pubs[len(pubs)-1][s.Offset : s.Offset+s.Len])
+			if !ok || !equal(got, b.IntOutputs[j]) {
+				return nil, bad("claimed output %d is not the proven output", j)
+			}
+			v.Outputs = append(v.Outputs, got)
+		}
+	case quant.Hashed:
+		c, _ := hashOf(last, pubs[len(pubs)-1], circuits.TagOutputs, circuits.TagOutputs)
+		v.Commitments["outputs"] = c.String()
+		cs, err := circuits.Commitments(last, nil, b.IntOutputs)
+		if err != nil {
+			return nil, bad("claimed outputs: %v", err)
+		}
+		for k, h := range ll.Hashes {
+			if h.Tag == circuits.TagOutputs && cs[k].Cmp(c.BigInt(new(big.Int))) != 0 {
+				return nil, bad("claimed outputs do not match the output commitment")
+			}
+		}
+		v.Outputs = b.IntOutputs
+	}
+	return v, nil
+}
+
+// hashOf returns the public commitment of group tag under domain, if p has one.
+func hashOf(p *quant.Program, pub fr.Vector, tag, domain int) (fr.Element, bool) {
+	for _, h := range circuits.NewLayout(p).Hashes {
+		if h.Tag == tag && h.Domain == domain && h.Offset < len(pub) {
+			return pub[h.Offset], true
+		}
+	}
+	return fr.Element{}, false
+}
+
+// signed reads field elements as signed integers (x - p for the upper half); ok is
+// false if one is not an int64.
+func signed(vec fr.Vector) (out []int64, ok bool) {
+	out = make([]int64, len(vec))
+	half := new(big.Int).Rsh(circuits.Field, 1)
+	for i := range vec {
+		x := vec[i].BigInt(new(big.Int))
+		if x.Cmp(half) > 0 {
+			x.Sub(x, circuits.Field)
+		}
+		if !x.IsInt64() {
+			return nil, false
+		}
+		out[i] = x.Int64()
+	}
+	return out, true
+}
+
+func equal(a, b []int64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func readProof(sys circuits.System, b []byte) (any, error) {
+	if sys == circuits.Plonk {
+		p := plonk.NewProof(ecc.BN254)
+		_, err := p.ReadFrom(bytes.NewReader(b))
+		return p, err
+	}
+	p := groth16.NewProof(ecc.BN254)
+	_, err := p.ReadFrom(bytes.NewReader(b))
+	return p, err
+}
+
+// proveRaw runs gnark's prover with zkml's options, turning a solver panic into an
+// error.
+func proveRaw(sys circuits.System, ccs constraint.ConstraintSystem, pk any, full witness.Witness) (proof io.WriterTo, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			proof, err = nil, fmt.Errorf("prove: witness does not satisfy the circuit: %v", r)
+		}
+	}()
+	if sys == circuits.Plonk {
+		return plonk.Prove(ccs, pk.(plonk.ProvingKey), full, prover.ProverOptions(sys)...)
+	}
+	return groth16.Prove(ccs, pk.(groth16.ProvingKey), full, prover.ProverOptions(sys)...)
+}
+
+func verifyRaw(sys circuits.System, vk any, proof any, pub witness.Witness) error {
+	if sys == circuits.Plonk {
+		return plonk.Verify(proof.(plonk.Proof), vk.(plonk.VerifyingKey), pub, prover.VerifierOptions(sys)...)
+	}
+	return groth16.Verify(proof.(groth16.Proof), vk.(groth16.VerifyingKey), pub, prover.VerifierOptions(sys)...)
+}

@@ -1,0 +1,257 @@
+package shard
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+
+	"github.com/consensys/gnark-crypto/ecc"
+	"github.com/consensys/gnark/backend/groth16"
+	"github.com/consensys/gnark/backend/plonk"
+	"github.com/consensys/gnark/constraint"
+
+	"github.com/zkml/zkml/circuits"
+	"github.com/zkml/zkml/prover"
+)
+
+// A sharded model directory is a model directory (prover.Model: the source model,
+// settings and manifest; its model ID is the whole program's) with the plan in
+// PlanFile and, per segment i and system, segment<i>.circuit.<system>.bin,
+// segment<i>.stats.<system>.json, segment<i>.pk.<system>.bin and
+// segment<i>.vk.<system>.bin, all checksummed in the manifest. The last bundle proved
+// with a system is bundle.<system>.json.
+const PlanFile = "shard.json"
+
+// Sharded reports whether m is a sharded model directory.
+func Sharded(m *prover.Model) bool { return m.HasArtifact(PlanFile) }
+
+// Save records pl in m's directory.
+func Save(m *prover.Model, pl *Plan) error {
+	if pl.ModelID != m.ID {
+		return fmt.Errorf("shard: plan is for model %s, the directory holds %s", pl.ModelID, m.ID)
+	}
+	b, err := json.MarshalIndent(pl, "", "  ")
+	if err != nil {
+		return err
+	}
+	return m.WriteArtifact(PlanFile, b)
+}
+
+// Load reads m's plan and rebuilds its segments from m's program at the recorded
+// cuts; a plan whose ID the rebuilt segments do not reproduce is refused.
+func Load(m *prover.Model) (*Plan, error) {
+	b, err := m.ReadArtifact(PlanFile)
+	if err != nil {
+		return nil, err
+	}
+	var rec Plan
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", prover.ErrCorrupt, PlanFile, err)
+	}
+	if len(rec.Segments) == 0 {
+		return nil, fmt.Errorf("%w: %s has no segments", prover.ErrCorrupt, PlanFile)
+	}
+	pl, err := Split(m.Program, rec.Cuts())
+	if err != nil {
+		return nil, err
+	}
+	if pl.ID != rec.ID || pl.ModelID != m.ID {
+		return nil, fmt.Errorf("%w: %s records plan %s, the model splits into %s (made by another zkml version?)", prover.ErrCorrupt, PlanFile, rec.ID, pl.ID)
+	}
+	return pl, nil
+}
+
+func segmentFile(i int, kind string, sys circuits.System) string {
+	return fmt.Sprintf("segment%d.%s.%s.bin", i, kind, sys)
+}
+
+// Dir gives a sharded model directory's segment circuits and keys for one system,
+// read from disk on every call (a prover holds one segment at a time).
+type Dir struct {
+	M   *prover.Model
+	Sys circuits.System
+}
+
+var _ Keys = Dir{}
+
+func (d Dir) read(i int, kind string, obj io.ReaderFrom) error {
+	b, err := d.M.ReadArtifact(segmentFile(i, kind, d.Sys))
+	if err != nil {
+		return err
+	}
+	if _, err := obj.ReadFrom(bytes.NewReader(b)); err != nil {
+		return fmt.Errorf("%w: segment %d %s: %v", prover.ErrCorrupt, i, kind, err)
+	}
+	return nil
+}
+
+// Circuit implements Keys.
+func (d Dir) Circuit(i int) (constraint.ConstraintSystem, error) {
+	var ccs constraint.ConstraintSystem
+	if d.Sys == circuits.Plonk {
+		ccs = plonk.NewCS(ecc.BN254)
+	} else {
+		ccs = groth16.NewCS(ecc.BN254)
+	}
+	return ccs, d.read(i, "circuit", ccs)
+}
+
+// unsafeReader reads a Groth16 proving key without its points' subgroup checks.
+type unsafeReader struct{ pk groth16.ProvingKey }
+
+func (u unsafeReader) ReadFrom(r io.Reader) (int64, error) { return u.pk.UnsafeReadFrom(r) }
+
+// ProvingKey implements Keys.
+func (d Dir) ProvingKey(i int) (any, error) {
+	if d.Sys == circuits.Plonk {
+		pk := plonk.NewProvingKey(ecc.BN254)
+		return pk, d.read(i, "pk", pk)
+	}
+	// The file is checksum-verified and our own: skip the subgroup checks of every
+	// point (as prover.Model.ProvingKey does), most of a large key's decoding time.
+	pk := groth16.NewProvingKey(ecc.BN254)
+	return pk, d.read(i, "pk", unsafeReader{pk})
+}
+
+// VerifyingKey implements Keys.
+func (d Dir) VerifyingKey(i int) (any, error) {
+	if d.Sys == circuits.Plonk {
+		vk := plonk.NewVerifyingKey(ecc.BN254)
+		return vk, d.read(i, "vk", vk)
+	}
+	vk := groth16.NewVerifyingKey(ecc.BN254)
+	return vk, d.read(i, "vk", vk)
+}
+
+func (d Dir) write(i int, kind string, obj io.WriterTo) error {
+	var buf bytes.Buffer
+	if _, err := obj.WriteTo(&buf); err != nil {
+		return err
+	}
+	return d.M.WriteArtifact(segmentFile(i, kind, d.Sys), buf.Bytes())
+}
+
+// Compile compiles segment i and stores its circuit and size report (and drops keys
+// made for an earlier circuit of it).
+func (d Dir) Compile(pl *Plan, i int) (*circuits.Stats, error) {
+	ccs, stats, err := circuits.Compile(pl.Segments[i].Program, d.Sys)
+	if err != nil {
+		return nil, fmt.Errorf("segment %d: %w", i, err)
+	}
+	if err := d.write(i, "circuit", ccs); err != nil {
+		return nil, err
+	}
+	sj, err := json.MarshalIndent(stats, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	if err := d.M.WriteArtifact(fmt.Sprintf("segment%d.stats.%s.json", i, d.Sys), sj); err != nil {
+		return nil, err
+	}
+	return stats, nil
+}
+
+// Stats returns the stored size report of segment i's circuit.
+func (d Dir) Stats(i int) (*circuits.Stats, error) {
+	b, err := d.M.ReadArtifact(fmt.Sprintf("segment%d.stats.%s.json", i, d.Sys))
+	if err != nil {
+		return nil, err
+	}
+	var s circuits.Stats
+	return &s, json.Unmarshal(b, &s)
+}
+
+// HasCircuit reports whether segment i's circuit is stored.
+func (d Dir) HasCircuit(i int) bool { return d.M.HasArtifact(segmentFile(i, "circuit", d.Sys)) }
+
+// Setup runs the development setup of segment i (prover.SetupKeys: NOT for
+// production) on its stored circuit and stores its keys.
+func (d Dir) Setup(i int) error {
+	ccs, err := d.Circuit(i)
+	if err != nil {
+		return err
+	}
+	pk, vk, err := prover.SetupKeys(ccs, d.Sys)
+	if err != nil {
+		return fmt.Errorf("segment %d: %w", i, err)
+	}
+	if err := d.write(i, "pk", pk); err != nil {
+		return err
+	}
+	if err := d.write(i, "vk", vk); err != nil {
+		return err
+	}
+	return d.writeProvenance(i, &prover.Provenance{Trust: prover.TrustDevelopment})
+}
+
+// SetupUniversal makes segment i's PLONK keys on the public SRS of the Powers of Tau
+// file at ptau (prover.UniversalSetupKeys: no randomness, reproducible by anyone from
+// the segment's circuit and the file) and records their provenance.
+func (d Dir) SetupUniversal(i int, ptau, cacheDir string) error {
+	if d.Sys != circuits.Plonk {
+		return fmt.Errorf("shard: a public SRS makes PLONK keys, not %s", d.Sys)
+	}
+	ccs, err := d.Circuit(i)
+	if err != nil {
+		return err
+	}
+	pk, vk, prov, err := prover.UniversalSetupKeys(ccs, ptau, cacheDir)
+	if err != nil {
+		return fmt.Errorf("segment %d: %w", i, err)
+	}
+	if err := d.write(i, "pk", pk); err != nil {
+		return err
+	}
+	if err := d.write(i, "vk", vk); err != nil {
+		return err
+	}
+	return d.writeProvenance(i, prov)
+}
+
+func provenanceFile(i int, sys circuits.System) string {
+	return fmt.Sprintf("segment%d.provenance.%s.json", i, sys)
+}
+
+func (d Dir) writeProvenance(i int, p *prover.Provenance) error {
+	b, err := json.MarshalIndent(p, "", "  ")
+	if err != nil {
+		return err
+	}
+	return d.M.WriteArtifact(provenanceFile(i, d.Sys), b)
+}
+
+// Provenance is where segment i's keys come from (development when unrecorded).
+func (d Dir) Provenance(i int) *prover.Provenance {
+	b, err := d.M.ReadArtifact(provenanceFile(i, d.Sys))
+	var p prover.Provenance
+	if err != nil || json.Unmarshal(b, &p) != nil || p.Trust == "" {
+		return &prover.Provenance{Trust: prover.TrustDevelopment}
+	}
+	return &p
+}
+
+// Trust is the provenance of a bundle's keys: a bundle is only as trustworthy as its
+// weakest segment, so any segment with development keys makes it development; else
+// every segment's keys come from the same kind of setup, and the first's is returned.
+func (d Dir) Trust(pl *Plan) *prover.Provenance {
+	var first *prover.Provenance
+	for i := range pl.Segments {
+		p := d.Provenance(i)
+		if p.Trust == prover.TrustDevelopment {
+			return p
+		}
+		if first == nil {
+			first = p
+		} else if p.Trust != first.Trust {
+			return &prover.Provenance{Trust: prover.TrustDevelopment}
+		}
+	}
+	if first == nil {
+		return &prover.Provenance{Trust: prover.TrustDevelopment}
+	}
+	return first
+}
+
+// BundleFile is the name of the last bundle proved with sys.
+func BundleFile(sys circuits.System) string { return fmt.Sprintf("bundle.%s.json", sys) }

@@ -1,0 +1,239 @@
+package shard
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"math/big"
+	"strings"
+
+	"github.com/consensys/gnark/backend/witness"
+	"github.com/ethereum/go-ethereum/accounts/abi"
+	"github.com/ethereum/go-ethereum/common"
+
+	"github.com/zkml/zkml/circuits"
+	"github.com/zkml/zkml/contracts"
+	"github.com/zkml/zkml/internal/evm"
+	"github.com/zkml/zkml/model/quant"
+	"github.com/zkml/zkml/verifier"
+)
+
+// BundleContract is the Solidity bundle verifier (contracts/ZKMLBundleVerifier.sol).
+const BundleContract = "ZKMLBundleVerifier"
+
+// EVMBundle is a bundle verifier deployed on an in-process EVM chain: one ZKMLVerifier
+// per segment (modelId: the segment ID) and the ZKMLBundleVerifier that calls them.
+type EVMBundle struct {
+	Chain    *evm.Chain
+	Address  common.Address
+	Segments []common.Address
+	// DeployGas is the gas of every creation transaction (segment verifiers and
+	// bundle verifier).
+	DeployGas uint64
+	abi       abi.ABI
+}
+
+func hex32(s string) ([32]byte, error) {
+	var out [32]byte
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) != 32 {
+		return out, fmt.Errorf("shard: %q is not a 32-byte hex ID", s)
+	}
+	copy(out[:], b)
+	return out, nil
+}
+
+// OutputRange is where a segment's public outputs are among its public inputs (none
+// unless its outputs are public): the verifier export's WithOutputs.
+func OutputRange(p *quant.Program) (offset, count int) {
+	l := circuits.NewLayout(p)
+	if p.OutputVis != quant.Public || len(l.Outputs) == 0 {
+		return 0, 0
+	}
+	for _, s := range l.Outputs {
+		count += s.Len
+	}
+	return l.Outputs[0].Offset, count
+}
+
+// BoundarySlots are the bundle verifier's constructor arguments outSlots and inSlots:
+// segment i's boundary-output commitment and segment i+1's boundary-input commitment
+// among their public inputs.
+func BoundarySlots(pl *Plan) (out, in []int) {
+	for _, s := range pl.Segments {
+		for _, h := range circuits.NewLayout(s.Program).Hashes {
+			if h.Domain != circuits.TagBoundary {
+				continue
+			}
+			if h.Tag == circuits.TagOutputs {
+				out = append(out, h.Offset)
+			} else {
+				in = append(in, h.Offset)
+			}
+		}
+	}
+	return out, in
+}
+
+// ExportSegmentVerifier writes segment s's ZKMLVerifier (verifier.ExportSolidity with
+// its public outputs and params binding) for its verifying key vk; it is deployed
+// with modelId_ = the segment ID.
+func ExportSegmentVerifier(w io.Writer, s *Segment, vk any) error {
+	b, err := circuits.ModelBinding(s.Program)
+	if err != nil {
+		return err
+	}
+	off, n := OutputRange(s.Program)
+	return verifier.ExportSolidity(w, vk, verifier.WithOutputs(off, n), verifier.WithBinding(b))
+}
+
+// bundleABI is the part of ZKMLBundleVerifier's ABI a bundle's calldata needs.
+const bundleABI = `[{"type":"function","name":"verify","stateMutability":"view",
+	"inputs":[{"name":"proofs","type":"bytes[]"},{"name":"publicInputs","type":"uint256[][]"}],
+	"outputs":[{"name":"","type":"bool"}]}]`
+
+// Calldata encodes ZKMLBundleVerifier.verify(proofs, publicInputs) for b.
+func Calldata(b *Bundle) ([]byte, error) {
+	a, err := abi.JSON(strings.NewReader(bundleABI))
+	if err != nil {
+		return nil, err
+	}
+	var proofs [][]byte
+	var inputs [][]*big.Int
+	for i, sp := range b.Segments {
+		proof, err := readProof(b.System, sp.Proof)
+		if err != nil {
+			return nil, fmt.Errorf("segment %d: %w", i, err)
+		}
+		pb, err := verifier.ProofBytes(proof)
+		if err != nil {
+			return nil, err
+		}
+		w, err := witness.New(circuits.Field)
+		if err != nil {
+			return nil, err
+		}
+		if err := w.UnmarshalBinary(sp.Public); err != nil {
+			return nil, fmt.Errorf("segment %d: %w", i, err)
+		}
+		in, err := verifier.PublicInputs(w)
+		if err != nil {
+			return nil, err
+		}
+		proofs, inputs = append(proofs, pb), append(inputs, in)
+	}
+	return a.Pack("verify", proofs, inputs)
+}
+
+// DeployBundleOnEVM exports and deploys every segment's verifier (verifier.ExportSolidity
+// with its outputs and params binding) and the bundle verifier for pl on a fresh chain
+// running c's fork.
+func DeployBundleOnEVM(ctx context.Context, c *evm.Compiler, pl *Plan, vk func(i int) (any, error)) (*EVMBundle, error) {
+	chain, err := evm.NewChain(c.Fork())
+	if err != nil {
+		return nil, err
+	}
+	wrapperABI, err := abi.JSON(bytes.NewReader(verifier.WrapperABI()))
+	if err != nil {
+		return nil, err
+	}
+	d := &EVMBundle{Chain: chain}
+	for i, s := range pl.Segments {
+		key, err := vk(i)
+		if err != nil {
+			return nil, err
+		}
+		var src bytes.Buffer
+		if err := ExportSegmentVerifier(&src, s, key); err != nil {
+			return nil, fmt.Errorf("segment %d: %w", i, err)
+		}
+		arts, err := c.Compile(ctx, map[string]string{verifier.WrapperContract + ".sol": src.String()})
+		if err != nil {
+			return nil, fmt.Errorf("segment %d: %w", i, err)
+		}
+		if err := arts.CheckCodeSizes(); err != nil {
+			return nil, fmt.Errorf("segment %d: %w", i, err)
+		}
+		art, err := arts.Get(verifier.WrapperContract)
+		if err != nil {
+			return nil, err
+		}
+		id, err := hex32(s.ID)
+		if err != nil {
+			return nil, err
+		}
+		args, err := wrapperABI.Pack("", id)
+		if err != nil {
+			return nil, err
+		}
+		addr, res, err := chain.DeployArtifact(art, args)
+		if err != nil {
+			return nil, fmt.Errorf("segment %d: deploy: %w", i, err)
+		}
+		d.Segments = append(d.Segments, addr)
+		d.DeployGas += res.GasUsed
+	}
+	out, in := BoundarySlots(pl)
+	outSlots, inSlots := []*big.Int{}, []*big.Int{}
+	for _, o := range out {
+		outSlots = append(outSlots, big.NewInt(int64(o)))
+	}
+	for _, i := range in {
+		inSlots = append(inSlots, big.NewInt(int64(i)))
+	}
+	arts, err := c.Compile(ctx, map[string]string{BundleContract + ".sol": contracts.ZKMLBundleVerifierSol})
+	if err != nil {
+		return nil, err
+	}
+	art, err := arts.Get(BundleContract)
+	if err != nil {
+		return nil, err
+	}
+	if d.abi, err = abi.JSON(bytes.NewReader(art.ABI)); err != nil {
+		return nil, err
+	}
+	modelID, err := hex32(pl.ModelID)
+	if err != nil {
+		return nil, err
+	}
+	planID, err := hex32(pl.ID)
+	if err != nil {
+		return nil, err
+	}
+	args, err := d.abi.Pack("", modelID, planID, d.Segments, outSlots, inSlots)
+	if err != nil {
+		return nil, err
+	}
+	addr, res, err := chain.DeployArtifact(art, args)
+	if err != nil {
+		return nil, fmt.Errorf("deploy %s: %w", BundleContract, err)
+	}
+	d.Address, d.DeployGas = addr, d.DeployGas+res.GasUsed
+	return d, nil
+}
+
+// Calldata encodes verify(proofs, publicInputs) for a bundle.
+func (d *EVMBundle) Calldata(b *Bundle) ([]byte, error) { return Calldata(b) }
+
+// Verify calls the bundle verifier's verify and returns its result and the gas of a
+// transaction making that call.
+func (d *EVMBundle) Verify(b *Bundle) (bool, uint64, error) {
+	data, err := d.Calldata(b)
+	if err != nil {
+		return false, 0, err
+	}
+	res, err := d.Chain.Call(d.Address, data)
+	if err != nil {
+		return false, 0, err
+	}
+	if res.Reverted {
+		return false, res.GasUsed, fmt.Errorf("%s.verify reverted: %s", BundleContract, res.RevertReason())
+	}
+	out, err := d.abi.Unpack("verify", res.Return)
+	if err != nil {
+		return false, res.GasUsed, err
+	}
+	return out[0].(bool), res.GasUsed, nil
+}
