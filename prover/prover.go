@@ -29,6 +29,7 @@ import (
 	"github.com/consensys/gnark/backend/plonk"
 	"github.com/consensys/gnark/backend/solidity"
 	"github.com/consensys/gnark/constraint"
+	csbn254 "github.com/consensys/gnark/constraint/bn254"
 
 	"github.com/zkml/zkml/circuits"
 	"github.com/zkml/zkml/model"
@@ -385,7 +386,8 @@ func (m *Model) Provenance(sys circuits.System) *Provenance {
 }
 
 // SetupKeys runs the development setup for sys (see the package doc: NOT for
-// production).
+// production). Groth16 over BN254 runs devSetupGroth16 (gnark's setup with the key
+// points computed by fixed-base combs); PLONK runs plonk.Setup on a test SRS.
 func SetupKeys(ccs constraint.ConstraintSystem, sys circuits.System) (pk, vk writerTo, err error) {
 	if sys == circuits.Plonk {
 		srs, lagrange, err := newTestSRS(ccs)
@@ -397,6 +399,13 @@ func SetupKeys(ccs constraint.ConstraintSystem, sys circuits.System) (pk, vk wri
 			return nil, nil, fmt.Errorf("plonk setup: %w", err)
 		}
 		return ppk, pvk, nil
+	}
+	if r1cs, ok := ccs.(*csbn254.R1CS); ok {
+		gpk, gvk, err := devSetupGroth16(r1cs)
+		if err != nil {
+			return nil, nil, fmt.Errorf("groth16 setup: %w", err)
+		}
+		return gpk, gvk, nil
 	}
 	gpk, gvk, err := groth16.Setup(ccs)
 	if err != nil {

@@ -7,6 +7,8 @@
 # tool block), `go test ./...` and scripts/test-icicle.sh (the `icicle`-tagged prover on
 # ICICLE's CPU backend, whose libraries scripts/build-icicle.sh builds once per machine).
 # Extra arguments go to `go test` (e.g. scripts/test.sh -run TestX ./prover/).
+# The hint fuzzer (internal/hintfuzz) runs its CI budget; ZKML_HINTFUZZ_BUDGET=full runs
+# the long one (see docs/soundness.md and docs/bench-notes.md, "CI time").
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 

@@ -6,13 +6,9 @@ import (
 	"testing"
 
 	"github.com/advancedclimatesystems/gonnx/onnx"
-	"github.com/consensys/gnark/frontend"
-	"github.com/consensys/gnark/logger"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/zkml/zkml/circuits"
 	"github.com/zkml/zkml/model"
-	"github.com/zkml/zkml/model/quant"
 )
 
 // embeddingModel is Gather(E, idx): a constant table E [rows, width] read by runtime
@@ -51,35 +47,11 @@ func embeddingModel(t *testing.T, rows, width, k int) []byte {
 // the constraints per looked-up row.
 func TestEmbeddingLookupSound(t *testing.T) {
 	const rows, width, k = 16, 8, 3
-	data := embeddingModel(t, rows, width, k)
-	g, err := model.Load(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := Config()
-	p, err := quant.Lower(g, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := loadSound(t, embeddingModel(t, rows, width, k), Config())
 	idx := model.NewTensor(k)
 	copy(idx.Data, []float64{5, 0, 15})
-	want, err := g.Eval([]*model.Tensor{idx})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !testing.Short() {
-		c := &Case{Name: "embedding", Op: "Gather", Model: data}
-		if err := proveCase(t, c, &DataSet{Name: "set", Inputs: []*model.Tensor{idx}, Outputs: want}, cfg); err != nil {
-			t.Fatal(err)
-		}
-	}
-	prev := logger.Logger()
-	logger.Disable()
-	t.Cleanup(func() { logger.Set(prev) })
-	ccs, stats, err := circuits.Compile(p, circuits.Groth16)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m.Prove(t, "embedding", "Gather", []*model.Tensor{idx}, m.Float(idx))
+	stats := m.Compile()
 	lookup := 0
 	for _, l := range stats.Layers {
 		if l.Name == "embed" {
@@ -88,39 +60,24 @@ func TestEmbeddingLookupSound(t *testing.T) {
 	}
 	t.Logf("embedding lookup of %d rows of width %d: %d constraints per index (Groth16, layers only; %d in all)", rows, width, lookup/k, stats.Constraints)
 	outputs := func(in []float64) ([][]int64, [][]int64) {
-		q, err := p.QuantizeInputs([]*model.Tensor{{Shape: []int{k}, Data: in}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		r, err := p.Eval(q)
+		q, out, err := m.TryInt(&model.Tensor{Shape: []int{k}, Data: in})
 		if err != nil {
 			return q, [][]int64{make([]int64, k*width)}
 		}
-		return q, r.Outputs
-	}
-	solves := func(in, out [][]int64) bool {
-		a, err := circuits.Assign(p, in, out)
-		if err != nil {
-			t.Fatal(err)
-		}
-		w, err := frontend.NewWitness(a, circuits.Field)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return ccs.IsSolved(w) == nil
+		return q, out
 	}
 	in, out := outputs(idx.Data)
-	if !solves(in, out) {
+	if !m.Solves(in, out) {
 		t.Fatal("the honest lookup does not solve")
 	}
 	otherIn, otherOut := outputs([]float64{6, 0, 15})
 	if slices.Equal(otherOut[0], out[0]) {
 		t.Fatal("rows 5 and 6 are equal; pick another table")
 	}
-	if solves(otherIn, out) {
+	if m.Solves(otherIn, out) {
 		t.Error("index 6 solves with the rows of index 5")
 	}
-	if solves(in, otherOut) {
+	if m.Solves(in, otherOut) {
 		t.Error("index 5 solves with the rows of index 6")
 	}
 	// Index 16 is past the table: the float reference refuses it; so must the circuit,
@@ -130,7 +87,7 @@ func TestEmbeddingLookupSound(t *testing.T) {
 	for i := range width {
 		zero[i] = 0
 	}
-	if solves(badIn, [][]int64{zero}) {
+	if m.Solves(badIn, [][]int64{zero}) {
 		t.Error("index 16 of 16 rows solves")
 	}
 }

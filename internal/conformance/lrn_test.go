@@ -7,10 +7,7 @@ import (
 	"testing"
 
 	"github.com/advancedclimatesystems/gonnx/onnx"
-	"github.com/consensys/gnark/frontend"
-	"github.com/consensys/gnark/logger"
 
-	"github.com/zkml/zkml/circuits"
 	"github.com/zkml/zkml/internal/onnxgen"
 	"github.com/zkml/zkml/model"
 	"github.com/zkml/zkml/model/quant"
@@ -98,65 +95,20 @@ func TestLRNWithinReportedBound(t *testing.T) {
 // rejects a changed output element, and that a square sum past the table (an input the
 // lowering cannot map) fails instead of being clamped.
 func TestLRNProofSound(t *testing.T) {
-	data := lrnModel(t, []int64{1, 4, 2, 2}, onnxgen.Int("size", 3), onnxgen.Float("alpha", 1e-2), onnxgen.Float("beta", 0.75), onnxgen.Float("bias", 1))
-	g, err := model.Load(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := Config()
-	p, err := quant.Lower(g, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := loadSound(t, lrnModel(t, []int64{1, 4, 2, 2}, onnxgen.Int("size", 3), onnxgen.Float("alpha", 1e-2), onnxgen.Float("beta", 0.75), onnxgen.Float("bias", 1)), Config())
 	r := rand.New(rand.NewSource(3))
-	x := model.NewTensor(g.Inputs[0].Shape...)
+	x := model.NewTensor(m.G.Inputs[0].Shape...)
 	for i := range x.Data {
 		x.Data[i] = r.NormFloat64()
 	}
-	want, err := g.Eval([]*model.Tensor{x})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !testing.Short() {
-		c := &Case{Name: "lrn", Op: "LRN", Model: data}
-		if err := proveCase(t, c, &DataSet{Name: "set", Inputs: []*model.Tensor{x}, Outputs: want}, cfg); err != nil {
-			t.Fatal(err)
-		}
-	}
-	prev := logger.Logger()
-	logger.Disable()
-	t.Cleanup(func() { logger.Set(prev) })
-	ccs, stats, err := circuits.Compile(p, circuits.Groth16)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("LRN on %d elements: %d constraints (Groth16)", len(x.Data), stats.Constraints)
-	q, err := p.QuantizeInputs([]*model.Tensor{x})
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := p.Eval(q)
-	if err != nil {
-		t.Fatal(err)
-	}
-	solves := func(in, out [][]int64) bool {
-		a, err := circuits.Assign(p, in, out)
-		if err != nil {
-			t.Fatal(err)
-		}
-		w, err := frontend.NewWitness(a, circuits.Field)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return ccs.IsSolved(w) == nil
-	}
-	if !solves(q, res.Outputs) {
-		t.Fatal("the honest LRN does not solve")
+	m.Prove(t, "lrn", "LRN", []*model.Tensor{x}, m.Float(x))
+	t.Logf("LRN on %d elements: %d constraints (Groth16)", len(x.Data), m.Compile().Constraints)
+	q, out := m.Int(x)
+	if err := m.Solve(q, out); err != nil {
+		t.Fatalf("the honest LRN does not solve: %v", err)
 	}
 	for _, i := range []int{0, 7, len(x.Data) - 1} {
-		bad := [][]int64{append([]int64(nil), res.Outputs[0]...)}
-		bad[0][i]++
-		if solves(q, bad) {
+		if m.Solves(q, offByOne(out, 0, i, 1)) {
 			t.Errorf("output element %d changed by one step solves", i)
 		}
 	}
@@ -166,18 +118,15 @@ func TestLRNProofSound(t *testing.T) {
 	for i := range big.Data {
 		big.Data[i] = 60
 	}
-	qb, err := p.QuantizeInputs([]*model.Tensor{big})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.Eval(qb); err == nil || !strings.Contains(err.Error(), "LRN") {
+	qb, _, err := m.TryInt(big)
+	if err == nil || !strings.Contains(err.Error(), "LRN") {
 		t.Errorf("square sum past the table: integer eval err = %v, want an error naming LRN", err)
 	}
 	edge := make([]int64, len(big.Data))
 	for i := range edge {
-		edge[i] = int64(math.Round(math.Ldexp(60*math.Pow(1+1e-2/3*3*3600, -0.75), cfg.Scale)))
+		edge[i] = int64(math.Round(math.Ldexp(60*math.Pow(1+1e-2/3*3*3600, -0.75), m.cfg.Scale)))
 	}
-	if solves(qb, [][]int64{edge}) {
+	if m.Solves(qb, [][]int64{edge}) {
 		t.Error("a square sum past the table solves")
 	}
 }

@@ -22,33 +22,17 @@ func transformerCost(t testing.TB, tr onnxgen.Transformer, cfg quant.Config) (*m
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := model.Load(m.ONNX)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := quant.Lower(g, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sm := loadSound(t, m.ONNX, cfg)
+	g, p := sm.G, sm.P
 	ids := model.NewTensor(1, tr.Seq)
 	r := rand.New(rand.NewSource(int64(tr.Seq)))
 	for i := range ids.Data {
 		ids.Data[i] = float64(r.Intn(tr.Vocab))
 	}
 	in := []*model.Tensor{ids}
-	want, err := g.Eval(in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	qi, err := p.QuantizeInputs(in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := p.Eval(qi)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := p.Dequantize(res.Outputs)
+	want := sm.Float(ids)
+	_, out := sm.Int(ids)
+	got := p.Dequantize(out)
 	worst := 0.0
 	for i, w := range want[0].Data {
 		worst = math.Max(worst, math.Abs(got[0].Data[i]-w))

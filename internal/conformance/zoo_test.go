@@ -11,7 +11,6 @@ import (
 
 	"github.com/zkml/zkml/internal/onnxgen"
 	"github.com/zkml/zkml/model"
-	"github.com/zkml/zkml/model/quant"
 )
 
 // zooModel is a scaled-down classic-zoo network with the operators issue 16 lists, as
@@ -59,18 +58,9 @@ func zooModel(t *testing.T) []byte {
 // own, compares the integer program with the float reference (Softmax probabilities and
 // the all-true mask), and proves it with Groth16.
 func TestZooOperators(t *testing.T) {
-	data := zooModel(t)
-	g, err := model.Load(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := Config()
-	p, err := quant.Lower(g, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := loadSound(t, zooModel(t), Config())
 	var ops []string
-	for _, l := range p.Layers {
+	for _, l := range m.P.Layers {
 		if !slices.Contains(ops, l.Op) {
 			ops = append(ops, l.Op)
 		}
@@ -84,26 +74,16 @@ func TestZooOperators(t *testing.T) {
 		}
 	}
 	r := rand.New(rand.NewSource(9))
-	x := model.NewTensor(g.Inputs[0].Shape...)
+	x := model.NewTensor(m.G.Inputs[0].Shape...)
 	for i := range x.Data {
 		x.Data[i] = r.NormFloat64()
 	}
-	want, err := g.Eval([]*model.Tensor{x})
-	if err != nil {
-		t.Fatal(err)
-	}
+	want := m.Float(x)
 	if len(want) != 2 || slices.ContainsFunc(want[1].Data, func(v float64) bool { return v != 1 }) {
 		t.Fatalf("mask output is not all true: %v", want[1].Data)
 	}
-	q, err := p.QuantizeInputs([]*model.Tensor{x})
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := p.Eval(q)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := p.Dequantize(res.Outputs)
+	_, out := m.Int(x)
+	got := m.P.Dequantize(out)
 	sum := 0.0
 	for i, w := range want[0].Data {
 		sum += got[0].Data[i]
@@ -119,13 +99,7 @@ func TestZooOperators(t *testing.T) {
 			t.Fatalf("mask element %d = %v", i, v)
 		}
 	}
-	if testing.Short() {
-		return
-	}
-	c := &Case{Name: "zoo", Op: "zoo", Model: data}
-	if err := proveCase(t, c, &DataSet{Name: "set", Inputs: []*model.Tensor{x}, Outputs: want}, cfg); err != nil {
-		t.Fatal(err)
-	}
+	m.Prove(t, "zoo", "zoo", []*model.Tensor{x}, want)
 }
 
 // TestDropoutTrainingMaskRefused: a Dropout in training mode with a nonzero ratio has a

@@ -26,7 +26,9 @@ var forgedOperators = []struct {
 }
 
 // maxSitesPerHint bounds the calls forged per hint, and solveBudget the constraints
-// solved per case (the core perturbations go first, then a sample of the others).
+// solved per case (the core perturbations go first, then a sample of the others), in
+// the full budget (ZKML_HINTFUZZ_BUDGET=full; CI forges ciSitesPerHint calls, core
+// perturbations only).
 const (
 	maxSitesPerHint = 24
 	solveBudget     = 1_000_000
@@ -77,19 +79,37 @@ func TestForgedOperators(t *testing.T) {
 	}
 }
 
-// forgeAll tries every perturbation on up to maxSitesPerHint calls of every hint, as
-// far as the solve budget goes (every core perturbation in any case).
+// forgeAll tries every perturbation on up to maxSitesPerHint calls of every hint
+// (ciSitesPerHint in CI), as far as the solve budget goes (every core perturbation in
+// any case).
 func forgeAll(t *testing.T, tg *Target) *tally {
+	perHint, solved := forgeLimits(t)
 	rng := rand.New(rand.NewSource(seed(tg.Case.Name)))
 	names, byHint := sitesByHint(tg.Sites())
 	var picked []Site
 	for _, name := range names {
 		ss := byHint[name]
-		step := max(1, len(ss)/maxSitesPerHint)
+		if perHint < maxSitesPerHint {
+			picked = append(picked, spread(ss, perHint)...)
+			continue
+		}
+		step := max(1, len(ss)/perHint)
 		for i := 0; i < len(ss); i += step {
 			picked = append(picked, ss[i])
 		}
 	}
 	trials, nCore := coreFirst(picked, rng)
-	return runTrials(t, tg, trials[:min(len(trials), max(nCore, solveBudget/tg.NbConstraints()))])
+	return runTrials(t, tg, trials[:min(len(trials), max(nCore, solved/tg.NbConstraints()))])
+}
+
+// spread picks up to n of ss, evenly spaced, always the first and the last.
+func spread(ss []Site, n int) []Site {
+	if len(ss) <= n {
+		return ss
+	}
+	out := make([]Site, 0, n)
+	for k := range n - 1 {
+		out = append(out, ss[k*(len(ss)-1)/(n-1)])
+	}
+	return append(out, ss[len(ss)-1])
 }

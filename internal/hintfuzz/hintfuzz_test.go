@@ -272,21 +272,35 @@ func report(t *testing.T, what string, tl *tally) {
 	}
 }
 
-// TestHintPerturbations is the short budget of the hint fuzzer, run in CI: every case
-// of the corpus (example models, node tests) as R1CS, the example models also as
-// PLONK, a few call sites of every hint, the core perturbations of every output and a
+// TestHintPerturbations is the hint fuzzer's budget run in CI: every case of the corpus
+// (example models, their config variants, node tests) as R1CS, the example models also
+// as PLONK, a few call sites of every hint, the core perturbations of every output and a
 // sample of the others. No perturbation may solve with public values other than the
 // integer reference's.
+//
+// In CI (ZKML_HINTFUZZ_BUDGET unset or "ci") a case with a kind (system, variant,
+// operators, hint) no earlier case perturbed gets up to 60 perturbations (at least one
+// per hint), a case whose kinds were all perturbed before gets 4 (the hints in turn),
+// and the variants are fuzzed as R1CS only; every kind must be perturbed at least once. ZKML_HINTFUZZ_BUDGET=full gives every case the whole
+// budget and PLONK for every variant.
 func TestHintPerturbations(t *testing.T) {
 	quiet(t)
+	full := fullBudget(t)
 	b := budget{solved: 300_000, min: 8, max: 150, sites: 3}
+	repeat := b
+	if !full {
+		b.max = 60
+		repeat = budget{min: 4, max: 12, sites: 2}
+	}
 	if testing.Short() {
 		b = budget{solved: 100_000, min: 4, max: 50, sites: 2}
+		repeat = budget{min: 2, max: 6, sites: 1}
 	}
 	total := newTally()
+	seen, tried := map[string]bool{}, map[string]bool{}
 	for _, c := range corpus(t) {
 		systems := []circuits.System{circuits.Groth16}
-		if !isNodeTest(c) {
+		if !isNodeTest(c) && (full || !isVariant(c)) {
 			systems = append(systems, circuits.Plonk)
 		}
 		for _, sys := range systems {
@@ -294,14 +308,63 @@ func TestHintPerturbations(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			total.add(fuzzTarget(t, tg, b))
+			bb := repeat
+			names, _ := sitesByHint(tg.Sites())
+			for _, s := range tg.Sites() {
+				if k := kind(tg, s); !tried[k] {
+					// A new kind: the whole budget, and at least one turn per hint.
+					bb = b
+					bb.min = max(b.min, len(names))
+					bb.max = max(b.max, bb.min)
+				}
+				seen[kind(tg, s)] = true
+			}
+			tl := fuzzTarget(t, tg, bb)
+			for _, s := range tg.Sites() {
+				if tl.byHint[s.Name] > 0 {
+					tried[kind(tg, s)] = true
+				}
+			}
+			total.add(tl)
 		}
 	}
 	report(t, "hint fuzzer", total)
 	if total.tried == 0 {
 		t.Fatal("no perturbation was tried")
 	}
+	var missed []string
+	for k := range seen {
+		if !tried[k] {
+			missed = append(missed, k)
+		}
+	}
+	slices.Sort(missed)
+	if len(missed) > 0 {
+		t.Errorf("%d of %d hint kinds were never perturbed: %v", len(missed), len(seen), missed)
+	}
+	t.Logf("%d hint kinds (system, variant, operators, hint) perturbed", len(tried))
 }
+
+// kind names what a hint call exercises: the proof system, the case's config variant,
+// the operators of its program and the hint.
+func kind(tg *Target, s Site) string {
+	variant := ""
+	if i := strings.LastIndex(tg.Case.Name, " ["); i >= 0 {
+		variant = tg.Case.Name[i:]
+	}
+	var ops []string
+	for _, l := range tg.Case.Prog.Layers {
+		if !slices.Contains(ops, l.Op) {
+			ops = append(ops, l.Op)
+		}
+	}
+	slices.Sort(ops)
+	return fmt.Sprintf("%s%s %s: %s", tg.System, variant, strings.Join(ops, "+"), s.Name)
+}
+
+// isVariant reports whether c is an example model under another config (its name
+// carries the variant in brackets).
+func isVariant(c Case) bool { return strings.HasSuffix(c.Name, "]") }
 
 func isNodeTest(c Case) bool { return strings.HasPrefix(c.Name, "test_") }
 

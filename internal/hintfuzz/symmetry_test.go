@@ -13,6 +13,7 @@ import (
 	"github.com/zkml/zkml/circuits"
 	"github.com/zkml/zkml/model"
 	"github.com/zkml/zkml/model/quant"
+	"github.com/zkml/zkml/prover"
 )
 
 // symmetricCase lowers a one-op model y = op(x) over n inputs at scale s, where the
@@ -74,16 +75,7 @@ func TestForgedSignSplit(t *testing.T) {
 			if testing.Short() && tc.op == "Tanh" {
 				t.Skip("the odd case is Sigmoid's too; -short forges one of each symmetry")
 			}
-			c := symmetricCase(t, tc.op, tc.s, signInputs)
-			tg, err := Compile(c, circuits.Groth16)
-			if err != nil {
-				t.Fatal(err)
-			}
-			tl := forgeAll(t, tg)
-			if tl.tried == 0 {
-				t.Fatal("no perturbation was tried")
-			}
-			report(t, tc.op+" sign split", tl)
+			forgeCase(t, symmetricCase(t, tc.op, tc.s, signInputs), tc.op+" sign split")
 		})
 	}
 }
@@ -106,34 +98,8 @@ func TestSignSplitProof(t *testing.T) {
 			t.Fatalf("sigmoid(%g) = %g: error %g above the reported %g", x, got, e, p.Layers[len(p.Layers)-1].MaxError)
 		}
 	}
-	ccs, _, err := circuits.Compile(p, circuits.Groth16)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pk, vk, err := groth16.Setup(ccs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	prove := func(outs []int64) (groth16.Proof, error) {
-		a, err := circuits.Assign(p, c.Inputs, [][]int64{outs})
-		if err != nil {
-			t.Fatal(err)
-		}
-		w, err := frontend.NewWitness(a, circuits.Field)
-		if err != nil {
-			t.Fatal(err)
-		}
-		proof, err := groth16.Prove(ccs, pk, w)
-		if err != nil {
-			return nil, err
-		}
-		pub, err := w.Public()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return proof, groth16.Verify(proof, vk, pub)
-	}
-	if _, err := prove(r.Outputs[0]); err != nil {
+	prove := groth16Prover(t, c)
+	if err := prove(r.Outputs[0]); err != nil {
 		t.Fatalf("honest proof: %v", err)
 	}
 	one := int64(1) << p.Scale
@@ -146,7 +112,7 @@ func TestSignSplitProof(t *testing.T) {
 		if wrong[i] == r.Outputs[0][i] {
 			continue // sigmoid(-1/4096) rounds to 1/2 on both halves
 		}
-		if _, err := prove(wrong); err == nil {
+		if err := prove(wrong); err == nil {
 			t.Errorf("x = %g: the other half of the table (%d instead of %d) was proven", x, wrong[i], r.Outputs[0][i])
 		}
 	}
@@ -164,16 +130,7 @@ func TestForgedCoarseTable(t *testing.T) {
 	quiet(t)
 	for _, tc := range []struct{ op, mark string }{{"Elu", "@x/2^"}, {"Tanh", "|x>=0@x/2^"}, {"Softmax", "exp(r*2^"}} {
 		t.Run(tc.op, func(t *testing.T) {
-			c := reducedCase(t, tc.op, 14, signInputs, tc.mark)
-			tg, err := Compile(c, circuits.Groth16)
-			if err != nil {
-				t.Fatal(err)
-			}
-			tl := forgeAll(t, tg)
-			if tl.tried == 0 {
-				t.Fatal("no perturbation was tried")
-			}
-			report(t, tc.op+" coarser table", tl)
+			forgeCase(t, reducedCase(t, tc.op, 14, signInputs, tc.mark), tc.op+" coarser table")
 		})
 	}
 }
@@ -222,33 +179,7 @@ func TestReducedLookupProofs(t *testing.T) {
 					t.Fatalf("%s(%g): error %g above the reported %g", tc.op, x, e, bound)
 				}
 			}
-			ccs, _, err := circuits.Compile(p, circuits.Groth16)
-			if err != nil {
-				t.Fatal(err)
-			}
-			pk, vk, err := groth16.Setup(ccs)
-			if err != nil {
-				t.Fatal(err)
-			}
-			prove := func(outs []int64) error {
-				a, err := circuits.Assign(p, c.Inputs, [][]int64{outs})
-				if err != nil {
-					t.Fatal(err)
-				}
-				w, err := frontend.NewWitness(a, circuits.Field)
-				if err != nil {
-					t.Fatal(err)
-				}
-				proof, err := groth16.Prove(ccs, pk, w)
-				if err != nil {
-					return err
-				}
-				pub, err := w.Public()
-				if err != nil {
-					t.Fatal(err)
-				}
-				return groth16.Verify(proof, vk, pub)
-			}
+			prove := groth16Prover(t, c)
 			if err := prove(r.Outputs[0]); err != nil {
 				t.Fatalf("honest proof: %v", err)
 			}
@@ -257,7 +188,58 @@ func TestReducedLookupProofs(t *testing.T) {
 			if prove(wrong) == nil {
 				t.Errorf("an output one step off was proven")
 			}
-			t.Logf("%s at scale %d: %d constraints, bound %.3g", tc.op, tc.s, ccs.GetNbConstraints(), bound)
+			t.Logf("%s at scale %d: bound %.3g", tc.op, tc.s, bound)
 		})
+	}
+}
+
+// forgeCase compiles c (R1CS) and forges every hint call (forgeAll); some perturbation
+// must have been tried.
+func forgeCase(t *testing.T, c Case, what string) {
+	t.Helper()
+	tg, err := Compile(c, circuits.Groth16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tl := forgeAll(t, tg)
+	if tl.tried == 0 {
+		t.Fatal("no perturbation was tried")
+	}
+	report(t, what, tl)
+}
+
+// groth16Prover compiles c's program, runs the development setup, and returns a
+// function that proves c's inputs with the claimed single output outs and verifies
+// the proof: nil only for a proof that verifies.
+func groth16Prover(t *testing.T, c Case) func(outs []int64) error {
+	t.Helper()
+	p := c.Prog
+	ccs, stats, err := circuits.Compile(p, circuits.Groth16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s: %d constraints (Groth16)", c.Name, stats.Constraints)
+	pk, vk, err := prover.SetupKeys(ccs, circuits.Groth16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func(outs []int64) error {
+		a, err := circuits.Assign(p, c.Inputs, [][]int64{outs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, err := frontend.NewWitness(a, circuits.Field)
+		if err != nil {
+			t.Fatal(err)
+		}
+		proof, err := groth16.Prove(ccs, pk.(groth16.ProvingKey), w)
+		if err != nil {
+			return err
+		}
+		pub, err := w.Public()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return groth16.Verify(proof, vk.(groth16.VerifyingKey), pub)
 	}
 }
