@@ -9,15 +9,21 @@ import (
 	"github.com/zkml/zkml/model/quant"
 )
 
-// TestReviewBundleForeignParams (security review): with hashed params, a prover who
+// TestReviewBundleForeignParams (security review): with hashed (or public) params, a prover who
 // holds the segment proving keys proves the last segment with weights that are not the
 // model's. Each segment proof verifies against its key (the key fixes the architecture,
 // not witness params), the boundary chain holds, and the claimed outputs are what the
 // tampered segment proves. shard.Verify must refuse the bundle, as verifier.VerifyModel
 // (CheckBinding) refuses an unsharded proof whose params commitment is not the model's.
 func TestReviewBundleForeignParams(t *testing.T) {
+	for _, vis := range []quant.Visibility{quant.Hashed, quant.Public} {
+		t.Run(string(vis), func(t *testing.T) { foreignParams(t, vis) })
+	}
+}
+
+func foreignParams(t *testing.T, vis quant.Visibility) {
 	cfg := quant.DefaultConfig()
-	cfg.ParamVis = quant.Hashed
+	cfg.ParamVis = vis
 	p := lower(t, residualNet(t), cfg)
 	pl, err := Split(p, residualCuts(t, p)[:1])
 	if err != nil {
