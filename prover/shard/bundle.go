@@ -18,6 +18,7 @@ import (
 	"github.com/zkml/zkml/circuits"
 	"github.com/zkml/zkml/model/quant"
 	"github.com/zkml/zkml/prover"
+	"github.com/zkml/zkml/verifier"
 )
 
 // BundleVersion is the version of the bundle format.
@@ -221,6 +222,17 @@ func Verify(pl *Plan, sys circuits.System, vk func(i int) (any, error), b *Bundl
 		vec, ok := pub.Vector().(fr.Vector)
 		if !ok || len(vec) != l.NbPublic {
 			return nil, bad("segment %d: %d public values, want %d", i, len(vec), l.NbPublic)
+		}
+		// The public inputs that identify the model's params (hashed params'
+		// commitment, or public params) must be the segment's own, as
+		// verifier.VerifyModel and the segment's Solidity verifier require: the key
+		// fixes the architecture, not witness params.
+		binding, err := circuits.ModelBinding(s.Program)
+		if err != nil {
+			return nil, err
+		}
+		if err := verifier.CheckBinding(pub, binding); err != nil {
+			return nil, bad("segment %d: %v", i, err)
 		}
 		key, err := vk(i)
 		if err != nil {
