@@ -87,3 +87,33 @@ func foreignParams(t *testing.T, vis quant.Visibility) {
 			last, err, v.Outputs, b.IntOutputs)
 	}
 }
+
+// TestReviewBundleClaimedFloatOutputs (security review): Bundle.Outputs, the claimed
+// dequantized outputs, are documented as checked by Verify ("Verify checks them against
+// the last segment's public outputs or output commitment"), but Verify reads only
+// IntOutputs: a bundle whose float outputs are not the proven ones verifies.
+func TestReviewBundleClaimedFloatOutputs(t *testing.T) {
+	p := lower(t, residualNet(t), quant.DefaultConfig())
+	pl, err := Split(p, residualCuts(t, p)[:1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	sys := circuits.Groth16
+	keys, err := SetupDev(pl, sys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Prove(pl, p, sys, keys, inputs(t, p, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Verify(pl, sys, keys.VerifyingKey, b); err != nil {
+		t.Fatal(err)
+	}
+	c := *b
+	c.Outputs = [][]float64{slices.Clone(b.Outputs[0])}
+	c.Outputs[0][0] += 100
+	if _, err := Verify(pl, sys, keys.VerifyingKey, &c); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("claimed float outputs %v (proven %v): got %v, want ErrInvalid", c.Outputs, b.IntOutputs, err)
+	}
+}
