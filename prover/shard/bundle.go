@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	"slices"
 	"time"
 
 	"github.com/consensys/gnark-crypto/ecc"
@@ -303,6 +304,19 @@ func Verify(pl *Plan, sys circuits.System, vk func(i int) (any, error), b *Bundl
 			}
 		}
 		v.Outputs = b.IntOutputs
+	}
+	// The claimed dequantized outputs are the proven integers' (what a reader of the
+	// bundle takes for the result); private outputs are not bound, as unsharded.
+	if last.OutputVis == quant.Public || last.OutputVis == quant.Hashed {
+		want := last.Dequantize(b.IntOutputs)
+		if len(b.Outputs) != len(want) {
+			return nil, bad("%d claimed dequantized outputs, want %d", len(b.Outputs), len(want))
+		}
+		for j, w := range want {
+			if !slices.Equal(b.Outputs[j], w.Data) {
+				return nil, bad("claimed dequantized output %d is not the proven output's", j)
+			}
+		}
 	}
 	return v, nil
 }
