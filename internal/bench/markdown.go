@@ -86,7 +86,9 @@ func WriteMarkdown(w io.Writer, rep *Report, svgPath, notes string) error {
 	b.WriteString(`
 Columns: constraints are R1CS (Groth16) or SCS (PLONK); domain is the FFT domain of the
 proving key; witness is prover.NewWitness (quantize, integer reference, gnark witness);
-setup is groth16.Setup, or unsafekzg.NewSRS + plonk.Setup for PLONK; prove is gnark's prover
+setup is prover.SetupKeys (the development setup: Groth16's keys of groth16.Setup computed by
+fixed-base combs, prover/devsetup.go, since 2026-11-30; unsafekzg.NewSRS + plonk.Setup for
+PLONK); prove is gnark's prover
 with zkml's prover options (Solidity-compatible commitment hash), solver included; pk MiB
 is the serialized proving key (WriteTo, compressed points: the pk.<system>.bin zkml
 stores); "prove heap peak" is the peak live Go heap while proving, sampled every 2 ms from
