@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/big"
 	"time"
 
@@ -239,8 +240,22 @@ func proveRaw(sys circuits.System, ccs constraint.ConstraintSystem, pk any, full
 	return p, nil
 }
 
+// ProveWitness runs gnark's prover for sys with zkml's prover options on a full
+// witness (a witness that does not satisfy the circuit is an error, not a panic): the
+// prover of one circuit, for callers that hold their own circuit and keys (sharded
+// models' segments).
+func ProveWitness(sys circuits.System, ccs constraint.ConstraintSystem, pk any, full witness.Witness) (io.WriterTo, error) {
+	return proveRaw(sys, ccs, pk, full)
+}
+
+// VerifyWitness verifies proof (a gnark proof of sys) for the public witness pub
+// with zkml's verifier options.
+func VerifyWitness(sys circuits.System, vk, proof any, pub witness.Witness) error {
+	return verifyRaw(sys, vk, proof, pub)
+}
+
 // verifyRaw checks a fresh proof with the verifying key before it leaves the prover.
-func verifyRaw(sys circuits.System, vk any, proof writerTo, pub witness.Witness) error {
+func verifyRaw(sys circuits.System, vk any, proof any, pub witness.Witness) error {
 	if sys == circuits.Plonk {
 		return plonk.Verify(proof.(plonk.Proof), vk.(plonk.VerifyingKey), pub, VerifierOptions(sys)...)
 	}

@@ -4,15 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"math/big"
 	"slices"
 	"time"
 
-	"github.com/consensys/gnark-crypto/ecc"
 	"github.com/consensys/gnark-crypto/ecc/bn254/fr"
-	"github.com/consensys/gnark/backend/groth16"
-	"github.com/consensys/gnark/backend/plonk"
 	"github.com/consensys/gnark/backend/witness"
 	"github.com/consensys/gnark/constraint"
 
@@ -91,7 +87,7 @@ func ProveSegment(s *Segment, sys circuits.System, ccs constraint.ConstraintSyst
 		return nil, fmt.Errorf("segment %d: %w", s.Index, err)
 	}
 	start := time.Now()
-	proof, err := proveRaw(sys, ccs, pk, full)
+	proof, err := prover.ProveWitness(sys, ccs, pk, full)
 	if err != nil {
 		return nil, fmt.Errorf("segment %d: %w", s.Index, err)
 	}
@@ -100,7 +96,7 @@ func ProveSegment(s *Segment, sys circuits.System, ccs constraint.ConstraintSyst
 	if err != nil {
 		return nil, err
 	}
-	if err := verifyRaw(sys, vk, proof, pub); err != nil {
+	if err := prover.VerifyWitness(sys, vk, proof, pub); err != nil {
 		return nil, fmt.Errorf("segment %d: proof does not verify (not returned): %w", s.Index, err)
 	}
 	var pb bytes.Buffer
@@ -239,11 +235,11 @@ func Verify(pl *Plan, sys circuits.System, vk func(i int) (any, error), b *Bundl
 		if err != nil {
 			return nil, err
 		}
-		proof, err := readProof(sys, sp.Proof)
+		proof, err := verifier.DecodeProof(string(sys), sp.Proof)
 		if err != nil {
 			return nil, bad("segment %d: proof: %v", i, err)
 		}
-		if err := verifyRaw(sys, key, proof, pub); err != nil {
+		if err := prover.VerifyWitness(sys, key, proof, pub); err != nil {
 			return nil, bad("segment %d: proof does not verify: %v", i, err)
 		}
 		pubs[i] = vec
@@ -359,36 +355,4 @@ func equal(a, b []int64) bool {
 		}
 	}
 	return true
-}
-
-func readProof(sys circuits.System, b []byte) (any, error) {
-	if sys == circuits.Plonk {
-		p := plonk.NewProof(ecc.BN254)
-		_, err := p.ReadFrom(bytes.NewReader(b))
-		return p, err
-	}
-	p := groth16.NewProof(ecc.BN254)
-	_, err := p.ReadFrom(bytes.NewReader(b))
-	return p, err
-}
-
-// proveRaw runs gnark's prover with zkml's options, turning a solver panic into an
-// error.
-func proveRaw(sys circuits.System, ccs constraint.ConstraintSystem, pk any, full witness.Witness) (proof io.WriterTo, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			proof, err = nil, fmt.Errorf("prove: witness does not satisfy the circuit: %v", r)
-		}
-	}()
-	if sys == circuits.Plonk {
-		return plonk.Prove(ccs, pk.(plonk.ProvingKey), full, prover.ProverOptions(sys)...)
-	}
-	return groth16.Prove(ccs, pk.(groth16.ProvingKey), full, prover.ProverOptions(sys)...)
-}
-
-func verifyRaw(sys circuits.System, vk any, proof any, pub witness.Witness) error {
-	if sys == circuits.Plonk {
-		return plonk.Verify(proof.(plonk.Proof), vk.(plonk.VerifyingKey), pub, prover.VerifierOptions(sys)...)
-	}
-	return groth16.Verify(proof.(groth16.Proof), vk.(groth16.VerifyingKey), pub, prover.VerifierOptions(sys)...)
 }

@@ -103,7 +103,7 @@ func Calldata(b *Bundle) ([]byte, error) {
 	var proofs [][]byte
 	var inputs [][]*big.Int
 	for i, sp := range b.Segments {
-		proof, err := readProof(b.System, sp.Proof)
+		proof, err := verifier.DecodeProof(string(b.System), sp.Proof)
 		if err != nil {
 			return nil, fmt.Errorf("segment %d: %w", i, err)
 		}
