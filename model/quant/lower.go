@@ -469,28 +469,38 @@ func linearTerms(n *model.Node, shapeOp string, l *Layer, sa, sb []int) ([]int, 
 		if err != nil {
 			return nil, 0, err
 		}
-		outShape, cols = pl.OutShape(), pl.Outputs()
-		mPerG, ks, sp, outs := pl.M/pl.Group, pl.KernelSize(), pl.Spatial(), pl.Outputs()
-		var ti, tk []int
-		for bb := 0; bb < pl.N; bb++ {
-			for m := 0; m < pl.M; m++ {
-				g := m / mPerG
-				for op := range outs {
-					ti, tk, _ = pl.Taps(op, ti, tk)
-					l.TermStart = append(l.TermStart, int32(len(l.TA)))
-					for c := 0; c < pl.CPerG; c++ {
-						xb := (bb*pl.C + g*pl.CPerG + c) * sp
-						wb := (m*pl.CPerG + c) * ks
-						for t := range ti {
-							addTerms(xb+ti[t], wb+tk[t])
-						}
+		// The terms follow from the geometry (terms.go): no lists.
+		l.Conv = newConvGeom(pl)
+		return pl.OutShape(), pl.Outputs(), nil
+	}
+	l.TermStart = append(l.TermStart, int32(len(l.TA)))
+	return outShape, cols, nil
+}
+
+// materializeConv fills l's lists with a Conv's terms as the lowering did before
+// convolutions had structure (ConvGeom): the reference the generated terms are tested
+// against.
+func materializeConv(pl *model.ConvPlan, l *Layer) {
+	mPerG, ks, sp, outs := pl.M/pl.Group, pl.KernelSize(), pl.Spatial(), pl.Outputs()
+	var ti, tk []int
+	for bb := 0; bb < pl.N; bb++ {
+		for m := 0; m < pl.M; m++ {
+			g := m / mPerG
+			for op := range outs {
+				ti, tk, _ = pl.Taps(op, ti, tk)
+				l.TermStart = append(l.TermStart, int32(len(l.TA)))
+				for c := 0; c < pl.CPerG; c++ {
+					xb := (bb*pl.C + g*pl.CPerG + c) * sp
+					wb := (m*pl.CPerG + c) * ks
+					for t := range ti {
+						l.TA = append(l.TA, int32(xb+ti[t]))
+						l.TB = append(l.TB, int32(wb+tk[t]))
 					}
 				}
 			}
 		}
 	}
 	l.TermStart = append(l.TermStart, int32(len(l.TA)))
-	return outShape, cols, nil
 }
 
 // biasIndex maps each output of a linear node to its bias element: Conv's bias is per
@@ -549,19 +559,26 @@ func (lw *lowering) finishLinear(n *model.Node, l *Layer, shape []int, accScale 
 func (lw *lowering) accumulate(n *model.Node, l *Layer, shape []int, accScale int) (int, error) {
 	p := lw.p
 	bound := 0.0
-	elem := func(id int, idx int32) float64 {
+	// Each operand's element bound: |data| of a constant param, else the value's bound
+	// (resolved once per operand, not per term).
+	elems := make([]func(idx int32) float64, len(l.In))
+	for i, id := range l.In {
 		if par := lw.paramOf(id); par != nil && !p.Witness(par) {
-			return math.Abs(float64(par.Data[idx]))
+			elems[i] = func(idx int32) float64 { return math.Abs(float64(par.Data[idx])) }
+		} else {
+			b := p.Values[id].Bound
+			elems[i] = func(int32) float64 { return b }
 		}
-		return p.Values[id].Bound
 	}
-	for o := 0; o+1 < len(l.TermStart); o++ {
+	var buf TermBuf
+	for o := range l.LinearOutputs() {
 		s := 0.0
-		for t := l.TermStart[o]; t < l.TermStart[o+1]; t++ {
-			s += elem(l.In[0], l.TA[t]) * elem(l.In[1], l.TB[t])
+		ta, tb := l.Terms(o, &buf)
+		for t := range ta {
+			s += elems[0](ta[t]) * elems[1](tb[t])
 		}
 		if len(l.In) > 2 && l.Bias[o] >= 0 {
-			s += elem(l.In[2], l.Bias[o])
+			s += elems[2](l.Bias[o])
 		}
 		bound = math.Max(bound, s)
 	}
