@@ -120,8 +120,8 @@ func (e *encoder) layerFields(p *Program, l *Layer) {
 	e.str(string(l.Kind))
 	e.ints(l.In)
 	e.int(l.Out)
-	if l.Conv != nil {
-		e.convTerms(l)
+	if s := l.structure(); s != nil {
+		e.structuredTerms(l, s)
 	} else {
 		e.i32s(l.TermStart)
 		e.i32s(l.TA)
@@ -280,13 +280,13 @@ func (e *encoder) i32s(vs []int32) {
 	e.i32raw(vs)
 }
 
-// convTerms writes a structured layer's TermStart, TA and TB exactly as i32s writes
-// the lists Materialized would hold, generating them (three passes) instead.
-func (e *encoder) convTerms(l *Layer) {
-	n := l.LinearOutputs()
+// structuredTerms writes a structured layer's TermStart, TA and TB exactly as i32s
+// writes the lists Materialized would hold, generating them (three passes) instead.
+func (e *encoder) structuredTerms(l *Layer, s structure) {
+	n := s.Outputs()
 	total := 0
 	e.u64(uint64(n + 1))
-	l.Conv.termCounts(func(c int) {
+	s.termCounts(func(c int) {
 		e.u32(uint32(int32(total)))
 		total += c
 	})

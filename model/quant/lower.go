@@ -397,12 +397,49 @@ func (lw *lowering) linear(n *model.Node) error {
 	return nil
 }
 
-// linearTerms fills l's sum-of-products index lists for a node shaped like shapeOp
+// linearTerms describes l's sum-of-products terms for a node shaped like shapeOp
 // (Gemm, MatMul, Conv or ConvTranspose) with operand shapes sa and sb, and returns the
 // output shape and the width of its matrix-product rows (the columns n of Gemm and
 // MatMul's m x n results, a convolution's spatial outputs per channel; 0 for
-// ConvTranspose), the rows a random-linear-combination check uses (rlc.go).
+// ConvTranspose), the rows a random-linear-combination check uses (rlc.go). Gemm,
+// MatMul and Conv get their structure (Layer.Mat, Layer.Conv: the terms are generated
+// when read), ConvTranspose its lists (linearTermsListed).
 func linearTerms(n *model.Node, shapeOp string, l *Layer, sa, sb []int) ([]int, int, error) {
+	switch shapeOp {
+	case "Gemm":
+		m, k, nn, err := model.GemmDims(n, sa, sb)
+		if err != nil {
+			return nil, 0, err
+		}
+		l.Mat = &MatGeom{M: m, K: k, N: nn, TransA: n.Attrs.Int("transA", 0) != 0, TransB: n.Attrs.Int("transB", 0) != 0,
+			AOff: []int{0}, BOff: []int{0}}
+		return []int{m, nn}, nn, nil
+	case "MatMul":
+		pl, err := model.PlanMatMul(n, sa, sb)
+		if err != nil {
+			return nil, 0, err
+		}
+		l.Mat = &MatGeom{M: pl.M, K: pl.K, N: pl.N, AOff: slices.Clone(pl.AOff), BOff: slices.Clone(pl.BOff)}
+		return pl.Shape, pl.N, nil
+	case "Conv":
+		pl, err := model.PlanConv(n, sa, sb)
+		if err != nil {
+			return nil, 0, err
+		}
+		l.Conv = newConvGeom(pl)
+		return pl.OutShape(), pl.Outputs(), nil
+	}
+	return linearTermsListed(n, shapeOp, l, sa, sb)
+}
+
+// linearTermsListed fills l's sum-of-products index lists for a node shaped like shapeOp
+// (Gemm, MatMul, Conv or ConvTranspose) with operand shapes sa and sb, and returns the
+// output shape and the width of its matrix-product rows (the columns n of Gemm and
+// MatMul's m x n results, a convolution's spatial outputs per channel; 0 for
+// ConvTranspose), the rows a random-linear-combination check uses (rlc.go). It is how
+// every linear node was lowered before layers had structure (terms.go); the lowering
+// now uses it for ConvTranspose only, and tests compare the structured layers with it.
+func linearTermsListed(n *model.Node, shapeOp string, l *Layer, sa, sb []int) ([]int, int, error) {
 	var outShape []int
 	cols := 0
 	addTerms := func(ta, tb int) {
@@ -469,38 +506,28 @@ func linearTerms(n *model.Node, shapeOp string, l *Layer, sa, sb []int) ([]int, 
 		if err != nil {
 			return nil, 0, err
 		}
-		// The terms follow from the geometry (terms.go): no lists.
-		l.Conv = newConvGeom(pl)
-		return pl.OutShape(), pl.Outputs(), nil
-	}
-	l.TermStart = append(l.TermStart, int32(len(l.TA)))
-	return outShape, cols, nil
-}
-
-// materializeConv fills l's lists with a Conv's terms as the lowering did before
-// convolutions had structure (ConvGeom): the reference the generated terms are tested
-// against.
-func materializeConv(pl *model.ConvPlan, l *Layer) {
-	mPerG, ks, sp, outs := pl.M/pl.Group, pl.KernelSize(), pl.Spatial(), pl.Outputs()
-	var ti, tk []int
-	for bb := 0; bb < pl.N; bb++ {
-		for m := 0; m < pl.M; m++ {
-			g := m / mPerG
-			for op := range outs {
-				ti, tk, _ = pl.Taps(op, ti, tk)
-				l.TermStart = append(l.TermStart, int32(len(l.TA)))
-				for c := 0; c < pl.CPerG; c++ {
-					xb := (bb*pl.C + g*pl.CPerG + c) * sp
-					wb := (m*pl.CPerG + c) * ks
-					for t := range ti {
-						l.TA = append(l.TA, int32(xb+ti[t]))
-						l.TB = append(l.TB, int32(wb+tk[t]))
+		outShape, cols = pl.OutShape(), pl.Outputs()
+		mPerG, ks, sp, outs := pl.M/pl.Group, pl.KernelSize(), pl.Spatial(), pl.Outputs()
+		var ti, tk []int
+		for bb := 0; bb < pl.N; bb++ {
+			for m := 0; m < pl.M; m++ {
+				g := m / mPerG
+				for op := range outs {
+					ti, tk, _ = pl.Taps(op, ti, tk)
+					l.TermStart = append(l.TermStart, int32(len(l.TA)))
+					for c := 0; c < pl.CPerG; c++ {
+						xb := (bb*pl.C + g*pl.CPerG + c) * sp
+						wb := (m*pl.CPerG + c) * ks
+						for t := range ti {
+							addTerms(xb+ti[t], wb+tk[t])
+						}
 					}
 				}
 			}
 		}
 	}
 	l.TermStart = append(l.TermStart, int32(len(l.TA)))
+	return outShape, cols, nil
 }
 
 // biasIndex maps each output of a linear node to its bias element: Conv's bias is per

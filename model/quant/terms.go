@@ -11,8 +11,9 @@ import (
 // A KLinear layer's outputs are sums of products X0[ta]*X1[tb] over terms (ta, tb). The
 // terms were always materialized as lists (TermStart, TA, TB: about 8 bytes per
 // multiply-accumulate), which a full-size network cannot afford (ResNet-50 has 3.7 G
-// of them). A convolution's terms follow from its geometry, so a Conv layer carries
-// the geometry (Layer.Conv) instead of the lists, and every consumer reads the terms
+// of them). The terms of a convolution or a matrix product follow from its geometry,
+// so a Conv layer carries its geometry (Layer.Conv), a Gemm or MatMul layer its
+// (Layer.Mat), instead of the lists, and every consumer reads the terms
 // through Layer.Terms, which generates them on the fly in exactly the order the lists
 // held them. The program is the same function, circuit and model ID either way: the
 // canonical encoding streams the generated lists where it wrote the stored ones.
@@ -117,6 +118,62 @@ func (g *ConvGeom) termCounts(f func(n int)) {
 	}
 }
 
+// MatGeom is the geometry of a Gemm or MatMul layer: len(AOff) matrix products of
+// M x K by K x N, the b-th of In[0] at offset AOff[b] (row-major M x K, or K x M with
+// TransA) and In[1] at BOff[b] (K x N, or N x K with TransB), outputs row-major
+// [b][M][N]. Output (b, i, j) sums over x < K the products
+//
+//	A[AOff[b] + i*K + x (TransA: x*M + i)] * B[BOff[b] + x*N + j (TransB: j*K + x)].
+type MatGeom struct {
+	M, K, N        int
+	TransA, TransB bool
+	AOff, BOff     []int
+}
+
+// Outputs is the number of outputs, len(AOff)*M*N.
+func (g *MatGeom) Outputs() int { return len(g.AOff) * g.M * g.N }
+
+func (g *MatGeom) terms(o int, ta, tb []int32) ([]int32, []int32) {
+	j, i, b := o%g.N, (o/g.N)%g.M, o/g.N/g.M
+	ab, bb := g.AOff[b], g.BOff[b]
+	for x := 0; x < g.K; x++ {
+		ai, bi := ab+i*g.K+x, bb+x*g.N+j
+		if g.TransA {
+			ai = ab + x*g.M + i
+		}
+		if g.TransB {
+			bi = bb + j*g.K + x
+		}
+		ta = append(ta, int32(ai))
+		tb = append(tb, int32(bi))
+	}
+	return ta, tb
+}
+
+func (g *MatGeom) termCounts(f func(n int)) {
+	for range g.Outputs() {
+		f(g.K)
+	}
+}
+
+// structure is a layer's term structure (ConvGeom or MatGeom).
+type structure interface {
+	Outputs() int
+	terms(o int, ta, tb []int32) ([]int32, []int32)
+	termCounts(f func(n int))
+}
+
+// structure returns l's structure, nil for a layer with lists.
+func (l *Layer) structure() structure {
+	switch {
+	case l.Conv != nil:
+		return l.Conv
+	case l.Mat != nil:
+		return l.Mat
+	}
+	return nil
+}
+
 // TermBuf is scratch storage for Layer.Terms; its zero value is ready to use.
 type TermBuf struct{ ta, tb []int32 }
 
@@ -125,8 +182,8 @@ type TermBuf struct{ ta, tb []int32 }
 // TA and TB; otherwise they are generated into buf. Either way they are valid until
 // the next call with buf, and must not be modified.
 func (l *Layer) Terms(o int, buf *TermBuf) (ta, tb []int32) {
-	if l.Conv != nil {
-		buf.ta, buf.tb = l.Conv.terms(o, buf.ta[:0], buf.tb[:0])
+	if s := l.structure(); s != nil {
+		buf.ta, buf.tb = s.terms(o, buf.ta[:0], buf.tb[:0])
 		return buf.ta, buf.tb
 	}
 	s, e := l.TermStart[o], l.TermStart[o+1]
@@ -135,17 +192,17 @@ func (l *Layer) Terms(o int, buf *TermBuf) (ta, tb []int32) {
 
 // LinearOutputs is the number of outputs of a KLinear layer.
 func (l *Layer) LinearOutputs() int {
-	if l.Conv != nil {
-		return l.Conv.Outputs()
+	if s := l.structure(); s != nil {
+		return s.Outputs()
 	}
 	return len(l.TermStart) - 1
 }
 
 // NumTerms is the number of terms (multiply-accumulates) of a KLinear layer.
 func (l *Layer) NumTerms() int {
-	if l.Conv != nil {
+	if s := l.structure(); s != nil {
 		n := 0
-		l.Conv.termCounts(func(c int) { n += c })
+		s.termCounts(func(c int) { n += c })
 		return n
 	}
 	return len(l.TA)
@@ -155,11 +212,11 @@ func (l *Layer) NumTerms() int {
 // structure: l itself when it has no structure, else a copy. It costs the lists'
 // memory; the program it belongs to is the same function with either.
 func (l *Layer) Materialized() *Layer {
-	if l.Conv == nil {
+	if l.structure() == nil {
 		return l
 	}
 	c := *l
-	c.Conv = nil
+	c.Conv, c.Mat = nil, nil
 	n := l.LinearOutputs()
 	c.TermStart = make([]int32, 0, n+1)
 	var buf TermBuf
