@@ -582,19 +582,33 @@ func (lw *lowering) finishLinear(n *model.Node, l *Layer, shape []int, accScale 
 	return nil
 }
 
+// elemBound bounds the elements of a linear layer's operand: |data[i]| for a
+// constant param, else the value's bound.
+type elemBound struct {
+	konst bool
+	data  []int64
+	bound float64
+}
+
+func (e elemBound) at(i int32) float64 {
+	if e.konst {
+		return math.Abs(float64(e.data[i]))
+	}
+	return e.bound
+}
+
 // accumulate bounds a linear layer's accumulator and appends it.
 func (lw *lowering) accumulate(n *model.Node, l *Layer, shape []int, accScale int) (int, error) {
 	p := lw.p
 	bound := 0.0
 	// Each operand's element bound: |data| of a constant param, else the value's bound
 	// (resolved once per operand, not per term).
-	elems := make([]func(idx int32) float64, len(l.In))
+	elems := make([]elemBound, len(l.In))
 	for i, id := range l.In {
 		if par := lw.paramOf(id); par != nil && !p.Witness(par) {
-			elems[i] = func(idx int32) float64 { return math.Abs(float64(par.Data[idx])) }
+			elems[i] = elemBound{konst: true, data: par.Data}
 		} else {
-			b := p.Values[id].Bound
-			elems[i] = func(int32) float64 { return b }
+			elems[i] = elemBound{bound: p.Values[id].Bound}
 		}
 	}
 	var buf TermBuf
@@ -602,10 +616,10 @@ func (lw *lowering) accumulate(n *model.Node, l *Layer, shape []int, accScale in
 		s := 0.0
 		ta, tb := l.Terms(o, &buf)
 		for t := range ta {
-			s += elems[0](ta[t]) * elems[1](tb[t])
+			s += elems[0].at(ta[t]) * elems[1].at(tb[t])
 		}
 		if len(l.In) > 2 && l.Bias[o] >= 0 {
-			s += elems[2](l.Bias[o])
+			s += elems[2].at(l.Bias[o])
 		}
 		bound = math.Max(bound, s)
 	}
