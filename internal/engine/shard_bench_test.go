@@ -13,6 +13,7 @@ import (
 	"github.com/zkml/zkml/internal/onnxgen"
 	"github.com/zkml/zkml/model/quant"
 	"github.com/zkml/zkml/prover"
+	"github.com/zkml/zkml/prover/shard"
 )
 
 // squeezeSharded compiles the SqueezeNet of the service's TestShardedProofTiming as it
@@ -113,4 +114,39 @@ func BenchmarkShardedSegments(b *testing.B) {
 			b.Fatalf("%d segments, %v", n, err)
 		}
 	}
+}
+
+// BenchmarkShardedSegmentLoad times what a segment job reads before it proves: the
+// model directory and plan (openSharded), and every segment's Groth16 circuit and
+// proving key (checksummed, decoded), reported per segment.
+func BenchmarkShardedSegmentLoad(b *testing.B) {
+	dir, _ := squeezeSharded(b, true)
+	var open, ccs, pk time.Duration
+	var n int
+	for b.Loop() {
+		t := time.Now()
+		m, pl, sys, err := openSharded(dir, "groth16")
+		if err != nil {
+			b.Fatal(err)
+		}
+		open += time.Since(t)
+		n = len(pl.Segments)
+		d := shard.Dir{M: m, Sys: sys}
+		for i := range n {
+			t = time.Now()
+			if _, err := d.Circuit(i); err != nil {
+				b.Fatal(err)
+			}
+			ccs += time.Since(t)
+			t = time.Now()
+			if _, err := d.ProvingKey(i); err != nil {
+				b.Fatal(err)
+			}
+			pk += time.Since(t)
+		}
+	}
+	ms := func(d time.Duration, per int) float64 { return float64(d.Milliseconds()) / float64(b.N*per) }
+	b.ReportMetric(ms(open, 1), "open-ms")
+	b.ReportMetric(ms(ccs, n), "circuit-ms/segment")
+	b.ReportMetric(ms(pk, n), "pk-ms/segment")
 }
