@@ -400,7 +400,17 @@ func (c *Ceremony) Verify(ptau, cacheDir string) error {
 		if err != nil {
 			return err
 		}
-		if !bytes.Equal(stored, buf.Bytes()) {
+		same := bytes.Equal(stored, buf.Bytes())
+		if !same && k.kind == "pk" {
+			// Proving keys are stored uncompressed (EncodeProvingKey) since
+			// 2026-11-30, compressed before.
+			raw, err := EncodeProvingKey(k.key)
+			if err != nil {
+				return err
+			}
+			same = bytes.Equal(stored, raw)
+		}
+		if !same {
 			return fmt.Errorf("%w: the model's %s is not the one the sealed transcript gives", ErrCeremony, fileName(k.kind, circuits.Groth16))
 		}
 	}

@@ -15,6 +15,7 @@
 package prover
 
 import (
+	"io"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
@@ -328,12 +329,32 @@ func (m *Model) Setup(sys circuits.System) error {
 	return m.storeKeys(sys, pk, vk, &Provenance{Trust: TrustDevelopment})
 }
 
+// EncodeProvingKey is the stored form of a proving key: its points uncompressed
+// (gnark's WriteRawTo), about twice the bytes of the compressed form but read about
+// 100x faster (a 6.9 MB Groth16 key: 2.59 s compressed, 27 ms raw), which every proof
+// pays when it loads its key. gnark's decoder reads either form, so directories whose
+// keys were stored compressed still open.
+func EncodeProvingKey(pk io.WriterTo) ([]byte, error) {
+	var b bytes.Buffer
+	var err error
+	if raw, ok := pk.(interface {
+		WriteRawTo(io.Writer) (int64, error)
+	}); ok {
+		_, err = raw.WriteRawTo(&b)
+	} else {
+		_, err = pk.WriteTo(&b)
+	}
+	return b.Bytes(), err
+}
+
 // storeKeys writes sys's keys and records where they come from.
 func (m *Model) storeKeys(sys circuits.System, pk, vk writerTo, prov *Provenance) error {
-	var pkb, vkb bytes.Buffer
-	if _, err := pk.WriteTo(&pkb); err != nil {
+	pkBytes, err := EncodeProvingKey(pk)
+	if err != nil {
 		return err
 	}
+	pkb := bytes.NewBuffer(pkBytes)
+	var vkb bytes.Buffer
 	if _, err := vk.WriteTo(&vkb); err != nil {
 		return err
 	}

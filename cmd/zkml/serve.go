@@ -152,7 +152,7 @@ func internalJobCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "internal-job",
 		Aliases: []string{"internal-prove"},
-		Short:   "Run one compile, setup or proof for the service (child process)",
+		Short:   "Run one compile, setup, proof or sharded-proof step for the service (child process)",
 		Hidden:  true,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -31,18 +31,28 @@ const (
 	OpEstimate = "estimate"
 	OpSetup    = "setup"
 	OpProve    = "prove"
+	// The steps of a sharded proof (api.ShardEngine): they hold a segment's circuit
+	// and keys, or the whole program, so they run under the same memory limit.
+	OpPrepareSegments = "prepare-segments"
+	OpProveSegment    = "prove-segment"
+	OpAssembleBundle  = "assemble-bundle"
 )
 
 // ChildArgs are the arguments of one child job (the flags of `zkml internal-job`).
 type ChildArgs struct {
-	Op       string // OpCompile, OpEstimate, OpSetup or OpProve
+	Op       string // OpCompile, OpEstimate, OpSetup, OpProve or a sharded step
 	Dir      string // model working directory
-	System   string // setup, prove
-	Input    string // prove: input.json path
+	System   string // setup, prove, sharded steps
+	Input    string // prove, prepare-segments: input.json path
 	ONNX     string // compile, estimate: model path
 	Settings string // compile, estimate: settings.json path (may be empty)
 	Device   string // prove: cpu or gpu
 	Out      string // where the childResult JSON goes
+	// Activations (prove-segment, assemble-bundle: the boundary activations' path),
+	// Segment (prove-segment: which one) and SegmentProofs (assemble-bundle: a JSON
+	// array of the segment proofs, base64) are the sharded steps' arguments.
+	Activations, SegmentProofs string
+	Segment                    int
 	// TmpDir is the parent's temporary directory for this job; the child removes it
 	// when the parent dies, since the parent then cannot.
 	TmpDir string
@@ -63,13 +73,16 @@ type ChildArgs struct {
 // RegisterFlags defines the child's command-line flags on fs, bound to a; Flags
 // renders them.
 func (a *ChildArgs) RegisterFlags(fs *pflag.FlagSet) {
-	fs.StringVar(&a.Op, "op", OpProve, "compile, estimate, setup or prove")
+	fs.StringVar(&a.Op, "op", OpProve, "compile, estimate, setup, prove, prepare-segments, prove-segment or assemble-bundle")
 	fs.StringVar(&a.Dir, "dir", "", "model directory")
 	fs.StringVar(&a.System, "system", "groth16", "proving system")
 	fs.StringVar(&a.Input, "input", "", "input.json (prove)")
 	fs.StringVar(&a.ONNX, "onnx", "", "ONNX model (compile)")
 	fs.StringVar(&a.Settings, "settings", "", "settings.json (compile)")
 	fs.StringVar(&a.Out, "out", "", "where to write the result JSON")
+	fs.StringVar(&a.Activations, "activations", "", "boundary activations (prove-segment, assemble-bundle)")
+	fs.StringVar(&a.SegmentProofs, "segment-proofs", "", "segment proofs, a JSON array (assemble-bundle)")
+	fs.IntVar(&a.Segment, "segment", 0, "segment index (prove-segment)")
 	fs.StringVar(&a.Device, "device", "cpu", "cpu or gpu")
 	fs.StringVar(&a.TmpDir, "tmp", "", "the parent's temporary directory, removed if the parent dies")
 	fs.Int64Var(&a.MemoryLimit, "memory-limit", 0, "memory limit in bytes (0: none)")
@@ -95,6 +108,11 @@ func (a ChildArgs) Flags() []string {
 	add("device", a.Device)
 	add("tmp", a.TmpDir)
 	add("ptau", a.Ptau)
+	add("activations", a.Activations)
+	add("segment-proofs", a.SegmentProofs)
+	if a.Op == OpProveSegment {
+		f = append(f, "--segment", strconv.Itoa(a.Segment))
+	}
 	add("srs-cache", a.SRSCache)
 	if a.RequireTrusted {
 		f = append(f, "--require-trusted")
@@ -117,8 +135,14 @@ type childResult struct {
 	Info      *api.ModelInfo    `json:"info,omitempty"`
 	Estimates []*bench.Estimate `json:"estimates,omitempty"`
 	Proof     *prover.Proof     `json:"proof,omitempty"`
-	Code      string            `json:"code,omitempty"`
-	Error     string            `json:"error,omitempty"`
+	// The sharded steps' results: PrepareSegments's activations and segment count,
+	// ProveSegment's segment proof, AssembleBundle's verified bundle.
+	Activations  json.RawMessage  `json:"activations,omitempty"`
+	Segments     int              `json:"segments,omitempty"`
+	SegmentProof json.RawMessage  `json:"segment_proof,omitempty"`
+	Bundle       *api.ProofResult `json:"bundle,omitempty"`
+	Code         string           `json:"code,omitempty"`
+	Error        string           `json:"error,omitempty"`
 }
 
 // sentinels maps an error code back to the api sentinel it came from.
@@ -188,6 +212,36 @@ func RunChild(ctx context.Context, a ChildArgs, stdin io.Reader) error {
 			}
 			res.Proof, err = e.proveInProcess(a.Dir, a.System, input)
 			return err
+		case OpPrepareSegments:
+			input, err := os.ReadFile(a.Input)
+			if err != nil {
+				return err
+			}
+			res.Activations, res.Segments, err = e.PrepareSegments(ctx, a.Dir, a.System, input)
+			return err
+		case OpProveSegment:
+			acts, err := os.ReadFile(a.Activations)
+			if err != nil {
+				return err
+			}
+			res.SegmentProof, err = e.ProveSegment(ctx, a.Dir, a.System, acts, a.Segment)
+			return err
+		case OpAssembleBundle:
+			acts, err := os.ReadFile(a.Activations)
+			if err != nil {
+				return err
+			}
+			b, err := os.ReadFile(a.SegmentProofs)
+			if err != nil {
+				return err
+			}
+			var segs [][]byte
+			if err := json.Unmarshal(b, &segs); err != nil {
+				return fmt.Errorf("segment proofs: %w", err)
+			}
+			r, err := e.AssembleBundle(ctx, a.Dir, a.System, acts, segs)
+			res.Bundle = &r
+			return err
 		}
 		return fmt.Errorf("unknown child operation %q", a.Op)
 	}()
@@ -245,6 +299,7 @@ func (e *Engine) runChild(ctx context.Context, a ChildArgs, files map[string][]b
 		paths[name] = p
 	}
 	a.Input, a.ONNX, a.Settings = paths["input.json"], paths["model.onnx"], paths["settings.json"]
+	a.Activations, a.SegmentProofs = paths["activations.json"], paths["segments.json"]
 	a.Out, a.TmpDir = filepath.Join(tmp, "result.json"), tmp
 	if a.MemoryLimit == 0 {
 		a.MemoryLimit = e.Limits.MaxMemoryBytes

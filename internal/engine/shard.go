@@ -23,8 +23,10 @@ import (
 // Sharded models in the service (issue 16). The compile settings' "shard" object
 // splits the model into segments (prover/shard); each segment is compiled and set up
 // in turn, and a proof is a bundle of segment proofs, each proved by its own job
-// (api.ShardEngine). Segments are proved in this process (not in a ChildCommand
-// child).
+// (api.ShardEngine). With ChildCommand, the steps of a proof that load the whole
+// program or a segment's circuit and keys (PrepareSegments, ProveSegment,
+// AssembleBundle) run in a child process under the memory limit, like compile, setup
+// and unsharded proofs: a segment that dies there fails its job, not the worker.
 
 // ShardSettings is the "shard" object of a model's compile settings. Its presence
 // shards the model. Each segment must fit MaxMemoryBytes and MaxConstraints, and the
@@ -250,6 +252,17 @@ func readActivations(b []byte, pl *shard.Plan) (*activations, error) {
 
 // PrepareSegments implements api.ShardEngine.
 func (e *Engine) PrepareSegments(ctx context.Context, dir, system string, input []byte) ([]byte, int, error) {
+	if len(e.ChildCommand) > 0 {
+		res, err := e.runChild(ctx, ChildArgs{Op: OpPrepareSegments, Dir: dir, System: system},
+			map[string][]byte{"input.json": input})
+		if err != nil {
+			return nil, 0, err
+		}
+		if len(res.Activations) == 0 || res.Segments <= 0 {
+			return nil, 0, fmt.Errorf("%s process wrote no activations", OpPrepareSegments)
+		}
+		return res.Activations, res.Segments, nil
+	}
 	m, pl, _, err := openSharded(dir, system)
 	if err != nil {
 		return nil, 0, err
@@ -276,6 +289,17 @@ func (e *Engine) PrepareSegments(ctx context.Context, dir, system string, input 
 
 // ProveSegment implements api.ShardEngine.
 func (e *Engine) ProveSegment(ctx context.Context, dir, system string, acts []byte, i int) ([]byte, error) {
+	if len(e.ChildCommand) > 0 {
+		res, err := e.runChild(ctx, ChildArgs{Op: OpProveSegment, Dir: dir, System: system, Segment: i},
+			map[string][]byte{"activations.json": acts})
+		if err != nil {
+			return nil, err
+		}
+		if len(res.SegmentProof) == 0 {
+			return nil, fmt.Errorf("%s process wrote no segment proof", OpProveSegment)
+		}
+		return res.SegmentProof, nil
+	}
 	m, pl, sys, err := openSharded(dir, system)
 	if err != nil {
 		return nil, err
@@ -310,6 +334,21 @@ func (e *Engine) ProveSegment(ctx context.Context, dir, system string, acts []by
 // AssembleBundle implements api.ShardEngine: the bundle is verified before it is
 // returned.
 func (e *Engine) AssembleBundle(ctx context.Context, dir, system string, acts []byte, segments [][]byte) (api.ProofResult, error) {
+	if len(e.ChildCommand) > 0 {
+		segs, err := json.Marshal(segments)
+		if err != nil {
+			return api.ProofResult{}, err
+		}
+		res, err := e.runChild(ctx, ChildArgs{Op: OpAssembleBundle, Dir: dir, System: system},
+			map[string][]byte{"activations.json": acts, "segments.json": segs})
+		if err != nil {
+			return api.ProofResult{}, err
+		}
+		if res.Bundle == nil || len(res.Bundle.Proof) == 0 {
+			return api.ProofResult{}, fmt.Errorf("%s process wrote no bundle", OpAssembleBundle)
+		}
+		return *res.Bundle, nil
+	}
 	m, pl, sys, err := openSharded(dir, system)
 	if err != nil {
 		return api.ProofResult{}, err

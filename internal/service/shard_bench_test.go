@@ -19,8 +19,9 @@ import (
 // TestShardedProofTiming is a measurement, not a test (ZKML_SHARD_BENCH=1): a small
 // SqueezeNet sharded by a constraint budget, proved (Groth16) through the service on
 // the embedded store with ZKML_SHARD_BENCH_WORKERS workers (default 1 and 2), printing
-// the prove job's wall time and the segment proofs' CPU-bound sum. Figures in
-// docs/bench-notes.md.
+// the prove job's wall time and the segment proofs' CPU-bound sum. With
+// ZKML_SHARD_BENCH_CHILD=1 the engine runs every step in a child process (this test
+// binary, as `zkml serve` runs `zkml internal-job`). Figures in docs/bench-notes.md.
 func TestShardedProofTiming(t *testing.T) {
 	if os.Getenv("ZKML_SHARD_BENCH") == "" {
 		t.Skip("measurement; set ZKML_SHARD_BENCH=1")
@@ -49,7 +50,11 @@ func TestShardedProofTiming(t *testing.T) {
 		}
 	}
 	for _, n := range workers {
-		cfg := fastConfig(backends(t)[0].cfg(t), &countingEngine{})
+		eng := &countingEngine{}
+		if os.Getenv("ZKML_SHARD_BENCH_CHILD") == "1" {
+			eng.ChildCommand = childCommand(t)
+		}
+		cfg := fastConfig(backends(t)[0].cfg(t), eng)
 		cfg.Workers = n
 		cfg.Timeouts.Prove, cfg.Timeouts.Setup, cfg.Timeouts.Compile = time.Hour, time.Hour, time.Hour
 		e := newEnv(t, cfg)

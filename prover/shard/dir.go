@@ -125,6 +125,13 @@ func (d Dir) VerifyingKey(i int) (any, error) {
 }
 
 func (d Dir) write(i int, kind string, obj io.WriterTo) error {
+	if kind == "pk" {
+		b, err := prover.EncodeProvingKey(obj)
+		if err != nil {
+			return err
+		}
+		return d.M.WriteArtifact(segmentFile(i, kind, d.Sys), b)
+	}
 	var buf bytes.Buffer
 	if _, err := obj.WriteTo(&buf); err != nil {
 		return err
