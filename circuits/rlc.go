@@ -32,7 +32,7 @@ func init() {
 
 // CheckedLinear implements quant.CheckedLinear.
 func (a *arith) CheckedLinear(p *quant.Program, l *quant.Layer, x, w, bias []frontend.Variable) []frontend.Variable {
-	nOut := len(l.TermStart) - 1
+	nOut := l.LinearOutputs()
 	out := make([]frontend.Variable, nOut)
 	for i := range out {
 		out[i] = 0

@@ -100,7 +100,7 @@ func measureCompile(b *testing.B, onnx []byte) {
 		program := bench.HeapObjects() - base
 		var terms int64
 		for _, l := range p.Layers {
-			terms += int64(len(l.TA))
+			terms += int64(l.NumTerms())
 		}
 		est, err := bench.EstimateProgram(p, circuits.Groth16)
 		if err != nil {

@@ -24,7 +24,7 @@ func BenchmarkModelID(b *testing.B) {
 	}
 	var terms int
 	for _, l := range p.Layers {
-		terms += len(l.TA)
+		terms += l.NumTerms()
 	}
 	b.Logf("%d conv MACs, %d linear terms in the program", macs, terms)
 	for _, c := range []struct {

@@ -88,3 +88,59 @@ func BenchmarkQuantize(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkLowerFullSize lowers a full-size network (onnxgen's ResNet-50 or VGG-16 at
+// 224x224, 1000 classes, weights as ConstantOfShape fills) once and computes its model
+// ID: the time and Go heap peak of loading and lowering a network whose convolutions
+// have billions of multiply-accumulates (structured layers, #16 item 0). It runs only
+// when ZKML_BENCH_FULLSIZE names the network (resnet50 or vgg16): the load alone takes
+// gigabytes. Run with
+//
+//	ZKML_BENCH_FULLSIZE=resnet50 go test -run '^$' -bench LowerFullSize -benchtime 1x ./prover/
+func BenchmarkLowerFullSize(b *testing.B) {
+	name := os.Getenv("ZKML_BENCH_FULLSIZE")
+	if name == "" {
+		b.Skip("set ZKML_BENCH_FULLSIZE=resnet50 or vgg16")
+	}
+	arch, err := onnxgen.ParseArch(name, 224, 1, 1000, true)
+	if err != nil {
+		b.Fatal(err)
+	}
+	onnx, _, _, err := arch.Build()
+	if err != nil {
+		b.Fatal(err)
+	}
+	// As zkml bench --arch: the float shape inference at load exceeds the per-node
+	// work limit of full-size VGG-16.
+	defer func(old int64) { model.MaxNodeWork = old }(model.MaxNodeWork)
+	model.MaxNodeWork = 1 << 40
+	b.ReportAllocs()
+	var peak int64
+	for b.Loop() {
+		b.StopTimer()
+		gc()
+		base := bench.HeapObjects()
+		var iterPeak int64
+		stop := bench.SampleHeap(&iterPeak)
+		b.StartTimer()
+		_, p, err := prover.Build(onnx, quant.DefaultConfig())
+		if err == nil {
+			_, err = prover.ModelID(p)
+		}
+		b.StopTimer()
+		stop()
+		if err != nil {
+			b.Fatal(err)
+		}
+		terms := 0
+		for _, l := range p.Layers {
+			if l.Kind == quant.KLinear {
+				terms += l.NumTerms()
+			}
+		}
+		b.ReportMetric(float64(terms), "terms")
+		peak = max(peak, iterPeak-base)
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(peak)/1e6, "peak-heap-MB")
+}

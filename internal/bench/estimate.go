@@ -319,15 +319,17 @@ func (c *counter) Dot(x, w []sym, k sym) sym {
 // computed directly, which bounds it (the lowering chooses the check only when it adds
 // no PLONK constraint).
 func (c *counter) CheckedLinear(p *quant.Program, l *quant.Layer, x, w, bias []sym) []sym {
-	out := make([]sym, len(l.TermStart)-1)
+	out := make([]sym, l.LinearOutputs())
 	pl := p.PlanRLC(l)
 	if c.plonk || pl == nil {
 		var xs, ws []sym
+		var buf quant.TermBuf
 		for o := range out {
 			xs, ws = xs[:0], ws[:0]
-			for t := l.TermStart[o]; t < l.TermStart[o+1]; t++ {
-				xs = append(xs, x[l.TA[t]])
-				ws = append(ws, w[l.TB[t]])
+			ta, tb := l.Terms(o, &buf)
+			for t := range ta {
+				xs = append(xs, x[ta[t]])
+				ws = append(ws, w[tb[t]])
 			}
 			k := c.Const(0)
 			if bias != nil && l.Bias[o] >= 0 {

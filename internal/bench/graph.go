@@ -957,15 +957,58 @@ func (l Limits) CheckGraph(e *GraphEstimate, syss ...circuits.System) error {
 }
 
 // EstimateProgramBytesPerTerm bounds what lowering a model costs per multiply-accumulate
-// term before any circuit is built: the lowered program's index entries (about 9 bytes
-// a term) and the lowering's working copies (the quantize peak measured 14-20 bytes a
-// term; docs/bench-notes.md, "#16 memory").
+// term held as index lists (pools, LRN, ConvTranspose, an unfused BatchNormalization):
+// the lowered program's index entries (about 9 bytes a term) and the lowering's
+// working copies (the quantize peak measured 14-20 bytes a term; docs/bench-notes.md,
+// "#16 memory"). Conv, Gemm and MatMul hold no lists: their terms are generated from
+// their geometry when read (quant.ConvGeom, quant.MatGeom), so lowering them costs
+// what their parameters and outputs cost, not their terms.
 const EstimateProgramBytesPerTerm = 32
 
+// EstimateLoweringBytesPerParam and EstimateLoweringBytesPerActivation bound the
+// lowering's memory per model parameter (the loaded graph's float64, the program's
+// int64, the model file's float32, a folded or scaled float64 copy: 28 bytes) and per
+// element of a node's output (the per-element index lists of the layers that keep
+// them: a linear layer's bias indices, 4 bytes an output, an addition's broadcast
+// indices, 8, a move's, 4; the load's float shape inference, 8), with a margin: what
+// loading and lowering SqueezeNet 64x64/4 allocates in all is 51 bytes per parameter
+// or activation (TestLoweringBytes), and full-size ResNet-50 (25.6 M parameters, about
+// 27 M activations, 3.7 G multiply-accumulates) lowered in a 0.88 GB Go heap peak,
+// 1.0 GB resident, against an estimate of 3.6 GB (docs/bench-notes.md, "Structured
+// convolutions").
+const (
+	EstimateLoweringBytesPerParam      = 64
+	EstimateLoweringBytesPerActivation = 64
+)
+
+// structuredOp reports whether a node row of a GraphEstimate (Op, "+Relu" when fused)
+// is lowered to a structured layer, whose terms are not held as lists.
+func structuredOp(op string) bool {
+	switch strings.TrimSuffix(op, "+Relu") {
+	case "Conv", "Gemm", "MatMul":
+		return true
+	}
+	return false
+}
+
+// ListedTerms is the number of multiply-accumulate terms the lowered program holds as
+// index lists: those of every node but the structured ones (Conv, Gemm, MatMul).
+func (e *GraphEstimate) ListedTerms() int64 {
+	var n int64
+	for _, r := range e.Nodes {
+		if !structuredOp(r.Op) {
+			n += r.MACs
+		}
+	}
+	return n
+}
+
 // LoweringBytes bounds the memory of lowering the whole model (what a sharded model
-// needs before it is split, in one process).
+// needs before it is split, in one process): its listed terms, parameters and
+// activations; a structured layer's terms cost nothing.
 func (e *GraphEstimate) LoweringBytes() int64 {
-	return EstimateBaseMemory + e.Groth16.Terms*EstimateProgramBytesPerTerm
+	return EstimateBaseMemory + e.ListedTerms()*EstimateProgramBytesPerTerm +
+		e.Params*EstimateLoweringBytesPerParam + e.Activations*EstimateLoweringBytesPerActivation
 }
 
 // CheckGraphSharded is CheckGraph for a model that will be split into segments: the
@@ -977,8 +1020,8 @@ func (l Limits) CheckGraphSharded(e *GraphEstimate) error {
 	}
 	source := cmp.Or(l.MemorySource, "ZKML_MAX_JOB_MEMORY")
 	if b := e.LoweringBytes(); b > l.MaxMemoryBytes {
-		return fmt.Errorf("%w: lowering the model before it is split needs an estimated %d MiB (%d multiply-accumulate terms), above the limit of %d MiB (%s)",
-			ErrOverBudget, b>>20, e.Groth16.Terms, l.MaxMemoryBytes>>20, source)
+		return fmt.Errorf("%w: lowering the model before it is split needs an estimated %d MiB (%d multiply-accumulate terms held as lists, %d params, %d activations), above the limit of %d MiB (%s)",
+			ErrOverBudget, b>>20, e.ListedTerms(), e.Params, e.Activations, l.MaxMemoryBytes>>20, source)
 	}
 	for _, n := range e.Largest(1) {
 		if b := EstimateBaseMemory + n.Bytes; b > l.MaxMemoryBytes {

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"errors"
+	"runtime"
 	"testing"
 
 	"github.com/advancedclimatesystems/gonnx/onnx"
@@ -208,5 +209,60 @@ func TestEstimateGraphSettings(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestLoweringBytes: the lowering estimate of a sharded model (LoweringBytes) charges
+// index lists only for the terms the lowered program holds as lists (pools), not for
+// the structured Conv, Gemm and MatMul layers, on the scaled-down architectures; and on
+// SqueezeNet 64x64/4, where the per-parameter and per-activation costs dominate the
+// fixed ones, it bounds everything loading and lowering allocate (an upper bound of
+// their live heap).
+func TestLoweringBytes(t *testing.T) {
+	cfg := quant.DefaultConfig()
+	for i, a := range append([]onnxgen.Arch{onnxgen.SqueezeNet{Size: 64, Div: 4, Classes: 100}}, smallArchs...) {
+		b, _, _, err := a.Build()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		g, err := model.Load(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := quant.Lower(g, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		runtime.ReadMemStats(&after)
+		alloc := int64(after.TotalAlloc - before.TotalAlloc)
+		ge, err := EstimateGraph(g, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var listed, structured int64
+		for _, l := range p.Layers {
+			switch {
+			case l.Kind != quant.KLinear:
+			case l.Conv != nil || l.Mat != nil:
+				structured += int64(l.NumTerms())
+			default:
+				listed += int64(l.NumTerms())
+			}
+		}
+		if structured == 0 || ge.ListedTerms() < listed || ge.ListedTerms() >= ge.Groth16.Terms {
+			t.Errorf("%s: estimated listed terms %d of %d, lowered %d listed and %d structured", a.Name(), ge.ListedTerms(), ge.Groth16.Terms, listed, structured)
+		}
+		want := EstimateBaseMemory + ge.ListedTerms()*EstimateProgramBytesPerTerm +
+			ge.Params*EstimateLoweringBytesPerParam + ge.Activations*EstimateLoweringBytesPerActivation
+		if got := ge.LoweringBytes(); got != want || got >= EstimateBaseMemory+ge.Groth16.Terms*EstimateProgramBytesPerTerm {
+			t.Errorf("%s: LoweringBytes %d, want %d, below the listed bound of every term", a.Name(), got, want)
+		}
+		if lb := ge.LoweringBytes() - EstimateBaseMemory; i == 0 && lb < alloc {
+			t.Errorf("%s: lowering estimate %d bytes (beyond the base) below the %d bytes loading and lowering allocated", a.Name(), lb, alloc)
+		}
+		t.Logf("%s: estimate %d KiB beyond the base, allocated %d KiB; listed terms %d (lowered %d), structured %d; params %d, activations %d",
+			a.Name(), (ge.LoweringBytes()-EstimateBaseMemory)>>10, alloc>>10, ge.ListedTerms(), listed, structured, ge.Params, ge.Activations)
 	}
 }

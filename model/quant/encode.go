@@ -120,9 +120,13 @@ func (e *encoder) layerFields(p *Program, l *Layer) {
 	e.str(string(l.Kind))
 	e.ints(l.In)
 	e.int(l.Out)
-	e.i32s(l.TermStart)
-	e.i32s(l.TA)
-	e.i32s(l.TB)
+	if s := l.structure(); s != nil {
+		e.structuredTerms(l, s)
+	} else {
+		e.i32s(l.TermStart)
+		e.i32s(l.TA)
+		e.i32s(l.TB)
+	}
 	e.i32s(l.Bias)
 	e.i32s(l.IA)
 	e.i32s(l.IB)
@@ -273,6 +277,36 @@ func (e *encoder) ints(vs []int) {
 
 func (e *encoder) i32s(vs []int32) {
 	e.u64(uint64(len(vs)))
+	e.i32raw(vs)
+}
+
+// structuredTerms writes a structured layer's TermStart, TA and TB exactly as i32s
+// writes the lists Materialized would hold, generating them (three passes) instead.
+func (e *encoder) structuredTerms(l *Layer, s structure) {
+	n := s.Outputs()
+	total := 0
+	e.u64(uint64(n + 1))
+	s.termCounts(func(c int) {
+		e.u32(uint32(int32(total)))
+		total += c
+	})
+	e.u32(uint32(int32(total)))
+	var buf TermBuf
+	for side := range 2 {
+		e.u64(uint64(total))
+		for o := 0; o < n; o++ {
+			ta, tb := l.Terms(o, &buf)
+			if side == 0 {
+				e.i32raw(ta)
+			} else {
+				e.i32raw(tb)
+			}
+		}
+	}
+}
+
+// i32raw writes vs without a length.
+func (e *encoder) i32raw(vs []int32) {
 	for len(vs) > 0 {
 		e.room(4)
 		n := min(len(vs), (cap(e.buf)-len(e.buf))/4)

@@ -397,12 +397,49 @@ func (lw *lowering) linear(n *model.Node) error {
 	return nil
 }
 
-// linearTerms fills l's sum-of-products index lists for a node shaped like shapeOp
+// linearTerms describes l's sum-of-products terms for a node shaped like shapeOp
 // (Gemm, MatMul, Conv or ConvTranspose) with operand shapes sa and sb, and returns the
 // output shape and the width of its matrix-product rows (the columns n of Gemm and
 // MatMul's m x n results, a convolution's spatial outputs per channel; 0 for
-// ConvTranspose), the rows a random-linear-combination check uses (rlc.go).
+// ConvTranspose), the rows a random-linear-combination check uses (rlc.go). Gemm,
+// MatMul and Conv get their structure (Layer.Mat, Layer.Conv: the terms are generated
+// when read), ConvTranspose its lists (linearTermsListed).
 func linearTerms(n *model.Node, shapeOp string, l *Layer, sa, sb []int) ([]int, int, error) {
+	switch shapeOp {
+	case "Gemm":
+		m, k, nn, err := model.GemmDims(n, sa, sb)
+		if err != nil {
+			return nil, 0, err
+		}
+		l.Mat = &MatGeom{M: m, K: k, N: nn, TransA: n.Attrs.Int("transA", 0) != 0, TransB: n.Attrs.Int("transB", 0) != 0,
+			AOff: []int{0}, BOff: []int{0}}
+		return []int{m, nn}, nn, nil
+	case "MatMul":
+		pl, err := model.PlanMatMul(n, sa, sb)
+		if err != nil {
+			return nil, 0, err
+		}
+		l.Mat = &MatGeom{M: pl.M, K: pl.K, N: pl.N, AOff: slices.Clone(pl.AOff), BOff: slices.Clone(pl.BOff)}
+		return pl.Shape, pl.N, nil
+	case "Conv":
+		pl, err := model.PlanConv(n, sa, sb)
+		if err != nil {
+			return nil, 0, err
+		}
+		l.Conv = newConvGeom(pl)
+		return pl.OutShape(), pl.Outputs(), nil
+	}
+	return linearTermsListed(n, shapeOp, l, sa, sb)
+}
+
+// linearTermsListed fills l's sum-of-products index lists for a node shaped like shapeOp
+// (Gemm, MatMul, Conv or ConvTranspose) with operand shapes sa and sb, and returns the
+// output shape and the width of its matrix-product rows (the columns n of Gemm and
+// MatMul's m x n results, a convolution's spatial outputs per channel; 0 for
+// ConvTranspose), the rows a random-linear-combination check uses (rlc.go). It is how
+// every linear node was lowered before layers had structure (terms.go); the lowering
+// now uses it for ConvTranspose only, and tests compare the structured layers with it.
+func linearTermsListed(n *model.Node, shapeOp string, l *Layer, sa, sb []int) ([]int, int, error) {
 	var outShape []int
 	cols := 0
 	addTerms := func(ta, tb int) {
@@ -545,23 +582,44 @@ func (lw *lowering) finishLinear(n *model.Node, l *Layer, shape []int, accScale 
 	return nil
 }
 
+// elemBound bounds the elements of a linear layer's operand: |data[i]| for a
+// constant param, else the value's bound.
+type elemBound struct {
+	konst bool
+	data  []int64
+	bound float64
+}
+
+func (e elemBound) at(i int32) float64 {
+	if e.konst {
+		return math.Abs(float64(e.data[i]))
+	}
+	return e.bound
+}
+
 // accumulate bounds a linear layer's accumulator and appends it.
 func (lw *lowering) accumulate(n *model.Node, l *Layer, shape []int, accScale int) (int, error) {
 	p := lw.p
 	bound := 0.0
-	elem := func(id int, idx int32) float64 {
+	// Each operand's element bound: |data| of a constant param, else the value's bound
+	// (resolved once per operand, not per term).
+	elems := make([]elemBound, len(l.In))
+	for i, id := range l.In {
 		if par := lw.paramOf(id); par != nil && !p.Witness(par) {
-			return math.Abs(float64(par.Data[idx]))
+			elems[i] = elemBound{konst: true, data: par.Data}
+		} else {
+			elems[i] = elemBound{bound: p.Values[id].Bound}
 		}
-		return p.Values[id].Bound
 	}
-	for o := 0; o+1 < len(l.TermStart); o++ {
+	var buf TermBuf
+	for o := range l.LinearOutputs() {
 		s := 0.0
-		for t := l.TermStart[o]; t < l.TermStart[o+1]; t++ {
-			s += elem(l.In[0], l.TA[t]) * elem(l.In[1], l.TB[t])
+		ta, tb := l.Terms(o, &buf)
+		for t := range ta {
+			s += elems[0].at(ta[t]) * elems[1].at(tb[t])
 		}
 		if len(l.In) > 2 && l.Bias[o] >= 0 {
-			s += elem(l.In[2], l.Bias[o])
+			s += elems[2].at(l.Bias[o])
 		}
 		bound = math.Max(bound, s)
 	}

@@ -44,7 +44,7 @@ func TestPoolStridePadDilation(t *testing.T) {
 				outs := numel(g.Outputs[0].Shape)
 				work := 0
 				for _, l := range p.Layers {
-					work += len(l.TA)
+					work += l.NumTerms()
 					for _, grp := range l.Groups {
 						work += len(grp)
 					}

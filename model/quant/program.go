@@ -211,9 +211,13 @@ type Layer struct {
 	Out  int
 
 	// KLinear: TermStart[o]..TermStart[o+1] index TA/TB; Bias[o] indexes In[2] (-1: none).
+	// A layer with Conv or Mat set has no lists: its terms follow from the geometry.
+	// Read the terms of any through Terms, LinearOutputs and NumTerms (terms.go).
 	TermStart []int32
 	TA, TB    []int32
 	Bias      []int32
+	Conv      *ConvGeom `json:"-"`
+	Mat       *MatGeom  `json:"-"`
 	// KLinear: 0 computes the outputs directly; n > 0 hints them and proves them by a
 	// random-linear-combination check over rows of n consecutive outputs (rlc.go).
 	RLC int `json:",omitempty"`

@@ -112,10 +112,11 @@ func (pl *RLCPlan) Shared(g int) bool {
 // DirectCost is the estimated Groth16 constraints (one per product of two witnesses)
 // and terms of a linear layer computed directly.
 func DirectCost(l *Layer, witness [2]bool) (constraints, terms int) {
+	n := l.NumTerms()
 	if witness[0] && witness[1] {
-		return len(l.TA), len(l.TA)
+		return n, n
 	}
-	return 0, len(l.TA)
+	return 0, n
 }
 
 // OperandWitness reports, for a linear layer's two operands, whether each is a witness
@@ -145,8 +146,11 @@ func (p *Program) PlanRLC(l *Layer) *RLCPlan {
 // needs exceed budget, when budget >= 0, or the first side's cost) and returns the
 // cheaper, side 0 on ties.
 func planRLC(l *Layer, cols int, witness [2]bool, budget int) *RLCPlan {
-	nOut := len(l.TermStart) - 1
-	if l.Kind != KLinear || cols < 1 || nOut < 1 || nOut%cols != 0 {
+	if l.Kind != KLinear {
+		return nil
+	}
+	nOut := l.LinearOutputs()
+	if cols < 1 || nOut < 1 || nOut%cols != 0 {
 		return nil
 	}
 	var best *RLCPlan
@@ -165,11 +169,8 @@ func planRLC(l *Layer, cols int, witness [2]bool, budget int) *RLCPlan {
 }
 
 func planSide(l *Layer, cols, side int, witness [2]bool, budget int) *RLCPlan {
-	xs, os := l.TA, l.TB
-	if side == 1 {
-		xs, os = l.TB, l.TA
-	}
-	nOut := len(l.TermStart) - 1
+	nOut := l.LinearOutputs()
+	var buf TermBuf
 	pl := &RLCPlan{Side: side, Rows: nOut / cols, Cols: cols, Witness: witness}
 	pl.GStart = []int32{0}
 	groups := map[string]int32{}
@@ -183,7 +184,11 @@ func planSide(l *Layer, cols, side int, witness [2]bool, budget int) *RLCPlan {
 		order = order[:0]
 		for c := 0; c < cols; c++ {
 			o := r*cols + c
-			for t := l.TermStart[o]; t < l.TermStart[o+1]; t++ {
+			xs, os := l.Terms(o, &buf)
+			if side == 1 {
+				xs, os = os, xs
+			}
+			for t := range xs {
 				ot := os[t]
 				if _, ok := byOther[ot]; !ok {
 					order = append(order, ot)
@@ -262,7 +267,7 @@ func (p *Program) chooseRLC(l *Layer, cols int) {
 	// as wires; the admission estimate bounds wires by the direct form) and fewer
 	// PLONK constraints (about two per direct product: a product and an addition).
 	c, terms := pl.Cost()
-	nOut := len(l.TermStart) - 1
+	nOut := l.LinearOutputs()
 	if c+nOut > direct || pl.plonkCost() >= 2*direct {
 		return
 	}

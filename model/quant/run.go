@@ -88,11 +88,13 @@ func runLayer[V any](p *Program, a Arith[V], l *Layer, vals [][]V) []V {
 		}
 		zero := a.Const(0)
 		var xs, ws []V
+		var buf TermBuf
 		for o := range out {
 			xs, ws = xs[:0], ws[:0]
-			for t := l.TermStart[o]; t < l.TermStart[o+1]; t++ {
-				xs = append(xs, x[l.TA[t]])
-				ws = append(ws, w[l.TB[t]])
+			ta, tb := l.Terms(o, &buf)
+			for t := range ta {
+				xs = append(xs, x[ta[t]])
+				ws = append(ws, w[tb[t]])
 			}
 			c := zero
 			if bias != nil && l.Bias[o] >= 0 {
