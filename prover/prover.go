@@ -15,12 +15,12 @@
 package prover
 
 import (
-	"io"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"sync"
 
