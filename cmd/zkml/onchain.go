@@ -15,6 +15,7 @@ import (
 	"github.com/zkml/zkml/internal/engine"
 	"github.com/zkml/zkml/internal/evm"
 	"github.com/zkml/zkml/prover"
+	"github.com/zkml/zkml/prover/shard"
 	"github.com/zkml/zkml/verifier"
 )
 
@@ -52,14 +53,17 @@ func exportVerifierCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if out == "" {
+				out = filepath.Join(dir, "contracts-"+string(sys))
+			}
+			if shard.Sharded(m) {
+				return exportSharded(cmd, m, sys, out)
+			}
 			vk, err := loadVK(m, sys)
 			if err != nil {
 				return err
 			}
 			printTrust(cmd.OutOrStdout(), cmd.ErrOrStderr(), m, sys)
-			if out == "" {
-				out = filepath.Join(dir, "contracts-"+string(sys))
-			}
 			if err := os.MkdirAll(out, 0o755); err != nil {
 				return err
 			}
@@ -104,11 +108,16 @@ func calldataCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			proof, pub, err := readProof(m, sys, proofPath, publicPath)
-			if err != nil {
-				return err
+			var data []byte
+			if shard.Sharded(m) {
+				data, err = bundleCalldata(m, sys, proofPath)
+			} else {
+				var proof any
+				var pub witnessT
+				if proof, pub, err = readProof(m, sys, proofPath, publicPath); err == nil {
+					data, err = verifier.Calldata(proof, pub)
+				}
 			}
-			data, err := verifier.Calldata(proof, pub)
 			if err != nil {
 				return err
 			}
@@ -122,7 +131,7 @@ func calldataCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&dir, "dir", "d", "", "model directory")
 	cmd.Flags().StringVar(&system, "system", "groth16", "proving system: groth16 or plonk")
-	cmd.Flags().StringVar(&proofPath, "proof", "", "proof file (default: the model directory's last proof)")
+	cmd.Flags().StringVar(&proofPath, "proof", "", "proof file (default: the model directory's last proof; a sharded model's: its last bundle, of ZKMLBundleVerifier.verify(proofs, publicInputs))")
 	cmd.Flags().StringVar(&publicPath, "public", "", "public witness file (default: the model directory's)")
 	cmd.Flags().StringVarP(&outPath, "out", "o", "", "write the hex calldata to this file")
 	_ = cmd.MarkFlagRequired("dir")

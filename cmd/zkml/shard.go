@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math/bits"
 	"os"
+	"path/filepath"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -16,6 +18,7 @@ import (
 	"github.com/zkml/zkml/model/quant"
 	"github.com/zkml/zkml/prover"
 	"github.com/zkml/zkml/prover/shard"
+	"github.com/zkml/zkml/verifier"
 )
 
 // Sharded models (compile --shard): the program is split into segments that each fit
@@ -278,4 +281,73 @@ func printVerified(w io.Writer, v *shard.Verified) {
 			fmt.Fprintf(w, "%s commitment (Poseidon2): %s\n", k, c)
 		}
 	}
+}
+
+// exportSharded is export-verifier for a sharded model: each segment's ZKMLVerifier
+// (segmentI/ZKMLVerifier.sol, deployed with modelId = the segment ID) and the
+// ZKMLBundleVerifier that calls them, its constructor arguments in its header.
+func exportSharded(cmd *cobra.Command, m *prover.Model, sys circuits.System, out string) error {
+	pl, err := shard.Load(m)
+	if err != nil {
+		return err
+	}
+	printTrust(cmd.OutOrStdout(), cmd.ErrOrStderr(), m, sys)
+	dev := m.Provenance(sys).Trust == prover.TrustDevelopment
+	d := shard.Dir{M: m, Sys: sys}
+	var wrote []string
+	for i, s := range pl.Segments {
+		vk, err := d.VerifyingKey(i)
+		if err != nil {
+			return err
+		}
+		var buf bytes.Buffer
+		if dev {
+			buf.WriteString(prover.DevVerifierBanner)
+		}
+		if err := shard.ExportSegmentVerifier(&buf, s, vk); err != nil {
+			return fmt.Errorf("segment %d: %w", i, err)
+		}
+		path := filepath.Join(out, fmt.Sprintf("segment%d", i), verifier.WrapperContract+".sol")
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+			return err
+		}
+		wrote = append(wrote, path)
+	}
+	var buf bytes.Buffer
+	shard.BundleVerifierSource(&buf, pl, sys, dev, "segmentI/"+verifier.WrapperContract+".sol", "zkml calldata -d DIR")
+	path := filepath.Join(out, shard.BundleContract+".sol")
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		return err
+	}
+	for _, p := range append(wrote, path) {
+		fmt.Fprintf(cmd.OutOrStdout(), "wrote %s\n", p)
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "deploy each segment's %s (modelId = its segment ID), then %s with the constructor arguments in its header\n", verifier.WrapperContract, shard.BundleContract)
+	return nil
+}
+
+// bundleCalldata is calldata for a sharded model: ZKMLBundleVerifier.verify(proofs,
+// publicInputs) of its last bundle, or of the bundle file at path.
+func bundleCalldata(m *prover.Model, sys circuits.System, path string) ([]byte, error) {
+	var raw []byte
+	var err error
+	if path != "" {
+		raw, err = os.ReadFile(path)
+	} else {
+		raw, err = os.ReadFile(filepath.Join(m.Dir, shard.BundleFile(sys)))
+	}
+	if err != nil {
+		return nil, err
+	}
+	var b shard.Bundle
+	if err := json.Unmarshal(raw, &b); err != nil {
+		return nil, fmt.Errorf("bundle: %w", err)
+	}
+	return shard.Calldata(&b)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"os"
@@ -53,6 +54,31 @@ func TestCLISharded(t *testing.T) {
 	if err := json.Unmarshal(raw, &b); err != nil {
 		t.Fatal(err)
 	}
+	// On-chain artifacts of the bundle (they were not written for sharded models):
+	// each segment's verifier, the bundle verifier with its constructor arguments, and
+	// the bundle's calldata.
+	out, err = run(t, "export-verifier", "-d", dir)
+	if err != nil {
+		t.Fatalf("export-verifier: %v", err)
+	}
+	for _, f := range []string{"segment0/ZKMLVerifier.sol", "segment1/ZKMLVerifier.sol", "ZKMLBundleVerifier.sol"} {
+		src, err := os.ReadFile(filepath.Join(dir, "contracts-groth16", f))
+		if err != nil || !strings.Contains(string(src), "contract ") {
+			t.Fatalf("export-verifier did not write %s: %v\n%s", f, err, out)
+		}
+	}
+	bundleSrc, _ := os.ReadFile(filepath.Join(dir, "contracts-groth16", "ZKMLBundleVerifier.sol"))
+	if !strings.Contains(string(bundleSrc), "planId_    = 0x"+b.PlanID) {
+		t.Fatalf("bundle verifier header lacks the plan ID:\n%.600s", bundleSrc)
+	}
+	want, err := shard.Calldata(&b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err = run(t, "calldata", "-d", dir); err != nil || strings.TrimSpace(out) != "0x"+hex.EncodeToString(want) {
+		t.Fatalf("calldata: %v\n%.200s", err, out)
+	}
+
 	b.Segments[0], b.Segments[1] = b.Segments[1], b.Segments[0]
 	swapped, err := json.Marshal(&b)
 	if err != nil {

@@ -13,7 +13,6 @@ import (
 
 	"github.com/zkml/zkml/api"
 	"github.com/zkml/zkml/circuits"
-	"github.com/zkml/zkml/contracts"
 	"github.com/zkml/zkml/internal/bench"
 	"github.com/zkml/zkml/model"
 	"github.com/zkml/zkml/prover"
@@ -450,34 +449,10 @@ func (e *Engine) SegmentVerifier(ctx context.Context, dir, system string, i int)
 }
 
 // bundleVerifier is the source of ZKMLBundleVerifier for a sharded model, with its
-// constructor arguments in a comment.
+// constructor arguments in a comment (shard.BundleVerifierSource).
 func bundleVerifier(m *prover.Model, pl *shard.Plan, sys circuits.System) []byte {
-	out, in := shard.BoundarySlots(pl)
 	var buf bytes.Buffer
-	if m.Provenance(sys).Trust == prover.TrustDevelopment {
-		buf.WriteString(prover.DevVerifierBanner)
-	}
-	fmt.Fprintf(&buf, "// Bundle verifier of sharded model %s (%s, %d segments). Deploy each segment's\n", m.ID, sys, len(pl.Segments))
-	buf.WriteString("// ZKMLVerifier first (GET verifier.sol?system=...&segment=i, modelId_ = its segment ID), then\n")
-	buf.WriteString("// this contract with:\n")
-	fmt.Fprintf(&buf, "//   modelId_   = 0x%s\n//   planId_    = 0x%s\n", pl.ModelID, pl.ID)
-	buf.WriteString("//   segments_  = [the segment verifiers' addresses, in order]\n")
-	for i, s := range pl.Segments {
-		fmt.Fprintf(&buf, "//     segment %d: segment ID 0x%s\n", i, s.ID)
-	}
-	fmt.Fprintf(&buf, "//   outSlots_  = %v\n//   inSlots_   = %v\n", ints(out), ints(in))
-	buf.WriteString("// A proof's calldata (GET /v1/proofs/{id}: calldata) calls verify(bytes[], uint256[][]).\n")
-	buf.WriteString(contracts.ZKMLBundleVerifierSol)
+	shard.BundleVerifierSource(&buf, pl, sys, m.Provenance(sys).Trust == prover.TrustDevelopment,
+		"GET verifier.sol?system=...&segment=i", "GET /v1/proofs/{id}: calldata")
 	return buf.Bytes()
-}
-
-func ints(xs []int) string {
-	s := "["
-	for i, x := range xs {
-		if i > 0 {
-			s += ", "
-		}
-		s += fmt.Sprint(x)
-	}
-	return s + "]"
 }

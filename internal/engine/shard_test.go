@@ -125,7 +125,11 @@ func TestShardedBundleOnChain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Contains(src, []byte("outSlots_  = "+ints(out))) {
+	slots := make([]string, len(out))
+	for i, o := range out {
+		slots[i] = fmt.Sprint(o)
+	}
+	if !bytes.Contains(src, []byte("outSlots_  = ["+strings.Join(slots, ", ")+"]")) {
 		t.Fatalf("served bundle verifier does not state outSlots %v", out)
 	}
 	addr, _, err := chain.DeployArtifact(art, args)

@@ -17,6 +17,7 @@ import (
 	"github.com/zkml/zkml/contracts"
 	"github.com/zkml/zkml/internal/evm"
 	"github.com/zkml/zkml/model/quant"
+	"github.com/zkml/zkml/prover"
 	"github.com/zkml/zkml/verifier"
 )
 
@@ -87,6 +88,37 @@ func ExportSegmentVerifier(w io.Writer, s *Segment, vk any) error {
 	}
 	off, n := OutputRange(s.Program)
 	return verifier.ExportSolidity(w, vk, verifier.WithOutputs(off, n), verifier.WithBinding(b))
+}
+
+// BundleVerifierSource writes ZKMLBundleVerifier's source for pl, headed by the
+// development banner when dev, and by its constructor arguments in a comment: where
+// each segment's ZKMLVerifier comes from (segmentsFrom) and where a bundle's calldata
+// comes from (calldataFrom).
+func BundleVerifierSource(w io.Writer, pl *Plan, sys circuits.System, dev bool, segmentsFrom, calldataFrom string) {
+	out, in := BoundarySlots(pl)
+	if dev {
+		io.WriteString(w, prover.DevVerifierBanner)
+	}
+	fmt.Fprintf(w, "// Bundle verifier of sharded model %s (%s, %d segments). Deploy each segment's\n", pl.ModelID, sys, len(pl.Segments))
+	fmt.Fprintf(w, "// ZKMLVerifier first (%s, modelId_ = its segment ID), then\n", segmentsFrom)
+	io.WriteString(w, "// this contract with:\n")
+	fmt.Fprintf(w, "//   modelId_   = 0x%s\n//   planId_    = 0x%s\n", pl.ModelID, pl.ID)
+	io.WriteString(w, "//   segments_  = [the segment verifiers' addresses, in order]\n")
+	for i, s := range pl.Segments {
+		fmt.Fprintf(w, "//     segment %d: segment ID 0x%s\n", i, s.ID)
+	}
+	fmt.Fprintf(w, "//   outSlots_  = %s\n//   inSlots_   = %s\n", ints(out), ints(in))
+	fmt.Fprintf(w, "// A proof's calldata (%s) calls verify(bytes[], uint256[][]).\n", calldataFrom)
+	io.WriteString(w, contracts.ZKMLBundleVerifierSol)
+}
+
+// ints formats xs as a Solidity array literal.
+func ints(xs []int) string {
+	parts := make([]string, len(xs))
+	for i, x := range xs {
+		parts[i] = fmt.Sprint(x)
+	}
+	return "[" + strings.Join(parts, ", ") + "]"
 }
 
 // bundleABI is the part of ZKMLBundleVerifier's ABI a bundle's calldata needs.
