@@ -453,10 +453,7 @@ func setupCmd() *cobra.Command {
 				return err
 			}
 			if shard.Sharded(m) {
-				if srsPath != "" {
-					return setupShardedUniversal(cmd, m, syss, &budget, srsPath, srsCacheFlag)
-				}
-				return setupSharded(cmd, m, syss, &budget)
+				return setupSharded(cmd, m, syss, &budget, srsPath, srsCacheFlag)
 			}
 			if err := budget.check(m.Program, syss, nil); err != nil {
 				return err

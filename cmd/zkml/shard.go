@@ -125,43 +125,18 @@ func checkSegments(budget *memoryBudget, pl *shard.Plan, syss []circuits.System)
 	return nil
 }
 
-// setupSharded compiles (where missing) and sets up each segment in turn.
-func setupSharded(cmd *cobra.Command, m *prover.Model, syss []circuits.System, budget *memoryBudget) error {
-	pl, err := shard.Load(m)
-	if err != nil {
-		return err
-	}
-	if err := checkSegments(budget, pl, syss); err != nil {
-		return err
-	}
-	fmt.Fprintln(cmd.ErrOrStderr(), "WARNING:", prover.DevSetupWarning)
-	for _, sys := range syss {
-		d := shard.Dir{M: m, Sys: sys}
-		for i := range pl.Segments {
-			if !d.HasCircuit(i) {
-				if _, err := step(cmd.ErrOrStderr(), fmt.Sprintf("compile %s segment %d", sys, i), func() (*circuits.Stats, error) { return d.Compile(pl, i) }); err != nil {
-					return err
-				}
-			}
-			if _, err := step(cmd.ErrOrStderr(), fmt.Sprintf("setup %s segment %d", sys, i), func() (struct{}, error) { return struct{}{}, d.Setup(i) }); err != nil {
-				return err
-			}
-		}
-		if err := d.RecordTrust(pl); err != nil {
+// setupSharded compiles (where missing) and sets up each segment in turn: the
+// development setup, or with ptau (`setup --srs FILE.ptau`) each segment's PLONK keys
+// on the public SRS (reproducible by anyone, nothing to trust beyond the Powers of Tau
+// ceremony). The bundle's provenance is recorded as the model's.
+func setupSharded(cmd *cobra.Command, m *prover.Model, syss []circuits.System, budget *memoryBudget, ptau, cacheFlag string) error {
+	var cache string
+	if ptau != "" {
+		var err error
+		if cache, err = srsCache(cacheFlag); err != nil {
 			return err
 		}
 	}
-	return nil
-}
-
-// setupShardedUniversal is `zkml setup --srs FILE.ptau` of a sharded model: each
-// segment's PLONK keys on the public SRS (reproducible by anyone, nothing to trust
-// beyond the Powers of Tau ceremony).
-func setupShardedUniversal(cmd *cobra.Command, m *prover.Model, syss []circuits.System, budget *memoryBudget, ptau, cacheFlag string) error {
-	cache, err := srsCache(cacheFlag)
-	if err != nil {
-		return err
-	}
 	pl, err := shard.Load(m)
 	if err != nil {
 		return err
@@ -169,8 +144,11 @@ func setupShardedUniversal(cmd *cobra.Command, m *prover.Model, syss []circuits.
 	if err := checkSegments(budget, pl, syss); err != nil {
 		return err
 	}
+	if ptau == "" {
+		fmt.Fprintln(cmd.ErrOrStderr(), "WARNING:", prover.DevSetupWarning)
+	}
 	for _, sys := range syss {
-		if sys != circuits.Plonk {
+		if ptau != "" && sys != circuits.Plonk {
 			return fmt.Errorf("--srs makes PLONK keys; Groth16 keys of sharded models come from the development setup only (a per-segment ceremony is not supported yet)")
 		}
 		d := shard.Dir{M: m, Sys: sys}
@@ -180,14 +158,20 @@ func setupShardedUniversal(cmd *cobra.Command, m *prover.Model, syss []circuits.
 					return err
 				}
 			}
-			if _, err := step(cmd.ErrOrStderr(), fmt.Sprintf("setup %s segment %d (public SRS)", sys, i), func() (struct{}, error) { return struct{}{}, d.SetupUniversal(i, ptau, cache) }); err != nil {
+			what, setup := fmt.Sprintf("setup %s segment %d", sys, i), func() error { return d.Setup(i) }
+			if ptau != "" {
+				what, setup = what+" (public SRS)", func() error { return d.SetupUniversal(i, ptau, cache) }
+			}
+			if _, err := step(cmd.ErrOrStderr(), what, func() (struct{}, error) { return struct{}{}, setup() }); err != nil {
 				return err
 			}
 		}
 		if err := d.RecordTrust(pl); err != nil {
 			return err
 		}
-		printTrust(cmd.OutOrStdout(), cmd.ErrOrStderr(), m, sys)
+		if ptau != "" {
+			printTrust(cmd.OutOrStdout(), cmd.ErrOrStderr(), m, sys)
+		}
 	}
 	return nil
 }
