@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math/bits"
@@ -508,6 +509,9 @@ type Limits struct {
 	MemorySource string
 }
 
+// memorySource is MemorySource, or its default.
+func (l Limits) memorySource() string { return cmp.Or(l.MemorySource, "ZKML_MAX_JOB_MEMORY") }
+
 // Check returns an error wrapping ErrOverBudget that names the first limit e exceeds.
 func (l Limits) Check(e *Estimate) error {
 	if l.MaxConstraints > 0 && e.Constraints > l.MaxConstraints {
@@ -515,10 +519,7 @@ func (l Limits) Check(e *Estimate) error {
 			ErrOverBudget, e.System, e.Constraints, l.MaxConstraints)
 	}
 	if l.MaxMemoryBytes > 0 && e.MemoryBytes > l.MaxMemoryBytes {
-		source := l.MemorySource
-		if source == "" {
-			source = "ZKML_MAX_JOB_MEMORY"
-		}
+		source := l.memorySource()
 		return fmt.Errorf("%w: %s needs an estimated %d MiB of memory (%d constraints, %d multiply-accumulate terms), above the limit of %d MiB (%s)",
 			ErrOverBudget, e.System, e.MemoryBytes>>20, e.Constraints, e.Terms, l.MaxMemoryBytes>>20, source)
 	}

@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -1018,7 +1017,7 @@ func (l Limits) CheckGraphSharded(e *GraphEstimate) error {
 	if l.MaxMemoryBytes <= 0 {
 		return nil
 	}
-	source := cmp.Or(l.MemorySource, "ZKML_MAX_JOB_MEMORY")
+	source := l.memorySource()
 	if b := e.LoweringBytes(); b > l.MaxMemoryBytes {
 		return fmt.Errorf("%w: lowering the model before it is split needs an estimated %d MiB (%d multiply-accumulate terms held as lists, %d params, %d activations), above the limit of %d MiB (%s)",
 			ErrOverBudget, b>>20, e.ListedTerms(), e.Params, e.Activations, l.MaxMemoryBytes>>20, source)
