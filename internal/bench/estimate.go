@@ -320,26 +320,11 @@ func (c *counter) Dot(x, w []sym, k sym) sym {
 // computed directly, which bounds it (the lowering chooses the check only when it adds
 // no PLONK constraint).
 func (c *counter) CheckedLinear(p *quant.Program, l *quant.Layer, x, w, bias []sym) []sym {
-	out := make([]sym, l.LinearOutputs())
 	pl := p.PlanRLC(l)
 	if c.plonk || pl == nil {
-		var xs, ws []sym
-		var buf quant.TermBuf
-		for o := range out {
-			xs, ws = xs[:0], ws[:0]
-			ta, tb := l.Terms(o, &buf)
-			for t := range ta {
-				xs = append(xs, x[ta[t]])
-				ws = append(ws, w[tb[t]])
-			}
-			k := c.Const(0)
-			if bias != nil && l.Bias[o] >= 0 {
-				k = bias[l.Bias[o]]
-			}
-			out[o] = c.Dot(xs, ws, k)
-		}
-		return out
+		return nil // computed directly by quant.Run
 	}
+	out := make([]sym, l.LinearOutputs())
 	cons, terms := pl.Cost()
 	c.cost(int64(cons))
 	c.terms += int64(terms)

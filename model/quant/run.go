@@ -36,9 +36,9 @@ type Arith[V any] interface {
 
 // CheckedLinear is implemented by an Arith that proves linear layers with RLC set by a
 // random-linear-combination check (rlc.go) instead of computing their products: the
-// circuit. It returns the layer's outputs, equal to the direct form's. An Arith
-// without it (the integer reference, cost counters) computes every layer directly, which
-// gives the same values.
+// circuit. It returns the layer's outputs, equal to the direct form's, or nil to have
+// Run compute the layer directly. An Arith without it (the integer reference) computes
+// every layer directly, which gives the same values.
 type CheckedLinear[V any] interface {
 	CheckedLinear(p *Program, l *Layer, x, w, bias []V) []V
 }
@@ -83,7 +83,9 @@ func runLayer[V any](p *Program, a Arith[V], l *Layer, vals [][]V) []V {
 		}
 		if l.RLC > 0 {
 			if c, ok := a.(CheckedLinear[V]); ok {
-				return c.CheckedLinear(p, l, x, w, bias)
+				if out := c.CheckedLinear(p, l, x, w, bias); out != nil {
+					return out
+				}
 			}
 		}
 		zero := a.Const(0)
