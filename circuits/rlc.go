@@ -209,26 +209,35 @@ func rlcHint(f *big.Int, in, out []*big.Int) error {
 	if rows*cols != len(out) {
 		return fmt.Errorf("rlcHint: %d x %d outputs, %d wanted", rows, cols, len(out))
 	}
+	// pairs reads a count n, then n (value, index < bound) pairs.
 	type entry struct {
 		v   *big.Int
-		col int
+		idx int
 	}
-	groups := make([][]entry, nGroups)
-	for g := range groups {
+	pairs := func(bound int) ([]entry, error) {
 		n, err := small()
 		if err != nil {
-			return err
+			return nil, err
 		}
+		var es []entry
 		for range n {
 			v, err := next()
 			if err != nil {
-				return err
+				return nil, err
 			}
-			c, err := small()
-			if err != nil || c >= cols {
-				return bad
+			i, err := small()
+			if err != nil || i >= bound {
+				return nil, bad
 			}
-			groups[g] = append(groups[g], entry{v, c})
+			es = append(es, entry{v, i})
+		}
+		return es, nil
+	}
+	// Groups: (X entry, column) pairs; rows: (Other entry, group) pairs.
+	groups := make([][]entry, nGroups)
+	for g := range groups {
+		if groups[g], err = pairs(cols); err != nil {
+			return err
 		}
 	}
 	for _, o := range out {
@@ -236,22 +245,14 @@ func rlcHint(f *big.Int, in, out []*big.Int) error {
 	}
 	t := new(big.Int)
 	for r := range rows {
-		n, err := small()
+		row, err := pairs(nGroups)
 		if err != nil {
 			return err
 		}
-		for range n {
-			v, err := next()
-			if err != nil {
-				return err
-			}
-			g, err := small()
-			if err != nil || g >= nGroups {
-				return bad
-			}
-			for _, e := range groups[g] {
-				o := out[r*cols+e.col]
-				o.Add(o, t.Mul(v, e.v))
+		for _, p := range row {
+			for _, e := range groups[p.idx] {
+				o := out[r*cols+e.idx]
+				o.Add(o, t.Mul(p.v, e.v))
 			}
 		}
 		for c := range cols {
