@@ -8,6 +8,7 @@ import (
 	"math/bits"
 	"os"
 	"path/filepath"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -211,17 +212,23 @@ func proveSharded(cmd *cobra.Command, m *prover.Model, sys circuits.System, in [
 	p := &prover.Proof{System: sys, Outputs: b.Outputs, IntOutputs: b.IntOutputs, Device: prover.CPU}
 	for _, s := range b.Segments {
 		p.ProveSeconds += s.ProveSeconds
-		fmt.Fprintf(out, "segment %d: proved in %.2fs; boundary commitments in %s out %s\n", s.Index, s.ProveSeconds, orNone(s.InCommitment), orNone(s.OutCommitment))
+		fmt.Fprintf(out, "segment %d: proved in %.2fs; boundary commitments in %s out %s\n", s.Index, s.ProveSeconds, boundaryLinks(s.InCommitments, "from"), boundaryLinks(s.OutCommitments, "to"))
 	}
 	fmt.Fprintf(out, "bundle of %d segment proofs (plan %s) written to %s\n", len(b.Segments), pl.ID, shard.BundleFile(sys))
 	return printOutputs(out, m, p, want)
 }
 
-func orNone(s string) string {
-	if s == "" {
+// boundaryLinks formats a segment's boundary commitments: "-" for none, else each with the
+// segment of its pair ("from 0: 123...").
+func boundaryLinks(ls []shard.Link, dir string) string {
+	if len(ls) == 0 {
 		return "-"
 	}
-	return s
+	parts := make([]string, len(ls))
+	for i, l := range ls {
+		parts[i] = fmt.Sprintf("%s %d: %s", dir, l.Segment, l.Commitment)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // verifySharded verifies a bundle (default: the model directory's last one).
