@@ -363,7 +363,7 @@ export interface paths {
         put?: never;
         /**
          * Verify a proof; an invalid proof answers 200 {"valid": false, "reason": ...}
-         * @description Valid means: the proof verifies against the model's verifying key, every public input is a canonical field element (below the BN254 scalar field order r, as the EVM requires), and the public inputs that identify the model's parameters (the params commitment, or the public params) are the model's own. A sharded model's proof is a bundle: give its proof_id, or model_id, system and the bundle; it is valid when every segment proof verifies against its segment's key, the segments are the model's plan's in order, their boundary commitments chain, and the claimed outputs are the last segment's.
+         * @description Valid means: the proof verifies against the model's verifying key, every public input is a canonical field element (below the BN254 scalar field order r, as the EVM requires), and the public inputs that identify the model's parameters (the params commitment, or the public params) are the model's own. A sharded model's proof is a bundle: give its proof_id, or model_id, system and the bundle; it is valid when every segment proof verifies against its segment's key, the segments are the model's plan's in order, for every pair of segments of the plan's pair table the producer's output commitment is the consumer's input commitment, and the claimed outputs are the last segment's.
          */
         post: operations["verify"];
         delete?: never;
