@@ -302,3 +302,46 @@ func TestBundleDAG(t *testing.T) {
 		t.Errorf("bundle relabelled for another pair table: got %v, want ErrInvalid (commitments)", err)
 	}
 }
+
+// TestBundleDAGPlonkHashed: the skip plan with PLONK and inputs, outputs and params
+// hashed: the first segment's input commitment and the last segment's output
+// commitment are the unsharded model's (the model's own groups keep their
+// visibility next to the boundary groups), and the bundle verifies.
+func TestBundleDAGPlonkHashed(t *testing.T) {
+	cfg := quant.DefaultConfig()
+	cfg.InputVis, cfg.OutputVis, cfg.ParamVis = quant.Hashed, quant.Hashed, quant.Hashed
+	p := lower(t, residualNet(t), cfg)
+	pl, err := Split(p, skipCuts(t, p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sys := circuits.Plonk
+	keys, err := SetupDev(pl, sys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	qi := inputs(t, p, 1)
+	b, err := Prove(pl, p, sys, keys, qi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := Verify(pl, sys, keys.VerifyingKey, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkLinks(t, pl, b)
+	want, err := p.Eval(qi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole, err := circuits.Commitments(p, qi, want.Outputs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Commitments["inputs"] != whole[0].String() || v.Commitments["outputs"] != whole[1].String() || len(v.Commitments) != 5 {
+		t.Fatalf("bundle commitments %v, unsharded %v", v.Commitments, whole)
+	}
+	if !slices.EqualFunc(v.Outputs, want.Outputs, slices.Equal) {
+		t.Fatal("verified outputs differ from the whole program's")
+	}
+}
