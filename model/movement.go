@@ -74,6 +74,25 @@ func normAxis(n *Node, axis int64, rank int) (int, error) {
 	return int(axis), nil
 }
 
+// distinctAxes normalizes axes for rank (normAxis) and refuses an axis given twice,
+// in either spelling (1 and 1-rank are one axis).
+func distinctAxes(n *Node, axes []int64, rank int) ([]int, error) {
+	out := make([]int, len(axes))
+	seen := map[int]bool{}
+	for i, a := range axes {
+		ax, err := normAxis(n, a, rank)
+		if err != nil {
+			return nil, err
+		}
+		if seen[ax] {
+			return nil, fmt.Errorf("%s: repeated axis %d", n.Label(), a)
+		}
+		seen[ax] = true
+		out[i] = ax
+	}
+	return out, nil
+}
+
 // maxParam is the magnitude at which integer parameters saturate (Slice uses INT64_MAX
 // for "to the end"); it leaves room for adding dimensions without overflow.
 const maxParam = 1 << 53
@@ -236,14 +255,11 @@ func moveUnsqueeze(n *Node, shapes [][]int, consts []*Tensor, opset int64) (*Mov
 		return nil, fmt.Errorf("%s: output rank %d is over the limit of %d", n.Label(), rank, MaxRank)
 	}
 	ins := map[int]bool{}
-	for _, a := range axes {
-		ax, err := normAxis(n, a, rank)
-		if err != nil {
-			return nil, err
-		}
-		if ins[ax] {
-			return nil, fmt.Errorf("%s: repeated axis %d", n.Label(), ax)
-		}
+	axs, err := distinctAxes(n, axes, rank)
+	if err != nil {
+		return nil, err
+	}
+	for _, ax := range axs {
 		ins[ax] = true
 	}
 	out := make([]int, 0, rank)
@@ -473,17 +489,12 @@ func padAxes(n *Node, consts []*Tensor, pads []int64, rank int) ([]int64, error)
 	if len(pads) != 2*len(axes) {
 		return nil, fmt.Errorf("%s: pads has %d values for %d axes", n.Label(), len(pads), len(axes))
 	}
+	axs, err := distinctAxes(n, axes, rank)
+	if err != nil {
+		return nil, err
+	}
 	full := make([]int64, 2*rank)
-	seen := map[int]bool{}
-	for i, a := range axes {
-		ax, err := normAxis(n, a, rank)
-		if err != nil {
-			return nil, err
-		}
-		if seen[ax] {
-			return nil, fmt.Errorf("%s: axis %d repeated", n.Label(), a)
-		}
-		seen[ax] = true
+	for i, ax := range axs {
 		full[ax], full[ax+rank] = pads[i], pads[i+len(axes)]
 	}
 	return full, nil
