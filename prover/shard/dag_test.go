@@ -7,7 +7,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/advancedclimatesystems/gonnx/onnx"
+
 	"github.com/zkml/zkml/circuits"
+	"github.com/zkml/zkml/internal/onnxgen"
 	"github.com/zkml/zkml/model/quant"
 	"github.com/zkml/zkml/prover"
 )
@@ -343,5 +346,118 @@ func TestBundleDAGPlonkHashed(t *testing.T) {
 	}
 	if !slices.EqualFunc(v.Outputs, want.Outputs, slices.Equal) {
 		t.Fatal("verified outputs differ from the whole program's")
+	}
+}
+
+// earlyOutputNet is residualNet with a second model output: the first convolution's
+// activation a (also the skip value), produced in the first segment of a split.
+func earlyOutputNet(t testing.TB) []byte {
+	t.Helper()
+	b := onnxgen.Seeded("shard_residual")
+	conv := func(in string, cin, cout, k, pad int64) string {
+		w := b.Init("w", onnxgen.HeScale(int(cin*k*k)), cout, cin, k, k)
+		bias := b.Init("b", 0.05, cout)
+		y := b.Node("Conv", []string{in, w, bias}, onnxgen.Ints("kernel_shape", k, k), onnxgen.Ints("pads", pad, pad, pad, pad))
+		return b.Node("Relu", []string{y})
+	}
+	a := conv("input", 2, 4, 3, 1)
+	c := conv(a, 4, 4, 3, 1)
+	x := b.Node("Add", []string{a, c})
+	x = conv(x, 4, 3, 1, 0)
+	x = b.Node("GlobalAveragePool", []string{x})
+	x = b.Node("Flatten", []string{x}, onnxgen.Int("axis", 1))
+	m, err := b.Marshal([]*onnx.ValueInfoProto{onnxgen.ValueInfo("input", 1, 2, 4, 4)},
+		[]*onnx.ValueInfoProto{onnxgen.ValueInfo(x, 1, 3), onnxgen.ValueInfo(a, 1, 4, 4, 4)}, 7, 13)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestBundleEarlyOutput: a model output produced in the first segment of three and
+// read by no later layer past the second goes straight to the last segment (pair
+// 0->2), which outputs it with the model's visibility; the bundle verifies, its
+// outputs are the whole program's, and a last segment proven over another value of
+// that output (its group from segment 0) is refused.
+func TestBundleEarlyOutput(t *testing.T) {
+	p := lower(t, earlyOutputNet(t), quant.DefaultConfig())
+	if len(p.Outputs) != 2 {
+		t.Fatalf("%d outputs", len(p.Outputs))
+	}
+	// The first cut right after a is produced, the second after the Add (the last
+	// reader of a): a reaches the last segment only as a model output.
+	lv := analyze(p)
+	early := p.Outputs[1]
+	var cuts []int
+	for _, c := range allowed(p) {
+		readLater := slices.ContainsFunc(p.Layers[c:], func(l *quant.Layer) bool { return slices.Contains(l.In, early) })
+		if len(cuts) == 0 && lv.def[early] < c || len(cuts) == 1 && !readLater {
+			cuts = append(cuts, c)
+		}
+	}
+	if len(cuts) < 2 {
+		t.Fatalf("no cuts for the early output: %v", cuts)
+	}
+	cuts = cuts[:2]
+	pl, err := Split(p, cuts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pairs [][2]int
+	for _, pr := range pl.Pairs {
+		pairs = append(pairs, [2]int{pr.From, pr.To})
+	}
+	if len(pl.Segments) != 3 || !slices.Contains(pairs, [2]int{0, 2}) || slices.Contains(pl.Segments[1].Out, early) {
+		t.Fatalf("cuts %v: pairs %v, segment 1 out %v", cuts, pairs, pl.Segments[1].Out)
+	}
+	sys := circuits.Groth16
+	keys, err := SetupDev(pl, sys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	qi := inputs(t, p, 1)
+	b, err := Prove(pl, p, sys, keys, qi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := Verify(pl, sys, keys.VerifyingKey, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := p.Eval(qi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.EqualFunc(v.Outputs, want.Outputs, slices.Equal) {
+		t.Fatalf("verified outputs %v, the whole program's %v", v.Outputs, want.Outputs)
+	}
+	// The last segment over another early output: a valid proof of its own, outputs
+	// and all, that only the pair 0->2 refuses.
+	ins, _, _, err := pl.Activations(p, qi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := slices.Index(pl.Segments[2].In, early)
+	in := slices.Clone(ins[2])
+	in[j] = slices.Clone(in[j])
+	in[j][0]++
+	r, err := pl.Segments[2].Program.Eval(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged, err := ProveSegment(pl.Segments[2], sys, keys.CCS[2], keys.PK[2], keys.VK[2], in, r.Outputs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := *b
+	c.Segments = slices.Clone(b.Segments)
+	c.Segments[2] = forged
+	c.IntOutputs = r.Outputs
+	c.Outputs = nil
+	for _, o := range p.Dequantize(r.Outputs) {
+		c.Outputs = append(c.Outputs, o.Data)
+	}
+	if _, err := Verify(pl, sys, keys.VerifyingKey, &c); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "segment 0's output commitment for segment 2") {
+		t.Fatalf("last segment over another early output: got %v", err)
 	}
 }
