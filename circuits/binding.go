@@ -33,7 +33,7 @@ func ModelBinding(p *quant.Program) (*Binding, error) {
 	l := NewLayout(p)
 	for _, h := range l.Hashes {
 		if h.Tag == TagParams {
-			c, err := Commit(h.Domain, h.Width, l.group(h.Tag, p, nil, nil))
+			c, err := Commit(h.Domain, h.Width, l.group(h, p, nil, nil))
 			if err != nil {
 				return nil, err
 			}

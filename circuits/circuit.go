@@ -51,7 +51,9 @@ type Slot struct {
 
 // Layout places inputs, outputs and witness params in the Public and Secret vectors:
 // public values come in the order inputs, outputs, params, then the commitments of
-// hashed groups (inputs, outputs, params).
+// hashed groups: inputs, outputs, params. A side with quant.Boundary visibility has one
+// commitment per boundary group (Program.InputGroups, OutputGroups), in the groups'
+// order: every input group's, then every output group's.
 type Layout struct {
 	Inputs, Outputs []Slot
 	Params          []*Slot // nil for params fixed into the circuit
@@ -68,8 +70,65 @@ type HashSlot struct {
 	Width  int // signed bit width of every committed value
 	// Domain is the tag the commitment hashes (Commit's tag): Tag, or TagBoundary for
 	// the inputs or outputs of a program with quant.Boundary visibility, so that the
-	// two segments on either side of a cut commit to the same values identically.
+	// two segments of a boundary group commit to the same values identically.
 	Domain int
+	// First and Count delimit the group's tensors among Inputs (TagInputs) or Outputs
+	// (TagOutputs): every one of them unless the side has boundary groups.
+	First, Count int
+}
+
+// Groups returns the tensor ranges (first, count) of a side's boundary groups from
+// their sizes (Program.InputGroups or OutputGroups) and the side's tensor count n:
+// one group of every tensor for nil sizes (none when n is 0). Sizes that do not
+// partition n are refused by CheckGroups; here they are clipped to n.
+func Groups(sizes []int, n int) [][2]int {
+	if len(sizes) == 0 {
+		if n == 0 {
+			return nil
+		}
+		return [][2]int{{0, n}}
+	}
+	var out [][2]int
+	first := 0
+	for _, c := range sizes {
+		c = max(0, min(c, n-first))
+		out = append(out, [2]int{first, c})
+		first += c
+	}
+	return out
+}
+
+// CheckGroups refuses boundary groups that are not canonical: a group list on a side
+// without quant.Boundary visibility, a list of fewer than two groups (nil is one
+// group), an empty group, or sizes that do not sum to the side's tensor count.
+func CheckGroups(p *quant.Program) error {
+	for _, side := range []struct {
+		name  string
+		vis   quant.Visibility
+		sizes []int
+		n     int
+	}{{"input", p.InputVis, p.InputGroups, len(p.Inputs)}, {"output", p.OutputVis, p.OutputGroups, len(p.Outputs)}} {
+		if len(side.sizes) == 0 {
+			continue
+		}
+		if side.vis != quant.Boundary {
+			return fmt.Errorf("%s groups on a side with %s visibility", side.name, side.vis)
+		}
+		if len(side.sizes) < 2 {
+			return fmt.Errorf("%s groups %v: one group is written as none", side.name, side.sizes)
+		}
+		sum := 0
+		for _, c := range side.sizes {
+			if c < 1 {
+				return fmt.Errorf("%s groups %v: an empty group", side.name, side.sizes)
+			}
+			sum += c
+		}
+		if sum != side.n {
+			return fmt.Errorf("%s groups %v hold %d tensors, the program has %d", side.name, side.sizes, sum, side.n)
+		}
+	}
+	return nil
 }
 
 // NewLayout computes the witness layout of p.
@@ -99,24 +158,28 @@ func NewLayout(p *quant.Program) *Layout {
 		l.Params = append(l.Params, &s)
 		paramWidth = max(paramWidth, par.Bits)
 	}
-	hash := func(tag, domain, width int) {
+	hash := func(tag, domain, width, first, count int) {
 		s := place(true, 1)
-		l.Hashes = append(l.Hashes, HashSlot{Tag: tag, Offset: s.Offset, Width: width, Domain: domain})
+		l.Hashes = append(l.Hashes, HashSlot{Tag: tag, Offset: s.Offset, Width: width, Domain: domain, First: first, Count: count})
 	}
 	switch {
 	case p.InputVis == quant.Hashed && len(p.Inputs) > 0:
-		hash(TagInputs, TagInputs, groupWidth(p, p.Inputs))
+		hash(TagInputs, TagInputs, groupWidth(p, p.Inputs), 0, len(p.Inputs))
 	case p.InputVis == quant.Boundary:
-		hash(TagInputs, TagBoundary, groupWidth(p, p.Inputs))
+		for _, g := range Groups(p.InputGroups, len(p.Inputs)) {
+			hash(TagInputs, TagBoundary, groupWidth(p, p.Inputs[g[0]:g[0]+g[1]]), g[0], g[1])
+		}
 	}
 	switch p.OutputVis {
 	case quant.Hashed:
-		hash(TagOutputs, TagOutputs, groupWidth(p, p.Outputs))
+		hash(TagOutputs, TagOutputs, groupWidth(p, p.Outputs), 0, len(p.Outputs))
 	case quant.Boundary:
-		hash(TagOutputs, TagBoundary, groupWidth(p, p.Outputs))
+		for _, g := range Groups(p.OutputGroups, len(p.Outputs)) {
+			hash(TagOutputs, TagBoundary, groupWidth(p, p.Outputs[g[0]:g[0]+g[1]]), g[0], g[1])
+		}
 	}
 	if p.ParamVis == quant.Hashed && paramWidth > 0 {
-		hash(TagParams, TagParams, paramWidth)
+		hash(TagParams, TagParams, paramWidth, 0, 0)
 	}
 	return l
 }
@@ -141,16 +204,22 @@ func widthFor(bound float64) int {
 }
 
 // group concatenates the tensors a hashed group commits to, in layout order.
-func (l *Layout) group(tag int, p *quant.Program, inputs, outputs [][]int64) []int64 {
+func (l *Layout) group(h HashSlot, p *quant.Program, inputs, outputs [][]int64) []int64 {
 	var out []int64
-	switch tag {
+	// nil inputs or outputs (a caller that needs only the other groups) commit to
+	// nothing.
+	switch h.Tag {
 	case TagInputs:
-		for _, in := range inputs {
-			out = append(out, in...)
+		if inputs != nil {
+			for _, in := range inputs[h.First : h.First+h.Count] {
+				out = append(out, in...)
+			}
 		}
 	case TagOutputs:
-		for _, o := range outputs {
-			out = append(out, o...)
+		if outputs != nil {
+			for _, o := range outputs[h.First : h.First+h.Count] {
+				out = append(out, o...)
+			}
 		}
 	case TagParams:
 		for i, s := range l.Params {
@@ -165,10 +234,16 @@ func (l *Layout) group(tag int, p *quant.Program, inputs, outputs [][]int64) []i
 // Commitments computes the public commitments of p's hashed groups for a witness, in
 // layout order (what a verifier compares with published values).
 func Commitments(p *quant.Program, inputs, outputs [][]int64) ([]*big.Int, error) {
+	if err := CheckGroups(p); err != nil {
+		return nil, err
+	}
+	if len(inputs) != len(p.Inputs) && inputs != nil || len(outputs) != len(p.Outputs) && outputs != nil {
+		return nil, fmt.Errorf("commitments: want %d inputs and %d outputs", len(p.Inputs), len(p.Outputs))
+	}
 	l := NewLayout(p)
 	var out []*big.Int
 	for _, h := range l.Hashes {
-		c, err := Commit(h.Domain, h.Width, l.group(h.Tag, p, inputs, outputs))
+		c, err := Commit(h.Domain, h.Width, l.group(h, p, inputs, outputs))
 		if err != nil {
 			return nil, err
 		}
@@ -196,6 +271,9 @@ func New(p *quant.Program) *Circuit {
 func Assign(p *quant.Program, inputs, outputs [][]int64) (*Circuit, error) {
 	if len(inputs) != len(p.Inputs) || len(outputs) != len(p.Outputs) {
 		return nil, fmt.Errorf("assign: want %d inputs and %d outputs", len(p.Inputs), len(p.Outputs))
+	}
+	if err := CheckGroups(p); err != nil {
+		return nil, fmt.Errorf("assign: %w", err)
 	}
 	c := New(p)
 	l := NewLayout(p)
@@ -230,7 +308,7 @@ func Assign(p *quant.Program, inputs, outputs [][]int64) (*Circuit, error) {
 		}
 	}
 	for _, h := range l.Hashes {
-		v, err := Commit(h.Domain, h.Width, l.group(h.Tag, p, inputs, outputs))
+		v, err := Commit(h.Domain, h.Width, l.group(h, p, inputs, outputs))
 		if err != nil {
 			return nil, fmt.Errorf("assign: commitment: %w", err)
 		}
@@ -244,6 +322,9 @@ func (c *Circuit) Define(api frontend.API) error {
 	p := c.prog
 	if p == nil {
 		return fmt.Errorf("circuit has no program")
+	}
+	if err := CheckGroups(p); err != nil {
+		return err
 	}
 	l := NewLayout(p)
 	get := func(s Slot) []frontend.Variable {
@@ -287,11 +368,11 @@ func (c *Circuit) Define(api frontend.API) error {
 		var group []frontend.Variable
 		switch h.Tag {
 		case TagInputs:
-			for _, s := range l.Inputs {
+			for _, s := range l.Inputs[h.First : h.First+h.Count] {
 				group = append(group, get(s)...)
 			}
 		case TagOutputs:
-			for _, s := range l.Outputs {
+			for _, s := range l.Outputs[h.First : h.First+h.Count] {
 				group = append(group, get(s)...)
 			}
 		case TagParams:

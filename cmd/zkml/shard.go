@@ -8,6 +8,7 @@ import (
 	"math/bits"
 	"os"
 	"path/filepath"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -49,6 +50,8 @@ func compileSharded(cmd *cobra.Command, m *prover.Model, syss []circuits.System,
 		Layers      [2]int         `json:"layers"`
 		In          int            `json:"boundary_in"`
 		Out         int            `json:"boundary_out"`
+		From        []int          `json:"in_from,omitempty"`
+		To          []int          `json:"out_to,omitempty"`
 		ID          string         `json:"segment_id"`
 		Estimates   map[string]any `json:"estimates"`
 		Constraints map[string]int `json:"constraints"`
@@ -56,7 +59,7 @@ func compileSharded(cmd *cobra.Command, m *prover.Model, syss []circuits.System,
 	var rows []row
 	for i, s := range pl.Segments {
 		r := row{Segment: i, FirstLayer: m.Program.Layers[s.First].Name, LastLayer: m.Program.Layers[s.End-1].Name, Layers: [2]int{s.First, s.End},
-			In: len(s.In), Out: len(s.Out), ID: s.ID, Estimates: map[string]any{}, Constraints: map[string]int{}}
+			In: len(s.In), Out: len(s.Out), From: s.From, To: s.To, ID: s.ID, Estimates: map[string]any{}, Constraints: map[string]int{}}
 		for _, sys := range syss {
 			e, err := bench.EstimateProgram(s.Program, sys)
 			if err != nil {
@@ -87,7 +90,7 @@ func compileSharded(cmd *cobra.Command, m *prover.Model, syss []circuits.System,
 	}
 	fmt.Fprintln(tw)
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%d\t[%d, %d)\t%s\t%s\t%d\t%d", r.Segment, r.Layers[0], r.Layers[1], r.FirstLayer, r.LastLayer, r.In, r.Out)
+		fmt.Fprintf(tw, "%d\t[%d, %d)\t%s\t%s\t%d%s\t%d%s", r.Segment, r.Layers[0], r.Layers[1], r.FirstLayer, r.LastLayer, r.In, peers(r.From), r.Out, peers(r.To))
 		for _, sys := range syss {
 			e := r.Estimates[string(sys)].(*bench.Estimate)
 			fmt.Fprintf(tw, "\t%d\t%d\t2^%d\t%d MiB", r.Constraints[string(sys)], e.Constraints, bits.Len64(uint64(e.Domain))-1, e.MemoryBytes>>20)
@@ -97,8 +100,20 @@ func compileSharded(cmd *cobra.Command, m *prover.Model, syss []circuits.System,
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintln(out, "in/out: tensors crossing the segment's first/last cut, bound by a Poseidon2 commitment shared by both segments")
+	fmt.Fprintln(out, "in/out: the segment's boundary tensors and (in parentheses) the segments they come from / go to: one group per such segment, bound by a Poseidon2 commitment shared by the two")
 	return nil
+}
+
+// peers formats the segments of a segment's boundary groups: " (0,2)", "" for none.
+func peers(segs []int) string {
+	if len(segs) == 0 {
+		return ""
+	}
+	parts := make([]string, len(segs))
+	for i, s := range segs {
+		parts[i] = fmt.Sprint(s)
+	}
+	return " (" + strings.Join(parts, ",") + ")"
 }
 
 // printEstimates prints the whole program's estimates (compile --shard: the segments,
@@ -211,17 +226,23 @@ func proveSharded(cmd *cobra.Command, m *prover.Model, sys circuits.System, in [
 	p := &prover.Proof{System: sys, Outputs: b.Outputs, IntOutputs: b.IntOutputs, Device: prover.CPU}
 	for _, s := range b.Segments {
 		p.ProveSeconds += s.ProveSeconds
-		fmt.Fprintf(out, "segment %d: proved in %.2fs; boundary commitments in %s out %s\n", s.Index, s.ProveSeconds, orNone(s.InCommitment), orNone(s.OutCommitment))
+		fmt.Fprintf(out, "segment %d: proved in %.2fs; boundary commitments in %s out %s\n", s.Index, s.ProveSeconds, boundaryLinks(s.InCommitments, "from"), boundaryLinks(s.OutCommitments, "to"))
 	}
 	fmt.Fprintf(out, "bundle of %d segment proofs (plan %s) written to %s\n", len(b.Segments), pl.ID, shard.BundleFile(sys))
 	return printOutputs(out, m, p, want)
 }
 
-func orNone(s string) string {
-	if s == "" {
+// boundaryLinks formats a segment's boundary commitments: "-" for none, else each with the
+// segment of its pair ("from 0: 123...").
+func boundaryLinks(ls []shard.Link, dir string) string {
+	if len(ls) == 0 {
 		return "-"
 	}
-	return s
+	parts := make([]string, len(ls))
+	for i, l := range ls {
+		parts[i] = fmt.Sprintf("%s %d: %s", dir, l.Segment, l.Commitment)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // verifySharded verifies a bundle (default: the model directory's last one).

@@ -416,7 +416,7 @@ func (e *Engine) VerifyBundle(ctx context.Context, dir, system string, bundle []
 
 // On-chain verification of bundles (contracts/ZKMLBundleVerifier.sol): one
 // ZKMLVerifier per segment, deployed with the segment ID as its modelId, and the
-// bundle verifier that checks the boundary chain and calls them.
+// bundle verifier that checks every pair's boundary commitments and calls them.
 
 // SegmentVerifier implements api.ShardEngine: segment i's ZKMLVerifier.
 func (e *Engine) SegmentVerifier(ctx context.Context, dir, system string, i int) ([]byte, error) {

@@ -118,19 +118,19 @@ func TestShardedBundleOnChain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The constructor's slots as the served source's comment states them.
+	// The constructor's pair table as the served source's comment states it.
 	pl := loadPlan(t, dir)
-	out, in := shard.BoundarySlots(pl)
-	args, err := bundleABI.Pack("", id32(t, b.ModelID), id32(t, b.PlanID), addrs, bigs(out), bigs(in))
+	table := shard.PairTable(pl.Pairs)
+	args, err := bundleABI.Pack("", id32(t, b.ModelID), id32(t, b.PlanID), addrs, bigs(table))
 	if err != nil {
 		t.Fatal(err)
 	}
-	slots := make([]string, len(out))
-	for i, o := range out {
-		slots[i] = fmt.Sprint(o)
+	words := make([]string, len(table))
+	for i, o := range table {
+		words[i] = fmt.Sprint(o)
 	}
-	if !bytes.Contains(src, []byte("outSlots_  = ["+strings.Join(slots, ", ")+"]")) {
-		t.Fatalf("served bundle verifier does not state outSlots %v", out)
+	if !bytes.Contains(src, []byte("//                ["+strings.Join(words, ", ")+"]")) {
+		t.Fatalf("served bundle verifier does not state the pair table %v", table)
 	}
 	addr, _, err := chain.DeployArtifact(art, args)
 	if err != nil {

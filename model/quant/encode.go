@@ -18,6 +18,10 @@ const EncodingVersion = 1
 // encodingMagic opens every canonical encoding, before the version.
 const encodingMagic = "zkml/quant.Program"
 
+// groupsExtension opens the boundary groups, written after every other field of a
+// program that has them.
+const groupsExtension = "groups"
+
 // WriteCanonical writes the canonical binary encoding of p to w: every field of the
 // program, its settings, values, params, layers and tables, in a fixed order, each
 // length-prefixed where it has a length, so two programs have the same encoding
@@ -41,6 +45,12 @@ const encodingMagic = "zkml/quant.Program"
 //	                extension fields are all zero is written with tag 1 and without
 //	                them, so programs that use none encode (and are identified) exactly
 //	                as before the extensions were added.
+//	boundary groups after all the others, only when InputGroups or OutputGroups is
+//	                set: string "groups", then InputGroups and OutputGroups (slices of
+//	                int). A program without them (every unsharded program) is written
+//	                without it, exactly as before groups were added; with them the
+//	                encoding is longer than a complete encoding without them (every
+//	                field is length-prefixed, so no encoding is a prefix of another).
 //
 // It writes through a fixed 64 KiB buffer and never holds the whole encoding: hashing
 // a program costs no memory proportional to its size.
@@ -74,6 +84,11 @@ func (p *Program) WriteCanonical(w io.Writer) error {
 	e.strs(p.OutputNames)
 	e.quantIOs(p.InputQuant)
 	e.quantIOs(p.OutputQuant)
+	if len(p.InputGroups) > 0 || len(p.OutputGroups) > 0 {
+		e.str(groupsExtension)
+		e.ints(p.InputGroups)
+		e.ints(p.OutputGroups)
+	}
 	return e.flush()
 }
 

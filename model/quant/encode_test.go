@@ -50,7 +50,17 @@ func fullProgram() *Program {
 		OutputNames: []string{"output"},
 		InputQuant:  []*QuantIO{{Lo: -128, Hi: 127, Scale: []float64{0.5}, Zero: []int64{3}, Axis: 1}},
 		OutputQuant: []*QuantIO{{Lo: 0, Hi: 255, Scale: []float64{0.1, 0.2}, Zero: []int64{0, 1}, Axis: 2}},
+		// Not a valid grouping (the encoding does not interpret it).
+		InputGroups:  []int{1, 2},
+		OutputGroups: []int{3},
 	}
+}
+
+// withoutGroups is fullProgram without boundary groups: every unsharded program.
+func withoutGroups() *Program {
+	p := fullProgram()
+	p.InputGroups, p.OutputGroups = nil, nil
+	return p
 }
 
 // mutation changes one field (named by path) of a program.
@@ -265,7 +275,7 @@ func TestCanonicalEncodingDeterministic(t *testing.T) {
 // ID with it (verifier contracts are deployed with model IDs).
 func TestCanonicalEncodingGolden(t *testing.T) {
 	var buf bytes.Buffer
-	if err := fullProgram().WriteCanonical(&buf); err != nil {
+	if err := withoutGroups().WriteCanonical(&buf); err != nil {
 		t.Fatal(err)
 	}
 	head := "1200000000000000" + hex.EncodeToString([]byte(encodingMagic)) + "01000000" +
@@ -275,8 +285,39 @@ func TestCanonicalEncodingGolden(t *testing.T) {
 		t.Errorf("encoding starts\n%s, want\n%s", got, head)
 	}
 	const want = "1197706ad3d69c40fa4a8f4f64dfeb5eacb2653a98aacfd44c9172b712c76027"
-	if got := canonicalHash(t, fullProgram()); got != want {
+	if got := canonicalHash(t, withoutGroups()); got != want {
 		t.Errorf("encoding hash %s, want %s (version %d)", got, want, EncodingVersion)
+	}
+}
+
+// TestGroupsEncoding: boundary groups are encoded after every other field, tagged,
+// only when set, so programs without them (every unsharded program) keep their
+// encodings and model IDs (TestCanonicalEncodingGolden); set, they change the encoding,
+// and moving a tensor between the input and output groups changes it too.
+func TestGroupsEncoding(t *testing.T) {
+	enc := func(p *Program) []byte {
+		var b bytes.Buffer
+		if err := p.WriteCanonical(&b); err != nil {
+			t.Fatal(err)
+		}
+		return b.Bytes()
+	}
+	base, with := enc(withoutGroups()), enc(fullProgram())
+	if !bytes.HasPrefix(with, base) {
+		t.Fatal("the encoding with groups does not extend the encoding without")
+	}
+	ext := "0600000000000000" + hex.EncodeToString([]byte(groupsExtension)) +
+		"0200000000000000" + "0100000000000000" + "0200000000000000" + // InputGroups [1, 2]
+		"0100000000000000" + "0300000000000000" // OutputGroups [3]
+	if got := hex.EncodeToString(with[len(base):]); got != ext {
+		t.Errorf("groups encoded as\n%s, want\n%s", got, ext)
+	}
+	only := withoutGroups()
+	only.OutputGroups = []int{1, 2}
+	moved := withoutGroups()
+	moved.InputGroups = []int{1, 2}
+	if bytes.Equal(enc(only), enc(moved)) || bytes.Equal(enc(only), base) {
+		t.Error("input and output groups are not told apart")
 	}
 }
 

@@ -165,6 +165,16 @@ type Program struct {
 	// slices, for fixed-point tensors), describe integer tensors of quantized models.
 	InputQuant  []*QuantIO `json:",omitempty"`
 	OutputQuant []*QuantIO `json:",omitempty"`
+	// InputGroups and OutputGroups split the inputs (outputs) of a side with Boundary
+	// visibility into boundary groups, each committed on its own (one public
+	// commitment per group, see circuits.NewLayout): the number of consecutive tensors
+	// of Inputs (Outputs) in each group, in order. nil is one group of every tensor
+	// (none if there is none); a list has at least two groups of at least one tensor
+	// each, summing to len(Inputs) (len(Outputs)), and only a Boundary side has one
+	// (circuits.CheckGroups). Encoded only when set (encode.go), so programs without
+	// them keep their model IDs.
+	InputGroups  []int `json:",omitempty"`
+	OutputGroups []int `json:",omitempty"`
 }
 
 // QuantIO is an integer program input or output. An integer input holds values in

@@ -141,7 +141,7 @@ func TestRLCEncoding(t *testing.T) {
 		}
 		return b.Bytes()
 	}
-	p := fullProgram()
+	p := withoutGroups()
 	base := enc(p)
 	p.Layers[0].RLC = 3
 	withRLC := enc(p)

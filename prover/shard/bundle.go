@@ -18,8 +18,9 @@ import (
 	"github.com/zkml/zkml/verifier"
 )
 
-// BundleVersion is the version of the bundle format.
-const BundleVersion = 1
+// BundleVersion is the version of the bundle format (2: boundary groups per pair of
+// segments).
+const BundleVersion = 2
 
 // Bundle is a proved inference of a sharded model: one proof per segment, in order.
 type Bundle struct {
@@ -40,14 +41,23 @@ type SegmentProof struct {
 	Index int    `json:"index"`
 	ID    string `json:"segment_id"`
 	Proof []byte `json:"proof"`
-	// Public is the binary public witness; PublicInputs the same in decimal, with the
-	// boundary commitments InCommitment and OutCommitment (decimal; empty for the
-	// model's own inputs and outputs) for reading.
-	Public        []byte   `json:"public_witness"`
-	PublicInputs  []string `json:"public_inputs"`
-	InCommitment  string   `json:"in_commitment,omitempty"`
-	OutCommitment string   `json:"out_commitment,omitempty"`
-	ProveSeconds  float64  `json:"prove_seconds"`
+	// Public is the binary public witness; PublicInputs the same in decimal.
+	Public       []byte   `json:"public_witness"`
+	PublicInputs []string `json:"public_inputs"`
+	// InCommitments and OutCommitments are the segment's boundary groups with their
+	// commitments (among the public inputs), in order: the segment each input group
+	// comes from and each output group goes to. Verify checks them against the plan's
+	// pair table and the public inputs.
+	InCommitments  []Link  `json:"in_commitments,omitempty"`
+	OutCommitments []Link  `json:"out_commitments,omitempty"`
+	ProveSeconds   float64 `json:"prove_seconds"`
+}
+
+// Link is one boundary group of a segment: the other segment of its pair and the
+// group's commitment (decimal).
+type Link struct {
+	Segment    int    `json:"segment"`
+	Commitment string `json:"commitment"`
 }
 
 // Activations runs the integer evaluator once over the whole program on integer
@@ -112,20 +122,23 @@ func ProveSegment(s *Segment, sys circuits.System, ccs constraint.ConstraintSyst
 	for i := range vec {
 		sp.PublicInputs = append(sp.PublicInputs, vec[i].String())
 	}
-	sp.InCommitment, sp.OutCommitment = boundaryCommitments(s.Program, vec)
+	sp.InCommitments, sp.OutCommitments = links(s, vec)
 	return sp, nil
 }
 
-// boundaryCommitments reads a segment's boundary commitments from its public values.
-func boundaryCommitments(p *quant.Program, pub fr.Vector) (in, out string) {
-	for _, h := range circuits.NewLayout(p).Hashes {
+// links reads a segment's boundary commitments from its public values, with the
+// segments of their pairs.
+func links(s *Segment, pub fr.Vector) (in, out []Link) {
+	for _, h := range circuits.NewLayout(s.Program).Hashes {
 		if h.Domain != circuits.TagBoundary || h.Offset >= len(pub) {
 			continue
 		}
 		if h.Tag == circuits.TagInputs {
-			in = pub[h.Offset].String()
-		} else {
-			out = pub[h.Offset].String()
+			if j := len(in); j < len(s.From) {
+				in = append(in, Link{Segment: s.From[j], Commitment: pub[h.Offset].String()})
+			}
+		} else if j := len(out); j < len(s.To) {
+			out = append(out, Link{Segment: s.To[j], Commitment: pub[h.Offset].String()})
 		}
 	}
 	return in, out
@@ -184,11 +197,15 @@ type Verified struct {
 // Verify checks a bundle against the verifier's own plan and the segments' verifying
 // keys: the bundle is for this model and this split (model and plan IDs), has every
 // segment once and in order, every segment proof verifies against its segment's key,
-// the boundary commitments chain (segment i's output commitment is segment i+1's input
-// commitment), and the claimed outputs are what the last segment proves.
+// for every pair of the plan the producer's output commitment is the consumer's input
+// commitment, the boundary commitments the bundle lists are the pair table's and the
+// proofs', and the claimed outputs are what the last segment proves.
 func Verify(pl *Plan, sys circuits.System, vk func(i int) (any, error), b *Bundle) (*Verified, error) {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+	}
+	if id, err := pl.planID(); err != nil || id != pl.ID {
+		return nil, fmt.Errorf("shard: the verifier's plan %s does not reproduce its ID (%s, %v)", pl.ID, id, err)
 	}
 	switch {
 	case b.Version != BundleVersion:
@@ -244,15 +261,23 @@ func Verify(pl *Plan, sys circuits.System, vk func(i int) (any, error), b *Bundl
 		}
 		pubs[i] = vec
 	}
-	// The chain of boundary commitments.
-	for i := 0; i+1 < len(pl.Segments); i++ {
-		out, ok1 := hashOf(pl.Segments[i].Program, pubs[i], circuits.TagOutputs, circuits.TagBoundary)
-		in, ok2 := hashOf(pl.Segments[i+1].Program, pubs[i+1], circuits.TagInputs, circuits.TagBoundary)
-		if !ok1 || !ok2 {
-			return nil, bad("segments %d and %d have no boundary commitment", i, i+1)
+	// Every pair: the producer's output commitment for the consumer is the consumer's
+	// input commitment for the producer (the slots are the plan's, which its ID binds).
+	for _, pr := range pl.Pairs {
+		if pr.From < 0 || pr.To >= len(pubs) || pr.From >= pr.To || pr.OutSlot >= len(pubs[pr.From]) || pr.InSlot >= len(pubs[pr.To]) {
+			return nil, fmt.Errorf("shard: the verifier's plan has a bad pair %d -> %d", pr.From, pr.To)
 		}
-		if !out.Equal(&in) {
-			return nil, bad("segment %d's output commitment is not segment %d's input commitment", i, i+1)
+		if out, in := pubs[pr.From][pr.OutSlot], pubs[pr.To][pr.InSlot]; !out.Equal(&in) {
+			return nil, bad("segment %d's output commitment for segment %d is not segment %d's input commitment for segment %d", pr.From, pr.To, pr.To, pr.From)
+		}
+	}
+	// The boundary commitments the bundle lists (for its readers) are the pair
+	// table's and the proofs'.
+	for i, s := range pl.Segments {
+		in, out := links(s, pubs[i])
+		sp := b.Segments[i]
+		if !slices.Equal(sp.InCommitments, in) || !slices.Equal(sp.OutCommitments, out) {
+			return nil, bad("segment %d lists boundary commitments %v and %v, its proof and the plan's pairs give %v and %v", i, sp.InCommitments, sp.OutCommitments, in, out)
 		}
 	}
 	v := &Verified{Commitments: map[string]string{}}

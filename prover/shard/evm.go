@@ -59,23 +59,14 @@ func OutputRange(p *quant.Program) (offset, count int) {
 	return l.Outputs[0].Offset, count
 }
 
-// BoundarySlots are the bundle verifier's constructor arguments outSlots and inSlots:
-// segment i's boundary-output commitment and segment i+1's boundary-input commitment
-// among their public inputs.
-func BoundarySlots(pl *Plan) (out, in []int) {
-	for _, s := range pl.Segments {
-		for _, h := range circuits.NewLayout(s.Program).Hashes {
-			if h.Domain != circuits.TagBoundary {
-				continue
-			}
-			if h.Tag == circuits.TagOutputs {
-				out = append(out, h.Offset)
-			} else {
-				in = append(in, h.Offset)
-			}
-		}
+// PairArgs is the bundle verifier's constructor argument pairs_: the plan's pair table
+// (PairTable) as Solidity uint256s.
+func PairArgs(pl *Plan) []*big.Int {
+	out := []*big.Int{}
+	for _, v := range PairTable(pl.Pairs) {
+		out = append(out, big.NewInt(int64(v)))
 	}
-	return out, in
+	return out
 }
 
 // ExportSegmentVerifier writes segment s's ZKMLVerifier (verifier.ExportSolidity with
@@ -95,7 +86,6 @@ func ExportSegmentVerifier(w io.Writer, s *Segment, vk any) error {
 // each segment's ZKMLVerifier comes from (segmentsFrom) and where a bundle's calldata
 // comes from (calldataFrom).
 func BundleVerifierSource(w io.Writer, pl *Plan, sys circuits.System, dev bool, segmentsFrom, calldataFrom string) {
-	out, in := BoundarySlots(pl)
 	if dev {
 		io.WriteString(w, prover.DevVerifierBanner)
 	}
@@ -107,7 +97,8 @@ func BundleVerifierSource(w io.Writer, pl *Plan, sys circuits.System, dev bool, 
 	for i, s := range pl.Segments {
 		fmt.Fprintf(w, "//     segment %d: segment ID 0x%s\n", i, s.ID)
 	}
-	fmt.Fprintf(w, "//   outSlots_  = %s\n//   inSlots_   = %s\n", ints(out), ints(in))
+	io.WriteString(w, "//   pairs_     = [producer, consumer, output slot, input slot per pair]:\n")
+	fmt.Fprintf(w, "//                %s\n", ints(PairTable(pl.Pairs)))
 	fmt.Fprintf(w, "// A proof's calldata (%s) calls verify(bytes[], uint256[][]).\n", calldataFrom)
 	io.WriteString(w, contracts.ZKMLBundleVerifierSol)
 }
@@ -207,14 +198,20 @@ func DeployBundleOnEVM(ctx context.Context, c *evm.Compiler, pl *Plan, vk func(i
 		d.Segments = append(d.Segments, addr)
 		d.DeployGas += res.GasUsed
 	}
-	out, in := BoundarySlots(pl)
-	outSlots, inSlots := []*big.Int{}, []*big.Int{}
-	for _, o := range out {
-		outSlots = append(outSlots, big.NewInt(int64(o)))
+	art, err := d.artifact(ctx, c)
+	if err != nil {
+		return nil, err
 	}
-	for _, i := range in {
-		inSlots = append(inSlots, big.NewInt(int64(i)))
+	addr, gas, err := d.deploy(art, pl, d.Segments, PairArgs(pl))
+	if err != nil {
+		return nil, err
 	}
+	d.Address, d.DeployGas = addr, d.DeployGas+gas
+	return d, nil
+}
+
+// artifact compiles ZKMLBundleVerifier and keeps its ABI.
+func (d *EVMBundle) artifact(ctx context.Context, c *evm.Compiler) (*evm.Artifact, error) {
 	arts, err := c.Compile(ctx, map[string]string{BundleContract + ".sol": contracts.ZKMLBundleVerifierSol})
 	if err != nil {
 		return nil, err
@@ -226,24 +223,29 @@ func DeployBundleOnEVM(ctx context.Context, c *evm.Compiler, pl *Plan, vk func(i
 	if d.abi, err = abi.JSON(bytes.NewReader(art.ABI)); err != nil {
 		return nil, err
 	}
+	return art, nil
+}
+
+// deploy deploys the bundle verifier for pl's model and plan IDs with the segment
+// verifiers and pair table given (constructor arguments segments_ and pairs_).
+func (d *EVMBundle) deploy(art *evm.Artifact, pl *Plan, segments, pairs any) (common.Address, uint64, error) {
 	modelID, err := hex32(pl.ModelID)
 	if err != nil {
-		return nil, err
+		return common.Address{}, 0, err
 	}
 	planID, err := hex32(pl.ID)
 	if err != nil {
-		return nil, err
+		return common.Address{}, 0, err
 	}
-	args, err := d.abi.Pack("", modelID, planID, d.Segments, outSlots, inSlots)
+	args, err := d.abi.Pack("", modelID, planID, segments, pairs)
 	if err != nil {
-		return nil, err
+		return common.Address{}, 0, err
 	}
-	addr, res, err := chain.DeployArtifact(art, args)
+	addr, res, err := d.Chain.DeployArtifact(art, args)
 	if err != nil {
-		return nil, fmt.Errorf("deploy %s: %w", BundleContract, err)
+		return common.Address{}, 0, fmt.Errorf("deploy %s: %w", BundleContract, err)
 	}
-	d.Address, d.DeployGas = addr, d.DeployGas+res.GasUsed
-	return d, nil
+	return addr, res.GasUsed, nil
 }
 
 // Calldata encodes verify(proofs, publicInputs) for a bundle.

@@ -2,7 +2,9 @@ package shard
 
 import (
 	"context"
+	"math/big"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/zkml/zkml/circuits"
@@ -10,14 +12,26 @@ import (
 	"github.com/zkml/zkml/model/quant"
 )
 
-// TestBundleOnEVM deploys the residual net's 2-segment Groth16 bundle verifier (the
-// skip value crossing the cut) on an in-process EVM: a valid bundle verifies; a
-// segment of another input's run (the chain breaks), swapped segments, a missing one
-// and a changed public output do not.
+// TestBundleOnEVM deploys Groth16 bundle verifiers of the residual net on an
+// in-process EVM: 2 segments (the skip value crossing the cut) and 3 segments with the
+// skip value going from segment 0 to segment 2 past segment 1 (pairs 0->1, 0->2, 1->2).
+// A valid bundle verifies; a segment of another input's run (a pair's commitments
+// differ), the last segment proven over another skip value, swapped segments, a
+// missing one and a changed public output do not; a deployment whose pair table is
+// not the plan's is refused by the constructor.
 func TestBundleOnEVM(t *testing.T) {
 	solc := evm.RequireCompiler(t)
 	p := lower(t, residualNet(t), quant.DefaultConfig())
-	pl, err := Split(p, residualCuts(t, p)[:1])
+	for _, c := range []struct {
+		name string
+		cuts []int
+	}{{"2 segments", residualCuts(t, p)[:1]}, {"3 segments, skip", skipCuts(t, p)}} {
+		t.Run(c.name, func(t *testing.T) { bundleOnEVM(t, solc, p, c.cuts) })
+	}
+}
+
+func bundleOnEVM(t *testing.T, solc *evm.Compiler, p *quant.Program, cuts []int) {
+	pl, err := Split(p, cuts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,25 +56,71 @@ func TestBundleOnEVM(t *testing.T) {
 	if err != nil || !ok {
 		t.Fatalf("valid bundle: %v, %v", ok, err)
 	}
-	t.Logf("%d segments: verify gas %d, deploy gas %d", len(pl.Segments), gas, d.DeployGas)
+	t.Logf("%d segments, %d pairs: verify gas %d, deploy gas %d", len(pl.Segments), len(pl.Pairs), gas, d.DeployGas)
 	with := func(f func(c *Bundle)) *Bundle {
 		c := *b
 		c.Segments = slices.Clone(b.Segments)
 		f(&c)
 		return &c
 	}
+	last := len(pl.Segments) - 1
 	// The last segment's first public input is its first output (public outputs).
-	out := *b.Segments[1]
+	out := *b.Segments[last]
 	out.Public = slices.Clone(out.Public)
 	out.Public[12+31] ^= 1
-	for name, bad := range map[string]*Bundle{
+	bad := map[string]*Bundle{
 		"segment from another input": with(func(c *Bundle) { c.Segments[1] = other.Segments[1] }),
 		"swapped":                    with(func(c *Bundle) { c.Segments[0], c.Segments[1] = c.Segments[1], c.Segments[0] }),
-		"dropped":                    with(func(c *Bundle) { c.Segments = c.Segments[:1] }),
-		"output changed":             with(func(c *Bundle) { c.Segments[1] = &out }),
-	} {
+		"dropped":                    with(func(c *Bundle) { c.Segments = c.Segments[:last] }),
+		"output changed":             with(func(c *Bundle) { c.Segments[last] = &out }),
+	}
+	if len(pl.Segments) > 2 {
+		// The last segment proven over another value of the skip group (from segment
+		// 0), segment 1's group the true one: only the pair 0->2 tells.
+		ins, _, _, err := pl.Activations(p, inputs(t, p, 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := slices.Clone(ins[last])
+		in[0] = slices.Clone(in[0])
+		in[0][0]++
+		r, err := pl.Segments[last].Program.Eval(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		forged, err := ProveSegment(pl.Segments[last], sys, keys.CCS[last], keys.PK[last], keys.VK[last], in, r.Outputs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bad["last segment over another skip value"] = with(func(c *Bundle) { c.Segments[last] = forged })
+	}
+	for name, bad := range bad {
 		if ok, _, err := d.Verify(bad); err != nil || ok {
 			t.Errorf("%s: verify = %v, %v; want false", name, ok, err)
 		}
+	}
+	// The constructor recomputes the plan ID from the segment verifiers' model IDs and
+	// the pair table: another table (a slot moved) or another order of the segment
+	// verifiers is refused.
+	art, err := d.artifact(context.Background(), solc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	table := PairArgs(pl)
+	moved := slices.Clone(table)
+	moved[3] = new(big.Int).Add(moved[3], big.NewInt(1))
+	reversed := slices.Clone(d.Segments)
+	slices.Reverse(reversed)
+	for name, args := range map[string][]any{
+		"pair slot moved":         {d.Segments, moved},
+		"pair dropped":            {d.Segments, table[:len(table)-4]},
+		"segment verifiers moved": {reversed, table},
+	} {
+		if _, _, err := d.deploy(art, pl, args[0], args[1]); err == nil || !strings.Contains(err.Error(), "plan ID") {
+			t.Errorf("%s: deploy: %v, want a revert on the plan ID", name, err)
+		}
+	}
+	if _, _, err := d.deploy(art, pl, d.Segments, table); err != nil {
+		t.Fatalf("the plan's own table: %v", err)
 	}
 }

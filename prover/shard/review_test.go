@@ -12,7 +12,7 @@ import (
 // TestReviewBundleForeignParams (security review): with hashed (or public) params, a prover who
 // holds the segment proving keys proves the last segment with weights that are not the
 // model's. Each segment proof verifies against its key (the key fixes the architecture,
-// not witness params), the boundary chain holds, and the claimed outputs are what the
+// not witness params), the boundary commitments match, and the claimed outputs are what the
 // tampered segment proves. shard.Verify must refuse the bundle, as verifier.VerifyModel
 // (CheckBinding) refuses an unsharded proof whose params commitment is not the model's.
 func TestReviewBundleForeignParams(t *testing.T) {

@@ -282,11 +282,7 @@ func TestBundleGroth16(t *testing.T) {
 	if !slices.EqualFunc(v.Outputs, want.Outputs, slices.Equal) {
 		t.Fatalf("verified outputs %v, the whole program's %v", v.Outputs, want.Outputs)
 	}
-	for i := 0; i+1 < len(b.Segments); i++ {
-		if b.Segments[i].OutCommitment == "" || b.Segments[i].OutCommitment != b.Segments[i+1].InCommitment {
-			t.Fatalf("boundary %d: commitments %q, %q", i, b.Segments[i].OutCommitment, b.Segments[i+1].InCommitment)
-		}
-	}
+	checkLinks(t, pl, b)
 	// Another input's run: its segments verify on their own, but not in this bundle.
 	other, err := Prove(pl, p, sys, keys, inputs(t, p, 2))
 	if err != nil {
@@ -441,5 +437,27 @@ func TestBundlePlonkHashed(t *testing.T) {
 	c.Segments = []*SegmentProof{b.Segments[1], b.Segments[0]}
 	if _, err := Verify(pl, sys, keys.VerifyingKey, &c); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("reordered: got %v", err)
+	}
+}
+
+// checkLinks checks that the bundle lists every pair's commitments, the producer's
+// for the consumer equal to the consumer's for the producer.
+func checkLinks(t testing.TB, pl *Plan, b *Bundle) {
+	t.Helper()
+	for _, pr := range pl.Pairs {
+		var out, in string
+		for _, l := range b.Segments[pr.From].OutCommitments {
+			if l.Segment == pr.To {
+				out = l.Commitment
+			}
+		}
+		for _, l := range b.Segments[pr.To].InCommitments {
+			if l.Segment == pr.From {
+				in = l.Commitment
+			}
+		}
+		if out == "" || out != in {
+			t.Fatalf("pair %d -> %d: commitments %q, %q", pr.From, pr.To, out, in)
+		}
 	}
 }

@@ -3,26 +3,31 @@
 // proofs.
 //
 // A plan cuts the lowered program (quant.Program) at layer boundaries. Segment i runs
-// layers [First, End) of the whole program. Its inputs are the values live at its
-// first cut (produced before it and read at or after it, or model outputs produced
-// before it: skip connections and early outputs are carried across every cut they
-// span), its outputs the values live at its last cut; the first segment's inputs are
-// the model inputs, the last segment's outputs the model outputs. Each segment is a
-// program of its own (carrying only the values, params and tables it uses, re-indexed)
-// with its own model ID.
+// layers [First, End) of the whole program. Its boundaries form a DAG, not a chain:
+// for every pair of segments (p, c), p < c, such that c reads values p produces (or c
+// is the last segment and p produces model outputs), p has one boundary output group
+// for c and c one boundary input group for p, holding those values. Model inputs are
+// produced by the first segment, which takes them all; model outputs produced before
+// the last segment go to it. A value is committed once in its producer per consumer
+// and once in each consumer, never in the segments between (a skip connection costs
+// the same whatever the number of cuts it spans). The first segment's inputs are the
+// model inputs, the last segment's outputs the model outputs. Each segment is a
+// program of its own (carrying only the values, params and tables it uses,
+// re-indexed) with its own model ID.
 //
-// Soundness. At a cut the two segments commit to the crossing values with the same
+// Soundness. The two segments of a pair commit to the group's values with the same
 // Poseidon2 commitment (quant.Boundary visibility, circuits.TagBoundary): same values,
 // same order (increasing value id of the whole program), same packing width (the
-// widest static bound among them, the same bounds in both programs), so the output
-// commitment of segment i equals the input commitment of segment i+1 exactly when
-// both proofs are about the same activations (Poseidon2 binding; packing is injective
-// because the commitment gadget range-checks every value to its width). Segment i+1
-// also range-checks each boundary input to its own static bound in a range layer of
-// its program, so the bounds the rest of its circuit relies on hold for every
-// witness, whatever the commitment. The order, count and width of the committed values
-// are fixed by the segment programs, hence by their model IDs; the plan ID binds the
-// whole program's model ID and every segment's ID in order, so a bundle verifies only
+// widest static bound among them, the same bounds in both programs), so the
+// producer's output commitment for c equals the consumer's input commitment for p
+// exactly when both proofs are about the same activations (Poseidon2 binding; packing
+// is injective because the commitment gadget range-checks every value to its width).
+// The consumer also range-checks each boundary input to its own static bound in a
+// range layer of its program, so the bounds the rest of its circuit relies on hold for
+// every witness, whatever the commitment. The order, count and width of the committed
+// values and the group sizes are fixed by the segment programs, hence by their model
+// IDs; the plan ID binds the whole program's model ID, every segment's ID in order and
+// the pair table (which group of which segment meets which), so a bundle verifies only
 // against the verifier's own plan: segments of another model or another split, or
 // reordered, dropped or duplicated segments, are refused.
 //
@@ -33,11 +38,13 @@
 package shard
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 
@@ -54,21 +61,42 @@ type Segment struct {
 	First int `json:"first_layer"`
 	End   int `json:"end_layer"`
 	// In and Out are the whole program's value ids of the segment's inputs and
-	// outputs, in the segment program's order.
+	// outputs, in the segment program's order: the model inputs (first segment) or its
+	// input groups one after another; the model outputs (last segment) or its output
+	// groups one after another. A value exported to two segments is in Out twice.
 	In  []int `json:"in"`
 	Out []int `json:"out"`
+	// From and To are the segments its input groups come from and its output groups go
+	// to, in increasing order (the order of the groups and of their commitments).
+	From []int `json:"from,omitempty"`
+	To   []int `json:"to,omitempty"`
 	// ID is the segment program's model ID.
 	ID      string         `json:"id"`
 	Program *quant.Program `json:"-"`
+}
+
+// Pair is a boundary group: values produced in segment From and read in segment To
+// (or model outputs produced in From, To being the last segment).
+type Pair struct {
+	From int `json:"from"`
+	To   int `json:"to"`
+	// Values are the whole program's value ids, increasing.
+	Values []int `json:"values"`
+	// OutSlot and InSlot are the group's commitment among the public inputs of From
+	// (an output group) and of To (an input group).
+	OutSlot int `json:"out_slot"`
+	InSlot  int `json:"in_slot"`
 }
 
 // Plan is a program split into segments.
 type Plan struct {
 	// ModelID is the whole program's model ID.
 	ModelID string `json:"model_id"`
-	// ID binds ModelID and every segment's ID, in order (see PlanID).
+	// ID binds ModelID, every segment's ID in order and the pair table (see PlanID).
 	ID       string     `json:"id"`
 	Segments []*Segment `json:"segments"`
+	// Pairs is the pair table, in increasing (From, To).
+	Pairs []*Pair `json:"pairs"`
 }
 
 // Cuts returns the layer index each segment after the first starts at.
@@ -80,25 +108,89 @@ func (pl *Plan) Cuts() []int {
 	return cuts
 }
 
-// PlanID is the SHA-256 of a domain tag, the model ID and the segment IDs in order,
-// each length-prefixed.
-func PlanID(modelID string, segmentIDs []string) string {
+// PlanIDTag opens the plan ID's hashed bytes.
+const PlanIDTag = "zkml/shard.Plan v2"
+
+// PlanID is the plan ID of a model ID, its segments' IDs (32-byte hex SHA-256
+// digests) and the pair table: the SHA-256 of
+//
+//	PlanIDTag (its bytes), model ID (32 bytes), segment count (32-byte big-endian),
+//	every segment ID (32 bytes), pair count (32-byte big-endian), and per pair in
+//	increasing (From, To): From, To, OutSlot, InSlot (each 32-byte big-endian)
+//
+// which is Solidity's abi.encodePacked(PlanIDTag, modelId, n, ids, k, pairs) for
+// bytes32 modelId, uint256 n and k, bytes32[] ids and the flat uint256[] pairs
+// (PairTable), so that ZKMLBundleVerifier recomputes it. The pair table says, for each
+// segment, which segments its input groups come from and its output groups go to, in
+// order, and where each group's commitment is among the public inputs.
+func PlanID(modelID string, segmentIDs []string, pairs []*Pair) (string, error) {
 	h := sha256.New()
-	put := func(s string) {
-		var n [8]byte
-		binary.LittleEndian.PutUint64(n[:], uint64(len(s)))
-		h.Write(n[:])
-		h.Write([]byte(s))
+	h.Write([]byte(PlanIDTag))
+	word := func(v int) {
+		var b [32]byte
+		binary.BigEndian.PutUint64(b[24:], uint64(v))
+		h.Write(b[:])
 	}
-	put("zkml/shard.Plan v1")
-	put(modelID)
-	var n [8]byte
-	binary.LittleEndian.PutUint64(n[:], uint64(len(segmentIDs)))
-	h.Write(n[:])
-	for _, id := range segmentIDs {
-		put(id)
+	id := func(s string) error {
+		b, err := hex32(s)
+		h.Write(b[:])
+		return err
 	}
-	return hex.EncodeToString(h.Sum(nil))
+	if err := id(modelID); err != nil {
+		return "", err
+	}
+	word(len(segmentIDs))
+	for _, s := range segmentIDs {
+		if err := id(s); err != nil {
+			return "", err
+		}
+	}
+	word(len(pairs))
+	for _, v := range PairTable(pairs) {
+		word(v)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// PairTable flattens pairs as ZKMLBundleVerifier takes them: From, To, OutSlot,
+// InSlot per pair.
+func PairTable(pairs []*Pair) []int {
+	var out []int
+	for _, p := range pairs {
+		out = append(out, p.From, p.To, p.OutSlot, p.InSlot)
+	}
+	return out
+}
+
+// planID is pl's plan ID from its segments and pair table.
+func (pl *Plan) planID() (string, error) {
+	var ids []string
+	for _, s := range pl.Segments {
+		ids = append(ids, s.ID)
+	}
+	return PlanID(pl.ModelID, ids, pl.Pairs)
+}
+
+// InPairs and OutPairs return segment i's input and output groups, in order.
+func (pl *Plan) InPairs(i int) []*Pair {
+	var out []*Pair
+	for _, p := range pl.Pairs {
+		if p.To == i {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// OutPairs returns segment i's output groups, in order.
+func (pl *Plan) OutPairs(i int) []*Pair {
+	var out []*Pair
+	for _, p := range pl.Pairs {
+		if p.From == i {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // ErrBadCut is wrapped when a cut is not allowed.
@@ -180,18 +272,92 @@ func Split(p *quant.Program, cuts []int) (*Plan, error) {
 			return nil, fmt.Errorf("%w: %s", ErrBadCut, why)
 		}
 	}
-	pl := &Plan{ModelID: modelID}
-	var ids []string
-	for i := 0; i+1 < len(bounds); i++ {
-		s, err := segment(p, lv, i, len(bounds)-1, bounds[i], bounds[i+1])
+	pl := &Plan{ModelID: modelID, Pairs: lv.pairs(p, bounds)}
+	n := len(bounds) - 1
+	for i := range n {
+		s, err := segment(p, i, n, bounds[i], bounds[i+1], pl.InPairs(i), pl.OutPairs(i))
 		if err != nil {
 			return nil, err
 		}
 		pl.Segments = append(pl.Segments, s)
-		ids = append(ids, s.ID)
 	}
-	pl.ID = PlanID(modelID, ids)
+	// Each group's commitment among its segments' public inputs: the input groups'
+	// and the output groups' boundary commitments, in the groups' order.
+	for i, s := range pl.Segments {
+		var in, out []int
+		for _, h := range circuits.NewLayout(s.Program).Hashes {
+			switch {
+			case h.Domain != circuits.TagBoundary:
+			case h.Tag == circuits.TagInputs:
+				in = append(in, h.Offset)
+			default:
+				out = append(out, h.Offset)
+			}
+		}
+		ins, outs := pl.InPairs(i), pl.OutPairs(i)
+		if len(in) != len(ins) || len(out) != len(outs) {
+			return nil, fmt.Errorf("shard: segment %d has %d and %d boundary commitments for %d and %d groups", i, len(in), len(out), len(ins), len(outs))
+		}
+		for j, pr := range ins {
+			pr.InSlot = in[j]
+		}
+		for j, pr := range outs {
+			pr.OutSlot = out[j]
+		}
+	}
+	if pl.ID, err = pl.planID(); err != nil {
+		return nil, err
+	}
 	return pl, nil
+}
+
+// segmentOf returns the index of the segment of bounds (segment i runs layers
+// [bounds[i], bounds[i+1])) holding layer k; a model input (k = -1) is the first
+// segment's, a model output (k = len(Layers)) the last's.
+func segmentOf(bounds []int, k int) int {
+	n := len(bounds) - 1
+	i, _ := slices.BinarySearch(bounds[1:n], k+1)
+	return i
+}
+
+// pairs computes the pair table of the segments delimited by bounds: for every
+// non-param value, its producer (the segment of the layer defining it, the first for
+// a model input) and its consumers (the segments of the layers reading it, and the
+// last one for a model output), each consumer after the producer getting it in the
+// producer's group for it, in increasing value id. Slots are left to Split.
+func (lv *liveness) pairs(p *quant.Program, bounds []int) []*Pair {
+	n := len(bounds) - 1
+	groups := map[[2]int][]int{}
+	readers := make([][]int, len(p.Values))
+	for k, l := range p.Layers {
+		c := segmentOf(bounds, k)
+		for _, id := range l.In {
+			readers[id] = append(readers[id], c)
+		}
+	}
+	for _, id := range p.Outputs {
+		readers[id] = append(readers[id], n-1)
+	}
+	for id := range lv.def {
+		if lv.param[id] || lv.def[id] == math.MaxInt {
+			continue
+		}
+		from := segmentOf(bounds, lv.def[id])
+		seen := map[int]bool{}
+		for _, c := range readers[id] {
+			if c > from && !seen[c] {
+				seen[c] = true
+				groups[[2]int{from, c}] = append(groups[[2]int{from, c}], id)
+			}
+		}
+	}
+	var out []*Pair
+	for _, k := range slices.SortedFunc(maps.Keys(groups), func(a, b [2]int) int {
+		return cmp.Or(cmp.Compare(a[0], b[0]), cmp.Compare(a[1], b[1]))
+	}) {
+		out = append(out, &Pair{From: k[0], To: k[1], Values: groups[k]})
+	}
+	return out
 }
 
 // signedWidth is the smallest signed width w with |v| < 2^(w-1) for |v| <= bound.
@@ -203,20 +369,39 @@ func signedWidth(bound float64) int {
 	return w
 }
 
-// segment builds segment i of n: layers [first, end).
-func segment(p *quant.Program, lv *liveness, i, n, first, end int) (*Segment, error) {
+// segment builds segment i of n, layers [first, end), with its input groups ins and
+// output groups outs (in order; the first segment's inputs are the model inputs, the
+// last's outputs the model outputs).
+func segment(p *quant.Program, i, n, first, end int, ins, outs []*Pair) (*Segment, error) {
 	s := &Segment{Index: i, First: first, End: end}
+	var inSizes, outSizes []int
 	if i == 0 {
 		s.In = slices.Clone(p.Inputs)
 	} else {
-		s.In = lv.live(first)
+		for _, g := range ins {
+			s.In = append(s.In, g.Values...)
+			s.From = append(s.From, g.From)
+			inSizes = append(inSizes, len(g.Values))
+		}
 	}
 	if i == n-1 {
 		s.Out = slices.Clone(p.Outputs)
 	} else {
-		s.Out = lv.live(end)
+		for _, g := range outs {
+			s.Out = append(s.Out, g.Values...)
+			s.To = append(s.To, g.To)
+			outSizes = append(outSizes, len(g.Values))
+		}
 	}
-	q := &quant.Program{Config: p.Config}
+	// One group is written as none (quant.Program.InputGroups): a segment with one
+	// group on each side is the program it was before boundary groups.
+	if len(inSizes) < 2 {
+		inSizes = nil
+	}
+	if len(outSizes) < 2 {
+		outSizes = nil
+	}
+	q := &quant.Program{Config: p.Config, InputGroups: inSizes, OutputGroups: outSizes}
 	newID := map[int]int{}
 	add := func(old int) int {
 		v := p.Values[old]
@@ -285,22 +470,30 @@ func segment(p *quant.Program, lv *liveness, i, n, first, end int) (*Segment, er
 			q.Tables = append(q.Tables, t)
 		}
 	}
+	names := p.OutputNames
+	if i < n-1 {
+		names = nil
+		for _, g := range outs {
+			for _, old := range g.Values {
+				names = append(names, fmt.Sprintf("boundary%d/v%d", g.To, old))
+			}
+		}
+	}
 	for j, old := range s.Out {
 		nid, ok := newID[old]
 		if !ok {
 			return nil, fmt.Errorf("shard: segment %d: output value %d is not available", i, old)
 		}
 		q.Outputs = append(q.Outputs, nid)
-		if i == n-1 {
-			q.OutputNames = append(q.OutputNames, p.OutputNames[j])
-		} else {
-			q.OutputNames = append(q.OutputNames, fmt.Sprintf("boundary%d/v%d", i+1, old))
-		}
+		q.OutputNames = append(q.OutputNames, names[j])
 	}
 	if i == n-1 {
 		q.OutputQuant = p.OutputQuant
 	} else {
 		q.OutputVis = quant.Boundary
+	}
+	if err := circuits.CheckGroups(q); err != nil {
+		return nil, fmt.Errorf("shard: segment %d: %w", i, err)
 	}
 	id, err := prover.ModelID(q)
 	if err != nil {
@@ -319,20 +512,23 @@ func segment(p *quant.Program, lv *liveness, i, n, first, end int) (*Segment, er
 // budget. A layer that no segment fits is an error wrapping bench.ErrOverBudget.
 func SplitBudget(p *quant.Program, syss []circuits.System, limits bench.Limits) (*Plan, error) {
 	lv := analyze(p)
+	var cuts []int
 	// fits reports whether segment [first, end) fits, and whether its layers alone are
-	// over the budget (so that no later end can fit).
+	// over the budget (so that no later end can fit). Its input groups are the plan's
+	// (the cuts before it, first the last of them, are chosen); the layers after it
+	// stand for one segment, so its outputs are one group (the final plan may split it
+	// by consumer, at the cost of a few permutations per group).
 	fits := func(first, end int) (ok, over bool, err error) {
-		i := min(first, 1)
-		n := i + 2
-		if end == len(p.Layers) {
-			n = i + 1
-		}
-		s, err := segment(p, lv, i, n, first, end)
+		bounds := slices.Compact(append(append(append([]int{0}, cuts...), end), len(p.Layers)))
+		i, n := len(cuts), len(bounds)-1
+		pl := &Plan{Pairs: lv.pairs(p, bounds)}
+		s, err := segment(p, i, n, first, end, pl.InPairs(i), pl.OutPairs(i))
 		if err != nil {
 			return false, false, err
 		}
 		core := *s.Program
 		core.InputVis, core.OutputVis = quant.Private, quant.Private
+		core.InputGroups, core.OutputGroups = nil, nil
 		ok = true
 		for _, sys := range syss {
 			e, err := bench.EstimateProgram(s.Program, sys)
@@ -347,7 +543,6 @@ func SplitBudget(p *quant.Program, syss []circuits.System, limits bench.Limits) 
 		}
 		return ok, over, nil
 	}
-	var cuts []int
 	for first := 0; ; {
 		best := -1
 		for end := first + 1; end <= len(p.Layers); end++ {

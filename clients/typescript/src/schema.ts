@@ -363,7 +363,7 @@ export interface paths {
         put?: never;
         /**
          * Verify a proof; an invalid proof answers 200 {"valid": false, "reason": ...}
-         * @description Valid means: the proof verifies against the model's verifying key, every public input is a canonical field element (below the BN254 scalar field order r, as the EVM requires), and the public inputs that identify the model's parameters (the params commitment, or the public params) are the model's own. A sharded model's proof is a bundle: give its proof_id, or model_id, system and the bundle; it is valid when every segment proof verifies against its segment's key, the segments are the model's plan's in order, their boundary commitments chain, and the claimed outputs are the last segment's.
+         * @description Valid means: the proof verifies against the model's verifying key, every public input is a canonical field element (below the BN254 scalar field order r, as the EVM requires), and the public inputs that identify the model's parameters (the params commitment, or the public params) are the model's own. A sharded model's proof is a bundle: give its proof_id, or model_id, system and the bundle; it is valid when every segment proof verifies against its segment's key, the segments are the model's plan's in order, for every pair of segments of the plan's pair table the producer's output commitment is the consumer's input commitment, and the claimed outputs are the last segment's.
          */
         post: operations["verify"];
         delete?: never;
@@ -567,13 +567,19 @@ export interface components {
             done: number;
             total: number;
         };
-        /** @description a sharded model's proof: one proof per segment, in order, whose boundary commitments chain; verifies only as a whole (POST /v1/verify) */
+        /** @description one boundary group of a bundle's segment: the other segment of its pair and the group's commitment */
+        BoundaryLink: {
+            segment: number;
+            /** @description decimal field element */
+            commitment: string;
+        };
+        /** @description a sharded model's proof: one proof per segment, in order; for every pair of segments of the plan's pair table, the producer's output commitment equals the consumer's input commitment; verifies only as a whole (POST /v1/verify) */
         Bundle: {
             version: number;
             system: components["schemas"]["System"];
             /** @description the whole program's model ID */
             model_id: string;
-            /** @description SHA-256 binding the model ID and every segment ID in order */
+            /** @description SHA-256 binding the model ID, every segment ID in order and the pair table of boundary groups (docs/sharding.md) */
             plan_id: string;
             segments: {
                 index: number;
@@ -590,10 +596,10 @@ export interface components {
                 public_witness: string;
                 /** @description decimal field elements */
                 public_inputs: string[];
-                /** @description boundary input commitment (decimal; absent for the first segment) */
-                in_commitment?: string;
-                /** @description boundary output commitment (decimal; absent for the last segment) */
-                out_commitment?: string;
+                /** @description the segment's boundary input groups in order: the segment each comes from and its commitment (absent for the first segment) */
+                in_commitments?: components["schemas"]["BoundaryLink"][];
+                /** @description the segment's boundary output groups in order: the segment each goes to and its commitment (absent for the last segment) */
+                out_commitments?: components["schemas"]["BoundaryLink"][];
                 prove_seconds?: number;
             }[];
             int_outputs: number[][];
