@@ -44,7 +44,9 @@ const groupsExtension = "groups"
 //	                fields, written after all the others: int RLC. A layer whose
 //	                extension fields are all zero is written with tag 1 and without
 //	                them, so programs that use none encode (and are identified) exactly
-//	                as before the extensions were added.
+//	                as before the extensions were added. Tag 3 is a layer with an
+//	                output range (Layer.OutLo or OutHi not zero): the fields, then int
+//	                RLC, int OutLo, int OutHi.
 //	boundary groups after all the others, only when InputGroups or OutputGroups is
 //	                set: string "groups", then InputGroups and OutputGroups (slices of
 //	                int). A program without them (every unsharded program) is written
@@ -120,6 +122,14 @@ func (e *encoder) param(par *Param) {
 }
 
 func (e *encoder) layer(p *Program, l *Layer) {
+	if l != nil && (l.OutLo != 0 || l.OutHi != 0) {
+		e.u8(3)
+		e.layerFields(p, l)
+		e.int(l.RLC)
+		e.int(l.OutLo)
+		e.int(l.OutHi)
+		return
+	}
 	if l != nil && l.RLC != 0 {
 		e.u8(2)
 		e.layerFields(p, l)
@@ -298,10 +308,10 @@ func (e *encoder) i32s(vs []int32) {
 // structuredTerms writes a structured layer's TermStart, TA and TB exactly as i32s
 // writes the lists Materialized would hold, generating them (three passes) instead.
 func (e *encoder) structuredTerms(l *Layer, s structure) {
-	n := s.Outputs()
+	n := l.LinearOutputs()
 	total := 0
 	e.u64(uint64(n + 1))
-	s.termCounts(func(c int) {
+	l.termCounts(s, func(c int) {
 		e.u32(uint32(int32(total)))
 		total += c
 	})
