@@ -202,14 +202,14 @@ func (p *Program) ElemDeps(l *Layer, f func(k, j int)) {
 	}
 }
 
-// SplitLayer returns p with layer li replaced by parts restricted to contiguous
-// ranges of its outputs, bounds[0] = 0 < bounds[1] < ... < bounds[n] = its output
-// count (ranges [bounds[i], bounds[i+1]) of the flat output). With follow, the next
-// layer, which must be element-wise over li's output (a rescale, a ReLU) and have
-// the same shape, is split at the same bounds and its parts interleaved with li's
-// (part i of li, then part i of it), so that a cut between parts never carries li's
-// unfinished values (a linear layer's accumulator). p itself is not modified.
-func SplitLayer(p *Program, li int, bounds []int, follow bool) (*Program, error) {
+// SplitLayer returns p with layer li replaced by parts restricted to the output
+// ranges of ranges (disjoint, covering its outputs, in any order: the parts run in
+// that order). With follow, the next layer, which must be element-wise over li's
+// output (a rescale, a ReLU) and have the same shape, is split at the same ranges and
+// its parts interleaved with li's (part i of li, then part i of it), so that a cut
+// between parts never carries li's unfinished values (a linear layer's accumulator).
+// Values keep their ids. p itself is not modified.
+func SplitLayer(p *Program, li int, ranges [][2]int, follow bool) (*Program, error) {
 	if li < 0 || li >= len(p.Layers) {
 		return nil, fmt.Errorf("split: no layer %d", li)
 	}
@@ -218,8 +218,17 @@ func SplitLayer(p *Program, li int, bounds []int, follow bool) (*Program, error)
 		return nil, fmt.Errorf("split: layer %s is already restricted", l.Name)
 	}
 	n := numel(p.Values[l.Out].Shape)
-	if len(bounds) < 2 || bounds[0] != 0 || bounds[len(bounds)-1] != n {
-		return nil, fmt.Errorf("split: layer %s: bounds %v do not cover its %d outputs", l.Name, bounds, n)
+	sorted := slices.Clone(ranges)
+	slices.SortFunc(sorted, func(a, b [2]int) int { return a[0] - b[0] })
+	at := 0
+	for _, r := range sorted {
+		if r[0] != at || r[1] <= r[0] {
+			break
+		}
+		at = r[1]
+	}
+	if at != n || len(ranges) == 0 {
+		return nil, fmt.Errorf("split: layer %s: ranges %v do not cover its %d outputs", l.Name, ranges, n)
 	}
 	var next *Layer
 	if follow {
@@ -233,14 +242,14 @@ func SplitLayer(p *Program, li int, bounds []int, follow bool) (*Program, error)
 		}
 	}
 	var parts []*Layer
-	for i := range len(bounds) - 1 {
-		a, err := p.Restrict(l, bounds[i], bounds[i+1])
+	for _, r := range ranges {
+		a, err := p.Restrict(l, r[0], r[1])
 		if err != nil {
 			return nil, err
 		}
 		parts = append(parts, a)
 		if next != nil {
-			b, err := p.Restrict(next, bounds[i], bounds[i+1])
+			b, err := p.Restrict(next, r[0], r[1])
 			if err != nil {
 				return nil, err
 			}
@@ -254,4 +263,36 @@ func SplitLayer(p *Program, li int, bounds []int, follow bool) (*Program, error)
 	}
 	q.Layers = slices.Concat(p.Layers[:li:li], parts, p.Layers[end:])
 	return &q, nil
+}
+
+// BandRanges cuts the outputs of a value of shape into about bands bands of
+// contiguous rows: for a value of rank 3 or more ([N, C, H, ...]), band b holds rows
+// [b*H/bands, (b+1)*H/bands) of every (n, c) block, one range per block, bands in
+// order (so the parts of a band read one band of a convolution's or pool's input, with
+// its halo); for a lower rank, bands equal flat ranges. Empty bands are dropped.
+func BandRanges(shape []int, bands int) [][2]int {
+	n := numel(shape)
+	var out [][2]int
+	if len(shape) < 3 {
+		bands = max(1, min(bands, n))
+		for b := range bands {
+			if lo, hi := b*n/bands, (b+1)*n/bands; hi > lo {
+				out = append(out, [2]int{lo, hi})
+			}
+		}
+		return out
+	}
+	rows, rowLen, blocks := shape[2], numel(shape[3:]), shape[0]*shape[1]
+	bands = max(1, min(bands, rows))
+	for b := range bands {
+		r0, r1 := b*rows/bands, (b+1)*rows/bands
+		if r1 == r0 {
+			continue
+		}
+		for blk := range blocks {
+			base := blk * rows * rowLen
+			out = append(out, [2]int{base + r0*rowLen, base + r1*rowLen})
+		}
+	}
+	return out
 }

@@ -16,7 +16,7 @@ import (
 func splitGraph(t *testing.T, r *rand.Rand) *onnx.GraphProto {
 	g := 1 + r.Intn(2)
 	c, m := g*(1+r.Intn(2)), g*(1+r.Intn(3))
-	h, w := 6+r.Intn(5), 5+r.Intn(5)
+	h, w := 8+r.Intn(5), 8+r.Intn(5)
 	kh, kw := 1+r.Intn(3), 1+r.Intn(3)
 	sh, sw := 1+r.Intn(2), 1+r.Intn(2)
 	dh, dw := 1+r.Intn(2), 1+r.Intn(2)
@@ -48,14 +48,25 @@ func splitGraph(t *testing.T, r *rand.Rand) *onnx.GraphProto {
 	}
 }
 
-// randomBounds cuts n outputs into 1..4 contiguous ranges.
-func randomBounds(r *rand.Rand, n int) []int {
+// randomRanges cuts the outputs of a value of shape into ranges: bands of rows
+// (BandRanges) or 1..4 contiguous flat ranges, in a random order.
+func randomRanges(r *rand.Rand, shape []int) [][2]int {
+	n := numel(shape)
+	if r.Intn(2) == 0 {
+		return BandRanges(shape, 2+r.Intn(3))
+	}
 	b := []int{0, n}
 	for range r.Intn(4) {
 		b = append(b, r.Intn(n+1))
 	}
 	slices.Sort(b)
-	return slices.Compact(b)
+	b = slices.Compact(b)
+	var out [][2]int
+	for i := range len(b) - 1 {
+		out = append(out, [2]int{b[i], b[i+1]})
+	}
+	r.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
+	return out
 }
 
 // TestSplitLayersSameOutputs splits every splittable layer of random CNNs into
@@ -90,13 +101,13 @@ func TestSplitLayersSameOutputs(t *testing.T) {
 				continue
 			}
 			follow := l.Kind == KLinear && i+1 < len(q.Layers) && elementWise(q.Layers[i+1].Kind) && q.Layers[i+1].In[0] == l.Out
-			bounds := randomBounds(r, numel(q.Values[l.Out].Shape))
-			if len(bounds) < 3 {
+			ranges := randomRanges(r, q.Values[l.Out].Shape)
+			if len(ranges) < 2 {
 				continue
 			}
 			kinds[l.Kind] = true
 			n := len(q.Layers)
-			if q, err = SplitLayer(q, i, bounds, follow); err != nil {
+			if q, err = SplitLayer(q, i, ranges, follow); err != nil {
 				t.Fatalf("trial %d: %v", trial, err)
 			}
 			i += len(q.Layers) - n
@@ -157,7 +168,7 @@ func TestSplitRefused(t *testing.T) {
 	if li < 0 {
 		t.Fatal("no softmax layer")
 	}
-	if _, err := SplitLayer(p, li, []int{0, 5, 10}, false); err == nil || !strings.Contains(err.Error(), "softmax layer cannot be split") {
+	if _, err := SplitLayer(p, li, [][2]int{{0, 5}, {5, 10}}, false); err == nil || !strings.Contains(err.Error(), "softmax layer cannot be split") {
 		t.Fatalf("softmax split: %v", err)
 	}
 	// A restricted softmax written by hand is refused when run.
@@ -174,7 +185,7 @@ func TestSplitRefused(t *testing.T) {
 		t.Fatalf("restricted softmax ran: %v", err)
 	}
 	// A first range check split with bounds that do not cover its outputs.
-	if _, err := SplitLayer(p, 0, []int{0, 4}, false); err == nil || !strings.Contains(err.Error(), "do not cover") {
+	if _, err := SplitLayer(p, 0, [][2]int{{0, 4}, {5, 10}}, false); err == nil || !strings.Contains(err.Error(), "do not cover") {
 		t.Fatalf("bounds not covering: %v", err)
 	}
 	// A restricted range check whose range exceeds its value.
