@@ -58,7 +58,7 @@ func compileSharded(cmd *cobra.Command, m *prover.Model, syss []circuits.System,
 	}
 	var rows []row
 	for i, s := range pl.Segments {
-		r := row{Segment: i, FirstLayer: m.Program.Layers[s.First].Name, LastLayer: m.Program.Layers[s.End-1].Name, Layers: [2]int{s.First, s.End},
+		r := row{Segment: i, FirstLayer: pl.Program.Layers[s.First].Name, LastLayer: pl.Program.Layers[s.End-1].Name, Layers: [2]int{s.First, s.End},
 			In: len(s.In), Out: len(s.Out), From: s.From, To: s.To, ID: s.ID, Estimates: map[string]any{}, Constraints: map[string]int{}}
 		for _, sys := range syss {
 			e, err := bench.EstimateProgram(s.Program, sys)

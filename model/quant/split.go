@@ -25,9 +25,9 @@ func Splittable(k Kind) bool {
 	return false
 }
 
-// elementWise reports whether output i of a layer of kind k reads element i of each
+// ElementWise reports whether output i of a layer of kind k reads element i of each
 // input.
-func elementWise(k Kind) bool {
+func ElementWise(k Kind) bool {
 	switch k {
 	case KRescale, KRelu, KRangeChk, KClamp, KLookup, KRequant, KDiv:
 		return true
@@ -84,7 +84,7 @@ func checkRange[V any](p *Program, l *Layer, vals [][]V) error {
 			return bad("IA", len(l.IA))
 		}
 	}
-	if elementWise(l.Kind) {
+	if ElementWise(l.Kind) {
 		for _, id := range l.In {
 			if len(vals[id]) != n {
 				return fmt.Errorf("element-wise input has %d elements, output %d", len(vals[id]), n)
@@ -153,7 +153,7 @@ func (p *Program) ElemDeps(l *Layer, f func(k, j int)) {
 		}
 	}
 	switch {
-	case elementWise(l.Kind):
+	case ElementWise(l.Kind):
 		for k := range l.In {
 			for j := lo; j < hi; j++ {
 				f(k, j)
@@ -236,7 +236,7 @@ func SplitLayer(p *Program, li int, ranges [][2]int, follow bool) (*Program, err
 			return nil, fmt.Errorf("split: layer %s has no next layer", l.Name)
 		}
 		next = p.Layers[li+1]
-		if !elementWise(next.Kind) || next.Restricted() || len(next.In) != 1 || next.In[0] != l.Out ||
+		if !ElementWise(next.Kind) || next.Restricted() || len(next.In) != 1 || next.In[0] != l.Out ||
 			numel(p.Values[next.Out].Shape) != n {
 			return nil, fmt.Errorf("split: layer %s after %s is not element-wise over its output", next.Name, l.Name)
 		}

@@ -100,7 +100,7 @@ func TestSplitLayersSameOutputs(t *testing.T) {
 			if !Splittable(l.Kind) || r.Intn(4) == 0 {
 				continue
 			}
-			follow := l.Kind == KLinear && i+1 < len(q.Layers) && elementWise(q.Layers[i+1].Kind) && q.Layers[i+1].In[0] == l.Out
+			follow := l.Kind == KLinear && i+1 < len(q.Layers) && ElementWise(q.Layers[i+1].Kind) && q.Layers[i+1].In[0] == l.Out
 			ranges := randomRanges(r, q.Values[l.Out].Shape)
 			if len(ranges) < 2 {
 				continue
