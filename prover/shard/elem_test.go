@@ -310,4 +310,3 @@ func TestBundleBands(t *testing.T) {
 		t.Fatalf("segment %d proven over a tampered imported element: got %v, want ErrInvalid", c, err)
 	}
 }
-
