@@ -296,3 +296,114 @@ func BandRanges(shape []int, bands int) [][2]int {
 	}
 	return out
 }
+
+// SplitChain returns p with the count consecutive layers from first each split into
+// about bands bands of output rows (BandRanges), their parts interleaved band by
+// band: a band of a layer runs as soon as the bands of the chain's earlier layers it
+// reads have run (a pool's band after the convolution bands under its window). A
+// sharded proof cut between bands then carries a band's outputs and halo rows, not a
+// whole layer's. It also returns the indices (in the returned program) between two
+// bands, where a cut may go. Values keep their ids; p itself is not modified.
+func SplitChain(p *Program, first, count, bands int) (*Program, []int, error) {
+	if first < 0 || count < 1 || first+count > len(p.Layers) {
+		return nil, nil, fmt.Errorf("split: layers [%d, %d) outside the program", first, first+count)
+	}
+	chain := p.Layers[first : first+count]
+	// parts[i][b] are layer i's parts of band b; band[v][j] is the band of the chain
+	// layer writing element j of value v, layer[v] that layer's chain index.
+	parts := make([][][]*Layer, count)
+	band := map[int][]int32{}
+	layer := map[int]int{}
+	for i, l := range chain {
+		if l.Restricted() {
+			return nil, nil, fmt.Errorf("split: layer %s is already restricted", l.Name)
+		}
+		if _, ok := layer[l.Out]; ok {
+			return nil, nil, fmt.Errorf("split: layer %s writes a value another layer of the chain writes", l.Name)
+		}
+		shape := p.Values[l.Out].Shape
+		per := 1
+		if len(shape) >= 3 {
+			per = shape[0] * shape[1]
+		}
+		rs := BandRanges(shape, bands)
+		w := make([]int32, numel(shape))
+		for k := 0; k < len(rs); k += per {
+			var bp []*Layer
+			for _, r := range rs[k : k+per] {
+				c, err := p.Restrict(l, r[0], r[1])
+				if err != nil {
+					return nil, nil, err
+				}
+				bp = append(bp, c)
+				for j := r[0]; j < r[1]; j++ {
+					w[j] = int32(len(parts[i]))
+				}
+			}
+			parts[i] = append(parts[i], bp)
+		}
+		band[l.Out], layer[l.Out] = w, i
+	}
+	// need[i][b][j] is the last band of chain layer j that band b of layer i reads (-1:
+	// none).
+	need := make([][][]int, count)
+	for i := range chain {
+		for _, bp := range parts[i] {
+			n := make([]int, count)
+			for j := range n {
+				n[j] = -1
+			}
+			for _, c := range bp {
+				p.ElemDeps(c, func(k, e int) {
+					if w, ok := band[c.In[k]]; ok {
+						j := layer[c.In[k]]
+						if j >= i {
+							return
+						}
+						n[j] = max(n[j], int(w[e]))
+					}
+				})
+			}
+			need[i] = append(need[i], n)
+		}
+	}
+	for i := range chain {
+		for _, id := range chain[i].In {
+			if j, ok := layer[id]; ok && j >= i {
+				return nil, nil, fmt.Errorf("split: layer %s reads a value written later in the chain", chain[i].Name)
+			}
+		}
+	}
+	emitted := make([]int, count)
+	var out []*Layer
+	var cuts []int
+	// One band of each layer a round, when what it reads has run: band-major order.
+	for {
+		left, progress := false, false
+		for i := range chain {
+			if emitted[i] < len(parts[i]) {
+				ok := true
+				for j, b := range need[i][emitted[i]] {
+					ok = ok && b < emitted[j]
+				}
+				if ok {
+					out = append(out, parts[i][emitted[i]]...)
+					cuts = append(cuts, first+len(out))
+					emitted[i]++
+					progress = true
+				}
+			}
+			left = left || emitted[i] < len(parts[i])
+		}
+		if left && !progress {
+			return nil, nil, fmt.Errorf("split: the bands of layers [%d, %d) cannot be ordered", first, first+count)
+		}
+		if !left {
+			break
+		}
+	}
+	cuts = cuts[:len(cuts)-1] // the end of the chain is no cut inside it
+	q := *p
+	q.Layers = slices.Concat(p.Layers[:first:first], out, p.Layers[first+count:])
+	return &q, cuts, nil
+}

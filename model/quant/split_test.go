@@ -196,3 +196,65 @@ func TestSplitRefused(t *testing.T) {
 		t.Fatalf("range outside value: %v", err)
 	}
 }
+
+// TestSplitChainSameOutputs splits the convolution, its rescale and the pool of
+// random CNNs together into bands, interleaved band by band, and checks the integers
+// against the unsplit program's; the pool's bands come after the convolution bands
+// under their windows.
+func TestSplitChainSameOutputs(t *testing.T) {
+	r := rand.New(rand.NewSource(17))
+	for trial := range 12 {
+		g := load(t, 13, splitGraph(t, r))
+		p, err := Lower(g, testConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		conv := slices.IndexFunc(p.Layers, func(l *Layer) bool { return l.Kind == KLinear })
+		pool := slices.IndexFunc(p.Layers, func(l *Layer) bool { return l.Kind == KMax })
+		if conv < 0 || pool < conv {
+			t.Fatalf("conv %d pool %d", conv, pool)
+		}
+		qi, err := p.QuantizeInputs(randomInputs(r, g, 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := p.Eval(qi)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bands := 2 + r.Intn(4)
+		q, cuts, err := SplitChain(p, conv, pool-conv+1, bands)
+		if err != nil {
+			t.Fatalf("trial %d: %v", trial, err)
+		}
+		if len(cuts) == 0 || !slices.IsSorted(cuts) || cuts[0] <= conv || cuts[len(cuts)-1] >= conv+len(q.Layers)-len(p.Layers)+pool-conv+1 {
+			t.Fatalf("trial %d: cuts %v", trial, cuts)
+		}
+		// Every part reads only elements written before it.
+		written := map[int][]bool{}
+		for _, l := range q.Layers {
+			q.ElemDeps(l, func(k, j int) {
+				if w, ok := written[l.In[k]]; ok && !w[j] {
+					t.Fatalf("trial %d: %s reads element %d before it is written", trial, l.Name, j)
+				}
+			})
+			if written[l.Out] == nil {
+				written[l.Out] = make([]bool, numel(q.Values[l.Out].Shape))
+			}
+			lo, hi := 0, len(written[l.Out])
+			if l.Restricted() {
+				lo, hi = l.OutLo, l.OutHi
+			}
+			for j := lo; j < hi; j++ {
+				written[l.Out][j] = true
+			}
+		}
+		got, err := q.Eval(qi)
+		if err != nil {
+			t.Fatalf("trial %d: %v", trial, err)
+		}
+		if !reflect.DeepEqual(got.Values, want.Values) {
+			t.Fatalf("trial %d: split chain computes other values", trial)
+		}
+	}
+}

@@ -119,35 +119,62 @@ type Plan struct {
 	Program *quant.Program `json:"-"`
 }
 
-// LayerSplit is one layer of the model's program split into output bands
-// (quant.BandRanges): Layer is its index in the unsplit program; with Follow, the
-// element-wise layer after it is split with it (quant.SplitLayer).
+// LayerSplit is a run of Count layers of the model's program, from Layer (an index
+// in the unsplit program), split together into Bands bands of output rows
+// (quant.SplitChain: a convolution, its rescale and the pool after it, band by band).
 type LayerSplit struct {
-	Layer  int  `json:"layer"`
-	Bands  int  `json:"bands"`
-	Follow bool `json:"follow,omitempty"`
+	Layer int `json:"layer"`
+	Count int `json:"count"`
+	Bands int `json:"bands"`
 }
 
-// ApplySplits returns p with the layers of splits split (p itself when there is
-// none). Layer indices are the unsplit program's; the parts of a split layer take its
-// place, band by band.
+// ApplySplits returns p with the runs of layers of splits split (p itself when there
+// is none).
 func ApplySplits(p *quant.Program, splits []LayerSplit) (*quant.Program, error) {
+	q, _, err := applySplits(p, splits)
+	return q, err
+}
+
+// region is the layers [start, end) of a split program holding the parts of one
+// split, and the indices inside it between two bands (the cuts allowed inside).
+type region struct {
+	start, end int
+	cuts       []int
+	split      int // index in the splits
+}
+
+// applySplits applies splits (increasing, disjoint runs of layers) and locates their
+// parts in the split program.
+func applySplits(p *quant.Program, splits []LayerSplit) (*quant.Program, []region, error) {
 	q := p
+	regs := make([]region, len(splits))
 	for i := len(splits) - 1; i >= 0; i-- {
 		sp := splits[i]
-		if i > 0 && splits[i-1].Layer >= sp.Layer {
-			return nil, fmt.Errorf("%w: splits not in increasing layer order", ErrBadCut)
+		if i > 0 && splits[i-1].Layer+splits[i-1].Count > sp.Layer {
+			return nil, nil, fmt.Errorf("%w: splits not in increasing order of disjoint layers", ErrBadCut)
 		}
-		if sp.Layer < 0 || sp.Layer >= len(p.Layers) || sp.Bands < 2 {
-			return nil, fmt.Errorf("%w: split of layer %d into %d bands", ErrBadCut, sp.Layer, sp.Bands)
+		if sp.Layer < 0 || sp.Count < 1 || sp.Layer+sp.Count > len(p.Layers) || sp.Bands < 2 {
+			return nil, nil, fmt.Errorf("%w: split of layers [%d, %d) into %d bands", ErrBadCut, sp.Layer, sp.Layer+sp.Count, sp.Bands)
 		}
-		l := p.Layers[sp.Layer]
+		n := len(q.Layers)
+		var cuts []int
 		var err error
-		if q, err = quant.SplitLayer(q, sp.Layer, quant.BandRanges(p.Values[l.Out].Shape, sp.Bands), sp.Follow); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrBadCut, err)
+		if q, cuts, err = quant.SplitChain(q, sp.Layer, sp.Count, sp.Bands); err != nil {
+			return nil, nil, fmt.Errorf("%w: %v", ErrBadCut, err)
 		}
+		regs[i] = region{start: sp.Layer, end: sp.Layer + sp.Count + len(q.Layers) - n, cuts: cuts, split: i}
 	}
-	return q, nil
+	shift := 0
+	for i := range regs {
+		r := &regs[i]
+		r.start += shift
+		r.end += shift
+		for k := range r.cuts {
+			r.cuts[k] += shift
+		}
+		shift += r.end - r.start - splits[i].Count
+	}
+	return q, regs, nil
 }
 
 // Cuts returns the layer index each segment after the first starts at.
@@ -736,8 +763,12 @@ func segment(p *quant.Program, lv *liveness, i, n, first, end int, ins, outs []*
 	}
 	// Every element a layer of the segment reads of a value carried by element is
 	// written in the segment, imported, or (first segment) a model input.
+	whole := map[int]bool{}
+	for j, old := range s.In {
+		whole[old] = whole[old] || s.InElems[j] == nil
+	}
 	have := func(old int, j int32) bool {
-		if w := lv.writer[old][j]; w >= int32(first) && w < int32(end) || w == -1 && i == 0 {
+		if w := lv.writer[old][j]; w >= int32(first) && w < int32(end) || w == -1 && i == 0 || whole[old] {
 			return true
 		}
 		for _, pc := range imported[old] {
@@ -973,19 +1004,35 @@ func SplitBudget(p *quant.Program, syss []circuits.System, limits bench.Limits) 
 	if err != nil {
 		return nil, err
 	}
+	// A split whose bands fit no segment is tried again with other band counts: more
+	// bands (smaller layers) or fewer (less halo: every band imports the rows under
+	// its window, so thin bands import their input several times over).
+	first := map[int]int{}
 	for attempt := 0; ; attempt++ {
-		q, err := ApplySplits(p, splits)
+		q, regs, err := applySplits(p, splits)
 		if err != nil {
 			return nil, err
 		}
-		cuts, failed, err := budgetCuts(q, regions(p, splits), syss, limits)
+		cuts, failed, err := budgetCuts(q, regs, syss, limits)
 		if err == nil {
 			return SplitWith(p, splits, cuts)
 		}
-		if failed < 0 || attempt >= 4 {
+		if failed < 0 || attempt >= 6 {
 			return nil, err
 		}
-		splits[failed].Bands *= 2
+		b0, ok := first[failed]
+		if !ok {
+			b0, first[failed] = splits[failed].Bands, splits[failed].Bands
+		}
+		next := []int{2 * b0, b0 / 2, 4 * b0, b0 / 4, b0 / 8, 8 * b0}
+		for _, b := range next {
+			if b >= 2 && b != splits[failed].Bands {
+				if splits[failed].Bands == b0 || slices.Index(next, splits[failed].Bands) < slices.Index(next, b) {
+					splits[failed].Bands = b
+					break
+				}
+			}
+		}
 	}
 }
 
@@ -1027,30 +1074,32 @@ func overUse(e *bench.Estimate, limits bench.Limits) float64 {
 	return r
 }
 
-// overBudget returns the splits of the layers of p whose own estimate is over limits:
-// each into about twice as many bands as it exceeds them by, a linear layer with the
-// element-wise layer after it (its rescale).
+// overBudget returns the splits of the layers of p whose own estimate is over
+// limits. Each is split with the layers after it that read only what the run writes
+// (and params), element-wise layers (a linear layer's rescale, which must stay with
+// it) and at most three convolutions or pools in all (a convolution, the pool after
+// it and the squeeze convolution after that), so that a band of the run carries its
+// band of the last layer's outputs rather than full-resolution activations; into
+// about twice as many bands as the run's estimate exceeds the budget by.
 func overBudget(p *quant.Program, syss []circuits.System, limits bench.Limits) ([]LayerSplit, error) {
 	lv := analyze(p)
-	var splits []LayerSplit
-	for k := 0; k < len(p.Layers); k++ {
-		l := p.Layers[k]
-		es, err := estimateCore(p, lv, k, k+1, syss)
+	ratio := func(first, end int) (float64, error) {
+		es, err := estimateCore(p, lv, first, end, syss)
 		if err != nil {
-			return nil, err
-		}
-		follow := l.Kind == quant.KLinear && k+1 < len(p.Layers) && len(p.Layers[k+1].In) == 1 && p.Layers[k+1].In[0] == l.Out &&
-			quant.ElementWise(p.Layers[k+1].Kind) && slices.Equal(p.Values[p.Layers[k+1].Out].Shape, p.Values[l.Out].Shape)
-		if follow {
-			more, err := estimateCore(p, lv, k+1, k+2, syss)
-			if err != nil {
-				return nil, err
-			}
-			es = append(es, more...)
+			return 0, err
 		}
 		r := 0.0
 		for _, e := range es {
 			r = max(r, overUse(e, limits))
+		}
+		return r, nil
+	}
+	var splits []LayerSplit
+	for k := 0; k < len(p.Layers); k++ {
+		l := p.Layers[k]
+		r, err := ratio(k, k+1)
+		if err != nil {
+			return nil, err
 		}
 		if r <= 1 {
 			continue
@@ -1058,46 +1107,57 @@ func overBudget(p *quant.Program, syss []circuits.System, limits bench.Limits) (
 		if !quant.Splittable(l.Kind) {
 			return nil, fmt.Errorf("%w: layer %d (%s, a %s layer) alone is over the budget and cannot be split", bench.ErrOverBudget, k, l.Name, l.Kind)
 		}
-		splits = append(splits, LayerSplit{Layer: k, Bands: max(2, int(math.Ceil(2*r))), Follow: follow})
-		if follow {
-			k++
+		end := chainEnd(p, k)
+		if r, err = ratio(k, end); err != nil {
+			return nil, err
 		}
+		splits = append(splits, LayerSplit{Layer: k, Count: end - k, Bands: max(2, int(math.Ceil(2*r)))})
+		k = end - 1
 	}
 	return splits, nil
 }
 
-// region is the layers [start, end) of a split program holding one split layer's
-// parts, and the indices inside it where a band starts (the allowed cuts).
-type region struct {
-	start, end int
-	cuts       []int
-	split      int // index in the splits
-}
-
-// regions locates the parts of splits (of p) in the split program.
-func regions(p *quant.Program, splits []LayerSplit) []region {
-	var out []region
-	shift := 0
-	for i, sp := range splits {
-		shape := p.Values[p.Layers[sp.Layer].Out].Shape
-		ranges := quant.BandRanges(shape, sp.Bands)
-		per := 1
-		if len(shape) >= 3 {
-			per = shape[0] * shape[1]
-		}
-		w := 1
-		if sp.Follow {
-			w = 2
-		}
-		r := region{start: sp.Layer + shift, split: i}
-		r.end = r.start + len(ranges)*w
-		for b := per; b < len(ranges); b += per {
-			r.cuts = append(r.cuts, r.start+b*w)
-		}
-		out = append(out, r)
-		shift += (len(ranges) - 1) * w
+// chainEnd returns the end of the run of layers split with layer k (see overBudget).
+func chainEnd(p *quant.Program, k int) int {
+	rank := len(p.Values[p.Layers[k].Out].Shape)
+	written := map[int]bool{p.Layers[k].Out: true}
+	params := map[int]bool{}
+	for _, par := range p.Params {
+		params[par.Value] = true
 	}
-	return out
+	spatial := func(l *quant.Layer) bool { return l.Kind == quant.KLinear || l.Kind == quant.KMax }
+	seen := 0
+	if spatial(p.Layers[k]) {
+		seen = 1
+	}
+	end := k + 1
+	for ; end < len(p.Layers); end++ {
+		l := p.Layers[end]
+		ok := quant.Splittable(l.Kind) && len(p.Values[l.Out].Shape) == rank
+		reads := false
+		for _, id := range l.In {
+			if written[id] {
+				reads = true
+			} else if !params[id] {
+				ok = false
+			}
+		}
+		if !ok || !reads {
+			break
+		}
+		if !quant.ElementWise(l.Kind) {
+			if !spatial(l) || seen >= 3 {
+				break
+			}
+			seen++
+		}
+		written[l.Out] = true
+	}
+	// Never end on a linear layer: its rescale belongs with it.
+	for end > k+1 && p.Layers[end-1].Kind == quant.KLinear {
+		end--
+	}
+	return end
 }
 
 // budgetCuts chooses the cuts of the split program q greedily (see SplitBudget),
@@ -1118,10 +1178,21 @@ func budgetCuts(q *quant.Program, regs []region, syss []circuits.System, limits 
 	// fits reports whether segment [first, end) fits, and whether its layers alone are
 	// over the budget (so that no later end can fit). Its input groups are the plan's
 	// (the cuts before it, first the last of them, are chosen); the layers after it
-	// stand for one segment, so its outputs are one group (the final plan may split it
-	// by consumer, at the cost of a few permutations per group).
+	// stand for one segment, or one per band of a split, so its outputs are one group
+	// or one per band (the final plan may split them by consumer, at the cost of a few
+	// permutations per group).
+	// Later bands are taken as segments of their own (their imports and exports an
+	// upper bound of the plan's, where bands are merged).
 	fits := func(first, end int) (ok, over bool, err error) {
-		bounds := slices.Compact(append(append(append([]int{0}, cuts...), end), len(q.Layers)))
+		bounds := append(append([]int{0}, cuts...), end)
+		for _, r := range regs {
+			for _, c := range r.cuts {
+				if c > end {
+					bounds = append(bounds, c)
+				}
+			}
+		}
+		bounds = slices.Compact(append(bounds, len(q.Layers)))
 		i, n := len(cuts), len(bounds)-1
 		pl := &Plan{Pairs: lv.pairs(q, bounds)}
 		s, err := segment(q, lv, i, n, first, end, pl.InPairs(i), pl.OutPairs(i))
