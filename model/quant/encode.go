@@ -22,6 +22,10 @@ const encodingMagic = "zkml/quant.Program"
 // program that has them.
 const groupsExtension = "groups"
 
+// privateInputsExtension opens Program.PrivateInputs, written after the groups of a
+// program that has it.
+const privateInputsExtension = "private inputs"
+
 // WriteCanonical writes the canonical binary encoding of p to w: every field of the
 // program, its settings, values, params, layers and tables, in a fixed order, each
 // length-prefixed where it has a length, so two programs have the same encoding
@@ -53,6 +57,8 @@ const groupsExtension = "groups"
 //	                without it, exactly as before groups were added; with them the
 //	                encoding is longer than a complete encoding without them (every
 //	                field is length-prefixed, so no encoding is a prefix of another).
+//	private inputs after the groups, only when PrivateInputs is set: string
+//	                "private inputs", then int PrivateInputs.
 //
 // It writes through a fixed 64 KiB buffer and never holds the whole encoding: hashing
 // a program costs no memory proportional to its size.
@@ -90,6 +96,10 @@ func (p *Program) WriteCanonical(w io.Writer) error {
 		e.str(groupsExtension)
 		e.ints(p.InputGroups)
 		e.ints(p.OutputGroups)
+	}
+	if p.PrivateInputs != 0 {
+		e.str(privateInputsExtension)
+		e.int(p.PrivateInputs)
 	}
 	return e.flush()
 }

@@ -175,6 +175,11 @@ type Program struct {
 	// them keep their model IDs.
 	InputGroups  []int `json:",omitempty"`
 	OutputGroups []int `json:",omitempty"`
+	// PrivateInputs, on a side of inputs with Boundary visibility, is the number of
+	// leading inputs that are private witnesses, not committed (the segment's own
+	// pieces of private model inputs, prover/shard); the boundary groups are the inputs
+	// after them. Encoded only when set (encode.go).
+	PrivateInputs int `json:",omitempty"`
 }
 
 // QuantIO is an integer program input or output. An integer input holds values in

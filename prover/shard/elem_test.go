@@ -63,7 +63,11 @@ func convNet(t testing.TB, cin, cout, k, h, w int64) []byte {
 // bandPlan splits bandNet's first convolution, its rescale and its pool into 3 bands
 // (band by band) and cuts between every two bands and after the run: 4 segments at
 // least.
-func bandPlan(t testing.TB, p *quant.Program) *Plan {
+func bandPlan(t testing.TB, p *quant.Program) *Plan { return bandPlanFrom(t, p, false) }
+
+// bandPlanFrom is bandPlan, the run starting at the model input's range check with
+// fromInput (each segment then takes its band of the private model input directly).
+func bandPlanFrom(t testing.TB, p *quant.Program, fromInput bool) *Plan {
 	t.Helper()
 	conv := slices.IndexFunc(p.Layers, func(l *quant.Layer) bool { return l.Kind == quant.KLinear })
 	pool := slices.IndexFunc(p.Layers, func(l *quant.Layer) bool { return l.Kind == quant.KMax })
@@ -71,6 +75,12 @@ func bandPlan(t testing.TB, p *quant.Program) *Plan {
 		t.Fatalf("layers: conv %d, pool %d", conv, pool)
 	}
 	splits := []LayerSplit{{Layer: conv, Count: pool - conv + 1, Bands: 3}}
+	if fromInput {
+		if conv != 1 || p.Layers[0].Kind != quant.KRangeChk {
+			t.Fatalf("layer 0 is %s, conv %d", p.Layers[0].Kind, conv)
+		}
+		splits = []LayerSplit{{Layer: 0, Count: pool + 1, Bands: 3}}
+	}
 	q, regs, err := applySplits(p, splits)
 	if err != nil {
 		t.Fatal(err)
@@ -79,14 +89,17 @@ func bandPlan(t testing.TB, p *quant.Program) *Plan {
 	var cuts []int
 	for _, r := range regs {
 		for _, c := range append(slices.Clone(r.cuts), r.end) {
-			if c < len(q.Layers) && cutAllowed(q, lv, c) == "" {
+			// From the input: cut only before a band of the range check, so that a
+			// segment takes its input rows privately and imports halos (both kinds
+			// of inputs in one program).
+			if c < len(q.Layers) && cutAllowed(q, lv, c) == "" && (!fromInput || q.Layers[c].Kind == quant.KRangeChk || c == r.end) {
 				cuts = append(cuts, c)
 			}
 		}
 	}
 	slices.Sort(cuts)
 	cuts = slices.Compact(cuts)
-	if len(cuts) < 3 {
+	if len(cuts) < 3 && !fromInput || len(cuts) < 2 {
 		t.Fatalf("cuts %v (regions %+v)", cuts, regs)
 	}
 	pl, err := SplitWith(p, splits, cuts)
@@ -251,9 +264,42 @@ func TestSplitUnsupportedKind(t *testing.T) {
 // TestBundleBands proves bandNet's split plan (Groth16) and verifies the bundle; a
 // consumer proven over a tampered imported element (a valid proof of another
 // statement) fails the pair check.
-func TestBundleBands(t *testing.T) {
+func TestBundleBands(t *testing.T) { testBundleBands(t, false) }
+
+// TestBundleBandsFromInput: the run starts at the private model input's range check,
+// so every segment takes its own rows of the input as private inputs, uncommitted
+// (any choice of them is some input); the halo rows of the range-checked input go
+// from the band that checks them to the next, committed. The bundle proves and
+// verifies, and a tampered imported element fails the pair check.
+func TestBundleBandsFromInput(t *testing.T) { testBundleBands(t, true) }
+
+func testBundleBands(t *testing.T, fromInput bool) {
 	p := lower(t, bandNet(t), quant.DefaultConfig())
-	pl := bandPlan(t, p)
+	pl := bandPlanFrom(t, p, fromInput)
+	if fromInput {
+		private := 0
+		for i, s := range pl.Segments {
+			for j, id := range s.In {
+				if i > 0 && id == p.Inputs[0] && s.InElems[j] != nil && j < max(1, s.Program.PrivateInputs) {
+					private++
+				}
+			}
+			if i == 0 && numelOf(s.Program, s.Program.Inputs[0]) >= numelOf(p, p.Inputs[0]) {
+				t.Fatal("the first segment takes the whole model input")
+			}
+		}
+		for _, pr := range pl.Pairs {
+			if slices.Contains(pr.Values, p.Inputs[0]) {
+				t.Fatalf("pair %d->%d carries the private model input", pr.From, pr.To)
+			}
+		}
+		if private == 0 {
+			t.Fatal("no segment after the first takes model input rows privately")
+		}
+		if !slices.ContainsFunc(pl.Segments, func(s *Segment) bool { return s.Program.PrivateInputs > 0 }) {
+			t.Fatal("no segment has both private input rows and boundary groups")
+		}
+	}
 	sys := circuits.Groth16
 	keys, err := SetupDev(pl, sys)
 	if err != nil {

@@ -292,6 +292,11 @@ type liveness struct {
 	// lastRead[id][j] is the last layer reading element j of elem value id (-1: none;
 	// len(Layers): a model output).
 	lastRead [][]int32
+	// own marks private model inputs carried by element: each element belongs to the
+	// segment of its first reader (writer holds that layer), which takes it as a
+	// private input of its own, not committed (any choice of such elements is some
+	// input); later readers import it from there like any written element.
+	own []bool
 }
 
 type elemRead struct {
@@ -302,7 +307,7 @@ type elemRead struct {
 func analyze(p *quant.Program) *liveness {
 	lv := &liveness{def: make([]int, len(p.Values)), last: make([]int, len(p.Values)), param: make([]bool, len(p.Values)),
 		elem: make([]bool, len(p.Values)), writer: make([][]int32, len(p.Values)), reads: make([][]elemRead, len(p.Values)),
-		lastRead: make([][]int32, len(p.Values))}
+		lastRead: make([][]int32, len(p.Values)), own: make([]bool, len(p.Values))}
 	for i := range lv.def {
 		lv.def[i], lv.last[i] = math.MaxInt, -1
 	}
@@ -348,6 +353,7 @@ func analyze(p *quant.Program) *liveness {
 			for j := range w {
 				w[j] = -1
 			}
+			lv.own[id] = p.InputVis == quant.Private && !slices.Contains(p.Outputs, id)
 		}
 		lv.writer[id], lv.lastRead[id] = w, lr
 		stamp[id] = make([]int32, n)
@@ -377,6 +383,9 @@ func analyze(p *quant.Program) *liveness {
 				return
 			}
 			st[j] = int32(k + 1)
+			if lv.own[id] && lv.writer[id][j] == -1 {
+				lv.writer[id][j] = int32(k) // its first reader
+			}
 			if got == nil {
 				got = map[int][]int32{}
 			}
@@ -638,10 +647,34 @@ const (
 func segment(p *quant.Program, lv *liveness, i, n, first, end int, ins, outs []*Pair) (*Segment, error) {
 	s := &Segment{Index: i, First: first, End: end}
 	var inSizes, outSizes []int
-	if i == 0 {
-		s.In = slices.Clone(p.Inputs)
-		s.InElems = make([][]int32, len(s.In))
-	} else {
+	// owns reports whether element j of value id, written by layer w (-1: a model
+	// input no layer reads), is the segment's: written in it, or a model input of the
+	// first segment.
+	owns := func(w int32) bool { return w >= int32(first) && w < int32(end) || w == -1 && i == 0 }
+	// The segment's pieces of private model inputs carried by element (lv.own) lead its
+	// inputs; the first segment takes the other model inputs whole.
+	pieces, pieceNames := 0, []string{}
+	for j, id := range p.Inputs {
+		if !lv.own[id] {
+			if i == 0 {
+				s.In, s.InElems = append(s.In, id), append(s.InElems, nil)
+				pieceNames = append(pieceNames, p.InputNames[j])
+			}
+			continue
+		}
+		var es []int32
+		for e, w := range lv.writer[id] {
+			if owns(w) {
+				es = append(es, int32(e))
+			}
+		}
+		if len(es) > 0 {
+			s.In, s.InElems = append(s.In, id), append(s.InElems, es)
+			pieceNames = append(pieceNames, p.InputNames[j])
+			pieces++
+		}
+	}
+	if i > 0 {
 		for _, g := range ins {
 			s.In = append(s.In, g.Values...)
 			for j := range g.Values {
@@ -686,32 +719,54 @@ func segment(p *quant.Program, lv *liveness, i, n, first, end int, ins, outs []*
 		q.Values = append(q.Values, quant.Value{Shape: []int{len(es)}, Scale: v.Scale, Bound: v.Bound})
 		return len(q.Values) - 1
 	}
-	for j, old := range s.In {
-		if es := s.InElems[j]; es != nil {
-			q.Inputs = append(q.Inputs, addElems(old, es))
-		} else {
-			q.Inputs = append(q.Inputs, add(old))
-		}
-		if i > 0 {
-			q.InputNames = append(q.InputNames, fmt.Sprintf("boundary%d/v%d", i, old))
-		} else {
-			q.InputNames = append(q.InputNames, p.InputNames[j])
-		}
-	}
-	// imported[old] lists, for a value carried by element, its range-checked boundary
-	// tensors and their elements.
+	// imported[old] lists, for a value carried by element, the segment's own pieces of
+	// it (model inputs) and its range-checked boundary tensors, with their elements.
 	type piece struct {
 		id    int
 		elems []int32
 	}
 	imported := map[int][]piece{}
-	if i == 0 {
+	mine := len(pieceNames) // the model inputs the segment takes (whole or pieces)
+	for j, old := range s.In {
+		if es := s.InElems[j]; es != nil {
+			q.Inputs = append(q.Inputs, addElems(old, es))
+			if j < mine {
+				imported[old] = append(imported[old], piece{q.Inputs[j], es})
+			}
+		} else {
+			q.Inputs = append(q.Inputs, add(old))
+		}
+		if j < mine {
+			q.InputNames = append(q.InputNames, pieceNames[j])
+		} else {
+			q.InputNames = append(q.InputNames, fmt.Sprintf("boundary%d/v%d", i, old))
+		}
+	}
+	if i == 0 && pieces == 0 {
 		q.InputQuant = p.InputQuant
-	} else {
+	} else if p.InputQuant != nil && mine > 0 {
+		// Pieces of model inputs are integer tensors of the segment: no quantization.
+		q.InputQuant = make([]*quant.QuantIO, len(q.Inputs))
+		k := 0
+		for j, id := range p.Inputs {
+			if k < mine && s.In[k] == id {
+				if s.InElems[k] == nil {
+					q.InputQuant[k] = p.InputQuant[j]
+				}
+				k++
+			}
+		}
+		q.InputQuant = q.InputQuant[:mine]
+	}
+	if len(s.In) > mine {
 		q.InputVis = quant.Boundary
+		q.PrivateInputs = mine
 		// Range-check every boundary input to its static bound, which every bound
 		// after it relies on: the layer reads the input and redefines the value.
 		for j, old := range s.In {
+			if j < mine {
+				continue
+			}
 			v := p.Values[old]
 			in := q.Inputs[j]
 			var out int
@@ -724,6 +779,8 @@ func segment(p *quant.Program, lv *liveness, i, n, first, end int, ins, outs []*
 			q.Layers = append(q.Layers, &quant.Layer{Name: fmt.Sprintf("boundary%d/v%d", i, old), Op: "Boundary",
 				Kind: quant.KRangeChk, In: []int{in}, Out: out, Bits: signedWidth(v.Bound)})
 		}
+	}
+	{
 		// Scatter the elements of each value carried by element into a full-shaped
 		// value; the others are never read (checked below) and cost nothing.
 		for _, old := range slices.Sorted(maps.Keys(imported)) {
@@ -768,7 +825,7 @@ func segment(p *quant.Program, lv *liveness, i, n, first, end int, ins, outs []*
 		whole[old] = whole[old] || s.InElems[j] == nil
 	}
 	have := func(old int, j int32) bool {
-		if w := lv.writer[old][j]; w >= int32(first) && w < int32(end) || w == -1 && i == 0 || whole[old] {
+		if owns(lv.writer[old][j]) && !lv.own[old] || whole[old] {
 			return true
 		}
 		for _, pc := range imported[old] {
@@ -832,7 +889,7 @@ func segment(p *quant.Program, lv *liveness, i, n, first, end int, ins, outs []*
 		}
 		if es := s.OutElems[j]; es != nil {
 			for _, e := range es {
-				if w := lv.writer[old][e]; !(w >= int32(first) && w < int32(end) || w == -1 && i == 0) {
+				if !owns(lv.writer[old][e]) {
 					return nil, fmt.Errorf("shard: segment %d: exports element %d of value %d, which it does not write", i, e, old)
 				}
 			}
@@ -865,8 +922,17 @@ func segment(p *quant.Program, lv *liveness, i, n, first, end int, ins, outs []*
 // a tensor carrying a whole value.
 func Imported(q *quant.Program) ([][]int32, error) {
 	out := make([][]int32, len(q.Inputs))
-	// The range layer of input j redefines it; a scatter reads those.
+	// The range layer of input j redefines it; a scatter reads those, or (the
+	// segment's own pieces of model inputs) the inputs themselves.
 	checked := map[int]int{}
+	for j, id := range q.Inputs[:q.PrivateInputs] {
+		checked[id] = j
+	}
+	if q.InputVis != quant.Boundary {
+		for j, id := range q.Inputs {
+			checked[id] = j
+		}
+	}
 	for _, l := range q.Layers {
 		if l.Op == "Boundary" && l.Kind == quant.KRangeChk && len(l.In) == 1 {
 			if j := slices.Index(q.Inputs, l.In[0]); j >= 0 {
@@ -953,6 +1019,9 @@ func (pl *Plan) CheckElems() error {
 			return -1
 		}
 		oo, io := off(src, pl.OutPairs(pr.From)), off(dst, pl.InPairs(pr.To))
+		if io >= 0 {
+			io += dst.Program.PrivateInputs
+		}
 		if oo < 0 || io < 0 {
 			return fmt.Errorf("shard: pair %d->%d not among its segments' groups", pr.From, pr.To)
 		}
@@ -1013,12 +1082,44 @@ func SplitBudget(p *quant.Program, syss []circuits.System, limits bench.Limits) 
 		if err != nil {
 			return nil, err
 		}
-		cuts, failed, err := budgetCuts(q, regs, syss, limits)
+		cuts, failed, at, err := budgetCuts(q, regs, syss, limits)
 		if err == nil {
 			return SplitWith(p, splits, cuts)
 		}
-		if failed < 0 || attempt >= 6 {
+		if attempt >= 8 || at < 0 {
 			return nil, err
+		}
+		if failed < 0 {
+			// No segment starting at layer at (of p: it is in no split) fits though
+			// every layer alone does (a model input's range check whose outputs cost
+			// more to commit than to compute): split the run from there.
+			k := at
+			for _, r := range regs {
+				if r.end <= at {
+					k -= r.end - r.start - splits[r.split].Count
+				}
+			}
+			if !quant.Splittable(p.Layers[k].Kind) || slices.ContainsFunc(splits, func(sp LayerSplit) bool { return k >= sp.Layer && k < sp.Layer+sp.Count }) {
+				return nil, err
+			}
+			end := chainEnd(p, k)
+			es, err2 := estimateCore(p, analyze(p), k, end, syss)
+			if err2 != nil {
+				return nil, err2
+			}
+			r := 0.0
+			for _, e := range es {
+				r = max(r, overUse(e, limits))
+			}
+			splits = append(splits, LayerSplit{Layer: k, Count: end - k, Bands: max(2, int(math.Ceil(2*r)))})
+			slices.SortFunc(splits, func(a, b LayerSplit) int { return a.Layer - b.Layer })
+			for i := 1; i < len(splits); i++ {
+				if splits[i-1].Layer+splits[i-1].Count > splits[i].Layer {
+					return nil, err
+				}
+			}
+			first = map[int]int{}
+			continue
 		}
 		b0, ok := first[failed]
 		if !ok {
@@ -1049,7 +1150,7 @@ func estimateCore(p *quant.Program, lv *liveness, first, end int, syss []circuit
 	}
 	core := *s.Program
 	core.InputVis, core.OutputVis = quant.Private, quant.Private
-	core.InputGroups, core.OutputGroups = nil, nil
+	core.InputGroups, core.OutputGroups, core.PrivateInputs = nil, nil, 0
 	var out []*bench.Estimate
 	for _, sys := range syss {
 		e, err := bench.EstimateProgram(&core, sys)
@@ -1164,7 +1265,7 @@ func chainEnd(p *quant.Program, k int) int {
 // never inside a region but at its band starts. When no segment starting at some
 // layer fits, it returns the error and the split whose region holds that layer (or
 // starts right after it), -1 if none.
-func budgetCuts(q *quant.Program, regs []region, syss []circuits.System, limits bench.Limits) ([]int, int, error) {
+func budgetCuts(q *quant.Program, regs []region, syss []circuits.System, limits bench.Limits) ([]int, int, int, error) {
 	lv := analyze(q)
 	var cuts []int
 	inside := func(c int) (int, bool) {
@@ -1201,7 +1302,7 @@ func budgetCuts(q *quant.Program, regs []region, syss []circuits.System, limits 
 		}
 		core := *s.Program
 		core.InputVis, core.OutputVis = quant.Private, quant.Private
-		core.InputGroups, core.OutputGroups = nil, nil
+		core.InputGroups, core.OutputGroups, core.PrivateInputs = nil, nil, 0
 		ok = true
 		for _, sys := range syss {
 			e, err := bench.EstimateProgram(s.Program, sys)
@@ -1226,7 +1327,7 @@ func budgetCuts(q *quant.Program, regs []region, syss []circuits.System, limits 
 			}
 			ok, over, err := fits(first, end)
 			if err != nil {
-				return nil, -1, err
+				return nil, -1, -1, err
 			}
 			if over {
 				break
@@ -1242,10 +1343,10 @@ func budgetCuts(q *quant.Program, regs []region, syss []circuits.System, limits 
 					failed = regs[i].split
 				}
 			}
-			return nil, failed, fmt.Errorf("%w: no segment starting at layer %d (%s) fits the budget", bench.ErrOverBudget, first, q.Layers[first].Name)
+			return nil, failed, first, fmt.Errorf("%w: no segment starting at layer %d (%s) fits the budget", bench.ErrOverBudget, first, q.Layers[first].Name)
 		}
 		if best == len(q.Layers) {
-			return cuts, -1, nil
+			return cuts, -1, -1, nil
 		}
 		cuts = append(cuts, best)
 		first = best
