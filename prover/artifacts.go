@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 )
 
@@ -108,6 +109,63 @@ func short(h string) string {
 }
 
 const manifestName = "manifest.json"
+
+// LockName is the lock file of a model directory: every change of the manifest (and
+// of the files it lists) holds an exclusive flock on it around re-reading the
+// manifest, changing it and replacing it, so that Models of one directory in several
+// goroutines, jobs or processes sharing the filesystem do not overwrite each other's
+// entries. It is not an artifact.
+const LockName = "manifest.lock"
+
+// lockDir takes dir's exclusive (or, when shared, shared) manifest lock and returns
+// its release.
+func lockDir(dir string, shared bool) (func(), error) {
+	f, err := os.OpenFile(filepath.Join(dir, LockName), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", dir, err)
+	}
+	how := syscall.LOCK_EX
+	if shared {
+		how = syscall.LOCK_SH
+	}
+	for {
+		err = syscall.Flock(int(f.Fd()), how)
+		if !errors.Is(err, syscall.EINTR) {
+			break
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", dir, err)
+	}
+	return func() {
+		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
+}
+
+// UpdateManifestFile runs fn on the manifest of dir, holding dir's lock: fn gets the
+// bytes of manifest.json as they are on disk (nil when there is none) and returns
+// what to replace them with (nil: leave the file alone), written atomically. It lets
+// code outside this package (a restore of the directory from a blob store) change the
+// manifest without losing a concurrent change made through a Model.
+func UpdateManifestFile(dir string, fn func(cur []byte) ([]byte, error)) error {
+	unlock, err := lockDir(dir, false)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	path := filepath.Join(dir, manifestName)
+	cur, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	next, err := fn(cur)
+	if err != nil || next == nil {
+		return err
+	}
+	return writeAtomic(path, next)
+}
 
 func readManifest(dir string) (*Manifest, error) {
 	b, err := os.ReadFile(filepath.Join(dir, manifestName))
