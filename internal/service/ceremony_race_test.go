@@ -3,6 +3,8 @@ package service_test
 import (
 	"bytes"
 	"context"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/zkml/zkml/api"
+	"github.com/zkml/zkml/internal/artifact"
 	"github.com/zkml/zkml/internal/engine"
 	"github.com/zkml/zkml/internal/service"
 	"github.com/zkml/zkml/prover"
@@ -78,6 +81,8 @@ func TestCeremonyConcurrentContributions(t *testing.T) {
 		}
 		x, xHash := contribution(state)
 		y, yHash := contribution(state)
+		blobs := filepath.Join(a.cfg.DataDir, "blobs")
+		before := blobSet(t, blobs)
 
 		var wg sync.WaitGroup
 		wg.Add(2)
@@ -106,6 +111,16 @@ func TestCeremonyConcurrentContributions(t *testing.T) {
 			t.Fatalf("concurrent uploads: %d %s / %d %s", results[0].status, results[0].body, results[1].status, results[1].body)
 		}
 		wantHash := []string{xHash, yHash}[winner]
+		// The loser's upload was stored in the blob store before the swap; it must be
+		// gone, with nothing else of its step left behind, while the winner's stays.
+		ctx := context.Background()
+		if _, err := artifact.ReadAll(ctx, a.app.Blobs, artifact.Sum(uploads[loser])); !errors.Is(err, artifact.ErrNotFound) {
+			t.Errorf("the losing contribution's blob is still stored (read: %v)", err)
+		}
+		if _, err := artifact.ReadAll(ctx, a.app.Blobs, artifact.Sum(uploads[winner])); err != nil {
+			t.Errorf("the accepted contribution's blob: %v", err)
+		}
+		checkNewBlobsReferenced(t, a.env, blobs, m, before)
 		for _, s := range servers {
 			var cv api.CeremonyView
 			s.want(s.do("GET", base, k, nil), 200).json(t, &cv)
@@ -191,4 +206,40 @@ func TestCeremonyConcurrentContributions(t *testing.T) {
 		b := newCeremonyServer(t, cfgB)
 		run(t, a, b)
 	})
+}
+
+// blobSet lists the digests of the blobs stored under root.
+func blobSet(t *testing.T, root string) map[string]bool {
+	t.Helper()
+	set := map[string]bool{}
+	err := filepath.WalkDir(filepath.Join(root, "sha256"), func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			set["sha256:"+d.Name()] = true
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return set
+}
+
+// checkNewBlobsReferenced fails if the blob store under root holds a blob, not in
+// before, that model id's manifest does not reference: what a refused or losing
+// request stored and nothing cleans up.
+func checkNewBlobsReferenced(t *testing.T, e *env, root, id string, before map[string]bool) {
+	t.Helper()
+	m, err := e.app.Store.GetModel(context.Background(), "", id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := map[string]bool{m.ONNXDigest: true}
+	for _, d := range m.Files {
+		ref[d] = true
+	}
+	for d := range blobSet(t, root) {
+		if !before[d] && !ref[d] {
+			t.Errorf("blob %s, stored since, is referenced by no file of model %s", d, id)
+		}
+	}
 }
