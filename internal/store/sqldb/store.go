@@ -325,7 +325,25 @@ func (s *Store) MergeModelFiles(ctx context.Context, id string, files map[string
 	return s.c.InTx(ctx, func(q Querier) error { return s.mergeFiles(ctx, q, id, files) })
 }
 
+// UpdateModelFiles runs fn on the model's manifest and merges what it returns, in
+// one transaction holding the model's row.
+func (s *Store) UpdateModelFiles(ctx context.Context, id string, fn func(cur map[string]string) (map[string]string, error)) error {
+	return s.c.InTx(ctx, func(q Querier) error {
+		return s.updateFiles(ctx, q, id, func(cur map[string]string) (map[string]string, error) {
+			view := make(map[string]string, len(cur))
+			for p, d := range cur {
+				view[p] = d
+			}
+			return fn(view)
+		})
+	})
+}
+
 func (s *Store) mergeFiles(ctx context.Context, q Querier, id string, files map[string]string) error {
+	return s.updateFiles(ctx, q, id, func(map[string]string) (map[string]string, error) { return files, nil })
+}
+
+func (s *Store) updateFiles(ctx context.Context, q Querier, id string, fn func(cur map[string]string) (map[string]string, error)) error {
 	var raw string
 	if err := q.QueryRow(ctx, `SELECT files FROM models WHERE id = $1`+s.forUpdate(), id).Scan(&raw); err != nil {
 		return err
@@ -334,10 +352,14 @@ func (s *Store) mergeFiles(ctx context.Context, q Querier, id string, files map[
 	if err := json.Unmarshal([]byte(raw), &cur); err != nil {
 		return err
 	}
+	files, err := fn(cur)
+	if err != nil {
+		return err
+	}
 	for p, d := range files {
 		cur[p] = d
 	}
-	_, err := q.Exec(ctx, `UPDATE models SET files = $2, updated_at = $3 WHERE id = $1`, id, mustJSON(cur), s.now())
+	_, err = q.Exec(ctx, `UPDATE models SET files = $2, updated_at = $3 WHERE id = $1`, id, mustJSON(cur), s.now())
 	return err
 }
 
