@@ -144,27 +144,90 @@ func lockDir(dir string, shared bool) (func(), error) {
 	}, nil
 }
 
-// UpdateManifestFile runs fn on the manifest of dir, holding dir's lock: fn gets the
-// bytes of manifest.json as they are on disk (nil when there is none) and returns
-// what to replace them with (nil: leave the file alone), written atomically. It lets
-// code outside this package (a restore of the directory from a blob store) change the
-// manifest without losing a concurrent change made through a Model.
-func UpdateManifestFile(dir string, fn func(cur []byte) ([]byte, error)) error {
-	unlock, err := lockDir(dir, false)
+// LockDir takes the exclusive lock of the model directory dir (LockName), which every
+// change of its manifest through a Model holds, and returns its release: code outside
+// this package that writes into the directory (a restore from a blob store) or reads
+// its files as one consistent set (a snapshot into one) holds it meanwhile.
+func LockDir(dir string) (unlock func(), err error) { return lockDir(dir, false) }
+
+// MergeManifests merges two manifests of one model directory, each as manifest.json
+// holds it: stored (a copy kept elsewhere, for instance in a blob store, that other
+// machines may have added to) and local (this directory's). The merge lists every file
+// of either; a file that both list is the entry written last (Created). Each system's
+// provenance goes with its proving key's entry (a system without keys keeps local's
+// record, else stored's). fromStored names the files whose merged entry is stored's
+// and differs from local's: the files this directory must fetch for the merge to hold.
+func MergeManifests(stored, local []byte) (merged []byte, fromStored []string, err error) {
+	var sm, lm *Manifest
+	if sm, err = parseManifest(stored); err != nil {
+		return nil, nil, fmt.Errorf("stored %w", err)
+	}
+	if lm, err = parseManifest(local); err != nil {
+		return nil, nil, fmt.Errorf("local %w", err)
+	}
+	if sm.ModelID != lm.ModelID {
+		return nil, nil, fmt.Errorf("%w: the stored manifest is of model %s, the local one of %s", ErrCorrupt, sm.ModelID, lm.ModelID)
+	}
+	out := *lm
+	out.Files = make(map[string]FileEntry, len(lm.Files)+len(sm.Files))
+	for name, e := range lm.Files {
+		out.Files[name] = e
+	}
+	for name, se := range sm.Files {
+		le, ok := lm.Files[name]
+		if ok && (le.SHA256 == se.SHA256 || !se.Created.After(le.Created)) {
+			continue
+		}
+		out.Files[name] = se
+		fromStored = append(fromStored, name)
+	}
+	out.Setup = map[string]string{}
+	out.Provenance = map[string]*Provenance{}
+	systems := map[string]bool{}
+	for sys := range lm.Provenance {
+		systems[sys] = true
+	}
+	for sys := range sm.Provenance {
+		systems[sys] = true
+	}
+	for sys := range systems {
+		from := lm
+		pk := fmt.Sprintf("pk.%s.bin", sys)
+		if e, ok := out.Files[pk]; ok && e.SHA256 != lm.Files[pk].SHA256 {
+			from = sm // the keys are stored's
+		} else if _, ok := lm.Provenance[sys]; !ok {
+			from = sm
+		}
+		if p, ok := from.Provenance[sys]; ok {
+			out.Provenance[sys] = p
+			out.Setup[sys] = from.Setup[sys]
+		}
+	}
+	merged, err = json.MarshalIndent(&out, "", "  ")
+	return merged, fromStored, err
+}
+
+// ManifestFiles returns the files a manifest (as manifest.json holds it) lists, each
+// with the hex SHA-256 of its content.
+func ManifestFiles(b []byte) (map[string]string, error) {
+	m, err := parseManifest(b)
 	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(m.Files))
+	for name, e := range m.Files {
+		out[name] = e.SHA256
+	}
+	return out, nil
+}
+
+// ReplaceManifest replaces dir's manifest.json with b (a manifest, as MergeManifests
+// returns one) through a rename. The caller holds LockDir(dir).
+func ReplaceManifest(dir string, b []byte) error {
+	if _, err := parseManifest(b); err != nil {
 		return err
 	}
-	defer unlock()
-	path := filepath.Join(dir, manifestName)
-	cur, err := os.ReadFile(path)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	next, err := fn(cur)
-	if err != nil || next == nil {
-		return err
-	}
-	return writeAtomic(path, next)
+	return writeAtomic(filepath.Join(dir, manifestName), b)
 }
 
 func readManifest(dir string) (*Manifest, error) {
@@ -172,6 +235,10 @@ func readManifest(dir string) (*Manifest, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read manifest (is %s a compiled model directory?): %w", dir, err)
 	}
+	return parseManifest(b)
+}
+
+func parseManifest(b []byte) (*Manifest, error) {
 	var m Manifest
 	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, fmt.Errorf("%w: manifest: %v", ErrCorrupt, err)

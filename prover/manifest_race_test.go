@@ -1,11 +1,14 @@
 package prover
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -211,5 +214,68 @@ func TestConcurrentWriteArtifactAcrossProcesses(t *testing.T) {
 	checkListed(t, m.Dir, want)
 	if _, err := os.Stat(filepath.Join(m.Dir, manifestName)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestMergeManifests merges the manifests of two copies of one model directory, one
+// with Groth16 keys and one with PLONK keys (two machines' setups): the merge lists
+// both systems' keys with their provenance, and names the files the local copy lacks.
+func TestMergeManifests(t *testing.T) {
+	a, _ := reluModel(t, circuits.Groth16)
+	if _, err := a.Compile(circuits.Plonk); err != nil {
+		t.Fatal(err)
+	}
+	b := t.TempDir()
+	if err := os.CopyFS(b, os.DirFS(a.Dir)); err != nil {
+		t.Fatal(err)
+	}
+	mb, err := Open(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Setup(circuits.Groth16); err != nil {
+		t.Fatal(err)
+	}
+	if err := mb.SetupUniversal(testPtau, t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+	stored, err := os.ReadFile(filepath.Join(a.Dir, manifestName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	local, err := os.ReadFile(filepath.Join(b, manifestName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	merged, fromStored, err := MergeManifests(stored, local)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(fromStored)
+	if want := []string{"pk.groth16.bin", "vk.groth16.bin"}; !slices.Equal(fromStored, want) {
+		t.Errorf("fromStored = %v, want %v", fromStored, want)
+	}
+	m, err := parseManifest(merged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"pk.groth16.bin", "vk.groth16.bin", "pk.plonk.bin", "vk.plonk.bin", "circuit.groth16.bin", "circuit.plonk.bin"} {
+		if _, ok := m.Files[name]; !ok {
+			t.Errorf("merged manifest lacks %s", name)
+		}
+	}
+	if p := m.Provenance["groth16"]; p == nil || p.Trust != TrustDevelopment {
+		t.Errorf("groth16 provenance %+v", p)
+	}
+	if p := m.Provenance["plonk"]; p == nil || p.Trust != TrustUniversalSRS {
+		t.Errorf("plonk provenance %+v", p)
+	}
+	// Merging is idempotent from either side, and refuses another model's manifest.
+	if again, from, err := MergeManifests(merged, merged); err != nil || len(from) != 0 || string(again) != string(merged) {
+		t.Errorf("merge of a manifest with itself: %v, from %v", err, from)
+	}
+	other := strings.Replace(string(stored), a.ID, strings.Repeat("0", len(a.ID)), 1)
+	if _, _, err := MergeManifests([]byte(other), local); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("merge with another model's manifest: %v", err)
 	}
 }
