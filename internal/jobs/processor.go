@@ -17,16 +17,27 @@ import (
 	"github.com/zkml/zkml/api"
 	"github.com/zkml/zkml/internal/artifact"
 	"github.com/zkml/zkml/internal/store"
+	"github.com/zkml/zkml/prover"
 )
 
 // Workspaces keeps one working directory per model under Root, a local cache: after
 // compile and setup the directory is snapshotted into Blobs (the model's Files
 // manifest), and Dir restores missing or damaged files from there, checksum-verified.
 // So workers and API nodes need to share only the blob store, not Root.
+//
+// The model directory's manifest.json (prover.Manifest) is never replaced wholesale
+// by another copy: restores and snapshots hold the directory's lock (prover.LockDir,
+// which every change of the manifest through the prover holds) and merge the stored
+// and the local manifest (prover.MergeManifests), and a snapshot merges into the
+// stored one in a transaction (store.UpdateModelFiles). So setups of one model that
+// run at once, in one process or on machines with their own Root, keep each other's
+// keys.
 type Workspaces struct {
 	Root  string
 	Blobs artifact.Store
 }
+
+const manifestFile = "manifest.json"
 
 // Dir implements api.Workspaces.
 func (w Workspaces) Dir(ctx context.Context, m *store.Model) (string, error) {
@@ -35,28 +46,152 @@ func (w Workspaces) Dir(ctx context.Context, m *store.Model) (string, error) {
 		return "", fmt.Errorf("jobs: workspace: %w", err)
 	}
 	if len(m.Files) > 0 && w.Blobs != nil {
-		man := artifact.Manifest{}
-		for p, d := range m.Files {
-			man[p] = artifact.Digest(d)
-		}
-		if err := artifact.Materialize(ctx, w.Blobs, man, dir); err != nil {
+		if err := w.restore(ctx, m, dir); err != nil {
 			return "", fmt.Errorf("jobs: workspace of %s: %w", m.ID, err)
 		}
 	}
 	return dir, nil
 }
 
-// snapshot records the working directory's files in the model's manifest.
+// restore makes dir hold m's files, under dir's lock. Where dir has a manifest
+// already, the stored one is merged into it: the files whose entry the stored one
+// has newer are fetched, those dir has newer are kept (written here since the model
+// was last snapshotted).
+func (w Workspaces) restore(ctx context.Context, m *store.Model, dir string) error {
+	unlock, err := prover.LockDir(dir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	man := artifact.Manifest{}
+	for p, d := range m.Files {
+		man[p] = artifact.Digest(d)
+	}
+	local, err := os.ReadFile(filepath.Join(dir, manifestFile))
+	storedDigest, hasStored := man[manifestFile]
+	if err != nil || !hasStored {
+		return artifact.Materialize(ctx, w.Blobs, man, dir)
+	}
+	stored, err := artifact.ReadAll(ctx, w.Blobs, storedDigest)
+	if err != nil {
+		return err
+	}
+	merged, fromStored, err := prover.MergeManifests(stored, local)
+	if err != nil {
+		return err
+	}
+	// A file the merged manifest lists with another content than the stored blob's
+	// was written here since the snapshot: it stays. The others are restored where
+	// missing or damaged, as are files the manifest does not list (a ceremony's);
+	// those whose stored entry won are fetched anew.
+	listed, err := prover.ManifestFiles(merged)
+	if err != nil {
+		return err
+	}
+	delete(man, manifestFile)
+	for _, name := range fromStored {
+		delete(man, name)
+	}
+	for p, d := range man {
+		if sum, ok := listed[p]; ok && artifact.Digest("sha256:"+sum) != d {
+			delete(man, p)
+		}
+	}
+	if err := fetchNewer(ctx, w.Blobs, dir, listed, fromStored); err != nil {
+		return err
+	}
+	if err := artifact.Materialize(ctx, w.Blobs, man, dir); err != nil {
+		return err
+	}
+	if bytes.Equal(merged, local) {
+		return nil
+	}
+	return prover.ReplaceManifest(dir, merged)
+}
+
+// fetchNewer fetches into dir, from blobs, the files names of a merged manifest whose
+// entries (listed: name -> hex SHA-256) came from the stored manifest. The local file,
+// an older version, is removed first (Materialize keeps a large file of the blob's
+// size: keys made again have it). The caller holds dir's lock; a reader that finds a
+// file missing meanwhile reads again under the lock (prover.Model).
+func fetchNewer(ctx context.Context, blobs artifact.Store, dir string, listed map[string]string, names []string) error {
+	fetch := artifact.Manifest{}
+	for _, name := range names {
+		if err := os.Remove(filepath.Join(dir, filepath.FromSlash(name))); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		fetch[name] = artifact.Digest("sha256:" + listed[name])
+	}
+	return artifact.Materialize(ctx, blobs, fetch, dir)
+}
+
+// snapshot records the working directory's files in the model's manifest: under the
+// directory's lock, so the files and the manifest are one consistent set, and merging
+// the directory's manifest.json with the stored one in the store's transaction, so a
+// snapshot of another machine's directory made at the same time (another setup of the
+// model) keeps its entries.
 func (p *Processor) snapshot(ctx context.Context, m *store.Model, dir string) error {
+	unlock, err := prover.LockDir(dir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	man, err := artifact.Snapshot(ctx, p.Blobs, dir)
 	if err != nil {
 		return err
 	}
-	files := make(map[string]string, len(man))
-	for path, d := range man {
-		files[path] = string(d)
+	delete(man, prover.LockName)
+	local, err := os.ReadFile(filepath.Join(dir, manifestFile))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
 	}
-	return p.Store.MergeModelFiles(ctx, m.ID, files)
+	var merged []byte
+	var fromStored []string
+	var listed map[string]string
+	err = p.Store.UpdateModelFiles(ctx, m.ID, func(cur map[string]string) (map[string]string, error) {
+		files := make(map[string]string, len(man))
+		for path, d := range man {
+			files[path] = string(d)
+		}
+		merged, fromStored = nil, nil
+		stored, ok := cur[manifestFile]
+		if !ok || local == nil || stored == files[manifestFile] {
+			return files, nil
+		}
+		b, err := artifact.ReadAll(ctx, p.Blobs, artifact.Digest(stored))
+		if err != nil {
+			return nil, err
+		}
+		if merged, fromStored, err = prover.MergeManifests(b, local); err != nil {
+			return nil, err
+		}
+		if listed, err = prover.ManifestFiles(merged); err != nil {
+			return nil, err
+		}
+		d, _, err := p.Blobs.Put(ctx, bytes.NewReader(merged))
+		if err != nil {
+			return nil, err
+		}
+		files[manifestFile] = string(d)
+		// Every file the merged manifest lists is the blob of its entry: this
+		// directory's (just stored) or, where the stored entry is newer, the stored one.
+		for name, sum := range listed {
+			files[name] = "sha256:" + sum
+		}
+		return files, nil
+	})
+	if err != nil || merged == nil {
+		return err
+	}
+	// Bring the directory up to the merged manifest: fetch the files that came from
+	// the store, then list them.
+	if err := fetchNewer(ctx, p.Blobs, dir, listed, fromStored); err != nil {
+		return err
+	}
+	if bytes.Equal(merged, local) {
+		return nil
+	}
+	return prover.ReplaceManifest(dir, merged)
 }
 
 // Timeouts per job kind; zero values take the defaults.

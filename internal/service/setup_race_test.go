@@ -1,0 +1,133 @@
+package service_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/zkml/zkml/api"
+	"github.com/zkml/zkml/internal/artifact"
+	"github.com/zkml/zkml/internal/engine"
+	"github.com/zkml/zkml/internal/service"
+)
+
+// barrierSetups holds each setup, once its keys are made and before its job records
+// them, until the number armed have been made (or a timeout passes), so that setups
+// of one model run at the same time on different workers.
+type barrierSetups struct {
+	*engine.Engine
+	mu   sync.Mutex
+	wait *sync.WaitGroup
+}
+
+func (b *barrierSetups) Setup(ctx context.Context, dir, system string) (api.Provenance, error) {
+	p, err := b.Engine.Setup(ctx, dir, system)
+	b.mu.Lock()
+	wg := b.wait
+	b.mu.Unlock()
+	if wg != nil {
+		wg.Done()
+		done := make(chan struct{})
+		go func() { wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+		}
+	}
+	return p, err
+}
+
+// storedManifest is the prover manifest (manifest.json) the model's stored files
+// record: what a worker restores the model's directory from.
+func storedManifest(t *testing.T, a *service.App, id string) map[string]any {
+	t.Helper()
+	ctx := context.Background()
+	m, err := a.Store.GetModel(ctx, "", id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := artifact.ReadAll(ctx, a.Blobs, artifact.Digest(m.Files["manifest.json"]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var man struct {
+		Files map[string]any `json:"files"`
+	}
+	if err := json.Unmarshal(b, &man); err != nil {
+		t.Fatal(err)
+	}
+	return man.Files
+}
+
+// TestConcurrentSetupsAcrossWorkers sets up a model's Groth16 and PLONK keys at once
+// on two workers that share the database and the blob store but not their working
+// directories: the model's stored manifest must list both systems' keys afterwards,
+// and each system proves on each worker.
+func TestConcurrentSetupsAcrossWorkers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs PostgreSQL; skipped with -short")
+	}
+	onnx, err := os.ReadFile("../../model/testdata/relu/network.onnx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pg backend
+	for _, bk := range backends(t) {
+		if bk.name == "postgres" {
+			pg = bk
+		}
+	}
+	eng := &barrierSetups{Engine: &engine.Engine{}}
+	cfgA := fastConfig(pg.cfg(t), eng)
+	cfgA.Workers = 1
+	cfgB := cfgA
+	cfgB.DataDir = t.TempDir()
+	if err := os.MkdirAll(filepath.Join(cfgA.DataDir, "blobs"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(cfgA.DataDir, "blobs"), filepath.Join(cfgB.DataDir, "blobs")); err != nil {
+		t.Fatal(err)
+	}
+	a, b := newEnv(t, cfgA), newEnv(t, cfgB)
+	k := a.newKey("owner").Key
+	m, j := a.upload(k, onnx, "")
+	if got := a.wait(k, j, 60*time.Second); got.Status != "succeeded" {
+		t.Fatalf("compile: %+v", got)
+	}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	eng.mu.Lock()
+	eng.wait = &wg
+	eng.mu.Unlock()
+	var jobs []string
+	for _, sys := range []string{"groth16", "plonk"} {
+		var sj api.JobView
+		a.want(a.do("POST", "/v1/models/"+m+"/setup", k, strings.NewReader(`{"system":"`+sys+`"}`)), 202).json(t, &sj)
+		jobs = append(jobs, sj.ID)
+	}
+	for _, id := range jobs {
+		if got := a.wait(k, id, 60*time.Second); got.Status != "succeeded" {
+			t.Fatalf("setup: %+v", got)
+		}
+	}
+	files := storedManifest(t, a.app, m)
+	for _, name := range []string{"pk.groth16.bin", "vk.groth16.bin", "pk.plonk.bin", "vk.plonk.bin"} {
+		if _, ok := files[name]; !ok {
+			t.Errorf("the stored manifest does not list %s after concurrent setups", name)
+		}
+	}
+	for _, e := range []*env{a, b} {
+		for _, sys := range []string{"groth16", "plonk"} {
+			var pj api.JobView
+			e.want(e.prove(k, m, `{"system":"`+sys+`","input":{"input_data":[[-0.4,2.5,0.6]]}}`), 202).json(t, &pj)
+			if got := e.wait(k, pj.ID, 60*time.Second); got.Status != "succeeded" {
+				t.Errorf("prove %s after concurrent setups: %+v", sys, got)
+			}
+		}
+	}
+}
