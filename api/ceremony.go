@@ -208,6 +208,12 @@ func (s *Server) advance(ctx context.Context, m *store.Model, dir, scratch strin
 			step.Files[filepath.ToSlash(p)] = string(d)
 		}
 	}
+	merger, _ := s.ws.(StepMerger)
+	if merger != nil && s.blobs != nil {
+		step.MergeFiles = func(cur, files map[string]string) (map[string]string, error) {
+			return merger.MergeStepFiles(ctx, cur, files)
+		}
+	}
 	if err := s.store.AdvanceCeremony(ctx, m.ID, step); err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			s.dropLosingBlobs(context.WithoutCancel(ctx), m.ID, created)
@@ -218,6 +224,12 @@ func (s *Server) advance(ctx context.Context, m *store.Model, dir, scratch strin
 	// Recorded: install the files in the working directory (the blob store has them for
 	// every other one). Small files first would not matter: each rename is atomic, and
 	// a reader that sees a new state.json before its phase file fails its hash check.
+	if merger != nil {
+		if err := merger.InstallStep(dir, scratch, paths); err != nil {
+			return fmt.Errorf("ceremony step recorded, but installing it in the working directory: %w", err)
+		}
+		return nil
+	}
 	for _, p := range paths {
 		dst := filepath.Join(dir, p)
 		err := os.MkdirAll(filepath.Dir(dst), 0o755)
@@ -229,6 +241,19 @@ func (s *Server) advance(ctx context.Context, m *store.Model, dir, scratch strin
 		}
 	}
 	return nil
+}
+
+// StepMerger is implemented by Workspaces whose directories hold a file that a
+// ceremony step's copy must be merged with rather than replace it (jobs.Workspaces:
+// the model's manifest, which a setup may change while a seal runs).
+type StepMerger interface {
+	// MergeStepFiles returns the files (path -> digest) to record for a step that
+	// wrote files over the model's recorded ones, cur; it runs in the store's
+	// transaction of the step.
+	MergeStepFiles(ctx context.Context, cur, files map[string]string) (map[string]string, error)
+	// InstallStep moves the files a recorded step wrote (paths relative to scratch)
+	// into dir.
+	InstallStep(dir, scratch string, paths []string) error
 }
 
 // blobChecker is a blob store that tells whether it holds a blob (artifact.Disk).

@@ -97,7 +97,7 @@ func (w Workspaces) restore(ctx context.Context, m *store.Model, dir string) err
 			delete(man, p)
 		}
 	}
-	if err := fetchNewer(ctx, w.Blobs, dir, listed, fromStored); err != nil {
+	if err := fetchNewer(ctx, w.Blobs, dir, recorded(m.Files, listed, fromStored)); err != nil {
 		return err
 	}
 	if err := artifact.Materialize(ctx, w.Blobs, man, dir); err != nil {
@@ -109,20 +109,106 @@ func (w Workspaces) restore(ctx context.Context, m *store.Model, dir string) err
 	return prover.ReplaceManifest(dir, merged)
 }
 
-// fetchNewer fetches into dir, from blobs, the files names of a merged manifest whose
-// entries (listed: name -> hex SHA-256) came from the stored manifest. The local file,
-// an older version, is removed first (Materialize keeps a large file of the blob's
-// size: keys made again have it). The caller holds dir's lock; a reader that finds a
-// file missing meanwhile reads again under the lock (prover.Model).
-func fetchNewer(ctx context.Context, blobs artifact.Store, dir string, listed map[string]string, names []string) error {
-	fetch := artifact.Manifest{}
+// recorded returns the files of names (entries of a merged manifest, listed: name ->
+// hex SHA-256, that came from the stored manifest) whose blob the model's files
+// record: those a directory can fetch. (A stored manifest may list a file no snapshot
+// stored, such as a proof a seal's copy of a directory listed.)
+func recorded(files, listed map[string]string, names []string) artifact.Manifest {
+	out := artifact.Manifest{}
 	for _, name := range names {
+		if d := "sha256:" + listed[name]; files[name] == d {
+			out[name] = artifact.Digest(d)
+		}
+	}
+	return out
+}
+
+// fetchNewer fetches the files fetch into dir, newer versions of files dir may hold:
+// each local file is removed first (Materialize keeps a large file of the blob's size,
+// and keys made again have it). The caller holds dir's lock; a reader that finds a
+// file missing meanwhile reads again under the lock (prover.Model).
+func fetchNewer(ctx context.Context, blobs artifact.Store, dir string, fetch artifact.Manifest) error {
+	for name := range fetch {
 		if err := os.Remove(filepath.Join(dir, filepath.FromSlash(name))); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
 		}
-		fetch[name] = artifact.Digest("sha256:" + listed[name])
 	}
 	return artifact.Materialize(ctx, blobs, fetch, dir)
+}
+
+var _ api.StepMerger = Workspaces{}
+
+// MergeStepFiles implements api.StepMerger: a ceremony step's manifest.json (a seal
+// lists the keys it made) is merged with the recorded one, which a setup of another
+// system may have changed since the step copied it.
+func (w Workspaces) MergeStepFiles(ctx context.Context, cur, files map[string]string) (map[string]string, error) {
+	step, ok := files[manifestFile]
+	stored, ok2 := cur[manifestFile]
+	if !ok || !ok2 || step == stored || w.Blobs == nil {
+		return files, nil
+	}
+	sb, err := artifact.ReadAll(ctx, w.Blobs, artifact.Digest(stored))
+	if err != nil {
+		return nil, err
+	}
+	lb, err := artifact.ReadAll(ctx, w.Blobs, artifact.Digest(step))
+	if err != nil {
+		return nil, err
+	}
+	merged, _, err := prover.MergeManifests(sb, lb)
+	if err != nil {
+		return nil, err
+	}
+	d, _, err := w.Blobs.Put(ctx, bytes.NewReader(merged))
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(files))
+	for p, d := range files {
+		out[p] = d
+	}
+	out[manifestFile] = string(d)
+	return out, nil
+}
+
+// InstallStep implements api.StepMerger: under dir's lock, the step's files are
+// renamed into dir and its manifest.json is merged with dir's.
+func (w Workspaces) InstallStep(dir, scratch string, paths []string) error {
+	unlock, err := prover.LockDir(dir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	for _, p := range paths {
+		src, dst := filepath.Join(scratch, p), filepath.Join(dir, p)
+		if filepath.ToSlash(p) == manifestFile {
+			step, err := os.ReadFile(src)
+			if err != nil {
+				return err
+			}
+			local, err := os.ReadFile(dst)
+			if err == nil {
+				merged, _, err := prover.MergeManifests(local, step)
+				if err != nil {
+					return err
+				}
+				if err := prover.ReplaceManifest(dir, merged); err != nil {
+					return err
+				}
+				continue
+			}
+			if !errors.Is(err, os.ErrNotExist) {
+				return err
+			}
+		}
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return err
+		}
+		if err := os.Rename(src, dst); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // snapshot records the working directory's files in the model's manifest: under the
@@ -146,14 +232,13 @@ func (p *Processor) snapshot(ctx context.Context, m *store.Model, dir string) er
 		return err
 	}
 	var merged []byte
-	var fromStored []string
-	var listed map[string]string
+	var fetch artifact.Manifest
 	err = p.Store.UpdateModelFiles(ctx, m.ID, func(cur map[string]string) (map[string]string, error) {
 		files := make(map[string]string, len(man))
 		for path, d := range man {
 			files[path] = string(d)
 		}
-		merged, fromStored = nil, nil
+		merged, fetch = nil, nil
 		stored, ok := cur[manifestFile]
 		if !ok || local == nil || stored == files[manifestFile] {
 			return files, nil
@@ -162,10 +247,12 @@ func (p *Processor) snapshot(ctx context.Context, m *store.Model, dir string) er
 		if err != nil {
 			return nil, err
 		}
+		var fromStored []string
 		if merged, fromStored, err = prover.MergeManifests(b, local); err != nil {
 			return nil, err
 		}
-		if listed, err = prover.ManifestFiles(merged); err != nil {
+		listed, err := prover.ManifestFiles(merged)
+		if err != nil {
 			return nil, err
 		}
 		d, _, err := p.Blobs.Put(ctx, bytes.NewReader(merged))
@@ -173,10 +260,11 @@ func (p *Processor) snapshot(ctx context.Context, m *store.Model, dir string) er
 			return nil, err
 		}
 		files[manifestFile] = string(d)
-		// Every file the merged manifest lists is the blob of its entry: this
-		// directory's (just stored) or, where the stored entry is newer, the stored one.
-		for name, sum := range listed {
-			files[name] = "sha256:" + sum
+		// A file whose stored entry is newer than this directory's keeps its recorded
+		// blob (this directory's older copy is not recorded over it).
+		fetch = recorded(cur, listed, fromStored)
+		for _, name := range fromStored {
+			delete(files, name)
 		}
 		return files, nil
 	})
@@ -185,7 +273,7 @@ func (p *Processor) snapshot(ctx context.Context, m *store.Model, dir string) er
 	}
 	// Bring the directory up to the merged manifest: fetch the files that came from
 	// the store, then list them.
-	if err := fetchNewer(ctx, p.Blobs, dir, listed, fromStored); err != nil {
+	if err := fetchNewer(ctx, p.Blobs, dir, fetch); err != nil {
 		return err
 	}
 	if bytes.Equal(merged, local) {

@@ -1,6 +1,7 @@
 package service_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"github.com/zkml/zkml/internal/artifact"
 	"github.com/zkml/zkml/internal/engine"
 	"github.com/zkml/zkml/internal/service"
+	"github.com/zkml/zkml/prover"
 )
 
 // barrierSetups holds each setup, once its keys are made and before its job records
@@ -130,4 +132,67 @@ func TestConcurrentSetupsAcrossWorkers(t *testing.T) {
 			}
 		}
 	}
+}
+
+// sealHook runs hook after a seal has made its keys and before the API records them.
+type sealHook struct {
+	*service.Ceremonies
+	hook func()
+}
+
+func (s *sealHook) Seal(ctx context.Context, dir, beacon string) (api.CeremonyView, api.Provenance, error) {
+	v, p, err := s.Ceremonies.Seal(ctx, dir, beacon)
+	if err == nil && s.hook != nil {
+		s.hook()
+	}
+	return v, p, err
+}
+
+// TestSealKeepsConcurrentSetup seals a model's Groth16 ceremony while its PLONK setup
+// finishes (between the seal making its keys and recording them): the PLONK keys must
+// stay listed, locally and in the stored manifest, and both systems prove.
+func TestSealKeepsConcurrentSetup(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, bk backend) {
+		onnx, err := os.ReadFile("../../model/testdata/relu/network.onnx")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cer := &sealHook{Ceremonies: &service.Ceremonies{Ptau: "../../srs/testdata/pot9.ptau", SRSCache: t.TempDir()}}
+		cfg := fastConfig(bk.cfg(t), &engine.Engine{})
+		cfg.Ceremonies = cer
+		e := newEnv(t, cfg)
+		k := e.newKey("owner").Key
+		m, j := e.upload(k, onnx, "")
+		if got := e.wait(k, j, 60*time.Second); got.Status != "succeeded" {
+			t.Fatalf("compile: %+v", got)
+		}
+		base := "/v1/models/" + m + "/ceremony"
+		e.want(e.do("POST", base, k, nil), 201)
+		var next bytes.Buffer
+		if _, err := prover.Contribute(bytes.NewReader(e.want(e.do("GET", base+"/state", k, nil), 200).body), &next); err != nil {
+			t.Fatal(err)
+		}
+		e.want(e.do("POST", base+"/contributions?name=alice", k, &next, "Content-Type", "application/octet-stream"), 201)
+		cer.hook = func() {
+			var sj api.JobView
+			e.want(e.do("POST", "/v1/models/"+m+"/setup", k, strings.NewReader(`{"system":"plonk"}`)), 202).json(t, &sj)
+			if got := e.wait(k, sj.ID, 60*time.Second); got.Status != "succeeded" {
+				t.Errorf("plonk setup: %+v", got)
+			}
+		}
+		e.want(e.do("POST", base+"/seal", k, strings.NewReader(`{"beacon":"00ff00ff"}`)), 200)
+		files := storedManifest(t, e.app, m)
+		for _, name := range []string{"pk.groth16.bin", "vk.groth16.bin", "pk.plonk.bin", "vk.plonk.bin"} {
+			if _, ok := files[name]; !ok {
+				t.Errorf("the stored manifest does not list %s after a seal and a setup at once", name)
+			}
+		}
+		for _, sys := range []string{"groth16", "plonk"} {
+			var pj api.JobView
+			e.want(e.prove(k, m, `{"system":"`+sys+`","input":{"input_data":[[-0.4,2.5,0.6]]}}`), 202).json(t, &pj)
+			if got := e.wait(k, pj.ID, 60*time.Second); got.Status != "succeeded" {
+				t.Errorf("prove %s after a seal and a setup at once: %+v", sys, got)
+			}
+		}
+	})
 }

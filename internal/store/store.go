@@ -134,6 +134,11 @@ type CeremonyStep struct {
 	// as AddModelSystem does.
 	System     string
 	Provenance json.RawMessage
+	// MergeFiles, when set, decides what is merged into the manifest instead of Files:
+	// it is called in the transaction, once the head has matched, with the manifest as
+	// it is and Files, and returns the files to merge (a step's copy of a file that
+	// other changes also write, merged with the recorded one).
+	MergeFiles func(cur, files map[string]string) (map[string]string, error)
 }
 
 // Job is one unit of queued work and its observable progress.

@@ -308,7 +308,13 @@ func (s *Store) AdvanceCeremony(ctx context.Context, id string, step store.Cerem
 			updated_at = $5 WHERE id = $1`, id, step.To.Contributions, step.To.Hash, step.To.Sealed, s.now()); err != nil {
 			return err
 		}
-		if len(step.Files) > 0 {
+		if step.MergeFiles != nil {
+			if err := s.updateFiles(ctx, q, id, func(cur map[string]string) (map[string]string, error) {
+				return step.MergeFiles(cur, step.Files)
+			}); err != nil {
+				return err
+			}
+		} else if len(step.Files) > 0 {
 			if err := s.mergeFiles(ctx, q, id, step.Files); err != nil {
 				return err
 			}
