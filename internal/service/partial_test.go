@@ -1,0 +1,48 @@
+package service_test
+
+import (
+	"context"
+	"errors"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/zkml/zkml/api"
+	"github.com/zkml/zkml/api/apitest"
+	"github.com/zkml/zkml/internal/store"
+)
+
+// failingJobs is a store whose CreateJob fails, as when the database goes away, or the
+// client hangs up, between recording an upload's model and its compile job.
+type failingJobs struct{ store.Store }
+
+func (failingJobs) CreateJob(ctx context.Context, j *store.Job) (*store.Job, bool, error) {
+	return nil, false, errors.New("database went away")
+}
+
+// TestUploadWithoutCompileJobFailsModel uploads a model whose compile job cannot be
+// recorded: the request fails, and the model it recorded must not stay "compiling"
+// forever with no job to compile it.
+func TestUploadWithoutCompileJobFailsModel(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		cfg := fastConfig(b.cfg(t), &apitest.Engine{})
+		a := startApp(t, cfg, false)
+		srv := httptest.NewServer(api.New(api.Config{Store: failingJobs{a.Store}, Queue: a.Processor, Engine: cfg.Engine,
+			Blobs: a.Blobs, Workspaces: a.Processor.Workspaces, AdminKey: adminKey, Logger: cfg.Logger}))
+		t.Cleanup(srv.Close)
+		e := &env{t: t, app: a, srv: srv, cfg: cfg}
+		k := e.newKey("owner").Key
+		r := e.do("POST", "/v1/models", k, jsonBody(map[string]string{"onnx": "b25ueC10aW55LW1vZGVs"}))
+		if r.status < 500 {
+			t.Fatalf("upload whose compile job is not recorded: %d %s", r.status, r.body)
+		}
+		models, err := a.Store.ListModels(context.Background(), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range models {
+			if m.Status == store.ModelCompiling {
+				t.Errorf("model %s stays %s with no compile job", m.ID, m.Status)
+			}
+		}
+	})
+}
