@@ -136,6 +136,27 @@ func fetchNewer(ctx context.Context, blobs artifact.Store, dir string, fetch art
 	return artifact.Materialize(ctx, blobs, fetch, dir)
 }
 
+// Remove removes the working directory of the model id.
+func (w Workspaces) Remove(ctx context.Context, id string) error {
+	if !filepath.IsLocal(id) || filepath.Base(id) != id {
+		return fmt.Errorf("jobs: workspace: bad model ID %q", id)
+	}
+	return os.RemoveAll(filepath.Join(w.Root, "models", id))
+}
+
+// dropWorkspace removes a model's working directory where the Workspaces can.
+func (p *Processor) dropWorkspace(ctx context.Context, modelID string) {
+	r, ok := p.Workspaces.(interface {
+		Remove(ctx context.Context, id string) error
+	})
+	if !ok {
+		return
+	}
+	if err := r.Remove(ctx, modelID); err != nil {
+		p.log().Warn("remove the working directory of a failed model", "model", modelID, "err", err)
+	}
+}
+
 var _ api.StepMerger = Workspaces{}
 
 // MergeStepFiles implements api.StepMerger: a ceremony step's manifest.json (a seal
@@ -453,6 +474,11 @@ func (p *Processor) run(ctx context.Context, t Task, a Attempt) error {
 		}
 		if done.Kind == store.KindSegment {
 			p.parentEnded(ctx, done)
+		}
+		if done.Kind == store.KindCompile && done.Status != store.JobSucceeded {
+			// The model is failed for good (the store settled it with the job):
+			// nothing uses the files its compile left in the working directory.
+			p.dropWorkspace(context.WithoutCancel(ctx), done.ModelID)
 		}
 		return nil
 	}

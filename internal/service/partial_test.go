@@ -3,11 +3,18 @@ package service_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io/fs"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/zkml/zkml/api"
 	"github.com/zkml/zkml/api/apitest"
+	"github.com/zkml/zkml/internal/engine"
+	"github.com/zkml/zkml/internal/service"
 	"github.com/zkml/zkml/internal/store"
 )
 
@@ -45,4 +52,36 @@ func TestUploadWithoutCompileJobFailsModel(t *testing.T) {
 			}
 		}
 	})
+}
+
+// failAfterCompile compiles for real (writing the model directory) and then fails, as
+// a compile that runs out of its budget or time in its last system does.
+type failAfterCompile struct{ *engine.Engine }
+
+func (f failAfterCompile) Compile(ctx context.Context, dir string, onnx []byte, settings []byte) (api.ModelInfo, error) {
+	if _, err := f.Engine.Compile(ctx, dir, onnx, settings); err != nil {
+		return api.ModelInfo{}, err
+	}
+	return api.ModelInfo{}, fmt.Errorf("%w: plonk: unsupported after all", api.ErrInvalidModel)
+}
+
+// TestFailedCompileLeavesNoWorkspace fails a compile job after the engine wrote the
+// model's working directory (source, settings, a circuit): the model is failed for
+// good, so nothing will use the directory again, and it must not stay on disk.
+func TestFailedCompileLeavesNoWorkspace(t *testing.T) {
+	onnx, err := os.ReadFile("../../model/testdata/relu/network.onnx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := fastConfig(service.Config{DataDir: t.TempDir()}, failAfterCompile{&engine.Engine{}})
+	e := newEnv(t, cfg)
+	k := e.newKey("owner").Key
+	m, j := e.upload(k, onnx, "")
+	if got := e.wait(k, j, 60*time.Second); got.Status != "failed" {
+		t.Fatalf("compile: %+v", got)
+	}
+	dir := filepath.Join(cfg.DataDir, "work", "models", m)
+	if entries, err := os.ReadDir(dir); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the failed model's working directory is left behind (%d entries, %v)", len(entries), err)
+	}
 }
