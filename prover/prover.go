@@ -8,6 +8,7 @@
 //	vk.<system>.bin       verifying key   (setup)
 //	proof.<system>.bin    the last proof  (prove), with public.<system>.bin and output.json
 //	manifest.json         checksums of all of the above, the model ID and setup kind
+//	manifest.lock         locked (flock) around every change of manifest.json (LockName)
 //
 // The setup is a single-party development setup (Groth16) or a test SRS (PLONK): the
 // party who ran it can forge proofs. It is NOT for production; a production deployment
