@@ -202,6 +202,11 @@ func (w Workspaces) InstallStep(dir, scratch string, paths []string) error {
 	defer unlock()
 	for _, p := range paths {
 		src, dst := filepath.Join(scratch, p), filepath.Join(dir, p)
+		if filepath.ToSlash(p) == prover.LockName {
+			// The step made a lock file of its own (dir had none when it was mirrored):
+			// renamed over dir's, it would split the lock its holders hold.
+			continue
+		}
 		if filepath.ToSlash(p) == manifestFile {
 			step, err := os.ReadFile(src)
 			if err != nil {
