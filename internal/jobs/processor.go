@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -63,6 +65,9 @@ func (w Workspaces) restore(ctx context.Context, m *store.Model, dir string) err
 		return err
 	}
 	defer unlock()
+	if err := removeLeftovers(dir); err != nil {
+		return err
+	}
 	man := artifact.Manifest{}
 	for p, d := range m.Files {
 		man[p] = artifact.Digest(d)
@@ -237,6 +242,25 @@ func (w Workspaces) InstallStep(dir, scratch string, paths []string) error {
 	return nil
 }
 
+// removeLeftovers removes from dir the temporary files of writes whose process died
+// (prover's ".tmp-*", Materialize's ".fetch-*": a setup killed past its timeout leaves
+// part of a proving key), which would otherwise be stored and fetched by every
+// worker. The caller holds dir's lock, which every writer of those files holds while
+// it writes.
+func removeLeftovers(dir string) error {
+	return filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		if name := d.Name(); strings.HasPrefix(name, ".tmp-") || strings.HasPrefix(name, ".fetch-") {
+			if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 // snapshot records the working directory's files in the model's manifest: under the
 // directory's lock, so the files and the manifest are one consistent set, and merging
 // the directory's manifest.json with the stored one in the store's transaction, so a
@@ -248,6 +272,9 @@ func (p *Processor) snapshot(ctx context.Context, m *store.Model, dir string) er
 		return err
 	}
 	defer unlock()
+	if err := removeLeftovers(dir); err != nil {
+		return err
+	}
 	man, err := artifact.Snapshot(ctx, p.Blobs, dir)
 	if err != nil {
 		return err

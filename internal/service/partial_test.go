@@ -8,11 +8,13 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/zkml/zkml/api"
 	"github.com/zkml/zkml/api/apitest"
+	"github.com/zkml/zkml/internal/artifact"
 	"github.com/zkml/zkml/internal/engine"
 	"github.com/zkml/zkml/internal/service"
 	"github.com/zkml/zkml/internal/store"
@@ -83,5 +85,49 @@ func TestFailedCompileLeavesNoWorkspace(t *testing.T) {
 	dir := filepath.Join(cfg.DataDir, "work", "models", m)
 	if entries, err := os.ReadDir(dir); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("the failed model's working directory is left behind (%d entries, %v)", len(entries), err)
+	}
+}
+
+// TestSnapshotDropsDeadWritersTempFiles leaves in a model's working directory the
+// temporary file of a write whose process was killed (a setup past its timeout is
+// killed with its child) and runs a setup: the snapshot must neither store the
+// leftover in the blob store nor record it among the model's files (every worker
+// would fetch it), and the leftover is removed.
+func TestSnapshotDropsDeadWritersTempFiles(t *testing.T) {
+	onnx, err := os.ReadFile("../../model/testdata/relu/network.onnx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := fastConfig(service.Config{DataDir: t.TempDir()}, &engine.Engine{})
+	e := newEnv(t, cfg)
+	k := e.newKey("owner").Key
+	m, j := e.upload(k, onnx, "")
+	if got := e.wait(k, j, 60*time.Second); got.Status != "succeeded" {
+		t.Fatalf("compile: %+v", got)
+	}
+	leftover := filepath.Join(cfg.DataDir, "work", "models", m, ".tmp-pk.groth16.bin3141592")
+	junk := []byte("the first bytes of a proving key whose writer was killed")
+	if err := os.WriteFile(leftover, junk, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var sj api.JobView
+	e.want(e.do("POST", "/v1/models/"+m+"/setup", k, jsonBody(map[string]string{"system": "groth16"})), 202).json(t, &sj)
+	if got := e.wait(k, sj.ID, 60*time.Second); got.Status != "succeeded" {
+		t.Fatalf("setup: %+v", got)
+	}
+	stored, err := e.app.Store.GetModel(context.Background(), "", m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p := range stored.Files {
+		if strings.HasPrefix(filepath.Base(p), ".") {
+			t.Errorf("the model's files record the leftover %s", p)
+		}
+	}
+	if _, err := artifact.ReadAll(context.Background(), e.app.Blobs, artifact.Sum(junk)); !errors.Is(err, artifact.ErrNotFound) {
+		t.Errorf("the leftover was stored in the blob store (%v)", err)
+	}
+	if _, err := os.Stat(leftover); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the leftover is still in the working directory (%v)", err)
 	}
 }
