@@ -67,71 +67,89 @@ func storedManifest(t *testing.T, a *service.App, id string) map[string]any {
 }
 
 // TestConcurrentSetupsAcrossWorkers sets up a model's Groth16 and PLONK keys at once
-// on two workers that share the database and the blob store but not their working
-// directories: the model's stored manifest must list both systems' keys afterwards,
-// and each system proves on each worker.
+// on two workers: of one process (one working directory, both stores), of two
+// processes sharing a data directory, and of two machines that share the database and
+// the blob store but not their working directories. The model's stored manifest must
+// list both systems' keys afterwards, and each system proves on each worker.
 func TestConcurrentSetupsAcrossWorkers(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs PostgreSQL; skipped with -short")
-	}
 	onnx, err := os.ReadFile("../../model/testdata/relu/network.onnx")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var pg backend
-	for _, bk := range backends(t) {
-		if bk.name == "postgres" {
-			pg = bk
+	run := func(t *testing.T, eng *barrierSetups, a, b *env) {
+		k := a.newKey("owner").Key
+		m, j := a.upload(k, onnx, "")
+		if got := a.wait(k, j, 60*time.Second); got.Status != "succeeded" {
+			t.Fatalf("compile: %+v", got)
 		}
-	}
-	eng := &barrierSetups{Engine: &engine.Engine{}}
-	cfgA := fastConfig(pg.cfg(t), eng)
-	cfgA.Workers = 1
-	cfgB := cfgA
-	cfgB.DataDir = t.TempDir()
-	if err := os.MkdirAll(filepath.Join(cfgA.DataDir, "blobs"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink(filepath.Join(cfgA.DataDir, "blobs"), filepath.Join(cfgB.DataDir, "blobs")); err != nil {
-		t.Fatal(err)
-	}
-	a, b := newEnv(t, cfgA), newEnv(t, cfgB)
-	k := a.newKey("owner").Key
-	m, j := a.upload(k, onnx, "")
-	if got := a.wait(k, j, 60*time.Second); got.Status != "succeeded" {
-		t.Fatalf("compile: %+v", got)
-	}
-	var wg sync.WaitGroup
-	wg.Add(2)
-	eng.mu.Lock()
-	eng.wait = &wg
-	eng.mu.Unlock()
-	var jobs []string
-	for _, sys := range []string{"groth16", "plonk"} {
-		var sj api.JobView
-		a.want(a.do("POST", "/v1/models/"+m+"/setup", k, strings.NewReader(`{"system":"`+sys+`"}`)), 202).json(t, &sj)
-		jobs = append(jobs, sj.ID)
-	}
-	for _, id := range jobs {
-		if got := a.wait(k, id, 60*time.Second); got.Status != "succeeded" {
-			t.Fatalf("setup: %+v", got)
-		}
-	}
-	files := storedManifest(t, a.app, m)
-	for _, name := range []string{"pk.groth16.bin", "vk.groth16.bin", "pk.plonk.bin", "vk.plonk.bin"} {
-		if _, ok := files[name]; !ok {
-			t.Errorf("the stored manifest does not list %s after concurrent setups", name)
-		}
-	}
-	for _, e := range []*env{a, b} {
+		var wg sync.WaitGroup
+		wg.Add(2)
+		eng.mu.Lock()
+		eng.wait = &wg
+		eng.mu.Unlock()
+		var jobs []string
 		for _, sys := range []string{"groth16", "plonk"} {
-			var pj api.JobView
-			e.want(e.prove(k, m, `{"system":"`+sys+`","input":{"input_data":[[-0.4,2.5,0.6]]}}`), 202).json(t, &pj)
-			if got := e.wait(k, pj.ID, 60*time.Second); got.Status != "succeeded" {
-				t.Errorf("prove %s after concurrent setups: %+v", sys, got)
+			var sj api.JobView
+			a.want(a.do("POST", "/v1/models/"+m+"/setup", k, strings.NewReader(`{"system":"`+sys+`"}`)), 202).json(t, &sj)
+			jobs = append(jobs, sj.ID)
+		}
+		for _, id := range jobs {
+			if got := a.wait(k, id, 60*time.Second); got.Status != "succeeded" {
+				t.Fatalf("setup: %+v", got)
+			}
+		}
+		files := storedManifest(t, a.app, m)
+		for _, name := range []string{"pk.groth16.bin", "vk.groth16.bin", "pk.plonk.bin", "vk.plonk.bin"} {
+			if _, ok := files[name]; !ok {
+				t.Errorf("the stored manifest does not list %s after concurrent setups", name)
+			}
+		}
+		for _, e := range []*env{a, b} {
+			for _, sys := range []string{"groth16", "plonk"} {
+				var pj api.JobView
+				e.want(e.prove(k, m, `{"system":"`+sys+`","input":{"input_data":[[-0.4,2.5,0.6]]}}`), 202).json(t, &pj)
+				if got := e.wait(k, pj.ID, 60*time.Second); got.Status != "succeeded" {
+					t.Errorf("prove %s after concurrent setups: %+v", sys, got)
+				}
 			}
 		}
 	}
+	t.Run("one process", func(t *testing.T) {
+		forEachBackend(t, func(t *testing.T, bk backend) {
+			eng := &barrierSetups{Engine: &engine.Engine{}}
+			cfg := fastConfig(bk.cfg(t), eng)
+			cfg.Workers = 2
+			e := newEnv(t, cfg)
+			run(t, eng, e, e)
+		})
+	})
+	twoWorkers := func(t *testing.T, ownDataDir bool) {
+		if testing.Short() {
+			t.Skip("needs PostgreSQL; skipped with -short")
+		}
+		var pg backend
+		for _, bk := range backends(t) {
+			if bk.name == "postgres" {
+				pg = bk
+			}
+		}
+		eng := &barrierSetups{Engine: &engine.Engine{}}
+		cfgA := fastConfig(pg.cfg(t), eng)
+		cfgA.Workers = 1 // the barrier then holds each setup on its own worker
+		cfgB := cfgA
+		if ownDataDir {
+			cfgB.DataDir = t.TempDir()
+			if err := os.MkdirAll(filepath.Join(cfgA.DataDir, "blobs"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(filepath.Join(cfgA.DataDir, "blobs"), filepath.Join(cfgB.DataDir, "blobs")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		run(t, eng, newEnv(t, cfgA), newEnv(t, cfgB))
+	}
+	t.Run("two processes, one data directory", func(t *testing.T) { twoWorkers(t, false) })
+	t.Run("two machines", func(t *testing.T) { twoWorkers(t, true) })
 }
 
 // sealHook runs hook after a seal has made its keys and before the API records them.
