@@ -243,3 +243,67 @@ func checkNewBlobsReferenced(t *testing.T, e *env, root, id string, before map[s
 		}
 	}
 }
+
+// barrierOpens holds each ceremony open, once made and before it is recorded, until
+// two have been made, so that they race for the store's compare-and-swap.
+type barrierOpens struct {
+	*service.Ceremonies
+	wg sync.WaitGroup
+}
+
+func (b *barrierOpens) Open(ctx context.Context, dir string) (api.CeremonyView, error) {
+	v, err := b.Ceremonies.Open(ctx, dir)
+	b.wg.Done()
+	b.wg.Wait()
+	return v, err
+}
+
+// TestCeremonyConcurrentOpens opens a model's ceremony twice at once. Opening is
+// deterministic, so both requests store the same blobs: the loser, removing what it
+// stored, must not remove what the winner's recorded step references.
+func TestCeremonyConcurrentOpens(t *testing.T) {
+	onnx, err := os.ReadFile("../../model/testdata/relu/network.onnx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	forEachBackend(t, func(t *testing.T, bk backend) {
+		cer := &barrierOpens{Ceremonies: &service.Ceremonies{Ptau: "../../srs/testdata/pot9.ptau", SRSCache: t.TempDir()}}
+		cfg := fastConfig(bk.cfg(t), &engine.Engine{})
+		cfg.Ceremonies = cer
+		e := newEnv(t, cfg)
+		k := e.newKey("coordinator").Key
+		m, j := e.upload(k, onnx, "")
+		if got := e.wait(k, j, 60*time.Second); got.Status != "succeeded" {
+			t.Fatalf("compile: %+v", got)
+		}
+		cer.wg.Add(2)
+		codes := make([]int, 2)
+		var done sync.WaitGroup
+		for i := range 2 {
+			done.Add(1)
+			go func() {
+				defer done.Done()
+				codes[i] = e.do("POST", "/v1/models/"+m+"/ceremony", k, nil).status
+			}()
+		}
+		done.Wait()
+		if !(codes[0] == 201 && codes[1] == 409 || codes[0] == 409 && codes[1] == 201) {
+			t.Fatalf("concurrent opens answered %v", codes)
+		}
+		ctx := context.Background()
+		got, err := e.app.Store.GetModel(ctx, "", m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for p, d := range got.Files {
+			if _, err := artifact.ReadAll(ctx, e.app.Blobs, artifact.Digest(d)); err != nil {
+				t.Errorf("%s, recorded by the winning open: %v", p, err)
+			}
+		}
+		// A worker with an empty working directory restores the opened ceremony.
+		if err := os.RemoveAll(filepath.Join(cfg.DataDir, "work", "models", m)); err != nil {
+			t.Fatal(err)
+		}
+		e.want(e.do("GET", "/v1/models/"+m+"/ceremony/state", k, nil), 200)
+	})
+}
