@@ -83,7 +83,8 @@ func (w Workspaces) restore(ctx context.Context, m *store.Model, dir string) err
 	}
 	merged, fromStored, err := prover.MergeManifests(stored, local)
 	if err != nil {
-		return err
+		// dir's manifest is damaged (or another model's): the stored one replaces it.
+		return artifact.Materialize(ctx, w.Blobs, man, dir)
 	}
 	// A file the merged manifest lists with another content than the stored blob's
 	// was written here since the snapshot: it stays. The others are restored where
@@ -183,7 +184,7 @@ func (w Workspaces) MergeStepFiles(ctx context.Context, cur, files map[string]st
 	}
 	merged, _, err := prover.MergeManifests(sb, lb)
 	if err != nil {
-		return nil, err
+		return files, nil // the recorded manifest is damaged: the step's replaces it
 	}
 	d, _, err := w.Blobs.Put(ctx, bytes.NewReader(merged))
 	if err != nil {
@@ -218,18 +219,17 @@ func (w Workspaces) InstallStep(dir, scratch string, paths []string) error {
 				return err
 			}
 			local, err := os.ReadFile(dst)
-			if err == nil {
-				merged, _, err := prover.MergeManifests(local, step)
-				if err != nil {
-					return err
-				}
-				if err := prover.ReplaceManifest(dir, merged); err != nil {
-					return err
-				}
-				continue
-			}
-			if !errors.Is(err, os.ErrNotExist) {
+			if err != nil && !errors.Is(err, os.ErrNotExist) {
 				return err
+			}
+			if err == nil {
+				if merged, _, err := prover.MergeManifests(local, step); err == nil {
+					if err := prover.ReplaceManifest(dir, merged); err != nil {
+						return err
+					}
+					continue
+				}
+				// dir's manifest is damaged: the step's replaces it.
 			}
 		}
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
@@ -302,7 +302,8 @@ func (p *Processor) snapshot(ctx context.Context, m *store.Model, dir string) er
 		}
 		var fromStored []string
 		if merged, fromStored, err = prover.MergeManifests(b, local); err != nil {
-			return nil, err
+			merged = nil
+			return files, nil // the stored manifest is damaged: this directory's replaces it
 		}
 		listed, err := prover.ManifestFiles(merged)
 		if err != nil {

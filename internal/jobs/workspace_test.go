@@ -78,4 +78,17 @@ func TestWorkspaceKeepsNewerLocalManifest(t *testing.T) {
 	if _, err := reopened.ReadArtifact("circuit.groth16.bin"); err != nil {
 		t.Fatalf("damaged circuit not restored: %v", err)
 	}
+	// So is a damaged manifest (the snapshot's: the keys made since are not in it).
+	if err := os.WriteFile(filepath.Join(dir, "manifest.json"), []byte(`{"version": 1, "fil`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ws.Dir(ctx, &store.Model{ID: id, Files: files}); err != nil {
+		t.Fatal(err)
+	}
+	if reopened, err = prover.Open(dir); err != nil {
+		t.Fatalf("damaged manifest not restored: %v", err)
+	}
+	if !reopened.Has("circuit", circuits.Groth16) {
+		t.Fatal("the restored manifest does not list the circuit")
+	}
 }
