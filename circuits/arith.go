@@ -143,7 +143,7 @@ func exprLen(v frontend.Variable) int {
 // it is the one way a frontend.API user can have the R1CS builder emit sum * one = w
 // with w a fresh wire the solver computes from the constraint (no hint copies the sum):
 // gnark folds a multiplication by the constant 1 away. A forged one (the hint
-// overridden) fails the equality; a forged w fails sum * 1 = w.
+// overridden) fails the equality; a forged w fails sum * one = w.
 func (a *arith) oneWire() frontend.Variable {
 	if a.one == nil {
 		h, err := a.api.Compiler().NewHint(oneHint, 1)

@@ -50,8 +50,8 @@ type Estimate struct {
 // EstimateBytesPerTerm. Only sums of fewer than circuits.WireSumTerms terms stay so
 // now: circuits' Dot makes a longer one a wire by one constraint (sum * one = w), as
 // gnark itself compresses sums of 300 terms or more, and the consumers copy that one
-// term; such a sum costs about 40 bytes a term (docs/bench-notes.md, "One-wire sums
-// (R1CS)"); in PLONK every term is a constraint already: both are charged
+// term; such a sum costs about 10-20 bytes a term in the compile (docs/bench-notes.md,
+// "One-wire sums (R1CS)"); in PLONK every term is a constraint already: both are charged
 // EstimateBytesPerWideTerm.
 const (
 	EstimateBytesPerSlot     = 4 << 10
@@ -314,8 +314,9 @@ func (c *counter) Dot(x, w []sym, k sym) sym {
 	case c.plonk || c.c > before || out.terms <= 1:
 		// PLONK, a sum gnark compressed, or one term.
 		c.memory += n * EstimateBytesPerWideTerm
-	case out.terms >= circuits.WireSumTerms:
-		// circuits' Dot materializes the sum as one wire: sum * one = w.
+	case len(x) > 1 && out.terms >= circuits.WireSumTerms:
+		// circuits' Dot materializes the sum as one wire: sum * one = w (not a
+		// single product, which it returns as it is).
 		c.cost(1)
 		c.one = true
 		out = sym{terms: 1}
