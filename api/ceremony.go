@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/zkml/zkml/internal/artifact"
 	"github.com/zkml/zkml/internal/store"
 )
 
@@ -192,23 +193,30 @@ func (s *Server) advance(ctx context.Context, m *store.Model, dir, scratch strin
 	if err != nil {
 		return err
 	}
+	// created: the blobs this step added to the store (none of them was there before).
+	var created []artifact.Digest
 	if s.blobs != nil {
 		step.Files = make(map[string]string, len(paths))
 		for _, p := range paths {
-			f, err := os.Open(filepath.Join(scratch, p))
+			d, isNew, err := s.putStepFile(ctx, filepath.Join(scratch, p))
 			if err != nil {
 				return err
 			}
-			d, _, err := s.blobs.Put(ctx, f)
-			f.Close()
-			if err != nil {
-				return err
+			if isNew {
+				created = append(created, d)
 			}
 			step.Files[filepath.ToSlash(p)] = string(d)
 		}
 	}
+	merger, _ := s.ws.(StepMerger)
+	if merger != nil && s.blobs != nil {
+		step.MergeFiles = func(cur, files map[string]string) (map[string]string, error) {
+			return merger.MergeStepFiles(ctx, cur, files)
+		}
+	}
 	if err := s.store.AdvanceCeremony(ctx, m.ID, step); err != nil {
 		if errors.Is(err, store.ErrConflict) {
+			s.dropLosingBlobs(context.WithoutCancel(ctx), m.ID, created)
 			return errStale(m)
 		}
 		return err
@@ -216,6 +224,12 @@ func (s *Server) advance(ctx context.Context, m *store.Model, dir, scratch strin
 	// Recorded: install the files in the working directory (the blob store has them for
 	// every other one). Small files first would not matter: each rename is atomic, and
 	// a reader that sees a new state.json before its phase file fails its hash check.
+	if merger != nil {
+		if err := merger.InstallStep(dir, scratch, paths); err != nil {
+			return fmt.Errorf("ceremony step recorded, but installing it in the working directory: %w", err)
+		}
+		return nil
+	}
 	for _, p := range paths {
 		dst := filepath.Join(dir, p)
 		err := os.MkdirAll(filepath.Dir(dst), 0o755)
@@ -227,6 +241,82 @@ func (s *Server) advance(ctx context.Context, m *store.Model, dir, scratch strin
 		}
 	}
 	return nil
+}
+
+// StepMerger is implemented by Workspaces whose directories hold a file that a
+// ceremony step's copy must be merged with rather than replace it (jobs.Workspaces:
+// the model's manifest, which a setup may change while a seal runs).
+type StepMerger interface {
+	// MergeStepFiles returns the files (path -> digest) to record for a step that
+	// wrote files over the model's recorded ones, cur; it runs in the store's
+	// transaction of the step.
+	MergeStepFiles(ctx context.Context, cur, files map[string]string) (map[string]string, error)
+	// InstallStep moves the files a recorded step wrote (paths relative to scratch)
+	// into dir.
+	InstallStep(dir, scratch string, paths []string) error
+}
+
+// blobChecker is a blob store that tells whether it holds a blob (artifact.Disk).
+type blobChecker interface {
+	Has(ctx context.Context, d artifact.Digest) (bool, error)
+}
+
+// putStepFile stores the file at path in the blob store and reports whether this
+// stored it (the blob was not there before): only such a blob may be removed again
+// when the step loses. A store that cannot tell never reports new.
+func (s *Server) putStepFile(ctx context.Context, path string) (artifact.Digest, bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", false, err
+	}
+	defer f.Close()
+	isNew := false
+	if bc, ok := s.blobs.(blobChecker); ok {
+		d, err := artifact.SumReader(f)
+		if err != nil {
+			return "", false, err
+		}
+		has, err := bc.Has(ctx, d)
+		if err != nil {
+			return "", false, err
+		}
+		isNew = !has
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return "", false, err
+		}
+	}
+	d, _, err := s.blobs.Put(ctx, f)
+	return d, isNew, err
+}
+
+// dropLosingBlobs removes the blobs a step that lost the compare-and-swap stored, so
+// that a refused contribution leaves nothing behind. The step lost because another one
+// was recorded first; a blob that step (or any other change of the model) references
+// now is kept, as is any blob that was in the store before the losing step stored it
+// (another model's, or an earlier accepted state's). A step from the same head that
+// wrote the same bytes (a deterministic open or seal) made the same blobs, and the one
+// that won references them. Failures are logged: a leftover blob is harmless.
+func (s *Server) dropLosingBlobs(ctx context.Context, modelID string, created []artifact.Digest) {
+	if len(created) == 0 {
+		return
+	}
+	m, err := s.store.GetModel(ctx, "", modelID)
+	if err != nil {
+		s.log.WarnContext(ctx, "ceremony: read the model to clean up a losing step's blobs", "model", modelID, "err", err)
+		return
+	}
+	ref := map[string]bool{m.ONNXDigest: true}
+	for _, d := range m.Files {
+		ref[d] = true
+	}
+	for _, d := range created {
+		if ref[string(d)] {
+			continue
+		}
+		if err := s.blobs.Delete(ctx, d); err != nil {
+			s.log.WarnContext(ctx, "ceremony: remove a losing step's blob", "model", modelID, "blob", d, "err", err)
+		}
+	}
 }
 
 func (s *Server) openCeremony(w http.ResponseWriter, r *http.Request) error {

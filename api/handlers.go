@@ -88,11 +88,20 @@ func (s *Server) createModel(w http.ResponseWriter, r *http.Request) error {
 	}
 	m := &store.Model{ID: store.NewID("mdl"), Owner: p.keyID, Name: req.Name, Status: store.ModelCompiling,
 		ONNXDigest: string(digest), ONNXSize: size, Settings: req.Settings}
+	// The model and its compile job are recorded one after the other: a client that
+	// hangs up in between must not leave a model compiling with no job to compile it.
+	r = r.WithContext(context.WithoutCancel(r.Context()))
 	if err := s.store.CreateModel(r.Context(), m); err != nil {
 		return err
 	}
 	j, _, err := s.newJob(r, &store.Job{Owner: p.keyID, ModelID: m.ID, Kind: store.KindCompile, WebhookURL: req.WebhookURL})
 	if err != nil {
+		// Nothing will compile the model: record it failed rather than compiling
+		// forever (the client, told the upload failed, uploads it again).
+		m.Status, m.Error = store.ModelFailed, "its compile job could not be recorded: "+err.Error()
+		if ferr := s.store.SetModelCompiled(r.Context(), m); ferr != nil {
+			s.log.ErrorContext(r.Context(), "model recorded without its compile job, and marking it failed failed too", "model", m.ID, "err", ferr)
+		}
 		return err
 	}
 	w.Header().Set("Location", "/v1/models/"+m.ID)

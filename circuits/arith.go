@@ -26,6 +26,7 @@ type arith struct {
 	wires  func() int
 	mode   string
 	err    error
+	one    frontend.Variable // the circuit's witness wire constrained to 1 (R1CS, lazily)
 }
 
 var _ quant.Arith[frontend.Variable] = (*arith)(nil)
@@ -101,7 +102,61 @@ func (a *arith) Dot(x, w []frontend.Variable, c frontend.Variable) frontend.Vari
 	for i := range x {
 		terms[i+1] = a.api.Mul(x[i], w[i])
 	}
-	return compact(a.api, sum(a.api, terms))
+	s := sum(a.api, terms)
+	if _, plonk := a.api.(frontend.PlonkAPI); !plonk && exprLen(s) >= WireSumTerms {
+		one := a.oneWire()
+		if a.cur != nil {
+			a.cur.SumWires++
+		}
+		return a.api.Mul(s, one)
+	}
+	return compact(a.api, s)
+}
+
+// WireSumTerms is the number of terms from which an R1CS dot product (Dot: a direct
+// linear layer's output, or any other Dot) is materialized as one wire, by the one
+// constraint sum * one = w with one the circuit's witness wire equal to 1 (oneWire).
+// gnark's R1CS builder compresses a linear expression of 300 terms or more the same
+// way (sum * 1 = w, CompressThreshold); below that the sum stays one linear expression
+// that everything downstream copies whole: the rescale's hint input, its remainder's
+// range check, the check's limb queries and their shifted copies, and their
+// constraints (56 bytes a term in the builder, 8 in the constraint system; #16). One
+// wire costs one constraint and one wire per output and lets every consumer copy one
+// term. The value is chosen by measurement (docs/bench-notes.md, "One-wire sums
+// (R1CS)"); it is a constant of the circuit, so a program's circuit does not depend on
+// anything but the program and the proving system. PLONK's builder already makes
+// every term a gate.
+const WireSumTerms = 32
+
+// exprLen is the number of terms of v when it is an R1CS linear expression (the
+// builder's variables are slices of terms), else 0 (a constant, a PLONK term, the
+// test engine's values).
+func exprLen(v frontend.Variable) int {
+	if r := reflect.ValueOf(v); r.Kind() == reflect.Slice {
+		return r.Len()
+	}
+	return 0
+}
+
+// oneWire returns the circuit's witness wire constrained to 1, creating it on first
+// use (a hint output and one constraint, one = 1). Multiplying a linear expression by
+// it is the one way a frontend.API user can have the R1CS builder emit sum * one = w
+// with w a fresh wire the solver computes from the constraint (no hint copies the sum):
+// gnark folds a multiplication by the constant 1 away. A forged one (the hint
+// overridden) fails the equality; a forged w fails sum * one = w.
+func (a *arith) oneWire() frontend.Variable {
+	if a.one == nil {
+		h, err := a.api.Compiler().NewHint(oneHint, 1)
+		if err != nil {
+			panic(err)
+		}
+		a.api.AssertIsEqual(h[0], 1)
+		a.one = h[0]
+		if a.cur != nil {
+			a.cur.SumWires++
+		}
+	}
+	return a.one
 }
 
 // compact returns v without the spare capacity gnark's R1CS builder leaves in a

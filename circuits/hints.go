@@ -14,7 +14,7 @@ func init() {
 // Hints returns the solver hints the model circuits use; provers must register them
 // (this package does so in init).
 func Hints() []solver.Hint {
-	return []solver.Hint{rescaleHint, signHint, divHint, roundEvenHint}
+	return []solver.Hint{rescaleHint, signHint, divHint, roundEvenHint, oneHint}
 }
 
 // signed maps a field element to the integer in (-p/2, p/2] it represents.
@@ -97,5 +97,15 @@ func divHint(field *big.Int, in, out []*big.Int) error {
 	}
 	q := new(big.Int).Div(a, b) // Euclidean: floor for b > 0
 	out[0].Mod(q, field)
+	return nil
+}
+
+// oneHint: no inputs; output 1 (the circuit's one wire, arith.oneWire, which the
+// circuit then constrains to 1).
+func oneHint(_ *big.Int, _, out []*big.Int) error {
+	if len(out) != 1 {
+		return errors.New("oneHint: want 1 output")
+	}
+	out[0].SetInt64(1)
 	return nil
 }

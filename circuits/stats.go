@@ -21,6 +21,10 @@ type LayerStats struct {
 	RangeChecks    int    `json:"range_checks"`
 	RangeCheckBits int    `json:"range_check_bits"`
 	Lookups        int    `json:"lookups"`
+	// SumWires counts the constraints among Constraints that make R1CS dot products
+	// one wire (WireSumTerms): one per such sum, plus the one wire's equality in the
+	// layer that first needs it.
+	SumWires int `json:"sum_wires,omitempty"`
 	// MaxError bounds the layer's output error against the float function of its
 	// fixed-point input (lookup nonlinearities; 0 where the layer is exact or rounds by
 	// at most half a step).

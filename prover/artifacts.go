@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 )
 
@@ -109,11 +110,135 @@ func short(h string) string {
 
 const manifestName = "manifest.json"
 
+// LockName is the lock file of a model directory: every change of the manifest (and
+// of the files it lists) holds an exclusive flock on it around re-reading the
+// manifest, changing it and replacing it, so that Models of one directory in several
+// goroutines, jobs or processes sharing the filesystem do not overwrite each other's
+// entries. It is not an artifact.
+const LockName = "manifest.lock"
+
+// lockDir takes dir's exclusive (or, when shared, shared) manifest lock and returns
+// its release.
+func lockDir(dir string, shared bool) (func(), error) {
+	f, err := os.OpenFile(filepath.Join(dir, LockName), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", dir, err)
+	}
+	how := syscall.LOCK_EX
+	if shared {
+		how = syscall.LOCK_SH
+	}
+	for {
+		err = syscall.Flock(int(f.Fd()), how)
+		if !errors.Is(err, syscall.EINTR) {
+			break
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", dir, err)
+	}
+	return func() {
+		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
+}
+
+// LockDir takes the exclusive lock of the model directory dir (LockName), which every
+// change of its manifest through a Model holds, and returns its release: code outside
+// this package that writes into the directory (a restore from a blob store) or reads
+// its files as one consistent set (a snapshot into one) holds it meanwhile.
+func LockDir(dir string) (unlock func(), err error) { return lockDir(dir, false) }
+
+// MergeManifests merges two manifests of one model directory, each as manifest.json
+// holds it: stored (a copy kept elsewhere, for instance in a blob store, that other
+// machines may have added to) and local (this directory's). The merge lists every file
+// of either; a file that both list is the entry written last (Created). Each system's
+// provenance goes with its proving key's entry (a system without keys keeps local's
+// record, else stored's). fromStored names the files whose merged entry is stored's
+// and differs from local's: the files this directory must fetch for the merge to hold.
+func MergeManifests(stored, local []byte) (merged []byte, fromStored []string, err error) {
+	var sm, lm *Manifest
+	if sm, err = parseManifest(stored); err != nil {
+		return nil, nil, fmt.Errorf("stored %w", err)
+	}
+	if lm, err = parseManifest(local); err != nil {
+		return nil, nil, fmt.Errorf("local %w", err)
+	}
+	if sm.ModelID != lm.ModelID {
+		return nil, nil, fmt.Errorf("%w: the stored manifest is of model %s, the local one of %s", ErrCorrupt, sm.ModelID, lm.ModelID)
+	}
+	out := *lm
+	out.Files = make(map[string]FileEntry, len(lm.Files)+len(sm.Files))
+	for name, e := range lm.Files {
+		out.Files[name] = e
+	}
+	for name, se := range sm.Files {
+		le, ok := lm.Files[name]
+		if ok && (le.SHA256 == se.SHA256 || !se.Created.After(le.Created)) {
+			continue
+		}
+		out.Files[name] = se
+		fromStored = append(fromStored, name)
+	}
+	out.Setup = map[string]string{}
+	out.Provenance = map[string]*Provenance{}
+	systems := map[string]bool{}
+	for sys := range lm.Provenance {
+		systems[sys] = true
+	}
+	for sys := range sm.Provenance {
+		systems[sys] = true
+	}
+	for sys := range systems {
+		from := lm
+		pk := fmt.Sprintf("pk.%s.bin", sys)
+		if e, ok := out.Files[pk]; ok && e.SHA256 != lm.Files[pk].SHA256 {
+			from = sm // the keys are stored's
+		} else if _, ok := lm.Provenance[sys]; !ok {
+			from = sm
+		}
+		if p, ok := from.Provenance[sys]; ok {
+			out.Provenance[sys] = p
+			out.Setup[sys] = from.Setup[sys]
+		}
+	}
+	merged, err = json.MarshalIndent(&out, "", "  ")
+	return merged, fromStored, err
+}
+
+// ManifestFiles returns the files a manifest (as manifest.json holds it) lists, each
+// with the hex SHA-256 of its content.
+func ManifestFiles(b []byte) (map[string]string, error) {
+	m, err := parseManifest(b)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(m.Files))
+	for name, e := range m.Files {
+		out[name] = e.SHA256
+	}
+	return out, nil
+}
+
+// ReplaceManifest replaces dir's manifest.json with b (a manifest, as MergeManifests
+// returns one) through a rename. The caller holds LockDir(dir).
+func ReplaceManifest(dir string, b []byte) error {
+	if _, err := parseManifest(b); err != nil {
+		return err
+	}
+	return writeAtomic(filepath.Join(dir, manifestName), b)
+}
+
 func readManifest(dir string) (*Manifest, error) {
 	b, err := os.ReadFile(filepath.Join(dir, manifestName))
 	if err != nil {
 		return nil, fmt.Errorf("read manifest (is %s a compiled model directory?): %w", dir, err)
 	}
+	return parseManifest(b)
+}
+
+func parseManifest(b []byte) (*Manifest, error) {
 	var m Manifest
 	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, fmt.Errorf("%w: manifest: %v", ErrCorrupt, err)

@@ -105,7 +105,7 @@ func (m *Model) CeremonyInit(ptau, cacheDir string) (*Ceremony, error) {
 		return nil, err
 	}
 	c := &Ceremony{m: m, Dir: dir, State: CeremonyState{
-		ModelID: m.ID, Circuit: m.manifest.Files[fileName("circuit", circuits.Groth16)].SHA256,
+		ModelID: m.ID, Circuit: m.man().Files[fileName("circuit", circuits.Groth16)].SHA256,
 		Ptau: *ptauInfo(s), Initial: sha256Hex(b), Contributions: []ContributionRecord{},
 	}}
 	return c, c.writeState()
@@ -396,7 +396,7 @@ func (c *Ceremony) Verify(ptau, cacheDir string) error {
 		if _, err := k.key.WriteTo(&buf); err != nil {
 			return err
 		}
-		stored, err := c.m.manifest.readFile(c.m.Dir, fileName(k.kind, circuits.Groth16))
+		stored, err := c.m.ReadArtifact(fileName(k.kind, circuits.Groth16))
 		if err != nil {
 			return err
 		}
@@ -419,7 +419,7 @@ func (c *Ceremony) Verify(ptau, cacheDir string) error {
 
 // inputs loads the circuit and the phase-1 commons, checking both are the recorded ones.
 func (c *Ceremony) inputs(ptau, cacheDir string) (*cs.R1CS, *mpcsetup.SrsCommons, *srs.SRS, error) {
-	if got := c.m.manifest.Files[fileName("circuit", circuits.Groth16)].SHA256; got != c.State.Circuit {
+	if got := c.m.man().Files[fileName("circuit", circuits.Groth16)].SHA256; got != c.State.Circuit {
 		return nil, nil, nil, fmt.Errorf("%w: the model's Groth16 circuit changed since the ceremony began (recompiled?)", ErrCeremony)
 	}
 	r1cs, err := c.m.r1cs()

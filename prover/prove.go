@@ -152,7 +152,7 @@ func (m *Model) Prove(sys circuits.System, inputs []*model.Tensor, opts ...Prove
 	var proof writerTo
 	if device != CPU {
 		name := fileName("pk", sys)
-		proof, err = proveICICLE(device, ccs, m.manifest.Files[name].SHA256, func() ([]byte, error) { return m.manifest.readFile(m.Dir, name) }, w.Full)
+		proof, err = proveICICLE(device, ccs, m.man().Files[name].SHA256, func() ([]byte, error) { return m.ReadArtifact(name) }, w.Full)
 	} else {
 		proof, err = proveRaw(sys, ccs, pk, w.Full)
 	}

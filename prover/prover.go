@@ -8,6 +8,7 @@
 //	vk.<system>.bin       verifying key   (setup)
 //	proof.<system>.bin    the last proof  (prove), with public.<system>.bin and output.json
 //	manifest.json         checksums of all of the above, the model ID and setup kind
+//	manifest.lock         locked (flock) around every change of manifest.json (LockName)
 //
 // The setup is a single-party development setup (Groth16) or a test SRS (PLONK): the
 // party who ran it can forge proofs. It is NOT for production; a production deployment
@@ -146,6 +147,11 @@ func CreateBuilt(dir string, onnx []byte, cfg quant.Config, g *model.Graph, p *q
 	if err != nil {
 		return nil, err
 	}
+	unlock, err := lockDir(dir, false)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	if err := m.manifest.putFile(dir, "model.onnx", onnx); err != nil {
 		return nil, err
 	}
@@ -153,6 +159,73 @@ func CreateBuilt(dir string, onnx []byte, cfg quant.Config, g *model.Graph, p *q
 		return nil, err
 	}
 	return m, m.manifest.write(dir)
+}
+
+// man is the manifest m last read or wrote. A published Manifest is never changed
+// (update changes a fresh copy), so the caller may read it without m.mu.
+func (m *Model) man() *Manifest {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.manifest
+}
+
+// update changes the model directory's manifest with fn, atomically with respect to
+// every other Model of the directory, in this process or another: under the
+// directory's lock (LockName) it re-reads the manifest from disk, so that entries
+// written since m read it are kept, applies fn (which may write the files it lists)
+// and replaces manifest.json through a rename, so readers never see it half-written.
+func (m *Model) update(fn func(man *Manifest) error) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	unlock, err := lockDir(m.Dir, false)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	man, err := readManifest(m.Dir)
+	if err != nil {
+		return err
+	}
+	if man.ModelID != m.manifest.ModelID {
+		return fmt.Errorf("%w: %s now holds model %s, not %s", ErrCorrupt, m.Dir, man.ModelID, m.manifest.ModelID)
+	}
+	if err := fn(man); err != nil {
+		return err
+	}
+	if err := man.write(m.Dir); err != nil {
+		return err
+	}
+	m.manifest = man
+	return nil
+}
+
+// read returns the artifact name, checked against the manifest, and its entry. When
+// the manifest m holds does not match (another Model of the directory, perhaps in
+// another process, replaced the file since m read it), it reads the manifest and the
+// file again under the directory's shared lock, so that no writer is between the
+// two, and keeps the newer manifest.
+func (m *Model) read(name string) ([]byte, FileEntry, error) {
+	man := m.man()
+	b, err := man.readFile(m.Dir, name)
+	if err == nil {
+		return b, man.Files[name], nil
+	}
+	unlock, lerr := lockDir(m.Dir, true)
+	if lerr != nil {
+		return nil, FileEntry{}, err
+	}
+	defer unlock()
+	fresh, ferr := readManifest(m.Dir)
+	if ferr != nil || fresh.ModelID != man.ModelID {
+		return nil, FileEntry{}, err
+	}
+	if b, err = fresh.readFile(m.Dir, name); err != nil {
+		return nil, FileEntry{}, err
+	}
+	m.mu.Lock()
+	m.manifest = fresh
+	m.mu.Unlock()
+	return b, fresh.Files[name], nil
 }
 
 // Open loads a model directory, checking checksums and that the model still quantizes
@@ -214,26 +287,26 @@ func (m *Model) Compile(sys circuits.System) (*circuits.Stats, error) {
 	if err != nil {
 		return nil, err
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if err := m.manifest.putFile(m.Dir, fileName("circuit", sys), buf.Bytes()); err != nil {
-		return nil, err
-	}
-	if err := m.manifest.putFile(m.Dir, fmt.Sprintf("stats.%s.json", sys), sj); err != nil {
-		return nil, err
-	}
-	// Keys made for an earlier circuit no longer match it.
-	delete(m.manifest.Files, fileName("pk", sys))
-	delete(m.manifest.Files, fileName("vk", sys))
-	delete(m.manifest.Setup, string(sys))
-	delete(m.manifest.Provenance, string(sys))
-	cache.put(m.manifest.Files[fileName("circuit", sys)].SHA256, ccs)
-	return stats, m.manifest.write(m.Dir)
+	return stats, m.update(func(man *Manifest) error {
+		if err := man.putFile(m.Dir, fileName("circuit", sys), buf.Bytes()); err != nil {
+			return err
+		}
+		if err := man.putFile(m.Dir, fmt.Sprintf("stats.%s.json", sys), sj); err != nil {
+			return err
+		}
+		// Keys made for an earlier circuit no longer match it.
+		delete(man.Files, fileName("pk", sys))
+		delete(man.Files, fileName("vk", sys))
+		delete(man.Setup, string(sys))
+		delete(man.Provenance, string(sys))
+		cache.put(man.Files[fileName("circuit", sys)].SHA256, ccs)
+		return nil
+	})
 }
 
 // Stats returns the stored size report of sys's circuit.
 func (m *Model) Stats(sys circuits.System) (*circuits.Stats, error) {
-	b, err := m.manifest.readFile(m.Dir, fmt.Sprintf("stats.%s.json", sys))
+	b, _, err := m.read(fmt.Sprintf("stats.%s.json", sys))
 	if err != nil {
 		return nil, err
 	}
@@ -243,7 +316,7 @@ func (m *Model) Stats(sys circuits.System) (*circuits.Stats, error) {
 
 // Has reports whether the artifact kind ("circuit", "pk", "vk", "proof") exists for sys.
 func (m *Model) Has(kind string, sys circuits.System) bool {
-	_, ok := m.manifest.Files[fileName(kind, sys)]
+	_, ok := m.man().Files[fileName(kind, sys)]
 	return ok
 }
 
@@ -271,22 +344,27 @@ func (c *objCache) put(sum string, v any) {
 // load reads and decodes an artifact through the in-memory cache.
 func (m *Model) load(kind string, sys circuits.System, decode func([]byte) (any, error)) (any, error) {
 	name := fileName(kind, sys)
-	m.mu.Lock()
-	e, ok := m.manifest.Files[name]
-	m.mu.Unlock()
-	if !ok {
+	e, ok := m.man().Files[name]
+	if ok {
+		if v, ok := cache.get(e.SHA256); ok {
+			return v, nil
+		}
+	}
+	// read looks at the manifest on disk again when m's does not list the file
+	// (another Model of the directory may have made it since m read it).
+	b, e, err := m.read(name)
+	if err != nil && !ok {
 		hint := "run compile"
 		if kind != "circuit" {
 			hint = "run setup"
 		}
 		return nil, fmt.Errorf("%s has no %s for %s: %s first", m.Dir, kind, sys, hint)
 	}
-	if v, ok := cache.get(e.SHA256); ok {
-		return v, nil
-	}
-	b, err := m.manifest.readFile(m.Dir, name)
 	if err != nil {
 		return nil, err
+	}
+	if v, ok := cache.get(e.SHA256); ok {
+		return v, nil // the file another Model replaced it with, decoded already
 	}
 	v, err := decode(b)
 	if err != nil {
@@ -358,30 +436,30 @@ func (m *Model) storeKeys(sys circuits.System, pk, vk writerTo, prov *Provenance
 	if _, err := vk.WriteTo(&vkb); err != nil {
 		return err
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if err := m.manifest.putFile(m.Dir, fileName("pk", sys), pkb.Bytes()); err != nil {
-		return err
-	}
-	if err := m.manifest.putFile(m.Dir, fileName("vk", sys), vkb.Bytes()); err != nil {
-		return err
-	}
-	m.manifest.Setup[string(sys)] = prov.Summary()
-	m.manifest.Provenance[string(sys)] = prov
-	cache.put(m.manifest.Files[fileName("pk", sys)].SHA256, pk)
-	cache.put(m.manifest.Files[fileName("vk", sys)].SHA256, vk)
-	return m.manifest.write(m.Dir)
+	return m.update(func(man *Manifest) error {
+		if err := man.putFile(m.Dir, fileName("pk", sys), pkb.Bytes()); err != nil {
+			return err
+		}
+		if err := man.putFile(m.Dir, fileName("vk", sys), vkb.Bytes()); err != nil {
+			return err
+		}
+		man.Setup[string(sys)] = prov.Summary()
+		man.Provenance[string(sys)] = prov
+		cache.put(man.Files[fileName("pk", sys)].SHA256, pk)
+		cache.put(man.Files[fileName("vk", sys)].SHA256, vk)
+		return nil
+	})
 }
 
 // RecordProvenance records where sys's keys come from when they are not the model's
 // own pk and vk files (a sharded model's segment keys: the bundle's provenance, its
 // weakest segment's), so that Provenance, ReadProvenance and CheckTrusted see it.
 func (m *Model) RecordProvenance(sys circuits.System, prov *Provenance) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.manifest.Setup[string(sys)] = prov.Summary()
-	m.manifest.Provenance[string(sys)] = prov
-	return m.manifest.write(m.Dir)
+	return m.update(func(man *Manifest) error {
+		man.Setup[string(sys)] = prov.Summary()
+		man.Provenance[string(sys)] = prov
+		return nil
+	})
 }
 
 // ReadProvenance is Provenance from the manifest of the model directory dir alone,
@@ -398,9 +476,7 @@ func ReadProvenance(dir string, sys circuits.System) (*Provenance, error) {
 // Provenance says where sys's keys come from. Keys made before provenance was recorded
 // (and any without a record) are development keys.
 func (m *Model) Provenance(sys circuits.System) *Provenance {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if p, ok := m.manifest.Provenance[string(sys)]; ok {
+	if p, ok := m.man().Provenance[string(sys)]; ok {
 		return p
 	}
 	return &Provenance{Trust: TrustDevelopment}
@@ -466,30 +542,26 @@ func (m *Model) VerifyingKey(sys circuits.System) (any, error) {
 
 // VerifyingKeyBytes returns the serialized verifying key for sys.
 func (m *Model) VerifyingKeyBytes(sys circuits.System) ([]byte, error) {
-	return m.manifest.readFile(m.Dir, fileName("vk", sys))
+	b, _, err := m.read(fileName("vk", sys))
+	return b, err
 }
 
 // HasArtifact reports whether the model directory records the artifact file name.
 func (m *Model) HasArtifact(name string) bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	_, ok := m.manifest.Files[name]
+	_, ok := m.man().Files[name]
 	return ok
 }
 
 // ReadArtifact returns a checksum-verified artifact file of the model directory.
 func (m *Model) ReadArtifact(name string) ([]byte, error) {
-	return m.manifest.readFile(m.Dir, name)
+	b, _, err := m.read(name)
+	return b, err
 }
 
-// WriteArtifact writes a file into the model directory and records it.
+// WriteArtifact writes a file into the model directory and records it (see update:
+// safe with other Models of the directory writing at the same time).
 func (m *Model) WriteArtifact(name string, data []byte) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if err := m.manifest.putFile(m.Dir, name, data); err != nil {
-		return err
-	}
-	return m.manifest.write(m.Dir)
+	return m.update(func(man *Manifest) error { return man.putFile(m.Dir, name, data) })
 }
 
 // ProverOptions are the options every proof is made with: the commitment's challenge

@@ -90,7 +90,7 @@ func (m *Model) ReproducePlonkVK(ptau, cacheDir string) (vk []byte, circuitMatch
 	if _, err := ccs.WriteTo(&cb); err != nil {
 		return nil, false, err
 	}
-	if stored, err := m.manifest.readFile(m.Dir, fileName("circuit", circuits.Plonk)); err == nil {
+	if stored, err := m.ReadArtifact(fileName("circuit", circuits.Plonk)); err == nil {
 		circuitMatches = bytes.Equal(stored, cb.Bytes())
 	}
 	_, pvk, _, err := UniversalSetupKeys(ccs, ptau, cacheDir)

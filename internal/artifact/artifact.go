@@ -124,6 +124,30 @@ func (s *Disk) Put(ctx context.Context, r io.Reader) (Digest, int64, error) {
 	return d, n, nil
 }
 
+// Has reports whether the blob d is stored.
+func (s *Disk) Has(ctx context.Context, d Digest) (bool, error) {
+	if err := d.Validate(); err != nil {
+		return false, err
+	}
+	_, err := os.Stat(s.Path(d))
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("artifact: %w", err)
+	}
+	return true, nil
+}
+
+// SumReader returns the digest of the bytes of r.
+func SumReader(r io.Reader) (Digest, error) {
+	h := sha256.New()
+	if _, err := io.Copy(h, r); err != nil {
+		return "", err
+	}
+	return Digest(prefix + hex.EncodeToString(h.Sum(nil))), nil
+}
+
 // Open implements Store.
 func (s *Disk) Open(ctx context.Context, d Digest) (io.ReadCloser, error) {
 	if err := d.Validate(); err != nil {

@@ -18,7 +18,8 @@ import (
 type Budget struct {
 	System string `json:"system"`
 	// FixedMACMul is the multiplication constraints of a Gemm with fixed weights per
-	// multiply-accumulate: must be 0 (products by constants are linear combinations).
+	// multiply-accumulate: must be 0 (products by constants are linear combinations;
+	// the one constraint per output that makes an R1CS sum one wire is not counted).
 	FixedMACMul float64 `json:"fixed_weight_mac_mul"`
 	// PrivateMAC is the extra cost of a Gemm with private weights over the same Gemm
 	// with fixed weights, per multiply-accumulate: the product plus the range check of
@@ -133,12 +134,14 @@ func MeasureBudget(sys circuits.System) (*Budget, error) {
 	return b, errs
 }
 
-// linearConstraints sums the constraints of the linear (Gemm/MatMul/Conv) layers.
+// linearConstraints sums the constraints of the linear (Gemm/MatMul/Conv) layers,
+// less those that make their sums one wire (circuits.WireSumTerms: one per output,
+// not per MAC).
 func linearConstraints(st *circuits.Stats) int {
 	n := 0
 	for _, l := range st.Layers {
 		if l.Kind == string(quant.KLinear) {
-			n += l.Constraints
+			n += l.Constraints - l.SumWires
 		}
 	}
 	return n

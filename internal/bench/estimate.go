@@ -41,14 +41,17 @@ type Estimate struct {
 //
 // Every term of a dot product (a multiply-accumulate) also costs memory, whatever the
 // constraints: the lowered program's index entries, gnark's linear expressions (56
-// bytes a term) and their copies in the compiled constraint system. In R1CS a sum of
-// fewer than 300 terms stays one linear expression, which the rescale after it, its
-// range checks and their log-derivative queries copy (several copies live until the
-// range argument is built, and each again in the constraint system): the compile of a
-// 32-channel 3x3 convolution (288 terms a sum) peaked at about 360 bytes per term
-// beyond its constraints' cost (docs/bench-notes.md, "#16 memory"), charged as
-// EstimateBytesPerTerm. A longer sum is compressed into one wire and costs about 40
-// bytes a term; in PLONK every term is a constraint already: both are charged
+// bytes a term) and their copies in the compiled constraint system. In R1CS a sum that
+// stays one linear expression is copied by the rescale after it, its range checks and
+// their log-derivative queries (several copies live until the range argument is
+// built, and each again in the constraint system): the compile of a 32-channel 3x3
+// convolution (288 terms a sum) peaked at about 360 bytes per term beyond its
+// constraints' cost (docs/bench-notes.md, "#16 memory"), charged as
+// EstimateBytesPerTerm. Only sums of fewer than circuits.WireSumTerms terms stay so
+// now: circuits' Dot makes a longer one a wire by one constraint (sum * one = w), as
+// gnark itself compresses sums of 300 terms or more, and the consumers copy that one
+// term; such a sum costs about 10-20 bytes a term in the compile (docs/bench-notes.md,
+// "One-wire sums (R1CS)"); in PLONK every term is a constraint already: both are charged
 // EstimateBytesPerWideTerm.
 const (
 	EstimateBytesPerSlot     = 4 << 10
@@ -174,6 +177,8 @@ type sym struct {
 //
 //	                       R1CS                          SCS (PLONK)
 //	Add of n variables     0 (+1 at 300 terms)           n-1, +1 with a constant
+//	Dot of n terms         +1 at circuits.WireSumTerms   as its Adds
+//	                       (+1 once: the one wire)
 //	Mul by a constant      0                             0
 //	Mul of two variables   1                             1
 //	AssertIsEqual/Boolean  1                             1
@@ -188,6 +193,9 @@ type counter struct {
 	checks          map[int]int64 // deferred range checks by bit width (>= 2)
 	wideChecks      int64         // R1CS checks whose expression may be compressed
 	tables          map[*quant.Table]int64
+	// one: an R1CS sum was materialized, so the circuit has its one wire (a hint
+	// output constrained to 1, charged once in deferred).
+	one bool
 }
 
 var (
@@ -304,12 +312,21 @@ func (c *counter) Dot(x, w []sym, k sym) sym {
 	out := c.add(terms...)
 	n := int64(len(x))
 	c.terms += n
-	if !c.plonk && c.c == before && out.terms > 1 {
-		// An R1CS sum below the compress threshold stays a linear expression that
-		// the rescale, its range checks and their queries copy (see the memory model).
-		c.memory += n * EstimateBytesPerTerm
-	} else {
+	switch {
+	case c.plonk || c.c > before || out.terms <= 1:
+		// PLONK, a sum gnark compressed, or one term.
 		c.memory += n * EstimateBytesPerWideTerm
+	case len(x) > 1 && out.terms >= circuits.WireSumTerms:
+		// circuits' Dot materializes the sum as one wire: sum * one = w (not a
+		// single product, which it returns as it is).
+		c.cost(1)
+		c.one = true
+		out = sym{terms: 1}
+		c.memory += n * EstimateBytesPerWideTerm
+	default:
+		// An R1CS sum below circuits.WireSumTerms stays a linear expression that the
+		// rescale, its range checks and their queries copy (see the memory model).
+		c.memory += n * EstimateBytesPerTerm
 	}
 	return out
 }
@@ -424,6 +441,10 @@ func (c *counter) hash(w, n int) {
 // deferred charges the range argument (rangearg.go) and the lookup tables
 // (gnark's logderivlookup), which are built after the layers.
 func (c *counter) deferred() {
+	if c.one {
+		c.c++ // one = 1
+		c.w++ // the hint's output
+	}
 	if len(c.checks) > 0 && !c.bitsMode {
 		t := tableBits(c.checks)
 		size := int64(1) << t

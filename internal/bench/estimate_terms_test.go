@@ -9,14 +9,15 @@ import (
 
 // TestEstimateChargesTerms: the memory estimate charges every multiply-accumulate
 // term, EstimateBytesPerTerm in an R1CS sum that stays a linear expression (below
-// gnark's compress threshold) and EstimateBytesPerWideTerm in a compressed one or in
-// PLONK, on top of the per-slot cost (#16: the compile's memory grows with the MACs,
-// not only the constraints).
+// circuits.WireSumTerms) and EstimateBytesPerWideTerm in one materialized as one wire
+// (from WireSumTerms), in one gnark compressed (300 terms) or in PLONK, on top of the
+// per-slot cost (#16: the compile's memory grows with the MACs, not only the
+// constraints).
 func TestEstimateChargesTerms(t *testing.T) {
 	for _, c := range []struct {
 		k, n int
 		wide bool
-	}{{64, 128, false}, {400, 16, true}} {
+	}{{circuits.WireSumTerms / 2, 128, false}, {64, 128, true}, {400, 16, true}} {
 		p := lowerBytes(t, oneLayer("gemm", c.k, c.n), quant.DefaultConfig())
 		terms := int64(c.k * c.n)
 		for _, sys := range []circuits.System{circuits.Groth16, circuits.Plonk} {

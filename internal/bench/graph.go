@@ -253,10 +253,11 @@ type geometry struct {
 type weightSums struct {
 	maxRow float64 // the largest sum of |w| over one output's weights, quantized
 	maxAbs float64
-	// maxZeros is the most weights of one output that quantize to 0: the circuit's
-	// sum has no term for them, which can keep it below gnark's compress threshold
-	// (and then costs more memory, see EstimateBytesPerTerm).
-	maxZeros int
+	// maxZeros and minZeros are the most and fewest weights of one output that
+	// quantize to 0: the circuit's sum has no term for them, which can keep it below
+	// circuits.WireSumTerms or gnark's compress threshold (then it costs more memory,
+	// see EstimateBytesPerTerm, and one constraint less).
+	maxZeros, minZeros int
 }
 
 // tapHistogram counts the output positions of window w by their number of taps
@@ -313,6 +314,9 @@ func (geo *geometry) rows(name string, t *model.Tensor, scale int, row func(i in
 	for i, a := range acc {
 		s.maxRow = math.Max(s.maxRow, a)
 		s.maxZeros = max(s.maxZeros, zeros[i])
+		if i == 0 || zeros[i] < s.minZeros {
+			s.minZeros = zeros[i]
+		}
 	}
 	geo.sums[key] = s
 	return s
@@ -362,6 +366,7 @@ func (dst *counter) merge(c *counter, n int64) {
 	dst.terms += n * c.terms
 	dst.memory += n * c.memory
 	dst.wideChecks += n * c.wideChecks
+	dst.one = dst.one || c.one // one wire per circuit, however many sums use it
 	for b, k := range c.checks {
 		dst.checks[b] += n * k
 	}
@@ -600,6 +605,7 @@ func (r *graphRun) lowerNode(n *model.Node, outputs map[string]bool) error {
 		var shape []int
 		var nrows int
 		var row func(int) int
+		var rowLen int // weights per output (a border output sums fewer of them)
 		alpha := 1.0
 		switch n.Op {
 		case "Conv":
@@ -613,7 +619,7 @@ func (r *graphRun) lowerNode(n *model.Node, outputs map[string]bool) error {
 				hist[taps*p.CPerG] += k * int64(p.N*p.M)
 			}
 			per := model.Numel(wt.Shape[1:])
-			nrows = p.M
+			nrows, rowLen = p.M, per
 			row = func(i int) int { return i / per }
 		case "Gemm":
 			m, k, nn, err := model.GemmDims(n, x.shape, wt.Shape)
@@ -624,7 +630,7 @@ func (r *graphRun) lowerNode(n *model.Node, outputs map[string]bool) error {
 				return fmt.Errorf("%w: %s: transA", ErrUnmodeled, n.Label())
 			}
 			alpha = n.Attrs.Float("alpha", 1)
-			shape, hist, nrows = []int{m, nn}, map[int]int64{k: int64(m * nn)}, nn
+			shape, hist, nrows, rowLen = []int{m, nn}, map[int]int64{k: int64(m * nn)}, nn, k
 			if n.Attrs.Int("transB", 0) != 0 {
 				row = func(i int) int { return i / k }
 			} else {
@@ -635,7 +641,7 @@ func (r *graphRun) lowerNode(n *model.Node, outputs map[string]bool) error {
 			if err != nil {
 				return err
 			}
-			shape, hist, nrows = p.Shape, map[int]int64{p.K: numel(p.Shape)}, p.N
+			shape, hist, nrows, rowLen = p.Shape, map[int]int64{p.K: numel(p.Shape)}, p.N, p.K
 			row = func(i int) int { return i % p.N }
 		}
 		w := wt
@@ -660,25 +666,40 @@ func (r *graphRun) lowerNode(n *model.Node, outputs map[string]bool) error {
 			bias, bs = r.param(n.Inputs[2], bt, accScale, func(int) int { return 0 }, 1)
 			biasBound = bs.maxAbs
 		}
-		// Fixed weights that quantize to 0 add no term: the sum is charged with as many
-		// of them as the worst output has (memory: a shorter sum may stay below the
-		// compress threshold and cost more).
-		zeros := 0
+		// Fixed weights that quantize to 0 add no term: the sum's constraints are
+		// charged with as few of them as an output has (a longer sum may be
+		// materialized as one wire or compressed: one constraint more; a border
+		// output of k taps may miss rowLen-k of its row's zeros), its memory with as
+		// many as an output has (a shorter sum may stay a linear expression and cost
+		// more bytes a term).
+		minZeros, maxZeros := 0, 0
 		if ws.konst {
-			zeros = wsum.maxZeros
+			minZeros, maxZeros = wsum.minZeros, wsum.maxZeros
+		}
+		dot := func(c *counter, k, zeros int) {
+			xs, wv := make([]sym, k), make([]sym, k)
+			for i := range xs {
+				xs[i], wv[i] = x.s, ws
+				if i < zeros {
+					wv[i] = sym{konst: true, zero: true}
+				}
+			}
+			c.Dot(xs, wv, bias)
 		}
 		var macs int64
 		for k, cnt := range hist {
 			macs += int64(k) * cnt
 			r.rep(cnt, func(c *counter) {
-				xs, wv := make([]sym, k), make([]sym, k)
-				for i := range xs {
-					xs[i], wv[i] = x.s, ws
-					if i < zeros {
-						wv[i] = sym{konst: true, zero: true}
-					}
+				lo := max(0, minZeros-(rowLen-k))
+				if r.plonk {
+					lo = maxZeros // PLONK's estimate is left as it was
 				}
-				c.Dot(xs, wv, bias)
+				dot(c, k, lo)
+				if maxZeros != lo {
+					sparse := newCounter(r.plonk, r.cfg.RangeCheck == "bits")
+					dot(sparse, k, maxZeros)
+					c.memory = max(c.memory, sparse.memory)
+				}
 			})
 		}
 		acc := tval{shape: shape, scale: accScale, bound: wsum.maxRow*x.bound + biasBound, s: sym{terms: 1}}

@@ -155,17 +155,7 @@ func plan(tg *Target, b budget, rng *rand.Rand) []trial {
 	names, byHint := sitesByHint(tg.Sites())
 	queues := make([][]trial, len(names))
 	for h, name := range names {
-		ss := byHint[name]
-		picked := []Site{ss[0]}
-		if len(ss) > 1 {
-			picked = append(picked, ss[len(ss)-1])
-		}
-		if len(ss) > 2 {
-			for _, i := range rng.Perm(len(ss) - 2)[:min(b.sites-2, len(ss)-2)] {
-				picked = append(picked, ss[i+1])
-			}
-		}
-		queues[h], _ = coreFirst(picked, rng)
+		queues[h], _ = coreFirst(pickSites(byHint[name], b.sites, rng), rng)
 	}
 	var out []trial
 	for k := 0; len(out) < n; k++ {
@@ -181,6 +171,21 @@ func plan(tg *Target, b budget, rng *rand.Rand) []trial {
 		}
 	}
 	return out
+}
+
+// pickSites picks up to n of one hint's call sites (at least one): the first, then
+// the last, then random others.
+func pickSites(ss []Site, n int, rng *rand.Rand) []Site {
+	picked := []Site{ss[0]}
+	if n > 1 && len(ss) > 1 {
+		picked = append(picked, ss[len(ss)-1])
+	}
+	if others := min(n-2, len(ss)-2); others > 0 {
+		for _, i := range rng.Perm(len(ss) - 2)[:others] {
+			picked = append(picked, ss[i+1])
+		}
+	}
+	return picked
 }
 
 // sitesByHint groups sites by hint, the hints in the order of their first call.

@@ -7,26 +7,39 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/zkml/zkml/api"
 	"github.com/zkml/zkml/internal/artifact"
 	"github.com/zkml/zkml/internal/store"
+	"github.com/zkml/zkml/prover"
 )
 
 // Workspaces keeps one working directory per model under Root, a local cache: after
 // compile and setup the directory is snapshotted into Blobs (the model's Files
 // manifest), and Dir restores missing or damaged files from there, checksum-verified.
 // So workers and API nodes need to share only the blob store, not Root.
+//
+// The model directory's manifest.json (prover.Manifest) is never replaced wholesale
+// by another copy: restores and snapshots hold the directory's lock (prover.LockDir,
+// which every change of the manifest through the prover holds) and merge the stored
+// and the local manifest (prover.MergeManifests), and a snapshot merges into the
+// stored one in a transaction (store.UpdateModelFiles). So setups of one model that
+// run at once, in one process or on machines with their own Root, keep each other's
+// keys.
 type Workspaces struct {
 	Root  string
 	Blobs artifact.Store
 }
+
+const manifestFile = "manifest.json"
 
 // Dir implements api.Workspaces.
 func (w Workspaces) Dir(ctx context.Context, m *store.Model) (string, error) {
@@ -35,28 +48,292 @@ func (w Workspaces) Dir(ctx context.Context, m *store.Model) (string, error) {
 		return "", fmt.Errorf("jobs: workspace: %w", err)
 	}
 	if len(m.Files) > 0 && w.Blobs != nil {
-		man := artifact.Manifest{}
-		for p, d := range m.Files {
-			man[p] = artifact.Digest(d)
-		}
-		if err := artifact.Materialize(ctx, w.Blobs, man, dir); err != nil {
+		if err := w.restore(ctx, m, dir); err != nil {
 			return "", fmt.Errorf("jobs: workspace of %s: %w", m.ID, err)
 		}
 	}
 	return dir, nil
 }
 
-// snapshot records the working directory's files in the model's manifest.
+// restore makes dir hold m's files, under dir's lock. Where dir has a manifest
+// already, the stored one is merged into it: the files whose entry the stored one
+// has newer are fetched, those dir has newer are kept (written here since the model
+// was last snapshotted).
+func (w Workspaces) restore(ctx context.Context, m *store.Model, dir string) error {
+	unlock, err := prover.LockDir(dir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := removeLeftovers(dir); err != nil {
+		return err
+	}
+	man := artifact.Manifest{}
+	for p, d := range m.Files {
+		man[p] = artifact.Digest(d)
+	}
+	local, err := os.ReadFile(filepath.Join(dir, manifestFile))
+	storedDigest, hasStored := man[manifestFile]
+	if err != nil || !hasStored {
+		return artifact.Materialize(ctx, w.Blobs, man, dir)
+	}
+	stored, err := artifact.ReadAll(ctx, w.Blobs, storedDigest)
+	if err != nil {
+		return err
+	}
+	merged, fromStored, err := prover.MergeManifests(stored, local)
+	if err != nil {
+		// dir's manifest is damaged (or another model's): the stored one replaces it.
+		return artifact.Materialize(ctx, w.Blobs, man, dir)
+	}
+	// A file the merged manifest lists with another content than the stored blob's
+	// was written here since the snapshot: it stays. The others are restored where
+	// missing or damaged, as are files the manifest does not list (a ceremony's);
+	// those whose stored entry won are fetched anew.
+	listed, err := prover.ManifestFiles(merged)
+	if err != nil {
+		return err
+	}
+	delete(man, manifestFile)
+	for _, name := range fromStored {
+		delete(man, name)
+	}
+	for p, d := range man {
+		if sum, ok := listed[p]; ok && artifact.Digest("sha256:"+sum) != d {
+			delete(man, p)
+		}
+	}
+	if err := fetchNewer(ctx, w.Blobs, dir, recorded(m.Files, listed, fromStored)); err != nil {
+		return err
+	}
+	if err := artifact.Materialize(ctx, w.Blobs, man, dir); err != nil {
+		return err
+	}
+	if bytes.Equal(merged, local) {
+		return nil
+	}
+	return prover.ReplaceManifest(dir, merged)
+}
+
+// recorded returns the files of names (entries of a merged manifest, listed: name ->
+// hex SHA-256, that came from the stored manifest) whose blob the model's files
+// record: those a directory can fetch. (A stored manifest may list a file no snapshot
+// stored, such as a proof a seal's copy of a directory listed.)
+func recorded(files, listed map[string]string, names []string) artifact.Manifest {
+	out := artifact.Manifest{}
+	for _, name := range names {
+		if d := "sha256:" + listed[name]; files[name] == d {
+			out[name] = artifact.Digest(d)
+		}
+	}
+	return out
+}
+
+// fetchNewer fetches the files fetch into dir, newer versions of files dir may hold:
+// each local file is removed first (Materialize keeps a large file of the blob's size,
+// and keys made again have it). The caller holds dir's lock; a reader that finds a
+// file missing meanwhile reads again under the lock (prover.Model).
+func fetchNewer(ctx context.Context, blobs artifact.Store, dir string, fetch artifact.Manifest) error {
+	for name := range fetch {
+		if err := os.Remove(filepath.Join(dir, filepath.FromSlash(name))); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	return artifact.Materialize(ctx, blobs, fetch, dir)
+}
+
+// Remove removes the working directory of the model id.
+func (w Workspaces) Remove(ctx context.Context, id string) error {
+	if !filepath.IsLocal(id) || filepath.Base(id) != id {
+		return fmt.Errorf("jobs: workspace: bad model ID %q", id)
+	}
+	return os.RemoveAll(filepath.Join(w.Root, "models", id))
+}
+
+// dropWorkspace removes a model's working directory where the Workspaces can.
+func (p *Processor) dropWorkspace(ctx context.Context, modelID string) {
+	r, ok := p.Workspaces.(interface {
+		Remove(ctx context.Context, id string) error
+	})
+	if !ok {
+		return
+	}
+	if err := r.Remove(ctx, modelID); err != nil {
+		p.log().Warn("remove the working directory of a failed model", "model", modelID, "err", err)
+	}
+}
+
+var _ api.StepMerger = Workspaces{}
+
+// MergeStepFiles implements api.StepMerger: a ceremony step's manifest.json (a seal
+// lists the keys it made) is merged with the recorded one, which a setup of another
+// system may have changed since the step copied it.
+func (w Workspaces) MergeStepFiles(ctx context.Context, cur, files map[string]string) (map[string]string, error) {
+	step, ok := files[manifestFile]
+	stored, ok2 := cur[manifestFile]
+	if !ok || !ok2 || step == stored || w.Blobs == nil {
+		return files, nil
+	}
+	sb, err := artifact.ReadAll(ctx, w.Blobs, artifact.Digest(stored))
+	if err != nil {
+		return nil, err
+	}
+	lb, err := artifact.ReadAll(ctx, w.Blobs, artifact.Digest(step))
+	if err != nil {
+		return nil, err
+	}
+	merged, _, err := prover.MergeManifests(sb, lb)
+	if err != nil {
+		return files, nil // the recorded manifest is damaged: the step's replaces it
+	}
+	d, _, err := w.Blobs.Put(ctx, bytes.NewReader(merged))
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(files))
+	for p, d := range files {
+		out[p] = d
+	}
+	out[manifestFile] = string(d)
+	return out, nil
+}
+
+// InstallStep implements api.StepMerger: under dir's lock, the step's files are
+// renamed into dir and its manifest.json is merged with dir's.
+func (w Workspaces) InstallStep(dir, scratch string, paths []string) error {
+	unlock, err := prover.LockDir(dir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	for _, p := range paths {
+		src, dst := filepath.Join(scratch, p), filepath.Join(dir, p)
+		if filepath.ToSlash(p) == prover.LockName {
+			// The step made a lock file of its own (dir had none when it was mirrored):
+			// renamed over dir's, it would split the lock its holders hold.
+			continue
+		}
+		if filepath.ToSlash(p) == manifestFile {
+			step, err := os.ReadFile(src)
+			if err != nil {
+				return err
+			}
+			local, err := os.ReadFile(dst)
+			if err != nil && !errors.Is(err, os.ErrNotExist) {
+				return err
+			}
+			if err == nil {
+				if merged, _, err := prover.MergeManifests(local, step); err == nil {
+					if err := prover.ReplaceManifest(dir, merged); err != nil {
+						return err
+					}
+					continue
+				}
+				// dir's manifest is damaged: the step's replaces it.
+			}
+		}
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return err
+		}
+		if err := os.Rename(src, dst); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// removeLeftovers removes from dir the temporary files of writes whose process died
+// (prover's ".tmp-*", Materialize's ".fetch-*": a setup killed past its timeout leaves
+// part of a proving key), which would otherwise be stored and fetched by every
+// worker. The caller holds dir's lock, which every writer of those files holds while
+// it writes.
+func removeLeftovers(dir string) error {
+	return filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		if name := d.Name(); strings.HasPrefix(name, ".tmp-") || strings.HasPrefix(name, ".fetch-") {
+			if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// snapshot records the working directory's files in the model's manifest: under the
+// directory's lock, so the files and the manifest are one consistent set, and merging
+// the directory's manifest.json with the stored one in the store's transaction, so a
+// snapshot of another machine's directory made at the same time (another setup of the
+// model) keeps its entries.
 func (p *Processor) snapshot(ctx context.Context, m *store.Model, dir string) error {
+	unlock, err := prover.LockDir(dir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := removeLeftovers(dir); err != nil {
+		return err
+	}
 	man, err := artifact.Snapshot(ctx, p.Blobs, dir)
 	if err != nil {
 		return err
 	}
-	files := make(map[string]string, len(man))
-	for path, d := range man {
-		files[path] = string(d)
+	delete(man, prover.LockName)
+	local, err := os.ReadFile(filepath.Join(dir, manifestFile))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
 	}
-	return p.Store.MergeModelFiles(ctx, m.ID, files)
+	var merged []byte
+	var fetch artifact.Manifest
+	err = p.Store.UpdateModelFiles(ctx, m.ID, func(cur map[string]string) (map[string]string, error) {
+		files := make(map[string]string, len(man))
+		for path, d := range man {
+			files[path] = string(d)
+		}
+		merged, fetch = nil, nil
+		stored, ok := cur[manifestFile]
+		if !ok || local == nil || stored == files[manifestFile] {
+			return files, nil
+		}
+		b, err := artifact.ReadAll(ctx, p.Blobs, artifact.Digest(stored))
+		if err != nil {
+			return nil, err
+		}
+		var fromStored []string
+		if merged, fromStored, err = prover.MergeManifests(b, local); err != nil {
+			merged = nil
+			return files, nil // the stored manifest is damaged: this directory's replaces it
+		}
+		listed, err := prover.ManifestFiles(merged)
+		if err != nil {
+			return nil, err
+		}
+		d, _, err := p.Blobs.Put(ctx, bytes.NewReader(merged))
+		if err != nil {
+			return nil, err
+		}
+		files[manifestFile] = string(d)
+		// A file whose stored entry is newer than this directory's keeps its recorded
+		// blob (this directory's older copy is not recorded over it).
+		fetch = recorded(cur, listed, fromStored)
+		for _, name := range fromStored {
+			delete(files, name)
+		}
+		return files, nil
+	})
+	if err != nil || merged == nil {
+		return err
+	}
+	// Bring the directory up to the merged manifest: fetch the files that came from
+	// the store, then list them.
+	if err := fetchNewer(ctx, p.Blobs, dir, fetch); err != nil {
+		return err
+	}
+	if bytes.Equal(merged, local) {
+		return nil
+	}
+	return prover.ReplaceManifest(dir, merged)
 }
 
 // Timeouts per job kind; zero values take the defaults.
@@ -230,6 +507,11 @@ func (p *Processor) run(ctx context.Context, t Task, a Attempt) error {
 		}
 		if done.Kind == store.KindSegment {
 			p.parentEnded(ctx, done)
+		}
+		if done.Kind == store.KindCompile && done.Status != store.JobSucceeded {
+			// The model is failed for good (the store settled it with the job):
+			// nothing uses the files its compile left in the working directory.
+			p.dropWorkspace(context.WithoutCancel(ctx), done.ModelID)
 		}
 		return nil
 	}

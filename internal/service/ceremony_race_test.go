@@ -3,6 +3,8 @@ package service_test
 import (
 	"bytes"
 	"context"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/zkml/zkml/api"
+	"github.com/zkml/zkml/internal/artifact"
 	"github.com/zkml/zkml/internal/engine"
 	"github.com/zkml/zkml/internal/service"
 	"github.com/zkml/zkml/prover"
@@ -78,6 +81,8 @@ func TestCeremonyConcurrentContributions(t *testing.T) {
 		}
 		x, xHash := contribution(state)
 		y, yHash := contribution(state)
+		blobs := filepath.Join(a.cfg.DataDir, "blobs")
+		before := blobSet(t, blobs)
 
 		var wg sync.WaitGroup
 		wg.Add(2)
@@ -106,6 +111,16 @@ func TestCeremonyConcurrentContributions(t *testing.T) {
 			t.Fatalf("concurrent uploads: %d %s / %d %s", results[0].status, results[0].body, results[1].status, results[1].body)
 		}
 		wantHash := []string{xHash, yHash}[winner]
+		// The loser's upload was stored in the blob store before the swap; it must be
+		// gone, with nothing else of its step left behind, while the winner's stays.
+		ctx := context.Background()
+		if _, err := artifact.ReadAll(ctx, a.app.Blobs, artifact.Sum(uploads[loser])); !errors.Is(err, artifact.ErrNotFound) {
+			t.Errorf("the losing contribution's blob is still stored (read: %v)", err)
+		}
+		if _, err := artifact.ReadAll(ctx, a.app.Blobs, artifact.Sum(uploads[winner])); err != nil {
+			t.Errorf("the accepted contribution's blob: %v", err)
+		}
+		checkNewBlobsReferenced(t, a.env, blobs, m, before)
 		for _, s := range servers {
 			var cv api.CeremonyView
 			s.want(s.do("GET", base, k, nil), 200).json(t, &cv)
@@ -190,5 +205,105 @@ func TestCeremonyConcurrentContributions(t *testing.T) {
 		a := newCeremonyServer(t, cfgA)
 		b := newCeremonyServer(t, cfgB)
 		run(t, a, b)
+	})
+}
+
+// blobSet lists the digests of the blobs stored under root.
+func blobSet(t *testing.T, root string) map[string]bool {
+	t.Helper()
+	set := map[string]bool{}
+	err := filepath.WalkDir(filepath.Join(root, "sha256"), func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			set["sha256:"+d.Name()] = true
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return set
+}
+
+// checkNewBlobsReferenced fails if the blob store under root holds a blob, not in
+// before, that model id's manifest does not reference: what a refused or losing
+// request stored and nothing cleans up.
+func checkNewBlobsReferenced(t *testing.T, e *env, root, id string, before map[string]bool) {
+	t.Helper()
+	m, err := e.app.Store.GetModel(context.Background(), "", id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := map[string]bool{m.ONNXDigest: true}
+	for _, d := range m.Files {
+		ref[d] = true
+	}
+	for d := range blobSet(t, root) {
+		if !before[d] && !ref[d] {
+			t.Errorf("blob %s, stored since, is referenced by no file of model %s", d, id)
+		}
+	}
+}
+
+// barrierOpens holds each ceremony open, once made and before it is recorded, until
+// two have been made, so that they race for the store's compare-and-swap.
+type barrierOpens struct {
+	*service.Ceremonies
+	wg sync.WaitGroup
+}
+
+func (b *barrierOpens) Open(ctx context.Context, dir string) (api.CeremonyView, error) {
+	v, err := b.Ceremonies.Open(ctx, dir)
+	b.wg.Done()
+	b.wg.Wait()
+	return v, err
+}
+
+// TestCeremonyConcurrentOpens opens a model's ceremony twice at once. Opening is
+// deterministic, so both requests store the same blobs: the loser, removing what it
+// stored, must not remove what the winner's recorded step references.
+func TestCeremonyConcurrentOpens(t *testing.T) {
+	onnx, err := os.ReadFile("../../model/testdata/relu/network.onnx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	forEachBackend(t, func(t *testing.T, bk backend) {
+		cer := &barrierOpens{Ceremonies: &service.Ceremonies{Ptau: "../../srs/testdata/pot9.ptau", SRSCache: t.TempDir()}}
+		cfg := fastConfig(bk.cfg(t), &engine.Engine{})
+		cfg.Ceremonies = cer
+		e := newEnv(t, cfg)
+		k := e.newKey("coordinator").Key
+		m, j := e.upload(k, onnx, "")
+		if got := e.wait(k, j, 60*time.Second); got.Status != "succeeded" {
+			t.Fatalf("compile: %+v", got)
+		}
+		cer.wg.Add(2)
+		codes := make([]int, 2)
+		var done sync.WaitGroup
+		for i := range 2 {
+			done.Add(1)
+			go func() {
+				defer done.Done()
+				codes[i] = e.do("POST", "/v1/models/"+m+"/ceremony", k, nil).status
+			}()
+		}
+		done.Wait()
+		if !(codes[0] == 201 && codes[1] == 409 || codes[0] == 409 && codes[1] == 201) {
+			t.Fatalf("concurrent opens answered %v", codes)
+		}
+		ctx := context.Background()
+		got, err := e.app.Store.GetModel(ctx, "", m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for p, d := range got.Files {
+			if _, err := artifact.ReadAll(ctx, e.app.Blobs, artifact.Digest(d)); err != nil {
+				t.Errorf("%s, recorded by the winning open: %v", p, err)
+			}
+		}
+		// A worker with an empty working directory restores the opened ceremony.
+		if err := os.RemoveAll(filepath.Join(cfg.DataDir, "work", "models", m)); err != nil {
+			t.Fatal(err)
+		}
+		e.want(e.do("GET", "/v1/models/"+m+"/ceremony/state", k, nil), 200)
 	})
 }

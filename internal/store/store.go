@@ -134,6 +134,11 @@ type CeremonyStep struct {
 	// as AddModelSystem does.
 	System     string
 	Provenance json.RawMessage
+	// MergeFiles, when set, decides what is merged into the manifest instead of Files:
+	// it is called in the transaction, once the head has matched, with the manifest as
+	// it is and Files, and returns the files to merge (a step's copy of a file that
+	// other changes also write, merged with the recorded one).
+	MergeFiles func(cur, files map[string]string) (map[string]string, error)
 }
 
 // Job is one unit of queued work and its observable progress.
@@ -258,6 +263,12 @@ type Store interface {
 	// MergeModelFiles adds files (path -> digest) to the model's manifest, replacing
 	// entries with the same path.
 	MergeModelFiles(ctx context.Context, id string, files map[string]string) error
+	// UpdateModelFiles is MergeModelFiles of the files fn returns, where fn gets the
+	// model's manifest as it is and runs while no other change of the model can be
+	// made (in the transaction, the model's row locked): a read-modify-write of the
+	// manifest that no concurrent one, from this process or another, interleaves
+	// with. If fn fails nothing changes.
+	UpdateModelFiles(ctx context.Context, id string, fn func(cur map[string]string) (map[string]string, error)) error
 
 	// CreateJob inserts j with status queued. If j.IdempotencyKey is set and the owner
 	// already has a job with that key, the existing job is returned with created false.

@@ -308,7 +308,13 @@ func (s *Store) AdvanceCeremony(ctx context.Context, id string, step store.Cerem
 			updated_at = $5 WHERE id = $1`, id, step.To.Contributions, step.To.Hash, step.To.Sealed, s.now()); err != nil {
 			return err
 		}
-		if len(step.Files) > 0 {
+		if step.MergeFiles != nil {
+			if err := s.updateFiles(ctx, q, id, func(cur map[string]string) (map[string]string, error) {
+				return step.MergeFiles(cur, step.Files)
+			}); err != nil {
+				return err
+			}
+		} else if len(step.Files) > 0 {
 			if err := s.mergeFiles(ctx, q, id, step.Files); err != nil {
 				return err
 			}
@@ -325,7 +331,25 @@ func (s *Store) MergeModelFiles(ctx context.Context, id string, files map[string
 	return s.c.InTx(ctx, func(q Querier) error { return s.mergeFiles(ctx, q, id, files) })
 }
 
+// UpdateModelFiles runs fn on the model's manifest and merges what it returns, in
+// one transaction holding the model's row.
+func (s *Store) UpdateModelFiles(ctx context.Context, id string, fn func(cur map[string]string) (map[string]string, error)) error {
+	return s.c.InTx(ctx, func(q Querier) error {
+		return s.updateFiles(ctx, q, id, func(cur map[string]string) (map[string]string, error) {
+			view := make(map[string]string, len(cur))
+			for p, d := range cur {
+				view[p] = d
+			}
+			return fn(view)
+		})
+	})
+}
+
 func (s *Store) mergeFiles(ctx context.Context, q Querier, id string, files map[string]string) error {
+	return s.updateFiles(ctx, q, id, func(map[string]string) (map[string]string, error) { return files, nil })
+}
+
+func (s *Store) updateFiles(ctx context.Context, q Querier, id string, fn func(cur map[string]string) (map[string]string, error)) error {
 	var raw string
 	if err := q.QueryRow(ctx, `SELECT files FROM models WHERE id = $1`+s.forUpdate(), id).Scan(&raw); err != nil {
 		return err
@@ -334,10 +358,14 @@ func (s *Store) mergeFiles(ctx context.Context, q Querier, id string, files map[
 	if err := json.Unmarshal([]byte(raw), &cur); err != nil {
 		return err
 	}
+	files, err := fn(cur)
+	if err != nil {
+		return err
+	}
 	for p, d := range files {
 		cur[p] = d
 	}
-	_, err := q.Exec(ctx, `UPDATE models SET files = $2, updated_at = $3 WHERE id = $1`, id, mustJSON(cur), s.now())
+	_, err = q.Exec(ctx, `UPDATE models SET files = $2, updated_at = $3 WHERE id = $1`, id, mustJSON(cur), s.now())
 	return err
 }
 

@@ -140,6 +140,36 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		if len(got.Files) != 2 || got.Files["g.pk"] != "sha256:2" || got.Files["circuit.bin"] == "" {
 			t.Fatalf("Files = %v", got.Files)
 		}
+		// UpdateModelFiles is a read-modify-write no other one interleaves with: each
+		// adds one to a counter kept in the manifest, and none is lost.
+		const updaters = 8
+		for range updaters {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				err := s.UpdateModelFiles(ctx, m.ID, func(cur map[string]string) (map[string]string, error) {
+					n := 0
+					fmt.Sscanf(cur["counter"], "sha256:%d", &n)
+					return map[string]string{"counter": fmt.Sprintf("sha256:%d", n+1)}, nil
+				})
+				if err != nil {
+					t.Errorf("UpdateModelFiles: %v", err)
+				}
+			}()
+		}
+		wg.Wait()
+		failed := errors.New("refused")
+		if err := s.UpdateModelFiles(ctx, m.ID, func(cur map[string]string) (map[string]string, error) {
+			cur["g.pk"] = "sha256:changed by the callback"
+			return map[string]string{"counter": "sha256:0"}, failed
+		}); !errors.Is(err, failed) {
+			t.Fatalf("UpdateModelFiles whose callback fails: %v", err)
+		}
+		got, err = s.GetModel(ctx, k.ID, m.ID)
+		must(t, err)
+		if got.Files["counter"] != fmt.Sprintf("sha256:%d", updaters) || got.Files["g.pk"] != "sha256:2" || len(got.Files) != 3 {
+			t.Fatalf("after %d concurrent UpdateModelFiles and a failed one: Files = %v", updaters, got.Files)
+		}
 		if got.Status != store.ModelCompiled || got.Constraints["plonk"] != 300 || got.Inputs[0][1] != 4 ||
 			!jsonEq(got.Stats, `{"layers":3}`) || !got.HasSystem("groth16") || !got.HasSystem("plonk") || len(got.Systems) != 2 {
 			t.Fatalf("after compile and setup: %+v", got)
