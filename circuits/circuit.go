@@ -102,12 +102,15 @@ func Groups(sizes []int, n int) [][2]int {
 // without quant.Boundary visibility, a list of fewer than two groups (nil is one
 // group), an empty group, or sizes that do not sum to the side's tensor count.
 func CheckGroups(p *quant.Program) error {
+	if p.PrivateInputs != 0 && (p.InputVis != quant.Boundary || p.PrivateInputs < 0 || p.PrivateInputs >= len(p.Inputs)) {
+		return fmt.Errorf("%d private inputs of %d on a side with %s visibility (they lead the boundary groups of a Boundary side)", p.PrivateInputs, len(p.Inputs), p.InputVis)
+	}
 	for _, side := range []struct {
 		name  string
 		vis   quant.Visibility
 		sizes []int
 		n     int
-	}{{"input", p.InputVis, p.InputGroups, len(p.Inputs)}, {"output", p.OutputVis, p.OutputGroups, len(p.Outputs)}} {
+	}{{"input", p.InputVis, p.InputGroups, len(p.Inputs) - p.PrivateInputs}, {"output", p.OutputVis, p.OutputGroups, len(p.Outputs)}} {
 		if len(side.sizes) == 0 {
 			continue
 		}
@@ -145,6 +148,11 @@ func NewLayout(p *quant.Program) *Layout {
 	for _, id := range p.Inputs {
 		l.Inputs = append(l.Inputs, place(p.InputVis == quant.Public, numel(p.Values[id].Shape)))
 	}
+	// The first PrivateInputs inputs of a Boundary side are secret, not committed.
+	k := 0
+	if p.InputVis == quant.Boundary {
+		k = min(max(p.PrivateInputs, 0), len(p.Inputs))
+	}
 	for _, id := range p.Outputs {
 		l.Outputs = append(l.Outputs, place(p.OutputVis == quant.Public, numel(p.Values[id].Shape)))
 	}
@@ -166,8 +174,8 @@ func NewLayout(p *quant.Program) *Layout {
 	case p.InputVis == quant.Hashed && len(p.Inputs) > 0:
 		hash(TagInputs, TagInputs, groupWidth(p, p.Inputs), 0, len(p.Inputs))
 	case p.InputVis == quant.Boundary:
-		for _, g := range Groups(p.InputGroups, len(p.Inputs)) {
-			hash(TagInputs, TagBoundary, groupWidth(p, p.Inputs[g[0]:g[0]+g[1]]), g[0], g[1])
+		for _, g := range Groups(p.InputGroups, len(p.Inputs)-k) {
+			hash(TagInputs, TagBoundary, groupWidth(p, p.Inputs[k+g[0]:k+g[0]+g[1]]), k+g[0], g[1])
 		}
 	}
 	switch p.OutputVis {

@@ -58,7 +58,7 @@ func compileSharded(cmd *cobra.Command, m *prover.Model, syss []circuits.System,
 	}
 	var rows []row
 	for i, s := range pl.Segments {
-		r := row{Segment: i, FirstLayer: m.Program.Layers[s.First].Name, LastLayer: m.Program.Layers[s.End-1].Name, Layers: [2]int{s.First, s.End},
+		r := row{Segment: i, FirstLayer: pl.Program.Layers[s.First].Name, LastLayer: pl.Program.Layers[s.End-1].Name, Layers: [2]int{s.First, s.End},
 			In: len(s.In), Out: len(s.Out), From: s.From, To: s.To, ID: s.ID, Estimates: map[string]any{}, Constraints: map[string]int{}}
 		for _, sys := range syss {
 			e, err := bench.EstimateProgram(s.Program, sys)
@@ -80,9 +80,13 @@ func compileSharded(cmd *cobra.Command, m *prover.Model, syss []circuits.System,
 	if asJSON {
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
-		return enc.Encode(map[string]any{"model_id": m.ID, "dir": m.Dir, "plan_id": pl.ID, "segments": rows})
+		return enc.Encode(map[string]any{"model_id": m.ID, "dir": m.Dir, "plan_id": pl.ID, "splits": pl.Splits, "segments": rows})
 	}
 	fmt.Fprintf(out, "model %s\nmodel ID %s (sha256 of the quantized program)\nsharded into %d segments, plan ID %s\n", m.Dir, m.ID, len(pl.Segments), pl.ID)
+	for _, sp := range pl.Splits {
+		fmt.Fprintf(out, "split layers [%d, %d) (%s..%s) into %d bands of output rows (layer indices below are of the split program)\n",
+			sp.Layer, sp.Layer+sp.Count, m.Program.Layers[sp.Layer].Name, m.Program.Layers[sp.Layer+sp.Count-1].Name, sp.Bands)
+	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "segment\tlayers\tfrom\tto\tin\tout")
 	for _, sys := range syss {

@@ -110,7 +110,7 @@ func EstimateProgram(p *quant.Program, sys circuits.System) (*Estimate, error) {
 		c.c += int64(len(vals[id]))
 	}
 	for _, h := range l.Hashes {
-		c.hash(h.Width, hashedLen(l, h.Tag))
+		c.hash(h.Width, hashedLen(l, h))
 	}
 	c.deferred()
 	io := int64(l.NbPublic + l.NbSecret + 1) // and the constant-one wire
@@ -124,14 +124,16 @@ func EstimateProgram(p *quant.Program, sys circuits.System) (*Estimate, error) {
 	return e, nil
 }
 
-func hashedLen(l *circuits.Layout, tag int) int {
+// hashedLen is the number of values commitment h hashes: its group's tensors (every
+// tensor of the side without boundary groups), or every witness param.
+func hashedLen(l *circuits.Layout, h circuits.HashSlot) int {
 	n := 0
 	var slots []circuits.Slot
-	switch tag {
+	switch h.Tag {
 	case circuits.TagInputs:
-		slots = l.Inputs
+		slots = l.Inputs[h.First : h.First+h.Count]
 	case circuits.TagOutputs:
-		slots = l.Outputs
+		slots = l.Outputs[h.First : h.First+h.Count]
 	case circuits.TagParams:
 		for _, s := range l.Params {
 			if s != nil {

@@ -22,6 +22,10 @@ const encodingMagic = "zkml/quant.Program"
 // program that has them.
 const groupsExtension = "groups"
 
+// privateInputsExtension opens Program.PrivateInputs, written after the groups of a
+// program that has it.
+const privateInputsExtension = "private inputs"
+
 // WriteCanonical writes the canonical binary encoding of p to w: every field of the
 // program, its settings, values, params, layers and tables, in a fixed order, each
 // length-prefixed where it has a length, so two programs have the same encoding
@@ -44,13 +48,17 @@ const groupsExtension = "groups"
 //	                fields, written after all the others: int RLC. A layer whose
 //	                extension fields are all zero is written with tag 1 and without
 //	                them, so programs that use none encode (and are identified) exactly
-//	                as before the extensions were added.
+//	                as before the extensions were added. Tag 3 is a layer with an
+//	                output range (Layer.OutLo or OutHi not zero): the fields, then int
+//	                RLC, int OutLo, int OutHi.
 //	boundary groups after all the others, only when InputGroups or OutputGroups is
 //	                set: string "groups", then InputGroups and OutputGroups (slices of
 //	                int). A program without them (every unsharded program) is written
 //	                without it, exactly as before groups were added; with them the
 //	                encoding is longer than a complete encoding without them (every
 //	                field is length-prefixed, so no encoding is a prefix of another).
+//	private inputs after the groups, only when PrivateInputs is set: string
+//	                "private inputs", then int PrivateInputs.
 //
 // It writes through a fixed 64 KiB buffer and never holds the whole encoding: hashing
 // a program costs no memory proportional to its size.
@@ -89,6 +97,10 @@ func (p *Program) WriteCanonical(w io.Writer) error {
 		e.ints(p.InputGroups)
 		e.ints(p.OutputGroups)
 	}
+	if p.PrivateInputs != 0 {
+		e.str(privateInputsExtension)
+		e.int(p.PrivateInputs)
+	}
 	return e.flush()
 }
 
@@ -120,6 +132,14 @@ func (e *encoder) param(par *Param) {
 }
 
 func (e *encoder) layer(p *Program, l *Layer) {
+	if l != nil && (l.OutLo != 0 || l.OutHi != 0) {
+		e.u8(3)
+		e.layerFields(p, l)
+		e.int(l.RLC)
+		e.int(l.OutLo)
+		e.int(l.OutHi)
+		return
+	}
 	if l != nil && l.RLC != 0 {
 		e.u8(2)
 		e.layerFields(p, l)
@@ -298,10 +318,10 @@ func (e *encoder) i32s(vs []int32) {
 // structuredTerms writes a structured layer's TermStart, TA and TB exactly as i32s
 // writes the lists Materialized would hold, generating them (three passes) instead.
 func (e *encoder) structuredTerms(l *Layer, s structure) {
-	n := s.Outputs()
+	n := l.LinearOutputs()
 	total := 0
 	e.u64(uint64(n + 1))
-	s.termCounts(func(c int) {
+	l.termCounts(s, func(c int) {
 		e.u32(uint32(int32(total)))
 		total += c
 	})

@@ -175,6 +175,11 @@ type Program struct {
 	// them keep their model IDs.
 	InputGroups  []int `json:",omitempty"`
 	OutputGroups []int `json:",omitempty"`
+	// PrivateInputs, on a side of inputs with Boundary visibility, is the number of
+	// leading inputs that are private witnesses, not committed (the segment's own
+	// pieces of private model inputs, prover/shard); the boundary groups are the inputs
+	// after them. Encoded only when set (encode.go).
+	PrivateInputs int `json:",omitempty"`
 }
 
 // QuantIO is an integer program input or output. An integer input holds values in
@@ -281,6 +286,15 @@ type Layer struct {
 	Mult []int64 `json:",omitempty"`
 	Off  []int64 `json:",omitempty"`
 	Zero int64   `json:",omitempty"`
+	// OutLo and OutHi, when OutHi > 0, restrict the layer to the outputs [OutLo, OutHi)
+	// of its output value (flat, row-major): it computes only those, and its
+	// per-output lists (TermStart/Bias, Groups, Index, IA/IB) have OutHi - OutLo
+	// entries, entry i for output OutLo + i; element-wise kinds read the same indices
+	// of their input, a structured KLinear its geometry's terms of those outputs.
+	// Several restricted layers may write disjoint ranges of one value (split.go).
+	// Encoded only when set (encode.go), so programs without them keep their model IDs.
+	OutLo int `json:",omitempty"`
+	OutHi int `json:",omitempty"`
 }
 
 // Table is a function tabulated on the integer domain [Lo, Lo+len(Values)).

@@ -61,8 +61,26 @@ func Run[V any](p *Program, a Arith[V], inputs [][]V, params [][]V) ([][]V, erro
 		vals[par.Value] = params[i]
 	}
 	for _, l := range p.Layers {
+		if err := checkRange(p, l, vals); err != nil {
+			return nil, fmt.Errorf("layer %s (%s): %w", l.Name, l.Op, err)
+		}
 		a.Layer(l)
-		vals[l.Out] = runLayer(p, a, l, vals)
+		out := runLayer(p, a, l, vals)
+		if l.Restricted() {
+			// Restricted layers fill their range of a value allocated once; elements
+			// no layer writes are zero constants (never read, no constraint).
+			full := vals[l.Out]
+			if full == nil {
+				full = make([]V, numel(p.Values[l.Out].Shape))
+				zero := a.Const(0)
+				for i := range full {
+					full[i] = zero
+				}
+			}
+			copy(full[l.OutLo:], out)
+			out = full
+		}
+		vals[l.Out] = out
 		if err := a.Err(); err != nil {
 			return nil, fmt.Errorf("layer %s (%s, output at scale 2^-%d): %w", l.Name, l.Op, p.Values[l.Out].Scale, err)
 		}
@@ -70,10 +88,18 @@ func Run[V any](p *Program, a Arith[V], inputs [][]V, params [][]V) ([][]V, erro
 	return vals, nil
 }
 
+// runLayer returns the layer's outputs: every element of its output value, or those
+// of its range (Layer.OutHi) when it is restricted.
 func runLayer[V any](p *Program, a Arith[V], l *Layer, vals [][]V) []V {
 	n := numel(p.Values[l.Out].Shape)
+	lo := 0
+	if l.Restricted() {
+		lo, n = l.OutLo, l.OutHi-l.OutLo
+	}
 	out := make([]V, n)
 	in := func(i int) []V { return vals[l.In[i]] }
+	// ew is input i's elements read by an element-wise kind: those of the range.
+	ew := func(i int) []V { return vals[l.In[i]][lo : lo+n] }
 	switch l.Kind {
 	case KLinear:
 		x, w := in(0), in(1)
@@ -81,7 +107,7 @@ func runLayer[V any](p *Program, a Arith[V], l *Layer, vals [][]V) []V {
 		if len(l.In) > 2 {
 			bias = in(2)
 		}
-		if l.RLC > 0 {
+		if l.RLC > 0 && !l.Restricted() {
 			if c, ok := a.(CheckedLinear[V]); ok {
 				if out := c.CheckedLinear(p, l, x, w, bias); out != nil {
 					return out
@@ -110,15 +136,15 @@ func runLayer[V any](p *Program, a Arith[V], l *Layer, vals [][]V) []V {
 			out[i] = a.Add(a.MulConst(x[l.IA[i]], l.MA), a.MulConst(y[l.IB[i]], l.MB))
 		}
 	case KRescale:
-		for i, v := range in(0) {
+		for i, v := range ew(0) {
 			out[i] = a.Rescale(v, l.Shift, l.Bits, l.Relu)
 		}
 	case KRelu:
-		for i, v := range in(0) {
+		for i, v := range ew(0) {
 			out[i] = a.Relu(v, l.Bits)
 		}
 	case KRangeChk:
-		for i, v := range in(0) {
+		for i, v := range ew(0) {
 			if l.Fill != 0 {
 				a.RangeCheck(a.Add(v, a.Const(l.Fill)), l.Bits)
 			} else {
@@ -143,11 +169,11 @@ func runLayer[V any](p *Program, a Arith[V], l *Layer, vals [][]V) []V {
 			out[o] = m
 		}
 	case KClamp:
-		for i, v := range in(0) {
+		for i, v := range ew(0) {
 			out[i] = clamp(a, v, l.Lo, l.Hi, l.Bits)
 		}
 	case KRequant:
-		for i, v := range in(0) {
+		for i, v := range ew(0) {
 			c := 0
 			if l.IA != nil {
 				c = int(l.IA[i])
@@ -162,7 +188,7 @@ func runLayer[V any](p *Program, a Arith[V], l *Layer, vals [][]V) []V {
 		// round(x*MA / d) = floor((2*x*MA + d) / (2d)). Soundness: DivFloor proves the
 		// quotient and remainder; its operand widths come from the static bounds of
 		// x >= 0 and d > 0 (the lowering only builds this for such operands).
-		x, y := in(0), in(1)
+		x, y := ew(0), ew(1)
 		for i := range out {
 			d := a.Add(y[i], a.Const(l.MB))
 			num := a.Add(a.MulConst(x[i], 2*l.MA), d)
@@ -182,9 +208,9 @@ func runLayer[V any](p *Program, a Arith[V], l *Layer, vals [][]V) []V {
 			}
 		}
 	case KLookup:
-		lo, hi := l.Table.Lo, l.Table.Lo+int64(len(l.Table.Values))-1
-		for i, v := range in(0) {
-			out[i] = lookup(a, l, v, lo, hi)
+		tlo, thi := l.Table.Lo, l.Table.Lo+int64(len(l.Table.Values))-1
+		for i, v := range ew(0) {
+			out[i] = lookup(a, l, v, tlo, thi)
 		}
 	case KSoftmax:
 		softmax(p, a, l, in(0), out)

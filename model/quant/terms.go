@@ -174,6 +174,22 @@ func (l *Layer) structure() structure {
 	return nil
 }
 
+// termCounts calls f with the number of terms of each of l's outputs (of its range
+// when it is restricted), in order.
+func (l *Layer) termCounts(s structure, f func(n int)) {
+	if !l.Restricted() {
+		s.termCounts(f)
+		return
+	}
+	o := 0
+	s.termCounts(func(n int) {
+		if o >= l.OutLo && o < l.OutHi {
+			f(n)
+		}
+		o++
+	})
+}
+
 // TermBuf is scratch storage for Layer.Terms; its zero value is ready to use.
 type TermBuf struct{ ta, tb []int32 }
 
@@ -183,15 +199,19 @@ type TermBuf struct{ ta, tb []int32 }
 // the next call with buf, and must not be modified.
 func (l *Layer) Terms(o int, buf *TermBuf) (ta, tb []int32) {
 	if s := l.structure(); s != nil {
-		buf.ta, buf.tb = s.terms(o, buf.ta[:0], buf.tb[:0])
+		buf.ta, buf.tb = s.terms(l.OutLo+o, buf.ta[:0], buf.tb[:0])
 		return buf.ta, buf.tb
 	}
 	s, e := l.TermStart[o], l.TermStart[o+1]
 	return l.TA[s:e:e], l.TB[s:e:e]
 }
 
-// LinearOutputs is the number of outputs of a KLinear layer.
+// LinearOutputs is the number of outputs of a KLinear layer (of its range when it is
+// restricted, Layer.OutHi).
 func (l *Layer) LinearOutputs() int {
+	if l.Restricted() {
+		return l.OutHi - l.OutLo
+	}
 	if s := l.structure(); s != nil {
 		return s.Outputs()
 	}
@@ -202,7 +222,7 @@ func (l *Layer) LinearOutputs() int {
 func (l *Layer) NumTerms() int {
 	if s := l.structure(); s != nil {
 		n := 0
-		s.termCounts(func(c int) { n += c })
+		l.termCounts(s, func(c int) { n += c })
 		return n
 	}
 	return len(l.TA)

@@ -68,13 +68,24 @@ func (pl *Plan) Activations(p *quant.Program, inputs [][]int64) (ins, outs [][][
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	// A tensor carrying elements of a value (Segment.InElems, OutElems) holds those.
+	pick := func(id int, es []int32) []int64 {
+		if es == nil {
+			return r.Values[id]
+		}
+		v := make([]int64, len(es))
+		for i, e := range es {
+			v[i] = r.Values[id][e]
+		}
+		return v
+	}
 	for _, s := range pl.Segments {
 		var in, out [][]int64
-		for _, id := range s.In {
-			in = append(in, r.Values[id])
+		for j, id := range s.In {
+			in = append(in, pick(id, s.InElems[j]))
 		}
-		for _, id := range s.Out {
-			out = append(out, r.Values[id])
+		for j, id := range s.Out {
+			out = append(out, pick(id, s.OutElems[j]))
 		}
 		ins, outs = append(ins, in), append(outs, out)
 	}

@@ -52,7 +52,7 @@ func Load(m *prover.Model) (*Plan, error) {
 	if len(rec.Segments) == 0 {
 		return nil, fmt.Errorf("%w: %s has no segments", prover.ErrCorrupt, PlanFile)
 	}
-	pl, err := Split(m.Program, rec.Cuts())
+	pl, err := SplitWith(m.Program, rec.Splits, rec.Cuts())
 	if err != nil {
 		return nil, err
 	}

@@ -70,6 +70,11 @@ type Segment struct {
 	// to, in increasing order (the order of the groups and of their commitments).
 	From []int `json:"from,omitempty"`
 	To   []int `json:"to,omitempty"`
+	// InElems and OutElems, parallel to In and Out, list the flat indices of the
+	// elements of the value a boundary tensor carries (increasing), nil for the whole
+	// value (see Pair.Elems).
+	InElems  [][]int32 `json:"-"`
+	OutElems [][]int32 `json:"-"`
 	// ID is the segment program's model ID.
 	ID      string         `json:"id"`
 	Program *quant.Program `json:"-"`
@@ -82,6 +87,15 @@ type Pair struct {
 	To   int `json:"to"`
 	// Values are the whole program's value ids, increasing.
 	Values []int `json:"values"`
+	// Elems, parallel to Values, lists the elements (flat indices, increasing) of each
+	// value the group carries, nil for the whole value. A value written or read by a
+	// layer restricted to an output range (quant.Layer.OutHi: one layer split into
+	// parts) is carried by element: only the elements the consumer reads that the
+	// producer writes. Both segment programs hold the lists (the producer gathers
+	// them into one boundary tensor per value, the consumer scatters that tensor into
+	// a full-shaped value whose other elements are never read), so the segment IDs,
+	// hence the plan ID, bind them.
+	Elems [][]int32 `json:"-"`
 	// OutSlot and InSlot are the group's commitment among the public inputs of From
 	// (an output group) and of To (an input group).
 	OutSlot int `json:"out_slot"`
@@ -97,6 +111,70 @@ type Plan struct {
 	Segments []*Segment `json:"segments"`
 	// Pairs is the pair table, in increasing (From, To).
 	Pairs []*Pair `json:"pairs"`
+	// Splits are the layers of the model's program split into parts before it was
+	// cut (SplitBudget), in increasing layer order; Program is that split program,
+	// whose layer indices First and End refer to (the model's program when there is
+	// no split). The model ID is the unsplit program's.
+	Splits  []LayerSplit   `json:"splits,omitempty"`
+	Program *quant.Program `json:"-"`
+}
+
+// LayerSplit is a run of Count layers of the model's program, from Layer (an index
+// in the unsplit program), split together into Bands bands of output rows
+// (quant.SplitChain: a convolution, its rescale and the pool after it, band by band).
+type LayerSplit struct {
+	Layer int `json:"layer"`
+	Count int `json:"count"`
+	Bands int `json:"bands"`
+}
+
+// ApplySplits returns p with the runs of layers of splits split (p itself when there
+// is none).
+func ApplySplits(p *quant.Program, splits []LayerSplit) (*quant.Program, error) {
+	q, _, err := applySplits(p, splits)
+	return q, err
+}
+
+// region is the layers [start, end) of a split program holding the parts of one
+// split, and the indices inside it between two bands (the cuts allowed inside).
+type region struct {
+	start, end int
+	cuts       []int
+	split      int // index in the splits
+}
+
+// applySplits applies splits (increasing, disjoint runs of layers) and locates their
+// parts in the split program.
+func applySplits(p *quant.Program, splits []LayerSplit) (*quant.Program, []region, error) {
+	q := p
+	regs := make([]region, len(splits))
+	for i := len(splits) - 1; i >= 0; i-- {
+		sp := splits[i]
+		if i > 0 && splits[i-1].Layer+splits[i-1].Count > sp.Layer {
+			return nil, nil, fmt.Errorf("%w: splits not in increasing order of disjoint layers", ErrBadCut)
+		}
+		if sp.Layer < 0 || sp.Count < 1 || sp.Layer+sp.Count > len(p.Layers) || sp.Bands < 2 {
+			return nil, nil, fmt.Errorf("%w: split of layers [%d, %d) into %d bands", ErrBadCut, sp.Layer, sp.Layer+sp.Count, sp.Bands)
+		}
+		n := len(q.Layers)
+		var cuts []int
+		var err error
+		if q, cuts, err = quant.SplitChain(q, sp.Layer, sp.Count, sp.Bands); err != nil {
+			return nil, nil, fmt.Errorf("%w: %v", ErrBadCut, err)
+		}
+		regs[i] = region{start: sp.Layer, end: sp.Layer + sp.Count + len(q.Layers) - n, cuts: cuts, split: i}
+	}
+	shift := 0
+	for i := range regs {
+		r := &regs[i]
+		r.start += shift
+		r.end += shift
+		for k := range r.cuts {
+			r.cuts[k] += shift
+		}
+		shift += r.end - r.start - splits[i].Count
+	}
+	return q, regs, nil
 }
 
 // Cuts returns the layer index each segment after the first starts at.
@@ -198,14 +276,38 @@ var ErrBadCut = errors.New("shard: bad cut")
 
 // liveness records, per value of the whole program, the layer that produces it (-1:
 // model input, -2: param) and the last layer that reads it (len(Layers): a model
-// output).
+// output). Values written or read by a restricted layer (a split layer's parts) are
+// followed by element: the layer writing each element, the elements each layer
+// reads, and the last layer reading each element.
 type liveness struct {
 	def, last []int
 	param     []bool
+	elem      []bool
+	// writer[id][j] is the layer writing element j of elem value id (-1: a model
+	// input; math.MaxInt32: none).
+	writer [][]int32
+	// reads[id] lists, for elem value id, each layer reading it and the elements it
+	// reads (increasing).
+	reads [][]elemRead
+	// lastRead[id][j] is the last layer reading element j of elem value id (-1: none;
+	// len(Layers): a model output).
+	lastRead [][]int32
+	// own marks private model inputs carried by element: each element belongs to the
+	// segment of its first reader (writer holds that layer), which takes it as a
+	// private input of its own, not committed (any choice of such elements is some
+	// input); later readers import it from there like any written element.
+	own []bool
+}
+
+type elemRead struct {
+	layer int
+	elems []int32
 }
 
 func analyze(p *quant.Program) *liveness {
-	lv := &liveness{def: make([]int, len(p.Values)), last: make([]int, len(p.Values)), param: make([]bool, len(p.Values))}
+	lv := &liveness{def: make([]int, len(p.Values)), last: make([]int, len(p.Values)), param: make([]bool, len(p.Values)),
+		elem: make([]bool, len(p.Values)), writer: make([][]int32, len(p.Values)), reads: make([][]elemRead, len(p.Values)),
+		lastRead: make([][]int32, len(p.Values)), own: make([]bool, len(p.Values))}
 	for i := range lv.def {
 		lv.def[i], lv.last[i] = math.MaxInt, -1
 	}
@@ -221,19 +323,91 @@ func analyze(p *quant.Program) *liveness {
 			lv.last[id] = max(lv.last[id], k)
 		}
 		lv.def[l.Out] = min(lv.def[l.Out], k)
+		if l.Restricted() {
+			for _, id := range append([]int{l.Out}, l.In...) {
+				lv.elem[id] = !lv.param[id]
+			}
+		}
 	}
 	for _, id := range p.Outputs {
 		lv.last[id] = len(p.Layers)
 	}
+	size := func(id int) int {
+		n := 1
+		for _, d := range p.Values[id].Shape {
+			n *= d
+		}
+		return n
+	}
+	stamp := map[int][]int32{}
+	for id, e := range lv.elem {
+		if !e {
+			continue
+		}
+		n := size(id)
+		w, lr := make([]int32, n), make([]int32, n)
+		for j := range w {
+			w[j], lr[j] = math.MaxInt32, -1
+		}
+		if lv.def[id] == -1 {
+			for j := range w {
+				w[j] = -1
+			}
+			lv.own[id] = p.InputVis == quant.Private && !slices.Contains(p.Outputs, id)
+		}
+		lv.writer[id], lv.lastRead[id] = w, lr
+		stamp[id] = make([]int32, n)
+	}
+	for _, id := range p.Outputs {
+		if lv.elem[id] {
+			for j := range lv.lastRead[id] {
+				lv.lastRead[id][j] = int32(len(p.Layers))
+			}
+		}
+	}
+	for k, l := range p.Layers {
+		if w := lv.writer[l.Out]; w != nil {
+			lo, hi := 0, len(w)
+			if l.Restricted() {
+				lo, hi = l.OutLo, l.OutHi
+			}
+			for j := lo; j < hi; j++ {
+				w[j] = int32(k)
+			}
+		}
+		var got map[int][]int32
+		p.ElemDeps(l, func(kk, j int) {
+			id := l.In[kk]
+			st := stamp[id]
+			if st == nil || st[j] == int32(k+1) {
+				return
+			}
+			st[j] = int32(k + 1)
+			if lv.own[id] && lv.writer[id][j] == -1 {
+				lv.writer[id][j] = int32(k) // its first reader
+			}
+			if got == nil {
+				got = map[int][]int32{}
+			}
+			got[id] = append(got[id], int32(j))
+			lv.lastRead[id][j] = int32(k)
+		})
+		for _, id := range slices.Sorted(maps.Keys(got)) {
+			es := got[id]
+			slices.Sort(es)
+			lv.reads[id] = append(lv.reads[id], elemRead{layer: k, elems: es})
+		}
+	}
 	return lv
 }
 
-// live lists the values that cross a cut before layer c: not params, defined before
-// c, read at or after c (or a model output), in increasing id order.
+// live lists the values that cross a cut before layer c: not params, not carried by
+// element, defined before c, read at or after c (or a model output), in increasing
+// id order.
 func (lv *liveness) live(c int) []int {
 	var ids []int
 	for id := range lv.def {
-		if !lv.param[id] && lv.def[id] < c && lv.last[id] >= c {
+		if !lv.param[id] && !lv.elem[id] && lv.def[id] < c && lv.last[id] >= c {
 			ids = append(ids, id)
 		}
 	}
@@ -242,7 +416,8 @@ func (lv *liveness) live(c int) []int {
 
 // cutAllowed reports why a cut before layer c is refused ("" if it is allowed): a
 // cut never carries the unrescaled accumulator of a linear layer (it is as wide as
-// the products it sums; the rescale that follows belongs with it).
+// the products it sums; the rescale that follows belongs with it), not even one
+// element of it.
 func cutAllowed(p *quant.Program, lv *liveness, c int) string {
 	if c <= 0 || c >= len(p.Layers) {
 		return fmt.Sprintf("cut %d outside (0, %d)", c, len(p.Layers))
@@ -252,14 +427,33 @@ func cutAllowed(p *quant.Program, lv *liveness, c int) string {
 			return fmt.Sprintf("cut %d would carry the accumulator of linear layer %s", c, p.Layers[d].Name)
 		}
 	}
+	for id, w := range lv.writer {
+		if w == nil || lv.def[id] < 0 || lv.def[id] >= c {
+			continue
+		}
+		for j, k := range w {
+			if k >= 0 && int(k) < c && p.Layers[k].Kind == quant.KLinear && int(lv.lastRead[id][j]) >= c {
+				return fmt.Sprintf("cut %d would carry the accumulator of linear layer %s (element %d)", c, p.Layers[k].Name, j)
+			}
+		}
+	}
 	return ""
 }
 
 // Split cuts p before each layer index of cuts (strictly increasing, each in
 // (0, len(p.Layers))).
 func Split(p *quant.Program, cuts []int) (*Plan, error) {
+	return SplitWith(p, nil, cuts)
+}
+
+// SplitWith splits the layers of splits (ApplySplits), then cuts the split program
+// before each layer index of cuts (indices of the split program).
+func SplitWith(p *quant.Program, splits []LayerSplit, cuts []int) (*Plan, error) {
 	modelID, err := prover.ModelID(p)
 	if err != nil {
+		return nil, err
+	}
+	if p, err = ApplySplits(p, splits); err != nil {
 		return nil, err
 	}
 	lv := analyze(p)
@@ -272,10 +466,10 @@ func Split(p *quant.Program, cuts []int) (*Plan, error) {
 			return nil, fmt.Errorf("%w: %s", ErrBadCut, why)
 		}
 	}
-	pl := &Plan{ModelID: modelID, Pairs: lv.pairs(p, bounds)}
+	pl := &Plan{ModelID: modelID, Pairs: lv.pairs(p, bounds), Splits: splits, Program: p}
 	n := len(bounds) - 1
 	for i := range n {
-		s, err := segment(p, i, n, bounds[i], bounds[i+1], pl.InPairs(i), pl.OutPairs(i))
+		s, err := segment(p, lv, i, n, bounds[i], bounds[i+1], pl.InPairs(i), pl.OutPairs(i))
 		if err != nil {
 			return nil, err
 		}
@@ -305,6 +499,9 @@ func Split(p *quant.Program, cuts []int) (*Plan, error) {
 			pr.OutSlot = out[j]
 		}
 	}
+	if err := pl.CheckElems(); err != nil {
+		return nil, err
+	}
 	if pl.ID, err = pl.planID(); err != nil {
 		return nil, err
 	}
@@ -324,10 +521,14 @@ func segmentOf(bounds []int, k int) int {
 // non-param value, its producer (the segment of the layer defining it, the first for
 // a model input) and its consumers (the segments of the layers reading it, and the
 // last one for a model output), each consumer after the producer getting it in the
-// producer's group for it, in increasing value id. Slots are left to Split.
+// producer's group for it, in increasing value id. A value carried by element goes,
+// element by element, from the segment writing it to every later segment reading it
+// (the last for a model output); a group carrying every element of such a value
+// carries it whole. Slots are left to Split.
 func (lv *liveness) pairs(p *quant.Program, bounds []int) []*Pair {
 	n := len(bounds) - 1
 	groups := map[[2]int][]int{}
+	elems := map[[2]int]map[int][]int32{}
 	readers := make([][]int, len(p.Values))
 	for k, l := range p.Layers {
 		c := segmentOf(bounds, k)
@@ -342,6 +543,32 @@ func (lv *liveness) pairs(p *quant.Program, bounds []int) []*Pair {
 		if lv.param[id] || lv.def[id] == math.MaxInt {
 			continue
 		}
+		if lv.elem[id] {
+			w := lv.writer[id]
+			take := func(c int, es []int32) {
+				for _, j := range es {
+					from := segmentOf(bounds, int(w[j]))
+					if from < c {
+						key := [2]int{from, c}
+						if elems[key] == nil {
+							elems[key] = map[int][]int32{}
+						}
+						elems[key][id] = append(elems[key][id], j)
+					}
+				}
+			}
+			for _, r := range lv.reads[id] {
+				take(segmentOf(bounds, r.layer), r.elems)
+			}
+			if slices.Contains(p.Outputs, id) {
+				all := make([]int32, len(w))
+				for j := range all {
+					all[j] = int32(j)
+				}
+				take(n-1, all)
+			}
+			continue
+		}
 		from := segmentOf(bounds, lv.def[id])
 		seen := map[int]bool{}
 		for _, c := range readers[id] {
@@ -351,13 +578,47 @@ func (lv *liveness) pairs(p *quant.Program, bounds []int) []*Pair {
 			}
 		}
 	}
-	var out []*Pair
-	for _, k := range slices.SortedFunc(maps.Keys(groups), func(a, b [2]int) int {
+	keys := slices.Collect(maps.Keys(groups))
+	for k := range elems {
+		if _, ok := groups[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	slices.SortFunc(keys, func(a, b [2]int) int {
 		return cmp.Or(cmp.Compare(a[0], b[0]), cmp.Compare(a[1], b[1]))
-	}) {
-		out = append(out, &Pair{From: k[0], To: k[1], Values: groups[k]})
+	})
+	var out []*Pair
+	for _, k := range keys {
+		pr := &Pair{From: k[0], To: k[1]}
+		ids := slices.Concat(groups[k], slices.Collect(maps.Keys(elems[k])))
+		slices.Sort(ids)
+		byElem := false
+		for _, id := range ids {
+			es := elems[k][id]
+			if es != nil {
+				slices.Sort(es)
+				if es = slices.Compact(es); len(es) == len(lv.writer[id]) {
+					es = nil // every element: the whole value
+				}
+			}
+			byElem = byElem || es != nil
+			pr.Values = append(pr.Values, id)
+			pr.Elems = append(pr.Elems, es)
+		}
+		if !byElem {
+			pr.Elems = nil
+		}
+		out = append(out, pr)
 	}
 	return out
+}
+
+// elemsOf returns g's element list of its j-th value (nil: the whole value).
+func (g *Pair) elemsOf(j int) []int32 {
+	if g.Elems == nil {
+		return nil
+	}
+	return g.Elems[j]
 }
 
 // signedWidth is the smallest signed width w with |v| < 2^(w-1) for |v| <= bound.
@@ -369,26 +630,69 @@ func signedWidth(bound float64) int {
 	return w
 }
 
+// Names of the layers a segment adds for values carried by element.
+const (
+	// OpScatter places a segment's boundary inputs of one value (each range-checked
+	// first) at their elements of a full-shaped value (quant.KMove, Fill 0 elsewhere:
+	// elements never read).
+	OpScatter = "BoundaryScatter"
+	// OpGather takes the elements of one value a boundary output group carries
+	// (quant.KMove).
+	OpGather = "BoundaryGather"
+)
+
 // segment builds segment i of n, layers [first, end), with its input groups ins and
 // output groups outs (in order; the first segment's inputs are the model inputs, the
 // last's outputs the model outputs).
-func segment(p *quant.Program, i, n, first, end int, ins, outs []*Pair) (*Segment, error) {
+func segment(p *quant.Program, lv *liveness, i, n, first, end int, ins, outs []*Pair) (*Segment, error) {
 	s := &Segment{Index: i, First: first, End: end}
 	var inSizes, outSizes []int
-	if i == 0 {
-		s.In = slices.Clone(p.Inputs)
-	} else {
+	// owns reports whether element j of value id, written by layer w (-1: a model
+	// input no layer reads), is the segment's: written in it, or a model input of the
+	// first segment.
+	owns := func(w int32) bool { return w >= int32(first) && w < int32(end) || w == -1 && i == 0 }
+	// The segment's pieces of private model inputs carried by element (lv.own) lead its
+	// inputs; the first segment takes the other model inputs whole.
+	pieces, pieceNames := 0, []string{}
+	for j, id := range p.Inputs {
+		if !lv.own[id] {
+			if i == 0 {
+				s.In, s.InElems = append(s.In, id), append(s.InElems, nil)
+				pieceNames = append(pieceNames, p.InputNames[j])
+			}
+			continue
+		}
+		var es []int32
+		for e, w := range lv.writer[id] {
+			if owns(w) {
+				es = append(es, int32(e))
+			}
+		}
+		if len(es) > 0 {
+			s.In, s.InElems = append(s.In, id), append(s.InElems, es)
+			pieceNames = append(pieceNames, p.InputNames[j])
+			pieces++
+		}
+	}
+	if i > 0 {
 		for _, g := range ins {
 			s.In = append(s.In, g.Values...)
+			for j := range g.Values {
+				s.InElems = append(s.InElems, g.elemsOf(j))
+			}
 			s.From = append(s.From, g.From)
 			inSizes = append(inSizes, len(g.Values))
 		}
 	}
 	if i == n-1 {
 		s.Out = slices.Clone(p.Outputs)
+		s.OutElems = make([][]int32, len(s.Out))
 	} else {
 		for _, g := range outs {
 			s.Out = append(s.Out, g.Values...)
+			for j := range g.Values {
+				s.OutElems = append(s.OutElems, g.elemsOf(j))
+			}
 			s.To = append(s.To, g.To)
 			outSizes = append(outSizes, len(g.Values))
 		}
@@ -409,26 +713,92 @@ func segment(p *quant.Program, i, n, first, end int, ins, outs []*Pair) (*Segmen
 		newID[old] = len(q.Values) - 1
 		return len(q.Values) - 1
 	}
+	// addElems adds a boundary tensor of the listed elements of value old.
+	addElems := func(old int, es []int32) int {
+		v := p.Values[old]
+		q.Values = append(q.Values, quant.Value{Shape: []int{len(es)}, Scale: v.Scale, Bound: v.Bound})
+		return len(q.Values) - 1
+	}
+	// imported[old] lists, for a value carried by element, the segment's own pieces of
+	// it (model inputs) and its range-checked boundary tensors, with their elements.
+	type piece struct {
+		id    int
+		elems []int32
+	}
+	imported := map[int][]piece{}
+	mine := len(pieceNames) // the model inputs the segment takes (whole or pieces)
 	for j, old := range s.In {
-		q.Inputs = append(q.Inputs, add(old))
-		if i > 0 {
-			q.InputNames = append(q.InputNames, fmt.Sprintf("boundary%d/v%d", i, old))
+		if es := s.InElems[j]; es != nil {
+			q.Inputs = append(q.Inputs, addElems(old, es))
+			if j < mine {
+				imported[old] = append(imported[old], piece{q.Inputs[j], es})
+			}
 		} else {
-			q.InputNames = append(q.InputNames, p.InputNames[j])
+			q.Inputs = append(q.Inputs, add(old))
+		}
+		if j < mine {
+			q.InputNames = append(q.InputNames, pieceNames[j])
+		} else {
+			q.InputNames = append(q.InputNames, fmt.Sprintf("boundary%d/v%d", i, old))
 		}
 	}
-	if i == 0 {
+	if i == 0 && pieces == 0 {
 		q.InputQuant = p.InputQuant
-	} else {
+	} else if p.InputQuant != nil && mine > 0 {
+		// Pieces of model inputs are integer tensors of the segment: no quantization.
+		q.InputQuant = make([]*quant.QuantIO, len(q.Inputs))
+		k := 0
+		for j, id := range p.Inputs {
+			if k < mine && s.In[k] == id {
+				if s.InElems[k] == nil {
+					q.InputQuant[k] = p.InputQuant[j]
+				}
+				k++
+			}
+		}
+		q.InputQuant = q.InputQuant[:mine]
+	}
+	if len(s.In) > mine {
 		q.InputVis = quant.Boundary
+		q.PrivateInputs = mine
 		// Range-check every boundary input to its static bound, which every bound
 		// after it relies on: the layer reads the input and redefines the value.
 		for j, old := range s.In {
+			if j < mine {
+				continue
+			}
 			v := p.Values[old]
 			in := q.Inputs[j]
-			out := add(old)
+			var out int
+			if es := s.InElems[j]; es != nil {
+				out = addElems(old, es)
+				imported[old] = append(imported[old], piece{out, es})
+			} else {
+				out = add(old)
+			}
 			q.Layers = append(q.Layers, &quant.Layer{Name: fmt.Sprintf("boundary%d/v%d", i, old), Op: "Boundary",
 				Kind: quant.KRangeChk, In: []int{in}, Out: out, Bits: signedWidth(v.Bound)})
+		}
+	}
+	{
+		// Scatter the elements of each value carried by element into a full-shaped
+		// value; the others are never read (checked below) and cost nothing.
+		for _, old := range slices.Sorted(maps.Keys(imported)) {
+			l := &quant.Layer{Name: fmt.Sprintf("boundary%d/v%d/scatter", i, old), Op: OpScatter, Kind: quant.KMove,
+				Index: make([]int32, len(lv.writer[old]))}
+			for k := range l.Index {
+				l.Index[k] = -1
+			}
+			at := int32(0)
+			for _, pc := range imported[old] {
+				l.In = append(l.In, pc.id)
+				for _, e := range pc.elems {
+					l.Index[e] = at
+					at++
+				}
+			}
+			l.Out = add(old)
+			q.Layers = append(q.Layers, l)
 		}
 	}
 	// Params the segment's layers read (and params that are outputs), in program order.
@@ -448,6 +818,35 @@ func segment(p *quant.Program, i, n, first, end int, ins, outs []*Pair) (*Segmen
 			q.Params = append(q.Params, &cp)
 		}
 	}
+	// Every element a layer of the segment reads of a value carried by element is
+	// written in the segment, imported, or (first segment) a model input.
+	whole := map[int]bool{}
+	for j, old := range s.In {
+		whole[old] = whole[old] || s.InElems[j] == nil
+	}
+	have := func(old int, j int32) bool {
+		if owns(lv.writer[old][j]) && !lv.own[old] || whole[old] {
+			return true
+		}
+		for _, pc := range imported[old] {
+			if _, ok := slices.BinarySearch(pc.elems, j); ok {
+				return true
+			}
+		}
+		return false
+	}
+	for old, rs := range lv.reads {
+		for _, r := range rs {
+			if r.layer < first || r.layer >= end {
+				continue
+			}
+			for _, j := range r.elems {
+				if !have(old, j) {
+					return nil, fmt.Errorf("shard: segment %d: layer %s reads element %d of value %d, which is not available", i, p.Layers[r.layer].Name, j, old)
+				}
+			}
+		}
+	}
 	tables := map[*quant.Table]bool{}
 	for _, l := range p.Layers[first:end] {
 		cp := *l
@@ -459,7 +858,11 @@ func segment(p *quant.Program, i, n, first, end int, ins, outs []*Pair) (*Segmen
 			}
 			cp.In[j] = nid
 		}
-		cp.Out = add(l.Out)
+		if nid, ok := newID[l.Out]; ok && l.Restricted() && lv.elem[l.Out] {
+			cp.Out = nid // another part of the value, or its imported elements
+		} else {
+			cp.Out = add(l.Out)
+		}
 		q.Layers = append(q.Layers, &cp)
 		if l.Table != nil {
 			tables[l.Table] = true
@@ -484,6 +887,17 @@ func segment(p *quant.Program, i, n, first, end int, ins, outs []*Pair) (*Segmen
 		if !ok {
 			return nil, fmt.Errorf("shard: segment %d: output value %d is not available", i, old)
 		}
+		if es := s.OutElems[j]; es != nil {
+			for _, e := range es {
+				if !owns(lv.writer[old][e]) {
+					return nil, fmt.Errorf("shard: segment %d: exports element %d of value %d, which it does not write", i, e, old)
+				}
+			}
+			g := addElems(old, es)
+			q.Layers = append(q.Layers, &quant.Layer{Name: fmt.Sprintf("boundary%d/v%d/gather", i, old), Op: OpGather,
+				Kind: quant.KMove, In: []int{nid}, Out: g, Index: slices.Clone(es)})
+			nid = g
+		}
 		q.Outputs = append(q.Outputs, nid)
 		q.OutputNames = append(q.OutputNames, names[j])
 	}
@@ -503,32 +917,392 @@ func segment(p *quant.Program, i, n, first, end int, ins, outs []*Pair) (*Segmen
 	return s, nil
 }
 
+// Imported returns, per input tensor of a segment program, the elements of its value
+// it carries (increasing), read from the program's scatter layers (OpScatter); nil for
+// a tensor carrying a whole value.
+func Imported(q *quant.Program) ([][]int32, error) {
+	out := make([][]int32, len(q.Inputs))
+	// The range layer of input j redefines it; a scatter reads those, or (the
+	// segment's own pieces of model inputs) the inputs themselves.
+	checked := map[int]int{}
+	for j, id := range q.Inputs[:q.PrivateInputs] {
+		checked[id] = j
+	}
+	if q.InputVis != quant.Boundary {
+		for j, id := range q.Inputs {
+			checked[id] = j
+		}
+	}
+	for _, l := range q.Layers {
+		if l.Op == "Boundary" && l.Kind == quant.KRangeChk && len(l.In) == 1 {
+			if j := slices.Index(q.Inputs, l.In[0]); j >= 0 {
+				checked[l.Out] = j
+			}
+		}
+	}
+	for _, l := range q.Layers {
+		if l.Op != OpScatter {
+			continue
+		}
+		var starts []int
+		at := 0
+		for _, id := range l.In {
+			j, ok := checked[id]
+			if !ok || out[j] != nil {
+				return nil, fmt.Errorf("shard: scatter layer %s reads a value that is not a boundary input", l.Name)
+			}
+			starts = append(starts, at)
+			n := 1
+			for _, d := range q.Values[id].Shape {
+				n *= d
+			}
+			out[j] = make([]int32, n)
+			for k := range out[j] {
+				out[j][k] = -1
+			}
+			at += n
+		}
+		for e, src := range l.Index {
+			if src < 0 {
+				continue
+			}
+			k, _ := slices.BinarySearch(starts, int(src)+1)
+			out[checked[l.In[k-1]]][int(src)-starts[k-1]] = int32(e)
+		}
+		for k := range l.In {
+			es := out[checked[l.In[k]]]
+			for m, e := range es {
+				if e < 0 || m > 0 && e <= es[m-1] {
+					return nil, fmt.Errorf("shard: scatter layer %s: input %d's elements are not a list of increasing indices", l.Name, k)
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+// Exported returns, per output tensor of a segment program, the elements of the value
+// it carries, read from the program's gather layers (OpGather); nil for a whole value.
+func Exported(q *quant.Program) [][]int32 {
+	out := make([][]int32, len(q.Outputs))
+	for _, l := range q.Layers {
+		if l.Op == OpGather {
+			if j := slices.Index(q.Outputs, l.Out); j >= 0 {
+				out[j] = l.Index
+			}
+		}
+	}
+	return out
+}
+
+// CheckElems checks, for every pair, that the producer's segment program exports
+// exactly the elements the consumer's imports, value by value and in the same order,
+// from values of the same shape, as the pair lists them: both sides of a pair commit
+// the same elements (a segment program importing other elements than its producer
+// exports is refused).
+func (pl *Plan) CheckElems() error {
+	for _, pr := range pl.Pairs {
+		src, dst := pl.Segments[pr.From], pl.Segments[pr.To]
+		exp := Exported(src.Program)
+		imp, err := Imported(dst.Program)
+		if err != nil {
+			return err
+		}
+		off := func(s *Segment, pairs []*Pair) int {
+			o := 0
+			for _, g := range pairs {
+				if g == pr {
+					return o
+				}
+				o += len(g.Values)
+			}
+			return -1
+		}
+		oo, io := off(src, pl.OutPairs(pr.From)), off(dst, pl.InPairs(pr.To))
+		if io >= 0 {
+			io += dst.Program.PrivateInputs
+		}
+		if oo < 0 || io < 0 {
+			return fmt.Errorf("shard: pair %d->%d not among its segments' groups", pr.From, pr.To)
+		}
+		for j, id := range pr.Values {
+			want := pr.elemsOf(j)
+			e, ie := exp[oo+j], imp[io+j]
+			if !slices.Equal(e, want) || !slices.Equal(ie, want) {
+				return fmt.Errorf("shard: pair %d->%d: value %d: segment %d exports elements %s, segment %d imports %s",
+					pr.From, pr.To, id, pr.From, elemString(e), pr.To, elemString(ie))
+			}
+			sv := src.Program.Values[src.Program.Outputs[oo+j]]
+			dv := dst.Program.Values[dst.Program.Inputs[io+j]]
+			if !slices.Equal(sv.Shape, dv.Shape) || sv.Bound != dv.Bound || sv.Scale != dv.Scale {
+				return fmt.Errorf("shard: pair %d->%d: value %d has shape %v (bound %g) in segment %d and %v (bound %g) in segment %d",
+					pr.From, pr.To, id, sv.Shape, sv.Bound, pr.From, dv.Shape, dv.Bound, pr.To)
+			}
+		}
+	}
+	return nil
+}
+
+func elemString(es []int32) string {
+	if es == nil {
+		return "(whole value)"
+	}
+	if len(es) > 6 {
+		return fmt.Sprintf("%v... (%d)", es[:6], len(es))
+	}
+	return fmt.Sprint(es)
+}
+
 // SplitBudget cuts p greedily into segments whose circuits' estimates
 // (bench.EstimateProgram, for every system of syss) fit limits: each segment ends at
 // the furthest allowed cut at which its estimate fits. A segment's estimate includes
 // its boundary commitments, which depend on where it is cut (a cut where few, narrow
 // values cross is cheap), so the search tries every allowed end until the segment's
 // layers alone (without commitments, which only grow with more layers) are over the
-// budget. A layer that no segment fits is an error wrapping bench.ErrOverBudget.
+// budget.
+//
+// A layer whose own estimate is over the budget is first split into bands of output
+// rows (LayerSplit, quant.BandRanges; a linear layer with the element-wise rescale
+// after it), enough that a band's estimate is about half the budget, and cuts are
+// allowed between bands (not between the parts of one band); a split whose bands
+// still fit no segment is split again into twice as many bands. A layer that cannot
+// be split (quant.Splittable) or no band count fits is an error wrapping
+// bench.ErrOverBudget.
 func SplitBudget(p *quant.Program, syss []circuits.System, limits bench.Limits) (*Plan, error) {
+	splits, err := overBudget(p, syss, limits)
+	if err != nil {
+		return nil, err
+	}
+	// A split whose bands fit no segment is tried again with other band counts: more
+	// bands (smaller layers) or fewer (less halo: every band imports the rows under
+	// its window, so thin bands import their input several times over).
+	first := map[int]int{}
+	for attempt := 0; ; attempt++ {
+		q, regs, err := applySplits(p, splits)
+		if err != nil {
+			return nil, err
+		}
+		cuts, failed, at, err := budgetCuts(q, regs, syss, limits)
+		if err == nil {
+			return SplitWith(p, splits, cuts)
+		}
+		if attempt >= 8 || at < 0 {
+			return nil, err
+		}
+		if failed < 0 {
+			// No segment starting at layer at (of p: it is in no split) fits though
+			// every layer alone does (a model input's range check whose outputs cost
+			// more to commit than to compute): split the run from there.
+			k := at
+			for _, r := range regs {
+				if r.end <= at {
+					k -= r.end - r.start - splits[r.split].Count
+				}
+			}
+			if !quant.Splittable(p.Layers[k].Kind) || slices.ContainsFunc(splits, func(sp LayerSplit) bool { return k >= sp.Layer && k < sp.Layer+sp.Count }) {
+				return nil, err
+			}
+			end := chainEnd(p, k)
+			es, err2 := estimateCore(p, analyze(p), k, end, syss)
+			if err2 != nil {
+				return nil, err2
+			}
+			r := 0.0
+			for _, e := range es {
+				r = max(r, overUse(e, limits))
+			}
+			splits = append(splits, LayerSplit{Layer: k, Count: end - k, Bands: max(2, int(math.Ceil(2*r)))})
+			slices.SortFunc(splits, func(a, b LayerSplit) int { return a.Layer - b.Layer })
+			for i := 1; i < len(splits); i++ {
+				if splits[i-1].Layer+splits[i-1].Count > splits[i].Layer {
+					return nil, err
+				}
+			}
+			first = map[int]int{}
+			continue
+		}
+		b0, ok := first[failed]
+		if !ok {
+			b0, first[failed] = splits[failed].Bands, splits[failed].Bands
+		}
+		next := []int{2 * b0, b0 / 2, 4 * b0, b0 / 4, b0 / 8, 8 * b0}
+		for _, b := range next {
+			if b >= 2 && b != splits[failed].Bands {
+				if splits[failed].Bands == b0 || slices.Index(next, splits[failed].Bands) < slices.Index(next, b) {
+					splits[failed].Bands = b
+					break
+				}
+			}
+		}
+	}
+}
+
+// estimateCore returns, per system, segment [first, end) of p's estimate without its
+// boundary commitments (its layers alone).
+func estimateCore(p *quant.Program, lv *liveness, first, end int, syss []circuits.System) ([]*bench.Estimate, error) {
+	bounds := slices.Compact([]int{0, first, end, len(p.Layers)})
+	i := slices.Index(bounds, first)
+	n := len(bounds) - 1
+	pl := &Plan{Pairs: lv.pairs(p, bounds)}
+	s, err := segment(p, lv, i, n, first, end, pl.InPairs(i), pl.OutPairs(i))
+	if err != nil {
+		return nil, err
+	}
+	core := *s.Program
+	core.InputVis, core.OutputVis = quant.Private, quant.Private
+	core.InputGroups, core.OutputGroups, core.PrivateInputs = nil, nil, 0
+	var out []*bench.Estimate
+	for _, sys := range syss {
+		e, err := bench.EstimateProgram(&core, sys)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// overUse is how many times an estimate exceeds limits (its largest ratio; memory
+// counted above the fixed base).
+func overUse(e *bench.Estimate, limits bench.Limits) float64 {
+	r := 0.0
+	if limits.MaxConstraints > 0 {
+		r = float64(e.Constraints) / float64(limits.MaxConstraints)
+	}
+	if m := limits.MaxMemoryBytes - bench.EstimateBaseMemory; limits.MaxMemoryBytes > 0 {
+		r = max(r, float64(e.MemoryBytes-bench.EstimateBaseMemory)/float64(max(m, 1)))
+	}
+	return r
+}
+
+// overBudget returns the splits of the layers of p whose own estimate is over
+// limits. Each is split with the layers after it that read only what the run writes
+// (and params), element-wise layers (a linear layer's rescale, which must stay with
+// it) and at most three convolutions or pools in all (a convolution, the pool after
+// it and the squeeze convolution after that), so that a band of the run carries its
+// band of the last layer's outputs rather than full-resolution activations; into
+// about twice as many bands as the run's estimate exceeds the budget by.
+func overBudget(p *quant.Program, syss []circuits.System, limits bench.Limits) ([]LayerSplit, error) {
 	lv := analyze(p)
+	ratio := func(first, end int) (float64, error) {
+		es, err := estimateCore(p, lv, first, end, syss)
+		if err != nil {
+			return 0, err
+		}
+		r := 0.0
+		for _, e := range es {
+			r = max(r, overUse(e, limits))
+		}
+		return r, nil
+	}
+	var splits []LayerSplit
+	for k := 0; k < len(p.Layers); k++ {
+		l := p.Layers[k]
+		r, err := ratio(k, k+1)
+		if err != nil {
+			return nil, err
+		}
+		if r <= 1 {
+			continue
+		}
+		if !quant.Splittable(l.Kind) {
+			return nil, fmt.Errorf("%w: layer %d (%s, a %s layer) alone is over the budget and cannot be split", bench.ErrOverBudget, k, l.Name, l.Kind)
+		}
+		end := chainEnd(p, k)
+		if r, err = ratio(k, end); err != nil {
+			return nil, err
+		}
+		splits = append(splits, LayerSplit{Layer: k, Count: end - k, Bands: max(2, int(math.Ceil(2*r)))})
+		k = end - 1
+	}
+	return splits, nil
+}
+
+// chainEnd returns the end of the run of layers split with layer k (see overBudget).
+func chainEnd(p *quant.Program, k int) int {
+	rank := len(p.Values[p.Layers[k].Out].Shape)
+	written := map[int]bool{p.Layers[k].Out: true}
+	params := map[int]bool{}
+	for _, par := range p.Params {
+		params[par.Value] = true
+	}
+	spatial := func(l *quant.Layer) bool { return l.Kind == quant.KLinear || l.Kind == quant.KMax }
+	seen := 0
+	if spatial(p.Layers[k]) {
+		seen = 1
+	}
+	end := k + 1
+	for ; end < len(p.Layers); end++ {
+		l := p.Layers[end]
+		ok := quant.Splittable(l.Kind) && len(p.Values[l.Out].Shape) == rank
+		reads := false
+		for _, id := range l.In {
+			if written[id] {
+				reads = true
+			} else if !params[id] {
+				ok = false
+			}
+		}
+		if !ok || !reads {
+			break
+		}
+		if !quant.ElementWise(l.Kind) {
+			if !spatial(l) || seen >= 3 {
+				break
+			}
+			seen++
+		}
+		written[l.Out] = true
+	}
+	// Never end on a linear layer: its rescale belongs with it.
+	for end > k+1 && p.Layers[end-1].Kind == quant.KLinear {
+		end--
+	}
+	return end
+}
+
+// budgetCuts chooses the cuts of the split program q greedily (see SplitBudget),
+// never inside a region but at its band starts. When no segment starting at some
+// layer fits, it returns the error and the split whose region holds that layer (or
+// starts right after it), -1 if none.
+func budgetCuts(q *quant.Program, regs []region, syss []circuits.System, limits bench.Limits) ([]int, int, int, error) {
+	lv := analyze(q)
 	var cuts []int
+	inside := func(c int) (int, bool) {
+		for i, r := range regs {
+			if c > r.start && c < r.end {
+				return i, slices.Contains(r.cuts, c)
+			}
+		}
+		return -1, true
+	}
 	// fits reports whether segment [first, end) fits, and whether its layers alone are
 	// over the budget (so that no later end can fit). Its input groups are the plan's
 	// (the cuts before it, first the last of them, are chosen); the layers after it
-	// stand for one segment, so its outputs are one group (the final plan may split it
-	// by consumer, at the cost of a few permutations per group).
+	// stand for one segment, or one per band of a split, so its outputs are one group
+	// or one per band (the final plan may split them by consumer, at the cost of a few
+	// permutations per group).
+	// Later bands are taken as segments of their own (their imports and exports an
+	// upper bound of the plan's, where bands are merged).
 	fits := func(first, end int) (ok, over bool, err error) {
-		bounds := slices.Compact(append(append(append([]int{0}, cuts...), end), len(p.Layers)))
+		bounds := append(append([]int{0}, cuts...), end)
+		for _, r := range regs {
+			for _, c := range r.cuts {
+				if c > end {
+					bounds = append(bounds, c)
+				}
+			}
+		}
+		bounds = slices.Compact(append(bounds, len(q.Layers)))
 		i, n := len(cuts), len(bounds)-1
-		pl := &Plan{Pairs: lv.pairs(p, bounds)}
-		s, err := segment(p, i, n, first, end, pl.InPairs(i), pl.OutPairs(i))
+		pl := &Plan{Pairs: lv.pairs(q, bounds)}
+		s, err := segment(q, lv, i, n, first, end, pl.InPairs(i), pl.OutPairs(i))
 		if err != nil {
 			return false, false, err
 		}
 		core := *s.Program
 		core.InputVis, core.OutputVis = quant.Private, quant.Private
-		core.InputGroups, core.OutputGroups = nil, nil
+		core.InputGroups, core.OutputGroups, core.PrivateInputs = nil, nil, 0
 		ok = true
 		for _, sys := range syss {
 			e, err := bench.EstimateProgram(s.Program, sys)
@@ -545,13 +1319,15 @@ func SplitBudget(p *quant.Program, syss []circuits.System, limits bench.Limits) 
 	}
 	for first := 0; ; {
 		best := -1
-		for end := first + 1; end <= len(p.Layers); end++ {
-			if end < len(p.Layers) && cutAllowed(p, lv, end) != "" {
-				continue
+		for end := first + 1; end <= len(q.Layers); end++ {
+			if end < len(q.Layers) {
+				if _, ok := inside(end); !ok || cutAllowed(q, lv, end) != "" {
+					continue
+				}
 			}
 			ok, over, err := fits(first, end)
 			if err != nil {
-				return nil, err
+				return nil, -1, -1, err
 			}
 			if over {
 				break
@@ -561,13 +1337,18 @@ func SplitBudget(p *quant.Program, syss []circuits.System, limits bench.Limits) 
 			}
 		}
 		if best < 0 {
-			return nil, fmt.Errorf("%w: no segment starting at layer %d (%s) fits the budget", bench.ErrOverBudget, first, p.Layers[first].Name)
+			failed := -1
+			for i, r := range regs {
+				if first >= r.start && first < r.end || first+1 == r.start {
+					failed = regs[i].split
+				}
+			}
+			return nil, failed, first, fmt.Errorf("%w: no segment starting at layer %d (%s) fits the budget", bench.ErrOverBudget, first, q.Layers[first].Name)
 		}
-		if best == len(p.Layers) {
-			break
+		if best == len(q.Layers) {
+			return cuts, -1, -1, nil
 		}
 		cuts = append(cuts, best)
 		first = best
 	}
-	return Split(p, cuts)
 }

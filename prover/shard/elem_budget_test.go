@@ -1,0 +1,100 @@
+package shard
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/advancedclimatesystems/gonnx/onnx"
+
+	"github.com/zkml/zkml/circuits"
+	"github.com/zkml/zkml/internal/bench"
+	"github.com/zkml/zkml/internal/onnxgen"
+	"github.com/zkml/zkml/model/quant"
+)
+
+// poolNet is a k x k max-pool (stride 1) of an h x h input, a 2x2 max-pool (stride
+// 2), a global average pool: the first pool's comparisons (about 4(k^2-1) R1CS
+// constraints an output) outweigh its boundary values (about 44 each in the
+// estimate), so that splitting it pays even in a tiny net.
+func poolNet(t testing.TB, k, h int64) []byte {
+	t.Helper()
+	b := onnxgen.Seeded("shard_pools")
+	x := b.Node("MaxPool", []string{"input"}, onnxgen.Ints("kernel_shape", k, k), onnxgen.Ints("pads", k/2, k/2, k/2, k/2))
+	x = b.Node("MaxPool", []string{x}, onnxgen.Ints("kernel_shape", 2, 2), onnxgen.Ints("strides", 2, 2))
+	x = b.Node("GlobalAveragePool", []string{x})
+	x = b.Node("Flatten", []string{x}, onnxgen.Int("axis", 1))
+	m, err := b.Marshal([]*onnx.ValueInfoProto{onnxgen.ValueInfo("input", 1, 1, h, h)}, []*onnx.ValueInfoProto{onnxgen.ValueInfo(x, 1, 1)}, 7, 13)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestSplitBudgetSplitsLayer: under a constraint budget of 3/4 of a max-pool's own
+// estimate, SplitBudget splits it, with the pool after it, into bands; every segment
+// fits, and the plan computes the whole program's outputs. Without the split, no plan
+// fits. A layer that cannot be split is named.
+func TestSplitBudgetSplitsLayer(t *testing.T) {
+	p := lower(t, poolNet(t, 5, 32), quant.DefaultConfig())
+	pool := slices.IndexFunc(p.Layers, func(l *quant.Layer) bool { return l.Kind == quant.KMax })
+	es, err := estimateCore(p, analyze(p), pool, pool+1, []circuits.System{circuits.Groth16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	limits := bench.Limits{MaxConstraints: es[0].Constraints * 3 / 4}
+	if _, _, _, err := budgetCuts(p, nil, []circuits.System{circuits.Groth16}, limits); !errors.Is(err, bench.ErrOverBudget) {
+		t.Fatalf("unsplit: %v, want over budget", err)
+	}
+	pl, err := SplitBudget(p, []circuits.System{circuits.Groth16}, limits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conv := pool
+	if len(pl.Splits) == 0 || pl.Splits[0].Layer != conv || pl.Splits[0].Count < 2 {
+		t.Fatalf("splits %+v, want the pool at layer %d with the next one", pl.Splits, conv)
+	}
+	t.Logf("budget %d constraints: splits %+v, %d segments", limits.MaxConstraints, pl.Splits, len(pl.Segments))
+	for i, s := range pl.Segments {
+		e, err := bench.EstimateProgram(s.Program, circuits.Groth16)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := limits.Check(e); err != nil {
+			t.Errorf("segment %d: %v", i, err)
+		}
+	}
+	qi := inputs(t, p, 3)
+	want, err := p.Eval(qi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ins, outs, _, err := pl.Activations(p, qi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range pl.Segments {
+		r, err := s.Program.Eval(ins[i])
+		if err != nil {
+			t.Fatalf("segment %d: %v", i, err)
+		}
+		if !slices.EqualFunc(r.Outputs, outs[i], slices.Equal) {
+			t.Fatalf("segment %d outputs differ", i)
+		}
+	}
+	if !slices.EqualFunc(outs[len(outs)-1], want.Outputs, slices.Equal) {
+		t.Fatal("last segment's outputs are not the model's")
+	}
+	// A layer that cannot be split and is over the budget is named.
+	b := onnxgen.Seeded("shard_softmax_big")
+	x := b.Node("Softmax", []string{"input"}, onnxgen.Int("axis", 1))
+	m, err := b.Marshal([]*onnx.ValueInfoProto{onnxgen.ValueInfo("input", 4, 64)}, []*onnx.ValueInfoProto{onnxgen.ValueInfo(x, 4, 64)}, 7, 13)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp := lower(t, m, quant.DefaultConfig())
+	if _, err := SplitBudget(sp, []circuits.System{circuits.Groth16}, bench.Limits{MaxConstraints: 500}); !errors.Is(err, bench.ErrOverBudget) || !strings.Contains(err.Error(), "cannot be split") {
+		t.Fatalf("softmax over the budget: %v", err)
+	}
+}
