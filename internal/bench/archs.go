@@ -60,12 +60,12 @@ func Segments(e *GraphEstimate, budget int64) int {
 	}
 	mem := func(cons, termBytes int64) int64 {
 		d := int64(1) << bits.Len64(uint64(max(cons, 2)-1))
-		return EstimateBaseMemory + EstimateBytesPerSlot*d + termBytes
+		return EstimateBaseMemory + EstimateGroth16BytesPerSlot*d + termBytes
 	}
 	n := 0
 	var cons, tb int64
 	for _, nd := range e.Nodes {
-		ntb := nd.Bytes - EstimateBytesPerSlot*nd.R1CS
+		ntb := nd.Bytes - EstimateGroth16BytesPerSlot*nd.R1CS
 		if mem(nd.R1CS, ntb) > budget {
 			if cons > 0 {
 				n++

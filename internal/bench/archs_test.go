@@ -12,22 +12,23 @@ import (
 // TestSegments: layers are grouped greedily in order while a group's memory estimate
 // fits the budget; a layer over the budget alone counts as the parts it needs.
 func TestSegments(t *testing.T) {
-	const gib = int64(1) << 30
+	// unit is the slot memory of 2^18 constraints (the base memory is under a third of it).
+	const unit = EstimateGroth16BytesPerSlot << 18
 	node := func(cons, termBytes int64) NodeEstimate {
-		return NodeEstimate{R1CS: cons, Bytes: termBytes + EstimateBytesPerSlot*cons}
+		return NodeEstimate{R1CS: cons, Bytes: termBytes + EstimateGroth16BytesPerSlot*cons}
 	}
 	e := &GraphEstimate{Nodes: []NodeEstimate{
-		node(1<<18, gib), // 1 GiB slots + 1 GiB terms
-		node(1<<18, gib), // together 2 GiB of slots (domain 2^19) + 2 GiB: 4.25 GiB
-		node(1<<18, gib), // a third would be 4 GiB of slots (2^20) + 3 GiB: 7.25 GiB
-		node(1<<20, 0),   // 4 GiB of slots: with the three, 2^21 slots = 8 GiB: a new segment
-		node(1<<22, 0),   // 16 GiB alone: 16 GiB over 7.75 GiB parts = 3
+		node(1<<18, unit), // 1 unit of slots + 1 unit of terms
+		node(1<<18, unit), // together 2 units of slots (domain 2^19) + 2 units
+		node(1<<18, unit), // a third: 4 units of slots (2^20) + 3 units + the base: fits 8
+		node(1<<20, 0),    // with the three, 2^21 slots = 8 units: a new segment
+		node(1<<22, 0),    // 16 units alone: over 8 units less the base, 3 parts
 	}}
-	if got := Segments(e, 8*gib); got != 5 {
-		t.Errorf("8 GiB: %d segments, want 5", got)
+	if got := Segments(e, 8*unit); got != 5 {
+		t.Errorf("8 units: %d segments, want 5", got)
 	}
-	if got := Segments(e, 64*gib); got != 1 {
-		t.Errorf("64 GiB: %d segments, want 1", got)
+	if got := Segments(e, 64*unit); got != 1 {
+		t.Errorf("64 units: %d segments, want 1", got)
 	}
 	if got := Segments(e, EstimateBaseMemory); got != 0 {
 		t.Errorf("no room: %d segments, want 0", got)

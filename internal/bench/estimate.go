@@ -36,8 +36,16 @@ type Estimate struct {
 // Memory model. BENCHMARKS.md measured, per FFT domain slot, a prove heap peak of
 // 1.2-2.4 KiB for Groth16 and 2.4 KiB for PLONK, and a whole-process maxrss (compile,
 // setup and prove of one model) of 2.2 KiB per slot at 2^20 (cnn_2e20: 2233 MiB).
-// The estimate charges 4 KiB per slot plus a fixed 256 MiB for the runtime, the
-// program and the artifacts, above every measured figure.
+// Later Groth16 measurements: 2.1 KiB per slot at 2^21 for compile, setup and prove
+// of a recursive verifier in one process (docs/bench-notes.md, "Aggregation by
+// recursion"), 1.0-1.2 KB per constraint in the compile after one-wire sums ("One-wire
+// sums (R1CS)"), and 2.83 KiB per slot, the largest, for the setup process of a
+// sharded SqueezeNet's three 2^21 segments (5.94 GB; "Sharded SqueezeNet 1.0 at
+// 224x224"). The estimate charges 3.5 KiB per slot for Groth16
+// (EstimateGroth16BytesPerSlot, 24% above that) and 4 KiB for PLONK
+// (EstimateBytesPerSlot), plus a fixed 256 MiB for the runtime, the program and the
+// artifacts. Until 2026-11-30 Groth16 was charged 4 KiB too, which made a 2^21 domain
+// 8 GiB on its own: no 8 GiB segment could hold more than 2^20 constraints.
 //
 // Every term of a dot product (a multiply-accumulate) also costs memory, whatever the
 // constraints: the lowered program's index entries, gnark's linear expressions (56
@@ -54,10 +62,11 @@ type Estimate struct {
 // "One-wire sums (R1CS)"); in PLONK every term is a constraint already: both are charged
 // EstimateBytesPerWideTerm.
 const (
-	EstimateBytesPerSlot     = 4 << 10
-	EstimateBaseMemory       = 256 << 20
-	EstimateBytesPerTerm     = 384
-	EstimateBytesPerWideTerm = 64
+	EstimateBytesPerSlot        = 4 << 10
+	EstimateGroth16BytesPerSlot = 7 << 9
+	EstimateBaseMemory          = 256 << 20
+	EstimateBytesPerTerm        = 384
+	EstimateBytesPerWideTerm    = 64
 )
 
 // gnark's default R1CS compress threshold: a linear expression of this many terms is
@@ -120,7 +129,7 @@ func EstimateProgram(p *quant.Program, sys circuits.System) (*Estimate, error) {
 		slots += io
 	}
 	e.Domain = int64(1) << bits.Len64(uint64(max(slots, 2)-1))
-	e.MemoryBytes = EstimateBaseMemory + EstimateBytesPerSlot*e.Domain + c.memory
+	e.MemoryBytes = EstimateBaseMemory + BytesPerSlot(c.plonk)*e.Domain + c.memory
 	return e, nil
 }
 
@@ -532,4 +541,13 @@ func (l Limits) Check(e *Estimate) error {
 			ErrOverBudget, e.System, e.MemoryBytes>>20, e.Constraints, e.Terms, l.MaxMemoryBytes>>20, source)
 	}
 	return nil
+}
+
+// BytesPerSlot is the memory the estimate charges per FFT domain slot: PLONK's or
+// Groth16's (see the memory model).
+func BytesPerSlot(plonk bool) int64 {
+	if plonk {
+		return EstimateBytesPerSlot
+	}
+	return EstimateGroth16BytesPerSlot
 }

@@ -29,7 +29,7 @@ func TestEstimateChargesTerms(t *testing.T) {
 			if sys == circuits.Groth16 && !c.wide {
 				per = EstimateBytesPerTerm
 			}
-			want := EstimateBaseMemory + EstimateBytesPerSlot*est.Domain + per*terms
+			want := EstimateBaseMemory + BytesPerSlot(sys == circuits.Plonk)*est.Domain + per*terms
 			if est.Terms != terms || est.MemoryBytes != want {
 				t.Errorf("gemm %dx%d %s: %d terms, %d bytes; want %d terms, %d bytes", c.k, c.n, sys, est.Terms, est.MemoryBytes, terms, want)
 			}

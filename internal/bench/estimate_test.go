@@ -113,7 +113,7 @@ func TestEstimateBoundsCompiledCircuits(t *testing.T) {
 			if est.Wires < wires || est.Wires > 3*wires+200 {
 				t.Errorf("%s %s: estimated %d wires, compiled %d", tc.name, sys, est.Wires, wires)
 			}
-			if est.Domain < int64(st.Constraints) || est.MemoryBytes < EstimateBaseMemory+EstimateBytesPerSlot*int64(st.Constraints) {
+			if est.Domain < int64(st.Constraints) || est.MemoryBytes < EstimateBaseMemory+BytesPerSlot(sys == circuits.Plonk)*int64(st.Constraints) {
 				t.Errorf("%s %s: domain %d / memory %d below the compiled size", tc.name, sys, est.Domain, est.MemoryBytes)
 			}
 		}

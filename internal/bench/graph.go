@@ -61,7 +61,7 @@ type NodeEstimate struct {
 	R1CS int64 `json:"r1cs"`
 	SCS  int64 `json:"scs"`
 	// Bytes is the node's share of the Groth16 compile memory: its terms' bytes plus
-	// EstimateBytesPerSlot per constraint.
+	// EstimateGroth16BytesPerSlot per constraint.
 	Bytes int64 `json:"bytes"`
 }
 
@@ -488,7 +488,7 @@ func (r *graphRun) run() error {
 		slots += io
 	}
 	e.Domain = int64(1) << bits.Len64(uint64(max(slots, 2)-1))
-	e.MemoryBytes = EstimateBaseMemory + EstimateBytesPerSlot*e.Domain + r.total.memory
+	e.MemoryBytes = EstimateBaseMemory + BytesPerSlot(r.plonk)*e.Domain + r.total.memory
 	r.est = e
 	return nil
 }
@@ -522,7 +522,7 @@ func (r *graphRun) finish(t int, total int64) {
 		} else {
 			cons += q + c.wideChecks
 			r.nodes[i].R1CS = cons
-			r.nodes[i].Bytes = c.memory + EstimateBytesPerSlot*cons
+			r.nodes[i].Bytes = c.memory + EstimateGroth16BytesPerSlot*cons
 		}
 		sum += cons
 	}
@@ -531,7 +531,7 @@ func (r *graphRun) finish(t int, total int64) {
 		rest.SCS = total - sum
 	} else {
 		rest.R1CS = total - sum
-		rest.Bytes = EstimateBytesPerSlot * rest.R1CS
+		rest.Bytes = EstimateGroth16BytesPerSlot * rest.R1CS
 	}
 	r.nodes = append(r.nodes, rest)
 }
