@@ -1137,6 +1137,15 @@ func SplitBudget(p *quant.Program, syss []circuits.System, limits bench.Limits) 
 	}
 }
 
+// coreProgram is segment s's program without its boundary commitments: its layers
+// alone, the measure of whether a segment can fit at all (estimateCore, budgetCuts).
+func coreProgram(s *Segment) *quant.Program {
+	core := *s.Program
+	core.InputVis, core.OutputVis = quant.Private, quant.Private
+	core.InputGroups, core.OutputGroups, core.PrivateInputs = nil, nil, 0
+	return &core
+}
+
 // estimateCore returns, per system, segment [first, end) of p's estimate without its
 // boundary commitments (its layers alone).
 func estimateCore(p *quant.Program, lv *liveness, first, end int, syss []circuits.System) ([]*bench.Estimate, error) {
@@ -1148,12 +1157,10 @@ func estimateCore(p *quant.Program, lv *liveness, first, end int, syss []circuit
 	if err != nil {
 		return nil, err
 	}
-	core := *s.Program
-	core.InputVis, core.OutputVis = quant.Private, quant.Private
-	core.InputGroups, core.OutputGroups, core.PrivateInputs = nil, nil, 0
+	core := coreProgram(s)
 	var out []*bench.Estimate
 	for _, sys := range syss {
-		e, err := bench.EstimateProgram(&core, sys)
+		e, err := bench.EstimateProgram(core, sys)
 		if err != nil {
 			return nil, err
 		}
@@ -1300,9 +1307,7 @@ func budgetCuts(q *quant.Program, regs []region, syss []circuits.System, limits 
 		if err != nil {
 			return false, false, err
 		}
-		core := *s.Program
-		core.InputVis, core.OutputVis = quant.Private, quant.Private
-		core.InputGroups, core.OutputGroups, core.PrivateInputs = nil, nil, 0
+		core := coreProgram(s)
 		ok = true
 		for _, sys := range syss {
 			e, err := bench.EstimateProgram(s.Program, sys)
@@ -1310,7 +1315,7 @@ func budgetCuts(q *quant.Program, regs []region, syss []circuits.System, limits 
 				return false, false, err
 			}
 			ok = ok && limits.Check(e) == nil
-			if e, err = bench.EstimateProgram(&core, sys); err != nil {
+			if e, err = bench.EstimateProgram(core, sys); err != nil {
 				return false, false, err
 			}
 			over = over || limits.Check(e) != nil
