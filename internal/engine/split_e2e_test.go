@@ -17,6 +17,7 @@ import (
 	"github.com/zkml/zkml/api"
 	"github.com/zkml/zkml/circuits"
 	"github.com/zkml/zkml/internal/bench"
+	"github.com/zkml/zkml/internal/evm"
 	"github.com/zkml/zkml/internal/onnxgen"
 	"github.com/zkml/zkml/model"
 	"github.com/zkml/zkml/model/quant"
@@ -118,7 +119,10 @@ func TestShardedLayerSplitWorkerLimit(t *testing.T) {
 		t.Fatalf("the model unsharded: %v, want refused before lowering", err)
 	}
 
-	proveSplitBundle(t, e, dir, "groth16", input)
+	res := proveSplitBundle(t, e, dir, "groth16", input)
+	// On-chain: the served segment verifiers and bundle verifier accept the bundle's
+	// calldata (its pairs carry band boundaries element by element).
+	bundleOnChain(t, evm.RequireCompiler(t), e, dir, res)
 }
 
 // TestShardedLayerSplitPlonk: a plan that splits the max-pool into bands under a
@@ -155,8 +159,8 @@ func TestShardedLayerSplitPlonk(t *testing.T) {
 // proveSplitBundle sets up a sharded model with a layer split in sys and proves a
 // bundle on input through the engine's sharded steps; the bundle verifies with the
 // whole program's outputs, and with one boundary commitment or one output changed it
-// is invalid, with a reason.
-func proveSplitBundle(t *testing.T, e *Engine, dir, sys string, input []byte) {
+// is invalid, with a reason. It returns the bundle.
+func proveSplitBundle(t *testing.T, e *Engine, dir, sys string, input []byte) api.ProofResult {
 	t.Helper()
 	ctx := context.Background()
 	m, pl, _, err := openSharded(dir, sys)
@@ -235,6 +239,7 @@ func proveSplitBundle(t *testing.T, e *Engine, dir, sys string, input []byte) {
 			t.Errorf("%s bundle with a changed %s: %+v, %v; want invalid with a reason", sys, name, v, err)
 		}
 	}
+	return res
 }
 
 // plusOne returns the decimal field element s plus one.
