@@ -67,9 +67,9 @@ func poolCNN(t *testing.T, dir string, k, h int64) (onnxPath, inputPath string) 
 }
 
 // TestCLIShardedLayerSplit drives a plan with a layer split through the CLI: `compile
-// --shard` under a memory budget ($ZKML_MAX_JOB_MEMORY, which setup and prove check
-// too) that the whole model and its max-pool alone are over, so that the planner
-// must split the pool into bands; setup, prove and verify of the Groth16 bundle, whose
+// --shard --max-memory` (and setup and prove under the same budget) with a budget
+// that the whole model and its max-pool alone are over, so that the planner must
+// split the pool into bands; setup, prove and verify of the Groth16 bundle, whose
 // proven outputs are the whole program's; and bundles with a changed boundary
 // commitment (listed, or inside a segment's public witness) or a changed output are
 // INVALID (exit status 2), naming what is wrong.
@@ -89,9 +89,12 @@ func TestCLIShardedLayerSplit(t *testing.T) {
 		t.Fatal(err)
 	}
 	budget := bench.EstimateBaseMemory + (whole.MemoryBytes-bench.EstimateBaseMemory)*3/4
-	t.Setenv(envJobMemory, strconv.FormatInt(budget, 10))
-
-	out := mustRun(t, "compile", onnxPath, "-d", dir, "--system", "groth16", "--shard", "--json")
+	maxMemory := strconv.FormatInt(budget, 10)
+	// Unsharded, the model is refused under this budget.
+	if _, err := run(t, "compile", onnxPath, "-d", filepath.Join(t.TempDir(), "whole.zkml"), "--system", "groth16", "--max-memory", maxMemory); !errors.Is(err, bench.ErrOverBudget) {
+		t.Fatalf("unsharded compile under %d MiB: %v, want over budget", budget>>20, err)
+	}
+	out := mustRun(t, "compile", onnxPath, "-d", dir, "--system", "groth16", "--shard", "--max-memory", maxMemory, "--json")
 	var rep struct {
 		PlanID   string             `json:"plan_id"`
 		Splits   []shard.LayerSplit `json:"splits"`
@@ -135,8 +138,8 @@ func TestCLIShardedLayerSplit(t *testing.T) {
 	}
 	t.Logf("budget %d MiB: splits %+v, %d segments", budget>>20, pl.Splits, len(pl.Segments))
 
-	mustRun(t, "setup", "-d", dir, "--system", "groth16")
-	out = mustRun(t, "prove", "-d", dir, "--system", "groth16", "--input", input)
+	mustRun(t, "setup", "-d", dir, "--system", "groth16", "--max-memory", maxMemory)
+	out = mustRun(t, "prove", "-d", dir, "--system", "groth16", "--max-memory", maxMemory, "--input", input)
 	if !strings.Contains(out, fmt.Sprintf("bundle of %d segment proofs", len(pl.Segments))) {
 		t.Fatalf("prove:\n%s", out)
 	}
