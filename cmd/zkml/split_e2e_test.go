@@ -256,3 +256,52 @@ func bumpPublic(t *testing.T, pub []byte, slot int) []byte {
 	}
 	return out
 }
+
+// TestCLIShardedBudgetBelowLayer: `compile --shard --max-memory` with a budget below
+// the structural estimate of the model's largest layer (a max-pool), but not below
+// its lowering, is not refused before lowering: the planner splits that layer into
+// bands whose segments fit (it was refused, "a segment holds at least one layer",
+// since before layers could be split), and setup checks the directory likewise.
+func TestCLIShardedBudgetBelowLayer(t *testing.T) {
+	onnxPath, _ := poolCNN(t, t.TempDir(), 7, 24)
+	raw, err := os.ReadFile(onnxPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := model.Load(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	est, err := bench.EstimateGraph(g, quant.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	largest := est.Largest(1)[0]
+	budget := bench.EstimateBaseMemory + largest.Bytes*3/4
+	if largest.Op != "MaxPool" || est.LoweringBytes() >= budget {
+		t.Fatalf("largest layer %s %s, lowering %d bytes: the test needs a pool above the budget of %d and a lowering below it", largest.Op, largest.Name, est.LoweringBytes(), budget)
+	}
+	maxMemory := strconv.FormatInt(budget, 10)
+	dir := filepath.Join(t.TempDir(), "m.zkml")
+	out, errOut, err := runBoth(t, "compile", onnxPath, "-d", dir, "--system", "groth16", "--shard", "--max-memory", maxMemory)
+	if err != nil {
+		t.Fatalf("compile --shard under %d MiB, below the pool's %d MiB: %v\n%s%s", budget>>20, (bench.EstimateBaseMemory+largest.Bytes)>>20, err, out, errOut)
+	}
+	m, err := prover.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl, err := shard.Load(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pl.Splits) == 0 || m.Program.Layers[pl.Splits[0].Layer].Name != largest.Name {
+		t.Fatalf("splits %+v, want the pool %s split", pl.Splits, largest.Name)
+	}
+	var b memoryBudget
+	t.Setenv(envJobMemory, maxMemory)
+	if err := b.checkDir(dir, []circuits.System{circuits.Groth16}); err != nil {
+		t.Fatalf("setup's check of the sharded directory: %v", err)
+	}
+	t.Logf("budget %d MiB: splits %+v, %d segments", budget>>20, pl.Splits, len(pl.Segments))
+}

@@ -20,8 +20,8 @@ import (
 // engine's limits in one of syss (both systems when none is given): lowering a
 // full-size network would itself take more than the memory limit. A sharded model
 // (settings with a "shard" object) may exceed the limits as a whole: only its
-// lowering and its largest layer are checked (bench.Limits.CheckGraphSharded, as
-// `zkml compile --shard` does), its segments when it is split. A model the
+// lowering is checked (bench.Limits.CheckGraphSharded, as `zkml compile --shard`
+// does), its segments when it is split. A model the
 // structural estimate cannot cost, or that does not load, is left to the estimate
 // after lowering (and its compile job to report why).
 func (e *Engine) checkGraph(onnx, settings []byte, syss ...circuits.System) error {
