@@ -60,12 +60,12 @@ func poolCNN(t *testing.T, k, h int64) (onnxModel, input []byte) {
 // TestShardedLayerSplitWorkerLimit: a model sharded under the worker's own memory
 // limit (Engine.Limits, ZKML_MAX_JOB_MEMORY), which the whole model is over in PLONK
 // and its max-pool alone too, is compiled with a plan that splits the pool into bands
-// (it was refused before lowering: the structural check took the sharded model
-// whole, as the CLI did before it checked sharded models for their lowering and
-// largest layer only), set up in both systems (refused likewise), and proved
-// through the engine's sharded steps with Groth16 and with PLONK; each bundle
-// verifies with the whole program's outputs, and with one boundary commitment or one
-// output changed it is invalid, with a reason.
+// (it was refused before lowering: the structural check took the sharded model whole,
+// as the CLI did before it checked sharded models for their lowering only), and
+// setup's check of its directory passes (it refused it likewise); the model unsharded
+// is still refused before lowering. Its Groth16 bundle, proved through the engine's
+// sharded steps, verifies with the whole program's outputs, also on-chain; with one
+// boundary commitment or one output changed it is invalid, with a reason.
 func TestShardedLayerSplitWorkerLimit(t *testing.T) {
 	ctx := context.Background()
 	onnxModel, input := poolCNN(t, 5, 12)
