@@ -21,9 +21,9 @@ import (
 // is over the budget (printing that estimate to w, when given): lowering a full-size network would itself need more memory than
 // the budget. A model the structural estimate cannot cost (an op it does not model),
 // or that does not load, is left to the checks after lowering, which report why.
-// A sharded model (sharded) may exceed the budget as a whole: only its lowering and
-// its largest layer are checked (bench.Limits.CheckGraphSharded); each segment's
-// estimate is checked when the model is split.
+// A sharded model (sharded) may exceed the budget as a whole: only its lowering is
+// checked (bench.Limits.CheckGraphSharded); a layer over the budget is split into
+// bands by the planner, and each segment's estimate is checked when the model is split.
 func (b *memoryBudget) checkGraph(onnx []byte, cfg quant.Config, syss []circuits.System, sharded bool, w io.Writer) error {
 	l, err := b.limits()
 	if err != nil {

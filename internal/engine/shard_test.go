@@ -63,11 +63,21 @@ func TestShardedBundleOnChain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	bundleOnChain(t, solc, e, dir, res)
+}
+
+// bundleOnChain verifies the bundle res of the sharded model in dir on an in-process
+// EVM with the contracts the engine serves (each segment's verifier, the bundle
+// verifier) and the proof's calldata; calldata with a changed public input does not
+// verify.
+func bundleOnChain(t *testing.T, solc *evm.Compiler, e *Engine, dir string, res api.ProofResult) {
+	t.Helper()
+	ctx := context.Background()
 	var b shard.Bundle
 	if err := json.Unmarshal(res.Proof, &b); err != nil {
 		t.Fatal(err)
 	}
-
+	n := len(b.Segments)
 	chain, err := evm.NewChain(solc.Fork())
 	if err != nil {
 		t.Fatal(err)

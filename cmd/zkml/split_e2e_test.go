@@ -1,0 +1,307 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/advancedclimatesystems/gonnx/onnx"
+	"github.com/consensys/gnark-crypto/ecc/bn254/fr"
+	"github.com/consensys/gnark/backend/witness"
+
+	"github.com/zkml/zkml/circuits"
+	"github.com/zkml/zkml/internal/bench"
+	"github.com/zkml/zkml/internal/onnxgen"
+	"github.com/zkml/zkml/model"
+	"github.com/zkml/zkml/model/quant"
+	"github.com/zkml/zkml/prover"
+	"github.com/zkml/zkml/prover/shard"
+)
+
+// poolCNN is a small CNN whose k x k max-pool (stride 1) dominates its circuit: conv
+// 3x3 (1 -> 1 channel) and ReLU on an h x h input, the k x k pool, a 2x2 max-pool
+// (stride 2), a global average pool, flatten. The first pool's comparisons (about
+// 4(k^2-1) R1CS constraints an output) outweigh the commitment of the values that
+// cross a band boundary, so a budget below the pool's own estimate splits it into
+// bands of output rows (shard.LayerSplit) instead of refusing the model. It also
+// writes a random input.json into dir.
+func poolCNN(t *testing.T, dir string, k, h int64) (onnxPath, inputPath string) {
+	t.Helper()
+	b := onnxgen.Seeded("split_e2e")
+	w := b.Init("w", onnxgen.HeScale(9), 1, 1, 3, 3)
+	bias := b.Init("b", 0.05, 1)
+	x := b.Node("Conv", []string{"input", w, bias}, onnxgen.Ints("kernel_shape", 3, 3), onnxgen.Ints("pads", 1, 1, 1, 1))
+	x = b.Node("Relu", []string{x})
+	x = b.Node("MaxPool", []string{x}, onnxgen.Ints("kernel_shape", k, k), onnxgen.Ints("pads", k/2, k/2, k/2, k/2))
+	x = b.Node("MaxPool", []string{x}, onnxgen.Ints("kernel_shape", 2, 2), onnxgen.Ints("strides", 2, 2))
+	x = b.Node("GlobalAveragePool", []string{x})
+	x = b.Node("Flatten", []string{x}, onnxgen.Int("axis", 1))
+	raw, err := b.Marshal([]*onnx.ValueInfoProto{onnxgen.ValueInfo("input", 1, 1, h, h)}, []*onnx.ValueInfoProto{onnxgen.ValueInfo(x, 1, 1)}, 7, 13)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewSource(7))
+	data := make([]float64, h*h)
+	for i := range data {
+		data[i] = 2*rng.Float64() - 1
+	}
+	in, err := json.Marshal(map[string]any{"input_data": [][]float64{data}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	onnxPath, inputPath = filepath.Join(dir, "network.onnx"), filepath.Join(dir, "input.json")
+	if err := os.WriteFile(onnxPath, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(inputPath, in, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return onnxPath, inputPath
+}
+
+// TestCLIShardedLayerSplit drives a plan with a layer split through the CLI: `compile
+// --shard --max-memory` (and setup and prove under the same budget) with a budget
+// that the whole model and its max-pool alone are over, so that the planner must
+// split the pool into bands; setup, prove and verify of the Groth16 bundle, whose
+// proven outputs are the whole program's; and bundles with a changed boundary
+// commitment (listed, or inside a segment's public witness) or a changed output are
+// INVALID (exit status 2), naming what is wrong.
+func TestCLIShardedLayerSplit(t *testing.T) {
+	onnxPath, input := poolCNN(t, t.TempDir(), 5, 12)
+	dir := filepath.Join(t.TempDir(), "m.zkml")
+	raw, err := os.ReadFile(onnxPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, p, err := prover.Build(raw, quant.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole, err := bench.EstimateProgram(p, circuits.Groth16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	budget := bench.EstimateBaseMemory + (whole.MemoryBytes-bench.EstimateBaseMemory)*3/4
+	maxMemory := strconv.FormatInt(budget, 10)
+	// Unsharded, the model is refused under this budget.
+	if _, err := run(t, "compile", onnxPath, "-d", filepath.Join(t.TempDir(), "whole.zkml"), "--system", "groth16", "--max-memory", maxMemory); !errors.Is(err, bench.ErrOverBudget) {
+		t.Fatalf("unsharded compile under %d MiB: %v, want over budget", budget>>20, err)
+	}
+	out := mustRun(t, "compile", onnxPath, "-d", dir, "--system", "groth16", "--shard", "--max-memory", maxMemory, "--json")
+	var rep struct {
+		PlanID   string             `json:"plan_id"`
+		Splits   []shard.LayerSplit `json:"splits"`
+		Segments []json.RawMessage  `json:"segments"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("compile --json: %v\n%s", err, out)
+	}
+	m, err := prover.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl, err := shard.Load(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pl.Splits) == 0 || !slices.Equal(pl.Splits, rep.Splits) || pl.ID != rep.PlanID || len(pl.Segments) != len(rep.Segments) || len(pl.Segments) < 2 {
+		t.Fatalf("plan %s: splits %+v, %d segments; compile reported %s, %+v, %d segments", pl.ID, pl.Splits, len(pl.Segments), rep.PlanID, rep.Splits, len(rep.Segments))
+	}
+	if pool := m.Program.Layers[pl.Splits[0].Layer]; pool.Kind != quant.KMax {
+		t.Fatalf("split layer %d is %s (%s), want the max-pool", pl.Splits[0].Layer, pool.Name, pool.Kind)
+	}
+	// A split layer's bands end in different segments, and every segment fits.
+	bands := map[int]bool{}
+	for i, s := range pl.Segments {
+		e, err := bench.EstimateProgram(s.Program, circuits.Groth16)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.MemoryBytes > budget {
+			t.Errorf("segment %d: estimated %d bytes, over the budget of %d", i, e.MemoryBytes, budget)
+		}
+		for _, l := range pl.Program.Layers[s.First:s.End] {
+			if l.OutHi > 0 {
+				bands[i] = true
+			}
+		}
+	}
+	if len(bands) < 2 {
+		t.Fatalf("the split layer's bands are in segments %v, want two or more", bands)
+	}
+	t.Logf("budget %d MiB: splits %+v, %d segments", budget>>20, pl.Splits, len(pl.Segments))
+
+	mustRun(t, "setup", "-d", dir, "--system", "groth16", "--max-memory", maxMemory)
+	out = mustRun(t, "prove", "-d", dir, "--system", "groth16", "--max-memory", maxMemory, "--input", input)
+	if !strings.Contains(out, fmt.Sprintf("bundle of %d segment proofs", len(pl.Segments))) {
+		t.Fatalf("prove:\n%s", out)
+	}
+	// The proven outputs are the unsplit program's on the input.
+	rawIn, err := os.ReadFile(input)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := model.ParseInput(rawIn, m.Graph)
+	if err != nil {
+		t.Fatal(err)
+	}
+	qi, err := m.Program.QuantizeInputs(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := m.Program.Eval(qi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out = mustRun(t, "verify", "-d", dir, "--system", "groth16")
+	if !strings.Contains(out, fmt.Sprintf("valid groth16 bundle of %d segment proofs", len(pl.Segments))) ||
+		!strings.Contains(out, fmt.Sprintf("proven outputs (integers): %v\n", want.Outputs)) {
+		t.Fatalf("verify (want outputs %v):\n%s", want.Outputs, out)
+	}
+	bundleRaw, err := os.ReadFile(filepath.Join(dir, shard.BundleFile(circuits.Groth16)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b shard.Bundle
+	if err := json.Unmarshal(bundleRaw, &b); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.EqualFunc(b.IntOutputs, want.Outputs, slices.Equal) {
+		t.Fatalf("bundle outputs %v, want %v", b.IntOutputs, want.Outputs)
+	}
+
+	// A consumer of a band boundary: a segment with an input group.
+	cons := slices.IndexFunc(b.Segments, func(s *shard.SegmentProof) bool { return len(s.InCommitments) > 0 })
+	if cons < 0 {
+		t.Fatal("no segment has an input commitment")
+	}
+	pair := pl.InPairs(cons)[0]
+	tampered := map[string]struct {
+		change func(b *shard.Bundle)
+		reason string
+	}{
+		"listed boundary commitment": {func(b *shard.Bundle) {
+			c := &b.Segments[cons].InCommitments[0]
+			c.Commitment = bumpDecimal(t, c.Commitment)
+		}, fmt.Sprintf("segment %d lists boundary commitments", cons)},
+		"boundary commitment in the public witness": {func(b *shard.Bundle) {
+			s := b.Segments[cons]
+			s.Public = bumpPublic(t, s.Public, pair.InSlot)
+			s.PublicInputs[pair.InSlot] = bumpDecimal(t, s.PublicInputs[pair.InSlot])
+			s.InCommitments[0].Commitment = s.PublicInputs[pair.InSlot]
+		}, fmt.Sprintf("segment %d: proof does not verify", cons)},
+		"output": {func(b *shard.Bundle) {
+			b.IntOutputs[0][0]++
+		}, "claimed output 0 is not the proven output"},
+	}
+	for name, c := range tampered {
+		var bad shard.Bundle
+		if err := json.Unmarshal(bundleRaw, &bad); err != nil {
+			t.Fatal(err)
+		}
+		c.change(&bad)
+		path := filepath.Join(t.TempDir(), "bad.json")
+		bj, err := json.Marshal(&bad)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, bj, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, err := run(t, "verify", "-d", dir, "--system", "groth16", "--proof", path)
+		var ee exitError
+		if !errors.As(err, &ee) || ee != 2 || !strings.Contains(out, "INVALID: ") || !strings.Contains(out, c.reason) {
+			t.Errorf("%s: err %v, out %q; want exit status 2 and INVALID: ...%s", name, err, out, c.reason)
+		}
+	}
+}
+
+// bumpDecimal returns the decimal field element s plus one.
+func bumpDecimal(t *testing.T, s string) string {
+	t.Helper()
+	var x fr.Element
+	if _, err := x.SetString(s); err != nil {
+		t.Fatal(err)
+	}
+	var one fr.Element
+	one.SetOne()
+	x.Add(&x, &one)
+	return x.String()
+}
+
+// bumpPublic returns the binary public witness pub with its value at slot plus one.
+func bumpPublic(t *testing.T, pub []byte, slot int) []byte {
+	t.Helper()
+	w, err := witness.New(circuits.Field)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.UnmarshalBinary(pub); err != nil {
+		t.Fatal(err)
+	}
+	vec := w.Vector().(fr.Vector)
+	var one fr.Element
+	one.SetOne()
+	vec[slot].Add(&vec[slot], &one)
+	out, err := w.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestCLIShardedBudgetBelowLayer: `compile --shard --max-memory` with a budget below
+// the structural estimate of the model's largest layer (a max-pool), but not below
+// its lowering, is not refused before lowering: the planner splits that layer into
+// bands whose segments fit (it was refused, "a segment holds at least one layer",
+// since before layers could be split), and setup checks the directory likewise.
+func TestCLIShardedBudgetBelowLayer(t *testing.T) {
+	onnxPath, _ := poolCNN(t, t.TempDir(), 7, 24)
+	raw, err := os.ReadFile(onnxPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := model.Load(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	est, err := bench.EstimateGraph(g, quant.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	largest := est.Largest(1)[0]
+	budget := bench.EstimateBaseMemory + largest.Bytes*3/4
+	if largest.Op != "MaxPool" || est.LoweringBytes() >= budget {
+		t.Fatalf("largest layer %s %s, lowering %d bytes: the test needs a pool above the budget of %d and a lowering below it", largest.Op, largest.Name, est.LoweringBytes(), budget)
+	}
+	maxMemory := strconv.FormatInt(budget, 10)
+	dir := filepath.Join(t.TempDir(), "m.zkml")
+	out, errOut, err := runBoth(t, "compile", onnxPath, "-d", dir, "--system", "groth16", "--shard", "--max-memory", maxMemory)
+	if err != nil {
+		t.Fatalf("compile --shard under %d MiB, below the pool's %d MiB: %v\n%s%s", budget>>20, (bench.EstimateBaseMemory+largest.Bytes)>>20, err, out, errOut)
+	}
+	m, err := prover.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl, err := shard.Load(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pl.Splits) == 0 || m.Program.Layers[pl.Splits[0].Layer].Name != largest.Name {
+		t.Fatalf("splits %+v, want the pool %s split", pl.Splits, largest.Name)
+	}
+	var b memoryBudget
+	t.Setenv(envJobMemory, maxMemory)
+	if err := b.checkDir(dir, []circuits.System{circuits.Groth16}); err != nil {
+		t.Fatalf("setup's check of the sharded directory: %v", err)
+	}
+	t.Logf("budget %d MiB: splits %+v, %d segments", budget>>20, pl.Splits, len(pl.Segments))
+}

@@ -1,0 +1,276 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/advancedclimatesystems/gonnx/onnx"
+	"github.com/consensys/gnark-crypto/ecc/bn254/fr"
+	"github.com/consensys/gnark/backend/witness"
+
+	"github.com/zkml/zkml/api"
+	"github.com/zkml/zkml/circuits"
+	"github.com/zkml/zkml/internal/bench"
+	"github.com/zkml/zkml/internal/evm"
+	"github.com/zkml/zkml/internal/onnxgen"
+	"github.com/zkml/zkml/model"
+	"github.com/zkml/zkml/model/quant"
+	"github.com/zkml/zkml/prover"
+	"github.com/zkml/zkml/prover/shard"
+)
+
+// poolCNN is a small CNN whose k x k max-pool (stride 1) dominates its circuit: conv
+// 3x3 (1 -> 1 channel) and ReLU on an h x h input, the k x k pool, a 2x2 max-pool
+// (stride 2), a global average pool, flatten; and a random input.json. A budget
+// below the pool's own estimate splits the pool into bands of output rows
+// (shard.LayerSplit).
+func poolCNN(t *testing.T, k, h int64) (onnxModel, input []byte) {
+	t.Helper()
+	b := onnxgen.Seeded("split_e2e")
+	w := b.Init("w", onnxgen.HeScale(9), 1, 1, 3, 3)
+	bias := b.Init("b", 0.05, 1)
+	x := b.Node("Conv", []string{"input", w, bias}, onnxgen.Ints("kernel_shape", 3, 3), onnxgen.Ints("pads", 1, 1, 1, 1))
+	x = b.Node("Relu", []string{x})
+	x = b.Node("MaxPool", []string{x}, onnxgen.Ints("kernel_shape", k, k), onnxgen.Ints("pads", k/2, k/2, k/2, k/2))
+	x = b.Node("MaxPool", []string{x}, onnxgen.Ints("kernel_shape", 2, 2), onnxgen.Ints("strides", 2, 2))
+	x = b.Node("GlobalAveragePool", []string{x})
+	x = b.Node("Flatten", []string{x}, onnxgen.Int("axis", 1))
+	raw, err := b.Marshal([]*onnx.ValueInfoProto{onnxgen.ValueInfo("input", 1, 1, h, h)}, []*onnx.ValueInfoProto{onnxgen.ValueInfo(x, 1, 1)}, 7, 13)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewSource(11))
+	data := make([]float64, h*h)
+	for i := range data {
+		data[i] = 2*rng.Float64() - 1
+	}
+	in, err := json.Marshal(map[string]any{"input_data": [][]float64{data}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw, in
+}
+
+// TestShardedLayerSplitWorkerLimit: a model sharded under the worker's own memory
+// limit (Engine.Limits, ZKML_MAX_JOB_MEMORY), which the whole model is over in PLONK
+// and its max-pool alone too, is compiled with a plan that splits the pool into bands
+// (it was refused before lowering: the structural check took the sharded model whole,
+// as the CLI did before it checked sharded models for their lowering only), and
+// setup's check of its directory passes (it refused it likewise); the model unsharded
+// is still refused before lowering. Its Groth16 bundle, proved through the engine's
+// sharded steps, verifies with the whole program's outputs, also on-chain; with one
+// boundary commitment or one output changed it is invalid, with a reason.
+func TestShardedLayerSplitWorkerLimit(t *testing.T) {
+	ctx := context.Background()
+	onnxModel, input := poolCNN(t, 5, 12)
+	_, p, err := prover.Build(onnxModel, quant.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole, err := bench.EstimateProgram(p, circuits.Plonk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	limit := bench.EstimateBaseMemory + (whole.MemoryBytes-bench.EstimateBaseMemory)*6/10
+	e := &Engine{Limits: bench.Limits{MaxMemoryBytes: limit}}
+	dir := t.TempDir()
+	info, err := e.Compile(ctx, dir, onnxModel, []byte(`{"shard":{}}`))
+	if err != nil {
+		t.Fatalf("compile under the worker's limit of %d MiB (whole model %d MiB in PLONK): %v", limit>>20, whole.MemoryBytes>>20, err)
+	}
+	m, pl, _, err := openSharded(dir, "groth16")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pl.Splits) == 0 || len(pl.Segments) < 2 {
+		t.Fatalf("plan %s: splits %+v, %d segments; want a layer split", pl.ID, pl.Splits, len(pl.Segments))
+	}
+	if l := m.Program.Layers[pl.Splits[0].Layer]; l.Kind != quant.KMax {
+		t.Fatalf("split layer %s is a %s layer, want the max-pool", l.Name, l.Kind)
+	}
+	for i, s := range pl.Segments {
+		for _, sys := range systems {
+			est, err := bench.EstimateProgram(s.Program, sys)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if est.MemoryBytes > limit {
+				t.Errorf("segment %d: %s estimate %d MiB over the limit", i, sys, est.MemoryBytes>>20)
+			}
+		}
+	}
+	if !strings.Contains(string(info.Stats), pl.ID) {
+		t.Fatalf("model stats do not name the plan %s: %.300s", pl.ID, info.Stats)
+	}
+	t.Logf("limit %d MiB: splits %+v, %d segments", limit>>20, pl.Splits, len(pl.Segments))
+	// Setup's check before lowering takes the directory's model as sharded too (the
+	// whole model is over the limit in PLONK only, whose setup is not run here); the
+	// same model unsharded is still refused before lowering.
+	if err := e.checkDir(dir, circuits.Plonk); err != nil {
+		t.Fatalf("PLONK setup's check of the sharded directory: %v", err)
+	}
+	if _, err := e.Compile(ctx, t.TempDir(), onnxModel, nil); !errors.Is(err, api.ErrOverBudget) || !strings.Contains(err.Error(), "before lowering") {
+		t.Fatalf("the model unsharded: %v, want refused before lowering", err)
+	}
+
+	res := proveSplitBundle(t, e, dir, "groth16", input)
+	// On-chain: the served segment verifiers and bundle verifier accept the bundle's
+	// calldata (its pairs carry band boundaries element by element).
+	bundleOnChain(t, evm.RequireCompiler(t), e, dir, res)
+}
+
+// TestShardedLayerSplitPlonk: a plan that splits the max-pool into bands under a
+// segment constraint budget (the compile settings' "shard" object) proves and
+// verifies as a PLONK bundle through the engine's sharded steps, with the whole
+// program's outputs; tampered, it is invalid.
+func TestShardedLayerSplitPlonk(t *testing.T) {
+	onnxModel, input := poolCNN(t, 5, 8)
+	_, p, err := prover.Build(onnxModel, quant.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole, err := bench.EstimateProgram(p, circuits.Plonk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &Engine{}
+	dir := t.TempDir()
+	budget := whole.Constraints * 95 / 100
+	if _, err := e.Compile(context.Background(), dir, onnxModel, fmt.Appendf(nil, `{"shard":{"segment_constraints":%d}}`, budget)); err != nil {
+		t.Fatal(err)
+	}
+	_, pl, _, err := openSharded(dir, "plonk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pl.Splits) == 0 || len(pl.Segments) < 2 {
+		t.Fatalf("plan %s: splits %+v, %d segments; want a layer split", pl.ID, pl.Splits, len(pl.Segments))
+	}
+	t.Logf("budget %d PLONK constraints (whole %d): splits %+v, %d segments", budget, whole.Constraints, pl.Splits, len(pl.Segments))
+	proveSplitBundle(t, e, dir, "plonk", input)
+}
+
+// proveSplitBundle sets up a sharded model with a layer split in sys and proves a
+// bundle on input through the engine's sharded steps; the bundle verifies with the
+// whole program's outputs, and with one boundary commitment or one output changed it
+// is invalid, with a reason. It returns the bundle.
+func proveSplitBundle(t *testing.T, e *Engine, dir, sys string, input []byte) api.ProofResult {
+	t.Helper()
+	ctx := context.Background()
+	m, pl, _, err := openSharded(dir, sys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The whole program's outputs on the input.
+	in, err := model.ParseInput(input, m.Graph)
+	if err != nil {
+		t.Fatal(err)
+	}
+	qi, err := m.Program.QuantizeInputs(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := m.Program.Eval(qi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Setup(ctx, dir, sys); err != nil {
+		t.Fatalf("%s setup: %v", sys, err)
+	}
+	acts, n, err := e.PrepareSegments(ctx, dir, sys, input)
+	if err != nil || n != len(pl.Segments) {
+		t.Fatalf("%s prepare: %d segments, %v", sys, n, err)
+	}
+	var segs [][]byte
+	for i := range n {
+		sp, err := e.ProveSegment(ctx, dir, sys, acts, i)
+		if err != nil {
+			t.Fatalf("%s segment %d: %v", sys, i, err)
+		}
+		segs = append(segs, sp)
+	}
+	res, err := e.AssembleBundle(ctx, dir, sys, acts, segs)
+	if err != nil {
+		t.Fatalf("%s assemble: %v", sys, err)
+	}
+	var b shard.Bundle
+	if err := json.Unmarshal(res.Proof, &b); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.EqualFunc(b.IntOutputs, want.Outputs, slices.Equal) {
+		t.Fatalf("%s bundle outputs %v, want the whole program's %v", sys, b.IntOutputs, want.Outputs)
+	}
+	if v, err := e.VerifyBundle(ctx, dir, sys, res.Proof); err != nil || !v.Valid {
+		t.Fatalf("%s bundle: %+v, %v", sys, v, err)
+	}
+	// A segment importing a band boundary, and its first input pair.
+	cons := slices.IndexFunc(pl.Segments, func(s *shard.Segment) bool { return len(s.From) > 0 })
+	if cons < 0 {
+		t.Fatal("no segment imports a boundary")
+	}
+	for name, change := range map[string]func(b *shard.Bundle){
+		"boundary commitment": func(b *shard.Bundle) {
+			// The commitment among the consumer's public inputs (and as listed):
+			// its proof no longer verifies.
+			s, slot := b.Segments[cons], pl.InPairs(cons)[0].InSlot
+			s.PublicInputs[slot] = plusOne(t, s.PublicInputs[slot])
+			s.InCommitments[0].Commitment = s.PublicInputs[slot]
+			s.Public = publicPlusOne(t, s.Public, slot)
+		},
+		"output": func(b *shard.Bundle) { b.IntOutputs[0][0]++ },
+	} {
+		var bad shard.Bundle
+		if err := json.Unmarshal(res.Proof, &bad); err != nil {
+			t.Fatal(err)
+		}
+		change(&bad)
+		raw, err := json.Marshal(&bad)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := e.VerifyBundle(ctx, dir, sys, raw)
+		if err != nil || v.Valid || !strings.Contains(v.Reason, "invalid bundle") {
+			t.Errorf("%s bundle with a changed %s: %+v, %v; want invalid with a reason", sys, name, v, err)
+		}
+	}
+	return res
+}
+
+// plusOne returns the decimal field element s plus one.
+func plusOne(t *testing.T, s string) string {
+	t.Helper()
+	var x, one fr.Element
+	if _, err := x.SetString(s); err != nil {
+		t.Fatal(err)
+	}
+	one.SetOne()
+	x.Add(&x, &one)
+	return x.String()
+}
+
+// publicPlusOne returns the binary public witness pub with its value at slot plus one.
+func publicPlusOne(t *testing.T, pub []byte, slot int) []byte {
+	t.Helper()
+	w, err := witness.New(circuits.Field)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.UnmarshalBinary(pub); err != nil {
+		t.Fatal(err)
+	}
+	vec := w.Vector().(fr.Vector)
+	var one fr.Element
+	one.SetOne()
+	vec[slot].Add(&vec[slot], &one)
+	out, err := w.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
