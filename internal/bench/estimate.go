@@ -89,8 +89,11 @@ const (
 
 // EstimateProgram bounds the circuit of p for sys.
 func EstimateProgram(p *quant.Program, sys circuits.System) (*Estimate, error) {
-	c := &counter{plonk: sys == circuits.Plonk, bitsMode: p.RangeCheck == "bits", checks: map[int]int64{},
-		tables: map[*quant.Table]int64{}}
+	return estimate(p, sys, newCounter(sys == circuits.Plonk, p.RangeCheck == "bits"))
+}
+
+// estimate runs p against c (its layer hook, if any, called before each layer).
+func estimate(p *quant.Program, sys circuits.System, c *counter) (*Estimate, error) {
 	l := circuits.NewLayout(p)
 	inputs := make([][]sym, len(p.Inputs))
 	for i, id := range p.Inputs {
@@ -113,6 +116,9 @@ func EstimateProgram(p *quant.Program, sys circuits.System) (*Estimate, error) {
 	vals, err := quant.Run[sym](p, c, inputs, params)
 	if err != nil {
 		return nil, fmt.Errorf("estimate: %w", err)
+	}
+	if c.onLayer != nil {
+		c.onLayer(nil) // the layers are done
 	}
 	// Outputs: one equality per element with the claimed public or secret value.
 	for _, id := range p.Outputs {
@@ -205,6 +211,9 @@ type counter struct {
 	// one: an R1CS sum was materialized, so the circuit has its one wire (a hint
 	// output constrained to 1, charged once in deferred).
 	one bool
+	// onLayer, if set, is called before each layer runs and with nil after the last
+	// (EstimateLayers).
+	onLayer func(*quant.Layer)
 }
 
 var (
@@ -297,9 +306,14 @@ func (c *counter) check(v sym, bits int) {
 
 func (c *counter) Const(v int64) sym          { return sym{konst: true, zero: v == 0} }
 func (c *counter) Add(x, y sym) sym           { return c.add(x, y) }
-func (c *counter) Layer(*quant.Layer)         {}
 func (c *counter) Err() error                 { return nil }
 func (c *counter) RangeCheck(x sym, bits int) { c.check(c.add(x, nonzero()), bits) }
+
+func (c *counter) Layer(l *quant.Layer) {
+	if c.onLayer != nil {
+		c.onLayer(l)
+	}
+}
 
 func (c *counter) MulConst(x sym, k int64) sym {
 	if k == 1 {

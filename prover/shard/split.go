@@ -473,6 +473,9 @@ func SplitWith(p *quant.Program, splits []LayerSplit, cuts []int) (*Plan, error)
 		if err != nil {
 			return nil, err
 		}
+		if s.ID, err = prover.ModelID(s.Program); err != nil {
+			return nil, err
+		}
 		pl.Segments = append(pl.Segments, s)
 	}
 	// Each group's commitment among its segments' public inputs: the input groups'
@@ -643,7 +646,8 @@ const (
 
 // segment builds segment i of n, layers [first, end), with its input groups ins and
 // output groups outs (in order; the first segment's inputs are the model inputs, the
-// last's outputs the model outputs).
+// last's outputs the model outputs). Its ID is left to the caller (the planner builds
+// many candidate segments and hashes none).
 func segment(p *quant.Program, lv *liveness, i, n, first, end int, ins, outs []*Pair) (*Segment, error) {
 	s := &Segment{Index: i, First: first, End: end}
 	var inSizes, outSizes []int
@@ -909,11 +913,7 @@ func segment(p *quant.Program, lv *liveness, i, n, first, end int, ins, outs []*
 	if err := circuits.CheckGroups(q); err != nil {
 		return nil, fmt.Errorf("shard: segment %d: %w", i, err)
 	}
-	id, err := prover.ModelID(q)
-	if err != nil {
-		return nil, err
-	}
-	s.ID, s.Program = id, q
+	s.Program = q
 	return s, nil
 }
 
@@ -1053,13 +1053,14 @@ func elemString(es []int32) string {
 	return fmt.Sprint(es)
 }
 
-// SplitBudget cuts p greedily into segments whose circuits' estimates
-// (bench.EstimateProgram, for every system of syss) fit limits: each segment ends at
-// the furthest allowed cut at which its estimate fits. A segment's estimate includes
-// its boundary commitments, which depend on where it is cut (a cut where few, narrow
-// values cross is cheap), so the search tries every allowed end until the segment's
-// layers alone (without commitments, which only grow with more layers) are over the
-// budget.
+// SplitBudget cuts p into segments whose circuits' estimates (bench.EstimateProgram,
+// for every system of syss) fit limits: each segment ends at about the furthest
+// allowed cut at which its estimate fits, and when no segment can start where the
+// previous one ended, an earlier end is tried (budgetCuts). A segment's estimate
+// includes its boundary commitments, which depend on where it is cut (a cut where
+// few, narrow values cross is cheap): candidate ends are ranked by the layers'
+// approximate costs and the values crossing each cut, and confirmed by the exact
+// estimate of the segment.
 //
 // A layer whose own estimate is over the budget is first split into bands of output
 // rows (LayerSplit, quant.BandRanges; a linear layer with the element-wise rescale
@@ -1268,21 +1269,140 @@ func chainEnd(p *quant.Program, k int) int {
 	return end
 }
 
-// budgetCuts chooses the cuts of the split program q greedily (see SplitBudget),
-// never inside a region but at its band starts. When no segment starting at some
-// layer fits, it returns the error and the split whose region holds that layer (or
-// starts right after it), -1 if none.
-func budgetCuts(q *quant.Program, regs []region, syss []circuits.System, limits bench.Limits) ([]int, int, int, error) {
-	lv := analyze(q)
-	var cuts []int
-	inside := func(c int) (int, bool) {
-		for i, r := range regs {
-			if c > r.start && c < r.end {
-				return i, slices.Contains(r.cuts, c)
+// allowedCuts returns, for every c in [0, len(p.Layers)], whether a cut before layer c
+// is allowed (cutAllowed says why not), in one pass over the values and elements
+// instead of one per cut: an accumulator written at layer k and last read at layer r
+// forbids the cuts in (k, r].
+func allowedCuts(p *quant.Program, lv *liveness) []bool {
+	n := len(p.Layers)
+	diff := make([]int, n+2)
+	forbid := func(k, r int) {
+		if r > k {
+			diff[k+1]++
+			diff[min(r, n)+1]--
+		}
+	}
+	for id, d := range lv.def {
+		if d >= 0 && d < n && !lv.param[id] && !lv.elem[id] && p.Layers[d].Kind == quant.KLinear {
+			forbid(d, lv.last[id])
+		}
+	}
+	for id, w := range lv.writer {
+		if w == nil || lv.def[id] < 0 {
+			continue
+		}
+		for j, k := range w {
+			if k >= 0 && int(k) < n && p.Layers[k].Kind == quant.KLinear {
+				forbid(int(k), int(lv.lastRead[id][j]))
 			}
 		}
-		return -1, true
 	}
+	ok := make([]bool, n+1)
+	sum := 0
+	for c := 0; c <= n; c++ {
+		sum += diff[c]
+		ok[c] = c > 0 && c < n && sum == 0
+	}
+	return ok
+}
+
+// Planner bounds. approxSlack loosens the limits the layers' approximate costs
+// (bench.EstimateLayers) are checked against when listing a segment's candidate ends,
+// so that an approximation below the exact estimate by up to 15% still lists every
+// end that can fit; at most maxLikely ends likely to fit by them with their
+// boundaries (within likelySlack) are tried before a wider search; the search backs
+// off at most maxBackoffs times.
+const (
+	approxSlack = 0.85
+	likelySlack = 0.97
+	maxLikely   = 8
+	maxBackoffs = 64
+)
+
+// budgetCuts chooses the cuts of the split program q (see SplitBudget), never inside a
+// region but at its band starts. Each segment ends at the latest allowed cut where it
+// fits its estimate with its boundary commitments. The candidate ends are those where
+// the segment's layers alone may fit by their approximate costs
+// (bench.EstimateLayers), tried from the latest down by exact estimates (a bisection
+// skips those whose layers alone are over). When no segment can start at some layer
+// (a cut where many values cross, as before the Add that closes a residual block,
+// leaves the next segment more imports than fit), the search backs off: the segment
+// before ends at its next earlier candidate, and so on (a start that failed is not
+// tried again). When no plan is found, it returns the error for the furthest layer
+// the search reached, and the split whose region holds that layer (or starts right
+// after it), -1 if none.
+func budgetCuts(q *quant.Program, regs []region, syss []circuits.System, limits bench.Limits) ([]int, int, int, error) {
+	lv := analyze(q)
+	n := len(q.Layers)
+	allowed := allowedCuts(q, lv)
+	allowed[n] = true
+	for _, r := range regs {
+		for c := r.start + 1; c < r.end; c++ {
+			allowed[c] = allowed[c] && slices.Contains(r.cuts, c)
+		}
+	}
+	// The layers' approximate costs, per system, checked against limits loosened by
+	// approxSlack.
+	var approxs []*bench.LayerCosts
+	for _, sys := range syss {
+		lc, err := bench.EstimateLayers(q, sys)
+		if err != nil {
+			return nil, -1, -1, err
+		}
+		approxs = append(approxs, lc)
+	}
+	loosen := func(slack float64) bench.Limits {
+		l := limits
+		if l.MaxConstraints > 0 {
+			l.MaxConstraints = int64(float64(limits.MaxConstraints) / slack)
+		}
+		if m := limits.MaxMemoryBytes - bench.EstimateBaseMemory; limits.MaxMemoryBytes > 0 {
+			l.MaxMemoryBytes = bench.EstimateBaseMemory + int64(float64(m)/slack)
+		}
+		return l
+	}
+	loose, near := loosen(approxSlack), loosen(likelySlack)
+	mayFit := func(first, end int) bool {
+		for _, lc := range approxs {
+			if loose.Check(lc.Run(first, end, 0)) != nil {
+				return false
+			}
+		}
+		return true
+	}
+	crossings := make([]*crossing, len(syss))
+	for i, sys := range syss {
+		crossings[i] = newCrossing(q, lv, sys)
+	}
+	// candidates lists the allowed ends of a segment starting at first after cuts
+	// whose layers alone may fit (latest first), and marks those that may fit with
+	// their boundaries too, by the approximate costs.
+	candidates := func(first int, cuts []int) (ends []int, likely map[int]bool) {
+		likely = map[int]bool{}
+		for _, x := range crossings {
+			x.start(first, cuts)
+		}
+		for end := first + 1; end <= n; end++ {
+			for _, x := range crossings {
+				x.advance()
+			}
+			if end > first+1 && !mayFit(first, end) {
+				break
+			}
+			if !allowed[end] {
+				continue
+			}
+			ends = append(ends, end)
+			ok := true
+			for i, lc := range approxs {
+				ok = ok && near.Check(lc.Run(first, end, crossings[i].cost())) == nil
+			}
+			likely[end] = ok
+		}
+		slices.Reverse(ends)
+		return ends, likely
+	}
+	var cuts []int
 	// fits reports whether segment [first, end) fits, and whether its layers alone are
 	// over the budget (so that no later end can fit). Its input groups are the plan's
 	// (the cuts before it, first the last of them, are chosen); the layers after it
@@ -1300,10 +1420,10 @@ func budgetCuts(q *quant.Program, regs []region, syss []circuits.System, limits 
 				}
 			}
 		}
-		bounds = slices.Compact(append(bounds, len(q.Layers)))
-		i, n := len(cuts), len(bounds)-1
+		bounds = slices.Compact(append(bounds, n))
+		i, m := len(cuts), len(bounds)-1
 		pl := &Plan{Pairs: lv.pairs(q, bounds)}
-		s, err := segment(q, lv, i, n, first, end, pl.InPairs(i), pl.OutPairs(i))
+		s, err := segment(q, lv, i, m, first, end, pl.InPairs(i), pl.OutPairs(i))
 		if err != nil {
 			return false, false, err
 		}
@@ -1322,38 +1442,119 @@ func budgetCuts(q *quant.Program, regs []region, syss []circuits.System, limits 
 		}
 		return ok, over, nil
 	}
-	for first := 0; ; {
-		best := -1
-		for end := first + 1; end <= len(q.Layers); end++ {
-			if end < len(q.Layers) {
-				if _, ok := inside(end); !ok || cutAllowed(q, lv, end) != "" {
-					continue
-				}
+	// next returns an end of ends (latest first) where segment [first, end) fits, -1
+	// if it finds none, and the ends after it. It tries the latest ends likely to fit
+	// by the approximate costs (at most maxLikely), then gallops down the whole list
+	// (ends 0, 1, 3, 7, ... and the last) to the first that fits and bisects back up
+	// between it and the last that did not, as if fitting were monotone in the end
+	// (it is not quite: the layers grow with the end, the values crossing it vary):
+	// a segment costs a few exact estimates; the end it returns fits, though a later
+	// one may too.
+	next := func(first int, ends []int, likely map[int]bool) (int, []int, error) {
+		try := func(i int) (bool, error) {
+			ok, _, err := fits(first, ends[i])
+			return ok, err
+		}
+		tried := 0
+		for i, end := range ends {
+			if !likely[end] {
+				continue
 			}
-			ok, over, err := fits(first, end)
-			if err != nil {
-				return nil, -1, -1, err
-			}
-			if over {
+			if tried++; tried > maxLikely {
 				break
 			}
-			if ok {
-				best = end
+			ok, err := try(i)
+			if err != nil || ok {
+				return end, ends[i+1:], err
 			}
 		}
-		if best < 0 {
+		failed, found := -1, -1
+		for i, step := 0, 1; found < 0 && failed < len(ends)-1; i, step = min(i+step, len(ends)-1), 2*step {
+			ok, err := try(i)
+			if err != nil {
+				return -1, nil, err
+			}
+			if ok {
+				found = i
+			} else {
+				failed = i
+			}
+		}
+		if found < 0 {
+			return -1, nil, nil
+		}
+		for lo := failed + 1; lo < found; {
+			mid := (lo + found) / 2
+			ok, err := try(mid)
+			if err != nil {
+				return -1, nil, err
+			}
+			if ok {
+				found = mid
+			} else {
+				lo = mid + 1
+			}
+		}
+		return ends[found], ends[found+1:], nil
+	}
+	// The search: stack[i] is segment i's start and its untried ends; cuts[i] its end.
+	type frame struct {
+		first  int
+		rest   []int
+		likely map[int]bool
+	}
+	var stack []frame
+	dead := map[int]bool{}
+	far, backoffs := 0, 0
+	for first := 0; ; {
+		end, rest, likely := -1, []int(nil), map[int]bool(nil)
+		if !dead[first] {
+			ends, lk := candidates(first, cuts)
+			var err error
+			if end, rest, err = next(first, ends, lk); err != nil {
+				return nil, -1, -1, err
+			}
+			likely = lk
+		}
+		if end == n {
+			return cuts, -1, -1, nil
+		}
+		if end > 0 {
+			stack = append(stack, frame{first, rest, likely})
+			cuts = append(cuts, end)
+			first = end
+			continue
+		}
+		// No segment starts at first: back off.
+		dead[first] = true
+		far = max(far, first)
+		for end < 0 && len(stack) > 0 && backoffs < maxBackoffs {
+			backoffs++
+			top := &stack[len(stack)-1]
+			cuts = cuts[:len(stack)-1]
+			ends := slices.DeleteFunc(top.rest, func(e int) bool { return dead[e] })
+			var err error
+			if end, top.rest, err = next(top.first, ends, top.likely); err != nil {
+				return nil, -1, -1, err
+			}
+			if end < 0 {
+				dead[top.first] = true
+				stack = stack[:len(stack)-1]
+			}
+		}
+		if end < 0 {
 			failed := -1
 			for i, r := range regs {
-				if first >= r.start && first < r.end || first+1 == r.start {
+				if far >= r.start && far < r.end || far+1 == r.start {
 					failed = regs[i].split
 				}
 			}
-			return nil, failed, first, fmt.Errorf("%w: no segment starting at layer %d (%s) fits the budget", bench.ErrOverBudget, first, q.Layers[first].Name)
+			return nil, failed, far, fmt.Errorf("%w: no segment starting at layer %d (%s) fits the budget (%d back-offs)", bench.ErrOverBudget, far, q.Layers[far].Name, backoffs)
 		}
-		if best == len(q.Layers) {
+		if end == n {
 			return cuts, -1, -1, nil
 		}
-		cuts = append(cuts, best)
-		first = best
+		cuts = append(cuts, end)
+		first = end
 	}
 }

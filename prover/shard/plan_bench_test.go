@@ -1,0 +1,99 @@
+package shard
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/zkml/zkml/circuits"
+	"github.com/zkml/zkml/internal/bench"
+	"github.com/zkml/zkml/internal/onnxgen"
+	"github.com/zkml/zkml/model/quant"
+)
+
+// BenchmarkPlan times SplitBudget (the sharded planner) on synthetic networks and
+// reports the plan: segments, layer splits and the largest segment's estimate.
+//
+//	go test ./prover/shard -run '^$' -bench Plan -benchtime 1x -v
+//
+// The default case is small (ResNet-50 at 64x64 with a sixteenth of the channels at a
+// 512 MiB budget). ZKML_PLAN=arch:size:div:budget[,...] plans others, for example
+// ZKML_PLAN=resnet50:224:16:8GiB,squeezenet:224:1:8GiB (arch resnet50, squeezenet,
+// vgg16 or alexnet; budget in MiB or GiB).
+func BenchmarkPlan(b *testing.B) {
+	spec := os.Getenv("ZKML_PLAN")
+	if spec == "" {
+		spec = "resnet50:64:16:512MiB"
+	}
+	for _, c := range strings.Split(spec, ",") {
+		f := strings.Split(c, ":")
+		if len(f) != 4 {
+			b.Fatalf("ZKML_PLAN case %q: want arch:size:div:budget", c)
+		}
+		size, err1 := strconv.Atoi(f[1])
+		div, err2 := strconv.Atoi(f[2])
+		budget, err3 := parseBudget(f[3])
+		if err1 != nil || err2 != nil || err3 != nil {
+			b.Fatalf("ZKML_PLAN case %q: bad number", c)
+		}
+		var arch onnxgen.Arch
+		switch f[0] {
+		case "resnet50":
+			arch = onnxgen.ResNet50{Size: size, Div: div, Classes: 1000 / div}
+		case "squeezenet":
+			arch = onnxgen.SqueezeNet{Size: size, Div: div, Classes: 1000 / div}
+		case "vgg16":
+			arch = onnxgen.VGG16{Size: size, Div: div, Classes: 1000 / div}
+		case "alexnet":
+			arch = onnxgen.AlexNet{Size: size, Div: div, Classes: 1000 / div}
+		default:
+			b.Fatalf("ZKML_PLAN case %q: unknown arch", c)
+		}
+		b.Run(c, func(b *testing.B) {
+			m, _, _, err := arch.Build()
+			if err != nil {
+				b.Fatal(err)
+			}
+			p := lower(b, m, quant.DefaultConfig())
+			limits := bench.Limits{MaxMemoryBytes: budget}
+			b.ResetTimer()
+			for range b.N {
+				start := time.Now()
+				pl, err := SplitBudget(p, []circuits.System{circuits.Groth16}, limits)
+				if err != nil {
+					b.Fatal(err)
+				}
+				var most int64
+				for _, s := range pl.Segments {
+					e, err := bench.EstimateProgram(s.Program, circuits.Groth16)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if limits.Check(e) != nil {
+						b.Fatalf("segment %d over the budget: %d MiB", s.Index, e.MemoryBytes>>20)
+					}
+					most = max(most, e.Constraints)
+				}
+				b.Logf("%s: %d layers, %d segments, %d layer splits, largest segment %d constraints, planned in %v",
+					c, len(p.Layers), len(pl.Segments), len(pl.Splits), most, time.Since(start).Round(time.Millisecond))
+				b.ReportMetric(float64(len(pl.Segments)), "segments")
+			}
+		})
+	}
+}
+
+func parseBudget(s string) (int64, error) {
+	for _, u := range []struct {
+		suffix string
+		shift  uint
+	}{{"GiB", 30}, {"MiB", 20}} {
+		if n, ok := strings.CutSuffix(s, u.suffix); ok {
+			v, err := strconv.ParseInt(n, 10, 64)
+			return v << u.shift, err
+		}
+	}
+	return 0, fmt.Errorf("budget %q: want MiB or GiB", s)
+}
