@@ -16,10 +16,11 @@ import (
 // commitProgram is a program whose circuit range-checks 4096 values to 16 bits (so
 // the range argument and its table exist without the commitment, as in a model)
 // and, with boundary set, commits to n other input values of signed width w as one
-// boundary group (quant.Boundary), which nothing else reads. Without boundary those
-// values are unread private inputs: the difference between the two circuits is the
-// commitment's cost.
-func commitProgram(n, w int, boundary bool) *quant.Program {
+// boundary group (quant.Boundary). Without boundary those values are private
+// inputs: the difference between the two circuits is the commitment's cost. With
+// entry > 0 the n values are also range-checked to entry bits by a layer of their
+// own, as prover/shard checks a segment's boundary inputs on entry.
+func commitProgram(n, w, entry int, boundary bool) *quant.Program {
 	const base = 4096
 	cfg := quant.DefaultConfig()
 	cfg.InputVis, cfg.OutputVis = quant.Private, quant.Private
@@ -32,6 +33,11 @@ func commitProgram(n, w int, boundary bool) *quant.Program {
 	p.Inputs, p.InputNames = []int{0, 1}, []string{"base", "x"}
 	p.Outputs, p.OutputNames = []int{2}, []string{"y"}
 	p.Layers = []*quant.Layer{{Name: "check", Op: "Input", Kind: quant.KRangeChk, In: []int{0}, Out: 2, Bits: 16}}
+	if entry > 0 {
+		p.Values = append(p.Values, quant.Value{Shape: []int{n}, Bound: p.Values[1].Bound})
+		p.Layers = append(p.Layers, &quant.Layer{Name: "entry", Op: "Boundary", Kind: quant.KRangeChk, In: []int{1}, Out: 3, Bits: entry})
+		p.Outputs, p.OutputNames = []int{2, 3}, []string{"y", "x"}
+	}
 	if boundary {
 		p.InputVis = quant.Boundary
 		p.PrivateInputs = 1
@@ -41,51 +47,67 @@ func commitProgram(n, w int, boundary bool) *quant.Program {
 
 // TestEstimateBoundsCommitments checks that the estimate of a Poseidon2 commitment
 // (counter.hash: its range checks, packing and permutations) is an upper bound on
-// what the compiled circuit spends on it, and a tight one (within 10%), in both
-// systems, for groups of 1 to 10,000 values (1,000 under -short) of widths 8, 16
-// and 24. The commitment's part is the difference between a program with the
-// boundary group and the same program without it.
+// what the compiled circuit spends on it, and a tight one, in both systems: for
+// groups of 1 to 10,000 values (1,000 under -short) of widths 8, 16 and 24, and for
+// 1,000 values of widths 8, 16, 24 and 25 also range-checked on entry, within 10%.
+// The commitment's part is the difference between a program with the boundary
+// group and the same program without it. One exception: gnark's PLONK builder
+// reuses an addition it has already made with the same wires and coefficients, so
+// values checked on entry to exactly the commitment's width share their shift (and,
+// for a one-limb check, its query) with the commitment's own check; the estimate,
+// which does not follow wires, stays an upper bound there, within 40%.
 func TestEstimateBoundsCommitments(t *testing.T) {
 	sizes := []int{1, 10, 100, 1000, 10000}
 	if testing.Short() {
 		sizes = sizes[:4]
 	}
+	type cas struct{ n, w, entry int }
+	var cases []cas
+	for _, w := range []int{8, 16, 24} {
+		for _, n := range sizes {
+			cases = append(cases, cas{n, w, 0})
+		}
+	}
+	for _, w := range []int{8, 16, 24, 25} {
+		cases = append(cases, cas{1000, w, w + 1}, cas{1000, w, w})
+	}
 	for _, sys := range []circuits.System{circuits.Groth16, circuits.Plonk} {
-		p0 := commitProgram(1, 8, false)
-		e0, err := EstimateProgram(p0, sys)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, s0, err := circuits.Compile(p0, sys)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, w := range []int{8, 16, 24} {
-			for _, n := range sizes {
-				p := commitProgram(n, w, true)
-				if l := circuits.NewLayout(p); len(l.Hashes) != 1 || l.Hashes[0].Domain != circuits.TagBoundary || l.Hashes[0].Width != w {
-					t.Fatalf("w %d n %d: commitments %+v, want one boundary group of width %d", w, n, l.Hashes, w)
-				}
-				e, err := EstimateProgram(p, sys)
-				if err != nil {
-					t.Fatal(err)
-				}
-				_, s, err := circuits.Compile(p, sys)
-				if err != nil {
-					t.Fatal(err)
-				}
-				compiled, est := int64(s.Constraints-s0.Constraints), e.Constraints-e0.Constraints
-				wires := int64(s.Internal + s.Public + s.Secret)
-				t.Logf("%-7s w %2d n %5d: commitment compiled %7d, estimated %7d (%.3fx), %.2f constraints a value",
-					sys, w, n, compiled, est, float64(est)/float64(compiled), float64(compiled)/float64(n))
-				if est < compiled || float64(est) > 1.10*float64(compiled) {
-					t.Errorf("%s w %d n %d: commitment estimated at %d constraints, compiled to %d (want within [1, 1.10]x)",
-						sys, w, n, est, compiled)
-				}
-				if e.Constraints < int64(s.Constraints) || e.Wires < wires {
-					t.Errorf("%s w %d n %d: estimated %d constraints and %d wires, compiled %d and %d",
-						sys, w, n, e.Constraints, e.Wires, s.Constraints, wires)
-				}
+		for _, tc := range cases {
+			p0, p := commitProgram(tc.n, tc.w, tc.entry, false), commitProgram(tc.n, tc.w, tc.entry, true)
+			if l := circuits.NewLayout(p); len(l.Hashes) != 1 || l.Hashes[0].Domain != circuits.TagBoundary || l.Hashes[0].Width != tc.w {
+				t.Fatalf("%+v: commitments %+v, want one boundary group of width %d", tc, l.Hashes, tc.w)
+			}
+			e0, err := EstimateProgram(p0, sys)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e, err := EstimateProgram(p, sys)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, s0, err := circuits.Compile(p0, sys)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, s, err := circuits.Compile(p, sys)
+			if err != nil {
+				t.Fatal(err)
+			}
+			compiled, est := int64(s.Constraints-s0.Constraints), e.Constraints-e0.Constraints
+			wires := int64(s.Internal + s.Public + s.Secret)
+			t.Logf("%-7s w %2d n %5d entry %2d: commitment compiled %7d, estimated %7d (%.3fx), %.2f constraints a value",
+				sys, tc.w, tc.n, tc.entry, compiled, est, float64(est)/float64(compiled), float64(compiled)/float64(tc.n))
+			limit := 1.10
+			if sys == circuits.Plonk && tc.entry == tc.w {
+				limit = 1.40
+			}
+			if est < compiled || float64(est) > limit*float64(compiled) {
+				t.Errorf("%s %+v: commitment estimated at %d constraints, compiled to %d (want within [1, %.2f]x)",
+					sys, tc, est, compiled, limit)
+			}
+			if e.Constraints < int64(s.Constraints) || e.Wires < wires {
+				t.Errorf("%s %+v: estimated %d constraints and %d wires, compiled %d and %d",
+					sys, tc, e.Constraints, e.Wires, s.Constraints, wires)
 			}
 		}
 	}
