@@ -445,7 +445,9 @@ func (c *counter) DivFloor(x, y sym, xBits, yBits, qBits int) sym {
 // after the first of an element), one Merkle-Damgard Poseidon2 permutation per packed
 // element, and the equality with the public commitment. The three header elements
 // (tag, count and width) are constants: their permutations fold to a constant and cost
-// nothing.
+// nothing. Both shifts of a value (its range check's and the packing's) are charged,
+// although gnark's PLONK builder reuses the first for the second when it is the
+// value's first addition with that constant: the bound holds either way.
 func (c *counter) hash(w, n int) {
 	per := circuits.MaxPackBits / w
 	perm := int64(poseidonR1CS)
@@ -455,8 +457,9 @@ func (c *counter) hash(w, n int) {
 	for start := 0; start < n; start += per {
 		acc := c.Const(0)
 		for i := start; i < min(start+per, n); i++ {
-			v := sym{terms: 1} // a committed value is an input or output wire
+			v := sym{terms: 1} // a committed value is an input, output or param wire
 			c.RangeCheck(v, w)
+			// acc*2^w + (v + 2^(w-1)); 2 stands for any constant other than 1.
 			acc = c.add(c.MulConst(acc, 2), c.add(v, nonzero()))
 		}
 		c.cost(perm)
