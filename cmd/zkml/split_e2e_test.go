@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,7 +11,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/advancedclimatesystems/gonnx/onnx"
 	"github.com/consensys/gnark-crypto/ecc/bn254/fr"
 	"github.com/consensys/gnark/backend/witness"
 
@@ -25,34 +23,12 @@ import (
 	"github.com/zkml/zkml/prover/shard"
 )
 
-// poolCNN is a small CNN whose k x k max-pool (stride 1) dominates its circuit: conv
-// 3x3 (1 -> 1 channel) and ReLU on an h x h input, the k x k pool, a 2x2 max-pool
-// (stride 2), a global average pool, flatten. The first pool's comparisons (about
-// 4(k^2-1) R1CS constraints an output) outweigh the commitment of the values that
-// cross a band boundary, so a budget below the pool's own estimate splits it into
-// bands of output rows (shard.LayerSplit) instead of refusing the model. It also
-// writes a random input.json into dir.
+// poolCNN writes onnxgen.PoolCNN{k, h} and its sample input.json into dir: a budget
+// below its k x k max-pool's own estimate makes the planner split the pool into bands
+// of output rows (shard.LayerSplit) instead of refusing the model.
 func poolCNN(t *testing.T, dir string, k, h int64) (onnxPath, inputPath string) {
 	t.Helper()
-	b := onnxgen.Seeded("split_e2e")
-	w := b.Init("w", onnxgen.HeScale(9), 1, 1, 3, 3)
-	bias := b.Init("b", 0.05, 1)
-	x := b.Node("Conv", []string{"input", w, bias}, onnxgen.Ints("kernel_shape", 3, 3), onnxgen.Ints("pads", 1, 1, 1, 1))
-	x = b.Node("Relu", []string{x})
-	x = b.Node("MaxPool", []string{x}, onnxgen.Ints("kernel_shape", k, k), onnxgen.Ints("pads", k/2, k/2, k/2, k/2))
-	x = b.Node("MaxPool", []string{x}, onnxgen.Ints("kernel_shape", 2, 2), onnxgen.Ints("strides", 2, 2))
-	x = b.Node("GlobalAveragePool", []string{x})
-	x = b.Node("Flatten", []string{x}, onnxgen.Int("axis", 1))
-	raw, err := b.Marshal([]*onnx.ValueInfoProto{onnxgen.ValueInfo("input", 1, 1, h, h)}, []*onnx.ValueInfoProto{onnxgen.ValueInfo(x, 1, 1)}, 7, 13)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rng := rand.New(rand.NewSource(7))
-	data := make([]float64, h*h)
-	for i := range data {
-		data[i] = 2*rng.Float64() - 1
-	}
-	in, err := json.Marshal(map[string]any{"input_data": [][]float64{data}})
+	raw, in, err := onnxgen.PoolCNN{K: k, H: h}.Build()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,12 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand"
 	"slices"
 	"strings"
 	"testing"
 
-	"github.com/advancedclimatesystems/gonnx/onnx"
 	"github.com/consensys/gnark-crypto/ecc/bn254/fr"
 	"github.com/consensys/gnark/backend/witness"
 
@@ -25,36 +23,16 @@ import (
 	"github.com/zkml/zkml/prover/shard"
 )
 
-// poolCNN is a small CNN whose k x k max-pool (stride 1) dominates its circuit: conv
-// 3x3 (1 -> 1 channel) and ReLU on an h x h input, the k x k pool, a 2x2 max-pool
-// (stride 2), a global average pool, flatten; and a random input.json. A budget
-// below the pool's own estimate splits the pool into bands of output rows
+// poolCNN is onnxgen.PoolCNN{k, h} and its sample input: a budget below its k x k
+// max-pool's own estimate makes the planner split the pool into bands of output rows
 // (shard.LayerSplit).
 func poolCNN(t *testing.T, k, h int64) (onnxModel, input []byte) {
 	t.Helper()
-	b := onnxgen.Seeded("split_e2e")
-	w := b.Init("w", onnxgen.HeScale(9), 1, 1, 3, 3)
-	bias := b.Init("b", 0.05, 1)
-	x := b.Node("Conv", []string{"input", w, bias}, onnxgen.Ints("kernel_shape", 3, 3), onnxgen.Ints("pads", 1, 1, 1, 1))
-	x = b.Node("Relu", []string{x})
-	x = b.Node("MaxPool", []string{x}, onnxgen.Ints("kernel_shape", k, k), onnxgen.Ints("pads", k/2, k/2, k/2, k/2))
-	x = b.Node("MaxPool", []string{x}, onnxgen.Ints("kernel_shape", 2, 2), onnxgen.Ints("strides", 2, 2))
-	x = b.Node("GlobalAveragePool", []string{x})
-	x = b.Node("Flatten", []string{x}, onnxgen.Int("axis", 1))
-	raw, err := b.Marshal([]*onnx.ValueInfoProto{onnxgen.ValueInfo("input", 1, 1, h, h)}, []*onnx.ValueInfoProto{onnxgen.ValueInfo(x, 1, 1)}, 7, 13)
+	onnxModel, input, err := onnxgen.PoolCNN{K: k, H: h}.Build()
 	if err != nil {
 		t.Fatal(err)
 	}
-	rng := rand.New(rand.NewSource(11))
-	data := make([]float64, h*h)
-	for i := range data {
-		data[i] = 2*rng.Float64() - 1
-	}
-	in, err := json.Marshal(map[string]any{"input_data": [][]float64{data}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return raw, in
+	return onnxModel, input
 }
 
 // TestShardedLayerSplitWorkerLimit: a model sharded under the worker's own memory

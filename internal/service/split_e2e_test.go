@@ -2,14 +2,11 @@ package service_test
 
 import (
 	"encoding/json"
-	"math/rand"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/advancedclimatesystems/gonnx/onnx"
 
 	"github.com/zkml/zkml/api"
 	"github.com/zkml/zkml/circuits"
@@ -22,36 +19,15 @@ import (
 	"github.com/zkml/zkml/prover/shard"
 )
 
-// poolCNN is a small CNN whose 5x5 max-pool (stride 1) dominates its circuit: conv
-// 3x3 (1 -> 1 channel) and ReLU on a 12x12 input, the pool, a 2x2 max-pool (stride
-// 2), a global average pool, flatten; and an input for it. A memory budget below the
-// pool's own estimate splits the pool into bands of output rows (shard.LayerSplit).
+// poolCNN is onnxgen.PoolCNN{5, 12} and its sample input: a budget below its 5x5
+// max-pool's own estimate makes the planner split the pool into bands.
 func poolCNN(t *testing.T) (onnxModel, input []byte) {
 	t.Helper()
-	const h = 12
-	b := onnxgen.Seeded("split_e2e")
-	w := b.Init("w", onnxgen.HeScale(9), 1, 1, 3, 3)
-	bias := b.Init("b", 0.05, 1)
-	x := b.Node("Conv", []string{"input", w, bias}, onnxgen.Ints("kernel_shape", 3, 3), onnxgen.Ints("pads", 1, 1, 1, 1))
-	x = b.Node("Relu", []string{x})
-	x = b.Node("MaxPool", []string{x}, onnxgen.Ints("kernel_shape", 5, 5), onnxgen.Ints("pads", 2, 2, 2, 2))
-	x = b.Node("MaxPool", []string{x}, onnxgen.Ints("kernel_shape", 2, 2), onnxgen.Ints("strides", 2, 2))
-	x = b.Node("GlobalAveragePool", []string{x})
-	x = b.Node("Flatten", []string{x}, onnxgen.Int("axis", 1))
-	raw, err := b.Marshal([]*onnx.ValueInfoProto{onnxgen.ValueInfo("input", 1, 1, h, h)}, []*onnx.ValueInfoProto{onnxgen.ValueInfo(x, 1, 1)}, 7, 13)
+	onnxModel, input, err := onnxgen.PoolCNN{K: 5, H: 12}.Build()
 	if err != nil {
 		t.Fatal(err)
 	}
-	rng := rand.New(rand.NewSource(5))
-	data := make([]float64, h*h)
-	for i := range data {
-		data[i] = 2*rng.Float64() - 1
-	}
-	in, err := json.Marshal(map[string]any{"input_data": [][]float64{data}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return raw, in
+	return onnxModel, input
 }
 
 // TestShardedLayerSplitService runs a plan with a layer split through the HTTP API on
