@@ -1,0 +1,98 @@
+package prover_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/zkml/zkml/circuits"
+	"github.com/zkml/zkml/internal/bench"
+	"github.com/zkml/zkml/model"
+	"github.com/zkml/zkml/prover"
+)
+
+// BenchmarkModelProve proves mnist_mlp from a model directory as `zkml prove` does,
+// one fresh Open per iteration with the cache of decoded objects emptied (as in a new
+// process), for each system; compile and setup are outside the timed loop. Besides
+// ns/op (the whole sequence) it reports each phase in seconds per proof:
+//
+//	open-s     prover.Open: read the manifest, rebuild and check the quantized model
+//	circuit-s  decode the stored constraint system
+//	pk-s       read, checksum and decode the stored proving key
+//	vk-s       the same for the verifying key
+//	witness-s  prover.NewWitness (quantize the input, integer reference, gnark witness)
+//	gnark-s    gnark's prover, solver included (Proof.ProveSeconds)
+//	rest-s     the rest of Model.Prove: its own witness, verifying the fresh proof,
+//	           serializing it and its public inputs
+//
+// plus the circuit's constraints and log2 of its FFT domain. For example
+//
+//	nice go test -run '^$' -bench ModelProve -benchtime 5x ./prover/
+func BenchmarkModelProve(b *testing.B) {
+	for _, sys := range []circuits.System{circuits.Groth16, circuits.Plonk} {
+		b.Run(string(sys)+"/mnist_mlp", func(b *testing.B) {
+			m, in := setupBenchModel(b, "mnist_mlp", sys)
+			ccs, err := m.Circuit(sys)
+			if err != nil {
+				b.Fatal(err)
+			}
+			power := prover.PlonkPower(ccs)
+			if sys == circuits.Groth16 {
+				power = prover.Groth16Power(ccs)
+			}
+			var sum [7]float64
+			for b.Loop() {
+				prover.DropDecodedForTest()
+				var t [7]float64
+				lap := func(i int, f func() error) {
+					start := time.Now()
+					if err := f(); err != nil {
+						b.Fatal(err)
+					}
+					t[i] = time.Since(start).Seconds()
+				}
+				var om *prover.Model
+				lap(0, func() (err error) { om, err = prover.Open(m.Dir); return err })
+				lap(1, func() error { _, err := om.Circuit(sys); return err })
+				lap(2, func() error { _, err := om.ProvingKey(sys); return err })
+				lap(3, func() error { _, err := om.VerifyingKey(sys); return err })
+				lap(4, func() error { _, err := prover.NewWitness(om.Program, in); return err })
+				var p *prover.Proof
+				lap(6, func() (err error) { p, err = om.Prove(sys, in); return err })
+				t[5], t[6] = p.ProveSeconds, t[6]-p.ProveSeconds
+				for i := range t {
+					sum[i] += t[i]
+				}
+			}
+			for i, name := range []string{"open-s", "circuit-s", "pk-s", "vk-s", "witness-s", "gnark-s", "rest-s"} {
+				b.ReportMetric(sum[i]/float64(b.N), name)
+			}
+			b.ReportMetric(float64(ccs.GetNbConstraints()), "constraints")
+			b.ReportMetric(float64(power), "domain-log2")
+		})
+	}
+}
+
+// setupBenchModel makes a model directory for the synthetic model name with sys
+// compiled and its development keys, and returns it with the model's sample input.
+func setupBenchModel(b *testing.B, name string, sys circuits.System) (*prover.Model, []*model.Tensor) {
+	b.Helper()
+	sm, err := bench.SyntheticModel(name)
+	if err != nil {
+		b.Fatal(err)
+	}
+	m, err := prover.Create(b.TempDir(), sm.ONNX, sm.Config)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := m.Compile(sys); err != nil {
+		b.Fatal(err)
+	}
+	if err := m.Setup(sys); err != nil {
+		b.Fatal(err)
+	}
+	in, err := model.ParseInput(sm.Input, m.Graph)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return m, in
+}
