@@ -3,9 +3,15 @@
 package prover_test
 
 import (
+	"fmt"
+	"math/big"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/consensys/gnark-crypto/ecc"
+	"github.com/consensys/gnark/frontend"
+	"github.com/consensys/gnark/frontend/cs/scs"
 
 	"github.com/zkml/zkml/circuits"
 	"github.com/zkml/zkml/internal/bench"
@@ -116,4 +122,72 @@ func cpuSeconds(b *testing.B) float64 {
 		b.Fatal(err)
 	}
 	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
+}
+
+// squareChain is a PLONK circuit of about N gates: N squarings of a secret, the last
+// one public, with one BSB22 commitment (as a lookup range argument makes).
+type squareChain struct {
+	X frontend.Variable
+	Y frontend.Variable `gnark:",public"`
+	N int               `gnark:"-"`
+}
+
+func (c *squareChain) Define(api frontend.API) error {
+	v := c.X
+	var early []frontend.Variable
+	for i := range c.N {
+		v = api.Mul(v, v)
+		if i < 8 {
+			early = append(early, v)
+		}
+	}
+	cm, err := api.(frontend.Committer).Commit(early...)
+	if err != nil {
+		return err
+	}
+	api.AssertIsDifferent(cm, 0)
+	api.AssertIsEqual(v, c.Y)
+	return nil
+}
+
+// BenchmarkPlonkProveDomain measures gnark's PLONK prover with zkml's prover options
+// on circuits that fill 7/8 of FFT domains of 2^12 to 2^16 rows (mnist_mlp fills 88%
+// of 2^16), reporting the process's CPU time per proof (cpu-s): how PLONK's prove
+// time scales with the domain, whatever the circuit, on this machine.
+func BenchmarkPlonkProveDomain(b *testing.B) {
+	for k := 12; k <= 16; k++ {
+		b.Run(fmt.Sprintf("2^%d", k), func(b *testing.B) {
+			n := (1<<k)*7/8 - 16
+			ccs, err := frontend.Compile(ecc.BN254.ScalarField(), scs.NewBuilder, &squareChain{N: n})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if got := prover.PlonkPower(ccs); got != k {
+				b.Fatalf("domain 2^%d, want 2^%d", got, k)
+			}
+			x := big.NewInt(3)
+			y := new(big.Int).Set(x)
+			for range n {
+				y.Mul(y, y).Mod(y, ecc.BN254.ScalarField())
+			}
+			full, err := frontend.NewWitness(&squareChain{X: x, Y: y, N: n}, ecc.BN254.ScalarField())
+			if err != nil {
+				b.Fatal(err)
+			}
+			pk, _, err := prover.SetupKeys(ccs, circuits.Plonk)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var cpu float64
+			for b.Loop() {
+				c0 := cpuSeconds(b)
+				if _, err := prover.ProveWitness(circuits.Plonk, ccs, pk, full); err != nil {
+					b.Fatal(err)
+				}
+				cpu += cpuSeconds(b) - c0
+			}
+			b.ReportMetric(cpu/float64(b.N), "cpu-s")
+			b.ReportMetric(float64(ccs.GetNbConstraints()), "constraints")
+		})
+	}
 }
