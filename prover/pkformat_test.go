@@ -2,7 +2,17 @@ package prover
 
 import (
 	"bytes"
+	"io"
+	"strings"
 	"testing"
+
+	"github.com/consensys/gnark-crypto/ecc"
+	"github.com/consensys/gnark-crypto/ecc/bn254"
+	"github.com/consensys/gnark-crypto/ecc/bn254/fp"
+	"github.com/consensys/gnark/backend/groth16"
+	groth16bn254 "github.com/consensys/gnark/backend/groth16/bn254"
+	"github.com/consensys/gnark/backend/plonk"
+	plonkbn254 "github.com/consensys/gnark/backend/plonk/bn254"
 
 	"github.com/zkml/zkml/circuits"
 )
@@ -47,5 +57,67 @@ func TestProvingKeyStoredRaw(t *testing.T) {
 			t.Fatal(err)
 		}
 		proveAndVerify(t, old, sys, in)
+	}
+}
+
+// TestProvingKeyPointOffCurve: a stored proving key is decoded without per-point
+// checks (the file is checksum-verified and our own; the checks were most of a PLONK
+// key's load time), so a key holding a point off the curve, whose manifest checksum
+// matches, loads; the proof made with it does not verify and Prove returns an error,
+// never the proof.
+func TestProvingKeyPointOffCurve(t *testing.T) {
+	for _, sys := range []circuits.System{circuits.Groth16, circuits.Plonk} {
+		m, in := reluModel(t, sys)
+		if err := m.Setup(sys); err != nil {
+			t.Fatal(err)
+		}
+		pk, err := m.ProvingKey(sys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Move one point every proof uses off the curve: PLONK's [τ]₁ (commitments to
+		// the quotient and the openings), Groth16's [α]₁.
+		var p *bn254.G1Affine
+		switch k := pk.(type) {
+		case *plonkbn254.ProvingKey:
+			p = &k.Kzg.G1[1]
+		case *groth16bn254.ProvingKey:
+			p = &k.G1.Alpha
+		default:
+			t.Fatalf("%s: proving key %T", sys, pk)
+		}
+		saved := *p
+		var one fp.Element
+		one.SetOne()
+		p.Y.Add(&p.Y, &one)
+		if p.IsOnCurve() {
+			t.Fatal("tampered point still on the curve")
+		}
+		bad, err := EncodeProvingKey(pk.(writerTo))
+		*p = saved // pk is the cached key of the original file
+		if err != nil {
+			t.Fatal(err)
+		}
+		var checked io.ReaderFrom = groth16.NewProvingKey(ecc.BN254)
+		if sys == circuits.Plonk {
+			checked = plonk.NewProvingKey(ecc.BN254)
+		}
+		if _, err := checked.ReadFrom(bytes.NewReader(bad)); err == nil {
+			t.Fatalf("%s: gnark's checked decoder accepts the tampered key", sys)
+		}
+		if err := m.WriteArtifact(fileName("pk", sys), bad); err != nil {
+			t.Fatal(err)
+		}
+		re, err := Open(m.Dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := re.ProvingKey(sys); err != nil {
+			t.Fatalf("%s: stored key decoded with checks: %v", sys, err)
+		}
+		proof, err := re.Prove(sys, in)
+		if err == nil || !strings.Contains(err.Error(), "does not verify") {
+			t.Fatalf("%s: prove with an off-curve key point: proof %v, err %v; want the proof refused", sys, proof != nil, err)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/consensys/gnark/backend/groth16"
+	"github.com/consensys/gnark/backend/plonk"
 
 	"github.com/zkml/zkml/circuits"
 	"github.com/zkml/zkml/internal/bench"
@@ -15,7 +16,7 @@ import (
 // benchModels are the models the Go benchmarks run on (see internal/bench).
 var benchModels = []string{"mnist_mlp", "mnist_cnn"}
 
-func benchProgram(b *testing.B, name string) (*quant.Program, []*model.Tensor) {
+func benchProgram(b testing.TB, name string) (*quant.Program, []*model.Tensor) {
 	b.Helper()
 	m, err := bench.SyntheticModel(name)
 	if err != nil {
@@ -73,6 +74,39 @@ func BenchmarkGroth16Prove(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(ccs.GetNbConstraints()), "constraints")
+		})
+	}
+}
+
+// BenchmarkPlonkProve measures gnark's PLONK prover (solver included) with zkml's
+// prover options on keys from the development setup, as BenchmarkGroth16Prove does for
+// Groth16; compile and setup are outside the timed loop. It reports the circuit's
+// constraints and log2 of the FFT domain the prover works on (its quotient is computed
+// on a coset domain four times that size).
+func BenchmarkPlonkProve(b *testing.B) {
+	for _, name := range benchModels {
+		b.Run(name, func(b *testing.B) {
+			p, in := benchProgram(b, name)
+			w, err := prover.NewWitness(p, in)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ccs, _, err := circuits.Compile(p, circuits.Plonk)
+			if err != nil {
+				b.Fatal(err)
+			}
+			pk, _, err := prover.SetupKeys(ccs, circuits.Plonk)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := plonk.Prove(ccs, pk.(plonk.ProvingKey), w.Full, prover.ProverOptions(circuits.Plonk)...); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(ccs.GetNbConstraints()), "constraints")
+			b.ReportMetric(float64(prover.PlonkPower(ccs)), "domain-log2")
 		})
 	}
 }
