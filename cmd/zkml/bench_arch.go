@@ -31,7 +31,7 @@ func (a *archFlags) register(cmd *cobra.Command) {
 	f.IntVar(&a.classes, "classes", 1000, "--arch: classes (outputs)")
 	f.BoolVar(&a.layers, "layers", false, "--arch: also print the per-layer breakdown")
 	f.BoolVar(&a.measure, "measure", false, "--arch: also lower and compile (Groth16) each model, with times and heap peaks, to compare with the estimate (small models only: this builds the circuit)")
-	f.StringVar(&a.writeDir, "write-onnx", "", "--arch: write each model's ONNX and input.json into this directory (DIR/NAME/network.onnx), as estimated: ResNet-50, VGG-16 and AlexNet with their weights as ConstantOfShape fills (onnxgen FillWeights) unless --measure, where they have random weights")
+	f.StringVar(&a.writeDir, "write-onnx", "", "--arch: write each model's ONNX and input.json into this directory (DIR/NAME/network.onnx), with random weights (a model to prove), or as estimated (weights as ConstantOfShape fills, onnxgen FillWeights) where random weights would be past the model file limit")
 	f.StringVar(&a.segment, "segment-memory", "8GiB", "--arch: per-process memory budget for the segment count")
 }
 
@@ -66,7 +66,20 @@ func (a *archFlags) run(cmd *cobra.Command, jsonPath string) error {
 		}
 		row.Div = a.div
 		if a.writeDir != "" {
-			b, input, _, err := arch.Build()
+			// The written model is one to prove: random weights (as --measure
+			// builds), unless they would be past the model file limit. Constant fills
+			// are for estimates: every weight positive, the activations of a deep
+			// network grow past any fixed-point range (ResNet-50's overflow 24 bits
+			// by its fourth block).
+			write := arch
+			if row.Estimate.Params*4 < model.MaxModelBytes*9/10 {
+				if write, err = onnxgen.ParseArch(strings.TrimSpace(name), a.size, a.div, a.classes, false); err != nil {
+					return err
+				}
+			} else if !a.measure {
+				fmt.Fprintf(errw, "%s: written with constant weights (random ones would be past the model file limit): for estimates; its activations overflow the fixed-point range when proven\n", arch.Name())
+			}
+			b, input, _, err := write.Build()
 			if err != nil {
 				return err
 			}

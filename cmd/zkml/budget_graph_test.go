@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"github.com/zkml/zkml/internal/onnxgen"
 	"github.com/zkml/zkml/model"
 	"github.com/zkml/zkml/model/quant"
+	"github.com/zkml/zkml/prover"
 )
 
 // TestMemoryBudgetStructural: compile refuses a scaled-down ResNet-50 (32x32, channels
@@ -95,5 +97,47 @@ func TestBenchArch(t *testing.T) {
 	}
 	if _, _, err := runBoth(t, "bench", "--arch", "lenet"); err == nil || !strings.Contains(err.Error(), "squeezenet, resnet50, vgg16, alexnet") {
 		t.Errorf("unknown architecture: %v", err)
+	}
+}
+
+// TestBenchArchWritesProvableModels: `zkml bench --arch --write-onnx` writes models to
+// prove: random weights, as the estimate's own graph has them only with --measure
+// (the estimate builds ResNet-50, VGG-16 and AlexNet with constant weight fills, whose
+// activations overflow: a ResNet-50 224/16 so written failed to prove, "Conv_86 ...
+// does not fit in the 24 signed bits"). The written ResNet-50's quantized program
+// evaluates its input.json within range, close to the float model.
+func TestBenchArchWritesProvableModels(t *testing.T) {
+	dir := t.TempDir()
+	mustRun(t, "bench", "--arch", "resnet50", "--size", "64", "--div", "16", "--classes", "4", "--write-onnx", dir)
+	d := filepath.Join(dir, onnxgen.ResNet50{Size: 64, Div: 16}.Name())
+	onnx, err := os.ReadFile(filepath.Join(d, "network.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	input, err := os.ReadFile(filepath.Join(d, "input.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _, _, err := onnxgen.ResNet50{Size: 64, Div: 16, Classes: 4}.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(onnx, want) {
+		t.Fatal("written model is not the random-weight ResNet-50 (constant fills?)")
+	}
+	g, p, err := prover.Build(onnx, quant.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := model.ParseInput(input, g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	qi, err := p.QuantizeInputs(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Eval(qi); err != nil {
+		t.Fatalf("written model's input does not evaluate: %v", err)
 	}
 }
