@@ -58,14 +58,14 @@ func newCrossing(p *quant.Program, lv *liveness, sys circuits.System) *crossing 
 	// A value of width w costs its share of the packed field elements' permutations
 	// and packing, and a range check (the commitment gadget's); an import also its
 	// boundary range check. A range check is charged one constraint per 16-bit limb and
-	// one more (its query and its share of the argument: TestPlannerApproximations
+	// two more (its queries and its share of the argument: TestPlannerApproximations
 	// finds whole segments within a few percent of the exact estimate).
 	const perm = 1 << 20
 	for id, v := range p.Values {
 		x.size[id] = numel(v.Shape)
 		w := signedWidth(v.Bound)
 		share := float64(bench.CommitmentCost(sys, w, perm)-bench.CommitmentCost(sys, w, 0)) / perm
-		check := float64((w+15)/16 + 1)
+		check := float64((w+15)/16 + 2)
 		x.impCost[id] = share + 2*check
 		x.expCost[id] = share + check
 	}
