@@ -7,10 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/advancedclimatesystems/gonnx/onnx"
-
 	"github.com/zkml/zkml/circuits"
-	"github.com/zkml/zkml/internal/onnxgen"
 	"github.com/zkml/zkml/model/quant"
 	"github.com/zkml/zkml/prover"
 )
@@ -43,14 +40,8 @@ func skipCuts(t testing.TB, p *quant.Program) []int {
 // skips; the segments, run on each other's outputs, compute the whole program's.
 func TestSplitDAG(t *testing.T) {
 	p := lower(t, residualNet(t), quant.DefaultConfig())
-	pl, err := Split(p, skipCuts(t, p))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got [][2]int
-	for _, pr := range pl.Pairs {
-		got = append(got, [2]int{pr.From, pr.To})
-	}
+	pl := split(t, p, skipCuts(t, p))
+	got := pairsOf(pl)
 	if !slices.Equal(got, [][2]int{{0, 1}, {0, 2}, {1, 2}}) {
 		t.Fatalf("pairs %v, want 0->1, 0->2, 1->2", got)
 	}
@@ -77,14 +68,7 @@ func TestSplitDAG(t *testing.T) {
 			t.Fatalf("pair %d -> %d: slots %d, %d: %+v %+v", pr.From, pr.To, pr.OutSlot, pr.InSlot, ho, hi)
 		}
 	}
-	qi := inputs(t, p, 1)
-	want, err := p.Eval(qi)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := chainEval(t, pl, p, qi); !slices.EqualFunc(got, want.Outputs, slices.Equal) {
-		t.Fatalf("segments compute %v, the whole program %v", got, want.Outputs)
-	}
+	checkChain(t, pl, p, 1)
 	// The plan ID binds the pair table: another table, same segments, another ID.
 	ids := []string{s0.ID, s1.ID, s2.ID}
 	for name, f := range map[string]func(ps []*Pair){
@@ -92,11 +76,7 @@ func TestSplitDAG(t *testing.T) {
 		"consumer": func(ps []*Pair) { ps[1].To = 1 },
 		"dropped":  func(ps []*Pair) { ps[1] = ps[2] },
 	} {
-		ps := make([]*Pair, 3)
-		for i, pr := range pl.Pairs {
-			c := *pr
-			ps[i] = &c
-		}
+		ps := clonePairs(pl.Pairs)
 		f(ps)
 		if id, err := PlanID(pl.ModelID, ids, ps); err != nil || id == pl.ID {
 			t.Errorf("pair table with another %s: plan ID %s, %v", name, id, err)
@@ -104,10 +84,7 @@ func TestSplitDAG(t *testing.T) {
 	}
 	// A two-segment plan's segments are the chain's: one group a side, no groups in
 	// the program (their model IDs are as before boundary groups).
-	two, err := Split(p, residualCuts(t, p)[:1])
-	if err != nil {
-		t.Fatal(err)
-	}
+	two := split(t, p, residualCuts(t, p)[:1])
 	if len(two.Pairs) != 1 || two.Segments[0].Program.OutputGroups != nil || two.Segments[1].Program.InputGroups != nil {
 		t.Fatalf("two segments: pairs %+v", two.Pairs)
 	}
@@ -130,10 +107,7 @@ func TestLoadRefusesOtherPairs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pl, err := Split(m.Program, skipCuts(t, m.Program))
-	if err != nil {
-		t.Fatal(err)
-	}
+	pl := split(t, m.Program, skipCuts(t, m.Program))
 	if err := Save(m, pl); err != nil {
 		t.Fatal(err)
 	}
@@ -148,11 +122,7 @@ func TestLoadRefusesOtherPairs(t *testing.T) {
 		"version 1 ID": func(rec *Plan) { rec.ID = strings.Repeat("ab", 32) },
 	} {
 		rec := *pl
-		rec.Pairs = nil
-		for _, pr := range pl.Pairs {
-			c := *pr
-			rec.Pairs = append(rec.Pairs, &c)
-		}
+		rec.Pairs = clonePairs(pl.Pairs)
 		f(&rec)
 		b, err := json.Marshal(&rec)
 		if err != nil {
@@ -173,85 +143,36 @@ func TestLoadRefusesOtherPairs(t *testing.T) {
 // in the bundle or in the verifier's plan are refused.
 func TestBundleDAG(t *testing.T) {
 	p := lower(t, residualNet(t), quant.DefaultConfig())
-	pl, err := Split(p, skipCuts(t, p))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sys := circuits.Groth16
-	keys, err := SetupDev(pl, sys)
-	if err != nil {
-		t.Fatal(err)
-	}
-	vk := keys.VerifyingKey
-	qi := inputs(t, p, 1)
-	b, err := Prove(pl, p, sys, keys, qi)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := Verify(pl, sys, vk, b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want, err := p.Eval(qi)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !slices.EqualFunc(v.Outputs, want.Outputs, slices.Equal) {
-		t.Fatalf("verified outputs %v, the whole program's %v", v.Outputs, want.Outputs)
-	}
-	checkLinks(t, pl, b)
-	ins, _, _, err := pl.Activations(p, qi)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := proveBundle(t, p, split(t, p, skipCuts(t, p)), circuits.Groth16)
+	pl, b, ins := f.pl, f.b, f.ins
 	// Segment 2 proven over another skip value (its group from segment 0), the value
 	// from segment 1 the true one: only the skip pair 0->2 tells. Its outputs are what
 	// the forged value gives, so the proof itself is valid.
 	last := 2
-	consumer := func(in [][]int64) *SegmentProof {
-		t.Helper()
-		r, err := pl.Segments[last].Program.Eval(in)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sp, err := ProveSegment(pl.Segments[last], sys, keys.CCS[last], keys.PK[last], keys.VK[last], in, r.Outputs)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return sp
-	}
-	forgedIn := slices.Clone(ins[last])
-	forgedIn[0] = slices.Clone(forgedIn[0])
-	forgedIn[0][0]++
-	forged := consumer(forgedIn)
+	forged, forgedOut := f.proveOn(t, pl.Segments[last], bumped(ins[last], 0))
 	// Segment 2 proven with its two groups' values swapped (same shapes): each group's
 	// commitment is the other pair's.
 	if len(ins[last]) != 2 || len(ins[last][0]) != len(ins[last][1]) {
 		t.Fatalf("segment 2's groups: %d tensors", len(ins[last]))
 	}
-	swapped := consumer([][]int64{ins[last][1], ins[last][0]})
-	with := func(f func(c *Bundle)) *Bundle {
-		c := *b
-		c.Segments = slices.Clone(b.Segments)
-		f(&c)
-		return &c
-	}
-	linked := func(i int, f func(sp *SegmentProof)) func(c *Bundle) {
+	swapped, swappedOut := f.proveOn(t, pl.Segments[last], [][]int64{ins[last][1], ins[last][0]})
+	with := f.tampered
+	linked := func(i int, edit func(sp *SegmentProof)) func(c *Bundle) {
 		return func(c *Bundle) {
 			sp := *c.Segments[i]
 			sp.InCommitments, sp.OutCommitments = slices.Clone(sp.InCommitments), slices.Clone(sp.OutCommitments)
-			f(&sp)
+			edit(&sp)
 			c.Segments[i] = &sp
 		}
 	}
 	for name, bad := range map[string]*Bundle{
 		"consumer over another skip value": with(func(c *Bundle) {
 			c.Segments[last] = forged
-			c.IntOutputs = nil
+			f.claim(c, forgedOut)
 		}),
 		"consumer with its groups swapped": with(func(c *Bundle) {
 			c.Segments[last] = swapped
-			c.IntOutputs = nil
+			f.claim(c, swappedOut)
 		}),
 		"listed commitments swapped": with(linked(last, func(sp *SegmentProof) {
 			a, b := sp.InCommitments[0], sp.InCommitments[1]
@@ -261,36 +182,21 @@ func TestBundleDAG(t *testing.T) {
 		"listed consumer dropped":  with(linked(0, func(sp *SegmentProof) { sp.OutCommitments = sp.OutCommitments[:1] })),
 		"listed commitment forged": with(linked(0, func(sp *SegmentProof) { sp.OutCommitments[1].Commitment = forged.InCommitments[0].Commitment })),
 	} {
-		if bad.IntOutputs == nil {
-			r, err := pl.Segments[last].Program.Eval(forgedIn)
-			if err != nil {
-				t.Fatal(err)
-			}
-			bad.IntOutputs = r.Outputs
-			if name == "consumer with its groups swapped" {
-				r, _ = pl.Segments[last].Program.Eval([][]int64{ins[last][1], ins[last][0]})
-				bad.IntOutputs = r.Outputs
-			}
-			bad.Outputs = nil
-			for _, o := range p.Dequantize(bad.IntOutputs) {
-				bad.Outputs = append(bad.Outputs, o.Data)
-			}
-		}
-		if _, err := Verify(pl, sys, vk, bad); !errors.Is(err, ErrInvalid) {
+		if _, err := f.verify(bad); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%s: got %v, want ErrInvalid", name, err)
 		}
 	}
 	// The verifier's own plan with a tampered pair table: its ID is not reproduced (an
 	// error, not a verdict on the bundle); with its ID recomputed, the bundle (of the
 	// true plan) is refused.
+	sys, vk := f.sys, f.keys.VerifyingKey
 	tampered := *pl
-	tampered.Pairs = slices.Clone(pl.Pairs)
-	pr := *pl.Pairs[2]
-	pr.InSlot = pl.Pairs[1].InSlot
-	tampered.Pairs[2] = &pr
+	tampered.Pairs = clonePairs(pl.Pairs)
+	tampered.Pairs[2].InSlot = pl.Pairs[1].InSlot
 	if _, err := Verify(&tampered, sys, vk, b); err == nil {
 		t.Error("verified against a plan whose pair table its ID does not cover")
 	}
+	var err error
 	if tampered.ID, err = tampered.planID(); err != nil {
 		t.Fatal(err)
 	}
@@ -311,68 +217,17 @@ func TestBundleDAG(t *testing.T) {
 // commitment are the unsharded model's (the model's own groups keep their
 // visibility next to the boundary groups), and the bundle verifies.
 func TestBundleDAGPlonkHashed(t *testing.T) {
-	cfg := quant.DefaultConfig()
-	cfg.InputVis, cfg.OutputVis, cfg.ParamVis = quant.Hashed, quant.Hashed, quant.Hashed
-	p := lower(t, residualNet(t), cfg)
-	pl, err := Split(p, skipCuts(t, p))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sys := circuits.Plonk
-	keys, err := SetupDev(pl, sys)
-	if err != nil {
-		t.Fatal(err)
-	}
-	qi := inputs(t, p, 1)
-	b, err := Prove(pl, p, sys, keys, qi)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := Verify(pl, sys, keys.VerifyingKey, b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkLinks(t, pl, b)
-	want, err := p.Eval(qi)
-	if err != nil {
-		t.Fatal(err)
-	}
-	whole, err := circuits.Commitments(p, qi, want.Outputs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if v.Commitments["inputs"] != whole[0].String() || v.Commitments["outputs"] != whole[1].String() || len(v.Commitments) != 5 {
-		t.Fatalf("bundle commitments %v, unsharded %v", v.Commitments, whole)
-	}
-	if !slices.EqualFunc(v.Outputs, want.Outputs, slices.Equal) {
-		t.Fatal("verified outputs differ from the whole program's")
+	p := lower(t, residualNet(t), hashedConfig())
+	f := proveBundle(t, p, split(t, p, skipCuts(t, p)), circuits.Plonk)
+	f.checkWholeCommitments(t)
+	if len(f.v.Commitments) != 5 {
+		t.Fatalf("bundle commitments %v: want 5", f.v.Commitments)
 	}
 }
 
 // earlyOutputNet is residualNet with a second model output: the first convolution's
 // activation a (also the skip value), produced in the first segment of a split.
-func earlyOutputNet(t testing.TB) []byte {
-	t.Helper()
-	b := onnxgen.Seeded("shard_residual")
-	conv := func(in string, cin, cout, k, pad int64) string {
-		w := b.Init("w", onnxgen.HeScale(int(cin*k*k)), cout, cin, k, k)
-		bias := b.Init("b", 0.05, cout)
-		y := b.Node("Conv", []string{in, w, bias}, onnxgen.Ints("kernel_shape", k, k), onnxgen.Ints("pads", pad, pad, pad, pad))
-		return b.Node("Relu", []string{y})
-	}
-	a := conv("input", 2, 4, 3, 1)
-	c := conv(a, 4, 4, 3, 1)
-	x := b.Node("Add", []string{a, c})
-	x = conv(x, 4, 3, 1, 0)
-	x = b.Node("GlobalAveragePool", []string{x})
-	x = b.Node("Flatten", []string{x}, onnxgen.Int("axis", 1))
-	m, err := b.Marshal([]*onnx.ValueInfoProto{onnxgen.ValueInfo("input", 1, 2, 4, 4)},
-		[]*onnx.ValueInfoProto{onnxgen.ValueInfo(x, 1, 3), onnxgen.ValueInfo(a, 1, 4, 4, 4)}, 7, 13)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
+func earlyOutputNet(t testing.TB) []byte { return residualNetOutputs(t, true) }
 
 // TestBundleEarlyOutput: a model output produced in the first segment of three and
 // read by no later layer past the second goes straight to the last segment (pair
@@ -399,65 +254,21 @@ func TestBundleEarlyOutput(t *testing.T) {
 		t.Fatalf("no cuts for the early output: %v", cuts)
 	}
 	cuts = cuts[:2]
-	pl, err := Split(p, cuts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var pairs [][2]int
-	for _, pr := range pl.Pairs {
-		pairs = append(pairs, [2]int{pr.From, pr.To})
-	}
+	pl := split(t, p, cuts)
+	pairs := pairsOf(pl)
 	if len(pl.Segments) != 3 || !slices.Contains(pairs, [2]int{0, 2}) || slices.Contains(pl.Segments[1].Out, early) {
 		t.Fatalf("cuts %v: pairs %v, segment 1 out %v", cuts, pairs, pl.Segments[1].Out)
 	}
-	sys := circuits.Groth16
-	keys, err := SetupDev(pl, sys)
-	if err != nil {
-		t.Fatal(err)
-	}
-	qi := inputs(t, p, 1)
-	b, err := Prove(pl, p, sys, keys, qi)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := Verify(pl, sys, keys.VerifyingKey, b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want, err := p.Eval(qi)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !slices.EqualFunc(v.Outputs, want.Outputs, slices.Equal) {
-		t.Fatalf("verified outputs %v, the whole program's %v", v.Outputs, want.Outputs)
-	}
+	f := proveBundle(t, p, pl, circuits.Groth16)
 	// The last segment over another early output: a valid proof of its own, outputs
 	// and all, that only the pair 0->2 refuses.
-	ins, _, _, err := pl.Activations(p, qi)
-	if err != nil {
-		t.Fatal(err)
-	}
 	j := slices.Index(pl.Segments[2].In, early)
-	in := slices.Clone(ins[2])
-	in[j] = slices.Clone(in[j])
-	in[j][0]++
-	r, err := pl.Segments[2].Program.Eval(in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	forged, err := ProveSegment(pl.Segments[2], sys, keys.CCS[2], keys.PK[2], keys.VK[2], in, r.Outputs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := *b
-	c.Segments = slices.Clone(b.Segments)
-	c.Segments[2] = forged
-	c.IntOutputs = r.Outputs
-	c.Outputs = nil
-	for _, o := range p.Dequantize(r.Outputs) {
-		c.Outputs = append(c.Outputs, o.Data)
-	}
-	if _, err := Verify(pl, sys, keys.VerifyingKey, &c); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "segment 0's output commitment for segment 2") {
+	forged, out := f.proveOn(t, pl.Segments[2], bumped(f.ins[2], j))
+	c := f.tampered(func(c *Bundle) {
+		c.Segments[2] = forged
+		f.claim(c, out)
+	})
+	if _, err := f.verify(c); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "segment 0's output commitment for segment 2") {
 		t.Fatalf("last segment over another early output: got %v", err)
 	}
 }

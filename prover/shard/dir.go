@@ -97,19 +97,25 @@ func (d Dir) Circuit(i int) (constraint.ConstraintSystem, error) {
 	return ccs, d.read(i, "circuit", ccs)
 }
 
-// unsafeReader reads a Groth16 proving key without its points' subgroup checks.
-type unsafeReader struct{ pk groth16.ProvingKey }
+// unsafeReader reads a proving key without its points' checks.
+type unsafeReader struct {
+	pk interface {
+		UnsafeReadFrom(r io.Reader) (int64, error)
+	}
+}
 
 func (u unsafeReader) ReadFrom(r io.Reader) (int64, error) { return u.pk.UnsafeReadFrom(r) }
 
-// ProvingKey implements Keys.
+// ProvingKey implements Keys. The file is checksum-verified and our own, so its points
+// are decoded without gnark's per-point checks (as prover.Model.ProvingKey does), most
+// of a large key's decoding time. A key that is wrong anyway only makes proofs that do
+// not verify: ProveSegment checks every proof with the segment's verifying key, which
+// VerifyingKey decodes with the checks, before returning it.
 func (d Dir) ProvingKey(i int) (any, error) {
 	if d.Sys == circuits.Plonk {
 		pk := plonk.NewProvingKey(ecc.BN254)
-		return pk, d.read(i, "pk", pk)
+		return pk, d.read(i, "pk", unsafeReader{pk})
 	}
-	// The file is checksum-verified and our own: skip the subgroup checks of every
-	// point (as prover.Model.ProvingKey does), most of a large key's decoding time.
 	pk := groth16.NewProvingKey(ecc.BN254)
 	return pk, d.read(i, "pk", unsafeReader{pk})
 }

@@ -87,13 +87,7 @@ func TestSplitBudgetSplitsLayer(t *testing.T) {
 		t.Fatal("last segment's outputs are not the model's")
 	}
 	// A layer that cannot be split and is over the budget is named.
-	b := onnxgen.Seeded("shard_softmax_big")
-	x := b.Node("Softmax", []string{"input"}, onnxgen.Int("axis", 1))
-	m, err := b.Marshal([]*onnx.ValueInfoProto{onnxgen.ValueInfo("input", 4, 64)}, []*onnx.ValueInfoProto{onnxgen.ValueInfo(x, 4, 64)}, 7, 13)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sp := lower(t, m, quant.DefaultConfig())
+	sp := softmaxNet(t, "shard_softmax_big", 4, 64)
 	if _, err := SplitBudget(sp, []circuits.System{circuits.Groth16}, bench.Limits{MaxConstraints: 500}); !errors.Is(err, bench.ErrOverBudget) || !strings.Contains(err.Error(), "cannot be split") {
 		t.Fatalf("softmax over the budget: %v", err)
 	}

@@ -24,11 +24,7 @@ func TestUnsplitPlanIDs(t *testing.T) {
 		{residualCuts(t, p), "bca61adbb8159d4aa5ffafa8ead8ba0541aa39ed00e43ea09d3af9c982eb9651"},
 		{skipCuts(t, p), "8163c56d40a808f378813f7014afc68300dac6114faf31aff84a0a11d4b700c8"},
 	} {
-		pl, err := Split(p, c.cuts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if pl.ID != c.id {
+		if pl := split(t, p, c.cuts); pl.ID != c.id {
 			t.Errorf("cuts %v: plan %s, want %s", c.cuts, pl.ID, c.id)
 		}
 	}
@@ -245,13 +241,7 @@ func TestCheckElemsRefuses(t *testing.T) {
 
 // TestSplitUnsupportedKind: a softmax cannot be split, with a clear error.
 func TestSplitUnsupportedKind(t *testing.T) {
-	b := onnxgen.Seeded("shard_softmax")
-	x := b.Node("Softmax", []string{"input"}, onnxgen.Int("axis", 1))
-	m, err := b.Marshal([]*onnx.ValueInfoProto{onnxgen.ValueInfo("input", 2, 8)}, []*onnx.ValueInfoProto{onnxgen.ValueInfo(x, 2, 8)}, 7, 13)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := lower(t, m, quant.DefaultConfig())
+	p := softmaxNet(t, "shard_softmax", 2, 8)
 	sm := slices.IndexFunc(p.Layers, func(l *quant.Layer) bool { return l.Kind == quant.KSoftmax })
 	if sm < 0 {
 		t.Fatal("no softmax layer")
@@ -300,33 +290,8 @@ func testBundleBands(t *testing.T, fromInput bool) {
 			t.Fatal("no segment has both private input rows and boundary groups")
 		}
 	}
-	sys := circuits.Groth16
-	keys, err := SetupDev(pl, sys)
-	if err != nil {
-		t.Fatal(err)
-	}
-	qi := inputs(t, p, 1)
-	b, err := Prove(pl, p, sys, keys, qi)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := Verify(pl, sys, keys.VerifyingKey, b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want, err := p.Eval(qi)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !slices.EqualFunc(v.Outputs, want.Outputs, slices.Equal) {
-		t.Fatalf("verified outputs %v, want %v", v.Outputs, want.Outputs)
-	}
-	checkLinks(t, pl, b)
+	f := proveBundle(t, p, pl, circuits.Groth16)
 	// Tamper one imported element of a consumer carrying elements.
-	ins, _, _, err := pl.Activations(p, qi)
-	if err != nil {
-		t.Fatal(err)
-	}
 	c, j := -1, -1
 	for i, s := range pl.Segments {
 		for k, es := range s.InElems {
@@ -338,21 +303,9 @@ func testBundleBands(t *testing.T, fromInput bool) {
 	if c < 0 {
 		t.Fatal("no segment imports elements")
 	}
-	forgedIn := slices.Clone(ins[c])
-	forgedIn[j] = slices.Clone(forgedIn[j])
-	forgedIn[j][0]++
-	r, err := pl.Segments[c].Program.Eval(forgedIn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	forged, err := ProveSegment(pl.Segments[c], sys, keys.CCS[c], keys.PK[c], keys.VK[c], forgedIn, r.Outputs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bad := *b
-	bad.Segments = slices.Clone(b.Segments)
-	bad.Segments[c] = forged
-	if _, err := Verify(pl, sys, keys.VerifyingKey, &bad); !errors.Is(err, ErrInvalid) {
+	forged, _ := f.proveOn(t, pl.Segments[c], bumped(f.ins[c], j))
+	bad := f.tampered(func(b *Bundle) { b.Segments[c] = forged })
+	if _, err := f.verify(bad); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("segment %d proven over a tampered imported element: got %v, want ErrInvalid", c, err)
 	}
 }

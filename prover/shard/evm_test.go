@@ -31,24 +31,10 @@ func TestBundleOnEVM(t *testing.T) {
 }
 
 func bundleOnEVM(t *testing.T, solc *evm.Compiler, p *quant.Program, cuts []int) {
-	pl, err := Split(p, cuts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sys := circuits.Groth16
-	keys, err := SetupDev(pl, sys)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := Prove(pl, p, sys, keys, inputs(t, p, 1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	other, err := Prove(pl, p, sys, keys, inputs(t, p, 2))
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := DeployBundleOnEVM(context.Background(), solc, pl, keys.VerifyingKey)
+	f := proveBundle(t, p, split(t, p, cuts), circuits.Groth16)
+	pl, b := f.pl, f.b
+	other := f.prove(t, 2)
+	d, err := DeployBundleOnEVM(context.Background(), solc, pl, f.keys.VerifyingKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,12 +43,7 @@ func bundleOnEVM(t *testing.T, solc *evm.Compiler, p *quant.Program, cuts []int)
 		t.Fatalf("valid bundle: %v, %v", ok, err)
 	}
 	t.Logf("%d segments, %d pairs: verify gas %d, deploy gas %d", len(pl.Segments), len(pl.Pairs), gas, d.DeployGas)
-	with := func(f func(c *Bundle)) *Bundle {
-		c := *b
-		c.Segments = slices.Clone(b.Segments)
-		f(&c)
-		return &c
-	}
+	with := f.tampered
 	last := len(pl.Segments) - 1
 	// The last segment's first public input is its first output (public outputs).
 	out := *b.Segments[last]
@@ -77,21 +58,7 @@ func bundleOnEVM(t *testing.T, solc *evm.Compiler, p *quant.Program, cuts []int)
 	if len(pl.Segments) > 2 {
 		// The last segment proven over another value of the skip group (from segment
 		// 0), segment 1's group the true one: only the pair 0->2 tells.
-		ins, _, _, err := pl.Activations(p, inputs(t, p, 1))
-		if err != nil {
-			t.Fatal(err)
-		}
-		in := slices.Clone(ins[last])
-		in[0] = slices.Clone(in[0])
-		in[0][0]++
-		r, err := pl.Segments[last].Program.Eval(in)
-		if err != nil {
-			t.Fatal(err)
-		}
-		forged, err := ProveSegment(pl.Segments[last], sys, keys.CCS[last], keys.PK[last], keys.VK[last], in, r.Outputs)
-		if err != nil {
-			t.Fatal(err)
-		}
+		forged, _ := f.proveOn(t, pl.Segments[last], bumped(f.ins[last], 0))
 		bad["last segment over another skip value"] = with(func(c *Bundle) { c.Segments[last] = forged })
 	}
 	for name, bad := range bad {

@@ -25,31 +25,11 @@ func foreignParams(t *testing.T, vis quant.Visibility) {
 	cfg := quant.DefaultConfig()
 	cfg.ParamVis = vis
 	p := lower(t, residualNet(t), cfg)
-	pl, err := Split(p, residualCuts(t, p)[:1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	sys := circuits.Groth16
-	keys, err := SetupDev(pl, sys)
-	if err != nil {
-		t.Fatal(err)
-	}
-	qi := inputs(t, p, 1)
-	b, err := Prove(pl, p, sys, keys, qi)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := Verify(pl, sys, keys.VerifyingKey, b); err != nil {
-		t.Fatal(err)
-	}
-	ins, _, _, err := pl.Activations(p, qi)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := proveBundle(t, p, split(t, p, residualCuts(t, p)[:1]), circuits.Groth16)
 	// The last segment with other weights: every witness param entry set to 0 except
 	// the first entry of each, so the outputs differ from the model's.
-	last := len(pl.Segments) - 1
-	s := *pl.Segments[last]
+	last := len(f.pl.Segments) - 1
+	s := *f.pl.Segments[last]
 	prog := *s.Program
 	prog.Params = nil
 	changed := false
@@ -66,25 +46,18 @@ func foreignParams(t *testing.T, vis quant.Visibility) {
 		t.Fatal("the last segment has no witness params")
 	}
 	s.Program = &prog
-	r, err := prog.Eval(ins[last])
-	if err != nil {
-		t.Fatal(err)
-	}
-	if slices.EqualFunc(r.Outputs, b.IntOutputs, slices.Equal) {
+	forged, out := f.proveOn(t, &s, f.ins[last])
+	if slices.EqualFunc(out, f.b.IntOutputs, slices.Equal) {
 		t.Fatal("the tampered weights give the model's outputs")
 	}
-	forged, err := ProveSegment(&s, sys, keys.CCS[last], keys.PK[last], keys.VK[last], ins[last], r.Outputs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := *b
-	c.Segments = slices.Clone(b.Segments)
-	c.Segments[last] = forged
-	c.IntOutputs = r.Outputs
-	v, err := Verify(pl, sys, keys.VerifyingKey, &c)
+	c := f.tampered(func(c *Bundle) {
+		c.Segments[last] = forged
+		c.IntOutputs = out
+	})
+	v, err := f.verify(c)
 	if !errors.Is(err, ErrInvalid) {
 		t.Fatalf("bundle with another model's weights in segment %d: got %v (verified outputs %v, model's %v), want ErrInvalid",
-			last, err, v.Outputs, b.IntOutputs)
+			last, err, v.Outputs, f.b.IntOutputs)
 	}
 }
 
@@ -94,26 +67,9 @@ func foreignParams(t *testing.T, vis quant.Visibility) {
 // IntOutputs: a bundle whose float outputs are not the proven ones verifies.
 func TestReviewBundleClaimedFloatOutputs(t *testing.T) {
 	p := lower(t, residualNet(t), quant.DefaultConfig())
-	pl, err := Split(p, residualCuts(t, p)[:1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	sys := circuits.Groth16
-	keys, err := SetupDev(pl, sys)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := Prove(pl, p, sys, keys, inputs(t, p, 1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := Verify(pl, sys, keys.VerifyingKey, b); err != nil {
-		t.Fatal(err)
-	}
-	c := *b
-	c.Outputs = [][]float64{slices.Clone(b.Outputs[0])}
-	c.Outputs[0][0] += 100
-	if _, err := Verify(pl, sys, keys.VerifyingKey, &c); !errors.Is(err, ErrInvalid) {
-		t.Fatalf("claimed float outputs %v (proven %v): got %v, want ErrInvalid", c.Outputs, b.IntOutputs, err)
+	f := proveBundle(t, p, split(t, p, residualCuts(t, p)[:1]), circuits.Groth16)
+	c := f.tampered(func(c *Bundle) { c.Outputs = edited(c.Outputs, 0, func(x []float64) { x[0] += 100 }) })
+	if _, err := f.verify(c); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("claimed float outputs %v (proven %v): got %v, want ErrInvalid", c.Outputs, f.b.IntOutputs, err)
 	}
 }

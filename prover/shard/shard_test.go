@@ -17,7 +17,10 @@ import (
 
 // residualNet is a small CNN with a skip connection: conv-relu (a), conv-relu (b),
 // a+b, conv 1x1, relu, global average pool, flatten.
-func residualNet(t testing.TB) []byte {
+func residualNet(t testing.TB) []byte { return residualNetOutputs(t, false) }
+
+// residualNetOutputs is residualNet, with a second model output (a) if early.
+func residualNetOutputs(t testing.TB, early bool) []byte {
 	t.Helper()
 	b := onnxgen.Seeded("shard_residual")
 	conv := func(in string, cin, cout, k, pad int64) string {
@@ -32,7 +35,11 @@ func residualNet(t testing.TB) []byte {
 	x = conv(x, 4, 3, 1, 0)
 	x = b.Node("GlobalAveragePool", []string{x})
 	x = b.Node("Flatten", []string{x}, onnxgen.Int("axis", 1))
-	m, err := b.Marshal([]*onnx.ValueInfoProto{onnxgen.ValueInfo("input", 1, 2, 4, 4)}, []*onnx.ValueInfoProto{onnxgen.ValueInfo(x, 1, 3)}, 7, 13)
+	outs := []*onnx.ValueInfoProto{onnxgen.ValueInfo(x, 1, 3)}
+	if early {
+		outs = append(outs, onnxgen.ValueInfo(a, 1, 4, 4, 4))
+	}
+	m, err := b.Marshal([]*onnx.ValueInfoProto{onnxgen.ValueInfo("input", 1, 2, 4, 4)}, outs, 7, 13)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,21 +132,11 @@ func chainEval(t testing.TB, pl *Plan, p *quant.Program, qi [][]int64) [][]int64
 
 func TestSplitResidual(t *testing.T) {
 	p := lower(t, residualNet(t), quant.DefaultConfig())
-	pl, err := Split(p, residualCuts(t, p))
-	if err != nil {
-		t.Fatal(err)
-	}
+	pl := split(t, p, residualCuts(t, p))
 	if len(pl.Segments) != 3 || len(pl.Segments[1].In) < 2 {
 		t.Fatalf("want 3 segments, the second carrying the skip value: %+v", pl.Segments)
 	}
-	qi := inputs(t, p, 1)
-	want, err := p.Eval(qi)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := chainEval(t, pl, p, qi); !slices.EqualFunc(got, want.Outputs, slices.Equal) {
-		t.Fatalf("segments compute %v, the whole program %v", got, want.Outputs)
-	}
+	checkChain(t, pl, p, 1)
 	// Boundary inputs are range-checked to their bounds in the segment program.
 	s := pl.Segments[1].Program
 	if s.InputVis != quant.Boundary || s.Layers[0].Kind != quant.KRangeChk || s.Layers[0].In[0] != s.Inputs[0] {
@@ -148,10 +145,7 @@ func TestSplitResidual(t *testing.T) {
 	// The whole program's model ID is unchanged by splitting; the plan ID depends on
 	// the cuts.
 	id, _ := prover.ModelID(p)
-	other, err := Split(p, allowed(p)[:1])
-	if err != nil {
-		t.Fatal(err)
-	}
+	other := split(t, p, allowed(p)[:1])
 	if pl.ModelID != id || other.ModelID != id || other.ID == pl.ID {
 		t.Fatal("model ID or plan ID wrong")
 	}
@@ -170,11 +164,7 @@ func TestSplitResidual(t *testing.T) {
 }
 
 func TestSplitBudgetSqueezeNet(t *testing.T) {
-	m, _, _, err := onnxgen.SqueezeNet{Size: 32, Div: 16, Classes: 4}.Build()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := lower(t, m, quant.DefaultConfig())
+	p := tinySqueezeNet(t)
 	whole, err := bench.EstimateProgram(p, circuits.Groth16)
 	if err != nil {
 		t.Fatal(err)
@@ -200,14 +190,7 @@ func TestSplitBudgetSqueezeNet(t *testing.T) {
 		}
 		t.Logf("segment %d: layers [%d, %d), %d in, %d out, %d constraints, %d MiB", s.Index, s.First, s.End, len(s.In), len(s.Out), e.Constraints, e.MemoryBytes>>20)
 	}
-	qi := inputs(t, p, 2)
-	want, err := p.Eval(qi)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := chainEval(t, pl, p, qi); !slices.EqualFunc(got, want.Outputs, slices.Equal) {
-		t.Fatal("segments compute another output than the whole program")
-	}
+	checkChain(t, pl, p, 2)
 	if _, err := SplitBudget(p, []circuits.System{circuits.Groth16}, bench.Limits{MaxConstraints: 100}); !errors.Is(err, bench.ErrOverBudget) {
 		t.Fatalf("a budget no layer fits: got %v", err)
 	}
@@ -217,21 +200,14 @@ func TestSplitBudgetSqueezeNet(t *testing.T) {
 // modules too, where the squeeze output crosses to the second expand convolution):
 // the segments, run one after another, compute the whole program's outputs.
 func TestSplitSqueezeNet(t *testing.T) {
-	m, _, _, err := onnxgen.SqueezeNet{Size: 32, Div: 16, Classes: 4}.Build()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := lower(t, m, quant.DefaultConfig())
+	p := tinySqueezeNet(t)
 	var cuts []int
 	for i, c := range allowed(p) {
 		if i%4 == 3 {
 			cuts = append(cuts, c)
 		}
 	}
-	pl, err := Split(p, cuts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pl := split(t, p, cuts)
 	crossing := 0
 	for _, s := range pl.Segments[1:] {
 		crossing = max(crossing, len(s.In))
@@ -239,98 +215,44 @@ func TestSplitSqueezeNet(t *testing.T) {
 	if len(pl.Segments) < 3 || crossing < 2 {
 		t.Fatalf("%d segments, at most %d values crossing a cut", len(pl.Segments), crossing)
 	}
-	qi := inputs(t, p, 3)
-	want, err := p.Eval(qi)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := chainEval(t, pl, p, qi); !slices.EqualFunc(got, want.Outputs, slices.Equal) {
-		t.Fatal("segments compute another output than the whole program")
-	}
+	checkChain(t, pl, p, 3)
 }
 
 // TestBundleGroth16 proves the residual net in 3 segments (the skip value crossing the
 // first cut) and checks that every tampering of the bundle fails to verify.
 func TestBundleGroth16(t *testing.T) {
 	p := lower(t, residualNet(t), quant.DefaultConfig())
-	pl, err := Split(p, residualCuts(t, p))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sys := circuits.Groth16
-	keys, err := SetupDev(pl, sys)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, st := range keys.Stats {
+	f := proveBundle(t, p, split(t, p, residualCuts(t, p)), circuits.Groth16)
+	pl, ins, outs := f.pl, f.ins, f.outs
+	for i, st := range f.keys.Stats {
 		t.Logf("segment %d: %d constraints", i, st.Constraints)
 	}
-	vk := keys.VerifyingKey
-	qi := inputs(t, p, 1)
-	b, err := Prove(pl, p, sys, keys, qi)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := Verify(pl, sys, vk, b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want, err := p.Eval(qi)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !slices.EqualFunc(v.Outputs, want.Outputs, slices.Equal) {
-		t.Fatalf("verified outputs %v, the whole program's %v", v.Outputs, want.Outputs)
-	}
-	checkLinks(t, pl, b)
 	// Another input's run: its segments verify on their own, but not in this bundle.
-	other, err := Prove(pl, p, sys, keys, inputs(t, p, 2))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := Verify(pl, sys, vk, other); err != nil {
-		t.Fatal(err)
-	}
-	ins, outs, _, err := pl.Activations(p, qi)
-	if err != nil {
+	other := f.prove(t, 2)
+	if _, err := f.verify(other); err != nil {
 		t.Fatal(err)
 	}
 	// A forged boundary activation: segment 1 proven over values that are not segment
 	// 0's outputs (a valid proof of another statement).
-	forgedIn := slices.Clone(ins[1])
-	forgedIn[0] = slices.Clone(forgedIn[0])
-	for j := range forgedIn[0] {
-		forgedIn[0][j] += 64
-	}
-	r, err := pl.Segments[1].Program.Eval(forgedIn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if slices.EqualFunc(r.Outputs, outs[1], slices.Equal) {
+	forgedIn := edited(ins[1], 0, func(x []int64) {
+		for j := range x {
+			x[j] += 64
+		}
+	})
+	forged, forgedOut := f.proveOn(t, pl.Segments[1], forgedIn)
+	if slices.EqualFunc(forgedOut, outs[1], slices.Equal) {
 		t.Fatal("the forged input gives the true outputs")
 	}
-	forged, err := ProveSegment(pl.Segments[1], sys, keys.CCS[1], keys.PK[1], keys.VK[1], forgedIn, r.Outputs)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// Segment 1 proven over the forged input, claiming the true outputs: no proof.
-	if _, err := ProveSegment(pl.Segments[1], sys, keys.CCS[1], keys.PK[1], keys.VK[1], forgedIn, outs[1]); err == nil {
+	if _, err := f.proveSegment(pl.Segments[1], forgedIn, outs[1]); err == nil {
 		t.Fatal("proved segment 1 on a forged input with the true outputs")
 	}
 	// A forged boundary value above its bound (the range layer refuses it).
-	wide := slices.Clone(ins[1])
-	wide[0] = slices.Clone(wide[0])
-	wide[0][0] = 1 << 40
-	if _, err := ProveSegment(pl.Segments[1], sys, keys.CCS[1], keys.PK[1], keys.VK[1], wide, outs[1]); err == nil {
+	wide := edited(ins[1], 0, func(x []int64) { x[0] = 1 << 40 })
+	if _, err := f.proveSegment(pl.Segments[1], wide, outs[1]); err == nil {
 		t.Fatal("proved segment 1 on a boundary input above its bound")
 	}
-	with := func(f func(b *Bundle)) *Bundle {
-		c := *b
-		c.Segments = slices.Clone(b.Segments)
-		c.IntOutputs = slices.Clone(b.IntOutputs)
-		f(&c)
-		return &c
-	}
+	with := f.tampered
 	for name, bad := range map[string]*Bundle{
 		"segment from another input": with(func(c *Bundle) { c.Segments[1] = other.Segments[1] }),
 		"last segment from another input": with(func(c *Bundle) {
@@ -355,29 +277,18 @@ func TestBundleGroth16(t *testing.T) {
 		}),
 		"another model": with(func(c *Bundle) { c.ModelID = "00" + c.ModelID[2:] }),
 	} {
-		if _, err := Verify(pl, sys, vk, bad); !errors.Is(err, ErrInvalid) {
+		if _, err := f.verify(bad); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%s: got %v, want ErrInvalid", name, err)
 		}
 	}
 	// A bundle of another split of the same model (one segment), and its segment
 	// spliced in.
-	pl2, err := Split(p, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys2, err := SetupDev(pl2, sys)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b2, err := Prove(pl2, p, sys, keys2, qi)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b2 := proveBundle(t, p, split(t, p, nil), f.sys).b
 	relabelled := *b2
 	relabelled.PlanID = pl.ID
 	spliced := with(func(c *Bundle) { c.Segments[0] = b2.Segments[0] })
 	for name, bad := range map[string]*Bundle{"another split": b2, "another split, relabelled": &relabelled, "spliced": spliced} {
-		if _, err := Verify(pl, sys, vk, bad); !errors.Is(err, ErrInvalid) {
+		if _, err := f.verify(bad); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%s: got %v, want ErrInvalid", name, err)
 		}
 	}
@@ -388,54 +299,18 @@ func TestBundleGroth16(t *testing.T) {
 // segment's output commitment are the unsharded model's, each segment commits to its
 // own params, and a wrong claimed output fails the output commitment.
 func TestBundlePlonkHashed(t *testing.T) {
-	cfg := quant.DefaultConfig()
-	cfg.InputVis, cfg.OutputVis, cfg.ParamVis = quant.Hashed, quant.Hashed, quant.Hashed
-	p := lower(t, residualNet(t), cfg)
-	pl, err := Split(p, residualCuts(t, p)[:1])
-	if err != nil {
-		t.Fatal(err)
+	p := lower(t, residualNet(t), hashedConfig())
+	f := proveBundle(t, p, split(t, p, residualCuts(t, p)[:1]), circuits.Plonk)
+	f.checkWholeCommitments(t)
+	if _, ok := f.v.Commitments["params/1"]; !ok || f.v.Commitments["params/0"] == f.v.Commitments["params/1"] {
+		t.Fatalf("want one params commitment per segment: %v", f.v.Commitments)
 	}
-	sys := circuits.Plonk
-	keys, err := SetupDev(pl, sys)
-	if err != nil {
-		t.Fatal(err)
-	}
-	qi := inputs(t, p, 1)
-	b, err := Prove(pl, p, sys, keys, qi)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := Verify(pl, sys, keys.VerifyingKey, b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want, err := p.Eval(qi)
-	if err != nil {
-		t.Fatal(err)
-	}
-	whole, err := circuits.Commitments(p, qi, want.Outputs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The whole program's commitments, in layout order: inputs, outputs, params.
-	if v.Commitments["inputs"] != whole[0].String() || v.Commitments["outputs"] != whole[1].String() {
-		t.Fatalf("bundle commitments %v, unsharded %v", v.Commitments, whole)
-	}
-	if _, ok := v.Commitments["params/1"]; !ok || v.Commitments["params/0"] == v.Commitments["params/1"] {
-		t.Fatalf("want one params commitment per segment: %v", v.Commitments)
-	}
-	if !slices.EqualFunc(v.Outputs, want.Outputs, slices.Equal) {
-		t.Fatal("verified outputs differ from the whole program's")
-	}
-	c := *b
-	c.IntOutputs = [][]int64{slices.Clone(b.IntOutputs[0])}
-	c.IntOutputs[0][1]--
-	if _, err := Verify(pl, sys, keys.VerifyingKey, &c); !errors.Is(err, ErrInvalid) {
+	wrong := f.tampered(func(c *Bundle) { c.IntOutputs = edited(c.IntOutputs, 0, func(x []int64) { x[1]-- }) })
+	if _, err := f.verify(wrong); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("wrong claimed output: got %v", err)
 	}
-	c = *b
-	c.Segments = []*SegmentProof{b.Segments[1], b.Segments[0]}
-	if _, err := Verify(pl, sys, keys.VerifyingKey, &c); !errors.Is(err, ErrInvalid) {
+	reordered := f.tampered(func(c *Bundle) { c.Segments[0], c.Segments[1] = c.Segments[1], c.Segments[0] })
+	if _, err := f.verify(reordered); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("reordered: got %v", err)
 	}
 }
