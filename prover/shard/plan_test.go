@@ -1,8 +1,11 @@
 package shard
 
 import (
+	"errors"
+	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/zkml/zkml/circuits"
@@ -121,12 +124,13 @@ func TestPlannerApproximations(t *testing.T) {
 	}
 }
 
-// TestSplitBudgetBacksOff: a ResNet-50 at 32x32 with a sixteenth of the channels under
-// 70,000 constraints a segment. Extending every segment as far as it fits (the
-// planner before back-off) ends one just before a residual Add whose next segment
-// cannot import both operands: "no segment starting at layer 1290 (Add_122) fits the
-// budget". Backing off to earlier ends finds a plan; every segment fits.
-func TestSplitBudgetBacksOff(t *testing.T) {
+// TestSplitBudgetResidual plans a ResNet-50 at 32x32 with a sixteenth of the
+// channels (16 residual blocks: cuts inside a block carry its input too). Under 70,000
+// constraints a segment the plan's every segment fits; under 40,000 no plan exists
+// (every cut in the first stage carries more boundary values than a segment can commit
+// besides its layers): the search backs off from the layer where no segment can start,
+// a bounded number of times, and the error names the furthest layer it reached.
+func TestSplitBudgetResidual(t *testing.T) {
 	if testing.Short() {
 		t.Skip("plans a ResNet-50 at 32x32 (about 10 s)")
 	}
@@ -135,8 +139,9 @@ func TestSplitBudgetBacksOff(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := lower(t, m, quant.DefaultConfig())
+	syss := []circuits.System{circuits.Groth16}
 	limits := bench.Limits{MaxConstraints: 70000}
-	pl, err := SplitBudget(p, []circuits.System{circuits.Groth16}, limits)
+	pl, err := SplitBudget(p, syss, limits)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,4 +155,8 @@ func TestSplitBudgetBacksOff(t *testing.T) {
 		}
 	}
 	t.Logf("%d segments, splits %+v", len(pl.Segments), pl.Splits)
+	_, _, at, err := budgetCuts(p, nil, syss, bench.Limits{MaxConstraints: 40000})
+	if !errors.Is(err, bench.ErrOverBudget) || at <= 0 || !strings.Contains(err.Error(), fmt.Sprintf("no segment starting at layer %d (%s)", at, p.Layers[at].Name)) || strings.Contains(err.Error(), "(0 back-offs)") {
+		t.Fatalf("40,000: %v (at %d), want over budget at a layer after the start, with back-offs", err, at)
+	}
 }
