@@ -11,10 +11,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/consensys/gnark-crypto/ecc/bn254/fr"
-	"github.com/consensys/gnark/backend/witness"
-
 	"github.com/zkml/zkml/circuits"
+	"github.com/zkml/zkml/internal/adversary"
 	"github.com/zkml/zkml/internal/bench"
 	"github.com/zkml/zkml/internal/onnxgen"
 	"github.com/zkml/zkml/model"
@@ -202,31 +200,17 @@ func TestCLIShardedLayerSplit(t *testing.T) {
 // bumpDecimal returns the decimal field element s plus one.
 func bumpDecimal(t *testing.T, s string) string {
 	t.Helper()
-	var x fr.Element
-	if _, err := x.SetString(s); err != nil {
+	out, err := adversary.BumpDecimal(s)
+	if err != nil {
 		t.Fatal(err)
 	}
-	var one fr.Element
-	one.SetOne()
-	x.Add(&x, &one)
-	return x.String()
+	return out
 }
 
 // bumpPublic returns the binary public witness pub with its value at slot plus one.
 func bumpPublic(t *testing.T, pub []byte, slot int) []byte {
 	t.Helper()
-	w, err := witness.New(circuits.Field)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.UnmarshalBinary(pub); err != nil {
-		t.Fatal(err)
-	}
-	vec := w.Vector().(fr.Vector)
-	var one fr.Element
-	one.SetOne()
-	vec[slot].Add(&vec[slot], &one)
-	out, err := w.MarshalBinary()
+	out, err := adversary.BumpPublic(pub, slot)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/consensys/gnark-crypto/ecc"
+	"github.com/consensys/gnark-crypto/ecc/bn254/fr"
+	"github.com/consensys/gnark/backend/witness"
 )
 
 // ShareKeys gives the model directory to the circuit and keys of system in from (a
@@ -55,4 +59,36 @@ func ShareKeys(from, to, system string) error {
 		return err
 	}
 	return os.WriteFile(filepath.Join(to, "manifest.json"), b, 0o644)
+}
+
+// BumpDecimal returns the decimal BN254 field element s plus one: a commitment or
+// public value changed by the least a forger can change it.
+func BumpDecimal(s string) (string, error) {
+	var x, one fr.Element
+	if _, err := x.SetString(s); err != nil {
+		return "", err
+	}
+	one.SetOne()
+	x.Add(&x, &one)
+	return x.String(), nil
+}
+
+// BumpPublic returns the binary public witness pub (gnark's encoding over BN254) with
+// its value at slot plus one.
+func BumpPublic(pub []byte, slot int) ([]byte, error) {
+	w, err := witness.New(ecc.BN254.ScalarField())
+	if err != nil {
+		return nil, err
+	}
+	if err := w.UnmarshalBinary(pub); err != nil {
+		return nil, err
+	}
+	vec, ok := w.Vector().(fr.Vector)
+	if !ok || slot < 0 || slot >= len(vec) {
+		return nil, fmt.Errorf("public witness of %d values has no slot %d", len(vec), slot)
+	}
+	var one fr.Element
+	one.SetOne()
+	vec[slot].Add(&vec[slot], &one)
+	return w.MarshalBinary()
 }

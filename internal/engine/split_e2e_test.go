@@ -9,11 +9,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/consensys/gnark-crypto/ecc/bn254/fr"
-	"github.com/consensys/gnark/backend/witness"
-
 	"github.com/zkml/zkml/api"
 	"github.com/zkml/zkml/circuits"
+	"github.com/zkml/zkml/internal/adversary"
 	"github.com/zkml/zkml/internal/bench"
 	"github.com/zkml/zkml/internal/evm"
 	"github.com/zkml/zkml/internal/onnxgen"
@@ -223,30 +221,17 @@ func proveSplitBundle(t *testing.T, e *Engine, dir, sys string, input []byte) ap
 // plusOne returns the decimal field element s plus one.
 func plusOne(t *testing.T, s string) string {
 	t.Helper()
-	var x, one fr.Element
-	if _, err := x.SetString(s); err != nil {
+	out, err := adversary.BumpDecimal(s)
+	if err != nil {
 		t.Fatal(err)
 	}
-	one.SetOne()
-	x.Add(&x, &one)
-	return x.String()
+	return out
 }
 
 // publicPlusOne returns the binary public witness pub with its value at slot plus one.
 func publicPlusOne(t *testing.T, pub []byte, slot int) []byte {
 	t.Helper()
-	w, err := witness.New(circuits.Field)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.UnmarshalBinary(pub); err != nil {
-		t.Fatal(err)
-	}
-	vec := w.Vector().(fr.Vector)
-	var one fr.Element
-	one.SetOne()
-	vec[slot].Add(&vec[slot], &one)
-	out, err := w.MarshalBinary()
+	out, err := adversary.BumpPublic(pub, slot)
 	if err != nil {
 		t.Fatal(err)
 	}
