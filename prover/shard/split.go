@@ -1306,10 +1306,10 @@ func allowedCuts(p *quant.Program, lv *liveness) []bool {
 	return ok
 }
 
-// Planner bounds. approxSlack loosens the limits the layers' approximate costs
-// (bench.EstimateLayers) are checked against when listing a segment's candidate ends,
-// so that an approximation below the exact estimate by up to 15% still lists every
-// end that can fit; at most maxLikely ends likely to fit by them with their
+// Planner bounds. approxSlack scales the layers' approximate costs
+// (bench.EstimateLayers) when listing a segment's candidate ends, so that an
+// approximation above the exact estimate by up to 1/approxSlack still lists every end
+// that can fit; at most maxLikely ends likely to fit by them with their
 // boundaries (within likelySlack) are tried before a wider search; the search backs
 // off at most maxBackoffs times.
 const (
@@ -1341,8 +1341,7 @@ func budgetCuts(q *quant.Program, regs []region, syss []circuits.System, limits 
 			allowed[c] = allowed[c] && slices.Contains(r.cuts, c)
 		}
 	}
-	// The layers' approximate costs, per system, checked against limits loosened by
-	// approxSlack.
+	// The layers' approximate costs, per system.
 	var approxs []*bench.LayerCosts
 	for _, sys := range syss {
 		lc, err := bench.EstimateLayers(q, sys)
@@ -1351,25 +1350,21 @@ func budgetCuts(q *quant.Program, regs []region, syss []circuits.System, limits 
 		}
 		approxs = append(approxs, lc)
 	}
-	loosen := func(slack float64) bench.Limits {
-		l := limits
-		if l.MaxConstraints > 0 {
-			l.MaxConstraints = int64(float64(limits.MaxConstraints) / slack)
-		}
-		if m := limits.MaxMemoryBytes - bench.EstimateBaseMemory; limits.MaxMemoryBytes > 0 {
-			l.MaxMemoryBytes = bench.EstimateBaseMemory + int64(float64(m)/slack)
-		}
-		return l
-	}
-	loose, near := loosen(approxSlack), loosen(likelySlack)
-	mayFit := func(first, end int) bool {
-		for _, lc := range approxs {
-			if loose.Check(lc.Run(first, end, 0)) != nil {
+	// approxFits reports whether the approximate estimate of segment [first, end) with
+	// extra boundary constraints (per system) fits, its constraints scaled by slack
+	// before its domain is taken (an approximation up to 1/slack above the exact
+	// estimate still lets an end through whose exact domain fits).
+	approxFits := func(first, end int, extra []int64, slack float64) bool {
+		for i, lc := range approxs {
+			e := lc.Run(first, end, extra[i])
+			if limits.Check(lc.Run(first, end, extra[i]-int64((1-slack)*float64(e.Constraints)))) != nil {
 				return false
 			}
 		}
 		return true
 	}
+	none := make([]int64, len(syss))
+	mayFit := func(first, end int) bool { return approxFits(first, end, none, approxSlack) }
 	crossings := make([]*crossing, len(syss))
 	for i, sys := range syss {
 		crossings[i] = newCrossing(q, lv, sys)
@@ -1393,11 +1388,11 @@ func budgetCuts(q *quant.Program, regs []region, syss []circuits.System, limits 
 				continue
 			}
 			ends = append(ends, end)
-			ok := true
-			for i, lc := range approxs {
-				ok = ok && near.Check(lc.Run(first, end, crossings[i].cost())) == nil
+			extra := make([]int64, len(crossings))
+			for i, x := range crossings {
+				extra[i] = x.cost()
 			}
-			likely[end] = ok
+			likely[end] = approxFits(first, end, extra, likelySlack)
 		}
 		slices.Reverse(ends)
 		return ends, likely
