@@ -4,13 +4,21 @@
 package adversary
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
 	"github.com/consensys/gnark-crypto/ecc"
+	"github.com/consensys/gnark-crypto/ecc/bn254"
+	"github.com/consensys/gnark-crypto/ecc/bn254/fp"
 	"github.com/consensys/gnark-crypto/ecc/bn254/fr"
+	"github.com/consensys/gnark/backend/groth16"
+	groth16bn254 "github.com/consensys/gnark/backend/groth16/bn254"
+	"github.com/consensys/gnark/backend/plonk"
+	plonkbn254 "github.com/consensys/gnark/backend/plonk/bn254"
 	"github.com/consensys/gnark/backend/witness"
 )
 
@@ -91,4 +99,38 @@ func BumpPublic(pub []byte, slot int) ([]byte, error) {
 	one.SetOne()
 	vec[slot].Add(&vec[slot], &one)
 	return w.MarshalBinary()
+}
+
+// OffCurveProvingKey returns pk (a BN254 Groth16 or PLONK proving key) encoded by
+// encode with one point every proof uses moved off the curve (Groth16's [α]₁, PLONK's
+// [τ]₁ of the quotient's and the openings' commitments), leaving pk as it was: the key
+// a prover who can write a model directory, and match its checksum, would plant. It
+// fails unless gnark's checked decoder refuses the result.
+func OffCurveProvingKey(pk any, encode func(io.WriterTo) ([]byte, error)) ([]byte, error) {
+	var p *bn254.G1Affine
+	var checked io.ReaderFrom
+	switch k := pk.(type) {
+	case *plonkbn254.ProvingKey:
+		p, checked = &k.Kzg.G1[1], plonk.NewProvingKey(ecc.BN254)
+	case *groth16bn254.ProvingKey:
+		p, checked = &k.G1.Alpha, groth16.NewProvingKey(ecc.BN254)
+	default:
+		return nil, fmt.Errorf("proving key %T", pk)
+	}
+	saved := *p
+	defer func() { *p = saved }()
+	var one fp.Element
+	one.SetOne()
+	p.Y.Add(&p.Y, &one)
+	if p.IsOnCurve() {
+		return nil, fmt.Errorf("tampered point still on the curve")
+	}
+	bad, err := encode(pk.(io.WriterTo))
+	if err != nil {
+		return nil, err
+	}
+	if _, err := checked.ReadFrom(bytes.NewReader(bad)); err == nil {
+		return nil, fmt.Errorf("gnark's checked decoder accepts the tampered key")
+	}
+	return bad, nil
 }
