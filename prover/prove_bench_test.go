@@ -5,6 +5,7 @@ import (
 
 	"github.com/consensys/gnark/backend/groth16"
 	"github.com/consensys/gnark/backend/plonk"
+	"github.com/consensys/gnark/constraint"
 
 	"github.com/zkml/zkml/circuits"
 	"github.com/zkml/zkml/internal/bench"
@@ -49,20 +50,27 @@ func BenchmarkNewWitness(b *testing.B) {
 	}
 }
 
+// benchCircuit returns model name's witness and its circuit compiled for sys.
+func benchCircuit(b *testing.B, name string, sys circuits.System) (constraint.ConstraintSystem, *prover.Witness) {
+	b.Helper()
+	p, in := benchProgram(b, name)
+	w, err := prover.NewWitness(p, in)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ccs, _, err := circuits.Compile(p, sys)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return ccs, w
+}
+
 // BenchmarkGroth16Prove measures gnark's Groth16 prover (solver included) with zkml's
 // prover options; compile and setup are outside the timed loop.
 func BenchmarkGroth16Prove(b *testing.B) {
 	for _, name := range benchModels {
 		b.Run(name, func(b *testing.B) {
-			p, in := benchProgram(b, name)
-			w, err := prover.NewWitness(p, in)
-			if err != nil {
-				b.Fatal(err)
-			}
-			ccs, _, err := circuits.Compile(p, circuits.Groth16)
-			if err != nil {
-				b.Fatal(err)
-			}
+			ccs, w := benchCircuit(b, name, circuits.Groth16)
 			pk, _, err := groth16.Setup(ccs)
 			if err != nil {
 				b.Fatal(err)
@@ -86,15 +94,7 @@ func BenchmarkGroth16Prove(b *testing.B) {
 func BenchmarkPlonkProve(b *testing.B) {
 	for _, name := range benchModels {
 		b.Run(name, func(b *testing.B) {
-			p, in := benchProgram(b, name)
-			w, err := prover.NewWitness(p, in)
-			if err != nil {
-				b.Fatal(err)
-			}
-			ccs, _, err := circuits.Compile(p, circuits.Plonk)
-			if err != nil {
-				b.Fatal(err)
-			}
+			ccs, w := benchCircuit(b, name, circuits.Plonk)
 			pk, _, err := prover.SetupKeys(ccs, circuits.Plonk)
 			if err != nil {
 				b.Fatal(err)
