@@ -50,14 +50,7 @@ func TestMemoryBudgetStructural(t *testing.T) {
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Errorf("refused compile wrote %s (%v)", dir, err)
 	}
-	g, err := model.Load(onnx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	est, err := bench.EstimateGraph(g, quant.DefaultConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
+	est := graphEstimate(t, onnx)
 	var b memoryBudget
 	t.Setenv(envJobMemory, "1000GiB")
 	if err := b.checkGraph(onnx, quant.DefaultConfig(), []circuits.System{circuits.Groth16}, false, nil); err != nil {
@@ -140,4 +133,19 @@ func TestBenchArchWritesProvableModels(t *testing.T) {
 	if _, err := p.Eval(qi); err != nil {
 		t.Fatalf("written model's input does not evaluate: %v", err)
 	}
+}
+
+// graphEstimate is the structural estimate (bench.EstimateGraph, default settings) of
+// an ONNX model.
+func graphEstimate(t *testing.T, onnx []byte) *bench.GraphEstimate {
+	t.Helper()
+	g, err := model.Load(onnx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	est, err := bench.EstimateGraph(g, quant.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return est
 }

@@ -13,7 +13,6 @@ import (
 	"github.com/zkml/zkml/circuits"
 	"github.com/zkml/zkml/internal/bench"
 	"github.com/zkml/zkml/internal/ptautest"
-	zkmodel "github.com/zkml/zkml/model"
 	"github.com/zkml/zkml/model/quant"
 	"github.com/zkml/zkml/prover"
 	"github.com/zkml/zkml/prover/shard"
@@ -108,14 +107,7 @@ func TestCLIShardedBudget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := zkmodel.Load(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	est, err := bench.EstimateGraph(g, quant.DefaultConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
+	est := graphEstimate(t, raw)
 	whole := est.Groth16.MemoryBytes
 	largest := est.Largest(1)[0]
 	floor := est.LoweringBytes()
@@ -176,6 +168,19 @@ func TestCLIShardedUniversalSetup(t *testing.T) {
 	if !strings.Contains(out, "valid plonk bundle of 2 segment proofs") || !strings.Contains(out, "plonk keys: universal-srs") {
 		t.Fatalf("verify:\n%s", out)
 	}
+	m, pl := openPlan(t, dir)
+	d := shard.Dir{M: m, Sys: circuits.Plonk}
+	if err := d.Setup(1); err != nil {
+		t.Fatal(err)
+	}
+	if tr := d.Trust(pl).Trust; tr != prover.TrustDevelopment {
+		t.Fatalf("a bundle with a development segment key: trust %q", tr)
+	}
+}
+
+// openPlan opens a sharded model directory and its plan.
+func openPlan(t *testing.T, dir string) (*prover.Model, *shard.Plan) {
+	t.Helper()
 	m, err := prover.Open(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -184,11 +189,5 @@ func TestCLIShardedUniversalSetup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := shard.Dir{M: m, Sys: circuits.Plonk}
-	if err := d.Setup(1); err != nil {
-		t.Fatal(err)
-	}
-	if tr := d.Trust(pl).Trust; tr != prover.TrustDevelopment {
-		t.Fatalf("a bundle with a development segment key: trust %q", tr)
-	}
+	return m, pl
 }

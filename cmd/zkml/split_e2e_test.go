@@ -77,14 +77,7 @@ func TestCLIShardedLayerSplit(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("compile --json: %v\n%s", err, out)
 	}
-	m, err := prover.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pl, err := shard.Load(m)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, pl := openPlan(t, dir)
 	if len(pl.Splits) == 0 || !slices.Equal(pl.Splits, rep.Splits) || pl.ID != rep.PlanID || len(pl.Segments) != len(rep.Segments) || len(pl.Segments) < 2 {
 		t.Fatalf("plan %s: splits %+v, %d segments; compile reported %s, %+v, %d segments", pl.ID, pl.Splits, len(pl.Segments), rep.PlanID, rep.Splits, len(rep.Segments))
 	}
@@ -228,14 +221,7 @@ func TestCLIShardedBudgetBelowLayer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := model.Load(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	est, err := bench.EstimateGraph(g, quant.DefaultConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
+	est := graphEstimate(t, raw)
 	largest := est.Largest(1)[0]
 	budget := bench.EstimateBaseMemory + largest.Bytes*3/4
 	if largest.Op != "MaxPool" || est.LoweringBytes() >= budget {
@@ -247,14 +233,7 @@ func TestCLIShardedBudgetBelowLayer(t *testing.T) {
 	if err != nil {
 		t.Fatalf("compile --shard under %d MiB, below the pool's %d MiB: %v\n%s%s", budget>>20, (bench.EstimateBaseMemory+largest.Bytes)>>20, err, out, errOut)
 	}
-	m, err := prover.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pl, err := shard.Load(m)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, pl := openPlan(t, dir)
 	if len(pl.Splits) == 0 || m.Program.Layers[pl.Splits[0].Layer].Name != largest.Name {
 		t.Fatalf("splits %+v, want the pool %s split", pl.Splits, largest.Name)
 	}
