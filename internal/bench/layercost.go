@@ -2,9 +2,7 @@ package bench
 
 import (
 	"fmt"
-	"maps"
 	"math/bits"
-	"slices"
 
 	"github.com/zkml/zkml/circuits"
 	"github.com/zkml/zkml/model/quant"
@@ -43,6 +41,8 @@ func EstimateLayers(p *quant.Program, sys circuits.System) (*LayerCosts, error) 
 		lc.mem = append(lc.mem, c.memory)
 		lc.wide = append(lc.wide, c.wideChecks)
 		lc.one = append(lc.one, c.one)
+		// A width or table first met at snapshot k keeps its zeros before k and is
+		// set at every snapshot from k on (the counter never drops one).
 		for b, m := range c.checks {
 			if lc.checks[b] == nil {
 				lc.checks[b] = make([]int64, n+1)
@@ -63,22 +63,7 @@ func EstimateLayers(p *quant.Program, sys circuits.System) (*LayerCosts, error) 
 	if k != n+1 {
 		return nil, fmt.Errorf("estimate layers: %d of %d layers ran", k-1, n)
 	}
-	// A width or table first met at layer k has zeros before k and its count after.
-	for _, xs := range slices.Collect(maps.Values(lc.checks)) {
-		fillPrefix(xs)
-	}
-	for _, xs := range slices.Collect(maps.Values(lc.lookups)) {
-		fillPrefix(xs)
-	}
 	return lc, nil
-}
-
-// fillPrefix carries the last nonzero count of a prefix-sum array forward over the
-// snapshots where its width or table had no entry yet, or none changed.
-func fillPrefix(xs []int64) {
-	for k := 1; k < len(xs); k++ {
-		xs[k] = max(xs[k], xs[k-1])
-	}
 }
 
 // Run approximates the estimate of a program of layers [first, end) alone: their

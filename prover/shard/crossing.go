@@ -3,6 +3,7 @@ package shard
 import (
 	"github.com/zkml/zkml/circuits"
 	"github.com/zkml/zkml/internal/bench"
+	"github.com/zkml/zkml/model"
 	"github.com/zkml/zkml/model/quant"
 )
 
@@ -62,7 +63,7 @@ func newCrossing(p *quant.Program, lv *liveness, sys circuits.System) *crossing 
 	// finds whole segments within a few percent of the exact estimate).
 	const perm = 1 << 20
 	for id, v := range p.Values {
-		x.size[id] = numel(v.Shape)
+		x.size[id] = model.Numel(v.Shape)
 		w := signedWidth(v.Bound)
 		share := float64(bench.CommitmentCost(sys, w, perm)-bench.CommitmentCost(sys, w, 0)) / perm
 		check := float64((w+15)/16 + 2)
@@ -98,14 +99,6 @@ func newCrossing(p *quant.Program, lv *liveness, sys circuits.System) *crossing 
 		}
 	}
 	return x
-}
-
-func numel(shape []int) int {
-	n := 1
-	for _, d := range shape {
-		n *= d
-	}
-	return n
 }
 
 // start resets x for a segment starting at first after cuts (the segments before it).
