@@ -1139,7 +1139,7 @@ func SplitBudget(p *quant.Program, syss []circuits.System, limits bench.Limits) 
 }
 
 // coreProgram is segment s's program without its boundary commitments: its layers
-// alone, the measure of whether a segment can fit at all (estimateCore, budgetCuts).
+// alone, the measure of whether a segment can fit at all (estimateCore; tests).
 func coreProgram(s *Segment) *quant.Program {
 	core := *s.Program
 	core.InputVis, core.OutputVis = quant.Private, quant.Private
@@ -1398,15 +1398,14 @@ func budgetCuts(q *quant.Program, regs []region, syss []circuits.System, limits 
 		return ends, likely
 	}
 	var cuts []int
-	// fits reports whether segment [first, end) fits, and whether its layers alone are
-	// over the budget (so that no later end can fit). Its input groups are the plan's
+	// fits reports whether segment [first, end) fits. Its input groups are the plan's
 	// (the cuts before it, first the last of them, are chosen); the layers after it
 	// stand for one segment, or one per band of a split, so its outputs are one group
 	// or one per band (the final plan may split them by consumer, at the cost of a few
 	// permutations per group).
 	// Later bands are taken as segments of their own (their imports and exports an
 	// upper bound of the plan's, where bands are merged).
-	fits := func(first, end int) (ok, over bool, err error) {
+	fits := func(first, end int) (bool, error) {
 		bounds := append(append([]int{0}, cuts...), end)
 		for _, r := range regs {
 			for _, c := range r.cuts {
@@ -1420,22 +1419,15 @@ func budgetCuts(q *quant.Program, regs []region, syss []circuits.System, limits 
 		pl := &Plan{Pairs: lv.pairs(q, bounds)}
 		s, err := segment(q, lv, i, m, first, end, pl.InPairs(i), pl.OutPairs(i))
 		if err != nil {
-			return false, false, err
+			return false, err
 		}
-		core := coreProgram(s)
-		ok = true
 		for _, sys := range syss {
 			e, err := bench.EstimateProgram(s.Program, sys)
-			if err != nil {
-				return false, false, err
+			if err != nil || limits.Check(e) != nil {
+				return false, err
 			}
-			ok = ok && limits.Check(e) == nil
-			if e, err = bench.EstimateProgram(core, sys); err != nil {
-				return false, false, err
-			}
-			over = over || limits.Check(e) != nil
 		}
-		return ok, over, nil
+		return true, nil
 	}
 	// next returns an end of ends (latest first) where segment [first, end) fits, -1
 	// if it finds none, and the ends after it. It tries the latest ends likely to fit
@@ -1446,10 +1438,7 @@ func budgetCuts(q *quant.Program, regs []region, syss []circuits.System, limits 
 	// a segment costs a few exact estimates; the end it returns fits, though a later
 	// one may too.
 	next := func(first int, ends []int, likely map[int]bool) (int, []int, error) {
-		try := func(i int) (bool, error) {
-			ok, _, err := fits(first, ends[i])
-			return ok, err
-		}
+		try := func(i int) (bool, error) { return fits(first, ends[i]) }
 		tried := 0
 		for i, end := range ends {
 			if !likely[end] {
