@@ -1438,7 +1438,16 @@ func budgetCuts(q *quant.Program, regs []region, syss []circuits.System, limits 
 	// a segment costs a few exact estimates; the end it returns fits, though a later
 	// one may too.
 	next := func(first int, ends []int, likely map[int]bool) (int, []int, error) {
-		try := func(i int) (bool, error) { return fits(first, ends[i]) }
+		// The gallop may come back to an end the likely ones tried.
+		known := map[int]bool{}
+		try := func(i int) (bool, error) {
+			if ok, seen := known[ends[i]]; seen {
+				return ok, nil
+			}
+			ok, err := fits(first, ends[i])
+			known[ends[i]] = ok
+			return ok, err
+		}
 		tried := 0
 		for i, end := range ends {
 			if !likely[end] {
