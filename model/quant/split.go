@@ -143,9 +143,19 @@ func (p *Program) Restrict(l *Layer, lo, hi int) (*Layer, error) {
 // range when it is restricted), possibly more than once, in no particular order.
 // Params are included (callers skip them). Softmax and ArgMax read every element.
 func (p *Program) ElemDeps(l *Layer, f func(k, j int)) {
+	p.ElemDepsIn(l, nil, f)
+}
+
+// ElemDepsIn is ElemDeps for the inputs l.In[k] with want(k) only (nil: all), so that
+// a caller skipping params does not pay for their elements.
+func (p *Program) ElemDepsIn(l *Layer, want func(k int) bool, f func(k, j int)) {
 	lo, hi := 0, numel(p.Values[l.Out].Shape)
 	if l.Restricted() {
 		lo, hi = l.OutLo, l.OutHi
+	}
+	wanted := make([]bool, len(l.In))
+	for k := range wanted {
+		wanted[k] = want == nil || want(k)
 	}
 	all := func(k int) {
 		for j := range numel(p.Values[l.In[k]].Shape) {
@@ -155,28 +165,42 @@ func (p *Program) ElemDeps(l *Layer, f func(k, j int)) {
 	switch {
 	case ElementWise(l.Kind):
 		for k := range l.In {
-			for j := lo; j < hi; j++ {
+			for j := lo; j < hi && wanted[k]; j++ {
 				f(k, j)
 			}
 		}
 	case l.Kind == KLinear:
+		if !wanted[0] && !wanted[1] && (len(l.In) <= 2 || !wanted[2]) {
+			return
+		}
 		var buf TermBuf
 		for o := range hi - lo {
 			ta, tb := l.Terms(o, &buf)
 			for t := range ta {
-				f(0, int(ta[t]))
-				f(1, int(tb[t]))
+				if wanted[0] {
+					f(0, int(ta[t]))
+				}
+				if wanted[1] {
+					f(1, int(tb[t]))
+				}
 			}
-			if len(l.In) > 2 && l.Bias[o] >= 0 {
+			if len(l.In) > 2 && wanted[2] && l.Bias[o] >= 0 {
 				f(2, int(l.Bias[o]))
 			}
 		}
 	case l.Kind == KAdd:
 		for i := range l.IA {
-			f(0, int(l.IA[i]))
-			f(1, int(l.IB[i]))
+			if wanted[0] {
+				f(0, int(l.IA[i]))
+			}
+			if wanted[1] {
+				f(1, int(l.IB[i]))
+			}
 		}
 	case l.Kind == KMax:
+		if !wanted[0] {
+			return
+		}
 		for _, g := range l.Groups {
 			for _, j := range g {
 				f(0, int(j))
@@ -192,12 +216,16 @@ func (p *Program) ElemDeps(l *Layer, f func(k, j int)) {
 		for _, j := range l.Index {
 			if j >= 0 {
 				k, _ := slices.BinarySearch(starts, int(j)+1)
-				f(k-1, int(j)-starts[k-1])
+				if wanted[k-1] {
+					f(k-1, int(j)-starts[k-1])
+				}
 			}
 		}
 	default:
 		for k := range l.In {
-			all(k)
+			if wanted[k] {
+				all(k)
+			}
 		}
 	}
 }

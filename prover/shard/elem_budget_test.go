@@ -92,3 +92,45 @@ func TestSplitBudgetSplitsLayer(t *testing.T) {
 		t.Fatalf("softmax over the budget: %v", err)
 	}
 }
+
+// TestSplitBudgetGrowsSplit: under 30,000 constraints, the 5x5 convolution's rescale
+// of a 3x24x24 input is split into bands, but no segment can start at the input's
+// range check (one holding it alone exports the whole checked input, 52,740
+// constraints with its commitments), and the run split from there reaches the
+// rescale's split: that split grows to start at the range check, so that each band
+// checks its own input rows. The planner used to give up ("no segment starting at
+// layer 0"); now every segment fits and computes the whole program's values.
+func TestSplitBudgetGrowsSplit(t *testing.T) {
+	p := lower(t, convNet(t, 3, 8, 5, 24, 24), quant.DefaultConfig())
+	limits := bench.Limits{MaxConstraints: 30000}
+	pl, err := SplitBudget(p, []circuits.System{circuits.Groth16}, limits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pl.Splits) != 1 || pl.Splits[0].Layer != 0 {
+		t.Fatalf("splits %+v, want one from the input's range check", pl.Splits)
+	}
+	for _, s := range pl.Segments {
+		e, err := bench.EstimateProgram(s.Program, circuits.Groth16)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := limits.Check(e); err != nil {
+			t.Errorf("segment %d: %v", s.Index, err)
+		}
+	}
+	// Each segment, on the tensors the whole program gives it, computes its outputs.
+	ins, outs, _, err := pl.Activations(p, inputs(t, p, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range pl.Segments {
+		r, err := s.Program.Eval(ins[i])
+		if err != nil {
+			t.Fatalf("segment %d: %v", i, err)
+		}
+		if !slices.EqualFunc(r.Outputs, outs[i], slices.Equal) {
+			t.Fatalf("segment %d computes other outputs than the whole program's", i)
+		}
+	}
+}

@@ -22,7 +22,8 @@ import (
 // The default case is small (ResNet-50 at 64x64 with a sixteenth of the channels at a
 // 512 MiB budget). ZKML_PLAN=arch:size:div:budget[,...] plans others, for example
 // ZKML_PLAN=resnet50:224:16:8GiB,squeezenet:224:1:8GiB (arch resnet50, squeezenet,
-// vgg16 or alexnet; budget in MiB or GiB).
+// vgg16 or alexnet; budget in MiB or GiB). ZKML_PLAN_TRACE=1 prints the planner's
+// attempts as they end.
 func BenchmarkPlan(b *testing.B) {
 	spec := os.Getenv("ZKML_PLAN")
 	if spec == "" {

@@ -1,13 +1,16 @@
 package shard
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/advancedclimatesystems/gonnx/onnx"
 	"github.com/zkml/zkml/circuits"
 	"github.com/zkml/zkml/internal/bench"
 	"github.com/zkml/zkml/internal/onnxgen"
@@ -159,4 +162,65 @@ func TestSplitBudgetResidual(t *testing.T) {
 	if !errors.Is(err, bench.ErrOverBudget) || at <= 0 || !strings.Contains(err.Error(), fmt.Sprintf("no segment starting at layer %d (%s)", at, p.Layers[at].Name)) || strings.Contains(err.Error(), "(0 back-offs)") {
 		t.Fatalf("40,000: %v (at %d), want over budget at a layer after the start, with back-offs", err, at)
 	}
+}
+
+// TestSegmentPairs: segmentPairs gives each segment exactly the pairs of the whole
+// pair table that it imports or exports, in order, on random cuts of the planner's
+// programs, of band plans (hashed model input and output; private input rows taken
+// by element) and of a pool net split from its input to its output (both carried by
+// element).
+func TestSegmentPairs(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	progs := planPrograms(t)
+	progs["bands-from-input"] = bandPlanFrom(t, lower(t, bandNet(t), quant.DefaultConfig()), true).Program
+	progs["bands-hashed"] = bandPlan(t, lower(t, bandNet(t), hashedConfig())).Program
+	b := onnxgen.Seeded("shard_pool_out")
+	x := b.Node("MaxPool", []string{"input"}, onnxgen.Ints("kernel_shape", 3, 3), onnxgen.Ints("pads", 1, 1, 1, 1))
+	x = b.Node("MaxPool", []string{x}, onnxgen.Ints("kernel_shape", 2, 2), onnxgen.Ints("strides", 2, 2))
+	m, err := b.Marshal([]*onnx.ValueInfoProto{onnxgen.ValueInfo("input", 1, 2, 12, 12)}, []*onnx.ValueInfoProto{onnxgen.ValueInfo(x, 1, 2, 6, 6)}, 7, 13)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pools := lower(t, m, quant.DefaultConfig())
+	whole, err := ApplySplits(pools, []LayerSplit{{Layer: 0, Count: len(pools.Layers), Bands: 3}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	progs["pools-input-to-output"] = whole // the input's rows and the output by element
+	for name, p := range progs {
+		lv := analyze(p)
+		n := len(p.Layers)
+		checked := 0
+		for range 20 {
+			bounds := []int{0, n}
+			for range 1 + rng.IntN(6) {
+				bounds = append(bounds, 1+rng.IntN(n-1))
+			}
+			slices.Sort(bounds)
+			bounds = slices.Compact(bounds)
+			all := &Plan{Pairs: lv.pairs(p, bounds)}
+			for i := range len(bounds) - 1 {
+				got := lv.segmentPairs(p, bounds, i)
+				want := append(all.InPairs(i), all.OutPairs(i)...)
+				slices.SortFunc(want, func(a, b *Pair) int { return cmp.Or(cmp.Compare(a.From, b.From), cmp.Compare(a.To, b.To)) })
+				if !reflect.DeepEqual(got, want) {
+					t.Fatalf("%s: bounds %v, segment %d: segmentPairs %s, pairs %s", name, bounds, i, pairString(got), pairString(want))
+				}
+				for _, pr := range got {
+					if pr.Elems != nil {
+						checked++
+					}
+				}
+			}
+		}
+		t.Logf("%s: %d layers, %d pairs by element compared", name, n, checked)
+	}
+}
+
+func pairString(ps []*Pair) string {
+	var b strings.Builder
+	for _, p := range ps {
+		fmt.Fprintf(&b, "[%d->%d values %v elems %v] ", p.From, p.To, p.Values, p.Elems)
+	}
+	return b.String()
 }

@@ -46,7 +46,9 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"os"
 	"slices"
+	"time"
 
 	"github.com/zkml/zkml/circuits"
 	"github.com/zkml/zkml/internal/bench"
@@ -297,6 +299,9 @@ type liveness struct {
 	// private input of its own, not committed (any choice of such elements is some
 	// input); later readers import it from there like any written element.
 	own []bool
+	// readers[id] lists the layers reading value id (not carried by element, not a
+	// param), increasing.
+	readers [][]int32
 }
 
 type elemRead struct {
@@ -318,9 +323,13 @@ func analyze(p *quant.Program) *liveness {
 		lv.def[par.Value] = -2
 		lv.param[par.Value] = true
 	}
+	lv.readers = make([][]int32, len(p.Values))
 	for k, l := range p.Layers {
 		for _, id := range l.In {
 			lv.last[id] = max(lv.last[id], k)
+			if r := lv.readers[id]; len(r) == 0 || r[len(r)-1] != int32(k) {
+				lv.readers[id] = append(r, int32(k))
+			}
 		}
 		lv.def[l.Out] = min(lv.def[l.Out], k)
 		if l.Restricted() {
@@ -375,26 +384,44 @@ func analyze(p *quant.Program) *liveness {
 				w[j] = int32(k)
 			}
 		}
-		var got map[int][]int32
-		p.ElemDeps(l, func(kk, j int) {
+		// The elements layer k reads are stamped k+1; their span per input, scanned
+		// afterwards, lists them in increasing order without sorting.
+		lo, hi := make([]int, len(l.In)), make([]int, len(l.In))
+		for kk := range l.In {
+			lo[kk], hi[kk] = math.MaxInt, -1
+		}
+		p.ElemDepsIn(l, func(kk int) bool { return stamp[l.In[kk]] != nil }, func(kk, j int) {
 			id := l.In[kk]
 			st := stamp[id]
-			if st == nil || st[j] == int32(k+1) {
+			if st[j] == int32(k+1) {
 				return
 			}
 			st[j] = int32(k + 1)
 			if lv.own[id] && lv.writer[id][j] == -1 {
 				lv.writer[id][j] = int32(k) // its first reader
 			}
-			if got == nil {
-				got = map[int][]int32{}
-			}
-			got[id] = append(got[id], int32(j))
 			lv.lastRead[id][j] = int32(k)
+			lo[kk], hi[kk] = min(lo[kk], j), max(hi[kk], j)
 		})
-		for _, id := range slices.Sorted(maps.Keys(got)) {
-			es := got[id]
-			slices.Sort(es)
+		span := map[int][2]int{}
+		for kk, id := range l.In {
+			if hi[kk] < 0 {
+				continue
+			}
+			s, ok := span[id]
+			if !ok {
+				s = [2]int{lo[kk], hi[kk]}
+			}
+			span[id] = [2]int{min(s[0], lo[kk]), max(s[1], hi[kk])}
+		}
+		for _, id := range slices.Sorted(maps.Keys(span)) {
+			st, s := stamp[id], span[id]
+			var es []int32
+			for j := s[0]; j <= s[1]; j++ {
+				if st[j] == int32(k+1) {
+					es = append(es, int32(j))
+				}
+			}
 			lv.reads[id] = append(lv.reads[id], elemRead{layer: k, elems: es})
 		}
 	}
@@ -581,6 +608,160 @@ func (lv *liveness) pairs(p *quant.Program, bounds []int) []*Pair {
 			}
 		}
 	}
+	return lv.assemble(groups, elems)
+}
+
+// segmentPairs returns the pairs of lv.pairs(p, bounds) that segment i imports or
+// exports (To or From i), in the same order, looking only at the values its layers
+// read and write: what the planner needs to build one candidate segment, without a
+// pass over the whole program.
+func (lv *liveness) segmentPairs(p *quant.Program, bounds []int, i int) []*Pair {
+	n := len(bounds) - 1
+	first, end := bounds[i], bounds[i+1]
+	groups := map[[2]int][]int{}
+	elems := map[[2]int]map[int][]int32{}
+	// takeElems adds the elements es of elem value id to the pair key(j) gives (ok
+	// false: none).
+	var buf []int32
+	takeElems := func(id int, es []int32, key func(j int32) ([2]int, bool)) {
+		var cur [2]int
+		flush := func() {
+			if len(buf) > 0 {
+				if elems[cur] == nil {
+					elems[cur] = map[int][]int32{}
+				}
+				elems[cur][id] = append(elems[cur][id], buf...)
+			}
+			buf = buf[:0]
+		}
+		for _, j := range es {
+			if k, ok := key(j); ok {
+				if k != cur {
+					flush()
+					cur = k
+				}
+				buf = append(buf, j)
+			}
+		}
+		flush()
+	}
+	// segOf is segmentOf(bounds, k), remembering the last layer asked (elements in a
+	// row mostly share their writer).
+	lastK, lastSeg := math.MinInt, 0
+	segOf := func(k int) int {
+		if k != lastK {
+			lastK, lastSeg = k, segmentOf(bounds, k)
+		}
+		return lastSeg
+	}
+	isOutput := func(id int) bool { return slices.Contains(p.Outputs, id) }
+	allElems := func(id int) []int32 {
+		all := make([]int32, len(lv.writer[id]))
+		for j := range all {
+			all[j] = int32(j)
+		}
+		return all
+	}
+	// readsIn returns the element reads of elem value id by layers in [lo, hi).
+	readsIn := func(id, lo, hi int) []elemRead {
+		rs := lv.reads[id]
+		a, _ := slices.BinarySearchFunc(rs, lo, func(r elemRead, k int) int { return cmp.Compare(r.layer, k) })
+		b, _ := slices.BinarySearchFunc(rs, hi, func(r elemRead, k int) int { return cmp.Compare(r.layer, k) })
+		return rs[a:b]
+	}
+	// Imports: the values the segment's layers read (and, for the last segment, the
+	// model outputs), from the segments before it.
+	read := map[int]bool{}
+	for k := first; k < end; k++ {
+		for _, id := range p.Layers[k].In {
+			read[id] = true
+		}
+	}
+	if i == n-1 {
+		for _, id := range p.Outputs {
+			read[id] = true
+		}
+	}
+	for id := range read {
+		if lv.param[id] || lv.def[id] == math.MaxInt {
+			continue
+		}
+		if !lv.elem[id] {
+			if from := segmentOf(bounds, lv.def[id]); from < i {
+				groups[[2]int{from, i}] = append(groups[[2]int{from, i}], id)
+			}
+			continue
+		}
+		w := lv.writer[id]
+		from := func(j int32) ([2]int, bool) {
+			f := segOf(int(w[j]))
+			return [2]int{f, i}, f < i
+		}
+		for _, r := range readsIn(id, first, end) {
+			takeElems(id, r.elems, from)
+		}
+		if i == n-1 && isOutput(id) {
+			takeElems(id, allElems(id), from)
+		}
+	}
+	// Exports: the values (or elements) the segment writes (the first segment: the
+	// model inputs too; a private input carried by element is its first reader's), to
+	// the segments after it that read them.
+	written := map[int]bool{}
+	for k := first; k < end; k++ {
+		written[p.Layers[k].Out] = true
+	}
+	for id := range read {
+		if lv.own[id] {
+			written[id] = true
+		}
+	}
+	if i == 0 {
+		for _, id := range p.Inputs {
+			written[id] = true
+		}
+	}
+	for id := range written {
+		if lv.param[id] || lv.def[id] == math.MaxInt {
+			continue
+		}
+		if !lv.elem[id] {
+			if segmentOf(bounds, lv.def[id]) != i {
+				continue
+			}
+			seen := map[int]bool{}
+			for _, k := range lv.readers[id] {
+				if c := segmentOf(bounds, int(k)); c > i && !seen[c] {
+					seen[c] = true
+					groups[[2]int{i, c}] = append(groups[[2]int{i, c}], id)
+				}
+			}
+			if isOutput(id) && n-1 > i && !seen[n-1] {
+				groups[[2]int{i, n - 1}] = append(groups[[2]int{i, n - 1}], id)
+			}
+			continue
+		}
+		w := lv.writer[id]
+		to := func(c int) func(j int32) ([2]int, bool) {
+			return func(j int32) ([2]int, bool) { return [2]int{i, c}, segOf(int(w[j])) == i }
+		}
+		for _, r := range readsIn(id, end, len(p.Layers)) {
+			takeElems(id, r.elems, to(segmentOf(bounds, r.layer)))
+		}
+		if isOutput(id) && n-1 > i {
+			takeElems(id, allElems(id), to(n-1))
+		}
+	}
+	for key, g := range groups {
+		slices.Sort(g)
+		groups[key] = slices.Compact(g)
+	}
+	return lv.assemble(groups, elems)
+}
+
+// assemble turns the values (groups) and elements (elems) each pair of segments
+// carries into pairs, ordered by producer and consumer, each pair's values by id.
+func (lv *liveness) assemble(groups map[[2]int][]int, elems map[[2]int]map[int][]int32) []*Pair {
 	keys := slices.Collect(maps.Keys(groups))
 	for k := range elems {
 		if _, ok := groups[k]; !ok {
@@ -1083,57 +1264,76 @@ func SplitBudget(p *quant.Program, syss []circuits.System, limits bench.Limits) 
 		if err != nil {
 			return nil, err
 		}
+		t0 := time.Now()
 		cuts, failed, at, err := budgetCuts(q, regs, syss, limits)
+		tracef("attempt %d: splits %v, %d layers, %v: cuts %v, failed split %d at layer %d, err %v", attempt, splits, len(q.Layers), time.Since(t0).Round(time.Millisecond), cuts, failed, at, err)
 		if err == nil {
 			return SplitWith(p, splits, cuts)
 		}
-		if attempt >= 8 || at < 0 {
+		if attempt >= 8+4*len(splits) || at < 0 {
 			return nil, err
 		}
-		if failed < 0 {
-			// No segment starting at layer at (of p: it is in no split) fits though
-			// every layer alone does (a model input's range check whose outputs cost
-			// more to commit than to compute): split the run from there.
-			k := at
-			for _, r := range regs {
-				if r.end <= at {
-					k -= r.end - r.start - splits[r.split].Count
-				}
+		// k is layer at of q in p, when it is in no split.
+		k, inSplit := at, false
+		for _, r := range regs {
+			if r.end <= at {
+				k -= r.end - r.start - splits[r.split].Count
 			}
-			if !quant.Splittable(p.Layers[k].Kind) || slices.ContainsFunc(splits, func(sp LayerSplit) bool { return k >= sp.Layer && k < sp.Layer+sp.Count }) {
-				return nil, err
-			}
+			inSplit = inSplit || at >= r.start && at < r.end
+		}
+		if !inSplit && (failed < 0 || splits[failed].Layer > k) && quant.Splittable(p.Layers[k].Kind) {
+			// No segment starting at layer k (in no split) fits though every layer
+			// alone does: a model input's range check whose outputs cost more to commit
+			// than to compute, or a layer before a split whose whole output a segment
+			// would export to the bands. Split the run from k; a split the run reaches
+			// starts at k instead (each band then checks or computes its own rows).
 			end := chainEnd(p, k)
-			es, err2 := estimateCore(p, analyze(p), k, end, syss)
-			if err2 != nil {
-				return nil, err2
+			grown := slices.Clone(splits)
+			if j := slices.IndexFunc(grown, func(sp LayerSplit) bool { return sp.Layer > k }); j >= 0 && grown[j].Layer <= end {
+				grown[j].Count = max(end, grown[j].Layer+grown[j].Count) - k
+				grown[j].Layer = k
+			} else {
+				es, err2 := estimateCore(p, analyze(p), k, end, syss)
+				if err2 != nil {
+					return nil, err2
+				}
+				r := 0.0
+				for _, e := range es {
+					r = max(r, overUse(e, limits))
+				}
+				grown = append(grown, LayerSplit{Layer: k, Count: end - k, Bands: max(2, int(math.Ceil(2*r)))})
+				slices.SortFunc(grown, func(a, b LayerSplit) int { return a.Layer - b.Layer })
 			}
-			r := 0.0
-			for _, e := range es {
-				r = max(r, overUse(e, limits))
+			disjoint := true
+			for i := 1; i < len(grown); i++ {
+				disjoint = disjoint && grown[i-1].Layer+grown[i-1].Count <= grown[i].Layer
 			}
-			splits = append(splits, LayerSplit{Layer: k, Count: end - k, Bands: max(2, int(math.Ceil(2*r)))})
-			slices.SortFunc(splits, func(a, b LayerSplit) int { return a.Layer - b.Layer })
-			for i := 1; i < len(splits); i++ {
-				if splits[i-1].Layer+splits[i-1].Count > splits[i].Layer {
-					return nil, err
+			if disjoint {
+				if _, _, err2 := applySplits(p, grown); err2 == nil {
+					splits, first = grown, map[int]int{}
+					continue
 				}
 			}
-			first = map[int]int{}
-			continue
+		}
+		if failed < 0 {
+			return nil, err
 		}
 		b0, ok := first[failed]
 		if !ok {
 			b0, first[failed] = splits[failed].Bands, splits[failed].Bands
 		}
 		next := []int{2 * b0, b0 / 2, 4 * b0, b0 / 4, b0 / 8, 8 * b0}
+		changed := false
 		for _, b := range next {
 			if b >= 2 && b != splits[failed].Bands {
 				if splits[failed].Bands == b0 || slices.Index(next, splits[failed].Bands) < slices.Index(next, b) {
-					splits[failed].Bands = b
+					splits[failed].Bands, changed = b, true
 					break
 				}
 			}
+		}
+		if !changed {
+			return nil, err // every band count tried
 		}
 	}
 }
@@ -1153,7 +1353,7 @@ func estimateCore(p *quant.Program, lv *liveness, first, end int, syss []circuit
 	bounds := slices.Compact([]int{0, first, end, len(p.Layers)})
 	i := slices.Index(bounds, first)
 	n := len(bounds) - 1
-	pl := &Plan{Pairs: lv.pairs(p, bounds)}
+	pl := &Plan{Pairs: lv.segmentPairs(p, bounds, i)}
 	s, err := segment(p, lv, i, n, first, end, pl.InPairs(i), pl.OutPairs(i))
 	if err != nil {
 		return nil, err
@@ -1319,6 +1519,17 @@ const (
 	maxBackoffs = 64
 )
 
+// tracef reports the planner's attempts and the segments it finds over the budget
+// on standard error when ZKML_PLAN_TRACE is set (planning a full-size network takes
+// minutes).
+var tracef = func(string, ...any) {}
+
+func init() {
+	if os.Getenv("ZKML_PLAN_TRACE") != "" {
+		tracef = func(format string, args ...any) { fmt.Fprintf(os.Stderr, "plan: "+format+"\n", args...) }
+	}
+}
+
 // budgetCuts chooses the cuts of the split program q (see SplitBudget), never inside a
 // region but at its band starts. Each segment ends at the latest allowed cut where it
 // fits its estimate with its boundary commitments. The candidate ends are those where
@@ -1416,7 +1627,7 @@ func budgetCuts(q *quant.Program, regs []region, syss []circuits.System, limits 
 		}
 		bounds = slices.Compact(append(bounds, n))
 		i, m := len(cuts), len(bounds)-1
-		pl := &Plan{Pairs: lv.pairs(q, bounds)}
+		pl := &Plan{Pairs: lv.segmentPairs(q, bounds, i)}
 		s, err := segment(q, lv, i, m, first, end, pl.InPairs(i), pl.OutPairs(i))
 		if err != nil {
 			return false, err
@@ -1424,6 +1635,9 @@ func budgetCuts(q *quant.Program, regs []region, syss []circuits.System, limits 
 		for _, sys := range syss {
 			e, err := bench.EstimateProgram(s.Program, sys)
 			if err != nil || limits.Check(e) != nil {
+				if err == nil {
+					tracef("  [%d, %d) %s..%s: %d constraints, %d MiB, %d inputs, %d outputs: %v", first, end, q.Layers[first].Name, q.Layers[end-1].Name, e.Constraints, e.MemoryBytes>>20, len(s.Program.Inputs), len(s.Program.Outputs), limits.Check(e))
+				}
 				return false, err
 			}
 		}
