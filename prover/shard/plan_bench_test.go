@@ -10,7 +10,6 @@ import (
 
 	"github.com/zkml/zkml/circuits"
 	"github.com/zkml/zkml/internal/bench"
-	"github.com/zkml/zkml/internal/onnxgen"
 	"github.com/zkml/zkml/model/quant"
 )
 
@@ -30,28 +29,9 @@ func BenchmarkPlan(b *testing.B) {
 		spec = "resnet50:64:16:512MiB"
 	}
 	for _, c := range strings.Split(spec, ",") {
-		f := strings.Split(c, ":")
-		if len(f) != 4 {
-			b.Fatalf("ZKML_PLAN case %q: want arch:size:div:budget", c)
-		}
-		size, err1 := strconv.Atoi(f[1])
-		div, err2 := strconv.Atoi(f[2])
-		budget, err3 := parseBudget(f[3])
-		if err1 != nil || err2 != nil || err3 != nil {
-			b.Fatalf("ZKML_PLAN case %q: bad number", c)
-		}
-		var arch onnxgen.Arch
-		switch f[0] {
-		case "resnet50":
-			arch = onnxgen.ResNet50{Size: size, Div: div, Classes: 1000 / div}
-		case "squeezenet":
-			arch = onnxgen.SqueezeNet{Size: size, Div: div, Classes: 1000 / div}
-		case "vgg16":
-			arch = onnxgen.VGG16{Size: size, Div: div, Classes: 1000 / div}
-		case "alexnet":
-			arch = onnxgen.AlexNet{Size: size, Div: div, Classes: 1000 / div}
-		default:
-			b.Fatalf("ZKML_PLAN case %q: unknown arch", c)
+		arch, budget, err := parseCase(c)
+		if err != nil {
+			b.Fatalf("ZKML_PLAN: %v", err)
 		}
 		b.Run(c, func(b *testing.B) {
 			m, _, _, err := arch.Build()
