@@ -109,6 +109,7 @@ a local model directory and appends the result to its transcript at once.`,
 				}
 				tmp.Close()
 				defer os.Remove(tmp.Name())
+				defer onInterrupt(func() { os.Remove(tmp.Name()) })()
 				if _, err := step(cmd.ErrOrStderr(), "contribute", func() (string, error) { return prover.ContributeFile(c.CurrentFile(), tmp.Name()) }); err != nil {
 					return err
 				}

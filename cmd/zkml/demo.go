@@ -60,7 +60,7 @@ With --offline it runs the same pipeline through the library, without the servic
 				if work, err = os.MkdirTemp("", "zkml-demo-"); err != nil {
 					return err
 				}
-				defer removeDemoDir(errw, work)
+				defer removeDemoDir(errw, work, onInterrupt(func() { os.RemoveAll(work) }))
 			}
 			fmt.Fprintf(out, "example %s -> %s\n", name, work)
 			m, err := step(errw, "quantize", func() (*prover.Model, error) { return prover.Create(work, onnx, configDefault()) })

@@ -26,8 +26,10 @@ func warnDevSetup(w io.Writer) {
 }
 
 // removeDemoDir removes a data directory the demo created, so that it leaves nothing
-// behind (pass --dir to keep one).
-func removeDemoDir(errw io.Writer, dir string) {
+// behind (pass --dir to keep one); unhook drops the removal onInterrupt registered
+// for an interrupt.
+func removeDemoDir(errw io.Writer, dir string, unhook func()) {
+	unhook()
 	if err := os.RemoveAll(dir); err != nil {
 		fmt.Fprintf(errw, "demo: removing %s: %v\n", dir, err)
 	}
@@ -46,7 +48,7 @@ func serviceDemo(ctx context.Context, out, errw io.Writer, example, system, data
 			return err
 		}
 		// Runs after the service has stopped (defers run last-in first-out).
-		defer removeDemoDir(errw, dataDir)
+		defer removeDemoDir(errw, dataDir, onInterrupt(func() { os.RemoveAll(dataDir) }))
 	}
 	self, err := os.Executable()
 	if err != nil {

@@ -13,9 +13,18 @@ import (
 )
 
 // TestMain lets the test binary act as zkml's job child: the service demo runs jobs
-// in a child process started from os.Executable().
+// in a child process started from os.Executable(). With ZKML_TEST_CLI set (cliCommand)
+// it is the zkml command itself, and prints a running step's progress line every
+// ZKML_TEST_PROGRESS (a duration) instead of every 10 s.
 func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && (os.Args[1] == "internal-job" || os.Args[1] == "internal-prove") {
+		main()
+		return
+	}
+	if os.Getenv("ZKML_TEST_CLI") == "1" {
+		if d, err := time.ParseDuration(os.Getenv("ZKML_TEST_PROGRESS")); err == nil {
+			progressEvery = d
+		}
 		main()
 		return
 	}

@@ -4,21 +4,22 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/consensys/gnark/logger"
 	"github.com/spf13/cobra"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := newRoot().ExecuteContext(ctx); err != nil {
+	err := newRoot().ExecuteContext(handleInterrupts())
+	if interrupted() {
+		// The command returned (with the cancelled context's error, or none) within
+		// the grace after the signal.
+		exitInterrupted()
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "zkml:", err)
 		var ee exitError
 		if errors.As(err, &ee) {
@@ -40,7 +41,8 @@ func newRoot() *cobra.Command {
 		Short:         "Prove neural-network inference with zk-SNARKs (gnark, BN254)",
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		PersistentPreRun: func(*cobra.Command, []string) {
+		PersistentPreRun: func(cmd *cobra.Command, _ []string) {
+			setGraceful(cmd)
 			if !verbose {
 				logger.Disable()
 			}

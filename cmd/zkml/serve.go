@@ -87,8 +87,9 @@ func (f *serviceFlags) config(cmd *cobra.Command) (service.Config, error) {
 func serveCmd() *cobra.Command {
 	var f serviceFlags
 	cmd := &cobra.Command{
-		Use:   "serve",
-		Short: "Run the HTTP proving service (with in-process workers on the embedded store)",
+		Use:         "serve",
+		Annotations: gracefulSignals(),
+		Short:       "Run the HTTP proving service (with in-process workers on the embedded store)",
 		Long: `serve runs the REST API (see /v1/openapi.json). Without a database URL it keeps
 jobs in an embedded SQLite database in the data directory and runs the workers in
 this process, so one command is enough to try it. With --database-url (PostgreSQL),
@@ -110,9 +111,10 @@ run workers with 'zkml worker' on as many machines as needed.`,
 func workerCmd() *cobra.Command {
 	var f serviceFlags
 	cmd := &cobra.Command{
-		Use:   "worker",
-		Short: "Run job workers against a shared PostgreSQL database",
-		Args:  cobra.NoArgs,
+		Use:         "worker",
+		Annotations: gracefulSignals(),
+		Short:       "Run job workers against a shared PostgreSQL database",
+		Args:        cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := f.config(cmd)
 			if err != nil {
@@ -129,9 +131,10 @@ func workerCmd() *cobra.Command {
 func migrateCmd() *cobra.Command {
 	var f serviceFlags
 	cmd := &cobra.Command{
-		Use:   "migrate",
-		Short: "Apply database migrations (also done by serve and worker at start)",
-		Args:  cobra.NoArgs,
+		Use:         "migrate",
+		Annotations: gracefulSignals(),
+		Short:       "Apply database migrations (also done by serve and worker at start)",
+		Args:        cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := f.config(cmd)
 			if err != nil {
@@ -150,11 +153,12 @@ func migrateCmd() *cobra.Command {
 func internalJobCmd() *cobra.Command {
 	var a engine.ChildArgs
 	cmd := &cobra.Command{
-		Use:     "internal-job",
-		Aliases: []string{"internal-prove"},
-		Short:   "Run one compile, setup, proof or sharded-proof step for the service (child process)",
-		Hidden:  true,
-		Args:    cobra.NoArgs,
+		Use:         "internal-job",
+		Annotations: gracefulSignals(),
+		Aliases:     []string{"internal-prove"},
+		Short:       "Run one compile, setup, proof or sharded-proof step for the service (child process)",
+		Hidden:      true,
+		Args:        cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return engine.RunChild(cmd.Context(), a, os.Stdin)
 		},
