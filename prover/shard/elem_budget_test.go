@@ -56,34 +56,13 @@ func TestSplitBudgetSplitsLayer(t *testing.T) {
 		t.Fatalf("splits %+v, want the pool at layer %d with the next one", pl.Splits, conv)
 	}
 	t.Logf("budget %d constraints: splits %+v, %d segments", limits.MaxConstraints, pl.Splits, len(pl.Segments))
-	for i, s := range pl.Segments {
-		e, err := bench.EstimateProgram(s.Program, circuits.Groth16)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := limits.Check(e); err != nil {
-			t.Errorf("segment %d: %v", i, err)
-		}
-	}
+	checkFits(t, pl, limits)
 	qi := inputs(t, p, 3)
 	want, err := p.Eval(qi)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ins, outs, _, err := pl.Activations(p, qi)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, s := range pl.Segments {
-		r, err := s.Program.Eval(ins[i])
-		if err != nil {
-			t.Fatalf("segment %d: %v", i, err)
-		}
-		if !slices.EqualFunc(r.Outputs, outs[i], slices.Equal) {
-			t.Fatalf("segment %d outputs differ", i)
-		}
-	}
-	if !slices.EqualFunc(outs[len(outs)-1], want.Outputs, slices.Equal) {
+	if !slices.EqualFunc(checkSegments(t, pl, p, qi), want.Outputs, slices.Equal) {
 		t.Fatal("last segment's outputs are not the model's")
 	}
 	// A layer that cannot be split and is over the budget is named.
@@ -110,27 +89,6 @@ func TestSplitBudgetGrowsSplit(t *testing.T) {
 	if len(pl.Splits) != 1 || pl.Splits[0].Layer != 0 {
 		t.Fatalf("splits %+v, want one from the input's range check", pl.Splits)
 	}
-	for _, s := range pl.Segments {
-		e, err := bench.EstimateProgram(s.Program, circuits.Groth16)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := limits.Check(e); err != nil {
-			t.Errorf("segment %d: %v", s.Index, err)
-		}
-	}
-	// Each segment, on the tensors the whole program gives it, computes its outputs.
-	ins, outs, _, err := pl.Activations(p, inputs(t, p, 1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, s := range pl.Segments {
-		r, err := s.Program.Eval(ins[i])
-		if err != nil {
-			t.Fatalf("segment %d: %v", i, err)
-		}
-		if !slices.EqualFunc(r.Outputs, outs[i], slices.Equal) {
-			t.Fatalf("segment %d computes other outputs than the whole program's", i)
-		}
-	}
+	checkFits(t, pl, limits)
+	checkSegments(t, pl, p, inputs(t, p, 1))
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/advancedclimatesystems/gonnx/onnx"
 
 	"github.com/zkml/zkml/circuits"
+	"github.com/zkml/zkml/internal/bench"
 	"github.com/zkml/zkml/internal/onnxgen"
 	"github.com/zkml/zkml/model/quant"
 )
@@ -40,6 +41,41 @@ func checkChain(t testing.TB, pl *Plan, p *quant.Program, seed int) {
 	if got := chainEval(t, pl, p, qi); !slices.EqualFunc(got, want, slices.Equal) {
 		t.Fatalf("segments compute %v, the whole program %v", got, want)
 	}
+}
+
+// checkFits fails the test for each segment of pl whose Groth16 estimate is over limits.
+func checkFits(t testing.TB, pl *Plan, limits bench.Limits) {
+	t.Helper()
+	for _, s := range pl.Segments {
+		e, err := bench.EstimateProgram(s.Program, circuits.Groth16)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := limits.Check(e); err != nil {
+			t.Errorf("segment %d: %v", s.Index, err)
+		}
+	}
+}
+
+// checkSegments checks that each segment of pl, run on the tensors the whole program
+// gives it on qi (Activations), computes its own outputs, and returns the last
+// segment's outputs.
+func checkSegments(t testing.TB, pl *Plan, p *quant.Program, qi [][]int64) [][]int64 {
+	t.Helper()
+	ins, outs, _, err := pl.Activations(p, qi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range pl.Segments {
+		r, err := s.Program.Eval(ins[i])
+		if err != nil {
+			t.Fatalf("segment %d: %v", i, err)
+		}
+		if !slices.EqualFunc(r.Outputs, outs[i], slices.Equal) {
+			t.Fatalf("segment %d computes other outputs than the whole program's", i)
+		}
+	}
+	return outs[len(outs)-1]
 }
 
 // hashedConfig is the default config with inputs, outputs and params hashed.

@@ -148,15 +148,7 @@ func TestSplitBudgetResidual(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range pl.Segments {
-		e, err := bench.EstimateProgram(s.Program, circuits.Groth16)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := limits.Check(e); err != nil {
-			t.Errorf("segment %d: %v", s.Index, err)
-		}
-	}
+	checkFits(t, pl, limits)
 	t.Logf("%d segments, splits %+v", len(pl.Segments), pl.Splits)
 	_, _, at, err := budgetCuts(p, nil, syss, bench.Limits{MaxConstraints: 40000})
 	if !errors.Is(err, bench.ErrOverBudget) || at <= 0 || !strings.Contains(err.Error(), fmt.Sprintf("no segment starting at layer %d (%s)", at, p.Layers[at].Name)) || strings.Contains(err.Error(), "(0 back-offs)") {
