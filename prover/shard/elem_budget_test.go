@@ -92,3 +92,28 @@ func TestSplitBudgetGrowsSplit(t *testing.T) {
 	checkFits(t, pl, limits)
 	checkSegments(t, pl, p, inputs(t, p, 1))
 }
+
+// TestGrowSplits: on SqueezeNet's layers (the same at every size), a run split from a
+// fire module's Concat (layer 17, chainEnd 24) that reaches two splits (the expand
+// convolutions' rescale at 21, Conv_42 at 22) takes them in: one split from 17 with
+// the most bands. The full-width planner used to stop there ("no segment starting
+// at layer 24000 (Concat_31)"): the grown run overlapped the next split.
+func TestGrowSplits(t *testing.T) {
+	p := tinySqueezeNet(t)
+	if p.Layers[17].Name != "Concat_31" || chainEnd(p, 17) != 24 {
+		t.Fatalf("layer 17 is %s (chainEnd %d)", p.Layers[17].Name, chainEnd(p, 17))
+	}
+	none := func(int) (int, error) { t.Fatal("no new split expected"); return 0, nil }
+	got, err := growSplits(p, []LayerSplit{{10, 7, 8}, {21, 1, 8}, {22, 2, 6}}, 17, none)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []LayerSplit{{10, 7, 8}, {17, 7, 8}}; !slices.Equal(got, want) {
+		t.Fatalf("grown splits %v, want %v", got, want)
+	}
+	// A run reaching no split is a new one, with the bands asked for.
+	got, err = growSplits(p, []LayerSplit{{10, 7, 8}}, 17, func(end int) (int, error) { return end - 17, nil })
+	if err != nil || !slices.Equal(got, []LayerSplit{{10, 7, 8}, {17, 7, 7}}) {
+		t.Fatalf("new split: %v, %v", got, err)
+	}
+}

@@ -1285,34 +1285,21 @@ func SplitBudget(p *quant.Program, syss []circuits.System, limits bench.Limits) 
 			// No segment starting at layer k (in no split) fits though every layer
 			// alone does: a model input's range check whose outputs cost more to commit
 			// than to compute, or a layer before a split whose whole output a segment
-			// would export to the bands. Split the run from k; a split the run reaches
-			// starts at k instead (each band then checks or computes its own rows).
-			end := chainEnd(p, k)
-			grown := slices.Clone(splits)
-			if j := slices.IndexFunc(grown, func(sp LayerSplit) bool { return sp.Layer > k }); j >= 0 && grown[j].Layer <= end {
-				grown[j].Count = max(end, grown[j].Layer+grown[j].Count) - k
-				grown[j].Layer = k
-			} else {
-				es, err2 := estimateCore(p, analyze(p), k, end, syss)
-				if err2 != nil {
-					return nil, err2
-				}
+			// would export to the bands. Split the run from k.
+			grown, err2 := growSplits(p, splits, k, func(end int) (int, error) {
+				es, err := estimateCore(p, analyze(p), k, end, syss)
 				r := 0.0
 				for _, e := range es {
 					r = max(r, overUse(e, limits))
 				}
-				grown = append(grown, LayerSplit{Layer: k, Count: end - k, Bands: max(2, int(math.Ceil(2*r)))})
-				slices.SortFunc(grown, func(a, b LayerSplit) int { return a.Layer - b.Layer })
+				return max(2, int(math.Ceil(2*r))), err
+			})
+			if err2 != nil {
+				return nil, err2
 			}
-			disjoint := true
-			for i := 1; i < len(grown); i++ {
-				disjoint = disjoint && grown[i-1].Layer+grown[i-1].Count <= grown[i].Layer
-			}
-			if disjoint {
-				if _, _, err2 := applySplits(p, grown); err2 == nil {
-					splits, first = grown, map[int]int{}
-					continue
-				}
+			if grown != nil {
+				splits, first = grown, map[int]int{}
+				continue
 			}
 		}
 		if failed < 0 {
@@ -1336,6 +1323,39 @@ func SplitBudget(p *quant.Program, syss []circuits.System, limits bench.Limits) 
 			return nil, err // every band count tried
 		}
 	}
+}
+
+// growSplits returns splits with the run of layers from k (chainEnd) split too, nil
+// if p cannot be split so: a split the run reaches starts at k instead, splits that
+// then overlap become one (with the most bands), and a new split has bands(end) bands.
+func growSplits(p *quant.Program, splits []LayerSplit, k int, bands func(end int) (int, error)) ([]LayerSplit, error) {
+	end := chainEnd(p, k)
+	grown := slices.Clone(splits)
+	if j := slices.IndexFunc(grown, func(sp LayerSplit) bool { return sp.Layer > k }); j >= 0 && grown[j].Layer <= end {
+		grown[j].Count = max(end, grown[j].Layer+grown[j].Count) - k
+		grown[j].Layer = k
+	} else {
+		b, err := bands(end)
+		if err != nil {
+			return nil, err
+		}
+		grown = append(grown, LayerSplit{Layer: k, Count: end - k, Bands: b})
+		slices.SortFunc(grown, func(a, b LayerSplit) int { return a.Layer - b.Layer })
+	}
+	for i := 1; i < len(grown); {
+		a, b := &grown[i-1], grown[i]
+		if a.Layer+a.Count <= b.Layer {
+			i++
+			continue
+		}
+		a.Count = max(a.Layer+a.Count, b.Layer+b.Count) - a.Layer
+		a.Bands = max(a.Bands, b.Bands)
+		grown = slices.Delete(grown, i, i+1)
+	}
+	if _, _, err := applySplits(p, grown); err != nil {
+		return nil, nil
+	}
+	return grown, nil
 }
 
 // coreProgram is segment s's program without its boundary commitments: its layers
