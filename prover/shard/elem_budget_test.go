@@ -104,7 +104,7 @@ func TestGrowSplits(t *testing.T) {
 		t.Fatalf("layer 17 is %s (chainEnd %d)", p.Layers[17].Name, chainEnd(p, 17))
 	}
 	none := func(int) (int, error) { t.Fatal("no new split expected"); return 0, nil }
-	got, err := growSplits(p, []LayerSplit{{10, 7, 8}, {21, 1, 8}, {22, 2, 6}}, 17, none)
+	got, _, _, err := growSplits(p, []LayerSplit{{10, 7, 8}, {21, 1, 8}, {22, 2, 6}}, 17, none)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +112,7 @@ func TestGrowSplits(t *testing.T) {
 		t.Fatalf("grown splits %v, want %v", got, want)
 	}
 	// A run reaching no split is a new one, with the bands asked for.
-	got, err = growSplits(p, []LayerSplit{{10, 7, 8}}, 17, func(end int) (int, error) { return end - 17, nil })
+	got, _, _, err = growSplits(p, []LayerSplit{{10, 7, 8}}, 17, func(end int) (int, error) { return end - 17, nil })
 	if err != nil || !slices.Equal(got, []LayerSplit{{10, 7, 8}, {17, 7, 7}}) {
 		t.Fatalf("new split: %v, %v", got, err)
 	}

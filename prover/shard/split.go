@@ -1259,10 +1259,13 @@ func SplitBudget(p *quant.Program, syss []circuits.System, limits bench.Limits) 
 	// bands (smaller layers) or fewer (less halo: every band imports the rows under
 	// its window, so thin bands import their input several times over).
 	first := map[int]int{}
+	var q *quant.Program // the split program of splits, when growSplits built it
+	var regs []region
 	for attempt := 0; ; attempt++ {
-		q, regs, err := applySplits(p, splits)
-		if err != nil {
-			return nil, err
+		if q == nil {
+			if q, regs, err = applySplits(p, splits); err != nil {
+				return nil, err
+			}
 		}
 		t0 := time.Now()
 		cuts, failed, at, err := budgetCuts(q, regs, syss, limits)
@@ -1286,7 +1289,7 @@ func SplitBudget(p *quant.Program, syss []circuits.System, limits bench.Limits) 
 			// alone does: a model input's range check whose outputs cost more to commit
 			// than to compute, or a layer before a split whose whole output a segment
 			// would export to the bands. Split the run from k.
-			grown, err2 := growSplits(p, splits, k, func(end int) (int, error) {
+			grown, gq, gregs, err2 := growSplits(p, splits, k, func(end int) (int, error) {
 				es, err := estimateCore(p, analyze(p), k, end, syss)
 				r := 0.0
 				for _, e := range es {
@@ -1298,7 +1301,7 @@ func SplitBudget(p *quant.Program, syss []circuits.System, limits bench.Limits) 
 				return nil, err2
 			}
 			if grown != nil {
-				splits, first = grown, map[int]int{}
+				splits, q, regs, first = grown, gq, gregs, map[int]int{}
 				continue
 			}
 		}
@@ -1322,13 +1325,15 @@ func SplitBudget(p *quant.Program, syss []circuits.System, limits bench.Limits) 
 		if !changed {
 			return nil, err // every band count tried
 		}
+		q = nil
 	}
 }
 
-// growSplits returns splits with the run of layers from k (chainEnd) split too, nil
-// if p cannot be split so: a split the run reaches starts at k instead, splits that
-// then overlap become one (with the most bands), and a new split has bands(end) bands.
-func growSplits(p *quant.Program, splits []LayerSplit, k int, bands func(end int) (int, error)) ([]LayerSplit, error) {
+// growSplits returns splits with the run of layers from k (chainEnd) split too, and
+// the split program and regions applySplits makes of them (nil if p cannot be split
+// so): a split the run reaches starts at k instead, splits that then overlap become
+// one (with the most bands), and a new split has bands(end) bands.
+func growSplits(p *quant.Program, splits []LayerSplit, k int, bands func(end int) (int, error)) ([]LayerSplit, *quant.Program, []region, error) {
 	end := chainEnd(p, k)
 	grown := slices.Clone(splits)
 	if j := slices.IndexFunc(grown, func(sp LayerSplit) bool { return sp.Layer > k }); j >= 0 && grown[j].Layer <= end {
@@ -1337,7 +1342,7 @@ func growSplits(p *quant.Program, splits []LayerSplit, k int, bands func(end int
 	} else {
 		b, err := bands(end)
 		if err != nil {
-			return nil, err
+			return nil, nil, nil, err
 		}
 		grown = append(grown, LayerSplit{Layer: k, Count: end - k, Bands: b})
 		slices.SortFunc(grown, func(a, b LayerSplit) int { return a.Layer - b.Layer })
@@ -1352,10 +1357,11 @@ func growSplits(p *quant.Program, splits []LayerSplit, k int, bands func(end int
 		a.Bands = max(a.Bands, b.Bands)
 		grown = slices.Delete(grown, i, i+1)
 	}
-	if _, _, err := applySplits(p, grown); err != nil {
-		return nil, nil
+	q, regs, err := applySplits(p, grown)
+	if err != nil {
+		return nil, nil, nil, nil
 	}
-	return grown, nil
+	return grown, q, regs, nil
 }
 
 // coreProgram is segment s's program without its boundary commitments: its layers
@@ -1654,11 +1660,12 @@ func budgetCuts(q *quant.Program, regs []region, syss []circuits.System, limits 
 		}
 		for _, sys := range syss {
 			e, err := bench.EstimateProgram(s.Program, sys)
-			if err != nil || limits.Check(e) != nil {
-				if err == nil {
-					tracef("  [%d, %d) %s..%s: %d constraints, %d MiB, %d inputs, %d outputs: %v", first, end, q.Layers[first].Name, q.Layers[end-1].Name, e.Constraints, e.MemoryBytes>>20, len(s.Program.Inputs), len(s.Program.Outputs), limits.Check(e))
-				}
+			if err != nil {
 				return false, err
+			}
+			if over := limits.Check(e); over != nil {
+				tracef("  [%d, %d) %s..%s: %d constraints, %d MiB, %d inputs, %d outputs: %v", first, end, q.Layers[first].Name, q.Layers[end-1].Name, e.Constraints, e.MemoryBytes>>20, len(s.Program.Inputs), len(s.Program.Outputs), over)
+				return false, nil
 			}
 		}
 		return true, nil
