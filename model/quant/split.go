@@ -2,6 +2,7 @@ package quant
 
 import (
 	"fmt"
+	"math"
 	"slices"
 )
 
@@ -336,7 +337,14 @@ func SplitChain(p *Program, first, count, bands int) (*Program, []int, error) {
 	if first < 0 || count < 1 || first+count > len(p.Layers) {
 		return nil, nil, fmt.Errorf("split: layers [%d, %d) outside the program", first, first+count)
 	}
-	chain := p.Layers[first : first+count]
+	// A global pool's bands are partial sums (splitReductions): p gains values and a
+	// param, so work on a copy of its lists.
+	pc := *p
+	p = &pc
+	p.Values, p.Params = slices.Clip(p.Values), slices.Clip(p.Params)
+	chain := splitReductions(p, p.Layers[first:first+count], bands)
+	tail := p.Layers[first+count:]
+	count = len(chain)
 	// parts[i][b] are layer i's parts of band b; band[v][j] is the band of the chain
 	// layer writing element j of value v, layer[v] that layer's chain index.
 	parts := make([][][]*Layer, count)
@@ -432,6 +440,105 @@ func SplitChain(p *Program, first, count, bands int) (*Program, []int, error) {
 	}
 	cuts = cuts[:len(cuts)-1] // the end of the chain is no cut inside it
 	q := *p
-	q.Layers = slices.Concat(p.Layers[:first:first], out, p.Layers[first+count:])
+	q.Layers = slices.Concat(p.Layers[:first:first], out, tail)
 	return &q, cuts, nil
+}
+
+// splitReductions returns chain with every layer that reduces a value the chain
+// writes in bands of rows to a single row (a global average pool: a KLinear with
+// term lists and one output row, reading a value of several rows written by an
+// earlier layer of the chain) replaced by three layers computing the same integers:
+// the partial sums of each band's rows (a KLinear writing one row of outputs per
+// band, a new value), their range check (a KRescale by 2^0, so that a partial can
+// cross a segment boundary as a value of its own width), and their sum (a KLinear
+// writing the layer's own accumulator, with its bias). Banded, a segment then exports
+// one partial per output for its band instead of the band's rows, and the sum imports
+// bands times outputs values instead of the whole input (SqueezeNet's final pool reads
+// 169,000 values at full width; its sum reads 13,000). The sum is only reassociated:
+// the accumulator, and every value after it, is the same integer. New values and an
+// internal param 1 are appended to p's lists.
+func splitReductions(p *Program, chain []*Layer, bands int) []*Layer {
+	written := map[int]bool{}
+	var out []*Layer
+	one := -1
+	for _, l := range chain {
+		x := -1
+		if len(l.In) > 0 {
+			x = l.In[0]
+		}
+		shape := p.Values[l.Out].Shape
+		if l.Kind != KLinear || l.Restricted() || l.structure() != nil || l.RLC > 0 || len(shape) < 3 || shape[2] != 1 || !written[x] {
+			written[l.Out] = true
+			out = append(out, l)
+			continue
+		}
+		xs := p.Values[x].Shape
+		if len(xs) < 3 || xs[2] < 2 {
+			written[l.Out] = true
+			out = append(out, l)
+			continue
+		}
+		// band[h] is the band of row h of x, as BandRanges cuts it.
+		rows, rowLen := xs[2], numel(xs[3:])
+		nb := min(bands, rows)
+		band := make([]int, rows)
+		for b := range nb {
+			for h := b * rows / nb; h < (b+1)*rows/nb; h++ {
+				band[h] = b
+			}
+		}
+		// The weights' element bounds, for the partials' bound.
+		wb := func(int32) float64 { return p.Values[l.In[1]].Bound }
+		for _, par := range p.Params {
+			if par.Value == l.In[1] && !p.Witness(par) {
+				wb = func(i int32) float64 { return math.Abs(float64(par.Data[i])) }
+			}
+		}
+		outs := l.LinearOutputs()
+		part := &Layer{Name: l.Name, Op: l.Op, Kind: KLinear, In: []int{x, l.In[1]}}
+		bound := 0.0
+		xb := p.Values[x].Bound
+		for b := range nb {
+			for o := range outs {
+				part.TermStart = append(part.TermStart, int32(len(part.TA)))
+				s := 0.0
+				s0, s1 := l.TermStart[o], l.TermStart[o+1]
+				for t := s0; t < s1; t++ {
+					if band[(int(l.TA[t])/rowLen)%rows] == b {
+						part.TA = append(part.TA, l.TA[t])
+						part.TB = append(part.TB, l.TB[t])
+						s += xb * wb(l.TB[t])
+					}
+				}
+				bound = max(bound, s)
+			}
+		}
+		part.TermStart = append(part.TermStart, int32(len(part.TA)))
+		acc := p.Values[l.Out]
+		pshape := []int{1, 1, nb, outs}
+		part.Out = p.newValue(pshape, acc.Scale, bound)
+		bits := bitsFor(math.Ceil(bound) + 1)
+		check := &Layer{Name: l.Name, Op: "Rescale", Kind: KRescale, In: []int{part.Out}, Bits: bits}
+		check.Out = p.newValue(pshape, acc.Scale, bound)
+		if one < 0 {
+			one = p.newValue([]int{1}, 0, 1)
+			p.Params = append(p.Params, &Param{Name: "1", Value: one, Data: []int64{1}, Bits: bitsFor(1), Internal: true})
+		}
+		sum := &Layer{Name: l.Name, Op: l.Op, Kind: KLinear, In: []int{check.Out, one}, Out: l.Out}
+		if len(l.In) > 2 {
+			sum.In = append(sum.In, l.In[2])
+			sum.Bias = l.Bias
+		}
+		for o := range outs {
+			sum.TermStart = append(sum.TermStart, int32(len(sum.TA)))
+			for b := range nb {
+				sum.TA = append(sum.TA, int32(b*outs+o))
+				sum.TB = append(sum.TB, 0)
+			}
+		}
+		sum.TermStart = append(sum.TermStart, int32(len(sum.TA)))
+		written[part.Out], written[check.Out], written[l.Out] = true, true, true
+		out = append(out, part, check, sum)
+	}
+	return out
 }

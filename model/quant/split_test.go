@@ -258,3 +258,87 @@ func TestSplitChainSameOutputs(t *testing.T) {
 		}
 	}
 }
+
+// TestSplitChainGlobalPool bands a convolution, its rescale and the global average
+// pool after it: the pool becomes partial sums, one row per band, their range check
+// and their sum, which reads bands times channels values rather than the whole
+// convolution output, and the program computes the same integers.
+func TestSplitChainGlobalPool(t *testing.T) {
+	r := rand.New(rand.NewSource(5))
+	for trial := range 6 {
+		c, m, h, w := 1+r.Intn(3), 2+r.Intn(4), 6+r.Intn(8), 5+r.Intn(6)
+		gr := &onnx.GraphProto{
+			Node: []*onnx.NodeProto{
+				node("Conv", []string{"x", "w", "b"}, []string{"h"}, intsAttr("pads", 1, 1, 1, 1)),
+				node("Relu", []string{"h"}, []string{"hr"}),
+				node("GlobalAveragePool", []string{"hr"}, []string{"g"}),
+				node("Flatten", []string{"g"}, []string{"f"}),
+				node("Gemm", []string{"f", "gw", "gb"}, []string{"y"}, intAttr("transB", 1)),
+			},
+			Initializer: []*onnx.TensorProto{
+				floatInit("w", []int64{int64(m), int64(c), 3, 3}, randFloats(r, m*c*9, 0.4)...),
+				floatInit("b", []int64{int64(m)}, randFloats(r, m, 0.5)...),
+				floatInit("gw", []int64{2, int64(m)}, randFloats(r, 2*m, 0.5)...),
+				floatInit("gb", []int64{2}, randFloats(r, 2, 0.5)...),
+			},
+			Input:  []*onnx.ValueInfoProto{floatInfo("x", 1, int64(c), int64(h), int64(w))},
+			Output: []*onnx.ValueInfoProto{floatInfo("y")},
+		}
+		g := load(t, 13, gr)
+		p, err := Lower(g, testConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		pool := slices.IndexFunc(p.Layers, func(l *Layer) bool { return l.Op == "GlobalAveragePool" })
+		if pool < 2 || p.Layers[pool].Kind != KLinear || p.Layers[pool+1].Kind != KRescale {
+			t.Fatalf("trial %d: pool at %d", trial, pool)
+		}
+		conv := slices.IndexFunc(p.Layers, func(l *Layer) bool { return l.Kind == KLinear })
+		qi, err := p.QuantizeInputs(randomInputs(r, g, 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := p.Eval(qi)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bands := 2 + r.Intn(5)
+		count := pool + 2 - conv
+		q, cuts, err := SplitChain(p, conv, count, bands)
+		if err != nil {
+			t.Fatalf("trial %d: %v", trial, err)
+		}
+		if len(cuts) == 0 || !slices.IsSorted(cuts) {
+			t.Fatalf("trial %d: cuts %v", trial, cuts)
+		}
+		nb := min(bands, h)
+		// The pool's last parts: its partial sums' range checks (one per band) and the
+		// sum, reading nb rows of m partials.
+		sum := slices.IndexFunc(q.Layers, func(l *Layer) bool { return l.Out == p.Layers[pool].Out })
+		if sum < 0 {
+			t.Fatalf("trial %d: no sum of the partials", trial)
+		}
+		if in := q.Values[q.Layers[sum].In[0]].Shape; !slices.Equal(in, []int{1, 1, nb, m}) {
+			t.Fatalf("trial %d: the sum reads %v, want [1 1 %d %d]", trial, in, nb, m)
+		}
+		checks := 0
+		for _, l := range q.Layers {
+			if l.Kind == KRescale && l.Shift == 0 && l.In[0] != p.Layers[pool].Out {
+				checks++
+			}
+		}
+		if checks != nb {
+			t.Fatalf("trial %d: %d range checks of partials, want %d", trial, checks, nb)
+		}
+		if len(p.Values) >= len(q.Values) || len(p.Params) >= len(q.Params) {
+			t.Fatalf("trial %d: p's lists were not extended on a copy", trial)
+		}
+		got, err := q.Eval(qi)
+		if err != nil {
+			t.Fatalf("trial %d: %v", trial, err)
+		}
+		if !reflect.DeepEqual(got.Values[:len(p.Values)], want.Values) {
+			t.Fatalf("trial %d: split chain computes other values", trial)
+		}
+	}
+}

@@ -62,8 +62,12 @@ type Link struct {
 
 // Activations runs the integer evaluator once over the whole program on integer
 // inputs and returns, per segment, its input and output tensors, and the model
-// outputs.
+// outputs. It runs the plan's split program (the same function as p, with the values
+// of the split layers' parts: partial sums of a split global pool) when it has one.
 func (pl *Plan) Activations(p *quant.Program, inputs [][]int64) (ins, outs [][][]int64, final [][]int64, err error) {
+	if pl.Program != nil {
+		p = pl.Program
+	}
 	r, err := p.Eval(inputs)
 	if err != nil {
 		return nil, nil, nil, err

@@ -44,7 +44,7 @@ func TestSplitBudgetSplitsLayer(t *testing.T) {
 		t.Fatal(err)
 	}
 	limits := bench.Limits{MaxConstraints: es[0].Constraints * 3 / 4}
-	if _, _, _, err := budgetCuts(p, nil, []circuits.System{circuits.Groth16}, limits); !errors.Is(err, bench.ErrOverBudget) {
+	if _, _, _, err := budgetCuts(p, nil, []circuits.System{circuits.Groth16}, limits, nil); !errors.Is(err, bench.ErrOverBudget) {
 		t.Fatalf("unsplit: %v, want over budget", err)
 	}
 	pl, err := SplitBudget(p, []circuits.System{circuits.Groth16}, limits)
@@ -115,5 +115,71 @@ func TestGrowSplits(t *testing.T) {
 	got, _, _, err = growSplits(p, []LayerSplit{{10, 7, 8}}, 17, func(end int) (int, error) { return end - 17, nil })
 	if err != nil || !slices.Equal(got, []LayerSplit{{10, 7, 8}, {17, 7, 7}}) {
 		t.Fatalf("new split: %v, %v", got, err)
+	}
+}
+
+// TestSplitGlobalPool: a split run that ends in a global average pool sums each
+// band's rows into partials (quant.SplitChain), so the segment holding the pool's
+// sum imports bands times channels values instead of the whole feature map (the
+// full-width SqueezeNet's classifier could not be planned: its pool imported 169,000
+// values). The bundle proves and verifies the whole program's outputs, and a segment
+// proven over a forged partial is rejected.
+func TestSplitGlobalPool(t *testing.T) {
+	p := lower(t, convNet(t, 1, 3, 3, 16, 12), quant.DefaultConfig())
+	pool := slices.IndexFunc(p.Layers, func(l *quant.Layer) bool { return l.Op == "GlobalAveragePool" })
+	conv := slices.IndexFunc(p.Layers, func(l *quant.Layer) bool { return l.Kind == quant.KLinear && l.Op == "Conv" && l.In[0] != p.Inputs[0] })
+	if pool < 0 || conv < 0 || conv > pool {
+		t.Fatalf("conv %d pool %d", conv, pool)
+	}
+	fm := p.Values[p.Layers[pool].In[0]].Shape // the 1x1 convolution's map
+	splits := []LayerSplit{{Layer: conv, Count: pool + 2 - conv, Bands: 4}}
+	q, regs, err := applySplits(p, splits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lv := analyze(q)
+	var cuts []int
+	for _, c := range append(slices.Clone(regs[0].cuts), regs[0].end) {
+		if c < len(q.Layers) && cutAllowed(q, lv, c) == "" {
+			cuts = append(cuts, c)
+		}
+	}
+	pl, err := SplitWith(p, splits, cuts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The segment computing the pool's accumulator imports the partials: 4 bands of
+	// 2 channels, not the 2 x 8 x 6 map.
+	acc := p.Layers[pool].Out
+	sum := slices.IndexFunc(pl.Segments, func(s *Segment) bool {
+		return slices.ContainsFunc(pl.Program.Layers[s.First:s.End], func(l *quant.Layer) bool { return l.Out == acc })
+	})
+	if sum <= 0 {
+		t.Fatalf("the pool's sum is in segment %d", sum)
+	}
+	imported := 0
+	for j, id := range pl.Segments[sum].In {
+		if id == p.Layers[pool].In[0] {
+			t.Fatalf("the pool's segment imports the feature map %v", fm)
+		}
+		if es := pl.Segments[sum].InElems[j]; es != nil {
+			imported += len(es)
+		} else {
+			imported += numelOf(pl.Program, id)
+		}
+	}
+	if imported > 4*fm[1] {
+		t.Fatalf("the pool's segment imports %d values, want at most %d partials", imported, 4*fm[1])
+	}
+	checkSegments(t, pl, p, inputs(t, p, 1))
+	f := proveBundle(t, p, pl, circuits.Groth16)
+	j := slices.IndexFunc(pl.Segments[sum].In, func(id int) bool { return id >= len(p.Values) })
+	if j < 0 {
+		t.Fatal("the pool's segment imports no partial")
+	}
+	forged, _ := f.proveOn(t, pl.Segments[sum], bumped(f.ins[sum], j))
+	bad := f.tampered(func(b *Bundle) { b.Segments[sum] = forged })
+	if _, err := f.verify(bad); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("the pool's segment proven over a forged partial: got %v, want ErrInvalid", err)
 	}
 }

@@ -150,7 +150,7 @@ func TestSplitBudgetResidual(t *testing.T) {
 	}
 	checkFits(t, pl, limits)
 	t.Logf("%d segments, splits %+v", len(pl.Segments), pl.Splits)
-	_, _, at, err := budgetCuts(p, nil, syss, bench.Limits{MaxConstraints: 40000})
+	_, _, at, err := budgetCuts(p, nil, syss, bench.Limits{MaxConstraints: 40000}, nil)
 	if !errors.Is(err, bench.ErrOverBudget) || at <= 0 || !strings.Contains(err.Error(), fmt.Sprintf("no segment starting at layer %d (%s)", at, p.Layers[at].Name)) || strings.Contains(err.Error(), "(0 back-offs)") {
 		t.Fatalf("40,000: %v (at %d), want over budget at a layer after the start, with back-offs", err, at)
 	}
@@ -215,4 +215,44 @@ func pairString(ps []*Pair) string {
 		fmt.Fprintf(&b, "[%d->%d values %v elems %v] ", p.From, p.To, p.Values, p.Elems)
 	}
 	return b.String()
+}
+
+// TestBudgetCutsWarmStart: a search warm-started with a prefix of its own cuts finds
+// the same cuts, and one warm-started with the cuts of a plan under a smaller budget
+// (which fit the larger one) completes them into a plan that fits; a search that
+// fails returns the furthest partial plan it made.
+func TestBudgetCutsWarmStart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("plans a ResNet-50 at 32x32 five times (about 40 s)")
+	}
+	p := planPrograms(t)["resnet50-32-div16"]
+	syss := []circuits.System{circuits.Groth16}
+	small := bench.Limits{MaxConstraints: 70000}
+	cold, _, _, err := budgetCuts(p, nil, syss, small, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cold) < 4 {
+		t.Fatalf("cuts %v, want several", cold)
+	}
+	for _, k := range []int{1, len(cold) / 2} {
+		warm, _, _, err := budgetCuts(p, nil, syss, small, cold[:k])
+		if err != nil || !slices.Equal(warm, cold) {
+			t.Fatalf("warm start from %v: cuts %v (%v), want %v", cold[:k], warm, err, cold)
+		}
+	}
+	large := bench.Limits{MaxConstraints: 80000}
+	keep := cold[:len(cold)/2]
+	warm, _, _, err := budgetCuts(p, nil, syss, large, keep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(warm[:len(keep)], keep) {
+		t.Fatalf("warm start from %v: cuts %v", keep, warm)
+	}
+	checkFits(t, split(t, p, warm), large)
+	reached, _, at, err := budgetCuts(p, nil, syss, bench.Limits{MaxConstraints: 62000}, nil)
+	if !errors.Is(err, bench.ErrOverBudget) || len(reached) == 0 || reached[len(reached)-1] != at {
+		t.Fatalf("62,000: cuts %v, failed at %d: %v; want the partial plan up to the failing layer", reached, at, err)
+	}
 }

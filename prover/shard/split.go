@@ -1261,6 +1261,10 @@ func SplitBudget(p *quant.Program, syss []circuits.System, limits bench.Limits) 
 	first := map[int]int{}
 	var q *quant.Program // the split program of splits, when growSplits built it
 	var regs []region
+	// keep are the cuts of the last attempt's partial plan before the layers the
+	// splits changed since (its last segment before them is planned again: its
+	// exports depend on the bands after it).
+	var keep []int
 	for attempt := 0; ; attempt++ {
 		if q == nil {
 			if q, regs, err = applySplits(p, splits); err != nil {
@@ -1268,14 +1272,35 @@ func SplitBudget(p *quant.Program, syss []circuits.System, limits bench.Limits) 
 			}
 		}
 		t0 := time.Now()
-		cuts, failed, at, err := budgetCuts(q, regs, syss, limits)
+		cuts, failed, at, err := budgetCuts(q, regs, syss, limits, keep)
 		tracef("attempt %d: splits %v, %d layers, %v: cuts %v, failed split %d at layer %d, err %v", attempt, splits, len(q.Layers), time.Since(t0).Round(time.Millisecond), cuts, failed, at, err)
 		if err == nil {
-			return SplitWith(p, splits, cuts)
+			pl, err := SplitWith(p, splits, cuts)
+			if err != nil || len(keep) == 0 {
+				return pl, err
+			}
+			// The kept segments were planned against other splits after them: check
+			// them against this plan, and plan again from layer 0 if one is over.
+			if over, err := overSegment(pl, syss, limits, len(keep)); err != nil || over < 0 {
+				return pl, err
+			}
+			tracef("  segment of a warm start over the budget: planning again from layer 0")
+			keep, attempt = nil, attempt-1
+			continue
 		}
 		if attempt >= 8+4*len(splits) || at < 0 {
 			return nil, err
 		}
+		// The layers from change on are planned again.
+		change := at
+		if failed >= 0 {
+			change = min(change, regs[failed].start)
+		}
+		j := slices.IndexFunc(cuts, func(c int) bool { return c >= change })
+		if j < 0 {
+			j = len(cuts)
+		}
+		keep = cuts[:max(0, j-1)]
 		// k is layer at of q in p, when it is in no split.
 		k, inSplit := at, false
 		for _, r := range regs {
@@ -1327,6 +1352,23 @@ func SplitBudget(p *quant.Program, syss []circuits.System, limits bench.Limits) 
 		}
 		q = nil
 	}
+}
+
+// overSegment returns the index of the first of pl's first n segments whose estimate
+// is over limits, -1 if none.
+func overSegment(pl *Plan, syss []circuits.System, limits bench.Limits, n int) (int, error) {
+	for i, s := range pl.Segments[:min(n, len(pl.Segments))] {
+		for _, sys := range syss {
+			e, err := bench.EstimateProgram(s.Program, sys)
+			if err != nil {
+				return -1, err
+			}
+			if limits.Check(e) != nil {
+				return i, nil
+			}
+		}
+	}
+	return -1, nil
 }
 
 // growSplits returns splits with the run of layers from k (chainEnd) split too, and
@@ -1566,9 +1608,13 @@ func init() {
 // leaves the next segment more imports than fit), the search backs off: the segment
 // before ends at its next earlier candidate, and so on (a start that failed is not
 // tried again). When no plan is found, it returns the error for the furthest layer
-// the search reached, and the split whose region holds that layer (or starts right
-// after it), -1 if none.
-func budgetCuts(q *quant.Program, regs []region, syss []circuits.System, limits bench.Limits) ([]int, int, int, error) {
+// the search reached, the cuts of the furthest partial plan it made, and the split
+// whose region holds that layer (or starts right after it), -1 if none.
+//
+// keep warm-starts the search: cuts of an earlier attempt's partial plan, in a part of
+// the program this attempt did not change, taken as they are (the search backs off
+// into them if it must, as if it had chosen them).
+func budgetCuts(q *quant.Program, regs []region, syss []circuits.System, limits bench.Limits, keep []int) ([]int, int, int, error) {
 	lv := analyze(q)
 	n := len(q.Layers)
 	allowed := allowedCuts(q, lv)
@@ -1732,15 +1778,31 @@ func budgetCuts(q *quant.Program, regs []region, syss []circuits.System, limits 
 		return ends[found], ends[found+1:], nil
 	}
 	// The search: stack[i] is segment i's start and its untried ends; cuts[i] its end.
+	// A kept cut's frame lists its untried ends (those before it) only when the search
+	// backs off into it (lazy).
 	type frame struct {
 		first  int
 		rest   []int
 		likely map[int]bool
+		lazy   bool
 	}
 	var stack []frame
 	dead := map[int]bool{}
 	far, backoffs := 0, 0
-	for first := 0; ; {
+	var reached []int // the furthest partial plan
+	first := 0
+	for _, c := range keep {
+		if c <= first || c >= n || !allowed[c] {
+			break
+		}
+		stack = append(stack, frame{first: first, lazy: true})
+		cuts = append(cuts, c)
+		first = c
+	}
+	if len(keep) > 0 {
+		tracef("  warm start: %d cuts kept, from layer %d", len(cuts), first)
+	}
+	for {
 		end, rest, likely := -1, []int(nil), map[int]bool(nil)
 		if !dead[first] {
 			ends, lk := candidates(first, cuts)
@@ -1754,17 +1816,24 @@ func budgetCuts(q *quant.Program, regs []region, syss []circuits.System, limits 
 			return cuts, -1, -1, nil
 		}
 		if end > 0 {
-			stack = append(stack, frame{first, rest, likely})
+			stack = append(stack, frame{first: first, rest: rest, likely: likely})
 			cuts = append(cuts, end)
 			first = end
 			continue
 		}
 		// No segment starts at first: back off.
 		dead[first] = true
-		far = max(far, first)
+		if first > far || reached == nil {
+			far, reached = first, slices.Clone(cuts)
+		}
 		for end < 0 && len(stack) > 0 && backoffs < maxBackoffs {
 			backoffs++
 			top := &stack[len(stack)-1]
+			if top.lazy {
+				kept := cuts[len(stack)-1]
+				ends, lk := candidates(top.first, cuts[:len(stack)-1])
+				top.rest, top.likely, top.lazy = slices.DeleteFunc(ends, func(e int) bool { return e >= kept }), lk, false
+			}
 			cuts = cuts[:len(stack)-1]
 			ends := slices.DeleteFunc(top.rest, func(e int) bool { return dead[e] })
 			var err error
@@ -1783,7 +1852,7 @@ func budgetCuts(q *quant.Program, regs []region, syss []circuits.System, limits 
 					failed = regs[i].split
 				}
 			}
-			return nil, failed, far, fmt.Errorf("%w: no segment starting at layer %d (%s) fits the budget (%d back-offs)", bench.ErrOverBudget, far, q.Layers[far].Name, backoffs)
+			return reached, failed, far, fmt.Errorf("%w: no segment starting at layer %d (%s) fits the budget (%d back-offs)", bench.ErrOverBudget, far, q.Layers[far].Name, backoffs)
 		}
 		if end == n {
 			return cuts, -1, -1, nil
