@@ -153,7 +153,7 @@ type commitCircuit struct {
 }
 
 func (c *commitCircuit) Define(api frontend.API) error {
-	got, err := commitVars(newArithMode(api, nil, c.mode), TagInputs, 8, c.X)
+	got, err := commitVars(newArithMode(api, nil, c.mode), TagInputs, 8, c.X, nil)
 	if err != nil {
 		return err
 	}

@@ -390,7 +390,7 @@ func (c *Circuit) Define(api frontend.API) error {
 				}
 			}
 		}
-		sum, err := commitVars(a, h.Domain, h.Width, group)
+		sum, err := commitVars(a, h.Domain, h.Width, group, Prechecked(p, l, h))
 		if err != nil {
 			return err
 		}

@@ -124,9 +124,10 @@ func TestCLIShardedBudget(t *testing.T) {
 		t.Fatalf("sharded, lowering and largest layer within the budget: %v", err)
 	}
 	// Through the CLI: past the structural check, each segment is checked (this small
-	// model's segments, with their boundary commitments, do not fit).
+	// model's segments, with their boundary commitments, do not fit a budget just
+	// below its largest layer).
 	dir := filepath.Join(t.TempDir(), "m.zkml")
-	_, err = run(t, "compile", onnx, "-d", dir, "--system", "groth16", "--shard", "--cuts", "7", "--max-memory", strconv.FormatInt(whole-1, 10))
+	_, err = run(t, "compile", onnx, "-d", dir, "--system", "groth16", "--shard", "--cuts", "7", "--max-memory", strconv.FormatInt(bench.EstimateBaseMemory+largest.Bytes-1, 10))
 	if err == nil || strings.Contains(err.Error(), "before lowering") || !strings.Contains(err.Error(), "segment 0") {
 		t.Fatalf("sharded compile: %v; want a segment's refusal, not the whole model's", err)
 	}

@@ -167,3 +167,58 @@ func TestPoseidon2PermutationCost(t *testing.T) {
 		}
 	}
 }
+
+// spongeCircuit hashes three constant header elements and len(X) variables with the
+// boundary commitments' sponge (circuits.Sponge).
+type spongeCircuit struct {
+	X []frontend.Variable
+	C frontend.Variable `gnark:",public"`
+}
+
+func (c *spongeCircuit) Define(api frontend.API) error {
+	elems := append([]frontend.Variable{circuits.TagBoundary, len(c.X), 8}, c.X...)
+	h, err := circuits.Sponge(api, elems)
+	if err != nil {
+		return err
+	}
+	api.AssertIsEqual(h, c.C)
+	return nil
+}
+
+// TestSpongePermutationCost pins what one permutation of the boundary sponge
+// compiles to (the difference between hashing 27 and 12 variables after the header:
+// one more block of 15, with their 15 additions into the state in PLONK) against the
+// estimate's charges: at least that, and at most 2% more; and that a first block
+// with constants costs no more than the others.
+func TestSpongePermutationCost(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		plonk  bool
+		charge int
+		adds   int
+	}{{"R1CS", false, spongeR1CS, 0}, {"SCS", true, spongeSCS, 15}} {
+		count := func(k int) int {
+			c := &spongeCircuit{X: make([]frontend.Variable, k)}
+			var cs interface{ GetNbConstraints() int }
+			var err error
+			if tc.plonk {
+				cs, err = frontend.Compile(circuits.Field, scs.NewBuilder, c)
+			} else {
+				cs, err = frontend.Compile(circuits.Field, r1cs.NewBuilder, c)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			return cs.GetNbConstraints()
+		}
+		one, first, second := count(1), count(12), count(27)
+		perm := second - first - tc.adds
+		t.Logf("%s: %d constraints a permutation (charged %d), %d for one variable, %d for one block", tc.name, perm, tc.charge, one, first)
+		if first-1 > perm+tc.adds {
+			t.Errorf("%s: the first block costs %d, a later one %d", tc.name, first-1, perm+tc.adds)
+		}
+		if tc.charge < perm || float64(tc.charge) > 1.02*float64(perm) {
+			t.Errorf("%s: a permutation compiles to %d constraints, charged %d", tc.name, perm, tc.charge)
+		}
+	}
+}

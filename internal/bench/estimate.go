@@ -83,11 +83,17 @@ const compressThreshold = 300
 // S-boxes; in PLONK also 2 linear-layer constraints a round and the feed-forward
 // addition), each adding at most one wire; charged 3% more (docs/bench-notes.md,
 // "Boundary commitment cost calibrated"; checked by TestEstimateBoundsCommitments).
+//
+// A boundary commitment's sponge permutation (width 16, 8 full and 57 partial rounds,
+// rate 15: circuits.Commit) compiles to 555 R1CS and 3047 SCS constraints, in PLONK
+// plus one addition an absorbed element; charged 1% more (TestSpongePermutationCost).
 const (
 	commitAllowance = 64
 	tableAllowance  = 384
 	poseidonR1CS    = 192
 	poseidonSCS     = 310
+	spongeR1CS      = 561
+	spongeSCS       = 3078
 )
 
 // EstimateProgram bounds the circuit of p for sys.
@@ -128,7 +134,7 @@ func estimate(p *quant.Program, sys circuits.System, c *counter) (*Estimate, err
 		c.c += int64(len(vals[id]))
 	}
 	for _, h := range l.Hashes {
-		c.hash(h.Width, hashedLen(l, h))
+		c.hash(h.Width, hashedLen(l, h), circuits.Prechecked(p, l, h), h.Domain == circuits.TagBoundary)
 	}
 	c.deferred()
 	io := int64(l.NbPublic + l.NbSecret + 1) // and the constant-one wire
@@ -453,26 +459,42 @@ func (c *counter) DivFloor(x, y sym, xBits, yBits, qBits int) sym {
 }
 
 // hash charges a Poseidon2 commitment to n values of width w as circuits' commitVars
-// builds it: every value range-checked to w bits (x + 2^(w-1) checked in [0, 2^w)),
-// shifted by 2^(w-1) and packed, circuits.MaxPackBits / w values to a field element
+// builds it: every value range-checked to w bits (x + 2^(w-1) checked in [0, 2^w))
+// but those prechecked marks (circuits.Prechecked), shifted by 2^(w-1) and packed, circuits.MaxPackBits / w values to a field element
 // (in R1CS linear expressions, in PLONK one constraint a shift and one a packing step
 // after the first of an element), one Merkle-Damgard Poseidon2 permutation per packed
 // element, and the equality with the public commitment. The three header elements
 // (tag, count and width) are constants: their permutations fold to a constant and cost
-// nothing. Both shifts of a value (its range check's and the packing's) are charged,
+// nothing. A boundary commitment (sponge) instead charges one sponge permutation per
+// 15 elements, header included, and in PLONK one addition an absorbed element. Both shifts of a value (its range check's and the packing's) are charged,
 // although gnark's PLONK builder reuses the first for the second when it is the
 // value's first addition with that constant: the bound holds either way.
-func (c *counter) hash(w, n int) {
+func (c *counter) hash(w, n int, prechecked []bool, sponge bool) {
 	per := circuits.MaxPackBits / w
 	perm := int64(poseidonR1CS)
 	if c.plonk {
 		perm = poseidonSCS
 	}
+	if sponge {
+		perm = 0
+		if c.plonk {
+			perm = 1 // the element's addition into the state
+		}
+		rate := circuits.SpongeWidth - 1
+		blocks := (3 + (n+per-1)/per + rate - 1) / rate
+		if c.plonk {
+			c.cost(int64(blocks) * spongeSCS)
+		} else {
+			c.cost(int64(blocks) * spongeR1CS)
+		}
+	}
 	for start := 0; start < n; start += per {
 		acc := c.Const(0)
 		for i := start; i < min(start+per, n); i++ {
 			v := sym{terms: 1} // a committed value is an input, output or param wire
-			c.RangeCheck(v, w)
+			if prechecked == nil || !prechecked[i] {
+				c.RangeCheck(v, w)
+			}
 			// acc*2^w + (v + 2^(w-1)); 2 stands for any constant other than 1.
 			acc = c.add(c.MulConst(acc, 2), c.add(v, nonzero()))
 		}

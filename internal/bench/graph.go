@@ -466,7 +466,7 @@ func (r *graphRun) run() error {
 			sec += g.n
 			if g.n > 0 {
 				pub++
-				r.total.hash(g.width, int(g.n))
+				r.total.hash(g.width, int(g.n), nil, false)
 			}
 		default:
 			sec += g.n

@@ -118,10 +118,11 @@ func (lc *LayerCosts) Run(first, end int, extra int64) *Estimate {
 	return e
 }
 
-// CommitmentCost is what EstimateProgram charges a Poseidon2 commitment to n values of
-// width w in sys (circuits.Commit), without the range checks of the values.
+// CommitmentCost is what EstimateProgram charges a boundary commitment (the Poseidon2
+// sponge of circuits.Commit with TagBoundary) to n values of width w in sys, without
+// the range checks of the values.
 func CommitmentCost(sys circuits.System, w, n int) int64 {
 	c := newCounter(sys == circuits.Plonk, false)
-	c.hash(w, n)
+	c.hash(w, n, nil, true)
 	return c.c
 }

@@ -57,8 +57,9 @@ func newCrossing(p *quant.Program, lv *liveness, sys circuits.System) *crossing 
 		lastWhole: make([][]int, n), lastElems: make([][]elemAt, n), wholeSeen: make([]int32, len(p.Values)),
 		elemSeen: map[int][]int32{}}
 	// A value of width w costs its share of the packed field elements' permutations
-	// and packing, and a range check (the commitment gadget's); an import also its
-	// boundary range check. A range check is charged one constraint per 16-bit limb and
+	// and packing, and one range check: an export the commitment gadget's, an import
+	// its boundary range check (which the commitment then relies on,
+	// circuits.Prechecked). A range check is charged one constraint per 16-bit limb and
 	// two more (its queries and its share of the argument: TestPlannerApproximations
 	// finds whole segments within a few percent of the exact estimate).
 	const perm = 1 << 20
@@ -67,7 +68,7 @@ func newCrossing(p *quant.Program, lv *liveness, sys circuits.System) *crossing 
 		w := signedWidth(v.Bound)
 		share := float64(bench.CommitmentCost(sys, w, perm)-bench.CommitmentCost(sys, w, 0)) / perm
 		check := float64((w+15)/16 + 2)
-		x.impCost[id] = share + 2*check
+		x.impCost[id] = share + check
 		x.expCost[id] = share + check
 	}
 	x.groupCost = bench.CommitmentCost(sys, 16, 0)

@@ -44,7 +44,7 @@ func TestSplitBudgetSplitsLayer(t *testing.T) {
 		t.Fatal(err)
 	}
 	limits := bench.Limits{MaxConstraints: es[0].Constraints * 3 / 4}
-	if _, _, _, err := budgetCuts(p, nil, []circuits.System{circuits.Groth16}, limits, nil); !errors.Is(err, bench.ErrOverBudget) {
+	if _, _, _, err := budgetCuts(p, nil, []circuits.System{circuits.Groth16}, limits, nil, nil); !errors.Is(err, bench.ErrOverBudget) {
 		t.Fatalf("unsplit: %v, want over budget", err)
 	}
 	pl, err := SplitBudget(p, []circuits.System{circuits.Groth16}, limits)

@@ -60,7 +60,9 @@ func TestAllowedCuts(t *testing.T) {
 // (bench.EstimateLayers) are at most the exact estimate of the run alone over
 // approxSlack (so that listing ends by them misses none that fits), and with the
 // crossing's boundary costs within 5% of the exact estimate of the segment (above
-// 20,000 constraints: small segments are dominated by fixed costs).
+// 30,000 constraints: small segments are dominated by fixed costs; with the boundary
+// sponge, a boundary value costs 5-8 constraints, and segments of 20,000-25,000 are
+// within 7%).
 func TestPlannerApproximations(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	sys := circuits.Groth16
@@ -120,7 +122,7 @@ func TestPlannerApproximations(t *testing.T) {
 			total := lc.Run(first, end, x.cost()).Constraints
 			r := float64(total) / float64(whole.Constraints)
 			t.Logf("%s [%d, %d): exact %d, approximation %d (%.3f)", name, first, end, whole.Constraints, total, r)
-			if whole.Constraints > 20000 && (r < 0.95 || r > 1.05) {
+			if whole.Constraints > 30000 && (r < 0.95 || r > 1.05) || whole.Constraints > 20000 && (r < 0.93 || r > 1.07) {
 				t.Errorf("%s [%d, %d): approximation %d, exact %d (%.3f)", name, first, end, total, whole.Constraints, r)
 			}
 		}
@@ -128,11 +130,12 @@ func TestPlannerApproximations(t *testing.T) {
 }
 
 // TestSplitBudgetResidual plans a ResNet-50 at 32x32 with a sixteenth of the
-// channels (16 residual blocks: cuts inside a block carry its input too). Under 70,000
-// constraints a segment the plan's every segment fits; under 40,000 no plan exists
-// (every cut in the first stage carries more boundary values than a segment can commit
-// besides its layers): the search backs off from the layer where no segment can start,
-// a bounded number of times, and the error names the furthest layer it reached.
+// channels (16 residual blocks: cuts inside a block carry its input too). Under 35,000
+// constraints a segment the plan's every segment fits. In PLONK under 250,000 no plan
+// exists (a boundary value costs about 25 constraints there, against 5 in R1CS: the
+// cuts after the stem carry more boundary values than a segment can commit besides its
+// layers): the search backs off from the layer where no segment can start, a bounded
+// number of times, and the error names the furthest layer it reached.
 func TestSplitBudgetResidual(t *testing.T) {
 	if testing.Short() {
 		t.Skip("plans a ResNet-50 at 32x32 (about 10 s)")
@@ -143,16 +146,17 @@ func TestSplitBudgetResidual(t *testing.T) {
 	}
 	p := lower(t, m, quant.DefaultConfig())
 	syss := []circuits.System{circuits.Groth16}
-	limits := bench.Limits{MaxConstraints: 70000}
+	limits := bench.Limits{MaxConstraints: 35000}
 	pl, err := SplitBudget(p, syss, limits)
 	if err != nil {
 		t.Fatal(err)
 	}
 	checkFits(t, pl, limits)
 	t.Logf("%d segments, splits %+v", len(pl.Segments), pl.Splits)
-	_, _, at, err := budgetCuts(p, nil, syss, bench.Limits{MaxConstraints: 40000}, nil)
+	plonk := []circuits.System{circuits.Plonk}
+	_, _, at, err := budgetCuts(p, nil, plonk, bench.Limits{MaxConstraints: 250000}, nil, nil)
 	if !errors.Is(err, bench.ErrOverBudget) || at <= 0 || !strings.Contains(err.Error(), fmt.Sprintf("no segment starting at layer %d (%s)", at, p.Layers[at].Name)) || strings.Contains(err.Error(), "(0 back-offs)") {
-		t.Fatalf("40,000: %v (at %d), want over budget at a layer after the start, with back-offs", err, at)
+		t.Fatalf("PLONK, 250,000: %v (at %d), want over budget at a layer after the start, with back-offs", err, at)
 	}
 }
 
@@ -227,8 +231,8 @@ func TestBudgetCutsWarmStart(t *testing.T) {
 	}
 	p := planPrograms(t)["resnet50-32-div16"]
 	syss := []circuits.System{circuits.Groth16}
-	small := bench.Limits{MaxConstraints: 70000}
-	cold, _, _, err := budgetCuts(p, nil, syss, small, nil)
+	small := bench.Limits{MaxConstraints: 35000}
+	cold, _, _, err := budgetCuts(p, nil, syss, small, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,14 +240,14 @@ func TestBudgetCutsWarmStart(t *testing.T) {
 		t.Fatalf("cuts %v, want several", cold)
 	}
 	for _, k := range []int{1, len(cold) / 2} {
-		warm, _, _, err := budgetCuts(p, nil, syss, small, cold[:k])
+		warm, _, _, err := budgetCuts(p, nil, syss, small, cold[:k], nil)
 		if err != nil || !slices.Equal(warm, cold) {
 			t.Fatalf("warm start from %v: cuts %v (%v), want %v", cold[:k], warm, err, cold)
 		}
 	}
-	large := bench.Limits{MaxConstraints: 80000}
+	large := bench.Limits{MaxConstraints: 45000}
 	keep := cold[:len(cold)/2]
-	warm, _, _, err := budgetCuts(p, nil, syss, large, keep)
+	warm, _, _, err := budgetCuts(p, nil, syss, large, keep, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,8 +255,8 @@ func TestBudgetCutsWarmStart(t *testing.T) {
 		t.Fatalf("warm start from %v: cuts %v", keep, warm)
 	}
 	checkFits(t, split(t, p, warm), large)
-	reached, _, at, err := budgetCuts(p, nil, syss, bench.Limits{MaxConstraints: 62000}, nil)
+	reached, _, at, err := budgetCuts(p, nil, []circuits.System{circuits.Plonk}, bench.Limits{MaxConstraints: 250000}, nil, nil)
 	if !errors.Is(err, bench.ErrOverBudget) || len(reached) == 0 || reached[len(reached)-1] != at {
-		t.Fatalf("62,000: cuts %v, failed at %d: %v; want the partial plan up to the failing layer", reached, at, err)
+		t.Fatalf("PLONK, 250,000: cuts %v, failed at %d: %v; want the partial plan up to the failing layer", reached, at, err)
 	}
 }

@@ -1265,6 +1265,10 @@ func SplitBudget(p *quant.Program, syss []circuits.System, limits bench.Limits) 
 	// splits changed since (its last segment before them is planned again: its
 	// exports depend on the bands after it).
 	var keep []int
+	// bad are the segments [first, end) of the split program that the search found
+	// to fit but that were over the budget in the plan it made (repairs).
+	bad := map[[2]int]bool{}
+	repairs := 0
 	for attempt := 0; ; attempt++ {
 		if q == nil {
 			if q, regs, err = applySplits(p, splits); err != nil {
@@ -1272,20 +1276,29 @@ func SplitBudget(p *quant.Program, syss []circuits.System, limits bench.Limits) 
 			}
 		}
 		t0 := time.Now()
-		cuts, failed, at, err := budgetCuts(q, regs, syss, limits, keep)
+		cuts, failed, at, err := budgetCuts(q, regs, syss, limits, keep, bad)
 		tracef("attempt %d: splits %v, %d layers, %v: cuts %v, failed split %d at layer %d, err %v", attempt, splits, len(q.Layers), time.Since(t0).Round(time.Millisecond), cuts, failed, at, err)
 		if err == nil {
 			pl, err := SplitWith(p, splits, cuts)
-			if err != nil || len(keep) == 0 {
+			if err != nil {
+				return nil, err
+			}
+			// The search estimates a segment with the layers after it as one segment
+			// (or one per band), and kept segments were planned against other splits:
+			// the plan's segments can export more groups (one per consumer segment,
+			// each at least a sponge permutation) than the search charged. Check
+			// every segment; plan again from one over the budget, without its end.
+			over, err := overSegment(pl, syss, limits, len(pl.Segments))
+			if err != nil || over < 0 {
 				return pl, err
 			}
-			// The kept segments were planned against other splits after them: check
-			// them against this plan, and plan again from layer 0 if one is over.
-			if over, err := overSegment(pl, syss, limits, len(keep)); err != nil || over < 0 {
-				return pl, err
+			s := pl.Segments[over]
+			if repairs++; repairs > maxRepairs {
+				return nil, fmt.Errorf("%w: segment %d, layers [%d, %d), of the plan is over the budget after %d repairs", bench.ErrOverBudget, over, s.First, s.End, maxRepairs)
 			}
-			tracef("  segment of a warm start over the budget: planning again from layer 0")
-			keep, attempt = nil, attempt-1
+			tracef("  repair %d: segment %d [%d, %d) over the budget in the plan: planning again from layer %d", repairs, over, s.First, s.End, s.First)
+			bad[[2]int{s.First, s.End}] = true
+			keep, attempt = cuts[:over], attempt-1
 			continue
 		}
 		if attempt >= 8+4*len(splits) || at < 0 {
@@ -1579,12 +1592,14 @@ func allowedCuts(p *quant.Program, lv *liveness) []bool {
 // approximation above the exact estimate by up to 1/approxSlack still lists every end
 // that can fit; at most maxLikely ends likely to fit by them with their
 // boundaries (within likelySlack) are tried before a wider search; the search backs
-// off at most maxBackoffs times.
+// off at most maxBackoffs times; a plan with a segment over the budget is planned
+// again without it at most maxRepairs times (SplitBudget).
 const (
 	approxSlack = 0.85
 	likelySlack = 0.97
 	maxLikely   = 8
 	maxBackoffs = 64
+	maxRepairs  = 16
 )
 
 // tracef reports the planner's attempts and the segments it finds over the budget
@@ -1613,8 +1628,8 @@ func init() {
 //
 // keep warm-starts the search: cuts of an earlier attempt's partial plan, in a part of
 // the program this attempt did not change, taken as they are (the search backs off
-// into them if it must, as if it had chosen them).
-func budgetCuts(q *quant.Program, regs []region, syss []circuits.System, limits bench.Limits, keep []int) ([]int, int, int, error) {
+// into them if it must, as if it had chosen them). The segments bad lists do not fit.
+func budgetCuts(q *quant.Program, regs []region, syss []circuits.System, limits bench.Limits, keep []int, bad map[[2]int]bool) ([]int, int, int, error) {
 	lv := analyze(q)
 	n := len(q.Layers)
 	allowed := allowedCuts(q, lv)
@@ -1689,6 +1704,9 @@ func budgetCuts(q *quant.Program, regs []region, syss []circuits.System, limits 
 	// Later bands are taken as segments of their own (their imports and exports an
 	// upper bound of the plan's, where bands are merged).
 	fits := func(first, end int) (bool, error) {
+		if bad[[2]int{first, end}] {
+			return false, nil
+		}
 		bounds := append(append([]int{0}, cuts...), end)
 		for _, r := range regs {
 			for _, c := range r.cuts {
