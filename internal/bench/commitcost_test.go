@@ -143,18 +143,7 @@ func TestPoseidon2PermutationCost(t *testing.T) {
 		charge int
 	}{{"R1CS", false, poseidonR1CS}, {"SCS", true, poseidonSCS}} {
 		count := func(k int) int {
-			c := &permCircuit{X: make([]frontend.Variable, k)}
-			var cs interface{ GetNbConstraints() int }
-			var err error
-			if tc.plonk {
-				cs, err = frontend.Compile(circuits.Field, scs.NewBuilder, c)
-			} else {
-				cs, err = frontend.Compile(circuits.Field, r1cs.NewBuilder, c)
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			return cs.GetNbConstraints()
+			return compiledConstraints(t, tc.plonk, &permCircuit{X: make([]frontend.Variable, k)})
 		}
 		one, eleven := count(1), count(11)
 		perm := (eleven - one) / 10
@@ -198,18 +187,7 @@ func TestSpongePermutationCost(t *testing.T) {
 		adds   int
 	}{{"R1CS", false, spongeR1CS, 0}, {"SCS", true, spongeSCS, 15}} {
 		count := func(k int) int {
-			c := &spongeCircuit{X: make([]frontend.Variable, k)}
-			var cs interface{ GetNbConstraints() int }
-			var err error
-			if tc.plonk {
-				cs, err = frontend.Compile(circuits.Field, scs.NewBuilder, c)
-			} else {
-				cs, err = frontend.Compile(circuits.Field, r1cs.NewBuilder, c)
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			return cs.GetNbConstraints()
+			return compiledConstraints(t, tc.plonk, &spongeCircuit{X: make([]frontend.Variable, k)})
 		}
 		one, first, second := count(1), count(12), count(27)
 		perm := second - first - tc.adds
@@ -221,4 +199,21 @@ func TestSpongePermutationCost(t *testing.T) {
 			t.Errorf("%s: a permutation compiles to %d constraints, charged %d", tc.name, perm, tc.charge)
 		}
 	}
+}
+
+// compiledConstraints compiles c for PLONK (SCS) or Groth16 (R1CS) and returns its
+// constraint count.
+func compiledConstraints(t *testing.T, plonk bool, c frontend.Circuit) int {
+	t.Helper()
+	var cs interface{ GetNbConstraints() int }
+	var err error
+	if plonk {
+		cs, err = frontend.Compile(circuits.Field, scs.NewBuilder, c)
+	} else {
+		cs, err = frontend.Compile(circuits.Field, r1cs.NewBuilder, c)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs.GetNbConstraints()
 }

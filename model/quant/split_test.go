@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/advancedclimatesystems/gonnx/onnx"
+
+	"github.com/zkml/zkml/model"
 )
 
 // splitGraph draws a small CNN: a Conv with random stride, padding, dilation and
@@ -86,14 +88,7 @@ func TestSplitLayersSameOutputs(t *testing.T) {
 		if err := p.WriteCanonical(&enc); err != nil {
 			t.Fatal(err)
 		}
-		qi, err := p.QuantizeInputs(randomInputs(r, g, 1))
-		if err != nil {
-			t.Fatal(err)
-		}
-		want, err := p.Eval(qi)
-		if err != nil {
-			t.Fatal(err)
-		}
+		qi, want := quantizeEval(t, r, g, p)
 		q := p
 		for i := 0; i < len(q.Layers); i++ {
 			l := q.Layers[i]
@@ -214,14 +209,7 @@ func TestSplitChainSameOutputs(t *testing.T) {
 		if conv < 0 || pool < conv {
 			t.Fatalf("conv %d pool %d", conv, pool)
 		}
-		qi, err := p.QuantizeInputs(randomInputs(r, g, 1))
-		if err != nil {
-			t.Fatal(err)
-		}
-		want, err := p.Eval(qi)
-		if err != nil {
-			t.Fatal(err)
-		}
+		qi, want := quantizeEval(t, r, g, p)
 		bands := 2 + r.Intn(4)
 		q, cuts, err := SplitChain(p, conv, pool-conv+1, bands)
 		if err != nil {
@@ -294,14 +282,7 @@ func TestSplitChainGlobalPool(t *testing.T) {
 			t.Fatalf("trial %d: pool at %d", trial, pool)
 		}
 		conv := slices.IndexFunc(p.Layers, func(l *Layer) bool { return l.Kind == KLinear })
-		qi, err := p.QuantizeInputs(randomInputs(r, g, 1))
-		if err != nil {
-			t.Fatal(err)
-		}
-		want, err := p.Eval(qi)
-		if err != nil {
-			t.Fatal(err)
-		}
+		qi, want := quantizeEval(t, r, g, p)
 		bands := 2 + r.Intn(5)
 		count := pool + 2 - conv
 		q, cuts, err := SplitChain(p, conv, count, bands)
@@ -341,4 +322,18 @@ func TestSplitChainGlobalPool(t *testing.T) {
 			t.Fatalf("trial %d: split chain computes other values", trial)
 		}
 	}
+}
+
+// quantizeEval quantizes a random input of g for p and evaluates p on it.
+func quantizeEval(t *testing.T, r *rand.Rand, g *model.Graph, p *Program) ([][]int64, *Result) {
+	t.Helper()
+	qi, err := p.QuantizeInputs(randomInputs(r, g, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := p.Eval(qi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return qi, want
 }
