@@ -26,10 +26,10 @@ import (
 // floor(MaxPackBits / w) values are packed little-endian into one field element. w is
 // the width the group's values are proven to: the widest static bound in the group
 // (an int32 input is committed at 33 bits, not at --bits), and the commitment gadget
-// range-checks every packed value to w bits itself (but a boundary input that the
-// circuit's own first layer checks to at most w bits: Prechecked), so packing is
-// injective (distinct tensors give distinct preimages) whatever the bound analysis says: a value that does
-// not fit makes Commit fail before proving, and cannot satisfy the circuit. tag
+// range-checks every packed value to w bits itself (but a boundary input that a layer
+// of the circuit checks whole to at most w bits: Prechecked), so packing is injective
+// (distinct tensors give distinct preimages) whatever the bound analysis says: a value
+// that does not fit makes Commit fail before proving, and cannot satisfy the circuit. tag
 // separates inputs, outputs, params and the boundaries of sharded models; n is the
 // value count.
 //

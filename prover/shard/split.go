@@ -1340,6 +1340,7 @@ func SplitBudget(p *quant.Program, syss []circuits.System, limits bench.Limits) 
 			}
 			if grown != nil {
 				splits, q, regs, first = grown, gq, gregs, map[int]int{}
+				clear(bad) // layer indices of another split program
 				continue
 			}
 		}
@@ -1364,6 +1365,7 @@ func SplitBudget(p *quant.Program, syss []circuits.System, limits bench.Limits) 
 			return nil, err // every band count tried
 		}
 		q = nil
+		clear(bad)
 	}
 }
 
