@@ -332,7 +332,9 @@ func BandRanges(shape []int, bands int) [][2]int {
 // reads have run (a pool's band after the convolution bands under its window). A
 // sharded proof cut between bands then carries a band's outputs and halo rows, not a
 // whole layer's. It also returns the indices (in the returned program) between two
-// bands, where a cut may go. Values keep their ids; p itself is not modified.
+// bands, where a cut may go. Values keep their ids (a global pool in the chain adds
+// the values of its partial sums and a param 1: splitReductions); p itself is not
+// modified.
 func SplitChain(p *Program, first, count, bands int) (*Program, []int, error) {
 	if first < 0 || count < 1 || first+count > len(p.Layers) {
 		return nil, nil, fmt.Errorf("split: layers [%d, %d) outside the program", first, first+count)
