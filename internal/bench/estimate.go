@@ -460,25 +460,28 @@ func (c *counter) DivFloor(x, y sym, xBits, yBits, qBits int) sym {
 
 // hash charges a Poseidon2 commitment to n values of width w as circuits' commitVars
 // builds it: every value range-checked to w bits (x + 2^(w-1) checked in [0, 2^w))
-// but those prechecked marks (circuits.Prechecked), shifted by 2^(w-1) and packed, circuits.MaxPackBits / w values to a field element
-// (in R1CS linear expressions, in PLONK one constraint a shift and one a packing step
-// after the first of an element), one Merkle-Damgard Poseidon2 permutation per packed
-// element, and the equality with the public commitment. The three header elements
-// (tag, count and width) are constants: their permutations fold to a constant and cost
-// nothing. A boundary commitment (sponge) instead charges one sponge permutation per
-// 15 elements, header included, and in PLONK one addition an absorbed element. Both shifts of a value (its range check's and the packing's) are charged,
-// although gnark's PLONK builder reuses the first for the second when it is the
-// value's first addition with that constant: the bound holds either way.
+// but those prechecked marks (circuits.Prechecked), shifted by 2^(w-1) and packed,
+// circuits.MaxPackBits / w values to a field element (in R1CS linear expressions, in
+// PLONK one constraint a shift and one a packing step after the first of an element),
+// one Merkle-Damgard Poseidon2 permutation per packed element, and the equality with
+// the public commitment. The three header elements (tag, count and width) are
+// constants: their permutations fold to a constant and cost nothing. A boundary
+// commitment (sponge) instead charges one sponge permutation per 15 elements, header
+// included, and in PLONK one addition an absorbed element. Both shifts of a value (its
+// range check's and the packing's) are charged, although gnark's PLONK builder reuses
+// the first for the second when it is the value's first addition with that constant:
+// the bound holds either way.
 func (c *counter) hash(w, n int, prechecked []bool, sponge bool) {
 	per := circuits.MaxPackBits / w
-	perm := int64(poseidonR1CS)
+	// perElement is what each packed element costs besides its values.
+	perElement := int64(poseidonR1CS) // its permutation
 	if c.plonk {
-		perm = poseidonSCS
+		perElement = poseidonSCS
 	}
 	if sponge {
-		perm = 0
+		perElement = 0
 		if c.plonk {
-			perm = 1 // the element's addition into the state
+			perElement = 1 // its addition into the state
 		}
 		rate := circuits.SpongeWidth - 1
 		blocks := (3 + (n+per-1)/per + rate - 1) / rate
@@ -498,7 +501,7 @@ func (c *counter) hash(w, n int, prechecked []bool, sponge bool) {
 			// acc*2^w + (v + 2^(w-1)); 2 stands for any constant other than 1.
 			acc = c.add(c.MulConst(acc, 2), c.add(v, nonzero()))
 		}
-		c.cost(perm)
+		c.cost(perElement)
 	}
 	c.assert()
 }

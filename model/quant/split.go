@@ -463,23 +463,23 @@ func splitReductions(p *Program, chain []*Layer, bands int) []*Layer {
 	written := map[int]bool{}
 	var out []*Layer
 	one := -1
-	for _, l := range chain {
-		x := -1
-		if len(l.In) > 0 {
-			x = l.In[0]
-		}
+	// reduces reports whether l is such a layer.
+	reduces := func(l *Layer) bool {
 		shape := p.Values[l.Out].Shape
-		if l.Kind != KLinear || l.Restricted() || l.structure() != nil || l.RLC > 0 || len(shape) < 3 || shape[2] != 1 || !written[x] {
+		if l.Kind != KLinear || l.Restricted() || l.structure() != nil || l.RLC > 0 || len(shape) < 3 || shape[2] != 1 || !written[l.In[0]] {
+			return false
+		}
+		xs := p.Values[l.In[0]].Shape
+		return len(xs) >= 3 && xs[2] >= 2
+	}
+	for _, l := range chain {
+		if !reduces(l) {
 			written[l.Out] = true
 			out = append(out, l)
 			continue
 		}
+		x := l.In[0]
 		xs := p.Values[x].Shape
-		if len(xs) < 3 || xs[2] < 2 {
-			written[l.Out] = true
-			out = append(out, l)
-			continue
-		}
 		// band[h] is the band of row h of x, as BandRanges cuts it.
 		rows, rowLen := xs[2], numel(xs[3:])
 		nb := min(bands, rows)

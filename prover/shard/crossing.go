@@ -18,11 +18,11 @@ type crossing struct {
 	p  *quant.Program
 	lv *liveness
 	n  int
-	// Per value id: the constraints one imported / exported value costs, and its
-	// element count.
-	impCost, expCost []float64
-	size             []int
-	groupCost        int64
+	// Per value id: the constraints one value costs where it crosses (imported or
+	// exported alike), and its element count.
+	valCost   []float64
+	size      []int
+	groupCost int64
 	// Per layer k: the whole values it reads (not params, not carried by element),
 	// the elements it reads of values carried by element, the whole values and the
 	// elements last read by it.
@@ -52,7 +52,7 @@ type elemAt struct {
 
 func newCrossing(p *quant.Program, lv *liveness, sys circuits.System) *crossing {
 	n := len(p.Layers)
-	x := &crossing{p: p, lv: lv, n: n, impCost: make([]float64, len(p.Values)), expCost: make([]float64, len(p.Values)),
+	x := &crossing{p: p, lv: lv, n: n, valCost: make([]float64, len(p.Values)),
 		size: make([]int, len(p.Values)), wholeReads: make([][]int, n), elemReads: make([][]elemRef, n),
 		lastWhole: make([][]int, n), lastElems: make([][]elemAt, n), wholeSeen: make([]int32, len(p.Values)),
 		elemSeen: map[int][]int32{}}
@@ -68,8 +68,7 @@ func newCrossing(p *quant.Program, lv *liveness, sys circuits.System) *crossing 
 		w := signedWidth(v.Bound)
 		share := float64(bench.CommitmentCost(sys, w, perm)-bench.CommitmentCost(sys, w, 0)) / perm
 		check := float64((w+15)/16 + 2)
-		x.impCost[id] = share + check
-		x.expCost[id] = share + check
+		x.valCost[id] = share + check
 	}
 	x.groupCost = bench.CommitmentCost(sys, 16, 0)
 	for k, l := range p.Layers {
@@ -129,7 +128,7 @@ func (x *crossing) advance() {
 	for _, id := range x.wholeReads[k] {
 		if x.wholeSeen[id] != x.stamp && x.imported(lv.def[id]) {
 			x.wholeSeen[id] = x.stamp
-			x.imp += float64(x.size[id]) * x.impCost[id]
+			x.imp += float64(x.size[id]) * x.valCost[id]
 			x.producer(lv.def[id])
 		}
 	}
@@ -138,7 +137,7 @@ func (x *crossing) advance() {
 		for _, j := range r.elems {
 			if seen[j] != x.stamp && x.imported(int(w[j])) {
 				seen[j] = x.stamp
-				x.imp += x.impCost[r.id]
+				x.imp += x.valCost[r.id]
 				x.producer(int(w[j]))
 			}
 		}
@@ -152,20 +151,20 @@ func (x *crossing) advance() {
 		}
 		for j := lo; j < hi; j++ {
 			if int(w[j]) == k && int(lv.lastRead[l.Out][j]) > k {
-				x.exp += x.expCost[l.Out]
+				x.exp += x.valCost[l.Out]
 			}
 		}
 	} else if !lv.param[l.Out] && lv.def[l.Out] == k && lv.last[l.Out] > k {
-		x.exp += float64(x.size[l.Out]) * x.expCost[l.Out]
+		x.exp += float64(x.size[l.Out]) * x.valCost[l.Out]
 	}
 	for _, id := range x.lastWhole[k] {
 		if d := lv.def[id]; d >= x.first && d < k {
-			x.exp -= float64(x.size[id]) * x.expCost[id]
+			x.exp -= float64(x.size[id]) * x.valCost[id]
 		}
 	}
 	for _, e := range x.lastElems[k] {
 		if w := int(lv.writer[e.id][e.j]); w >= x.first && w < k {
-			x.exp -= x.expCost[e.id]
+			x.exp -= x.valCost[e.id]
 		}
 	}
 	x.end++

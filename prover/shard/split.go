@@ -1288,7 +1288,7 @@ func SplitBudget(p *quant.Program, syss []circuits.System, limits bench.Limits) 
 			// the plan's segments can export more groups (one per consumer segment,
 			// each at least a sponge permutation) than the search charged. Check
 			// every segment; plan again from one over the budget, without its end.
-			over, err := overSegment(pl, syss, limits, len(pl.Segments))
+			over, err := overSegment(pl, syss, limits)
 			if err != nil || over < 0 {
 				return pl, err
 			}
@@ -1369,10 +1369,10 @@ func SplitBudget(p *quant.Program, syss []circuits.System, limits bench.Limits) 
 	}
 }
 
-// overSegment returns the index of the first of pl's first n segments whose estimate
-// is over limits, -1 if none.
-func overSegment(pl *Plan, syss []circuits.System, limits bench.Limits, n int) (int, error) {
-	for i, s := range pl.Segments[:min(n, len(pl.Segments))] {
+// overSegment returns the index of the first of pl's segments whose estimate is over
+// limits, -1 if none.
+func overSegment(pl *Plan, syss []circuits.System, limits bench.Limits) (int, error) {
+	for i, s := range pl.Segments {
 		for _, sys := range syss {
 			e, err := bench.EstimateProgram(s.Program, sys)
 			if err != nil {
