@@ -557,6 +557,13 @@ func (m *Model) HasArtifact(name string) bool {
 	return ok
 }
 
+// ArtifactSum returns the SHA-256 (hex) the manifest records for the artifact file
+// name, and whether it records the file.
+func (m *Model) ArtifactSum(name string) (string, bool) {
+	e, ok := m.man().Files[name]
+	return e.SHA256, ok
+}
+
 // ReadArtifact returns a checksum-verified artifact file of the model directory.
 func (m *Model) ReadArtifact(name string) ([]byte, error) {
 	b, _, err := m.read(name)

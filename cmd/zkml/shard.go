@@ -185,6 +185,13 @@ func setupSharded(cmd *cobra.Command, m *prover.Model, syss []circuits.System, b
 				return err
 			}
 		}
+		own := 0
+		for i, j := range d.SharedKeys(len(pl.Segments)) {
+			if j == i {
+				own++
+			}
+		}
+		fmt.Fprintf(cmd.ErrOrStderr(), "%s: %d segments, %d distinct circuits set up (segments with identical circuits share keys)\n", sys, len(pl.Segments), own)
 		if err := d.RecordTrust(pl); err != nil {
 			return err
 		}

@@ -105,7 +105,25 @@ func TestCLIShardedLayerSplit(t *testing.T) {
 	}
 	t.Logf("budget %d MiB: splits %+v, %d segments", budget>>20, pl.Splits, len(pl.Segments))
 
-	mustRun(t, "setup", "-d", dir, "--system", "groth16", "--max-memory", maxMemory)
+	_, errOut, err := runBoth(t, "setup", "-d", dir, "--system", "groth16", "--max-memory", maxMemory)
+	if err != nil {
+		t.Fatalf("setup: %v\n%s", err, errOut)
+	}
+	// Setup says how many distinct circuits it set up: the segments that share keys
+	// are the ones whose stored circuits are identical.
+	m, pl = openPlan(t, dir)
+	d := shard.Dir{M: m, Sys: circuits.Groth16}
+	sums := map[string]bool{}
+	for i := range pl.Segments {
+		sum, _ := m.ArtifactSum(fmt.Sprintf("segment%d.circuit.groth16.bin", i))
+		sums[sum] = true
+		if j := d.SharedKeys(len(pl.Segments))[i]; j < 0 || j > i {
+			t.Fatalf("segment %d uses the keys of segment %d", i, j)
+		}
+	}
+	if want := fmt.Sprintf("groth16: %d segments, %d distinct circuits set up", len(pl.Segments), len(sums)); !strings.Contains(errOut, want) {
+		t.Fatalf("setup: want %q in\n%s", want, errOut)
+	}
 	out = mustRun(t, "prove", "-d", dir, "--system", "groth16", "--max-memory", maxMemory, "--input", input)
 	if !strings.Contains(out, fmt.Sprintf("bundle of %d segment proofs", len(pl.Segments))) {
 		t.Fatalf("prove:\n%s", out)

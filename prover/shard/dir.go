@@ -18,9 +18,11 @@ import (
 // A sharded model directory is a model directory (prover.Model: the source model,
 // settings and manifest; its model ID is the whole program's) with the plan in
 // PlanFile and, per segment i and system, segment<i>.circuit.<system>.bin,
-// segment<i>.stats.<system>.json, segment<i>.pk.<system>.bin and
-// segment<i>.vk.<system>.bin, all checksummed in the manifest. The last bundle proved
-// with a system is bundle.<system>.json.
+// segment<i>.stats.<system>.json and segment<i>.keys.<system>.json (which segment's
+// segment<j>.pk.<system>.bin and segment<j>.vk.<system>.bin hold its keys, and the
+// circuit they were made for: segments whose circuits are identical, as the inner
+// bands of a split layer are, share one setup), all checksummed in the manifest. The
+// last bundle proved with a system is bundle.<system>.json.
 const PlanFile = "shard.json"
 
 // Sharded reports whether m is a sharded model directory.
@@ -112,22 +114,167 @@ func (u unsafeReader) ReadFrom(r io.Reader) (int64, error) { return u.pk.UnsafeR
 // not verify: ProveSegment checks every proof with the segment's verifying key, which
 // VerifyingKey decodes with the checks, before returning it.
 func (d Dir) ProvingKey(i int) (any, error) {
+	j, err := d.keysOf(i)
+	if err != nil {
+		return nil, err
+	}
 	if d.Sys == circuits.Plonk {
 		pk := plonk.NewProvingKey(ecc.BN254)
-		return pk, d.read(i, "pk", unsafeReader{pk})
+		return pk, d.read(j, "pk", unsafeReader{pk})
 	}
 	pk := groth16.NewProvingKey(ecc.BN254)
-	return pk, d.read(i, "pk", unsafeReader{pk})
+	return pk, d.read(j, "pk", unsafeReader{pk})
 }
 
 // VerifyingKey implements Keys.
 func (d Dir) VerifyingKey(i int) (any, error) {
+	j, err := d.keysOf(i)
+	if err != nil {
+		return nil, err
+	}
 	if d.Sys == circuits.Plonk {
 		vk := plonk.NewVerifyingKey(ecc.BN254)
-		return vk, d.read(i, "vk", vk)
+		return vk, d.read(j, "vk", vk)
 	}
 	vk := groth16.NewVerifyingKey(ecc.BN254)
-	return vk, d.read(i, "vk", vk)
+	return vk, d.read(j, "vk", vk)
+}
+
+// keyRecord is segment<i>.keys.<system>.json: segment i's keys are the key files of
+// segment Segment (i itself, or an earlier segment with the identical circuit), made
+// for the circuit whose stored file has the SHA-256 Circuit.
+type keyRecord struct {
+	Circuit string `json:"circuit_sha256"`
+	Segment int    `json:"segment"`
+}
+
+func keysFile(i int, sys circuits.System) string {
+	return fmt.Sprintf("segment%d.keys.%s.json", i, sys)
+}
+
+func (d Dir) circuitSum(i int) (string, bool) {
+	return d.M.ArtifactSum(segmentFile(i, "circuit", d.Sys))
+}
+
+func (d Dir) keyRecord(i int) (*keyRecord, error) {
+	b, err := d.M.ReadArtifact(keysFile(i, d.Sys))
+	if err != nil {
+		return nil, err
+	}
+	var r keyRecord
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", prover.ErrCorrupt, keysFile(i, d.Sys), err)
+	}
+	return &r, nil
+}
+
+// keysOf returns the segment whose key files hold segment i's keys, after checking
+// that they were made for segment i's stored circuit: keys of a circuit compiled
+// again since (by another zkml version, or from a changed plan) are refused, as are
+// keys borrowed from a segment whose own record does not hold them for that circuit.
+// A directory set up before key records has each segment's own files.
+func (d Dir) keysOf(i int) (int, error) {
+	if !d.M.HasArtifact(keysFile(i, d.Sys)) {
+		return i, nil
+	}
+	r, err := d.keyRecord(i)
+	if err != nil {
+		return 0, err
+	}
+	stale := func(k int) error {
+		return fmt.Errorf("%w: segment %d's %s keys (of segment %d) were made for another circuit than segment %d's stored one: run setup again",
+			prover.ErrCorrupt, i, d.Sys, r.Segment, k)
+	}
+	if sum, ok := d.circuitSum(i); !ok || sum != r.Circuit {
+		return 0, stale(i)
+	}
+	if r.Segment == i {
+		return i, nil
+	}
+	if r.Segment < 0 || r.Segment >= i {
+		return 0, fmt.Errorf("%w: %s names segment %d", prover.ErrCorrupt, keysFile(i, d.Sys), r.Segment)
+	}
+	if sum, ok := d.circuitSum(r.Segment); !ok || sum != r.Circuit {
+		return 0, stale(r.Segment)
+	}
+	if own, err := d.keyRecord(r.Segment); err != nil || *own != (keyRecord{r.Circuit, r.Segment}) {
+		return 0, stale(r.Segment)
+	}
+	return r.Segment, nil
+}
+
+// sameKeys returns an earlier segment whose own keys were made for segment i's stored
+// circuit (identical circuits have identical keys to make: the inner bands of a split
+// layer share one setup), or -1.
+func (d Dir) sameKeys(i int) (int, string, error) {
+	sum, ok := d.circuitSum(i)
+	if !ok {
+		return -1, "", fmt.Errorf("segment %d: no %s circuit compiled", i, d.Sys)
+	}
+	for j := range i {
+		if s, ok := d.circuitSum(j); !ok || s != sum || !d.M.HasArtifact(keysFile(j, d.Sys)) {
+			continue
+		}
+		if r, err := d.keyRecord(j); err == nil && *r == (keyRecord{sum, j}) {
+			return j, sum, nil
+		}
+	}
+	return -1, sum, nil
+}
+
+// setupWith stores segment i's keys: an earlier segment's when it holds keys for the
+// identical circuit (their provenance too), else the keys keygen returns.
+func (d Dir) setupWith(i int, keygen func(ccs constraint.ConstraintSystem) (pk, vk io.WriterTo, prov *prover.Provenance, err error)) error {
+	j, sum, err := d.sameKeys(i)
+	if err != nil {
+		return err
+	}
+	if j >= 0 {
+		if err := d.writeProvenance(i, d.Provenance(j)); err != nil {
+			return err
+		}
+		return d.writeKeyRecord(i, keyRecord{sum, j})
+	}
+	ccs, err := d.Circuit(i)
+	if err != nil {
+		return err
+	}
+	pk, vk, prov, err := keygen(ccs)
+	if err != nil {
+		return fmt.Errorf("segment %d: %w", i, err)
+	}
+	if err := d.write(i, "pk", pk); err != nil {
+		return err
+	}
+	if err := d.write(i, "vk", vk); err != nil {
+		return err
+	}
+	if err := d.writeProvenance(i, prov); err != nil {
+		return err
+	}
+	return d.writeKeyRecord(i, keyRecord{sum, i})
+}
+
+func (d Dir) writeKeyRecord(i int, r keyRecord) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	return d.M.WriteArtifact(keysFile(i, d.Sys), b)
+}
+
+// SharedKeys reports, per segment, the segment whose keys it uses (itself when it has
+// its own; -1 when it has none or they are refused by keysOf).
+func (d Dir) SharedKeys(n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		if j, err := d.keysOf(i); err == nil && d.M.HasArtifact(segmentFile(j, "vk", d.Sys)) {
+			out[i] = j
+		} else {
+			out[i] = -1
+		}
+	}
+	return out
 }
 
 func (d Dir) write(i int, kind string, obj io.WriterTo) error {
@@ -145,8 +292,9 @@ func (d Dir) write(i int, kind string, obj io.WriterTo) error {
 	return d.M.WriteArtifact(segmentFile(i, kind, d.Sys), buf.Bytes())
 }
 
-// Compile compiles segment i and stores its circuit and size report (and drops keys
-// made for an earlier circuit of it).
+// Compile compiles segment i and stores its circuit and size report. Keys made for an
+// earlier, different circuit of it are refused from then on (keysOf) until setup runs
+// again.
 func (d Dir) Compile(pl *Plan, i int) (*circuits.Stats, error) {
 	ccs, stats, err := circuits.Compile(pl.Segments[i].Program, d.Sys)
 	if err != nil {
@@ -179,47 +327,27 @@ func (d Dir) Stats(i int) (*circuits.Stats, error) {
 func (d Dir) HasCircuit(i int) bool { return d.M.HasArtifact(segmentFile(i, "circuit", d.Sys)) }
 
 // Setup runs the development setup of segment i (prover.SetupKeys: NOT for
-// production) on its stored circuit and stores its keys.
+// production) on its stored circuit and stores its keys, or records that it uses an
+// earlier segment's keys made for the identical circuit.
 func (d Dir) Setup(i int) error {
-	ccs, err := d.Circuit(i)
-	if err != nil {
-		return err
-	}
-	pk, vk, err := prover.SetupKeys(ccs, d.Sys)
-	if err != nil {
-		return fmt.Errorf("segment %d: %w", i, err)
-	}
-	if err := d.write(i, "pk", pk); err != nil {
-		return err
-	}
-	if err := d.write(i, "vk", vk); err != nil {
-		return err
-	}
-	return d.writeProvenance(i, &prover.Provenance{Trust: prover.TrustDevelopment})
+	return d.setupWith(i, func(ccs constraint.ConstraintSystem) (io.WriterTo, io.WriterTo, *prover.Provenance, error) {
+		pk, vk, err := prover.SetupKeys(ccs, d.Sys)
+		return pk, vk, &prover.Provenance{Trust: prover.TrustDevelopment}, err
+	})
 }
 
 // SetupUniversal makes segment i's PLONK keys on the public SRS of the Powers of Tau
 // file at ptau (prover.UniversalSetupKeys: no randomness, reproducible by anyone from
-// the segment's circuit and the file) and records their provenance.
+// the segment's circuit and the file) and records their provenance; an earlier
+// segment's keys for the identical circuit are used as Setup does.
 func (d Dir) SetupUniversal(i int, ptau, cacheDir string) error {
 	if d.Sys != circuits.Plonk {
 		return fmt.Errorf("shard: a public SRS makes PLONK keys, not %s", d.Sys)
 	}
-	ccs, err := d.Circuit(i)
-	if err != nil {
-		return err
-	}
-	pk, vk, prov, err := prover.UniversalSetupKeys(ccs, ptau, cacheDir)
-	if err != nil {
-		return fmt.Errorf("segment %d: %w", i, err)
-	}
-	if err := d.write(i, "pk", pk); err != nil {
-		return err
-	}
-	if err := d.write(i, "vk", vk); err != nil {
-		return err
-	}
-	return d.writeProvenance(i, prov)
+	return d.setupWith(i, func(ccs constraint.ConstraintSystem) (io.WriterTo, io.WriterTo, *prover.Provenance, error) {
+		pk, vk, prov, err := prover.UniversalSetupKeys(ccs, ptau, cacheDir)
+		return pk, vk, prov, err
+	})
 }
 
 func provenanceFile(i int, sys circuits.System) string {
