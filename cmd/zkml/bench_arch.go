@@ -72,7 +72,7 @@ func (a *archFlags) run(cmd *cobra.Command, jsonPath string) error {
 			// network grow past any fixed-point range (ResNet-50's overflow 24 bits
 			// by its fourth block).
 			write := arch
-			if row.Estimate.Params*4 < model.MaxModelBytes*9/10 {
+			if row.Estimate.Params*4 < int64(model.MaxModelBytes)*9/10 {
 				if write, err = onnxgen.ParseArch(strings.TrimSpace(name), a.size, a.div, a.classes, false); err != nil {
 					return err
 				}

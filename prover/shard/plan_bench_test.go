@@ -10,6 +10,7 @@ import (
 
 	"github.com/zkml/zkml/circuits"
 	"github.com/zkml/zkml/internal/bench"
+	"github.com/zkml/zkml/model"
 	"github.com/zkml/zkml/model/quant"
 )
 
@@ -34,6 +35,10 @@ func BenchmarkPlan(b *testing.B) {
 			b.Fatalf("ZKML_PLAN: %v", err)
 		}
 		b.Run(c, func(b *testing.B) {
+			// Full-size ResNet-50 with random weights is a 102 MB model file, and
+			// VGG-16's convolutions are over the loader's per-node work limit.
+			defer func(old int, work int64) { model.MaxModelBytes, model.MaxNodeWork = old, work }(model.MaxModelBytes, model.MaxNodeWork)
+			model.MaxModelBytes, model.MaxNodeWork = 1<<30, 1<<40
 			m, _, _, err := arch.Build()
 			if err != nil {
 				b.Fatal(err)
