@@ -237,7 +237,7 @@ func defaultDir(onnxPath string) string {
 func compileCmd() *cobra.Command {
 	var cf configFlags
 	var budget memoryBudget
-	var dir, input, data, systems, svg string
+	var dir, input, data, systems, svg, planPath string
 	var report, asJSON, sharded bool
 	var segmentConstraints int64
 	var cuts []int
@@ -355,7 +355,7 @@ whose boundary activations are bound by Poseidon2 commitments (docs/sharding.md)
 				}
 			}
 			if sharded {
-				return compileSharded(cmd, m, syss, limits, cuts, asJSON)
+				return compileSharded(cmd, m, syss, limits, cuts, planPath, asJSON)
 			}
 			all := map[string]*circuits.Stats{}
 			for _, sys := range syss {
@@ -430,6 +430,7 @@ whose boundary activations are bound by Poseidon2 commitments (docs/sharding.md)
 	cmd.Flags().BoolVar(&sharded, "shard", false, "split the model into segments that each fit --max-memory (and --segment-constraints), one circuit and proof each")
 	cmd.Flags().Int64Var(&segmentConstraints, "segment-constraints", 0, "with --shard: also bound each segment's estimated constraints (0: no bound)")
 	cmd.Flags().IntSliceVar(&cuts, "cuts", nil, "with --shard: cut before these layer indices instead of splitting by the budget")
+	cmd.Flags().StringVar(&planPath, "plan", "", "with --shard: split as this recorded plan does (the shard.json of a directory of the same model and settings) instead of planning again; every segment is still checked against the budget")
 	return cmd
 }
 

@@ -29,11 +29,46 @@ import (
 // compileSharded splits m's program under limits, records the plan and compiles each
 // segment in turn (one segment's circuit in memory at a time), then prints the plan.
 // With cuts, it cuts there instead (each segment is still checked against limits).
-func compileSharded(cmd *cobra.Command, m *prover.Model, syss []circuits.System, limits bench.Limits, cuts []int, asJSON bool) error {
+// maxPlanBytes bounds a recorded plan read by compile --plan (SqueezeNet 1.0's at full
+// width, 99 segments: 87 KB).
+const maxPlanBytes = 16 << 20
+
+// readBounded reads a file of at most limit bytes.
+func readBounded(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%s is over the %d byte limit", path, limit)
+	}
+	return b, nil
+}
+
+func compileSharded(cmd *cobra.Command, m *prover.Model, syss []circuits.System, limits bench.Limits, cuts []int, planPath string, asJSON bool) error {
 	errw, out := cmd.ErrOrStderr(), cmd.OutOrStdout()
+	if cuts != nil && planPath != "" {
+		return fmt.Errorf("--cuts and --plan both say where to cut: give one")
+	}
 	pl, err := step(errw, "split", func() (*shard.Plan, error) {
 		if cuts != nil {
 			return shard.Split(m.Program, cuts)
+		}
+		if planPath != "" {
+			rec, err := readBounded(planPath, maxPlanBytes)
+			if err != nil {
+				return nil, err
+			}
+			pl, err := shard.Rebuild(m.Program, m.ID, rec)
+			if err != nil {
+				return nil, fmt.Errorf("--plan %s: %w", planPath, err)
+			}
+			return pl, nil
 		}
 		return shard.SplitBudget(m.Program, syss, limits)
 	})

@@ -262,3 +262,86 @@ func TestCLIShardedBudgetBelowLayer(t *testing.T) {
 	}
 	t.Logf("budget %d MiB: splits %+v, %d segments", budget>>20, pl.Splits, len(pl.Segments))
 }
+
+// TestCLIShardedPlanReuse: compile --shard --plan splits as a recorded plan does
+// (another directory's shard.json) without planning: the same plan ID, splits and
+// segments, every segment checked against the budget; a plan of other settings, one
+// that does not rebuild, --plan with --cuts and a plan file over its limit are refused.
+func TestCLIShardedPlanReuse(t *testing.T) {
+	onnxPath, _ := poolCNN(t, t.TempDir(), 5, 12)
+	raw, err := os.ReadFile(onnxPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, p, err := prover.Build(raw, quant.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole, err := bench.EstimateProgram(p, circuits.Groth16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	maxMemory := strconv.FormatInt(bench.EstimateBaseMemory+(whole.MemoryBytes-bench.EstimateBaseMemory)*3/4, 10)
+	first := filepath.Join(t.TempDir(), "a.zkml")
+	mustRun(t, "compile", onnxPath, "-d", first, "--system", "groth16", "--shard", "--max-memory", maxMemory)
+	_, want := openPlan(t, first)
+	if len(want.Splits) == 0 {
+		t.Fatalf("the budget splits no layer: %+v", want.Splits)
+	}
+	rec := filepath.Join(first, shard.PlanFile)
+
+	second := filepath.Join(t.TempDir(), "b.zkml")
+	_, errOut, err := runBoth(t, "compile", onnxPath, "-d", second, "--system", "groth16", "--shard", "--max-memory", maxMemory, "--plan", rec)
+	if err != nil {
+		t.Fatalf("compile --plan: %v\n%s", err, errOut)
+	}
+	_, got := openPlan(t, second)
+	if got.ID != want.ID || !slices.Equal(got.Splits, want.Splits) || !slices.Equal(got.Cuts(), want.Cuts()) {
+		t.Fatalf("--plan: plan %s splits %+v cuts %v, want %s %+v %v", got.ID, got.Splits, got.Cuts(), want.ID, want.Splits, want.Cuts())
+	}
+	// Under a smaller budget a segment of the recorded plan is over it: refused.
+	if _, err := run(t, "compile", onnxPath, "-d", filepath.Join(t.TempDir(), "c.zkml"), "--system", "groth16", "--shard",
+		"--max-memory", strconv.FormatInt(bench.EstimateBaseMemory+1<<20, 10), "--plan", rec); !errors.Is(err, bench.ErrOverBudget) {
+		t.Fatalf("--plan under a smaller budget: %v, want over budget", err)
+	}
+	// Other settings: another model ID.
+	if _, err := run(t, "compile", onnxPath, "-d", filepath.Join(t.TempDir(), "d.zkml"), "--system", "groth16", "--shard",
+		"--max-memory", maxMemory, "--scale", "6", "--plan", rec); err == nil || !strings.Contains(err.Error(), "plan is for model "+want.ModelID) {
+		t.Fatalf("--plan of other settings: %v", err)
+	}
+	// A plan whose splits were edited does not rebuild its ID.
+	b, err := os.ReadFile(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var edited map[string]any
+	if err := json.Unmarshal(b, &edited); err != nil {
+		t.Fatal(err)
+	}
+	splits := edited["splits"].([]any)
+	splits[0].(map[string]any)["bands"] = splits[0].(map[string]any)["bands"].(float64) + 1
+	eb, err := json.Marshal(edited)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := filepath.Join(t.TempDir(), "edited.json")
+	if err := os.WriteFile(bad, eb, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := run(t, "compile", onnxPath, "-d", filepath.Join(t.TempDir(), "e.zkml"), "--system", "groth16", "--shard",
+		"--max-memory", maxMemory, "--plan", bad); err == nil || !strings.Contains(err.Error(), "--plan") {
+		t.Fatalf("--plan with edited splits: %v", err)
+	}
+	if _, err := run(t, "compile", onnxPath, "-d", filepath.Join(t.TempDir(), "f.zkml"), "--system", "groth16", "--shard",
+		"--max-memory", maxMemory, "--plan", rec, "--cuts", "3"); err == nil || !strings.Contains(err.Error(), "give one") {
+		t.Fatalf("--plan with --cuts: %v", err)
+	}
+	big := filepath.Join(t.TempDir(), "big.json")
+	if err := os.WriteFile(big, make([]byte, maxPlanBytes+1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := run(t, "compile", onnxPath, "-d", filepath.Join(t.TempDir(), "g.zkml"), "--system", "groth16", "--shard",
+		"--max-memory", maxMemory, "--plan", big); err == nil || !strings.Contains(err.Error(), "byte limit") {
+		t.Fatalf("--plan over its size limit: %v", err)
+	}
+}

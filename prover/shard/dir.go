@@ -3,6 +3,7 @@ package shard
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/consensys/gnark/constraint"
 
 	"github.com/zkml/zkml/circuits"
+	"github.com/zkml/zkml/model/quant"
 	"github.com/zkml/zkml/prover"
 )
 
@@ -47,19 +49,36 @@ func Load(m *prover.Model) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	var rec Plan
-	if err := json.Unmarshal(b, &rec); err != nil {
+	pl, err := Rebuild(m.Program, m.ID, b)
+	if err != nil && !errors.Is(err, ErrBadCut) {
 		return nil, fmt.Errorf("%w: %s: %v", prover.ErrCorrupt, PlanFile, err)
 	}
-	if len(rec.Segments) == 0 {
-		return nil, fmt.Errorf("%w: %s has no segments", prover.ErrCorrupt, PlanFile)
+	return pl, err
+}
+
+// Rebuild splits p (whose model ID is modelID) by a recorded plan (a sharded model
+// directory's PlanFile: its splits and segments), so that a plan found once, which
+// for a full-size network takes the planner minutes to hours, can be used again: by
+// another directory of the same model, or after a change of zkml that keeps the
+// program. The rebuilt plan must reproduce the recorded plan ID, which binds the model
+// ID, every segment and every boundary pair.
+func Rebuild(p *quant.Program, modelID string, record []byte) (*Plan, error) {
+	var rec Plan
+	if err := json.Unmarshal(record, &rec); err != nil {
+		return nil, fmt.Errorf("plan: %v", err)
 	}
-	pl, err := SplitWith(m.Program, rec.Splits, rec.Cuts())
+	if len(rec.Segments) == 0 {
+		return nil, fmt.Errorf("plan has no segments")
+	}
+	if rec.ModelID != modelID {
+		return nil, fmt.Errorf("plan is for model %s, not %s (another model, or its settings differ)", rec.ModelID, modelID)
+	}
+	pl, err := SplitWith(p, rec.Splits, rec.Cuts())
 	if err != nil {
 		return nil, err
 	}
-	if pl.ID != rec.ID || pl.ModelID != m.ID {
-		return nil, fmt.Errorf("%w: %s records plan %s, the model splits into %s (made by another zkml version?)", prover.ErrCorrupt, PlanFile, rec.ID, pl.ID)
+	if pl.ID != rec.ID || pl.ModelID != modelID {
+		return nil, fmt.Errorf("plan %s: the model splits into %s at its splits and cuts (made by another zkml version?)", rec.ID, pl.ID)
 	}
 	return pl, nil
 }
