@@ -47,9 +47,10 @@ func poolCNN(t *testing.T, dir string, k, h int64) (onnxPath, inputPath string) 
 // proven outputs are the whole program's; and bundles with a changed boundary
 // commitment (listed, or inside a segment's public witness) or a changed output are
 // INVALID (exit status 2), naming what is wrong.
-func TestCLIShardedLayerSplit(t *testing.T) {
-	onnxPath, input := poolCNN(t, t.TempDir(), 5, 12)
-	dir := filepath.Join(t.TempDir(), "m.zkml")
+// threeQuarterBudget is a memory budget of three quarters of the model's whole
+// Groth16 estimate above the base: the model is over it unsharded.
+func threeQuarterBudget(t *testing.T, onnxPath string) int64 {
+	t.Helper()
 	raw, err := os.ReadFile(onnxPath)
 	if err != nil {
 		t.Fatal(err)
@@ -62,7 +63,13 @@ func TestCLIShardedLayerSplit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	budget := bench.EstimateBaseMemory + (whole.MemoryBytes-bench.EstimateBaseMemory)*3/4
+	return bench.EstimateBaseMemory + (whole.MemoryBytes-bench.EstimateBaseMemory)*3/4
+}
+
+func TestCLIShardedLayerSplit(t *testing.T) {
+	onnxPath, input := poolCNN(t, t.TempDir(), 5, 12)
+	dir := filepath.Join(t.TempDir(), "m.zkml")
+	budget := threeQuarterBudget(t, onnxPath)
 	maxMemory := strconv.FormatInt(budget, 10)
 	// Unsharded, the model is refused under this budget.
 	if _, err := run(t, "compile", onnxPath, "-d", filepath.Join(t.TempDir(), "whole.zkml"), "--system", "groth16", "--max-memory", maxMemory); !errors.Is(err, bench.ErrOverBudget) {
@@ -269,19 +276,7 @@ func TestCLIShardedBudgetBelowLayer(t *testing.T) {
 // that does not rebuild, --plan with --cuts and a plan file over its limit are refused.
 func TestCLIShardedPlanReuse(t *testing.T) {
 	onnxPath, _ := poolCNN(t, t.TempDir(), 5, 12)
-	raw, err := os.ReadFile(onnxPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, p, err := prover.Build(raw, quant.DefaultConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	whole, err := bench.EstimateProgram(p, circuits.Groth16)
-	if err != nil {
-		t.Fatal(err)
-	}
-	maxMemory := strconv.FormatInt(bench.EstimateBaseMemory+(whole.MemoryBytes-bench.EstimateBaseMemory)*3/4, 10)
+	maxMemory := strconv.FormatInt(threeQuarterBudget(t, onnxPath), 10)
 	first := filepath.Join(t.TempDir(), "a.zkml")
 	mustRun(t, "compile", onnxPath, "-d", first, "--system", "groth16", "--shard", "--max-memory", maxMemory)
 	_, want := openPlan(t, first)

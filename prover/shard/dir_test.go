@@ -25,14 +25,7 @@ func TestSegmentProvingKeyPointOffCurve(t *testing.T) {
 		}
 		pl := split(t, m.Program, residualCuts(t, m.Program)[:1])
 		d := Dir{M: m, Sys: sys}
-		for i := range pl.Segments {
-			if _, err := d.Compile(pl, i); err != nil {
-				t.Fatal(err)
-			}
-			if err := d.Setup(i); err != nil {
-				t.Fatal(err)
-			}
-		}
+		setupAll(t, d, pl)
 		qi := inputs(t, m.Program, 1)
 		if _, err := Prove(pl, m.Program, sys, d, qi); err != nil {
 			t.Fatalf("%s: prove with the stored keys: %v", sys, err)
@@ -59,11 +52,23 @@ func TestSegmentProvingKeyPointOffCurve(t *testing.T) {
 	}
 }
 
-// bandedPlan splits the first convolution's chain of convNet into bands, a segment
-// each (where a cut is allowed): the inner bands' circuits are identical.
-func bandedPlan(t testing.TB, p *quant.Program, bands int) *Plan {
+// setupAll compiles and sets up every segment of pl into d.
+func setupAll(t *testing.T, d Dir, pl *Plan) {
 	t.Helper()
-	splits := []LayerSplit{{Layer: 0, Count: 3, Bands: bands}}
+	for i := range pl.Segments {
+		if _, err := d.Compile(pl, i); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Setup(i); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// bandedPlan applies splits (one) and cuts after every band of it where a cut is
+// allowed.
+func bandedPlan(t testing.TB, p *quant.Program, splits []LayerSplit) *Plan {
+	t.Helper()
 	q, regs, err := applySplits(p, splits)
 	if err != nil {
 		t.Fatal(err)
@@ -95,16 +100,11 @@ func TestSetupSharesIdenticalCircuits(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		pl := bandedPlan(t, m.Program, 6)
+		// The first convolution's chain of convNet in 6 bands, a segment each: the
+		// inner bands' circuits are identical.
+		pl := bandedPlan(t, m.Program, []LayerSplit{{Layer: 0, Count: 3, Bands: 6}})
 		d := Dir{M: m, Sys: sys}
-		for i := range pl.Segments {
-			if _, err := d.Compile(pl, i); err != nil {
-				t.Fatal(err)
-			}
-			if err := d.Setup(i); err != nil {
-				t.Fatal(err)
-			}
-		}
+		setupAll(t, d, pl)
 		first := map[string]int{} // circuit checksum -> first segment with it
 		for i := range pl.Segments {
 			sum, _ := d.circuitSum(i)

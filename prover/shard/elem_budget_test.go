@@ -132,22 +132,7 @@ func TestSplitGlobalPool(t *testing.T) {
 		t.Fatalf("conv %d pool %d", conv, pool)
 	}
 	fm := p.Values[p.Layers[pool].In[0]].Shape // the 1x1 convolution's map
-	splits := []LayerSplit{{Layer: conv, Count: pool + 2 - conv, Bands: 4}}
-	q, regs, err := applySplits(p, splits)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lv := analyze(q)
-	var cuts []int
-	for _, c := range append(slices.Clone(regs[0].cuts), regs[0].end) {
-		if c < len(q.Layers) && cutAllowed(q, lv, c) == "" {
-			cuts = append(cuts, c)
-		}
-	}
-	pl, err := SplitWith(p, splits, cuts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pl := bandedPlan(t, p, []LayerSplit{{Layer: conv, Count: pool + 2 - conv, Bands: 4}})
 	// The segment computing the pool's accumulator imports the partials: 4 bands of
 	// 2 channels, not the 2 x 8 x 6 map.
 	acc := p.Layers[pool].Out
