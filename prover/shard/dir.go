@@ -191,13 +191,15 @@ func (d Dir) keyRecord(i int) (*keyRecord, error) {
 // that they were made for segment i's stored circuit: keys of a circuit compiled
 // again since (by another zkml version, or from a changed plan) are refused, as are
 // keys borrowed from a segment whose own record does not hold them for that circuit.
-// A directory set up before key records has each segment's own files.
+// A directory set up before key records has each segment's own files. (The record is
+// read, not looked up, so that a Model opened before the setup finds it: a read of an
+// artifact its manifest does not list reads the manifest again.)
 func (d Dir) keysOf(i int) (int, error) {
-	if !d.M.HasArtifact(keysFile(i, d.Sys)) {
-		return i, nil
-	}
 	r, err := d.keyRecord(i)
 	if err != nil {
+		if !d.M.HasArtifact(keysFile(i, d.Sys)) {
+			return i, nil
+		}
 		return 0, err
 	}
 	stale := func(k int) error {

@@ -103,6 +103,12 @@ func TestSetupSharesIdenticalCircuits(t *testing.T) {
 		// The first convolution's chain of convNet in 6 bands, a segment each: the
 		// inner bands' circuits are identical.
 		pl := bandedPlan(t, m.Program, []LayerSplit{{Layer: 0, Count: 3, Bands: 6}})
+		// A Model of the directory opened before the setup (a service process
+		// holding it) must find the key records written since.
+		early, err := prover.Open(m.Dir)
+		if err != nil {
+			t.Fatal(err)
+		}
 		d := Dir{M: m, Sys: sys}
 		setupAll(t, d, pl)
 		first := map[string]int{} // circuit checksum -> first segment with it
@@ -130,6 +136,16 @@ func TestSetupSharesIdenticalCircuits(t *testing.T) {
 			t.Fatalf("%s: %d segments, %d distinct circuits, %d setups", sys, len(pl.Segments), len(first), own)
 		}
 		t.Logf("%s: %d segments, %d setups", sys, len(pl.Segments), own)
+		borrower := -1
+		for k, j := range shared {
+			if j != k {
+				borrower = k
+				break
+			}
+		}
+		if _, err := (Dir{M: early, Sys: sys}).VerifyingKey(borrower); err != nil {
+			t.Fatalf("%s: segment %d's shared key read through a Model opened before the setup: %v", sys, borrower, err)
+		}
 		qi := inputs(t, m.Program, 1)
 		b, err := Prove(pl, m.Program, sys, d, qi)
 		if err != nil {
@@ -140,13 +156,7 @@ func TestSetupSharesIdenticalCircuits(t *testing.T) {
 		}
 
 		// A borrowing segment and the segment it borrows from.
-		i := -1
-		for k, j := range shared {
-			if j != k {
-				i = k
-				break
-			}
-		}
+		i := borrower
 		j := shared[i]
 		other := slices.IndexFunc(shared, func(k int) bool { return k != j && shared[k] == k })
 		circuitOf := func(k int) []byte {
