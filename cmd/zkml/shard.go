@@ -26,9 +26,6 @@ import (
 // the memory budget (and --segment-constraints), each compiled, set up and proved as
 // its own circuit; a proof is a bundle of segment proofs (prover/shard).
 
-// compileSharded splits m's program under limits, records the plan and compiles each
-// segment in turn (one segment's circuit in memory at a time), then prints the plan.
-// With cuts, it cuts there instead (each segment is still checked against limits).
 // maxPlanBytes bounds a recorded plan read by compile --plan (SqueezeNet 1.0's at full
 // width, 99 segments: 87 KB).
 const maxPlanBytes = 16 << 20
@@ -50,6 +47,10 @@ func readBounded(path string, limit int64) ([]byte, error) {
 	return b, nil
 }
 
+// compileSharded splits m's program under limits, records the plan and compiles each
+// segment in turn (one segment's circuit in memory at a time), then prints the plan.
+// With cuts, it cuts there instead, and with planPath it splits as that recorded plan
+// does (each segment is still checked against limits).
 func compileSharded(cmd *cobra.Command, m *prover.Model, syss []circuits.System, limits bench.Limits, cuts []int, planPath string, asJSON bool) error {
 	errw, out := cmd.ErrOrStderr(), cmd.OutOrStdout()
 	if cuts != nil && planPath != "" {
