@@ -121,10 +121,11 @@ func TestCLIShardedLayerSplit(t *testing.T) {
 	m, pl = openPlan(t, dir)
 	d := shard.Dir{M: m, Sys: circuits.Groth16}
 	sums := map[string]bool{}
+	shared := d.SharedKeys(len(pl.Segments))
 	for i := range pl.Segments {
 		sum, _ := m.ArtifactSum(fmt.Sprintf("segment%d.circuit.groth16.bin", i))
 		sums[sum] = true
-		if j := d.SharedKeys(len(pl.Segments))[i]; j < 0 || j > i {
+		if j := shared[i]; j < 0 || j > i {
 			t.Fatalf("segment %d uses the keys of segment %d", i, j)
 		}
 	}

@@ -215,13 +215,20 @@ func (d Dir) keysOf(i int) (int, error) {
 	if r.Segment < 0 || r.Segment >= i {
 		return 0, fmt.Errorf("%w: %s names segment %d", prover.ErrCorrupt, keysFile(i, d.Sys), r.Segment)
 	}
-	if sum, ok := d.circuitSum(r.Segment); !ok || sum != r.Circuit {
-		return 0, stale(r.Segment)
-	}
-	if own, err := d.keyRecord(r.Segment); err != nil || *own != (keyRecord{r.Circuit, r.Segment}) {
+	if !d.holdsKeysFor(r.Segment, r.Circuit) {
 		return 0, stale(r.Segment)
 	}
 	return r.Segment, nil
+}
+
+// holdsKeysFor reports whether segment j's stored circuit has the checksum sum and its
+// own key files were made for it (its record names itself and sum).
+func (d Dir) holdsKeysFor(j int, sum string) bool {
+	if s, ok := d.circuitSum(j); !ok || s != sum {
+		return false
+	}
+	r, err := d.keyRecord(j)
+	return err == nil && *r == keyRecord{sum, j}
 }
 
 // sameKeys returns an earlier segment whose own keys were made for segment i's stored
@@ -233,10 +240,7 @@ func (d Dir) sameKeys(i int) (int, string, error) {
 		return -1, "", fmt.Errorf("segment %d: no %s circuit compiled", i, d.Sys)
 	}
 	for j := range i {
-		if s, ok := d.circuitSum(j); !ok || s != sum || !d.M.HasArtifact(keysFile(j, d.Sys)) {
-			continue
-		}
-		if r, err := d.keyRecord(j); err == nil && *r == (keyRecord{sum, j}) {
+		if d.holdsKeysFor(j, sum) {
 			return j, sum, nil
 		}
 	}
