@@ -436,6 +436,7 @@ whose boundary activations are bound by Poseidon2 commitments (docs/sharding.md)
 
 func setupCmd() *cobra.Command {
 	var dir, systems, srsPath, srsCacheFlag string
+	var resume bool
 	var budget memoryBudget
 	cmd := &cobra.Command{
 		Use:   "setup",
@@ -454,7 +455,10 @@ func setupCmd() *cobra.Command {
 				return err
 			}
 			if shard.Sharded(m) {
-				return setupSharded(cmd, m, syss, &budget, srsPath, srsCacheFlag)
+				return setupSharded(cmd, m, syss, &budget, srsPath, srsCacheFlag, resume)
+			}
+			if resume {
+				return fmt.Errorf("--resume continues the setup of a sharded model's segments; %s holds one circuit: run setup without it", dir)
 			}
 			if err := budget.check(m.Program, syss, nil); err != nil {
 				return err
@@ -479,6 +483,7 @@ func setupCmd() *cobra.Command {
 	cmd.Flags().StringVarP(&dir, "dir", "d", "", "model directory (from compile)")
 	cmd.Flags().StringVar(&systems, "system", "groth16", "proving systems: groth16, plonk, or all")
 	cmd.Flags().StringVar(&srsPath, "srs", "", "Powers of Tau file (snarkjs .ptau, BN254): PLONK keys on its public SRS, reproducible by anyone")
+	cmd.Flags().BoolVar(&resume, "resume", false, "sharded models: keep the keys of segments already set up for their current circuit the same way (same --srs file), make the rest")
 	addSRSCacheFlag(cmd, &srsCacheFlag)
 	budget.register(cmd)
 	_ = cmd.MarkFlagRequired("dir")

@@ -19,6 +19,7 @@ import (
 	"github.com/zkml/zkml/model/quant"
 	"github.com/zkml/zkml/prover"
 	"github.com/zkml/zkml/prover/shard"
+	"github.com/zkml/zkml/srs"
 	"github.com/zkml/zkml/verifier"
 )
 
@@ -183,13 +184,24 @@ func checkSegments(budget *memoryBudget, pl *shard.Plan, syss []circuits.System)
 // setupSharded compiles (where missing) and sets up each segment in turn: the
 // development setup, or with ptau (`setup --srs FILE.ptau`) each segment's PLONK keys
 // on the public SRS (reproducible by anyone, nothing to trust beyond the Powers of Tau
-// ceremony). The bundle's provenance is recorded as the model's.
-func setupSharded(cmd *cobra.Command, m *prover.Model, syss []circuits.System, budget *memoryBudget, ptau, cacheFlag string) error {
+// ceremony). The bundle's provenance is recorded as the model's. With resume, a
+// segment whose keys were already made for its stored circuit by the same kind of
+// setup (shard.Dir.HasKeys) keeps them: a setup that stopped part way goes on where
+// it stopped.
+func setupSharded(cmd *cobra.Command, m *prover.Model, syss []circuits.System, budget *memoryBudget, ptau, cacheFlag string, resume bool) error {
 	var cache string
+	want := &prover.Provenance{Trust: prover.TrustDevelopment}
 	if ptau != "" {
 		var err error
 		if cache, err = srsCache(cacheFlag); err != nil {
 			return err
+		}
+		if resume {
+			h, err := srs.FileHash(ptau)
+			if err != nil {
+				return err
+			}
+			want = &prover.Provenance{Trust: prover.TrustUniversalSRS, Ptau: &prover.PtauInfo{BLAKE2b: h}}
 		}
 	}
 	pl, err := shard.Load(m)
@@ -207,7 +219,12 @@ func setupSharded(cmd *cobra.Command, m *prover.Model, syss []circuits.System, b
 			return fmt.Errorf("--srs makes PLONK keys; Groth16 keys of sharded models come from the development setup only (a per-segment ceremony is not supported yet)")
 		}
 		d := shard.Dir{M: m, Sys: sys}
+		kept := 0
 		for i := range pl.Segments {
+			if resume && d.HasKeys(i, want) {
+				kept++
+				continue
+			}
 			if !d.HasCircuit(i) {
 				if _, err := step(cmd.ErrOrStderr(), fmt.Sprintf("compile %s segment %d", sys, i), func() (*circuits.Stats, error) { return d.Compile(pl, i) }); err != nil {
 					return err
@@ -228,6 +245,9 @@ func setupSharded(cmd *cobra.Command, m *prover.Model, syss []circuits.System, b
 			}
 		}
 		fmt.Fprintf(cmd.ErrOrStderr(), "%s: %d segments, %d distinct circuits set up (segments with identical circuits share keys)\n", sys, len(pl.Segments), own)
+		if resume {
+			fmt.Fprintf(cmd.ErrOrStderr(), "%s: %d segments kept the keys an earlier setup made for them (--resume)\n", sys, kept)
+		}
 		if err := d.RecordTrust(pl); err != nil {
 			return err
 		}

@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -177,6 +178,69 @@ func TestCLIShardedUniversalSetup(t *testing.T) {
 	if tr := d.Trust(pl).Trust; tr != prover.TrustDevelopment {
 		t.Fatalf("a bundle with a development segment key: trust %q", tr)
 	}
+	// --resume keeps segment 0's keys (this file's) and makes segment 1's again on the
+	// SRS: its development keys are not what was asked for.
+	sum0 := pkSum(t, dir, 0, circuits.Plonk)
+	_, errOut, err := runBoth(t, "setup", "-d", dir, "--system", "plonk", "--srs", ptau, "--srs-cache", cache, "--resume")
+	if err != nil || !strings.Contains(errOut, "plonk: 1 segments kept") {
+		t.Fatalf("setup --srs --resume: %v\n%s", err, errOut)
+	}
+	m, pl = openPlan(t, dir)
+	if tr := (shard.Dir{M: m, Sys: circuits.Plonk}).Trust(pl).Trust; tr != prover.TrustUniversalSRS || pkSum(t, dir, 0, circuits.Plonk) != sum0 {
+		t.Fatalf("after --resume: trust %q, segment 0's key kept: %v", tr, pkSum(t, dir, 0, circuits.Plonk) == sum0)
+	}
+}
+
+// TestCLIShardedSetupResume: `setup --resume` after a setup that stopped part way
+// keeps the keys already made (byte for byte) and makes the rest, and the bundle
+// proves and verifies; a setup without it makes every segment's keys again; --resume
+// of an unsharded model is refused.
+func TestCLIShardedSetupResume(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "relu.zkml")
+	mustRun(t, "compile", reluONNX, "-d", dir, "--system", "groth16", "--shard", "--cuts", "1")
+	m, _ := openPlan(t, dir)
+	if err := (shard.Dir{M: m, Sys: circuits.Groth16}).Setup(0); err != nil {
+		t.Fatal(err)
+	}
+	sum0 := pkSum(t, dir, 0, circuits.Groth16)
+	_, errOut, err := runBoth(t, "setup", "-d", dir, "--resume")
+	if err != nil || !strings.Contains(errOut, "groth16: 1 segments kept") || strings.Contains(errOut, "setup groth16 segment 0") || !strings.Contains(errOut, "setup groth16 segment 1") {
+		t.Fatalf("setup --resume: %v\n%s", err, errOut)
+	}
+	if pkSum(t, dir, 0, circuits.Groth16) != sum0 {
+		t.Fatal("setup --resume made segment 0's keys again")
+	}
+	input := filepath.Join(filepath.Dir(reluONNX), "input.json")
+	mustRun(t, "prove", "-d", dir, "--input", input)
+	if out := mustRun(t, "verify", "-d", dir); !strings.Contains(out, "valid groth16 bundle of 2 segment proofs") {
+		t.Fatalf("verify:\n%s", out)
+	}
+	if _, errOut, err = runBoth(t, "setup", "-d", dir, "--resume"); err != nil || !strings.Contains(errOut, "groth16: 2 segments kept") {
+		t.Fatalf("setup --resume, all set up: %v\n%s", err, errOut)
+	}
+	mustRun(t, "setup", "-d", dir)
+	if pkSum(t, dir, 0, circuits.Groth16) == sum0 {
+		t.Fatal("setup without --resume kept segment 0's keys")
+	}
+	plain := filepath.Join(t.TempDir(), "plain.zkml")
+	mustRun(t, "compile", reluONNX, "-d", plain, "--system", "groth16")
+	if _, _, err := runBoth(t, "setup", "-d", plain, "--resume"); err == nil || !strings.Contains(err.Error(), "--resume") {
+		t.Fatalf("setup --resume of an unsharded model: %v", err)
+	}
+}
+
+// pkSum is the stored checksum of segment i's proving key file, read afresh.
+func pkSum(t *testing.T, dir string, i int, sys circuits.System) string {
+	t.Helper()
+	m, err := prover.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, ok := m.ArtifactSum(fmt.Sprintf("segment%d.pk.%s.bin", i, sys))
+	if !ok {
+		t.Fatalf("segment %d has no %s proving key", i, sys)
+	}
+	return sum
 }
 
 // openPlan opens a sharded model directory and its plan.

@@ -288,6 +288,30 @@ func (d Dir) writeKeyRecord(i int, r keyRecord) error {
 	return d.M.WriteArtifact(keysFile(i, d.Sys), b)
 }
 
+// HasKeys reports whether segment i's keys (its own or an earlier segment's, for the
+// identical circuit) were made for its stored circuit by the kind of setup want
+// describes: want's trust and, when want names a Powers of Tau file, the same file. A
+// setup that stopped part way resumes from there (`zkml setup --resume`). Keys without
+// a key record (a directory set up before records) are not known to match: false.
+func (d Dir) HasKeys(i int, want *prover.Provenance) bool {
+	if !d.M.HasArtifact(keysFile(i, d.Sys)) {
+		return false
+	}
+	j, err := d.keysOf(i)
+	if err != nil || !d.M.HasArtifact(segmentFile(j, "pk", d.Sys)) || !d.M.HasArtifact(segmentFile(j, "vk", d.Sys)) {
+		return false
+	}
+	// Both the key files' provenance and segment i's copy of it (a borrower's copy
+	// predates a lender set up again since).
+	for _, k := range []int{j, i} {
+		got := d.Provenance(k)
+		if got.Trust != want.Trust || (want.Ptau != nil && (got.Ptau == nil || got.Ptau.BLAKE2b != want.Ptau.BLAKE2b)) {
+			return false
+		}
+	}
+	return true
+}
+
 // SharedKeys reports, per segment, the segment whose keys it uses (itself when it has
 // its own; -1 when it has none or they are refused by keysOf).
 func (d Dir) SharedKeys(n int) []int {
