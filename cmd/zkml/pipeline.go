@@ -492,6 +492,7 @@ func setupCmd() *cobra.Command {
 
 func proveCmd() *cobra.Command {
 	var dir, input, system, device string
+	var resume bool
 	var budget memoryBudget
 	cmd := &cobra.Command{
 		Use:   "prove",
@@ -511,7 +512,10 @@ func proveCmd() *cobra.Command {
 				if device != "cpu" {
 					return fmt.Errorf("%s is sharded: --device %s is not supported for sharded models yet", dir, device)
 				}
-				return proveSharded(cmd, m, sys, in, &budget)
+				return proveSharded(cmd, m, sys, in, &budget, resume)
+			}
+			if resume {
+				return fmt.Errorf("--resume goes on with the segment proofs of a sharded model; %s holds one circuit: prove without it", dir)
 			}
 			if err := budget.check(m.Program, []circuits.System{sys}, nil); err != nil {
 				return err
@@ -537,6 +541,7 @@ func proveCmd() *cobra.Command {
 	cmd.Flags().StringVarP(&dir, "dir", "d", "", "model directory (from compile and setup)")
 	cmd.Flags().StringVar(&input, "input", "", "input.json ({\"input_data\": [[...]]})")
 	cmd.Flags().StringVar(&system, "system", "groth16", "proving system: groth16 or plonk")
+	cmd.Flags().BoolVar(&resume, "resume", false, "sharded models: use the segment proofs an earlier, stopped prove stored where they prove this inference; prove the rest")
 	budget.register(cmd)
 	cmd.Flags().StringVar(&device, "device", "cpu", prover.Devices+": cpu is gnark; icicle-cpu (ICICLE's CPU backend) and gpu (ICICLE CUDA) are Groth16 only, need a binary built with -tags icicle and fall back to cpu with a warning")
 	_ = cmd.MarkFlagRequired("dir")

@@ -260,7 +260,10 @@ func setupSharded(cmd *cobra.Command, m *prover.Model, syss []circuits.System, b
 
 // proveSharded proves a bundle, segment after segment, and writes it into the model
 // directory.
-func proveSharded(cmd *cobra.Command, m *prover.Model, sys circuits.System, in []*model.Tensor, budget *memoryBudget) error {
+// Each segment proof is stored as soon as it is made; with resume, stored proofs that
+// prove their segment on this inference (shard.Reusable) are used instead of proving
+// it again.
+func proveSharded(cmd *cobra.Command, m *prover.Model, sys circuits.System, in []*model.Tensor, budget *memoryBudget, resume bool) error {
 	pl, err := shard.Load(m)
 	if err != nil {
 		return err
@@ -276,11 +279,19 @@ func proveSharded(cmd *cobra.Command, m *prover.Model, sys circuits.System, in [
 	if err != nil {
 		return err
 	}
+	d := shard.Dir{M: m, Sys: sys}
+	cp := &shard.Checkpoint{Save: d.SaveProof}
+	if resume {
+		cp.Saved = d.SavedProof
+	}
 	b, err := step(cmd.ErrOrStderr(), fmt.Sprintf("prove %s, %d segments", sys, len(pl.Segments)), func() (*shard.Bundle, error) {
-		return shard.Prove(pl, m.Program, sys, shard.Dir{M: m, Sys: sys}, qi)
+		return shard.ProveWith(pl, m.Program, sys, d, qi, cp)
 	})
 	if err != nil {
 		return err
+	}
+	if resume {
+		fmt.Fprintf(cmd.ErrOrStderr(), "%d segments' proofs of an earlier run reused (--resume)\n", cp.Reused)
 	}
 	bj, err := json.MarshalIndent(b, "", "  ")
 	if err != nil {

@@ -191,11 +191,12 @@ func TestCLIShardedUniversalSetup(t *testing.T) {
 	}
 }
 
-// TestCLIShardedSetupResume: `setup --resume` after a setup that stopped part way
-// keeps the keys already made (byte for byte) and makes the rest, and the bundle
-// proves and verifies; a setup without it makes every segment's keys again; --resume
-// of an unsharded model is refused.
-func TestCLIShardedSetupResume(t *testing.T) {
+// TestCLIShardedResume: `setup --resume` after a setup that stopped part way keeps
+// the keys already made (byte for byte) and makes the rest, and the bundle proves and
+// verifies; `prove --resume` uses the segment proofs the last prove stored; a setup
+// without --resume makes every segment's keys again, and proofs made with the old
+// keys are then proved again; --resume of an unsharded model is refused.
+func TestCLIShardedResume(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "relu.zkml")
 	mustRun(t, "compile", reluONNX, "-d", dir, "--system", "groth16", "--shard", "--cuts", "1")
 	m, _ := openPlan(t, dir)
@@ -218,14 +219,24 @@ func TestCLIShardedSetupResume(t *testing.T) {
 	if _, errOut, err = runBoth(t, "setup", "-d", dir, "--resume"); err != nil || !strings.Contains(errOut, "groth16: 2 segments kept") {
 		t.Fatalf("setup --resume, all set up: %v\n%s", err, errOut)
 	}
+	if _, errOut, err = runBoth(t, "prove", "-d", dir, "--input", input, "--resume"); err != nil || !strings.Contains(errOut, "2 segments' proofs of an earlier run reused") {
+		t.Fatalf("prove --resume: %v\n%s", err, errOut)
+	}
+	mustRun(t, "verify", "-d", dir)
 	mustRun(t, "setup", "-d", dir)
 	if pkSum(t, dir, 0, circuits.Groth16) == sum0 {
 		t.Fatal("setup without --resume kept segment 0's keys")
 	}
+	if _, errOut, err = runBoth(t, "prove", "-d", dir, "--input", input, "--resume"); err != nil || !strings.Contains(errOut, "0 segments' proofs of an earlier run reused") {
+		t.Fatalf("prove --resume after new keys: %v\n%s", err, errOut)
+	}
+	mustRun(t, "verify", "-d", dir)
 	plain := filepath.Join(t.TempDir(), "plain.zkml")
 	mustRun(t, "compile", reluONNX, "-d", plain, "--system", "groth16")
-	if _, _, err := runBoth(t, "setup", "-d", plain, "--resume"); err == nil || !strings.Contains(err.Error(), "--resume") {
-		t.Fatalf("setup --resume of an unsharded model: %v", err)
+	for _, cmd := range [][]string{{"setup", "-d", plain, "--resume"}, {"prove", "-d", plain, "--input", input, "--resume"}} {
+		if _, _, err := runBoth(t, cmd...); err == nil || !strings.Contains(err.Error(), "--resume") {
+			t.Fatalf("%s --resume of an unsharded model: %v", cmd[0], err)
+		}
 	}
 }
 

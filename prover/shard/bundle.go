@@ -132,13 +132,19 @@ func ProveSegment(s *Segment, sys circuits.System, ccs constraint.ConstraintSyst
 	if err != nil {
 		return nil, err
 	}
-	sp := &SegmentProof{Index: s.Index, ID: s.ID, Proof: pb.Bytes(), Public: pubBytes, ProveSeconds: elapsed.Seconds()}
+	return segmentProof(s, pb.Bytes(), pubBytes, pub, elapsed.Seconds()), nil
+}
+
+// segmentProof is segment s's proof record: the proof and its public witness (binary
+// and in decimal) with the boundary links read from it.
+func segmentProof(s *Segment, proof, pubBytes []byte, pub witness.Witness, seconds float64) *SegmentProof {
+	sp := &SegmentProof{Index: s.Index, ID: s.ID, Proof: proof, Public: pubBytes, ProveSeconds: seconds}
 	vec := pub.Vector().(fr.Vector)
 	for i := range vec {
 		sp.PublicInputs = append(sp.PublicInputs, vec[i].String())
 	}
 	sp.InCommitments, sp.OutCommitments = links(s, vec)
-	return sp, nil
+	return sp
 }
 
 // links reads a segment's boundary commitments from its public values, with the
@@ -163,6 +169,23 @@ func links(s *Segment, pub fr.Vector) (in, out []Link) {
 // inputs: one evaluation of the whole program, then each segment in turn, holding
 // one segment's circuit and keys at a time.
 func Prove(pl *Plan, p *quant.Program, sys circuits.System, keys Keys, inputs [][]int64) (*Bundle, error) {
+	return ProveWith(pl, p, sys, keys, inputs, nil)
+}
+
+// Checkpoint lets the proving of a bundle stop and go on (a full-width network's
+// takes most of an hour): Save stores each segment's proof as soon as it is made;
+// Saved returns an earlier run's proof of segment i, or nil. A saved proof is used
+// only when it proves segment i on this inference (Reusable); any other is proved
+// again.
+type Checkpoint struct {
+	Saved func(i int) *SegmentProof
+	Save  func(sp *SegmentProof) error
+	// Reused counts the saved proofs used.
+	Reused int
+}
+
+// ProveWith is Prove with a checkpoint (nil: none).
+func ProveWith(pl *Plan, p *quant.Program, sys circuits.System, keys Keys, inputs [][]int64, cp *Checkpoint) (*Bundle, error) {
 	ins, outs, final, err := pl.Activations(p, inputs)
 	if err != nil {
 		return nil, err
@@ -172,6 +195,17 @@ func Prove(pl *Plan, p *quant.Program, sys circuits.System, keys Keys, inputs []
 		b.Outputs = append(b.Outputs, o.Data)
 	}
 	for i, s := range pl.Segments {
+		vk, err := keys.VerifyingKey(i)
+		if err != nil {
+			return nil, err
+		}
+		if cp != nil && cp.Saved != nil {
+			if sp := Reusable(s, sys, vk, ins[i], outs[i], cp.Saved(i)); sp != nil {
+				cp.Reused++
+				b.Segments = append(b.Segments, sp)
+				continue
+			}
+		}
 		ccs, err := keys.Circuit(i)
 		if err != nil {
 			return nil, err
@@ -180,17 +214,46 @@ func Prove(pl *Plan, p *quant.Program, sys circuits.System, keys Keys, inputs []
 		if err != nil {
 			return nil, err
 		}
-		vk, err := keys.VerifyingKey(i)
-		if err != nil {
-			return nil, err
-		}
 		sp, err := ProveSegment(s, sys, ccs, pk, vk, ins[i], outs[i])
 		if err != nil {
 			return nil, err
 		}
+		if cp != nil && cp.Save != nil {
+			if err := cp.Save(sp); err != nil {
+				return nil, err
+			}
+		}
 		b.Segments = append(b.Segments, sp)
 	}
 	return b, nil
+}
+
+// Reusable returns saved, an earlier proof of segment s, when it proves s on these
+// input and output tensors: it is for s (index and segment ID), its public witness is
+// the one these tensors give (boundary commitments included, so the same inference's
+// values) and it verifies with vk. Its listed public inputs and boundary links are
+// rebuilt from that witness. Else (or saved nil) it returns nil.
+func Reusable(s *Segment, sys circuits.System, vk any, in, out [][]int64, saved *SegmentProof) *SegmentProof {
+	if saved == nil || saved.Index != s.Index || saved.ID != s.ID {
+		return nil
+	}
+	full, err := prover.AssignWitness(s.Program, in, out)
+	if err != nil {
+		return nil
+	}
+	pub, err := full.Public()
+	if err != nil {
+		return nil
+	}
+	pubBytes, err := pub.MarshalBinary()
+	if err != nil || !bytes.Equal(pubBytes, saved.Public) {
+		return nil
+	}
+	proof, err := verifier.DecodeProof(string(sys), saved.Proof)
+	if err != nil || prover.VerifyWitness(sys, vk, proof, pub) != nil {
+		return nil
+	}
+	return segmentProof(s, saved.Proof, pubBytes, pub, saved.ProveSeconds)
 }
 
 // ErrInvalid is wrapped by every reason a bundle does not verify.

@@ -451,3 +451,31 @@ func (d Dir) RecordTrust(pl *Plan) error { return d.M.RecordProvenance(d.Sys, d.
 
 // BundleFile is the name of the last bundle proved with sys.
 func BundleFile(sys circuits.System) string { return fmt.Sprintf("bundle.%s.json", sys) }
+
+func proofFile(i int, sys circuits.System) string {
+	return fmt.Sprintf("segment%d.proof.%s.json", i, sys)
+}
+
+// SaveProof stores a segment proof as soon as it is made (Checkpoint.Save): the
+// segment proofs of the last bundle proved, or of a proving that stopped part way.
+func (d Dir) SaveProof(sp *SegmentProof) error {
+	b, err := json.Marshal(sp)
+	if err != nil {
+		return err
+	}
+	return d.M.WriteArtifact(proofFile(sp.Index, d.Sys), b)
+}
+
+// SavedProof is segment i's stored proof (Checkpoint.Saved), nil when there is none
+// or it cannot be read.
+func (d Dir) SavedProof(i int) *SegmentProof {
+	b, err := d.M.ReadArtifact(proofFile(i, d.Sys))
+	if err != nil {
+		return nil
+	}
+	var sp SegmentProof
+	if json.Unmarshal(b, &sp) != nil {
+		return nil
+	}
+	return &sp
+}
