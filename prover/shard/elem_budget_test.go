@@ -96,23 +96,26 @@ func TestSplitBudgetGrowsSplit(t *testing.T) {
 // TestGrowSplits: on SqueezeNet's layers (the same at every size), a run split from a
 // fire module's Concat (layer 17, chainEnd 24) that reaches two splits (the expand
 // convolutions' rescale at 21, Conv_42 at 22) takes them in: one split from 17 with
-// the most bands. The full-width planner used to stop there ("no segment starting
-// at layer 24000 (Concat_31)"): the grown run overlapped the next split.
+// the most bands, the run's own if it asks for more. The full-width planner used to
+// stop there ("no segment starting at layer 24000 (Concat_31)"): the grown run
+// overlapped the next split.
 func TestGrowSplits(t *testing.T) {
 	p := tinySqueezeNet(t)
 	if p.Layers[17].Name != "Concat_31" || chainEnd(p, 17) != 24 {
 		t.Fatalf("layer 17 is %s (chainEnd %d)", p.Layers[17].Name, chainEnd(p, 17))
 	}
-	none := func(int) (int, error) { t.Fatal("no new split expected"); return 0, nil }
-	got, _, _, err := growSplits(p, []LayerSplit{{10, 7, 8}, {21, 1, 8}, {22, 2, 6}}, 17, none)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := []LayerSplit{{10, 7, 8}, {17, 7, 8}}; !slices.Equal(got, want) {
-		t.Fatalf("grown splits %v, want %v", got, want)
+	splits := []LayerSplit{{10, 7, 8}, {21, 1, 8}, {22, 2, 6}}
+	for _, tc := range []struct{ ask, want int }{{3, 8}, {12, 12}} {
+		got, _, _, err := growSplits(p, splits, []int{17}, func(k, end int) (int, error) { return tc.ask, nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := []LayerSplit{{10, 7, 8}, {17, 7, tc.want}}; !slices.Equal(got, want) {
+			t.Fatalf("run asking for %d bands: grown splits %v, want %v", tc.ask, got, want)
+		}
 	}
 	// A run reaching no split is a new one, with the bands asked for.
-	got, _, _, err = growSplits(p, []LayerSplit{{10, 7, 8}}, 17, func(end int) (int, error) { return end - 17, nil })
+	got, _, _, err := growSplits(p, []LayerSplit{{10, 7, 8}}, []int{17}, func(k, end int) (int, error) { return end - k, nil })
 	if err != nil || !slices.Equal(got, []LayerSplit{{10, 7, 8}, {17, 7, 7}}) {
 		t.Fatalf("new split: %v, %v", got, err)
 	}

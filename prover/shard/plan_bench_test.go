@@ -52,7 +52,8 @@ func BenchmarkPlan(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				var most int64
+				var most, total int64
+				ids := map[string]bool{} // segment programs (IDs): identical ones share keys
 				for _, s := range pl.Segments {
 					e, err := bench.EstimateProgram(s.Program, circuits.Groth16)
 					if err != nil {
@@ -61,11 +62,14 @@ func BenchmarkPlan(b *testing.B) {
 					if limits.Check(e) != nil {
 						b.Fatalf("segment %d over the budget: %d MiB", s.Index, e.MemoryBytes>>20)
 					}
-					most = max(most, e.Constraints)
+					most, total = max(most, e.Constraints), total+e.Constraints
+					ids[s.ID] = true
 				}
-				b.Logf("%s: %d layers, %d segments, %d layer splits, largest segment %d constraints, planned in %v",
-					c, len(p.Layers), len(pl.Segments), len(pl.Splits), most, time.Since(start).Round(time.Millisecond))
+				b.Logf("%s: %d layers, %d segments (%d distinct), %d layer splits, %d constraints, largest segment %d, planned in %v",
+					c, len(p.Layers), len(pl.Segments), len(ids), len(pl.Splits), total, most, time.Since(start).Round(time.Millisecond))
 				b.ReportMetric(float64(len(pl.Segments)), "segments")
+				b.ReportMetric(float64(len(ids)), "distinct")
+				b.ReportMetric(float64(total), "constraints")
 			}
 		})
 	}

@@ -160,6 +160,34 @@ func TestSplitBudgetResidual(t *testing.T) {
 	}
 }
 
+// TestSiblings: in the ResNet-50 at 32x32, the run split from conv2_x's first Add
+// (layer 12, to 20) repeats at the second block's Add (20), not at the third's (28),
+// whose run enters conv3_x (a stride-2 convolution): the planner grows the splits of
+// identical blocks in one attempt (a full-width ResNet-50 used to cost one attempt of
+// 4-13 minutes per conv4_x block). A sibling inside a split is not one.
+func TestSiblings(t *testing.T) {
+	p := planPrograms(t)["resnet50-32-div16"]
+	if p.Layers[12].Kind != quant.KAdd || chainEnd(p, 12) != 20 {
+		t.Fatalf("layer 12 is %s %s (chainEnd %d), want conv2_x's first Add", p.Layers[12].Name, p.Layers[12].Kind, chainEnd(p, 12))
+	}
+	for _, tc := range []struct {
+		k      int
+		splits []LayerSplit
+		want   []int
+	}{
+		{12, nil, []int{20}},
+		{28, nil, nil},
+		{12, []LayerSplit{{Layer: 18, Count: 4, Bands: 2}}, nil},
+	} {
+		if got := siblings(p, tc.splits, tc.k); !slices.Equal(got, tc.want) {
+			t.Errorf("siblings of layer %d with splits %v: %v, want %v", tc.k, tc.splits, got, tc.want)
+		}
+	}
+	if runSignature(p, 12, 20) == runSignature(p, 28, 36) {
+		t.Error("conv2_x's first block and its last (into conv3_x) have one signature")
+	}
+}
+
 // TestSegmentPairs: segmentPairs gives each segment exactly the pairs of the whole
 // pair table that it imports or exports, in order, on random cuts of the planner's
 // programs, of band plans (hashed model input and output; private input rows taken

@@ -48,6 +48,7 @@ import (
 	"math"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/zkml/zkml/circuits"
@@ -1247,9 +1248,11 @@ func elemString(es []int32) string {
 // rows (LayerSplit, quant.BandRanges; a linear layer with the element-wise rescale
 // after it), enough that a band's estimate is about half the budget, and cuts are
 // allowed between bands (not between the parts of one band); a split whose bands
-// still fit no segment is split again into twice as many bands. A layer that cannot
-// be split (quant.Splittable) or no band count fits is an error wrapping
-// bench.ErrOverBudget.
+// still fit no segment is split again into twice as many bands. Where no segment can
+// start at a layer in no split though every layer fits alone, the run from it is
+// split too (growSplits), and so are its identical repeats further on (siblings: the
+// other blocks of a ResNet stage fail the same way). A layer that cannot be split
+// (quant.Splittable) or no band count fits is an error wrapping bench.ErrOverBudget.
 func SplitBudget(p *quant.Program, syss []circuits.System, limits bench.Limits) (*Plan, error) {
 	splits, err := overBudget(p, syss, limits)
 	if err != nil {
@@ -1327,8 +1330,12 @@ func SplitBudget(p *quant.Program, syss []circuits.System, limits bench.Limits) 
 			// alone does: a model input's range check whose outputs cost more to commit
 			// than to compute, or a layer before a split whose whole output a segment
 			// would export to the bands. Split the run from k.
-			grown, gq, gregs, err2 := growSplits(p, splits, k, func(end int) (int, error) {
-				es, err := estimateCore(p, analyze(p), k, end, syss)
+			// The run's identical siblings further on (the other blocks of a ResNet
+			// stage) would fail the same way, one attempt each: split them too.
+			ks := append([]int{k}, siblings(p, splits, k)...)
+			lv := analyze(p)
+			grown, gq, gregs, err2 := growSplits(p, splits, ks, func(k, end int) (int, error) {
+				es, err := estimateCore(p, lv, k, end, syss)
 				r := 0.0
 				for _, e := range es {
 					r = max(r, overUse(e, limits))
@@ -1339,6 +1346,7 @@ func SplitBudget(p *quant.Program, syss []circuits.System, limits bench.Limits) 
 				return nil, err2
 			}
 			if grown != nil {
+				tracef("  grew splits from layers %v", ks)
 				splits, q, regs, first = grown, gq, gregs, map[int]int{}
 				clear(bad) // layer indices of another split program
 				continue
@@ -1386,39 +1394,87 @@ func overSegment(pl *Plan, syss []circuits.System, limits bench.Limits) (int, er
 	return -1, nil
 }
 
-// growSplits returns splits with the run of layers from k (chainEnd) split too, and
-// the split program and regions applySplits makes of them (nil if p cannot be split
-// so): a split the run reaches starts at k instead, splits that then overlap become
-// one (with the most bands), and a new split has bands(end) bands.
-func growSplits(p *quant.Program, splits []LayerSplit, k int, bands func(end int) (int, error)) ([]LayerSplit, *quant.Program, []region, error) {
-	end := chainEnd(p, k)
+// growSplits returns splits with the runs of layers from each of ks (chainEnd) split
+// too, and the split program and regions applySplits makes of them (nil if p cannot
+// be split so). Run [k, end) asks for bands(k, end) bands: a split it reaches starts
+// at k instead (with the more bands of the two), splits that then overlap become one
+// (with the most bands), else it is a new split.
+func growSplits(p *quant.Program, splits []LayerSplit, ks []int, bands func(k, end int) (int, error)) ([]LayerSplit, *quant.Program, []region, error) {
 	grown := slices.Clone(splits)
-	if j := slices.IndexFunc(grown, func(sp LayerSplit) bool { return sp.Layer > k }); j >= 0 && grown[j].Layer <= end {
-		grown[j].Count = max(end, grown[j].Layer+grown[j].Count) - k
-		grown[j].Layer = k
-	} else {
-		b, err := bands(end)
+	for _, k := range ks {
+		end := chainEnd(p, k)
+		b, err := bands(k, end)
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		grown = append(grown, LayerSplit{Layer: k, Count: end - k, Bands: b})
-		slices.SortFunc(grown, func(a, b LayerSplit) int { return a.Layer - b.Layer })
-	}
-	for i := 1; i < len(grown); {
-		a, b := &grown[i-1], grown[i]
-		if a.Layer+a.Count <= b.Layer {
-			i++
-			continue
+		if j := slices.IndexFunc(grown, func(sp LayerSplit) bool { return sp.Layer > k }); j >= 0 && grown[j].Layer <= end {
+			grown[j].Count = max(end, grown[j].Layer+grown[j].Count) - k
+			grown[j].Layer, grown[j].Bands = k, max(grown[j].Bands, b)
+		} else {
+			grown = append(grown, LayerSplit{Layer: k, Count: end - k, Bands: b})
+			slices.SortFunc(grown, func(a, b LayerSplit) int { return a.Layer - b.Layer })
 		}
-		a.Count = max(a.Layer+a.Count, b.Layer+b.Count) - a.Layer
-		a.Bands = max(a.Bands, b.Bands)
-		grown = slices.Delete(grown, i, i+1)
+		for i := 1; i < len(grown); {
+			a, b := &grown[i-1], grown[i]
+			if a.Layer+a.Count <= b.Layer {
+				i++
+				continue
+			}
+			a.Count = max(a.Layer+a.Count, b.Layer+b.Count) - a.Layer
+			a.Bands = max(a.Bands, b.Bands)
+			grown = slices.Delete(grown, i, i+1)
+		}
 	}
 	q, regs, err := applySplits(p, grown)
 	if err != nil {
 		return nil, nil, nil, nil
 	}
 	return grown, q, regs, nil
+}
+
+// siblings returns the layers after k, in no split of splits and not in k's run,
+// whose runs (chainEnd) are k's run again: the same kinds and ops, the same shapes
+// read and written, the same convolution geometry (runSignature). A plan that could
+// start no segment at k will start none at the blocks repeated from it either.
+func siblings(p *quant.Program, splits []LayerSplit, k int) []int {
+	end := chainEnd(p, k)
+	sig := runSignature(p, k, end)
+	var out []int
+	for k2 := end; k2+(end-k) <= len(p.Layers); k2++ {
+		if slices.ContainsFunc(splits, func(sp LayerSplit) bool { return k2 >= sp.Layer && k2 < sp.Layer+sp.Count }) {
+			continue
+		}
+		if p.Layers[k2].Kind != p.Layers[k].Kind || chainEnd(p, k2)-k2 != end-k || runSignature(p, k2, k2+end-k) != sig {
+			continue
+		}
+		out = append(out, k2)
+		k2 += end - k - 1
+	}
+	return out
+}
+
+// runSignature describes layers [k, end) of p up to their place: per layer its kind
+// and op, the shapes it reads and writes, which of its inputs the run itself wrote
+// (by position in the run) and its convolution's geometry.
+func runSignature(p *quant.Program, k, end int) string {
+	var b strings.Builder
+	at := map[int]int{}
+	for i, l := range p.Layers[k:end] {
+		fmt.Fprintf(&b, "%v %s %v relu=%v <-", l.Kind, l.Op, p.Values[l.Out].Shape, l.Relu)
+		for _, id := range l.In {
+			if j, ok := at[id]; ok {
+				fmt.Fprintf(&b, " @%d", j)
+			} else {
+				fmt.Fprintf(&b, " %v", p.Values[id].Shape)
+			}
+		}
+		if l.Conv != nil {
+			fmt.Fprintf(&b, " %+v", *l.Conv)
+		}
+		b.WriteString(";")
+		at[l.Out] = i
+	}
+	return b.String()
 }
 
 // coreProgram is segment s's program without its boundary commitments: its layers
