@@ -246,7 +246,7 @@ func setupSharded(cmd *cobra.Command, m *prover.Model, syss []circuits.System, b
 		}
 		fmt.Fprintf(cmd.ErrOrStderr(), "%s: %d segments, %d distinct circuits set up (segments with identical circuits share keys)\n", sys, len(pl.Segments), own)
 		if resume {
-			fmt.Fprintf(cmd.ErrOrStderr(), "%s: %d segments kept the keys an earlier setup made for them (--resume)\n", sys, kept)
+			fmt.Fprintf(cmd.ErrOrStderr(), "%s: kept the keys of %d of %d segments (made for their circuits by an earlier setup; --resume)\n", sys, kept, len(pl.Segments))
 		}
 		if err := d.RecordTrust(pl); err != nil {
 			return err
@@ -291,7 +291,7 @@ func proveSharded(cmd *cobra.Command, m *prover.Model, sys circuits.System, in [
 		return err
 	}
 	if resume {
-		fmt.Fprintf(cmd.ErrOrStderr(), "%d segments' proofs of an earlier run reused (--resume)\n", cp.Reused)
+		fmt.Fprintf(cmd.ErrOrStderr(), "reused the proofs of %d of %d segments from an earlier prove (--resume)\n", cp.Reused, len(pl.Segments))
 	}
 	bj, err := json.MarshalIndent(b, "", "  ")
 	if err != nil {

@@ -182,7 +182,7 @@ func TestCLIShardedUniversalSetup(t *testing.T) {
 	// SRS: its development keys are not what was asked for.
 	sum0 := pkSum(t, dir, 0, circuits.Plonk)
 	_, errOut, err := runBoth(t, "setup", "-d", dir, "--system", "plonk", "--srs", ptau, "--srs-cache", cache, "--resume")
-	if err != nil || !strings.Contains(errOut, "plonk: 1 segments kept") {
+	if err != nil || !strings.Contains(errOut, "plonk: kept the keys of 1 of 2 segments") {
 		t.Fatalf("setup --srs --resume: %v\n%s", err, errOut)
 	}
 	m, pl = openPlan(t, dir)
@@ -205,7 +205,7 @@ func TestCLIShardedResume(t *testing.T) {
 	}
 	sum0 := pkSum(t, dir, 0, circuits.Groth16)
 	_, errOut, err := runBoth(t, "setup", "-d", dir, "--resume")
-	if err != nil || !strings.Contains(errOut, "groth16: 1 segments kept") || strings.Contains(errOut, "setup groth16 segment 0") || !strings.Contains(errOut, "setup groth16 segment 1") {
+	if err != nil || !strings.Contains(errOut, "groth16: kept the keys of 1 of 2 segments") || strings.Contains(errOut, "setup groth16 segment 0") || !strings.Contains(errOut, "setup groth16 segment 1") {
 		t.Fatalf("setup --resume: %v\n%s", err, errOut)
 	}
 	if pkSum(t, dir, 0, circuits.Groth16) != sum0 {
@@ -216,10 +216,10 @@ func TestCLIShardedResume(t *testing.T) {
 	if out := mustRun(t, "verify", "-d", dir); !strings.Contains(out, "valid groth16 bundle of 2 segment proofs") {
 		t.Fatalf("verify:\n%s", out)
 	}
-	if _, errOut, err = runBoth(t, "setup", "-d", dir, "--resume"); err != nil || !strings.Contains(errOut, "groth16: 2 segments kept") {
+	if _, errOut, err = runBoth(t, "setup", "-d", dir, "--resume"); err != nil || !strings.Contains(errOut, "groth16: kept the keys of 2 of 2 segments") {
 		t.Fatalf("setup --resume, all set up: %v\n%s", err, errOut)
 	}
-	if _, errOut, err = runBoth(t, "prove", "-d", dir, "--input", input, "--resume"); err != nil || !strings.Contains(errOut, "2 segments' proofs of an earlier run reused") {
+	if _, errOut, err = runBoth(t, "prove", "-d", dir, "--input", input, "--resume"); err != nil || !strings.Contains(errOut, "reused the proofs of 2 of 2 segments") {
 		t.Fatalf("prove --resume: %v\n%s", err, errOut)
 	}
 	mustRun(t, "verify", "-d", dir)
@@ -227,7 +227,7 @@ func TestCLIShardedResume(t *testing.T) {
 	if pkSum(t, dir, 0, circuits.Groth16) == sum0 {
 		t.Fatal("setup without --resume kept segment 0's keys")
 	}
-	if _, errOut, err = runBoth(t, "prove", "-d", dir, "--input", input, "--resume"); err != nil || !strings.Contains(errOut, "0 segments' proofs of an earlier run reused") {
+	if _, errOut, err = runBoth(t, "prove", "-d", dir, "--input", input, "--resume"); err != nil || !strings.Contains(errOut, "reused the proofs of 0 of 2 segments") {
 		t.Fatalf("prove --resume after new keys: %v\n%s", err, errOut)
 	}
 	mustRun(t, "verify", "-d", dir)
